@@ -1,0 +1,119 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+
+export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+export const BACKEND_PREFERENCES = ['auto', ...BACKENDS] as const;
+export type BackendPreference = (typeof BACKEND_PREFERENCES)[number];
+
+export interface BackendChoice {
+  backend: BackendName;
+  /** What is known of the device it runs on. */
+  device: string;
+  /** Backends tried before this one, with why each was passed over. */
+  skipped: { backend: BackendName; reason: string }[];
+}
+
+export interface BackendOptions {
+  /** Folder (ending in '/') holding tfjs-backend-wasm's *.wasm files, for bundled builds. */
+  wasmPaths?: string;
+}
+
+export class BackendUnavailableError extends Error {
+  constructor(
+    readonly backend: BackendName,
+    readonly reason: string,
+  ) {
+    super(`backend '${backend}' is not available: ${reason}`);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message.split('\n')[0]! : String(error);
+}
+
+// Module names held in variables so that bundlers leave these optional imports to run time.
+const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
+const WEBGPU_PACKAGE = 'webgpu';
+
+async function initTensorflow(): Promise<string> {
+  const failures: string[] = [];
+  for (const name of TFJS_NODE_PACKAGES) {
+    try {
+      await import(name);
+      if (!(await tf.setBackend('tensorflow'))) throw new Error('libtensorflow failed to initialise');
+      return `${name} (libtensorflow)`;
+    } catch (error) {
+      failures.push(`${name}: ${message(error)}`);
+    }
+  }
+  throw new Error(
+    `${failures.join('; ')}. Install @tensorflow/tfjs-node-gpu on a machine whose npm can download libtensorflow`,
+  );
+}
+
+type WebGpuGlobals = { navigator?: { gpu?: unknown } };
+
+async function initWebgpu(): Promise<string> {
+  const { create, globals } = (await import(WEBGPU_PACKAGE)) as {
+    create: (flags: string[]) => { requestAdapter(): Promise<{ info?: { description?: string; vendor?: string } } | null> };
+    globals: object;
+  };
+  const gpu = create([]);
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) throw new Error('Dawn found no GPU adapter (no Vulkan, Metal or D3D12 driver with a usable GPU)');
+  const g = globalThis as WebGpuGlobals;
+  Object.assign(globalThis, globals);
+  g.navigator = Object.assign(g.navigator ?? {}, { gpu });
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu'))) throw new Error('the tfjs webgpu backend failed to initialise');
+  return adapter.info?.description || adapter.info?.vendor || 'WebGPU adapter';
+}
+
+async function initWasm(options: BackendOptions): Promise<string> {
+  if (options.wasmPaths) setWasmPaths(options.wasmPaths);
+  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
+  return 'CPU (WebAssembly, SIMD)';
+}
+
+async function initCpu(): Promise<string> {
+  if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
+  return 'CPU (plain JavaScript)';
+}
+
+async function init(backend: BackendName, options: BackendOptions): Promise<string> {
+  switch (backend) {
+    case 'tensorflow':
+      return initTensorflow();
+    case 'webgpu':
+      return initWebgpu();
+    case 'wasm':
+      return initWasm(options);
+    case 'cpu':
+      return initCpu();
+  }
+}
+
+/**
+ * Makes one backend current. A named backend that cannot start throws with its reason; 'auto'
+ * tries tensorflow, webgpu, wasm, cpu in that order and reports why each earlier one was skipped.
+ */
+export async function selectBackend(preference: BackendPreference, options: BackendOptions = {}): Promise<BackendChoice> {
+  if (!(BACKEND_PREFERENCES as readonly string[]).includes(preference)) {
+    throw new Error(`backend: unknown value ${JSON.stringify(preference)}; allowed: ${BACKEND_PREFERENCES.join(', ')}`);
+  }
+  const candidates = preference === 'auto' ? BACKENDS : [preference];
+  const skipped: BackendChoice['skipped'] = [];
+  for (const backend of candidates) {
+    try {
+      const device = await init(backend, options);
+      return { backend, device, skipped };
+    } catch (error) {
+      if (preference !== 'auto') throw new BackendUnavailableError(backend, message(error));
+      skipped.push({ backend, reason: message(error) });
+    }
+  }
+  throw new Error(`no backend could start: ${skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ')}`);
+}

@@ -1,0 +1,155 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  AdapterConfigError,
+  adapterScaling,
+  mixerCount,
+  mixersTrainable,
+  type ResolvedAdapterSpec,
+} from './adapter';
+import type { AdapterWeights } from './init';
+
+/**
+ * A frozen linear layer. `layout` says how the checkpoint stores W: 'out_in' is nn.Linear's
+ * [d_out, d_in]; 'in_out' is GPT-2's Conv1D [d_in, d_out]. The weight is used as stored, never
+ * transposed into a copy.
+ */
+export interface BaseLinear {
+  weight: tf.Tensor2D;
+  bias?: tf.Tensor1D;
+  layout: 'out_in' | 'in_out';
+}
+
+export interface Adapter {
+  spec: ResolvedAdapterSpec;
+  weights: AdapterWeights;
+}
+
+export interface ForwardOptions {
+  /** Dropout is applied only while training. */
+  training?: boolean;
+  /** Seed of this call's dropout mask: the same seed gives the same mask. */
+  dropoutSeed?: number;
+}
+
+export function baseDims(base: BaseLinear): { dIn: number; dOut: number } {
+  const [rows, cols] = base.weight.shape;
+  return base.layout === 'out_in' ? { dIn: cols, dOut: rows } : { dIn: rows, dOut: cols };
+}
+
+function expectShape(argument: string, actual: readonly number[], expected: readonly number[]): void {
+  if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i])) {
+    throw new AdapterConfigError(argument, `shape [${actual.join(', ')}] does not match the expected [${expected.join(', ')}]`);
+  }
+}
+
+/** Throws if the factors do not have the shapes the spec promises. */
+export function checkAdapterShapes(spec: ResolvedAdapterSpec, weights: AdapterWeights): void {
+  expectShape('A', weights.A.shape, [spec.r, spec.dIn]);
+  expectShape('B', weights.B.shape, [spec.dOut, spec.r]);
+  if (weights.mixers.length !== mixerCount(spec)) {
+    throw new AdapterConfigError(
+      'mixers',
+      `method '${spec.method}' stores ${mixerCount(spec)} mixer(s), got ${weights.mixers.length}`,
+    );
+  }
+  weights.mixers.forEach((m, i) => expectShape(`mixers[${i}]`, m.shape, [spec.r, spec.r]));
+}
+
+function checkBase(base: BaseLinear, adapter: Adapter | null): void {
+  const { dIn, dOut } = baseDims(base);
+  if (base.bias) expectShape('bias', base.bias.shape, [dOut]);
+  if (!adapter) return;
+  if (adapter.spec.dIn !== dIn || adapter.spec.dOut !== dOut) {
+    throw new AdapterConfigError(
+      'base',
+      `weight (layout ${base.layout}) is ${dOut}×${dIn} (d_out×d_in) but the adapter was made for ${adapter.spec.dOut}×${adapter.spec.dIn}`,
+    );
+  }
+  checkAdapterShapes(adapter.spec, adapter.weights);
+}
+
+function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
+  const y = tf.matMul<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
+  return base.bias ? tf.add<tf.Tensor2D>(y, base.bias) : y;
+}
+
+/** Inverted dropout: keep with probability 1−p and scale by 1/(1−p). */
+function dropoutMask(shape: [number, number], rate: number, seed: number | undefined): tf.Tensor2D {
+  return tf.tidy(() => {
+    const keep = tf.greaterEqual(tf.randomUniform(shape, 0, 1, 'float32', seed), rate);
+    return tf.mul(tf.cast(keep, 'float32'), 1 / (1 - rate));
+  });
+}
+
+/**
+ * y = x·Wᵀ + b + s · dropout(x) · Aᵀ · (M_k···M_1)ᵀ · Bᵀ, for x of shape [..., d_in].
+ *
+ * Gradients flow to x, A, B and the learned mixers through a custom gradient that only forms
+ * n×r and r×d products: no d_out×d_in matrix is materialised. W, b and a frozen mixer get none.
+ */
+export function adaptedLinear<R extends tf.Rank>(
+  x: tf.Tensor<R>,
+  base: BaseLinear,
+  adapter: Adapter | null,
+  options: ForwardOptions = {},
+): tf.Tensor<R> {
+  checkBase(base, adapter);
+  const { dIn, dOut } = baseDims(base);
+  const inner = x.shape[x.rank - 1];
+  if (x.rank < 1 || inner !== dIn) {
+    throw new AdapterConfigError('x', `last dimension ${inner} does not match the layer's d_in = ${dIn}`);
+  }
+  const outShape = [...x.shape.slice(0, -1), dOut];
+  return tf.tidy(() => {
+    const x2 = tf.reshape(x, [-1, dIn]) as tf.Tensor2D;
+    const y = adapter ? adapterForward(x2, base, adapter, options) : baseForward(x2, base);
+    return tf.reshape(y, outShape as tf.ShapeMap[R]) as tf.Tensor<R>;
+  });
+}
+
+function adapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
+  const { spec, weights } = adapter;
+  const s = adapterScaling(spec);
+  const rate = options.training ? spec.dropout : 0;
+  const mask = rate > 0 ? dropoutMask([x.shape[0], spec.dIn], rate, options.dropoutSeed) : null;
+  const learned = mixersTrainable(spec);
+  const frozenMixers = learned ? [] : weights.mixers;
+  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xIn, A, ...rest] = args as tf.Tensor2D[];
+    const B = rest.pop() as tf.Tensor2D;
+    const mixers = learned ? rest : frozenMixers;
+    const xd = mask ? tf.mul(xIn!, mask) : xIn!;
+    // v_0 = xd·Aᵀ [n, r]; v_i = v_{i-1}·M_iᵀ; z = v_k·Bᵀ [n, d_out]
+    const v = [tf.matMul(xd, A!, false, true)];
+    for (const m of mixers) v.push(tf.matMul(v[v.length - 1]!, m, false, true));
+    const z = tf.matMul(v[v.length - 1]!, B, false, true);
+    const value = tf.add(baseForward(xIn!, base), tf.mul(z, s));
+    save([xd, A!, B, ...mixers, ...v, ...(mask ? [mask] : [])]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sxd, sA, sB, ...tail] = saved as tf.Tensor2D[];
+        const sm = tail.slice(0, mixers.length);
+        const sv = tail.slice(mixers.length, 2 * mixers.length + 1);
+        const sMask = mask ? tail[tail.length - 1]! : null;
+        const g = dy as tf.Tensor2D;
+        const gz = tf.mul(g, s); // [n, d_out]
+        const gB = tf.matMul(gz, sv[sv.length - 1]!, true, false); // [d_out, r]
+        let gv = tf.matMul(gz, sB!); // [n, r], gradient at v_k
+        const gMixers: tf.Tensor2D[] = [];
+        for (let i = sm.length - 1; i >= 0; i--) {
+          gMixers.unshift(tf.matMul(gv, sv[i]!, true, false)); // [r, r]
+          gv = tf.matMul(gv, sm[i]!); // gradient at v_{i-1}
+        }
+        const gA = tf.matMul(gv, sxd!, true, false); // [r, d_in]
+        const gxAdapter = tf.matMul(gv, sA!); // [n, d_in]
+        const gxBase = tf.matMul(g, base.weight, false, base.layout === 'in_out');
+        const gx = tf.add(gxBase, sMask ? tf.mul(gxAdapter, sMask) : gxAdapter);
+        return [gx, gA, ...(learned ? gMixers : []), gB];
+      },
+    };
+  });
+  const inputs = [x, weights.A, ...(learned ? weights.mixers : []), weights.B];
+  return fused(...inputs) as tf.Tensor2D;
+}
