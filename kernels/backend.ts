@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+// tfjs-core alone has no gradients registered (the @tensorflow/tfjs umbrella package does this).
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+
+// Production mode: no "install the node backend" advert on the cpu backend. We choose the
+// backend ourselves and report why (selectBackend).
+tf.env().set('PROD', true);
 
 export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -34,6 +40,11 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message.split('\n')[0]! : String(error);
 }
 
+function notInstalled(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+}
+
 // Module names held in variables so that bundlers leave these optional imports to run time.
 const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 const WEBGPU_PACKAGE = 'webgpu';
@@ -46,11 +57,11 @@ async function initTensorflow(): Promise<string> {
       if (!(await tf.setBackend('tensorflow'))) throw new Error('libtensorflow failed to initialise');
       return `${name} (libtensorflow)`;
     } catch (error) {
-      failures.push(`${name}: ${message(error)}`);
+      failures.push(notInstalled(error) ? `${name} is not installed` : `${name}: ${message(error)}`);
     }
   }
   throw new Error(
-    `${failures.join('; ')}. Install @tensorflow/tfjs-node-gpu on a machine whose npm can download libtensorflow`,
+    `${failures.join(', ')} (optional: their install downloads libtensorflow, which needs internet access and CUDA 11 for the GPU build)`,
   );
 }
 
