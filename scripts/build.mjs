@@ -25,6 +25,9 @@ const options = {
   target: 'node20',
   sourcemap: true,
   external: nodeExternals,
+  // tfjs packages register their backends and kernels as side effects of their ESM entries
+  // (listed in their "sideEffects"); their CommonJS "main" builds are not, and would be dropped.
+  mainFields: ['module', 'main'],
   logLevel: 'warning',
 };
 

@@ -1,0 +1,14 @@
+// The custom protocol between the extension and the server: every method name and shape,
+// imported by both ends. Nothing else spells a method name.
+import { RequestType0 } from 'vscode-languageserver-protocol';
+import type { BackendChoice, BackendName } from '../kernels/backend';
+
+export interface EnvironmentReport {
+  /** What `--backend auto` picks on this machine, and why it skipped the others. */
+  auto: BackendChoice;
+  backends: readonly BackendName[];
+  node: string;
+  platform: string;
+}
+
+export const environmentRequest = new RequestType0<EnvironmentReport, void>('moslora/environment');

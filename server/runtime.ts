@@ -1,0 +1,24 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { selectBackend, type BackendChoice, type BackendPreference } from '../kernels/backend';
+
+/**
+ * The folder holding the wasm backend's binaries when running from the esbuild bundle
+ * (scripts/build.mjs copies them beside it); undefined when running from source, where
+ * tfjs-backend-wasm finds its own.
+ */
+function bundledWasmPaths(): string | undefined {
+  const hasWasm = existsSync(__dirname) && readdirSync(__dirname).some((file) => file.endsWith('.wasm'));
+  return hasWasm ? join(__dirname, '/') : undefined;
+}
+
+export function startBackend(preference: BackendPreference): Promise<BackendChoice> {
+  const wasmPaths = bundledWasmPaths();
+  return selectBackend(preference, wasmPaths ? { wasmPaths } : {});
+}
+
+export function describeChoice(choice: BackendChoice): string {
+  const lines = [`backend: ${choice.backend} — ${choice.device}`];
+  for (const { backend, reason } of choice.skipped) lines.push(`  skipped ${backend}: ${reason}`);
+  return lines.join('\n');
+}
