@@ -1,0 +1,54 @@
+// `npm run bench -- <name>`: each benchmark prints one JSON line and a readable summary, and
+// appends its JSON line (with date, host and command) to bench/results/<name>.jsonl.
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../kernels/backend';
+import { describeChoice, startBackend } from '../server/runtime';
+import { benchKernels } from './kernels';
+
+function integer(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return parsed;
+}
+
+function record(name: string, result: object): void {
+  const dir = join(process.cwd(), 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const line = {
+    ...result,
+    date: new Date().toISOString(),
+    host: `${cpus().length}× ${cpus()[0]?.model ?? 'unknown CPU'}`,
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
+  };
+  appendFileSync(join(dir, `${name}.jsonl`), `${JSON.stringify(line)}\n`);
+}
+
+const program = new Command('bench').showHelpAfterError();
+
+program
+  .command('kernels')
+  .description('forward+backward of one adapted layer: MoSLoRA vs LoRA step time (goal: ratio ≤ 1.03)')
+  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+  .option('--dim <n>', 'layer width', integer, 1024)
+  .option('--rank <n>', 'adapter rank', integer, 16)
+  .option('--tokens <n>', 'tokens per step', integer, 512)
+  .option('--rounds <n>', 'timed rounds per method', integer, 40)
+  .option('--warmup <n>', 'untimed rounds first', integer, 5)
+  .action(async (options: { backend: string; dim: number; rank: number; tokens: number; rounds: number; warmup: number }) => {
+    const choice = await startBackend(options.backend as BackendPreference);
+    console.error(describeChoice(choice));
+    const result = await benchKernels(choice, options);
+    console.log(JSON.stringify(result));
+    console.error(
+      `lora ${result.lora_median_ms} ms · moslora ${result.moslora_median_ms} ms · moslora/lora ${result.moslora_over_lora} (median of ${result.rounds}, alternating)`,
+    );
+    record('kernels', result);
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
