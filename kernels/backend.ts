@@ -3,15 +3,13 @@ import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone has no gradients registered (the @tensorflow/tfjs umbrella package does this).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { BACKEND_PREFERENCES, BACKENDS, type BackendName, type BackendPreference } from './backend-names';
 
 // Production mode: no "install the node backend" advert on the cpu backend. We choose the
 // backend ourselves and report why (selectBackend).
 tf.env().set('PROD', true);
 
-export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-export const BACKEND_PREFERENCES = ['auto', ...BACKENDS] as const;
-export type BackendPreference = (typeof BACKEND_PREFERENCES)[number];
+export { BACKEND_PREFERENCES, BACKENDS, type BackendName, type BackendPreference };
 
 export interface BackendChoice {
   backend: BackendName;

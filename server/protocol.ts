@@ -1,7 +1,8 @@
 // The custom protocol between the extension and the server: every method name and shape,
 // imported by both ends. Nothing else spells a method name.
 import { RequestType0 } from 'vscode-languageserver-protocol';
-import type { BackendChoice, BackendName } from '../kernels/backend';
+import type { BackendChoice } from '../kernels/backend';
+import type { BackendName } from '../kernels/backend-names';
 
 export interface EnvironmentReport {
   /** What `--backend auto` picks on this machine, and why it skipped the others. */

@@ -1,0 +1,113 @@
+// The adapter config users edit (*.moslora.yaml / *.moslora.json): one zod schema, from which
+// the TypeScript types, the defaults, the hover docs and the committed JSON Schema all come.
+// Defaults follow the reference MoSLoRA commonsense setup (r 16, α 32, dropout 0.05, lr 3e-4,
+// warmup 100, adapters on q, k, v, up and down projections).
+import { z } from 'zod';
+import { ADAPTER_METHODS, MIXER_INITS } from '../../kernels/adapter';
+import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
+
+export const DATA_FORMATS = ['text', 'alpaca', 'chat', 'completion'] as const;
+export const SCHEDULES = ['linear', 'cosine', 'constant'] as const;
+
+const positiveInt = () => z.number().int().positive();
+
+export const dataSchema = z
+  .object({
+    train: z.string().min(1).describe('Training data: a JSONL file (one JSON object per line) or a JSON array, relative to this config.'),
+    eval: z.string().min(1).optional().describe('Held-out data in the same format. Without it, `eval_split` carves one out of `train`.'),
+    eval_split: z
+      .number()
+      .min(0)
+      .max(0.5)
+      .default(0)
+      .describe('Share of `train` held out for evaluation when no `eval` file is given (0 = no evaluation).'),
+    format: z
+      .enum(DATA_FORMATS)
+      .default('completion')
+      .describe(
+        'text: {"text"}. completion: {"prompt", "completion"}. alpaca: {"instruction", "input"?, "output"}. chat: {"messages": [{"role", "content"}]}, rendered with the model\'s chat template.',
+      ),
+    max_length: positiveInt().default(256).describe('Tokens per example; longer examples are truncated (the reference setup uses 256).'),
+    packing: z.boolean().default(false).describe('Concatenate examples into full `max_length` rows instead of padding each one.'),
+    train_on_prompt: z
+      .boolean()
+      .default(false)
+      .describe('Also compute the loss on prompt tokens. Off: prompt tokens get label -100, as in the reference setup.'),
+  })
+  .strict()
+  .describe('The dataset: `train` file (required), `eval` file or `eval_split`, `format`, `max_length`, `packing`, `train_on_prompt`.');
+
+export const trainingSchema = z
+  .object({
+    epochs: z.number().positive().default(3).describe('Passes over the training data (ignored when `max_steps` is set).'),
+    max_steps: positiveInt().optional().describe('Optimizer steps to run; overrides `epochs`.'),
+    batch_size: positiveInt().default(4).describe('Examples per forward/backward pass.'),
+    gradient_accumulation: positiveInt()
+      .default(4)
+      .describe('Micro-batches per optimizer step: the effective batch is batch_size × gradient_accumulation (16 by default, as the reference).'),
+    learning_rate: z.number().positive().max(1).default(3e-4).describe('Peak learning rate of AdamW.'),
+    schedule: z.enum(SCHEDULES).default('linear').describe('Learning-rate decay after warmup: linear to 0, cosine to 0, or constant.'),
+    warmup_steps: z.number().int().min(0).default(100).describe('Optimizer steps of linear warmup from 0 to `learning_rate`.'),
+    weight_decay: z.number().min(0).default(0).describe('AdamW decoupled weight decay.'),
+    grad_clip: z.number().positive().optional().default(1).describe('Clip the global gradient norm to this value (omit the key to keep 1.0).'),
+    seed: z.number().int().min(0).default(42).describe('Seeds data shuffling, adapter init and dropout: the same config and seed give the same loss curve.'),
+    log_interval: positiveInt().default(10).describe('Optimizer steps between logged metrics.'),
+    eval_interval: positiveInt().default(100).describe('Optimizer steps between evaluations.'),
+    checkpoint_interval: positiveInt().default(200).describe('Optimizer steps between checkpoints.'),
+    checkpoints_kept: positiveInt().default(2).describe('Newest checkpoints kept on disk; older ones are deleted.'),
+    mixer_interval: positiveInt().default(50).describe('Optimizer steps between mixer snapshots for the heatmap scrubber.'),
+  })
+  .strict();
+
+export const outputSchema = z
+  .object({
+    runs_dir: z.string().min(1).default('runs').describe('Folder that holds one folder per run, relative to this config.'),
+    run_name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only')
+      .optional()
+      .describe('Folder name of this run; default: the config file name and the start time.'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    model: z.string().min(1).describe('A Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to this config.'),
+    method: z
+      .enum(ADAPTER_METHODS)
+      .default('moslora')
+      .describe('lora: B·A. moslora: B·M·A with a learned r×r mixer M. moslora-fixed: M frozen. linchain: B·M_k···M_1·A.'),
+    r: positiveInt().default(16).describe('Adapter rank.'),
+    alpha: z.number().positive().default(32).describe('Scaling numerator: the update is scaled by alpha / r (alpha / √r with use_rslora).'),
+    dropout: z.number().min(0).lt(1).default(0.05).describe('Dropout on the adapter input while training.'),
+    mixer_init: z
+      .enum(MIXER_INITS)
+      .default('kaiming')
+      .describe('Initial mixer: kaiming (the reference code), orthogonal (keeps all r subspaces at the start), identity (starts as LoRA), zeros.'),
+    chain_length: z.number().int().min(2).default(2).describe('Mixers in a linchain (method: linchain).'),
+    use_rslora: z.boolean().default(false).describe('Scale by alpha / √r (rank-stabilised LoRA).'),
+    target_modules: z
+      .array(z.string().min(1))
+      .min(1)
+      .default(['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'])
+      .describe('Linear modules to adapt, matched by name suffix as PEFT does (e.g. q_proj, or model.layers.0.self_attn.q_proj; c_attn for GPT-2).'),
+    data: dataSchema,
+    training: trainingSchema.prefault({}),
+    output: outputSchema.prefault({}),
+    backend: z.enum(BACKEND_PREFERENCES).default('auto').describe('Compute backend; auto takes the first that starts of tensorflow, webgpu, wasm, cpu.'),
+  })
+  .strict();
+
+/** A config as written (defaults not yet filled). */
+export type ConfigInput = z.input<typeof configSchema>;
+/** A validated config with every default filled; paths still as written. */
+export type AdapterConfig = z.output<typeof configSchema>;
+
+/** The JSON Schema committed as schemas/moslora.schema.json, for editors and other tools. */
+export function configJsonSchema(): object {
+  return {
+    ...z.toJSONSchema(configSchema, { io: 'input' }),
+    $id: 'https://moslora-studio.invalid/schemas/moslora.schema.json',
+    title: 'MoSLoRA Studio adapter config',
+  };
+}
