@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../kernels/backend';
+import { AdamW, clipByGlobalNorm, scheduleFactor } from '../../server/engine/optim';
+
+/** AdamW by hand in float64, exactly as torch.optim.AdamW writes it. */
+function handAdamW(p0: number[], grads: number[][], lrs: number[], wd: number): number[] {
+  const [b1, b2, eps] = [0.9, 0.999, 1e-8];
+  const p = [...p0];
+  const m = p.map(() => 0);
+  const v = p.map(() => 0);
+  grads.forEach((g, step) => {
+    const t = step + 1;
+    for (let i = 0; i < p.length; i++) {
+      p[i]! *= 1 - lrs[step]! * wd;
+      m[i] = b1 * m[i]! + (1 - b1) * g[i]!;
+      v[i] = b2 * v[i]! + (1 - b2) * g[i]! ** 2;
+      const mHat = m[i]! / (1 - b1 ** t);
+      const vHat = v[i]! / (1 - b2 ** t);
+      p[i]! -= (lrs[step]! * mHat) / (Math.sqrt(vHat) + eps);
+    }
+  });
+  return p;
+}
+
+describe('AdamW', () => {
+  before(async () => {
+    await selectBackend('wasm');
+  });
+
+  it('matches hand-computed decoupled-decay, bias-corrected steps', () => {
+    const p0 = [0.5, -1.25, 2, 0.01];
+    const grads = [
+      [0.1, -0.2, 0.3, 0],
+      [-0.05, 0.4, 0.1, 1e-4],
+      [0.2, 0.2, -0.3, -0.5],
+    ];
+    const lrs = [1e-2, 5e-3, 2e-2];
+    const param = tf.variable(tf.tensor(p0));
+    const optimizer = new AdamW({ weightDecay: 0.1 });
+    grads.forEach((g, step) => optimizer.apply(new Map([['w', param]]), new Map([['w', tf.tensor(g)]]), lrs[step]!));
+    const expected = handAdamW(p0, grads, lrs, 0.1);
+    param.dataSync().forEach((value, i) => assert.ok(Math.abs(value - expected[i]!) < 1e-6, `p[${i}] = ${value}, by hand ${expected[i]}`));
+    assert.equal(optimizer.step, 3);
+    const withoutDecay = handAdamW(p0, grads, lrs, 0);
+    assert.ok(Math.abs(expected[2]! - withoutDecay[2]!) > 1e-4, 'weight decay is not a no-op in this test');
+  });
+
+  it('keys moments by name: saved state restores into a fresh optimizer and continues identically', () => {
+    const run = (restoreAfter: number | null) => {
+      const a = tf.variable(tf.tensor([1, 2, 3]));
+      const b = tf.variable(tf.tensor([[0.5, -0.5]]));
+      let optimizer = new AdamW({ weightDecay: 0.01 });
+      for (let step = 0; step < 4; step++) {
+        if (step === restoreAfter) {
+          const state = optimizer.getState();
+          optimizer.dispose();
+          optimizer = new AdamW({ weightDecay: 0.01 });
+          optimizer.setState(state);
+        }
+        // The parameter order changes between calls; names keep the moments straight.
+        const params = step % 2 ? new Map([['b', b], ['a', a]]) : new Map([['a', a], ['b', b]]);
+        const grads = new Map([['a', tf.mul(a, 0.3)], ['b', tf.sub(b, 1)]]);
+        optimizer.apply(params, grads, 0.05);
+      }
+      return [...a.dataSync(), ...b.dataSync()];
+    };
+    assert.deepEqual(run(2), run(null));
+  });
+
+  it('refuses a parameter without a gradient, naming it', () => {
+    assert.throws(() => new AdamW().apply(new Map([['lora_A', tf.variable(tf.zeros([2]))]]), new Map(), 1e-3), /no gradient for parameter "lora_A"/);
+  });
+});
+
+describe('learning-rate schedules (Hugging Face semantics)', () => {
+  it('linear warmup from 0, then linear decay to 0 at the last step', () => {
+    assert.equal(scheduleFactor('linear', 0, 10, 110), 0);
+    assert.equal(scheduleFactor('linear', 5, 10, 110), 0.5);
+    assert.equal(scheduleFactor('linear', 10, 10, 110), 1);
+    assert.equal(scheduleFactor('linear', 60, 10, 110), 0.5);
+    assert.equal(scheduleFactor('linear', 110, 10, 110), 0);
+    assert.equal(scheduleFactor('linear', 200, 10, 110), 0);
+  });
+
+  it('cosine decays by half a period; constant stays at the peak after warmup', () => {
+    assert.equal(scheduleFactor('cosine', 10, 10, 110), 1);
+    assert.ok(Math.abs(scheduleFactor('cosine', 60, 10, 110) - 0.5) < 1e-12);
+    assert.ok(Math.abs(scheduleFactor('cosine', 35, 10, 110) - (0.5 * (1 + Math.cos(Math.PI / 4)))) < 1e-12);
+    assert.ok(scheduleFactor('cosine', 110, 10, 110) < 1e-12);
+    assert.equal(scheduleFactor('constant', 3, 4, 100), 0.75);
+    assert.equal(scheduleFactor('constant', 99, 4, 100), 1);
+  });
+
+  it('no warmup starts at the peak', () => {
+    assert.equal(scheduleFactor('linear', 0, 0, 50), 1);
+  });
+});
+
+describe('global-norm clipping', () => {
+  before(async () => {
+    await selectBackend('wasm');
+  });
+
+  it('reports the norm and scales every gradient by max_norm / (norm + 1e-6) when above it', () => {
+    const grads = new Map([
+      ['a', tf.tensor([3, 0])],
+      ['b', tf.tensor([[0, 4]])],
+    ]);
+    const { norm, grads: clipped } = clipByGlobalNorm(grads, 1);
+    assert.ok(Math.abs(norm - 5) < 1e-6);
+    const scale = 1 / (5 + 1e-6);
+    assert.ok(Math.abs(clipped.get('a')!.dataSync()[0]! - 3 * scale) < 1e-7);
+    assert.ok(Math.abs(clipped.get('b')!.dataSync()[1]! - 4 * scale) < 1e-7);
+  });
+
+  it('leaves gradients under the limit, or with no limit, untouched', () => {
+    const grads = new Map([['a', tf.tensor([0.3, 0.4])]]);
+    assert.equal(clipByGlobalNorm(grads, 1).grads.get('a'), grads.get('a'));
+    assert.equal(clipByGlobalNorm(new Map([['a', tf.tensor([30, 40])]]), undefined).grads.get('a')!.dataSync()[0], 30);
+  });
+});
