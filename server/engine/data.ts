@@ -1,0 +1,298 @@
+// Datasets: JSONL or JSON-array files → tokenized examples with labels (-100 on the prompt unless
+// train_on_prompt) → seeded, shuffled, padded or packed batches. A bad line stops the run before
+// it starts, with the file, the line and what is missing.
+import { readFile } from 'node:fs/promises';
+import seedrandom from 'seedrandom';
+import type { DATA_FORMATS } from '../config/schema';
+
+export type DataFormat = (typeof DATA_FORMATS)[number];
+
+export const IGNORE_INDEX = -100;
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** What the data pipeline needs from a model's tokenizer. */
+export interface DataTokenizer {
+  /** Token ids of `text`, without special tokens. */
+  encode(text: string): number[];
+  readonly bosTokenId: number | null;
+  readonly eosTokenId: number;
+  readonly padTokenId: number;
+  /** The model's chat template rendered to text; throws if the model has none. */
+  applyChatTemplate(messages: ChatMessage[], addGenerationPrompt: boolean): string;
+}
+
+export interface DataRecord {
+  /** 1-based line in a JSONL file, or 1-based position in a JSON array. */
+  line: number;
+  value: Record<string, unknown>;
+}
+
+export interface TokenizedExample {
+  inputIds: number[];
+  labels: number[];
+}
+
+export interface Batch {
+  inputIds: number[][];
+  labels: number[][];
+  /** Tokens that carry a loss (label ≠ -100). */
+  targetTokens: number;
+}
+
+export interface ChoiceExample {
+  prompt: string;
+  choices: string[];
+  answer: number;
+}
+
+export class DatasetError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    const shown = problems.slice(0, 10);
+    const more = problems.length > shown.length ? `\n… and ${problems.length - shown.length} more` : '';
+    super(`${shown.join('\n')}${more}`);
+    this.name = 'DatasetError';
+  }
+}
+
+const REQUIRED_FIELDS: Record<DataFormat, string[]> = {
+  text: ['text'],
+  completion: ['prompt', 'completion'],
+  alpaca: ['instruction', 'output'],
+  chat: ['messages'],
+};
+
+/** Reads every record of a .jsonl (one object per line) or .json (an array of objects) file. */
+export async function readRecords(file: string): Promise<DataRecord[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new DatasetError(file, [`${file}: cannot read the dataset (${(error as NodeJS.ErrnoException).code ?? String(error)})`]);
+  }
+  const problems: string[] = [];
+  const records: DataRecord[] = [];
+  const accept = (value: unknown, line: number) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      problems.push(`${file}:${line}: expected a JSON object, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`);
+    } else {
+      records.push({ line, value: value as Record<string, unknown> });
+    }
+  };
+  if (file.endsWith('.json')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw new DatasetError(file, [`${file}: invalid JSON (${(error as Error).message})`]);
+    }
+    if (!Array.isArray(parsed)) throw new DatasetError(file, [`${file}: a .json dataset must be an array of objects; use .jsonl for one object per line`]);
+    parsed.forEach((value, i) => accept(value, i + 1));
+  } else {
+    text.split('\n').forEach((raw, i) => {
+      const line = raw.trim();
+      if (!line) return;
+      try {
+        accept(JSON.parse(line), i + 1);
+      } catch (error) {
+        problems.push(`${file}:${i + 1}: invalid JSON (${(error as Error).message})`);
+      }
+    });
+  }
+  if (problems.length) throw new DatasetError(file, problems);
+  if (records.length === 0) throw new DatasetError(file, [`${file}: no examples`]);
+  return records;
+}
+
+function fieldProblem(file: string, record: DataRecord, format: DataFormat): string | null {
+  const where = `${file}:${record.line}`;
+  for (const field of REQUIRED_FIELDS[format]) {
+    if (!(field in record.value)) {
+      return `${where}: missing field "${field}" (format ${format} needs ${REQUIRED_FIELDS[format].join(', ')}; this line has ${Object.keys(record.value).join(', ') || 'no fields'})`;
+    }
+  }
+  if (format === 'chat') {
+    const messages = record.value.messages;
+    if (!Array.isArray(messages) || messages.length === 0) return `${where}: "messages" must be a non-empty list of {role, content}`;
+    const bad = messages.findIndex((m) => typeof m?.role !== 'string' || typeof m?.content !== 'string');
+    if (bad >= 0) return `${where}: messages[${bad}] needs string "role" and "content"`;
+    if (!messages.some((m: ChatMessage) => m.role === 'assistant')) return `${where}: no assistant message to train on`;
+    return null;
+  }
+  for (const field of [...REQUIRED_FIELDS[format], ...(format === 'alpaca' ? ['input'] : [])]) {
+    if (field in record.value && typeof record.value[field] !== 'string') {
+      return `${where}: field "${field}" must be a string, got ${JSON.stringify(record.value[field])}`;
+    }
+  }
+  return null;
+}
+
+/** Throws a DatasetError listing every record that lacks what its format needs. */
+export function checkRecords(file: string, records: DataRecord[], format: DataFormat): void {
+  const problems = records.map((r) => fieldProblem(file, r, format)).filter((p): p is string => p !== null);
+  if (problems.length) throw new DatasetError(file, problems);
+}
+
+// The Alpaca prompt, as the LLM-Adapters commonsense scripts the MoSLoRA reference builds on.
+function alpacaPrompt(instruction: string, input: string | undefined): string {
+  return input
+    ? `Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n### Instruction:\n${instruction}\n\n### Input:\n${input}\n\n### Response:\n`
+    : `Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n${instruction}\n\n### Response:\n`;
+}
+
+/** (text, trained?) segments of one record, in order. */
+function segments(record: Record<string, unknown>, format: DataFormat, tokenizer: DataTokenizer): [string, boolean][] {
+  switch (format) {
+    case 'text':
+      return [[record.text as string, true]];
+    case 'completion':
+      return [
+        [record.prompt as string, false],
+        [record.completion as string, true],
+      ];
+    case 'alpaca':
+      return [
+        [alpacaPrompt(record.instruction as string, record.input as string | undefined), false],
+        [record.output as string, true],
+      ];
+    case 'chat': {
+      // Each assistant turn is the difference between the conversation rendered with and
+      // without it: only those spans are trained on.
+      const messages = record.messages as ChatMessage[];
+      const out: [string, boolean][] = [];
+      let rendered = '';
+      messages.forEach((message, i) => {
+        if (message.role !== 'assistant') return;
+        const before = tokenizer.applyChatTemplate(messages.slice(0, i), true);
+        const after = tokenizer.applyChatTemplate(messages.slice(0, i + 1), false);
+        if (!before.startsWith(rendered) || !after.startsWith(before)) {
+          throw new Error('the chat template does not render conversations as growing prefixes; cannot find the assistant turns');
+        }
+        out.push([before.slice(rendered.length), false], [after.slice(before.length), true]);
+        rendered = after;
+      });
+      return out;
+    }
+  }
+}
+
+/** Token ids and labels of one record: BOS (if the model uses one) + segments + EOS, truncated. */
+export function tokenizeRecord(
+  record: Record<string, unknown>,
+  format: DataFormat,
+  tokenizer: DataTokenizer,
+  options: { maxLength: number; trainOnPrompt: boolean },
+): TokenizedExample {
+  const inputIds: number[] = [];
+  const labels: number[] = [];
+  const push = (ids: number[], trained: boolean) => {
+    for (const id of ids) {
+      inputIds.push(id);
+      labels.push(trained || options.trainOnPrompt ? id : IGNORE_INDEX);
+    }
+  };
+  if (tokenizer.bosTokenId !== null) push([tokenizer.bosTokenId], false);
+  for (const [text, trained] of segments(record, format, tokenizer)) push(tokenizer.encode(text), trained);
+  push([tokenizer.eosTokenId], true);
+  return { inputIds: inputIds.slice(0, options.maxLength), labels: labels.slice(0, options.maxLength) };
+}
+
+export interface DatasetOptions {
+  format: DataFormat;
+  maxLength: number;
+  trainOnPrompt: boolean;
+}
+
+/** Reads, checks and tokenizes a whole file; examples with nothing to learn are reported. */
+export async function loadExamples(file: string, tokenizer: DataTokenizer, options: DatasetOptions): Promise<TokenizedExample[]> {
+  const records = await readRecords(file);
+  checkRecords(file, records, options.format);
+  const examples: TokenizedExample[] = [];
+  const problems: string[] = [];
+  for (const record of records) {
+    try {
+      const example = tokenizeRecord(record.value, options.format, tokenizer, options);
+      if (example.labels.every((l) => l === IGNORE_INDEX)) {
+        problems.push(`${file}:${record.line}: the prompt fills all ${options.maxLength} tokens (max_length), nothing is left to train on; raise data.max_length or shorten the prompt`);
+      }
+      examples.push(example);
+    } catch (error) {
+      problems.push(`${file}:${record.line}: ${(error as Error).message}`);
+    }
+  }
+  if (problems.length) throw new DatasetError(file, problems);
+  return examples;
+}
+
+/** The multiple-choice records of a file (prompt, choices, answer index), for accuracy. */
+export function choiceExamples(file: string, records: DataRecord[]): ChoiceExample[] | null {
+  if (!records.every((r) => 'choices' in r.value && 'answer' in r.value)) return null;
+  return records.map(({ value, line }) => {
+    const choices = value.choices;
+    const answer = value.answer;
+    if (!Array.isArray(choices) || choices.length < 2 || !choices.every((c) => typeof c === 'string')) {
+      throw new DatasetError(file, [`${file}:${line}: "choices" must be a list of at least two strings`]);
+    }
+    if (!Number.isInteger(answer) || (answer as number) < 0 || (answer as number) >= choices.length) {
+      throw new DatasetError(file, [`${file}:${line}: "answer" must be an index into choices (0..${choices.length - 1}), got ${JSON.stringify(answer)}`]);
+    }
+    return { prompt: String(value.prompt ?? ''), choices: choices as string[], answer: answer as number };
+  });
+}
+
+/** A seeded Fisher–Yates permutation of 0..n-1: the same seed gives the same order. */
+export function shuffledIndices(n: number, seed: string): number[] {
+  const random = seedrandom(seed);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+/** Splits off a held-out share, deterministically for a seed. */
+export function splitExamples<T>(examples: T[], share: number, seed: number): { train: T[]; eval: T[] } {
+  if (share <= 0) return { train: examples, eval: [] };
+  const order = shuffledIndices(examples.length, `split:${seed}`);
+  const held = Math.max(1, Math.round(examples.length * share));
+  return { eval: order.slice(0, held).map((i) => examples[i]!), train: order.slice(held).map((i) => examples[i]!) };
+}
+
+/** Concatenates examples into rows of exactly `maxLength` tokens (the last row may be shorter). */
+export function pack(examples: TokenizedExample[], maxLength: number): TokenizedExample[] {
+  const ids = examples.flatMap((e) => e.inputIds);
+  const labels = examples.flatMap((e) => e.labels);
+  const rows: TokenizedExample[] = [];
+  for (let start = 0; start < ids.length; start += maxLength) {
+    rows.push({ inputIds: ids.slice(start, start + maxLength), labels: labels.slice(start, start + maxLength) });
+  }
+  return rows;
+}
+
+/** Pads to the longest row with the pad id (labels -100). */
+export function collate(rows: TokenizedExample[], padTokenId: number): Batch {
+  const width = Math.max(...rows.map((r) => r.inputIds.length));
+  const padded = (values: number[], fill: number) => [...values, ...Array<number>(width - values.length).fill(fill)];
+  return {
+    inputIds: rows.map((r) => padded(r.inputIds, padTokenId)),
+    labels: rows.map((r) => padded(r.labels, IGNORE_INDEX)),
+    targetTokens: rows.reduce((n, r) => n + r.labels.filter((l) => l !== IGNORE_INDEX).length, 0),
+  };
+}
+
+/** The batches of one epoch, in the seeded order of that epoch. */
+export function epochBatches(rows: TokenizedExample[], batchSize: number, seed: number, epoch: number, padTokenId: number): Batch[] {
+  const order = shuffledIndices(rows.length, `epoch:${seed}:${epoch}`);
+  const batches: Batch[] = [];
+  for (let start = 0; start < order.length; start += batchSize) {
+    batches.push(collate(order.slice(start, start + batchSize).map((i) => rows[i]!), padTokenId));
+  }
+  return batches;
+}
