@@ -336,7 +336,7 @@ export class SafetensorsFile {
     const float32Bytes = (byteLength / (DTYPE_BITS[floatDtype] / 8)) * 4;
     const limit = bufferConstants.MAX_LENGTH;
     if (byteLength > limit || float32Bytes > limit) {
-      fail(`shape ${formatShape(shape)} × ${dtype} needs ${Math.max(byteLength, float32Bytes)} bytes as float32, more than the ${limit} one array can hold`);
+      fail(`shape ${formatShape(shape)} × ${dtype} needs ${Math.max(byteLength, float32Bytes)} bytes as float32, more than the ${limit} bytes one array can hold`);
     }
     const bytes = new Uint8Array(byteLength);
     await readInto(this.handle, this.path, bytes, offset, `tensor ${JSON.stringify(name)}`);
