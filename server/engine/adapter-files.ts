@@ -1,0 +1,205 @@
+// Adapter folders in the PEFT layout:
+//   adapter_model.safetensors   base_model.model.<module>.lora_A.weight  [r, d_in]
+//                               base_model.model.<module>.lora_B.weight  [d_out, r]
+//                               base_model.model.<module>.lora_AB.weight [r, r]   (the mixer, named
+//                               as in the reference MoSLoRA code; a linchain stores lora_AB.<i>.weight,
+//                               M_1 first)
+//   adapter_config.json         PEFT's LoraConfig fields; the native adapter adds "lora_use_mixer"
+//                               (as the reference code) and a "moslora" block with the method.
+// `exportPeft` folds the mixers in (A′ = M·A) and writes only what stock PEFT reads, so any
+// PEFT-style tool loads a MoSLoRA adapter as a plain LoRA adapter.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  ADAPTER_METHODS,
+  MIXER_INITS,
+  mixerCount,
+  resolveAdapterSpec,
+  type AdapterMethod,
+  type MixerInit,
+  type ResolvedAdapterSpec,
+} from '../../kernels/adapter';
+import type { AdapterWeights } from '../../kernels/init';
+import { checkAdapterShapes } from '../../kernels/linear';
+import { foldToLora } from '../../kernels/merge';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors';
+
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+const PREFIX = 'base_model.model.';
+
+export interface ModuleAdapter {
+  spec: ResolvedAdapterSpec;
+  weights: AdapterWeights;
+}
+
+/** What an adapter folder says about how it was made. */
+export interface AdapterSettings {
+  baseModel: string;
+  method: AdapterMethod;
+  r: number;
+  alpha: number;
+  dropout: number;
+  useRslora: boolean;
+  mixerInit: MixerInit;
+  chainLength: number;
+  targetModules: string[];
+  /** True when the base stores these weights [in, out] (GPT-2 Conv1D), as PEFT's fan_in_fan_out. */
+  fanInFanOut: boolean;
+}
+
+function mixerKey(module: string, index: number, count: number): string {
+  return count === 1 ? `${PREFIX}${module}.lora_AB.weight` : `${PREFIX}${module}.lora_AB.${index}.weight`;
+}
+
+function tensorsOf(adapters: ReadonlyMap<string, ModuleAdapter>, fold: boolean): TensorToWrite[] {
+  const out: TensorToWrite[] = [];
+  for (const [module, { spec, weights }] of adapters) {
+    checkAdapterShapes(spec, weights);
+    const plain = fold ? foldToLora(weights) : { A: weights.A, B: weights.B };
+    out.push(
+      { name: `${PREFIX}${module}.lora_A.weight`, dtype: 'F32', shape: plain.A.shape, data: plain.A.dataSync() as Float32Array },
+      { name: `${PREFIX}${module}.lora_B.weight`, dtype: 'F32', shape: plain.B.shape, data: plain.B.dataSync() as Float32Array },
+    );
+    if (fold) tf.dispose([plain.A, plain.B]);
+    else {
+      weights.mixers.forEach((m, i) =>
+        out.push({ name: mixerKey(module, i, weights.mixers.length), dtype: 'F32', shape: m.shape, data: m.dataSync() as Float32Array }),
+      );
+    }
+  }
+  return out;
+}
+
+function peftConfig(settings: AdapterSettings): Record<string, unknown> {
+  return {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: settings.baseModel,
+    r: settings.r,
+    lora_alpha: settings.alpha,
+    lora_dropout: settings.dropout,
+    use_rslora: settings.useRslora,
+    target_modules: settings.targetModules,
+    fan_in_fan_out: settings.fanInFanOut,
+    bias: 'none',
+    inference_mode: true,
+    init_lora_weights: true,
+    modules_to_save: null,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: {},
+    alpha_pattern: {},
+    use_dora: false,
+    revision: null,
+  };
+}
+
+/** The native adapter, mixers included. */
+export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensorsOf(adapters, false), { format: 'pt' });
+  const config = {
+    ...peftConfig(settings),
+    lora_use_mixer: settings.method !== 'lora',
+    moslora: { method: settings.method, mixer_init: settings.mixerInit, chain_length: settings.chainLength },
+  };
+  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** A plain LoRA adapter that stock PEFT loads: A′ = M·A, B′ = B, the same scaling. */
+export async function exportPeft(dir: string, adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensorsOf(adapters, true), { format: 'pt' });
+  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(settings), null, 2)}\n`);
+}
+
+function fail(file: string, problem: string): never {
+  throw new Error(`${file}: ${problem}`);
+}
+
+function readSettings(file: string, raw: unknown): AdapterSettings {
+  if (raw === null || typeof raw !== 'object') fail(file, 'not a JSON object');
+  const config = raw as Record<string, unknown>;
+  if (config.peft_type !== 'LORA') fail(file, `peft_type is ${JSON.stringify(config.peft_type)}; only LORA adapters (and MoSLoRA, which extends them) can be loaded`);
+  const number = (key: string) => (typeof config[key] === 'number' ? (config[key] as number) : fail(file, `"${key}" must be a number`));
+  const moslora = (config.moslora ?? {}) as Record<string, unknown>;
+  const method = (moslora.method ?? (config.lora_use_mixer ? 'moslora' : 'lora')) as AdapterMethod;
+  if (!ADAPTER_METHODS.includes(method)) fail(file, `moslora.method ${JSON.stringify(method)} is unknown; allowed: ${ADAPTER_METHODS.join(', ')}`);
+  const mixerInit = (moslora.mixer_init ?? 'kaiming') as MixerInit;
+  if (!MIXER_INITS.includes(mixerInit)) fail(file, `moslora.mixer_init ${JSON.stringify(mixerInit)} is unknown`);
+  const targets = config.target_modules;
+  return {
+    baseModel: String(config.base_model_name_or_path ?? ''),
+    method,
+    r: number('r'),
+    alpha: number('lora_alpha'),
+    dropout: typeof config.lora_dropout === 'number' ? config.lora_dropout : 0,
+    useRslora: config.use_rslora === true,
+    mixerInit,
+    chainLength: typeof moslora.chain_length === 'number' ? moslora.chain_length : 2,
+    targetModules: Array.isArray(targets) ? targets.map(String) : typeof targets === 'string' ? [targets] : [],
+    fanInFanOut: config.fan_in_fan_out === true,
+  };
+}
+
+/** Reads an adapter folder (native or PEFT) into per-module factors, checking every shape. */
+export async function loadAdapter(dir: string): Promise<{ settings: AdapterSettings; adapters: Map<string, ModuleAdapter> }> {
+  const configFile = join(dir, ADAPTER_CONFIG_FILE);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(configFile, 'utf8'));
+  } catch (error) {
+    fail(configFile, `cannot read the adapter config (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  const settings = readSettings(configFile, raw);
+  const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
+  const file = await SafetensorsFile.open(weightsFile);
+  try {
+    const modules = new Set<string>();
+    for (const name of file.tensors.keys()) {
+      const match = /^base_model\.model\.(.+)\.lora_(?:A|B|AB(?:\.\d+)?)\.weight$/.exec(name);
+      if (!match) fail(weightsFile, `tensor "${name}" is not a LoRA factor (expected base_model.model.<module>.lora_A|lora_B|lora_AB.weight)`);
+      modules.add(match[1]!);
+    }
+    if (modules.size === 0) fail(weightsFile, 'no adapter tensors');
+    const adapters = new Map<string, ModuleAdapter>();
+    for (const module of modules) {
+      const read = async (name: string) => {
+        const info = file.tensors.get(name) ?? fail(weightsFile, `module ${module} has no tensor "${name}"`);
+        if (info.shape.length !== 2) fail(weightsFile, `"${name}" must be 2-D, its shape is [${info.shape.join(', ')}]`);
+        return tf.tensor2d(await file.readFloat32(name), info.shape as [number, number]);
+      };
+      const A = await read(`${PREFIX}${module}.lora_A.weight`);
+      const B = await read(`${PREFIX}${module}.lora_B.weight`);
+      let spec: ResolvedAdapterSpec;
+      let mixers: tf.Tensor2D[];
+      try {
+        const probe = resolveAdapterSpec({
+          method: settings.method,
+          dIn: A.shape[1],
+          dOut: B.shape[0],
+          r: settings.r,
+          alpha: settings.alpha,
+          useRslora: settings.useRslora,
+          chainLength: settings.chainLength,
+          // A trained adapter's mixers are what they are; only its init would be rejected.
+          mixerInit: settings.mixerInit === 'zeros' ? 'kaiming' : settings.mixerInit,
+          dropout: settings.dropout,
+        });
+        const count = mixerCount(probe);
+        mixers = await Promise.all(Array.from({ length: count }, (_, i) => read(mixerKey(module, i, count))));
+        spec = { ...probe, mixerInit: settings.mixerInit };
+        checkAdapterShapes(spec, { A, B, mixers });
+      } catch (error) {
+        const message = (error as Error).message;
+        fail(weightsFile, message.startsWith(weightsFile) ? message.slice(weightsFile.length + 2) : `module ${module}: ${message}`);
+      }
+      adapters.set(module, { spec, weights: { A, B, mixers } });
+    }
+    return { settings, adapters };
+  } finally {
+    await file.close();
+  }
+}
