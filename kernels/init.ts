@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mixerCount, type ResolvedAdapterSpec } from './adapter';
+import { tfSeed } from './seed';
 
 /** The adapter's factors as PEFT stores them; `mixers[0]` is applied first (M_1). */
 export interface AdapterWeights {
@@ -12,14 +13,14 @@ export interface AdapterWeights {
 // gain = √(2/(1+a²)) = √(1/3), bound = gain·√(3/fan_in) = 1/√fan_in.
 function kaimingUniform(shape: [number, number], seed: number): tf.Tensor2D {
   const bound = 1 / Math.sqrt(shape[1]);
-  return tf.randomUniform(shape, -bound, bound, 'float32', seed);
+  return tf.randomUniform(shape, -bound, bound, 'float32', tfSeed(seed));
 }
 
 // A random orthogonal matrix: Q of the QR decomposition of a Gaussian matrix, with the signs
 // of R's diagonal folded into Q so that the distribution is uniform (Haar).
 function orthogonal(r: number, seed: number): tf.Tensor2D {
   return tf.tidy(() => {
-    const [q, rr] = tf.linalg.qr(tf.randomNormal([r, r], 0, 1, 'float32', seed));
+    const [q, rr] = tf.linalg.qr(tf.randomNormal([r, r], 0, 1, 'float32', tfSeed(seed)));
     const signs = tf.sign(tf.sum(tf.mul(rr, tf.eye(r)), 0));
     return tf.mul(q, signs) as tf.Tensor2D;
   });

@@ -7,6 +7,7 @@ import {
   type ResolvedAdapterSpec,
 } from './adapter';
 import type { AdapterWeights } from './init';
+import { tfSeed } from './seed';
 
 /**
  * A frozen linear layer. `layout` says how the checkpoint stores W: 'out_in' is nn.Linear's
@@ -76,7 +77,7 @@ function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
 /** Inverted dropout: keep with probability 1−p and scale by 1/(1−p). */
 function dropoutMask(shape: [number, number], rate: number, seed: number | undefined): tf.Tensor2D {
   return tf.tidy(() => {
-    const keep = tf.greaterEqual(tf.randomUniform(shape, 0, 1, 'float32', seed), rate);
+    const keep = tf.greaterEqual(tf.randomUniform(shape, 0, 1, 'float32', seed === undefined ? undefined : tfSeed(seed)), rate);
     return tf.mul(tf.cast(keep, 'float32'), 1 / (1 - rate));
   });
 }
