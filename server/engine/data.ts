@@ -110,8 +110,14 @@ export async function readRecords(file: string): Promise<DataRecord[]> {
   return records;
 }
 
+/** A multiple-choice record ({prompt, choices, answer}) trains and evaluates on its right answer. */
+function isChoiceRecord(value: Record<string, unknown>): boolean {
+  return 'choices' in value && 'answer' in value && !('completion' in value);
+}
+
 function fieldProblem(file: string, record: DataRecord, format: DataFormat): string | null {
   const where = `${file}:${record.line}`;
+  if (format === 'completion' && isChoiceRecord(record.value)) return choiceProblem(file, record);
   for (const field of REQUIRED_FIELDS[format]) {
     if (!(field in record.value)) {
       return `${where}: missing field "${field}" (format ${format} needs ${REQUIRED_FIELDS[format].join(', ')}; this line has ${Object.keys(record.value).join(', ') || 'no fields'})`;
@@ -151,11 +157,13 @@ function segments(record: Record<string, unknown>, format: DataFormat, tokenizer
   switch (format) {
     case 'text':
       return [[record.text as string, true]];
-    case 'completion':
+    case 'completion': {
+      const completion = isChoiceRecord(record) ? (record.choices as string[])[record.answer as number]! : (record.completion as string);
       return [
         [record.prompt as string, false],
-        [record.completion as string, true],
+        [completion, true],
       ];
+    }
     case 'alpaca':
       return [
         [alpacaPrompt(record.instruction as string, record.input as string | undefined), false],
@@ -230,20 +238,24 @@ export async function loadExamples(file: string, tokenizer: DataTokenizer, optio
   return examples;
 }
 
-/** The multiple-choice records of a file (prompt, choices, answer index), for accuracy. */
+function choiceProblem(file: string, { value, line }: DataRecord): string | null {
+  const { choices, answer } = value;
+  if (typeof value.prompt !== 'string') return `${file}:${line}: a multiple-choice record needs a string "prompt"`;
+  if (!Array.isArray(choices) || choices.length < 2 || !choices.every((c) => typeof c === 'string')) {
+    return `${file}:${line}: "choices" must be a list of at least two strings`;
+  }
+  if (!Number.isInteger(answer) || (answer as number) < 0 || (answer as number) >= choices.length) {
+    return `${file}:${line}: "answer" must be an index into choices (0..${choices.length - 1}), got ${JSON.stringify(answer)}`;
+  }
+  return null;
+}
+
+/** The multiple-choice records of a file (prompt, choices, answer index), for accuracy; null if it has none. */
 export function choiceExamples(file: string, records: DataRecord[]): ChoiceExample[] | null {
-  if (!records.every((r) => 'choices' in r.value && 'answer' in r.value)) return null;
-  return records.map(({ value, line }) => {
-    const choices = value.choices;
-    const answer = value.answer;
-    if (!Array.isArray(choices) || choices.length < 2 || !choices.every((c) => typeof c === 'string')) {
-      throw new DatasetError(file, [`${file}:${line}: "choices" must be a list of at least two strings`]);
-    }
-    if (!Number.isInteger(answer) || (answer as number) < 0 || (answer as number) >= choices.length) {
-      throw new DatasetError(file, [`${file}:${line}: "answer" must be an index into choices (0..${choices.length - 1}), got ${JSON.stringify(answer)}`]);
-    }
-    return { prompt: String(value.prompt ?? ''), choices: choices as string[], answer: answer as number };
-  });
+  if (!records.every((r) => isChoiceRecord(r.value))) return null;
+  const problems = records.map((r) => choiceProblem(file, r)).filter((p): p is string => p !== null);
+  if (problems.length) throw new DatasetError(file, problems);
+  return records.map(({ value }) => ({ prompt: value.prompt as string, choices: value.choices as string[], answer: value.answer as number }));
 }
 
 /** A seeded Fisher–Yates permutation of 0..n-1: the same seed gives the same order. */

@@ -119,6 +119,8 @@ describe('datasets', () => {
     const bad = await readRecords(await file('mc2.jsonl', '{"prompt": "p", "choices": ["a", "b"], "answer": 2}\n'));
     assert.throws(() => choiceExamples('mc2.jsonl', bad), /mc2\.jsonl:1: "answer" must be an index into choices \(0\.\.1\), got 2/);
     assert.equal(choiceExamples('x', [{ line: 1, value: { text: 't' } }]), null);
+    const asCompletion = tokenizeRecord({ prompt: 'Q', choices: ['no', 'yes'], answer: 1 }, 'completion', chars, { maxLength: 32, trainOnPrompt: false });
+    assert.equal(trainedText(asCompletion), 'yes<2>', 'a multiple-choice record trains on its right answer');
   });
 
   it('batches: seeded shuffle per epoch, padding with -100 labels, packing into full rows', () => {

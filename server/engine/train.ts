@@ -1,0 +1,380 @@
+// The training loop, top to bottom: load, attach adapters, then for each optimizer step
+// 1) accumulate gradients over micro-batches, 2) clip, 3) AdamW at the scheduled rate,
+// 4) log / evaluate / snapshot mixers / checkpoint at their intervals. Cancel saves a checkpoint
+// first; a NaN or Inf loss stops the run and keeps the last good checkpoint; resume continues
+// from the newest checkpoint and reproduces the uninterrupted curve.
+import { basename } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { resolveAdapterSpec, trainableParameterCount, type ResolvedAdapterSpec } from '../../kernels/adapter';
+import type { BackendChoice } from '../../kernels/backend';
+import { initAdapterWeights } from '../../kernels/init';
+import type { Adapter } from '../../kernels/linear';
+import { mixerProduct } from '../../kernels/merge';
+import { mixerStats } from '../../kernels/stats';
+import type { ResolvedConfig } from '../config/load';
+import { exportPeft, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
+import {
+  choiceExamples,
+  collate,
+  epochBatches,
+  IGNORE_INDEX,
+  loadExamples,
+  pack,
+  readRecords,
+  splitExamples,
+  type Batch,
+  type ChoiceExample,
+  type DataTokenizer,
+  type TokenizedExample,
+} from './data';
+import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
+import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
+
+/** A linear module the model exposes to adapters, with its size. */
+export interface LinearModule {
+  name: string;
+  dIn: number;
+  dOut: number;
+  /** How the checkpoint stores the weight: nn.Linear [out, in] or GPT-2 Conv1D [in, out]. */
+  layout: 'out_in' | 'in_out';
+}
+
+/** What the engine needs from a loaded causal language model. */
+export interface EngineModel {
+  readonly linearModules: readonly LinearModule[];
+  readonly parameterCount: number;
+  /** Logits [B, T, V] for token ids [B, T]; adapters by module name; dropout only while training. */
+  logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D;
+}
+
+export type RunState = 'loading' | 'training' | 'saving' | 'done' | 'cancelled' | 'failed';
+
+export type TrainEvent =
+  | { type: 'state'; state: RunState; runDir: string; step: number; totalSteps: number; message?: string }
+  | { type: 'metrics'; record: MetricRecord }
+  | { type: 'mixers'; snapshots: MixerSnapshot[] };
+
+export interface TrainSummary {
+  runDir: string;
+  state: 'done' | 'cancelled' | 'failed';
+  reason?: string;
+  backend: string;
+  device: string;
+  method: string;
+  steps: number;
+  totalSteps: number;
+  trainableParameters: number;
+  baseParameters: number;
+  finalLoss: number | null;
+  evalLoss: number | null;
+  accuracy: number | null;
+  medianStepSeconds: number | null;
+  wallSeconds: number;
+}
+
+export interface TrainInputs {
+  config: ResolvedConfig;
+  model: EngineModel;
+  tokenizer: DataTokenizer;
+  backend: BackendChoice;
+  /** The run folder: new for a fresh run; an existing one to resume. */
+  runDir: string;
+  resume: boolean;
+  signal?: AbortSignal;
+  onEvent?: (event: TrainEvent) => void;
+}
+
+/** The loss: mean cross-entropy over label ≠ -100, logits at t predicting the token at t+1. */
+export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const [batch, time, vocab] = logits.shape;
+    const shiftedLogits = tf.reshape(tf.slice(logits, [0, 0, 0], [batch, time - 1, vocab]), [-1, vocab]); // [B·(T−1), V]
+    const shiftedLabels = tf.reshape(tf.slice(labels, [0, 1], [batch, time - 1]), [-1]); // [B·(T−1)]
+    const mask = tf.cast(tf.notEqual(shiftedLabels, IGNORE_INDEX), 'float32');
+    const safe = tf.where(tf.cast(mask, 'bool'), shiftedLabels, tf.zerosLike(shiftedLabels));
+    const logProbs = tf.logSoftmax(shiftedLogits);
+    const picked = tf.sum(tf.mul(logProbs, tf.oneHot(tf.cast(safe, 'int32'), vocab)), 1); // [B·(T−1)]
+    return tf.div(tf.neg(tf.sum(tf.mul(picked, mask))), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
+  });
+}
+
+/** Summed log-likelihood of each row's labelled tokens. */
+function rowLogLikelihoods(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, batch: Batch): number[] {
+  return tf.tidy(() => {
+    const ids = tf.tensor2d(batch.inputIds, undefined, 'int32');
+    const logits = model.logits(ids, adapters, { training: false });
+    const [rows, time, vocab] = logits.shape;
+    const labels = tf.slice(tf.tensor2d(batch.labels, undefined, 'int32'), [0, 1], [rows, time - 1]);
+    const mask = tf.cast(tf.notEqual(labels, IGNORE_INDEX), 'float32');
+    const logProbs = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [rows, time - 1, vocab]));
+    const picked = tf.sum(tf.mul(logProbs, tf.oneHot(tf.cast(tf.relu(labels), 'int32'), vocab)), 2);
+    return Array.from(tf.sum(tf.mul(picked, mask), 1).dataSync());
+  });
+}
+
+function evalLoss(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, rows: TokenizedExample[], batchSize: number, padId: number): number {
+  let total = 0;
+  let tokens = 0;
+  for (let start = 0; start < rows.length; start += batchSize) {
+    const batch = collate(rows.slice(start, start + batchSize), padId);
+    total -= rowLogLikelihoods(model, adapters, batch).reduce((a, b) => a + b, 0);
+    // the first position of a row is never predicted
+    tokens += batch.labels.reduce((n, row) => n + row.slice(1).filter((l) => l !== IGNORE_INDEX).length, 0);
+  }
+  return total / Math.max(1, tokens);
+}
+
+/** Share of multiple-choice examples whose right answer has the highest log-likelihood. */
+export function choiceAccuracy(
+  model: EngineModel,
+  adapters: ReadonlyMap<string, Adapter>,
+  examples: ChoiceExample[],
+  tokenizer: DataTokenizer,
+  maxLength: number,
+): number {
+  let right = 0;
+  for (const example of examples) {
+    const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(example.prompt)];
+    const rows = example.choices.map((choice) => {
+      const answer = tokenizer.encode(choice);
+      const inputIds = [...prompt, ...answer].slice(-maxLength);
+      const labels = [...prompt.map(() => IGNORE_INDEX), ...answer].slice(-maxLength);
+      return { inputIds, labels };
+    });
+    const scores = rowLogLikelihoods(model, adapters, collate(rows, tokenizer.padTokenId));
+    if (scores.indexOf(Math.max(...scores)) === example.answer) right++;
+  }
+  return right / examples.length;
+}
+
+function moduleSeed(seed: number, index: number): number {
+  return seed * 1000 + index * 7 + 1;
+}
+
+/** Adapters on every linear module whose name equals an entry or ends with '.' + entry (PEFT's rule). */
+export function matchTargets(modules: readonly LinearModule[], targets: readonly string[]): { matched: LinearModule[]; unmatched: string[] } {
+  const hits = (module: string, target: string) => module === target || module.endsWith(`.${target}`);
+  return {
+    matched: modules.filter((m) => targets.some((t) => hits(m.name, t))),
+    unmatched: targets.filter((t) => !modules.some((m) => hits(m.name, t))),
+  };
+}
+
+function settingsOf(config: ResolvedConfig, layouts: LinearModule[]): AdapterSettings {
+  return {
+    baseModel: config.model,
+    method: config.method,
+    r: config.r,
+    alpha: config.alpha,
+    dropout: config.dropout,
+    useRslora: config.use_rslora,
+    mixerInit: config.mixer_init,
+    chainLength: config.chain_length,
+    targetModules: config.target_modules,
+    fanInFanOut: layouts.some((m) => m.layout === 'in_out'),
+  };
+}
+
+function snapshotMixers(step: number, adapters: ReadonlyMap<string, Adapter>): MixerSnapshot[] {
+  const out: MixerSnapshot[] = [];
+  for (const [module, { spec, weights }] of adapters) {
+    if (weights.mixers.length === 0) continue;
+    const product = mixerProduct(weights.mixers)!;
+    const stats = mixerStats(product.dataSync(), spec.r);
+    if (weights.mixers.length > 1) product.dispose();
+    out.push({ step, module, r: spec.r, values: stats.values, distanceFromIdentity: stats.distanceFromIdentity, singularValues: stats.singularValues });
+  }
+  return out;
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1]!;
+}
+
+export async function train(inputs: TrainInputs): Promise<TrainSummary> {
+  const { config, model, tokenizer, backend, signal } = inputs;
+  const emit = inputs.onEvent ?? (() => {});
+  const t = config.training;
+  const started = performance.now();
+
+  // Data
+  const dataOptions = { format: config.data.format, maxLength: config.data.max_length, trainOnPrompt: config.data.train_on_prompt };
+  let trainRows = await loadExamples(config.data.train, tokenizer, dataOptions);
+  let evalRows: TokenizedExample[] = [];
+  let choices: ChoiceExample[] | null = null;
+  if (config.data.eval !== undefined) {
+    evalRows = await loadExamples(config.data.eval, tokenizer, dataOptions);
+    choices = choiceExamples(config.data.eval, await readRecords(config.data.eval));
+  } else if (config.data.eval_split > 0) {
+    ({ train: trainRows, eval: evalRows } = splitExamples(trainRows, config.data.eval_split, t.seed));
+  }
+  if (config.data.packing) trainRows = pack(trainRows, config.data.max_length);
+  const batchesPerEpoch = Math.ceil(trainRows.length / t.batch_size);
+  const totalSteps = t.max_steps ?? Math.max(1, Math.ceil((t.epochs * batchesPerEpoch) / t.gradient_accumulation));
+
+  // Adapters
+  const { matched, unmatched } = matchTargets(model.linearModules, config.target_modules);
+  if (unmatched.length) {
+    throw new Error(`${config.configPath}: target_modules ${unmatched.map((u) => `"${u}"`).join(', ')} match no linear module of ${config.model}`);
+  }
+  const run = inputs.resume ? new RunDirectory(inputs.runDir) : await RunDirectory.create(inputs.runDir, config);
+  const checkpoint = inputs.resume ? await run.loadLatestCheckpoint() : null;
+  if (inputs.resume && !checkpoint) throw new Error(`${run.dir}: no checkpoint to resume from`);
+  const specs = new Map<string, ResolvedAdapterSpec>();
+  const adapters = new Map<string, Adapter>();
+  matched.forEach((module, index) => {
+    const spec = resolveAdapterSpec({
+      method: config.method, dIn: module.dIn, dOut: module.dOut, r: config.r, alpha: config.alpha,
+      useRslora: config.use_rslora, chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout,
+    });
+    const weights = checkpoint?.adapters.get(module.name)?.weights ?? initAdapterWeights(spec, moduleSeed(t.seed, index));
+    specs.set(module.name, spec);
+    adapters.set(module.name, { spec, weights: { A: tf.variable(weights.A), B: tf.variable(weights.B), mixers: weights.mixers.map((m) => tf.variable(m, spec.method !== 'moslora-fixed')) } });
+    tf.dispose([weights.A, weights.B, ...weights.mixers]);
+  });
+  const params = new Map<string, tf.Variable>();
+  for (const [module, { spec, weights }] of adapters) {
+    params.set(`${module}.lora_A`, weights.A as tf.Variable);
+    params.set(`${module}.lora_B`, weights.B as tf.Variable);
+    if (spec.method !== 'moslora-fixed') weights.mixers.forEach((m, i) => params.set(`${module}.lora_AB.${i}`, m as tf.Variable));
+  }
+  const trainable = [...specs.values()].reduce((n, spec) => n + trainableParameterCount(spec), 0);
+  const optimizer = new AdamW({ weightDecay: t.weight_decay });
+  if (checkpoint) {
+    optimizer.setState(checkpoint.optimizer);
+    await run.truncateAfter(checkpoint.state.step);
+  }
+  const settings = settingsOf(config, matched);
+  const moduleAdapters = (): Map<string, ModuleAdapter> => new Map([...adapters].map(([name, a]) => [name, { spec: a.spec, weights: a.weights }]));
+
+  let state: TrainerState = checkpoint?.state ?? { step: 0, epoch: 0, batchInEpoch: 0, tokensSeen: 0, elapsedSeconds: 0 };
+  const resumedElapsed = state.elapsedSeconds;
+  const elapsed = () => resumedElapsed + (performance.now() - started) / 1000;
+  const event = (s: RunState, message?: string) => emit({ type: 'state', state: s, runDir: run.dir, step: state.step, totalSteps, ...(message ? { message } : {}) });
+  const log = async (record: MetricRecord) => {
+    await run.appendMetrics(record);
+    emit({ type: 'metrics', record });
+  };
+  const saveCheckpoint = async () => {
+    event('saving');
+    await run.saveCheckpoint(moduleAdapters(), settings, optimizer.getState(), { ...state, elapsedSeconds: elapsed() }, t.checkpoints_kept);
+  };
+  const evaluate = async () => {
+    if (evalRows.length === 0) return { loss: null, accuracy: null };
+    const loss = evalLoss(model, adapters, evalRows, t.batch_size, tokenizer.padTokenId);
+    const accuracy = choices ? choiceAccuracy(model, adapters, choices, tokenizer, config.data.max_length) : null;
+    await log({ step: state.step, kind: 'eval', eval_loss: loss, ...(accuracy === null ? {} : { accuracy }), wall_s: elapsed() });
+    return { loss, accuracy };
+  };
+  const snapshot = async () => {
+    const snapshots = snapshotMixers(state.step, adapters);
+    await run.appendMixers(snapshots);
+    if (snapshots.length) emit({ type: 'mixers', snapshots });
+  };
+
+  // The batches of an epoch depend only on the seed and the epoch, so a resumed run sees
+  // exactly the batches the uninterrupted one would have.
+  let epochCache: { epoch: number; batches: Batch[] } | null = null;
+  const nextBatch = (): Batch => {
+    if (state.batchInEpoch >= batchesPerEpoch) state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0 };
+    if (epochCache?.epoch !== state.epoch) epochCache = { epoch: state.epoch, batches: epochBatches(trainRows, t.batch_size, t.seed, state.epoch, tokenizer.padTokenId) };
+    const batch = epochCache.batches[state.batchInEpoch]!;
+    state = { ...state, batchInEpoch: state.batchInEpoch + 1 };
+    return batch;
+  };
+
+  const finish = async (outcome: TrainSummary['state'], reason: string | undefined, last: { loss: number | null; accuracy: number | null }, lossWindow: number[], stepSeconds: number[]) => {
+    const summary: TrainSummary = {
+      runDir: run.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, method: config.method,
+      steps: state.step, totalSteps, trainableParameters: trainable, baseParameters: model.parameterCount,
+      finalLoss: lossWindow.length ? lossWindow.reduce((a, b) => a + b, 0) / lossWindow.length : null,
+      evalLoss: last.loss, accuracy: last.accuracy, medianStepSeconds: median(stepSeconds), wallSeconds: elapsed(),
+    };
+    await run.writeSummary(summary);
+    event(outcome, reason);
+    return summary;
+  };
+
+  event('training');
+  if (state.step === 0) {
+    await snapshot();
+  }
+  let lossWindow: number[] = [];
+  let lastLogged: number[] = [];
+  const stepSeconds: number[] = [];
+  let last: { loss: number | null; accuracy: number | null } = { loss: null, accuracy: null };
+  try {
+    while (state.step < totalSteps) {
+      if (signal?.aborted) {
+        await saveCheckpoint();
+        return await finish('cancelled', 'cancelled by the user; resume continues from the checkpoint just saved', last, lastLogged, stepSeconds);
+      }
+      const stepStarted = performance.now();
+      // 1) gradients, averaged over the micro-batches of this step
+      let lossSum = 0;
+      let tokens = 0;
+      const summed = new Map<string, tf.Tensor>();
+      for (let micro = 0; micro < t.gradient_accumulation; micro++) {
+        const batch = nextBatch();
+        tokens += batch.inputIds.reduce((n, row) => n + row.length, 0);
+        const dropoutSeed = t.seed * 1_000_003 + state.step * 101 + micro;
+        const { value, grads } = tf.variableGrads(() => {
+          const ids = tf.tensor2d(batch.inputIds, undefined, 'int32');
+          const labels = tf.tensor2d(batch.labels, undefined, 'int32');
+          return causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed }), labels);
+        }, [...params.values()]);
+        lossSum += value.dataSync()[0]!;
+        value.dispose();
+        for (const [name, variable] of params) {
+          const g = grads[variable.name]!;
+          const previous = summed.get(name);
+          summed.set(name, previous ? tf.tidy(() => tf.add(previous, g)) : tf.clone(g));
+          previous?.dispose();
+        }
+        tf.dispose(grads);
+      }
+      const loss = lossSum / t.gradient_accumulation;
+      if (!Number.isFinite(loss)) {
+        tf.dispose([...summed.values()]);
+        const reason = `the loss became ${loss} at step ${state.step + 1}; stopped, the last good checkpoint is kept. Lower training.learning_rate or set training.grad_clip`;
+        return await finish('failed', reason, last, lastLogged, stepSeconds);
+      }
+      // 2) clip, 3) AdamW at the scheduled learning rate
+      const averaged = new Map([...summed].map(([name, g]) => [name, tf.div(g, t.gradient_accumulation)]));
+      tf.dispose([...summed.values()]);
+      const { norm, grads: clipped } = clipByGlobalNorm(averaged, t.grad_clip);
+      const lr = t.learning_rate * scheduleFactor(t.schedule, state.step, t.warmup_steps, totalSteps);
+      optimizer.apply(params, clipped, lr);
+      tf.dispose([...new Set([...averaged.values(), ...clipped.values()])]);
+      state = { ...state, step: state.step + 1, tokensSeen: state.tokensSeen + tokens };
+      const seconds = (performance.now() - stepStarted) / 1000;
+      stepSeconds.push(seconds);
+      lossWindow.push(loss);
+      // 4) log, evaluate, snapshot, checkpoint
+      if (state.step % t.log_interval === 0 || state.step === totalSteps) {
+        const mean = lossWindow.reduce((a, b) => a + b, 0) / lossWindow.length;
+        await log({ step: state.step, kind: 'train', loss: mean, lr, grad_norm: norm, tokens_per_s: tokens / seconds, epoch: state.epoch, wall_s: elapsed() });
+        lastLogged = lossWindow;
+        lossWindow = [];
+      }
+      if (state.step % t.eval_interval === 0 || state.step === totalSteps) last = await evaluate();
+      if (state.step % t.mixer_interval === 0 || state.step === totalSteps) await snapshot();
+      if (state.step % t.checkpoint_interval === 0 || state.step === totalSteps) await saveCheckpoint();
+    }
+    event('saving');
+    await saveAdapter(`${run.dir}/adapter`, moduleAdapters(), settings);
+    await exportPeft(`${run.dir}/peft`, moduleAdapters(), settings);
+    return await finish('done', undefined, last, lastLogged, stepSeconds);
+  } finally {
+    optimizer.dispose();
+    for (const { weights } of adapters.values()) tf.dispose([weights.A, weights.B, ...weights.mixers]);
+  }
+}
+
+/** A run folder name: the config's name and the start time, unless the config names it. */
+export function defaultRunName(config: ResolvedConfig, now = new Date()): string {
+  const stem = basename(config.configPath).replace(/\.moslora\.(ya?ml|json)$/, '').replace(/[^A-Za-z0-9._-]/g, '-');
+  return config.output.run_name ?? `${stem}-${now.toISOString().replace(/[:T]/g, '-').slice(0, 19)}`;
+}

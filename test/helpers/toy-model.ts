@@ -1,0 +1,56 @@
+// A small causal model for engine tests: frozen embedding → adapted projection (tanh) →
+// adapted output head. Two linear modules, one stored [out, in] and one [in, out], so both
+// layouts go through training, checkpoints and exports.
+import * as tf from '@tensorflow/tfjs-core';
+import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/linear';
+import { tfSeed } from '../../kernels/seed';
+import type { DataTokenizer } from '../../server/engine/data';
+import type { EngineModel, LinearModule } from '../../server/engine/train';
+
+export const ALPHABET = ' abcdefghijklmnopqrstuvwxyz.?';
+
+export class ToyModel implements EngineModel {
+  readonly linearModules: LinearModule[];
+  readonly parameterCount: number;
+  /** Forward passes after which logits turn to NaN (to test the NaN guard); Infinity: never. */
+  poisonAfter = Infinity;
+  private calls = 0;
+  private readonly embed: tf.Tensor2D;
+  private readonly proj: BaseLinear;
+  private readonly head: BaseLinear;
+
+  constructor(readonly vocab: number, readonly dim: number, seed = 0) {
+    this.embed = tf.keep(tf.randomNormal([vocab, dim], 0, 1, 'float32', tfSeed(seed)));
+    this.proj = { weight: tf.keep(tf.randomNormal([dim, dim], 0, 0.3, 'float32', tfSeed(seed + 1))), layout: 'out_in' };
+    this.head = { weight: tf.keep(tf.randomNormal([dim, vocab], 0, 0.3, 'float32', tfSeed(seed + 2))), layout: 'in_out' };
+    this.linearModules = [
+      { name: 'model.layers.0.proj', dIn: dim, dOut: dim, layout: 'out_in' },
+      { name: 'model.head', dIn: dim, dOut: vocab, layout: 'in_out' },
+    ];
+    this.parameterCount = vocab * dim * 2 + dim * dim;
+  }
+
+  logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
+    this.calls++;
+    return tf.tidy(() => {
+      const h = tf.gather(this.embed, inputIds) as tf.Tensor as tf.Tensor3D; // [B, T, d]
+      const forward = { training: options.training, ...(options.dropoutSeed === undefined ? {} : { dropoutSeed: options.dropoutSeed }) };
+      const x = tf.tanh(adaptedLinear(h, this.proj, adapters.get('model.layers.0.proj') ?? null, forward));
+      const logits = adaptedLinear(x, this.head, adapters.get('model.head') ?? null, forward) as tf.Tensor3D;
+      return this.calls > this.poisonAfter ? (tf.mul(logits, Number.NaN) as tf.Tensor3D) : logits;
+    });
+  }
+}
+
+/** One token per character of ALPHABET; 0 is padding, 1 BOS, 2 EOS. */
+export const toyTokenizer: DataTokenizer = {
+  encode: (text) => [...text.toLowerCase()].map((c) => ALPHABET.indexOf(c)).filter((i) => i >= 0).map((i) => i + 3),
+  bosTokenId: 1,
+  eosTokenId: 2,
+  padTokenId: 0,
+  applyChatTemplate: () => {
+    throw new Error('the toy tokenizer has no chat template');
+  },
+};
+
+export const TOY_VOCAB = ALPHABET.length + 3;
