@@ -1,0 +1,92 @@
+// Merging an adapter into its base model: a new model folder in the base's own layout (same
+// shards, tensor names and dtypes), with W′ = W + s·B·M·A computed in float32 for each adapted
+// module. Shard by shard, so peak memory is about one shard, not the whole model.
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { mergeWeight } from '../../kernels/merge';
+import { Checkpoint } from '../formats/checkpoint';
+import { WRITABLE_DTYPES, writeSafetensors, type TensorToWrite, type WritableDtype } from '../formats/safetensors';
+import type { ModuleAdapter } from './adapter-files';
+import type { LinearModule } from './train';
+
+export interface MergeProgress {
+  shard: string;
+  shardIndex: number;
+  shards: number;
+  mergedModules: number;
+}
+
+export interface MergeResult {
+  outDir: string;
+  mergedModules: string[];
+  shards: number;
+}
+
+/**
+ * Writes `outDir` as a copy of the model in `baseDir` with the adapters merged in. The folder is
+ * built under a temporary name and renamed at the end: an interrupted merge leaves no half model.
+ */
+export async function mergeIntoModel(
+  baseDir: string,
+  outDir: string,
+  adapters: ReadonlyMap<string, ModuleAdapter>,
+  modules: readonly LinearModule[],
+  options: { overwrite?: boolean; onProgress?: (progress: MergeProgress) => void } = {},
+): Promise<MergeResult> {
+  if (resolve(baseDir) === resolve(outDir)) throw new Error(`merge: the output folder must differ from the base model folder (${baseDir})`);
+  const existing = await readdir(outDir).catch(() => null);
+  if (existing && existing.length > 0 && !options.overwrite) {
+    throw new Error(`merge: ${outDir} already exists and is not empty; choose another folder or pass --force to replace it`);
+  }
+  const layouts = new Map(modules.map((m) => [m.name, m.layout]));
+  const byWeight = new Map<string, string>();
+  for (const module of adapters.keys()) {
+    if (!layouts.has(module)) throw new Error(`merge: the adapter has module "${module}", which the base model in ${baseDir} does not have; is it an adapter of another model?`);
+    byWeight.set(`${module}.weight`, module);
+  }
+  const checkpoint = await Checkpoint.open(baseDir);
+  const temporary = join(resolve(outDir, '..'), `.${basename(outDir)}.merging-${process.pid}`);
+  await rm(temporary, { recursive: true, force: true });
+  await mkdir(temporary, { recursive: true });
+  const merged: string[] = [];
+  try {
+    for (const [index, file] of checkpoint.files.entries()) {
+      const tensors: TensorToWrite[] = [];
+      for (const [name, info] of file.tensors) {
+        if (!(WRITABLE_DTYPES as readonly string[]).includes(info.dtype)) {
+          throw new Error(`merge: ${file.path}: tensor "${name}" is ${info.dtype}; only F32, F16 and BF16 checkpoints can be merged`);
+        }
+        let data = await file.readFloat32(name);
+        const module = byWeight.get(name);
+        if (module) {
+          const { spec, weights } = adapters.get(module)!;
+          data = tf.tidy(() => {
+            const base = { weight: tf.tensor2d(data, info.shape as [number, number]), layout: layouts.get(module)! };
+            return mergeWeight(base, spec, weights, module).dataSync() as Float32Array;
+          });
+          merged.push(module);
+        }
+        tensors.push({ name, dtype: info.dtype as WritableDtype, shape: info.shape, data });
+      }
+      await writeSafetensors(join(temporary, basename(file.path)), tensors, file.metadata);
+      options.onProgress?.({ shard: basename(file.path), shardIndex: index + 1, shards: checkpoint.files.length, mergedModules: merged.length });
+    }
+    const missing = [...byWeight.values()].filter((module) => !merged.includes(module));
+    if (missing.length) throw new Error(`merge: no weight tensor found for ${missing.map((m) => `${m}.weight`).join(', ')} in ${baseDir}`);
+    // Everything else the folder holds (config.json, tokenizer files, the shard index) is copied as is.
+    const written = new Set(checkpoint.files.map((f) => basename(f.path)));
+    for (const name of await readdir(baseDir)) {
+      if (written.has(name) || name.endsWith('.safetensors') || name.endsWith('.bin')) continue;
+      if ((await stat(join(baseDir, name))).isFile()) await copyFile(join(baseDir, name), join(temporary, name));
+    }
+    await rm(outDir, { recursive: true, force: true });
+    await rename(temporary, outDir);
+    return { outDir, mergedModules: merged, shards: checkpoint.files.length };
+  } catch (error) {
+    await rm(temporary, { recursive: true, force: true });
+    throw error;
+  } finally {
+    await checkpoint.close();
+  }
+}
