@@ -47,6 +47,19 @@ export interface AdapterSettings {
   targetModules: string[];
   /** True when the base stores these weights [in, out] (GPT-2 Conv1D), as PEFT's fan_in_fan_out. */
   fanInFanOut: boolean;
+  /** Read from PEFT's rank_pattern / alpha_pattern; written from the modules' own specs. */
+  rankPattern?: Record<string, number>;
+  alphaPattern?: Record<string, number>;
+}
+
+/** PEFT's lookup: an exact module name, else the longest key the module name ends with. */
+function patternValue(pattern: Record<string, number> | undefined, module: string): number | undefined {
+  if (!pattern) return undefined;
+  if (module in pattern) return pattern[module];
+  const key = Object.keys(pattern)
+    .filter((k) => module.endsWith(`.${k}`))
+    .sort((a, b) => b.length - a.length)[0];
+  return key === undefined ? undefined : pattern[key];
 }
 
 function mixerKey(module: string, index: number, count: number): string {
@@ -72,7 +85,18 @@ function tensorsOf(adapters: ReadonlyMap<string, ModuleAdapter>, fold: boolean):
   return out;
 }
 
-function peftConfig(settings: AdapterSettings): Record<string, unknown> {
+/** PEFT's per-module overrides, for modules whose rank or alpha differ from the adapter-wide values. */
+function patterns(adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings) {
+  const rank: Record<string, number> = {};
+  const alpha: Record<string, number> = {};
+  for (const [module, { spec }] of adapters) {
+    if (spec.r !== settings.r) rank[module] = spec.r;
+    if (spec.alpha !== settings.alpha) alpha[module] = spec.alpha;
+  }
+  return { rank_pattern: rank, alpha_pattern: alpha };
+}
+
+function peftConfig(settings: AdapterSettings, adapters: ReadonlyMap<string, ModuleAdapter>): Record<string, unknown> {
   return {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
@@ -89,8 +113,7 @@ function peftConfig(settings: AdapterSettings): Record<string, unknown> {
     modules_to_save: null,
     layers_to_transform: null,
     layers_pattern: null,
-    rank_pattern: {},
-    alpha_pattern: {},
+    ...patterns(adapters, settings),
     use_dora: false,
     revision: null,
   };
@@ -101,7 +124,7 @@ export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, Mod
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensorsOf(adapters, false), { format: 'pt' });
   const config = {
-    ...peftConfig(settings),
+    ...peftConfig(settings, adapters),
     lora_use_mixer: settings.method !== 'lora',
     moslora: { method: settings.method, mixer_init: settings.mixerInit, chain_length: settings.chainLength },
   };
@@ -112,7 +135,7 @@ export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, Mod
 export async function exportPeft(dir: string, adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensorsOf(adapters, true), { format: 'pt' });
-  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(settings), null, 2)}\n`);
+  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(settings, adapters), null, 2)}\n`);
 }
 
 function fail(file: string, problem: string): never {
@@ -130,6 +153,12 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
   const mixerInit = (moslora.mixer_init ?? 'kaiming') as MixerInit;
   if (!MIXER_INITS.includes(mixerInit)) fail(file, `moslora.mixer_init ${JSON.stringify(mixerInit)} is unknown`);
   const targets = config.target_modules;
+  const numbers = (key: string): Record<string, number> => {
+    const value = config[key];
+    if (value === undefined || value === null) return {};
+    if (typeof value !== 'object' || Object.values(value).some((v) => typeof v !== 'number')) fail(file, `"${key}" must map module names to numbers`);
+    return value as Record<string, number>;
+  };
   return {
     baseModel: String(config.base_model_name_or_path ?? ''),
     method,
@@ -141,6 +170,8 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
     chainLength: typeof moslora.chain_length === 'number' ? moslora.chain_length : 2,
     targetModules: Array.isArray(targets) ? targets.map(String) : typeof targets === 'string' ? [targets] : [],
     fanInFanOut: config.fan_in_fan_out === true,
+    rankPattern: numbers('rank_pattern'),
+    alphaPattern: numbers('alpha_pattern'),
   };
 }
 
@@ -180,8 +211,8 @@ export async function loadAdapter(dir: string): Promise<{ settings: AdapterSetti
           method: settings.method,
           dIn: A.shape[1],
           dOut: B.shape[0],
-          r: settings.r,
-          alpha: settings.alpha,
+          r: patternValue(settings.rankPattern, module) ?? settings.r,
+          alpha: patternValue(settings.alphaPattern, module) ?? settings.alpha,
           useRslora: settings.useRslora,
           chainLength: settings.chainLength,
           // A trained adapter's mixers are what they are; only its init would be rejected.

@@ -106,6 +106,8 @@ export function combineAdapters(
     throw new Error('combine: svd needs --rank, a positive integer');
   }
   const modules = [...new Set(inputs.flatMap((input) => [...input.adapters.keys()]))].sort();
+  // One adapter has one method: if any input mixes, every module of a cat result gets a mixer.
+  const anyMixer = inputs.some((input) => [...input.adapters.values()].some((a) => a.spec.method !== 'lora'));
   const adapters = new Map<string, ModuleAdapter>();
   const reports: ModuleReport[] = [];
   for (const module of modules) {
@@ -116,10 +118,9 @@ export function combineAdapters(
     const { dIn, dOut } = present[0]!.adapters.get(module)!.spec;
     const stackedDown = vstack(parts.map((part) => part.down)); // [R, d_in]
     if (method === 'cat') {
-      const hasMixer = present.some((input) => input.adapters.get(module)!.spec.method !== 'lora');
       const r = stackedDown.rows;
-      const spec = resolveAdapterSpec({ method: hasMixer ? 'moslora' : 'lora', dIn, dOut, r, alpha: r, mixerInit: 'identity' });
-      const mixers = hasMixer ? [toTensor(blockDiagonal(parts.map((part) => part.mixer)))] : [];
+      const spec = resolveAdapterSpec({ method: anyMixer ? 'moslora' : 'lora', dIn, dOut, r, alpha: r, mixerInit: 'identity' });
+      const mixers = anyMixer ? [toTensor(blockDiagonal(parts.map((part) => part.mixer)))] : [];
       const stackedUp = hstack(parts.map((part) => part.up)); // [d_out, R]
       adapters.set(module, { spec, weights: { A: toTensor(stackedDown), B: toTensor(stackedUp), mixers } });
       reports.push({ module, rank: r, relativeError: 0 });

@@ -56,7 +56,8 @@ describe('combining adapters', () => {
     assert.equal(mixer[0]![0], 1, 'a LoRA input gets an identity block');
     assert.ok(maxDiff(deltaWeight(q.spec, q.weights), weightedSum(given, Q)) < 1e-5);
     const v = adapters.get(V)!;
-    assert.equal(v.spec.method, 'lora', 'a module only LoRA inputs adapt stays LoRA');
+    assert.equal(v.spec.method, 'moslora', 'one adapter, one method: a module only LoRA inputs adapt gets an identity mixer');
+    assert.ok(maxDiff(v.weights.mixers[0]!, tf.eye(4)) === 0);
     assert.ok(maxDiff(deltaWeight(v.spec, v.weights), weightedSum(given, V)) < 1e-5);
     assert.deepEqual(reports.map((r) => r.relativeError), [0, 0]);
   });
