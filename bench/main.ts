@@ -3,16 +3,11 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchKernels } from './kernels';
-
-function integer(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  return parsed;
-}
+import { integer } from '../server/commands/options';
 
 function record(name: string, result: object): void {
   const dir = join(process.cwd(), 'bench', 'results');
@@ -32,11 +27,11 @@ program
   .command('kernels')
   .description('forward+backward of one adapted layer: MoSLoRA vs LoRA step time (goal: ratio ≤ 1.03)')
   .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
-  .option('--dim <n>', 'layer width', integer, 1024)
-  .option('--rank <n>', 'adapter rank', integer, 16)
-  .option('--tokens <n>', 'tokens per step', integer, 512)
-  .option('--rounds <n>', 'timed rounds per method', integer, 40)
-  .option('--warmup <n>', 'untimed rounds first', integer, 5)
+  .option('--dim <n>', 'layer width', integer('--dim', 1), 1024)
+  .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
+  .option('--tokens <n>', 'tokens per step', integer('--tokens', 1), 512)
+  .option('--rounds <n>', 'timed rounds per method', integer('--rounds', 1), 40)
+  .option('--warmup <n>', 'untimed rounds first', integer('--warmup', 0), 5)
   .action(async (options: { backend: string; dim: number; rank: number; tokens: number; rounds: number; warmup: number }) => {
     const choice = await startBackend(options.backend as BackendPreference);
     console.error(describeChoice(choice));

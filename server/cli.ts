@@ -1,23 +1,10 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendPreference } from '../kernels/backend';
+import { registerAdapterCommands } from './commands/adapters';
+import { backendOption, integer } from './commands/options';
 import { runKernelDemo } from './demo';
 import type { EnvironmentReport } from './protocol';
 import { describeChoice, startBackend } from './runtime';
-
-function integer(name: string, min: number) {
-  return (value: string): number => {
-    const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got "${value}"`);
-    return parsed;
-  };
-}
-
-function backendOption(value: string): BackendPreference {
-  if (!(BACKEND_PREFERENCES as readonly string[]).includes(value)) {
-    throw new InvalidArgumentError(`allowed: ${BACKEND_PREFERENCES.join(', ')}`);
-  }
-  return value as BackendPreference;
-}
 
 const program = new Command('moslora').description('MoSLoRA Studio: fine-tune language models with MoSLoRA').showHelpAfterError();
 
@@ -48,6 +35,8 @@ program
     const report: EnvironmentReport = { auto, backends: BACKENDS, node: process.version, platform: `${process.platform}-${process.arch}` };
     console.log(JSON.stringify(report));
   });
+
+registerAdapterCommands(program);
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`moslora: ${error instanceof Error ? error.message : String(error)}`);
