@@ -1,0 +1,15 @@
+// Messages between the language server and a trainer process (fork + IPC). Both ends import this.
+import type { TrainEvent, TrainSummary } from '../engine/train';
+
+export interface TrainRequest {
+  configPath: string;
+  /** Resume this run folder from its newest checkpoint instead of starting a new run. */
+  resumeRunDir?: string;
+}
+
+export type ToTrainer = { type: 'start'; request: TrainRequest } | { type: 'cancel' };
+
+export type FromTrainer =
+  | { type: 'event'; event: TrainEvent }
+  | { type: 'result'; summary: TrainSummary }
+  | { type: 'error'; message: string };
