@@ -61,10 +61,10 @@ export async function mergeIntoModel(
         const module = byWeight.get(name);
         if (module) {
           const { spec, weights } = adapters.get(module)!;
-          data = tf.tidy(() => {
-            const base = { weight: tf.tensor2d(data, info.shape as [number, number]), layout: layouts.get(module)! };
-            return mergeWeight(base, spec, weights, module).dataSync() as Float32Array;
-          });
+          // Return the tensor, not its values: tidy walks whatever it returns, element by element.
+          const weight = tf.tidy(() => mergeWeight({ weight: tf.tensor2d(data, info.shape as [number, number]), layout: layouts.get(module)! }, spec, weights, module));
+          data = weight.dataSync() as Float32Array;
+          weight.dispose();
           merged.push(module);
         }
         tensors.push({ name, dtype: info.dtype as WritableDtype, shape: info.shape, data });
