@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchKernels } from './kernels';
+import { benchMerge } from './merge';
 import { integer } from '../server/commands/options';
 
 function record(name: string, result: object): void {
@@ -41,6 +42,23 @@ program
       `lora ${result.lora_median_ms} ms · moslora ${result.moslora_median_ms} ms · moslora/lora ${result.moslora_over_lora} (median of ${result.rounds}, alternating)`,
     );
     record('kernels', result);
+  });
+
+program
+  .command('merge')
+  .description('merge an adapter into a ~100M Llama-shaped model vs only reading and writing its files')
+  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+  .option('--rounds <n>', 'timed rounds of each', integer('--rounds', 1), 3)
+  .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
+  .option('--dtype <dtype>', 'checkpoint dtype: BF16 | F16 | F32', 'BF16')
+  .action(async (options: { backend: string; rounds: number; rank: number; dtype: string }) => {
+    if (!['BF16', 'F16', 'F32'].includes(options.dtype)) throw new Error(`--dtype must be BF16, F16 or F32, got ${options.dtype}`);
+    const choice = await startBackend(options.backend as BackendPreference);
+    console.error(describeChoice(choice));
+    const result = await benchMerge(choice, { rounds: options.rounds, rank: options.rank, dtype: options.dtype as 'BF16' | 'F16' | 'F32' });
+    console.log(JSON.stringify(result));
+    console.error(`${(result.parameters / 1e6).toFixed(0)}M parameters, ${result.dtype}: read+write ${result.copy_median_s} s · merge ${result.merge_median_s} s · merge/copy ${result.merge_over_copy} (median of ${result.rounds}, alternating)`);
+    record('merge', result);
   });
 
 program.parseAsync().catch((error: unknown) => {

@@ -1,0 +1,71 @@
+// A Llama-shaped checkpoint with random weights, written in the Hugging Face layout, for
+// benchmarks that need a realistic size without a download (default ≈ 110M parameters).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import seedrandom from 'seedrandom';
+import type { LinearModule } from '../server/engine/train';
+import { writeSafetensors, type TensorToWrite, type WritableDtype } from '../server/formats/safetensors';
+
+export interface LlamaShape {
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+  vocab: number;
+}
+
+export const LLAMA_100M: LlamaShape = { hidden: 768, layers: 12, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000 };
+
+export function llamaLinearModules(shape: LlamaShape): LinearModule[] {
+  const kv = (shape.hidden / shape.heads) * shape.kvHeads;
+  const out: LinearModule[] = [];
+  for (let i = 0; i < shape.layers; i++) {
+    const p = `model.layers.${i}`;
+    const add = (name: string, dIn: number, dOut: number) => out.push({ name: `${p}.${name}`, dIn, dOut, layout: 'out_in' });
+    add('self_attn.q_proj', shape.hidden, shape.hidden);
+    add('self_attn.k_proj', shape.hidden, kv);
+    add('self_attn.v_proj', shape.hidden, kv);
+    add('self_attn.o_proj', shape.hidden, shape.hidden);
+    add('mlp.gate_proj', shape.hidden, shape.intermediate);
+    add('mlp.up_proj', shape.hidden, shape.intermediate);
+    add('mlp.down_proj', shape.intermediate, shape.hidden);
+  }
+  return out;
+}
+
+export function llamaParameterCount(shape: LlamaShape): number {
+  return llamaLinearModules(shape).reduce((n, m) => n + m.dIn * m.dOut, 0) + shape.vocab * shape.hidden + (2 * shape.layers + 1) * shape.hidden;
+}
+
+/** Writes config.json and one model.safetensors (tied embeddings) with N(0, 0.02) weights. */
+export async function writeRandomLlama(dir: string, shape: LlamaShape, dtype: WritableDtype, seed = 1): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const random = seedrandom(String(seed));
+  const normal = (n: number) => {
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i += 2) {
+      const r = Math.sqrt(-2 * Math.log(1 - random()));
+      const t = 2 * Math.PI * random();
+      data[i] = 0.02 * r * Math.cos(t);
+      if (i + 1 < n) data[i + 1] = 0.02 * r * Math.sin(t);
+    }
+    return data;
+  };
+  const tensors: TensorToWrite[] = [{ name: 'model.embed_tokens.weight', dtype, shape: [shape.vocab, shape.hidden], data: normal(shape.vocab * shape.hidden) }];
+  for (const m of llamaLinearModules(shape)) tensors.push({ name: `${m.name}.weight`, dtype, shape: [m.dOut, m.dIn], data: normal(m.dIn * m.dOut) });
+  const ones = (n: number) => new Float32Array(n).fill(1);
+  for (let i = 0; i < shape.layers; i++) {
+    tensors.push({ name: `model.layers.${i}.input_layernorm.weight`, dtype, shape: [shape.hidden], data: ones(shape.hidden) });
+    tensors.push({ name: `model.layers.${i}.post_attention_layernorm.weight`, dtype, shape: [shape.hidden], data: ones(shape.hidden) });
+  }
+  tensors.push({ name: 'model.norm.weight', dtype, shape: [shape.hidden], data: ones(shape.hidden) });
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  const config = {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: shape.hidden, intermediate_size: shape.intermediate,
+    num_hidden_layers: shape.layers, num_attention_heads: shape.heads, num_key_value_heads: shape.kvHeads, vocab_size: shape.vocab,
+    max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: true, hidden_act: 'silu',
+    bos_token_id: 1, eos_token_id: 2, torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'BF16' ? 'bfloat16' : 'float16',
+  };
+  await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+}
