@@ -4,11 +4,11 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../kernels/backend';
+import { BACKEND_PREFERENCES, type BackendChoice } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchKernels } from './kernels';
 import { benchMerge } from './merge';
-import { integer } from '../server/commands/options';
+import { backendOption, integer } from '../server/commands/options';
 
 function record(name: string, result: object): void {
   const dir = join(process.cwd(), 'bench', 'results');
@@ -22,6 +22,16 @@ function record(name: string, result: object): void {
   appendFileSync(join(dir, `${name}.jsonl`), `${JSON.stringify(line)}\n`);
 }
 
+/** Starts the backend, runs one benchmark, prints its JSON line and summary, and records it. */
+async function runBench<T extends object>(name: string, backend: string, measure: (choice: BackendChoice) => Promise<T>, summary: (result: T) => string): Promise<void> {
+  const choice = await startBackend(backendOption(backend));
+  console.error(describeChoice(choice));
+  const result = await measure(choice);
+  console.log(JSON.stringify(result));
+  console.error(summary(result));
+  record(name, result);
+}
+
 const program = new Command('bench').showHelpAfterError();
 
 program
@@ -33,16 +43,10 @@ program
   .option('--tokens <n>', 'tokens per step', integer('--tokens', 1), 512)
   .option('--rounds <n>', 'timed rounds per method', integer('--rounds', 1), 40)
   .option('--warmup <n>', 'untimed rounds first', integer('--warmup', 0), 5)
-  .action(async (options: { backend: string; dim: number; rank: number; tokens: number; rounds: number; warmup: number }) => {
-    const choice = await startBackend(options.backend as BackendPreference);
-    console.error(describeChoice(choice));
-    const result = await benchKernels(choice, options);
-    console.log(JSON.stringify(result));
-    console.error(
-      `lora ${result.lora_median_ms} ms · moslora ${result.moslora_median_ms} ms · moslora/lora ${result.moslora_over_lora} (median of ${result.rounds}, alternating)`,
-    );
-    record('kernels', result);
-  });
+  .action((options: { backend: string; dim: number; rank: number; tokens: number; rounds: number; warmup: number }) =>
+    runBench('kernels', options.backend, (choice) => benchKernels(choice, options), (r) =>
+      `lora ${r.lora_median_ms} ms · moslora ${r.moslora_median_ms} ms · moslora/lora ${r.moslora_over_lora} (median of ${r.rounds}, alternating)`),
+  );
 
 program
   .command('merge')
@@ -51,14 +55,10 @@ program
   .option('--rounds <n>', 'timed rounds of each', integer('--rounds', 1), 3)
   .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
   .option('--dtype <dtype>', 'checkpoint dtype: BF16 | F16 | F32', 'BF16')
-  .action(async (options: { backend: string; rounds: number; rank: number; dtype: string }) => {
+  .action((options: { backend: string; rounds: number; rank: number; dtype: string }) => {
     if (!['BF16', 'F16', 'F32'].includes(options.dtype)) throw new Error(`--dtype must be BF16, F16 or F32, got ${options.dtype}`);
-    const choice = await startBackend(options.backend as BackendPreference);
-    console.error(describeChoice(choice));
-    const result = await benchMerge(choice, { rounds: options.rounds, rank: options.rank, dtype: options.dtype as 'BF16' | 'F16' | 'F32' });
-    console.log(JSON.stringify(result));
-    console.error(`${(result.parameters / 1e6).toFixed(0)}M parameters, ${result.dtype}: read+write ${result.copy_median_s} s · merge ${result.merge_median_s} s · merge/copy ${result.merge_over_copy} (median of ${result.rounds}, alternating)`);
-    record('merge', result);
+    return runBench('merge', options.backend, (choice) => benchMerge(choice, { ...options, dtype: options.dtype as 'BF16' | 'F16' | 'F32' }), (r) =>
+      `${(r.parameters / 1e6).toFixed(0)}M parameters, ${r.dtype}: read+write ${r.copy_median_s} s · merge ${r.merge_median_s} s · merge/copy ${r.merge_over_copy} (median of ${r.rounds}, alternating)`);
   });
 
 program.parseAsync().catch((error: unknown) => {
