@@ -41,6 +41,17 @@ export function targets(module: string, entry: string): boolean {
   return module === entry || module.endsWith(`.${entry}`);
 }
 
+/** The modules a `target_modules` list adapts. */
+export function targetedModules(modules: readonly LinearModule[], entries: readonly string[]): LinearModule[] {
+  return modules.filter((module) => entries.some((entry) => targets(module.name, entry)));
+}
+
+/** What a target can be written as: the distinct last names (`q_proj`) first, then the full names. */
+export function targetNames(modules: readonly LinearModule[]): { suffixes: string[]; names: string[] } {
+  const suffixes = [...new Set(modules.map((module) => module.name.slice(module.name.lastIndexOf('.') + 1)))];
+  return { suffixes, names: modules.map((module) => module.name) };
+}
+
 /** `layers.2` before `layers.10`. */
 function compareNames(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
@@ -55,7 +66,7 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
   try {
     if (!(await stat(dir)).isDirectory()) return fail(`${dir} is a file, not a model folder`);
   } catch {
-    return fail(`model folder not found: ${dir}`);
+    return fail(`folder not found: ${dir}`);
   }
   let config: unknown;
   try {
@@ -191,6 +202,10 @@ export class FactCache {
 
   dataset(file: string): Promise<DatasetFacts> {
     return this.get(this.datasets, file, readDatasetHead, undefined);
+  }
+
+  has(path: string): boolean {
+    return this.models.has(path) || this.datasets.has(path);
   }
 
   /** The paths watched now. */
