@@ -146,11 +146,11 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const smallest = targeted.reduce((a, b) => (Math.min(b.dIn, b.dOut) < Math.min(a.dIn, a.dOut) ? b : a));
   const largest = Math.min(smallest.dIn, smallest.dOut);
   if (rank > largest) {
-    const message = `r: ${rank} is larger than the smallest dimension of a targeted module (${smallest.name}: d_in ${smallest.dIn}, d_out ${smallest.dOut}); the largest r allowed is ${largest}`;
+    const detail = `is larger than the smallest dimension of a targeted module (${smallest.name}: d_in ${smallest.dIn}, d_out ${smallest.dOut}); the largest r allowed is ${largest}`;
     out.push(
       r
-        ? diagnostic(r.range, message, 'error', { replacement: String(largest), title: `Change r to ${largest}` })
-        : diagnostic(modelValue.range, `the default ${message}; set r`, 'error'),
+        ? diagnostic(r.range, `r: ${rank} ${detail}`, 'error', { replacement: String(largest), title: `Change r to ${largest}` })
+        : diagnostic(modelValue.range, `r is not set and its default ${rank} ${detail}; set r`, 'error'),
     );
   }
   return out;

@@ -3,7 +3,8 @@
 // lines. Each is cached per path and watched; when a file changes the entry is dropped and the
 // owner is told, so that the configs using it are checked again.
 import { readFile, open, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { Checkpoint } from '../formats/checkpoint';
 import type { DataRecord } from '../engine/data';
@@ -178,12 +179,78 @@ async function readHead(file: string, bytes: number): Promise<string> {
   }
 }
 
+/** The path itself if it exists, else its nearest ancestor that does. */
+function nearestExisting(path: string): string {
+  let current = path;
+  while (!existsSync(current) && dirname(current) !== current) current = dirname(current);
+  return current;
+}
+
+function modified(path: string): number {
+  return statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? -1;
+}
+
+/** Whether a change at `changed` can affect `path`: the path itself, a folder on its way, or something inside it. */
+function onRoute(changed: string, path: string): boolean {
+  return changed === path || path.startsWith(changed + sep) || changed.startsWith(path + sep);
+}
+
+/**
+ * Watches a path that may not exist yet (a model still to download, a dataset still to write):
+ * the path itself when it exists, else its nearest existing ancestor, moving as folders appear
+ * or disappear. Never keeps the process alive.
+ */
+class PathWatcher {
+  private watcher: FSWatcher | undefined;
+  private root: string | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly path: string,
+    /** For a folder: how deep inside it to watch. */
+    private readonly depth: number | undefined,
+    private readonly onEvent: () => void,
+  ) {
+    this.arm();
+  }
+
+  private arm(): void {
+    const root = nearestExisting(this.path);
+    if (this.closed || root === this.root) return;
+    const previous = this.watcher;
+    const exact = root === this.path;
+    const depth = exact ? this.depth : 0;
+    const watcher = watch(root, { ignoreInitial: true, persistent: false, ...(depth !== undefined ? { depth } : {}) });
+    watcher.on('all', (_event, changed) => {
+      if (this.watcher !== watcher || (!exact && !onRoute(changed, this.path))) return;
+      this.arm();
+      this.onEvent();
+    });
+    watcher.on('error', () => undefined); // an unreadable path is reported by the facts themselves
+    // What changes while chokidar takes its first look counts as initial and raises no event:
+    // compare the folder's (or file's) modification time from before with the one after.
+    const stamp = modified(root);
+    watcher.on('ready', () => {
+      if (this.watcher !== watcher || (modified(root) === stamp && nearestExisting(this.path) === root)) return;
+      this.arm();
+      this.onEvent();
+    });
+    this.root = root;
+    this.watcher = watcher;
+    void previous?.close();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.watcher?.close();
+  }
+}
+
 interface Entry<T> {
   /** Undefined after a change, until the next read. */
   facts: Promise<T> | undefined;
-  watcher: FSWatcher;
+  watcher: PathWatcher;
 }
-
 /**
  * Model and dataset facts, cached per absolute path. A watcher on each path drops the cached facts
  * when anything there changes and calls `onChange(path)`. Watchers never keep the process alive.
@@ -236,16 +303,14 @@ export class FactCache {
     const entry = cache.get(path);
     if (entry) return (entry.facts ??= read(path));
     if (this.disposed) return read(path);
-    // A path that does not exist yet is watched for its appearance (chokidar watches the parent).
-    const watcher = watch(path, { ignoreInitial: true, persistent: false, ...(depth !== undefined ? { depth } : {}) });
-    const created: Entry<T> = { facts: read(path), watcher };
-    watcher.on('all', () => {
-      if (cache.get(path) !== created) return;
-      created.facts = undefined;
+    const watcher = new PathWatcher(path, depth, () => {
+      const current = cache.get(path);
+      if (current?.watcher !== watcher) return;
+      current.facts = undefined;
       this.onChange(path);
     });
-    watcher.on('error', () => undefined); // an unreadable path is reported by the facts themselves
-    cache.set(path, created);
-    return created.facts!;
+    const facts = read(path);
+    cache.set(path, { facts, watcher });
+    return facts;
   }
 }
