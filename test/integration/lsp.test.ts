@@ -253,14 +253,18 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
     assert.match(hoverText(hover?.contents), /^\*\*model\*\*/);
   });
 
-  it('reports a model folder without safetensors, and the checkpoint appearing clears it', async () => {
+  it('follows a model folder from missing, to config.json only, to downloaded', async () => {
     const uri = uriOf('download.moslora.yaml');
-    await mkdir(join(dir, 'downloading'));
-    await writeFile(join(dir, 'downloading', 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'] }));
-    await client.open(uri, 'model: ./downloading\ntarget_modules: [q_proj]\ndata:\n  train: train.jsonl\n');
-    const [missing] = await client.waitForDiagnostics(uri, (list) => list.length > 0, 'the missing weights show');
-    assert.match(messageOf(missing!), /^model: .*downloading: no safetensors weights/);
-    await writeSafetensors(join(dir, 'downloading', 'model.safetensors'), llamaTensors());
+    const folder = join(dir, 'hub', 'downloading');
+    await client.open(uri, 'model: ./hub/downloading\ntarget_modules: [q_proj]\ndata:\n  train: train.jsonl\n');
+    const [missing] = await client.waitForDiagnostics(uri, (list) => list.length > 0, 'the missing folder shows');
+    assert.equal(messageOf(missing!), `model: folder not found: ${folder}`);
+    assert.deepEqual(missing!.range, range(0, 7, 24));
+    // Two folder levels appear at once: the watcher moves from the workspace folder down to the model folder.
+    await mkdir(folder, { recursive: true });
+    await writeFile(join(folder, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'] }));
+    await client.waitForDiagnostics(uri, (list) => /^model: .*downloading: no safetensors weights/.test(list[0] ? messageOf(list[0]) : ''), 'the missing weights show');
+    await writeSafetensors(join(folder, 'model.safetensors'), llamaTensors());
     await client.waitForDiagnostics(uri, (list) => list.length === 0, 'the downloaded weights are found');
   });
 
