@@ -39,8 +39,8 @@ export async function completeConfig(uri: string, text: string, position: { line
       if (context.path.join('.') !== 'target_modules' || !configPath) return [];
       const model = writtenModel(text, language);
       if (!model) return [];
-      const facts_ = await facts.model(resolveFrom(configPath, model));
-      return facts_.ok ? moduleItems(context, facts_.modules, json) : [];
+      const modelFacts = await facts.model(resolveFrom(configPath, model));
+      return modelFacts.ok ? moduleItems(context, modelFacts.modules, json) : [];
     }
   }
 }

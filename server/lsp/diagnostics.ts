@@ -62,8 +62,8 @@ export async function validateConfig(uri: string, text: string, facts: FactCache
   if (model && typeof model.value === 'string' && model.value) {
     const dir = resolveFrom(configPath, model.value);
     paths.add(dir);
-    const facts_ = await facts.model(dir);
-    diagnostics.push(...(facts_.ok ? moduleDiagnostics(source, facts_, model) : [diagnostic(model.range, `model: ${facts_.problem}`, 'error')]));
+    const modelFacts = await facts.model(dir);
+    diagnostics.push(...(modelFacts.ok ? moduleDiagnostics(source, modelFacts, model) : [diagnostic(model.range, `model: ${modelFacts.problem}`, 'error')]));
   }
 
   for (const key of ['train', 'eval'] as const) {

@@ -34,11 +34,11 @@ export async function hoverConfig(uri: string, text: string, position: { line: n
   const configPath = filePathOf(uri);
   const model = source.scalar(['model']);
   if ((key === 'r' || key === 'target_modules') && configPath && typeof model?.value === 'string') {
-    const facts_ = await facts.model(resolveFrom(configPath, model.value));
-    sections.push(facts_.ok ? parameterTable(source, facts_) : `The model folder cannot be read: ${facts_.problem}`);
-    if (facts_.ok && key === 'target_modules' && !at.onKey) {
+    const modelFacts = await facts.model(resolveFrom(configPath, model.value));
+    sections.push(modelFacts.ok ? parameterTable(source, modelFacts) : `The model folder cannot be read: ${modelFacts.problem}`);
+    if (modelFacts.ok && key === 'target_modules' && !at.onKey) {
       const entry = source.list(['target_modules'])?.find((item) => item.range.start.line === at.range.start.line && item.range.start.character === at.range.start.character);
-      if (typeof entry?.value === 'string') sections.push(matches(entry.value, facts_.modules));
+      if (typeof entry?.value === 'string') sections.push(matches(entry.value, modelFacts.modules));
     }
   }
   return { contents: { kind: MarkupKind.Markdown, value: sections.join('\n\n---\n\n') }, range: at.range };
