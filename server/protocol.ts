@@ -13,3 +13,16 @@ export interface EnvironmentReport {
 }
 
 export const environmentRequest = new RequestType0<EnvironmentReport, void>('moslora/environment');
+
+/**
+ * Commands the server's code lenses name and the extension registers. Each takes one argument:
+ * the URI of the config (`ConfigCommandArgs`).
+ */
+export const configCommands = {
+  /** Start a training job from the config. */
+  startTraining: 'moslora.startTraining',
+  /** Estimate the job: trainable parameters, memory and time per step. */
+  estimate: 'moslora.estimate',
+} as const;
+
+export type ConfigCommandArgs = [configUri: string];

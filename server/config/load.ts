@@ -95,7 +95,7 @@ function valueAt(root: unknown, path: Path): unknown {
 }
 
 /** The object schema at `path` inside the config schema, to list the keys allowed there. */
-function objectShapeAt(path: Path): Record<string, z.ZodType> | null {
+export function objectShapeAt(path: Path): Record<string, z.ZodType> | null {
   let schema: z.ZodType = configSchema;
   for (const key of path) {
     const shape = unwrapObject(schema);

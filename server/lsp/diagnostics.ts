@@ -1,0 +1,239 @@
+// Diagnostics of an open config: everything the loader reports (syntax, schema, surprises), then
+// what only the files on disk can tell: the model folder, the target modules of its checkpoint,
+// r against their sizes, and the datasets' first lines. Each sits on the value that is wrong.
+import { basename } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { closest, distance } from 'fastest-levenshtein';
+import { DiagnosticSeverity, type Diagnostic, type Range } from 'vscode-languageserver';
+import { parseConfigText } from '../config/load';
+import { configSchema, DATA_FORMATS } from '../config/schema';
+import { checkRecords, DatasetError, type DataFormat } from '../engine/data';
+import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
+import { DATASET_HEAD_LINES, targetedModules, targetNames, targets, type FactCache, type ModelFacts } from './facts';
+
+export const SOURCE = 'moslora';
+
+/** Carried in `Diagnostic.data` of a diagnostic that a quick fix can fix. */
+export interface FixData {
+  /** Replaces the diagnostic's range. */
+  replacement: string;
+  title: string;
+}
+
+export interface Validation {
+  diagnostics: Diagnostic[];
+  /** The model folders and dataset files this config's diagnostics depend on. */
+  paths: Set<string>;
+}
+
+const DEFAULT_TARGETS = configSchema.shape.target_modules.parse(undefined);
+const DEFAULT_R = configSchema.shape.r.parse(undefined);
+
+function diagnostic(range: Range, message: string, severity: 'error' | 'warning', fix?: FixData): Diagnostic {
+  return {
+    range,
+    message,
+    severity: severity === 'error' ? DiagnosticSeverity.Error : DiagnosticSeverity.Warning,
+    source: SOURCE,
+    ...(fix ? { data: fix } : {}),
+  };
+}
+
+function suggestion(word: string, candidates: readonly string[]): string | undefined {
+  if (candidates.length === 0) return undefined;
+  const best = closest(word, candidates as string[]);
+  return distance(word, best) <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+export async function validateConfig(uri: string, text: string, facts: FactCache): Promise<Validation> {
+  const parsed = parseConfigText(text, uri);
+  const source = new ConfigSource(text);
+  const diagnostics = parsed.issues.map((issue) => {
+    const written = text.slice(source.offset(issue.range.start), source.offset(issue.range.end));
+    const replacement = issue.replacement === undefined ? undefined : quotedLike(written, issue.replacement);
+    return diagnostic(issue.range, issue.message, issue.severity, replacement === undefined ? undefined : { replacement, title: `Change to ${issue.replacement}` });
+  });
+  const paths = new Set<string>();
+  const configPath = filePathOf(uri);
+  // A config that does not parse has no values to check against the disk.
+  if (!configPath || !source.valid) return { diagnostics, paths };
+
+  const model = source.scalar(['model']);
+  if (model && typeof model.value === 'string' && model.value) {
+    const dir = resolveFrom(configPath, model.value);
+    paths.add(dir);
+    const modelFacts = await facts.model(dir);
+    diagnostics.push(...(modelFacts.ok ? moduleDiagnostics(source, modelFacts, model) : [diagnostic(model.range, `model: ${modelFacts.problem}`, 'error')]));
+  }
+
+  for (const key of ['train', 'eval'] as const) {
+    const file = source.scalar(['data', key]);
+    if (!file || typeof file.value !== 'string' || !file.value) continue;
+    const path = resolveFrom(configPath, file.value);
+    paths.add(path);
+    const head = await facts.dataset(path);
+    if (!head.ok) {
+      diagnostics.push(diagnostic(file.range, `data.${key}: ${head.problem}`, 'error'));
+      continue;
+    }
+    const format = dataFormat(source);
+    const problems = [...head.problems, ...(format ? fieldProblems(path, head.records, format) : [])];
+    if (problems.length === 0) continue;
+    const sorted = problems.sort((a, b) => lineOf(a) - lineOf(b));
+    const more = sorted.length > 1 ? ` (and ${sorted.length - 1} more of the first ${DATASET_HEAD_LINES} lines)` : '';
+    diagnostics.push({
+      ...diagnostic(file.range, `data.${key}: ${basename(path)} ${sorted[0]}${more}`, 'error'),
+      relatedInformation: [
+        {
+          location: { uri: pathToFileURL(path).href, range: { start: { line: lineOf(sorted[0]!) - 1, character: 0 }, end: { line: lineOf(sorted[0]!) - 1, character: 0 } } },
+          message: sorted[0]!,
+        },
+      ],
+    });
+  }
+  return { diagnostics, paths };
+}
+
+function lineOf(problem: string): number {
+  return Number(/^line (\d+)/.exec(problem)?.[1] ?? 0);
+}
+
+function dataFormat(source: ConfigSource): DataFormat | null {
+  const written = source.scalar(['data', 'format']);
+  if (!written) return source.has(['data', 'format']) ? null : 'completion';
+  return (DATA_FORMATS as readonly unknown[]).includes(written.value) ? (written.value as DataFormat) : null;
+}
+
+/** The records' missing or mistyped fields, as `line N: …` (the engine's own check, so both agree). */
+function fieldProblems(file: string, records: Parameters<typeof checkRecords>[1], format: DataFormat): string[] {
+  try {
+    checkRecords(file, records, format);
+    return [];
+  } catch (error) {
+    if (!(error instanceof DatasetError)) throw error;
+    return error.problems.map((problem) => problem.replace(`${file}:`, 'line '));
+  }
+}
+
+/** The target modules against the checkpoint's linear modules, and r against their sizes. */
+function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok: true }>, modelValue: Located<unknown>): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const what = `${basename(model.dir)} (${model.architecture})`;
+  const { suffixes, names } = targetNames(model.modules);
+  const written = source.list(['target_modules']);
+  const entries = written ? written.map((entry) => entry.value).filter((value): value is string => typeof value === 'string') : source.has(['target_modules']) ? [] : DEFAULT_TARGETS;
+  for (const entry of written ?? []) {
+    if (typeof entry.value !== 'string' || model.modules.some((module) => targets(module.name, entry.value as string))) continue;
+    const guess = suggestion(entry.value, suffixes) ?? suggestion(entry.value, names);
+    const hint = guess ? `did you mean "${guess}"?` : `its linear modules end in ${suffixes.join(', ')}`;
+    const fix = guess ? { replacement: quotedLike(entry.source, guess), title: `Change to ${guess}` } : undefined;
+    out.push(diagnostic(entry.range, `target_modules: "${entry.value}" matches no linear module of ${what}; ${hint}`, 'error', fix));
+  }
+  if (!written && !source.has(['target_modules']) && targetedModules(model.modules, DEFAULT_TARGETS).length === 0) {
+    out.push(
+      diagnostic(
+        modelValue.range,
+        `target_modules is not set and its default (${DEFAULT_TARGETS.join(', ')}) matches no linear module of ${what}; set target_modules, e.g. [${suffixes.slice(0, 2).join(', ')}]`,
+        'error',
+      ),
+    );
+  }
+
+  const targeted = targetedModules(model.modules, entries);
+  const r = source.scalar(['r']);
+  const rank = r ? r.value : DEFAULT_R;
+  if (targeted.length === 0 || typeof rank !== 'number' || !Number.isInteger(rank) || rank <= 0) return out;
+  const smallest = targeted.reduce((a, b) => (Math.min(b.dIn, b.dOut) < Math.min(a.dIn, a.dOut) ? b : a));
+  const largest = Math.min(smallest.dIn, smallest.dOut);
+  if (rank > largest) {
+    const detail = `is larger than the smallest dimension of a targeted module (${smallest.name}: d_in ${smallest.dIn}, d_out ${smallest.dOut}); the largest r allowed is ${largest}`;
+    out.push(
+      r
+        ? diagnostic(r.range, `r: ${rank} ${detail}`, 'error', { replacement: String(largest), title: `Change r to ${largest}` })
+        : diagnostic(modelValue.range, `r is not set and its default ${rank} ${detail}; set r`, 'error'),
+    );
+  }
+  return out;
+}
+
+export interface OpenDocument {
+  readonly uri: string;
+  readonly version: number;
+  getText(): string;
+}
+
+/**
+ * Validates open configs a short while after the last keystroke, publishes the result unless the
+ * text changed meanwhile, and validates again the configs that use a file when it changes.
+ */
+export class DiagnosticsScheduler {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** uri → the paths its last validation used. */
+  private readonly uses = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly facts: FactCache,
+    private readonly documents: { get(uri: string): OpenDocument | undefined; all(): OpenDocument[] },
+    private readonly publish: (uri: string, version: number, diagnostics: Diagnostic[]) => void,
+    private readonly delayMs = 200,
+  ) {}
+
+  schedule(uri: string, delayMs = this.delayMs): void {
+    clearTimeout(this.timers.get(uri));
+    this.timers.set(
+      uri,
+      setTimeout(() => {
+        this.timers.delete(uri);
+        void this.run(uri);
+      }, delayMs),
+    );
+  }
+
+  /** A watched file changed: validate again every open config that uses it. */
+  changed(path: string): void {
+    for (const [uri, paths] of this.uses) if (paths.has(path)) this.schedule(uri);
+  }
+
+  close(uri: string): void {
+    clearTimeout(this.timers.get(uri));
+    this.timers.delete(uri);
+    this.uses.delete(uri);
+    this.retain();
+    this.publish(uri, 0, []);
+  }
+
+  dispose(): void {
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  private async run(uri: string): Promise<void> {
+    const document = this.documents.get(uri);
+    if (!document) return;
+    const version = document.version;
+    let result: Validation;
+    try {
+      result = await validateConfig(uri, document.getText(), this.facts);
+    } catch (error) {
+      // A bug here must cost one config its checks, never the server.
+      result = {
+        diagnostics: [diagnostic({ start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }, `the language server could not check this config: ${(error as Error).message}`, 'warning')],
+        paths: this.uses.get(uri) ?? new Set(),
+      };
+    }
+    const current = this.documents.get(uri);
+    if (!current || current.version !== version) return; // a newer validation is scheduled
+    this.uses.set(uri, result.paths);
+    this.retain();
+    this.publish(uri, version, result.diagnostics);
+    // Another config's validation may have dropped a path this one read meanwhile: read it again, watched.
+    if ([...result.paths].some((path) => !this.facts.has(path))) this.schedule(uri);
+  }
+
+  /** Stop watching paths that no open config names any more. */
+  private retain(): void {
+    const used = new Set<string>();
+    for (const paths of this.uses.values()) for (const path of paths) used.add(path);
+    this.facts.retain(used);
+  }
+}

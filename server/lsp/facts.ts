@@ -1,0 +1,316 @@
+// What the configs point at, read from disk for the editor: a model folder's architecture and
+// linear modules (from the safetensors headers only, never the weights) and a dataset's first
+// lines. Each is cached per path and watched; when a file changes the entry is dropped and the
+// owner is told, so that the configs using it are checked again.
+import { readFile, open, stat } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import { Checkpoint } from '../formats/checkpoint';
+import type { DataRecord } from '../engine/data';
+
+export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
+
+export interface LinearModule {
+  /** The checkpoint's own name, e.g. `model.layers.0.self_attn.q_proj`. */
+  name: string;
+  dIn: number;
+  dOut: number;
+}
+
+// Embeddings and the LM head are 2-D weights but not adapter targets.
+const NOT_LINEAR = new Set(['embed_tokens', 'wte', 'wpe', 'lm_head']);
+// GPT-2's Conv1D layers store their weight [d_in, d_out], the transpose of nn.Linear.
+const GPT2_CONV1D = /(?:^|\.)h\.\d+\.(?:attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)$/;
+
+/** The adaptable linear layers of a checkpoint: every 2-D `<module>.weight` but embeddings and the LM head. */
+export function linearModules(checkpoint: Pick<Checkpoint, 'tensors'>, architecture: string): LinearModule[] {
+  const modules: LinearModule[] = [];
+  for (const [tensor, info] of checkpoint.tensors) {
+    if (!tensor.endsWith('.weight') || info.shape.length !== 2) continue;
+    const name = tensor.slice(0, -'.weight'.length);
+    if (NOT_LINEAR.has(name.slice(name.lastIndexOf('.') + 1))) continue;
+    const [rows, cols] = info.shape as [number, number];
+    const conv1d = architecture === 'GPT2LMHeadModel' && GPT2_CONV1D.test(name);
+    modules.push(conv1d ? { name, dIn: rows, dOut: cols } : { name, dIn: cols, dOut: rows });
+  }
+  return modules.sort((a, b) => compareNames(a.name, b.name));
+}
+
+/** PEFT's rule: a target names a module exactly or by a dotted suffix. */
+export function targets(module: string, entry: string): boolean {
+  return module === entry || module.endsWith(`.${entry}`);
+}
+
+/** The modules a `target_modules` list adapts. */
+export function targetedModules(modules: readonly LinearModule[], entries: readonly string[]): LinearModule[] {
+  return modules.filter((module) => entries.some((entry) => targets(module.name, entry)));
+}
+
+/** What a target can be written as: the distinct last names (`q_proj`) first, then the full names. */
+export function targetNames(modules: readonly LinearModule[]): { suffixes: string[]; names: string[] } {
+  const suffixes = [...new Set(modules.map((module) => module.name.slice(module.name.lastIndexOf('.') + 1)))];
+  return { suffixes, names: modules.map((module) => module.name) };
+}
+
+/** `layers.2` before `layers.10`. */
+function compareNames(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
+
+export type ModelFacts =
+  | { ok: true; dir: string; architecture: string; modules: LinearModule[]; totalParameters: number }
+  | { ok: false; dir: string; problem: string };
+
+export async function readModelFacts(dir: string): Promise<ModelFacts> {
+  const fail = (problem: string): ModelFacts => ({ ok: false, dir, problem });
+  try {
+    if (!(await stat(dir)).isDirectory()) return fail(`${dir} is a file, not a model folder`);
+  } catch {
+    return fail(`folder not found: ${dir}`);
+  }
+  let config: unknown;
+  try {
+    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return fail(
+      code === 'ENOENT'
+        ? `${dir} has no config.json; a Hugging Face model folder holds config.json, *.safetensors and tokenizer.json`
+        : `${join(dir, 'config.json')}: ${code ? `cannot read it (${code})` : `invalid JSON (${(error as Error).message})`}`,
+    );
+  }
+  const named = (config as { architectures?: unknown } | null)?.architectures;
+  const architectures = Array.isArray(named) ? named.filter((a): a is string => typeof a === 'string') : [];
+  const architecture = architectures.find((a) => (SUPPORTED_ARCHITECTURES as readonly string[]).includes(a));
+  if (!architecture) {
+    const found = architectures.length ? `architecture ${architectures.join(', ')} is not supported` : 'config.json names no "architectures"';
+    return fail(`${found}; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
+  }
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = await Checkpoint.open(dir);
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+  try {
+    let totalParameters = 0;
+    for (const info of checkpoint.tensors.values()) totalParameters += info.shape.reduce((n, d) => n * d, 1);
+    return { ok: true, dir, architecture, modules: linearModules(checkpoint, architecture), totalParameters };
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+export const DATASET_HEAD_LINES = 20;
+const JSONL_HEAD_BYTES = 1 << 20;
+const JSON_MAX_BYTES = 16 << 20;
+
+export interface DatasetHead {
+  /** The first records (at most DATASET_HEAD_LINES), 1-based lines. */
+  records: DataRecord[];
+  /** Lines among the first that are not JSON objects: `line N: …`. */
+  problems: string[];
+  /** False when the file was too large to look at (a .json array over 16 MiB). */
+  checked: boolean;
+}
+
+export type DatasetFacts = ({ ok: true } & DatasetHead) | { ok: false; problem: string };
+
+/** The first lines of a .jsonl dataset (or first entries of a .json array), without reading the whole file. */
+export async function readDatasetHead(file: string, count = DATASET_HEAD_LINES): Promise<DatasetFacts> {
+  let size: number;
+  try {
+    const info = await stat(file);
+    if (info.isDirectory()) return { ok: false, problem: `${file} is a folder, not a dataset file` };
+    size = info.size;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return { ok: false, problem: code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file} (${code ?? String(error)})` };
+  }
+  const head = { records: [] as DataRecord[], problems: [] as string[], checked: true };
+  const accept = (value: unknown, line: number) => {
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) head.records.push({ line, value: value as Record<string, unknown> });
+    else head.problems.push(`line ${line}: expected a JSON object, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`);
+  };
+  let text: string;
+  try {
+    text = await readHead(file, file.endsWith('.json') ? Math.min(size, JSON_MAX_BYTES) : Math.min(size, JSONL_HEAD_BYTES));
+  } catch (error) {
+    return { ok: false, problem: `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})` };
+  }
+  if (file.endsWith('.json')) {
+    if (size > JSON_MAX_BYTES) return { ok: true, ...head, checked: false };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      return { ok: false, problem: `invalid JSON (${(error as Error).message})` };
+    }
+    if (!Array.isArray(parsed)) return { ok: false, problem: 'a .json dataset must be an array of objects; use .jsonl for one object per line' };
+    parsed.slice(0, count).forEach((value, i) => accept(value, i + 1));
+  } else {
+    const lines = text.split('\n');
+    if (size > text.length) lines.pop(); // cut mid-line
+    let seen = 0;
+    for (let i = 0; i < lines.length && seen < count; i++) {
+      const line = lines[i]!.trim();
+      if (!line) continue;
+      seen++;
+      try {
+        accept(JSON.parse(line), i + 1);
+      } catch (error) {
+        head.problems.push(`line ${i + 1}: invalid JSON (${(error as Error).message})`);
+      }
+    }
+  }
+  if (head.records.length === 0 && head.problems.length === 0) return { ok: false, problem: `no examples in ${file}` };
+  return { ok: true, ...head };
+}
+
+async function readHead(file: string, bytes: number): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(bytes);
+    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The path itself if it exists, else its nearest ancestor that does. */
+function nearestExisting(path: string): string {
+  let current = path;
+  while (!existsSync(current) && dirname(current) !== current) current = dirname(current);
+  return current;
+}
+
+function modified(path: string): number {
+  return statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? -1;
+}
+
+/** Whether a change at `changed` can affect `path`: the path itself, a folder on its way, or something inside it. */
+function onRoute(changed: string, path: string): boolean {
+  return changed === path || path.startsWith(changed + sep) || changed.startsWith(path + sep);
+}
+
+/**
+ * Watches a path that may not exist yet (a model still to download, a dataset still to write):
+ * the path itself when it exists, else its nearest existing ancestor, moving as folders appear
+ * or disappear. Never keeps the process alive.
+ */
+class PathWatcher {
+  private watcher: FSWatcher | undefined;
+  private root: string | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly path: string,
+    /** For a folder: how deep inside it to watch. */
+    private readonly depth: number | undefined,
+    private readonly onEvent: () => void,
+  ) {
+    this.arm();
+  }
+
+  private arm(): void {
+    const root = nearestExisting(this.path);
+    if (this.closed || root === this.root) return;
+    const previous = this.watcher;
+    const exact = root === this.path;
+    const depth = exact ? this.depth : 0;
+    const watcher = watch(root, { ignoreInitial: true, persistent: false, ...(depth !== undefined ? { depth } : {}) });
+    watcher.on('all', (_event, changed) => {
+      if (this.watcher !== watcher || (!exact && !onRoute(changed, this.path))) return;
+      this.arm();
+      this.onEvent();
+    });
+    watcher.on('error', () => undefined); // an unreadable path is reported by the facts themselves
+    // What changes while chokidar takes its first look counts as initial and raises no event:
+    // compare the folder's (or file's) modification time from before with the one after.
+    const stamp = modified(root);
+    watcher.on('ready', () => {
+      if (this.watcher !== watcher || (modified(root) === stamp && nearestExisting(this.path) === root)) return;
+      this.arm();
+      this.onEvent();
+    });
+    this.root = root;
+    this.watcher = watcher;
+    void previous?.close();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.watcher?.close();
+  }
+}
+
+interface Entry<T> {
+  /** Undefined after a change, until the next read. */
+  facts: Promise<T> | undefined;
+  watcher: PathWatcher;
+}
+/**
+ * Model and dataset facts, cached per absolute path. A watcher on each path drops the cached facts
+ * when anything there changes and calls `onChange(path)`. Watchers never keep the process alive.
+ */
+export class FactCache {
+  private readonly models = new Map<string, Entry<ModelFacts>>();
+  private readonly datasets = new Map<string, Entry<DatasetFacts>>();
+  private disposed = false;
+
+  constructor(private readonly onChange: (path: string) => void) {}
+
+  model(dir: string): Promise<ModelFacts> {
+    // depth 0: config.json and the safetensors files sit directly in the folder.
+    return this.get(this.models, dir, readModelFacts, 0);
+  }
+
+  dataset(file: string): Promise<DatasetFacts> {
+    return this.get(this.datasets, file, readDatasetHead, undefined);
+  }
+
+  has(path: string): boolean {
+    return this.models.has(path) || this.datasets.has(path);
+  }
+
+  /** The paths watched now. */
+  get watched(): string[] {
+    return [...this.models.keys(), ...this.datasets.keys()];
+  }
+
+  /** Forgets (and stops watching) every path not in `used`. */
+  retain(used: ReadonlySet<string>): void {
+    for (const cache of [this.models, this.datasets] as Map<string, Entry<unknown>>[]) {
+      for (const [path, entry] of cache) {
+        if (used.has(path)) continue;
+        cache.delete(path);
+        void entry.watcher.close();
+      }
+    }
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    const entries = [...this.models.values(), ...this.datasets.values()];
+    this.models.clear();
+    this.datasets.clear();
+    await Promise.all(entries.map((entry) => entry.watcher.close()));
+  }
+
+  private get<T>(cache: Map<string, Entry<T>>, path: string, read: (path: string) => Promise<T>, depth: number | undefined): Promise<T> {
+    const entry = cache.get(path);
+    if (entry) return (entry.facts ??= read(path));
+    if (this.disposed) return read(path);
+    const watcher = new PathWatcher(path, depth, () => {
+      const current = cache.get(path);
+      if (current?.watcher !== watcher) return;
+      current.facts = undefined;
+      this.onChange(path);
+    });
+    const facts = read(path);
+    cache.set(path, { facts, watcher });
+    return facts;
+  }
+}

@@ -1,0 +1,84 @@
+// Hover in a config: each key's documentation and default; on `r` and `target_modules`, what the
+// adapter trains, LoRA against MoSLoRA, counted from the checkpoint's headers; on a target entry,
+// the modules it matches.
+import { basename } from 'node:path';
+import { MarkupKind, type Hover } from 'vscode-languageserver';
+import { configSchema } from '../config/schema';
+import { ConfigSource, filePathOf, resolveFrom } from './document';
+import { targetedModules, targets, type FactCache, type LinearModule, type ModelFacts } from './facts';
+import { fieldAt, fieldMarkdown } from './schema-info';
+
+const DEFAULTS = configSchema.parse({ model: '.', data: { train: '.' } });
+
+export interface ParameterCounts {
+  modules: number;
+  lora: number;
+  moslora: number;
+  linchain: number;
+}
+
+/** Trainable parameters: r·(d_in + d_out) per module for A and B, plus r² per mixer. */
+export function parameterCounts(modules: readonly LinearModule[], r: number, chainLength: number): ParameterCounts {
+  const lora = modules.reduce((sum, m) => sum + r * (m.dIn + m.dOut), 0);
+  return { modules: modules.length, lora, moslora: lora + modules.length * r * r, linchain: lora + modules.length * chainLength * r * r };
+}
+
+export async function hoverConfig(uri: string, text: string, position: { line: number; character: number }, facts: FactCache): Promise<Hover | null> {
+  const source = new ConfigSource(text);
+  const at = source.pathAt(position);
+  if (!at) return null;
+  const field = fieldAt(at.path);
+  if (!field) return null;
+  const sections = [fieldMarkdown(field)];
+  const key = at.path.join('.');
+  const configPath = filePathOf(uri);
+  const model = source.scalar(['model']);
+  if ((key === 'r' || key === 'target_modules') && configPath && typeof model?.value === 'string') {
+    const modelFacts = await facts.model(resolveFrom(configPath, model.value));
+    sections.push(modelFacts.ok ? parameterTable(source, modelFacts) : `The model folder cannot be read: ${modelFacts.problem}`);
+    if (modelFacts.ok && key === 'target_modules' && !at.onKey) {
+      const entry = source.list(['target_modules'])?.find((item) => item.range.start.line === at.range.start.line && item.range.start.character === at.range.start.character);
+      if (typeof entry?.value === 'string') sections.push(matches(entry.value, modelFacts.modules));
+    }
+  }
+  return { contents: { kind: MarkupKind.Markdown, value: sections.join('\n\n---\n\n') }, range: at.range };
+}
+
+function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: true }>): string {
+  const number = (key: string, fallback: number) => {
+    const value = source.scalar([key])?.value;
+    return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : fallback;
+  };
+  const r = number('r', DEFAULTS.r);
+  const chain = number('chain_length', DEFAULTS.chain_length);
+  const method = String(source.scalar(['method'])?.value ?? DEFAULTS.method);
+  const written = source.list(['target_modules']);
+  const entries = written ? written.map((entry) => String(entry.value)) : DEFAULTS.target_modules;
+  const modules = targetedModules(model.modules, entries);
+  if (modules.length === 0) return `target_modules (${entries.join(', ')}) matches no linear module of ${basename(model.dir)} (${model.architecture}): nothing would train.`;
+  const counts = parameterCounts(modules, r, chain);
+  const format = (n: number) => n.toLocaleString('en-US');
+  const share = (n: number) => `${((100 * n) / model.totalParameters).toPrecision(3)} %`;
+  const rows: [string, string, number][] = [
+    ['LoRA', 'lora', counts.lora],
+    ['MoSLoRA', 'moslora', counts.moslora],
+    ...(method === 'linchain' ? [[`LinChain (${chain} mixers)`, 'linchain', counts.linchain] as [string, string, number]] : []),
+  ];
+  const mark = (id: string) => (id === method || (id === 'lora' && method === 'moslora-fixed') ? ' (this config)' : '');
+  return [
+    `Trainable parameters at r = ${r} on ${counts.modules} module${counts.modules === 1 ? '' : 's'} of ${basename(model.dir)} (${model.architecture}, ${format(model.totalParameters)} parameters):`,
+    '',
+    '| method | trainable | of the base model |',
+    '| --- | ---: | ---: |',
+    ...rows.map(([label, id, n]) => `| ${label}${mark(id)} | ${format(n)} | ${share(n)} |`),
+    '',
+    `MoSLoRA adds r² = ${format(r * r)} per module for its mixer.${method === 'moslora-fixed' ? ' moslora-fixed keeps the mixer frozen: it trains what LoRA trains.' : ''}`,
+  ].join('\n');
+}
+
+function matches(entry: string, modules: readonly LinearModule[]): string {
+  const matched = modules.filter((m) => targets(m.name, entry));
+  if (matched.length === 0) return `\`${entry}\` matches no linear module.`;
+  const shown = matched.slice(0, 8).map((m) => `- \`${m.name}\`: d_in ${m.dIn}, d_out ${m.dOut}`);
+  return [`\`${entry}\` matches ${matched.length} module${matched.length === 1 ? '' : 's'}:`, ...shown, ...(matched.length > 8 ? [`- … and ${matched.length - 8} more`] : [])].join('\n');
+}
