@@ -276,10 +276,6 @@ export class FactCache {
   }
 
   /** The paths watched now. */
-  get watched(): string[] {
-    return [...this.models.keys(), ...this.datasets.keys()];
-  }
-
   /** Forgets (and stops watching) every path not in `used`. */
   retain(used: ReadonlySet<string>): void {
     for (const cache of [this.models, this.datasets] as Map<string, Entry<unknown>>[]) {
