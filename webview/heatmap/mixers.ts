@@ -93,7 +93,7 @@ export class MixersView {
     this.bars = $(this.element, '.bars');
     this.distanceChart = new Chart(
       $(this.element, '.distance-chart'),
-      { title: '‖M − I‖_F over steps', legend: false, height: 140, marker: () => this.currentStep() },
+      { title: 'Distance from identity ‖M − I‖ (Frobenius) over steps', legend: false, height: 140, marker: () => this.currentStep() },
       () => this.distanceGroups(),
     );
 
@@ -116,6 +116,8 @@ export class MixersView {
       this.changed();
     });
     this.playButton.addEventListener('click', () => this.togglePlay());
+    // sizes follow the panel (and are right once the tab is first shown)
+    new ResizeObserver(() => this.draw()).observe(this.element);
     for (const canvas of [this.heatmap, this.grid]) {
       canvas.addEventListener('pointermove', (event) => this.hover(event));
       canvas.addEventListener('pointerleave', () => (this.tooltip.hidden = true));
@@ -316,8 +318,11 @@ export class MixersView {
           td.append(canvas);
         }
       }
-      this.grid.replaceChildren(table);
+      const bar = document.createElement('canvas');
+      bar.className = 'colourbar';
+      this.grid.replaceChildren(table, bar);
     }
+    drawColourbar(this.grid.querySelector<HTMLCanvasElement>('canvas.colourbar')!, 160, limit);
     for (const canvas of this.grid.querySelectorAll<HTMLCanvasElement>('canvas[data-module]')) {
       const snapshot = this.snapshotAt(canvas.dataset.module!);
       if (snapshot) drawMatrix(canvas, this.shown(snapshot), snapshot.now.r, cell, limit);
@@ -354,12 +359,9 @@ export class MixersView {
     this.playButton.textContent = 'Pause';
     this.playing = setInterval(() => {
       const next = this.stepIndex() + 1;
-      if (next >= this.steps.length) {
-        ui.step = null;
-        this.stopPlaying();
-      } else {
-        ui.step = next === this.steps.length - 1 ? null : this.steps[next]!;
-      }
+      // the newest snapshot: stop there, following it (new snapshots keep it moving)
+      ui.step = next >= this.steps.length - 1 ? null : this.steps[next]!;
+      if (ui.step === null) this.stopPlaying();
       this.draw();
     }, PLAY_INTERVAL_MS);
     this.draw();

@@ -207,8 +207,9 @@ export class Chart {
           : { range: (_u, min, max) => uPlot.rangeNum(min, max, 0.05, true) },
       },
       axes: [
-        axis((_u, splits) => splits.map((v) => (this.xMode === 'wall' ? formatDuration(v) : formatNumber(v)))),
-        { ...axis((_u, splits) => splits.map((v) => formatNumber(v))), size: 56 },
+        // a split uPlot leaves unlabelled (log scales thin their labels) comes as null
+        axis((_u, splits) => splits.map((v) => (v == null ? '' : this.xMode === 'wall' ? formatDuration(v) : formatNumber(v)))),
+        { ...axis((_u, splits) => splits.map((v) => (v == null ? '' : formatNumber(v)))), size: 56 },
       ],
       series: [
         { label: this.xMode === 'wall' ? 'time' : 'step', value: (_u, v) => (v == null ? '–' : this.xMode === 'wall' ? formatDuration(v) : String(v)) },

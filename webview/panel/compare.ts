@@ -44,7 +44,7 @@ export class CompareView {
         </div>
         <div class="compare-chart"></div>
         <table class="compare-legend">
-          <thead><tr><th></th><th>run</th><th>method</th><th>steps</th><th>final train loss</th><th>best eval loss</th><th>final eval loss</th><th>final accuracy</th><th>time</th></tr></thead>
+          <thead><tr><th></th><th>run</th><th>method</th><th>steps</th><th>final train loss (smoothed)</th><th>best eval loss</th><th>final eval loss</th><th>final accuracy</th><th>time</th></tr></thead>
           <tbody></tbody>
         </table>
         <p class="empty">No runs to compare yet.</p>

@@ -33,9 +33,12 @@ export function chartsPng(title: string, charts: readonly Chart[], legend: reado
   drawn.forEach((chart, i) => {
     const x = pad + (i % cols) * (cellW + pad);
     const y = pad + titleH + Math.floor(i / cols) * (cellH + pad);
-    ctx.fillStyle = css(p.foreground);
-    ctx.font = font(12, 'bold');
-    ctx.fillText(chart.title, x, y);
+    // one chart: the page title says what it is
+    if (drawn.length > 1) {
+      ctx.fillStyle = css(p.foreground);
+      ctx.font = font(12, 'bold');
+      ctx.fillText(chart.title, x, y);
+    }
     ctx.drawImage(chart.canvas!, x, y + titleH);
   });
   let y = pad + titleH + rows * (cellH + pad);
