@@ -187,6 +187,7 @@ describe('training panel in Chromium', { skip }, () => {
     const startedAt = Date.now() - 84_000;
     await send(page, [{ type: 'runState', state: { ...live, phase: 'training', step: 200, startedAt } }]);
     const stop = page.locator('.run-header vscode-button.stop');
+    await page.waitForFunction(() => document.querySelector('.phase')?.textContent === 'training');
     assert.match(await page.locator('.run-header').innerText(), /ETA \d+:\d\d/);
     await stop.click();
     await stop.click({ force: true });
@@ -358,7 +359,9 @@ describe('training panel in Chromium', { skip }, () => {
     const { page, errors } = await open('dark');
     await feed(page);
     await tab(page, 'Compare');
-    const compare = await page.waitForFunction(() => document.querySelectorAll('.compare-legend tbody tr').length === 2).then(() => chart(page, 'compare'));
+    await page.waitForFunction(() => document.querySelectorAll('.compare-legend tbody tr').length === 2);
+    await page.waitForFunction(() => document.querySelector('[data-chart="compare"]')?.getAttribute('data-series') === '4');
+    const compare = await chart(page, 'compare');
     assert.deepEqual(compare.labels, ['step', 'lora-r8 (raw)', 'lora-r8', 'moslora-r8 (raw)', 'moslora-r8']);
     assert.notEqual(compare.strokes[1], compare.strokes[3], 'one colour per run');
     const rows = await page.locator('.compare-legend tbody tr').allInnerTexts();
