@@ -31,6 +31,26 @@ const options = {
   logLevel: 'warning',
 };
 
+// The webview panels: browser code, one IIFE per page (loaded by <script nonce src>), and one
+// stylesheet per page with uPlot's CSS bundled in (webview/html.ts writes the page around them).
+// @vscode-elements (Lit) style their shadow roots with constructable stylesheets, which a strict
+// CSP allows; nothing injects inline <style> or style="" attributes.
+const webviewOutdir = join(outdir, 'webview');
+const webviewOptions = {
+  entryPoints: [
+    { in: 'webview/panel/main.ts', out: 'panel' },
+    { in: 'webview/panel/panel.css', out: 'panel' },
+  ],
+  outdir: webviewOutdir,
+  bundle: true,
+  platform: 'browser',
+  format: 'iife',
+  target: ['chrome120'],
+  minify: !watch,
+  sourcemap: true,
+  logLevel: 'warning',
+};
+
 // The wasm backend loads its .wasm binaries from beside the bundle (kernels/backend.ts).
 mkdirSync(outdir, { recursive: true });
 const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/dist';
@@ -39,10 +59,9 @@ for (const file of readdirSync(wasmDir).filter((name) => name.endsWith('.wasm'))
 }
 
 if (watch) {
-  const context = await esbuild.context(options);
-  await context.watch();
+  for (const config of [options, webviewOptions]) await (await esbuild.context(config)).watch();
   console.log('esbuild: watching');
 } else {
-  await esbuild.build(options);
-  console.log(`esbuild: built ${nodeEntries.map((e) => e.out).join(', ')} into ${outdir}/`);
+  await Promise.all([esbuild.build(options), esbuild.build(webviewOptions)]);
+  console.log(`esbuild: built ${nodeEntries.map((e) => e.out).join(', ')} into ${outdir}/, the panel into ${webviewOutdir}/`);
 }
