@@ -1,8 +1,9 @@
 // The language server: JSON-RPC over stdio only (no port another user could reach). This file is
 // wiring; each feature lives in server/lsp/. Anything that touches tfjs runs in a child process,
 // so a native crash never takes the server down. The server reads the files configs name and
-// the folders around them; it never writes.
+// the folders around them; only trainer processes it starts write, into the runs folders.
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CodeActionKind, createConnection, ProposedFeatures, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
@@ -12,8 +13,20 @@ import { completeConfig, TRIGGER_CHARACTERS } from './lsp/completion';
 import { DiagnosticsScheduler } from './lsp/diagnostics';
 import { FactCache } from './lsp/facts';
 import { hoverConfig } from './lsp/hover';
+import { RunDirectory, listRuns } from './engine/runs';
+import { JobManager } from './jobs/manager';
+import { filePathOf } from './lsp/document';
 import { configLenses } from './lsp/lens';
-import { environmentRequest, type EnvironmentReport } from './protocol';
+import {
+  cancelTrainingRequest,
+  environmentRequest,
+  jobUpdateNotification,
+  listJobsRequest,
+  listRunsRequest,
+  runDataRequest,
+  startTrainingRequest,
+  type EnvironmentReport,
+} from './protocol';
 
 const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
@@ -48,6 +61,25 @@ connection.onHover(({ textDocument, position }) => {
 connection.onCodeAction((params) => quickFixes(params));
 connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri));
 
+const jobs = new JobManager({
+  trainerModule: join(__dirname, 'trainer.js'),
+  onUpdate: (update) => void connection.sendNotification(jobUpdateNotification, update),
+});
+
+connection.onRequest(startTrainingRequest, ({ configUri, resumeRunDir }) => {
+  const configPath = filePathOf(configUri);
+  if (!configPath) throw new Error(`${configUri}: save the config to a file first; training reads its paths relative to it`);
+  return jobs.start({ configPath, ...(resumeRunDir ? { resumeRunDir } : {}) });
+});
+connection.onRequest(cancelTrainingRequest, ({ jobId }) => jobs.cancel(jobId));
+connection.onRequest(listJobsRequest, () => jobs.list());
+connection.onRequest(listRunsRequest, async ({ runsDirs }) => (await Promise.all(runsDirs.map(listRuns))).flat());
+connection.onRequest(runDataRequest, async ({ runDir }) => {
+  const run = new RunDirectory(runDir);
+  const summary = await readFile(join(runDir, 'summary.json'), 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>).catch(() => null);
+  return { runDir, metrics: await run.readMetrics(), mixers: await run.readMixers(), summary };
+});
+
 connection.onRequest(environmentRequest, async (): Promise<EnvironmentReport> => {
   const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, 'cli.js'), 'backends', '--json'], {
     timeout: 120_000,
@@ -58,7 +90,7 @@ connection.onRequest(environmentRequest, async (): Promise<EnvironmentReport> =>
 // Watchers and timers end with the session, so nothing keeps the process alive after `exit`.
 connection.onShutdown(async () => {
   diagnostics.dispose();
-  await facts.dispose();
+  await Promise.all([facts.dispose(), jobs.shutdown(10_000)]);
 });
 
 documents.listen(connection);

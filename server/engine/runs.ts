@@ -6,17 +6,18 @@
 //               adapter/ peft/ merged/
 //               summary.json         what ran, on which backend, how long, final metrics
 // metrics.jsonl is the truth: anything streamed to a panel is also here, so nothing is lost.
-import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { AdamWState } from './optim';
 import { loadAdapter, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../formats/safetensors';
 
+/** One logged step. A metric that was NaN or ±Infinity reads back as null (JSON has no NaN). */
 export interface MetricRecord {
   step: number;
   kind: 'train' | 'eval';
-  [metric: string]: number | string;
+  [metric: string]: number | string | null;
 }
 
 export interface MixerSnapshot {
@@ -167,6 +168,37 @@ export class RunDirectory {
   async writeSummary(summary: object): Promise<void> {
     await writeFile(join(this.dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   }
+}
+
+/** A run as listed for the panel: from what is on disk, so past runs survive restarts. */
+export interface RunListing {
+  runDir: string;
+  name: string;
+  /** summary.json, when the run ended (done, cancelled or failed). */
+  summary: Record<string, unknown> | null;
+  checkpoints: number[];
+  lastStep: number;
+}
+
+/** Every run folder (one holding config.yaml) directly under `runsDir`, newest first. */
+export async function listRuns(runsDir: string): Promise<RunListing[]> {
+  let names: string[];
+  try {
+    names = await readdir(runsDir);
+  } catch {
+    return [];
+  }
+  const runs: (RunListing & { modified: number })[] = [];
+  for (const name of names) {
+    const dir = join(runsDir, name);
+    const config = await stat(join(dir, 'config.yaml')).catch(() => null);
+    if (!config) continue;
+    const run = new RunDirectory(dir);
+    const summary = await readFile(join(dir, 'summary.json'), 'utf8').then((text) => JSON.parse(text) as Record<string, unknown>).catch(() => null);
+    const metrics = await run.readMetrics().catch(() => []);
+    runs.push({ runDir: dir, name, summary, checkpoints: await run.checkpointSteps(), lastStep: metrics.at(-1)?.step ?? 0, modified: config.mtimeMs });
+  }
+  return runs.sort((a, b) => b.modified - a.modified).map(({ modified: _, ...listing }) => listing);
 }
 
 async function readJsonLines<T>(file: string): Promise<T[]> {

@@ -99,10 +99,21 @@ export class JobManager {
     return this.jobs.get(id);
   }
 
-  /** Stops every trainer (the server is shutting down). */
-  dispose(): void {
-    this.queue.length = 0;
-    for (const run of this.running.values()) run.child.kill('SIGKILL');
+  /**
+   * The server is shutting down: queued jobs are dropped, running ones are asked to stop (they
+   * save a checkpoint) and killed if they have not exited within `graceMs`.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    for (const id of [...this.queue]) this.cancel(id);
+    const exits = [...this.running.values()].map(
+      (run) => new Promise<void>((resolve) => (run.child.exitCode !== null ? resolve() : run.child.once('exit', () => resolve()))),
+    );
+    for (const id of [...this.running.keys()]) this.cancel(id);
+    const timer = setTimeout(() => {
+      for (const run of this.running.values()) run.child.kill('SIGKILL');
+    }, graceMs);
+    await Promise.all(exits);
+    clearTimeout(timer);
   }
 
   private pump(): void {
