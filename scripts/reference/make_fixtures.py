@@ -60,13 +60,14 @@ def _normal(gen, shape, std):
     return torch.empty(shape).normal_(0.0, std, generator=gen)
 
 
-def _perturbed_ones(gen, n):
+def _perturbed_ones(gen, n, std=0.1):
     # transformers initialises norm weights to 1 and biases to 0; we move them off those values
     # (seeded) so that a loader which drops a norm weight or a bias fails the logits check
-    return 1.0 + _normal(gen, (n,), 0.1)
+    return 1.0 + _normal(gen, (n,), std)
 
 
-def llama_weights(c: dict, seed: int, qkv_bias: bool) -> dict:
+def llama_weights(c: dict, seed: int, qkv_bias: bool, norm_std: float = 0.1) -> dict:
+    """Llama/Qwen2 weights by transformers' init; norm weights 1 + N(0, norm_std)."""
     gen = torch.Generator().manual_seed(seed)
     d = c["hidden_size"]
     hd = c.get("head_dim") or d // c["num_attention_heads"]
@@ -83,9 +84,9 @@ def llama_weights(c: dict, seed: int, qkv_bias: bool) -> dict:
                 w[p + f"self_attn.{name}.bias"] = _normal(gen, (shape[0],), std)
         for name, shape in (("gate_proj", (inter, d)), ("up_proj", (inter, d)), ("down_proj", (d, inter))):
             w[p + f"mlp.{name}.weight"] = _normal(gen, shape, std)
-        w[p + "input_layernorm.weight"] = _perturbed_ones(gen, d)
-        w[p + "post_attention_layernorm.weight"] = _perturbed_ones(gen, d)
-    w["model.norm.weight"] = _perturbed_ones(gen, d)
+        w[p + "input_layernorm.weight"] = _perturbed_ones(gen, d, norm_std)
+        w[p + "post_attention_layernorm.weight"] = _perturbed_ones(gen, d, norm_std)
+    w["model.norm.weight"] = _perturbed_ones(gen, d, norm_std)
     if not c["tie_word_embeddings"]:
         w["lm_head.weight"] = _normal(gen, (c["vocab_size"], d), std)
     return w
