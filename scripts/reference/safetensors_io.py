@@ -55,12 +55,6 @@ def save_file(tensors: dict, path: str, metadata: dict | None = None) -> None:
             f.write(data)
 
 
-def read_header(path: str) -> dict:
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(n).decode("utf-8"))
-
-
 def load_file(path: str) -> dict:
     """Read every tensor of a .safetensors file as torch tensors in their stored dtype."""
     with open(path, "rb") as f:
