@@ -12,7 +12,7 @@ export interface ForwardOptions {
   adapters?: AdapterSet;
   /** Applies adapter dropout. */
   training?: boolean;
-  /** Seeds the dropout masks; module i uses dropoutSeed + i, so no two modules share a mask. */
+  /** Seeds the dropout masks (see moduleSeed). */
   dropoutSeed?: number;
   /** Reuses and extends the keys and values of earlier calls (generation). */
   cache?: KVCache;
@@ -26,10 +26,21 @@ export interface LoadedLinear {
   base: BaseLinear;
 }
 
+// More modules than any supported model has (an 80-layer Llama has 561).
+const MAX_MODULES = 4096;
+
+/**
+ * The dropout seed of module i in a call seeded s: s + i/4096, exact in float64, so no two
+ * (call, module) pairs share a mask even when callers number their calls s, s + 1, ….
+ */
+export function moduleSeed(dropoutSeed: number, index: number): number {
+  return dropoutSeed + index / MAX_MODULES;
+}
+
 /** x → x·Wᵀ + b (+ the module's adapter, if the set has one), for x of shape [..., d_in]. */
 export function linear<R extends tf.Rank>(x: tf.Tensor<R>, module: LoadedLinear, options: ForwardOptions): tf.Tensor<R> {
   const adapter = options.adapters?.get(module.name) ?? null;
-  const dropoutSeed = options.dropoutSeed === undefined ? undefined : options.dropoutSeed + module.index;
+  const dropoutSeed = options.dropoutSeed === undefined ? undefined : moduleSeed(options.dropoutSeed, module.index);
   return adaptedLinear(x, module.base, adapter, { training: options.training ?? false, dropoutSeed });
 }
 

@@ -6,6 +6,7 @@ import { selectBackend } from '../../kernels/backend';
 import type { Adapter } from '../../kernels/linear';
 import type { EngineModel } from '../../server/engine/train';
 import { createAdapters, disposeAdapters } from '../../server/models/adapters';
+import { moduleSeed } from '../../server/models/layers';
 import { CausalLM } from '../../server/models/model';
 import { maxAbsDiff } from '../helpers/tensors';
 import { TINY_GPT2_CONFIG, TINY_LLAMA_CONFIG, writeTinyModel } from '../helpers/tiny-models';
@@ -140,6 +141,20 @@ describe('models with adapters', () => {
       disposeAdapters(adapters);
     });
   }
+
+  it('training dropout repeats for a seed, differs across seeds and modules, and is off in eval', () => {
+    const model = models.get('llama')!;
+    const { adapters } = createAdapters(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.5, bInit: 'kaiming' }, 2);
+    tf.tidy(() => {
+      const run = (options: { training?: boolean; dropoutSeed?: number }) => model.forward(IDS, { adapters, ...options });
+      assert.equal(maxAbsDiff(run({ training: true, dropoutSeed: 4 }), run({ training: true, dropoutSeed: 4 })), 0);
+      assert.ok(maxAbsDiff(run({ training: true, dropoutSeed: 4 }), run({ training: true, dropoutSeed: 5 })) > 1e-4);
+      assert.equal(maxAbsDiff(run({ dropoutSeed: 4 }), run({ dropoutSeed: 5 })), 0);
+    });
+    const seeds = new Set([0, 1, 2, 101].flatMap((call) => Array.from({ length: 561 }, (_, i) => moduleSeed(call, i))));
+    assert.equal(seeds.size, 4 * 561, 'calls numbered 0, 1, 2, … never give two modules one seed');
+    disposeAdapters(adapters);
+  });
 
   it('refuses an adapter for a module the model does not have, naming the nearest', () => {
     const model = models.get('llama')!;
