@@ -3,7 +3,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { Gpt2Config } from './config';
-import { attention, causalMask, geluNew, layerNorm, linear, splitHeads, type ForwardOptions, type LoadedLinear } from './layers';
+import { attention, causalMask, embed, geluNew, layerNorm, linear, splitHeads, type Embedding, type ForwardOptions, type LoadedLinear, type LoadedTensors } from './layers';
 
 interface Norm {
   weight: tf.Tensor1D;
@@ -20,19 +20,15 @@ interface Gpt2Block {
 }
 
 export interface Gpt2Weights {
-  wte: tf.Tensor2D; // [vocab, C]
+  wte: Embedding;
   wpe: tf.Tensor2D; // [n_positions, C]
   blocks: Gpt2Block[];
   lnF: Norm;
   lmHead: LoadedLinear;
 }
 
-/** Arranges loaded tensors (by canonical name) and linear modules (by module name) into blocks. */
-export function gpt2Weights(
-  config: Gpt2Config,
-  tensor: (name: string) => tf.Tensor,
-  module: (name: string) => LoadedLinear,
-): Gpt2Weights {
+/** Arranges the loaded tensors and linear modules into blocks. */
+export function gpt2Weights(config: Gpt2Config, { tensor, module, embedding }: LoadedTensors): Gpt2Weights {
   const norm = (name: string): Norm => ({
     weight: tensor(`${name}.weight`) as tf.Tensor1D,
     bias: tensor(`${name}.bias`) as tf.Tensor1D,
@@ -49,7 +45,7 @@ export function gpt2Weights(
     };
   });
   return {
-    wte: tensor('transformer.wte.weight') as tf.Tensor2D,
+    wte: embedding('transformer.wte.weight'),
     wpe: tensor('transformer.wpe.weight') as tf.Tensor2D,
     blocks,
     lnF: norm('transformer.ln_f'),
@@ -63,7 +59,7 @@ export function gpt2Forward(c: Gpt2Config, w: Gpt2Weights, inputIds: tf.Tensor2D
   const past = options.cache?.length ?? 0;
   const mask = causalMask(T, past, null); // (T, past + T)
   const positions = tf.range(past, past + T, 1, 'int32');
-  let x = tf.add(tf.gather(w.wte, inputIds), tf.gather(w.wpe, positions)) as tf.Tensor as tf.Tensor3D; // (B, T, C)
+  let x = tf.add(embed(w.wte, inputIds), tf.gather(w.wpe, positions)) as tf.Tensor3D; // (B, T, C)
   w.blocks.forEach((block, layer) => {
     // attention: x + c_proj(attn(q, k, v)), with q, k, v the three thirds of c_attn
     const h = layerNorm(x, block.ln1.weight, block.ln1.bias, c.layerNormEps);

@@ -37,6 +37,27 @@ export function moduleSeed(dropoutSeed: number, index: number): number {
   return dropoutSeed + index / MAX_MODULES;
 }
 
+/** The frozen tensors of a checkpoint, as an architecture's weight builder asks for them. */
+export interface LoadedTensors {
+  /** A tensor by its transformers name. */
+  tensor(name: string): tf.Tensor;
+  /** A linear module by its module name. */
+  module(name: string): LoadedLinear;
+  embedding(name: string): Embedding;
+}
+
+/** A token embedding table: [vocab, C], or [C, vocab] when it is also a tied lm_head held in_out. */
+export interface Embedding {
+  table: tf.Tensor2D;
+  byColumns: boolean;
+}
+
+/** The embeddings of ids [B, T] → [B, T, C]. */
+export function embed(embedding: Embedding, ids: tf.Tensor2D): tf.Tensor3D {
+  if (!embedding.byColumns) return tf.gather(embedding.table, ids) as tf.Tensor as tf.Tensor3D; // (B, T, C)
+  return tf.transpose(tf.gather(embedding.table, ids, 1) as tf.Tensor as tf.Tensor3D, [1, 2, 0]); // (C, B, T) → (B, T, C)
+}
+
 /** x → x·Wᵀ + b (+ the module's adapter, if the set has one), for x of shape [..., d_in]. */
 export function linear<R extends tf.Rank>(x: tf.Tensor<R>, module: LoadedLinear, options: ForwardOptions): tf.Tensor<R> {
   const adapter = options.adapters?.get(module.name) ?? null;

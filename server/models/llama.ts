@@ -7,14 +7,17 @@ import {
   applyRope,
   attention,
   causalMask,
+  embed,
   linear,
   rmsNorm,
   ropeInverseFrequencies,
   ropeTables,
   silu,
   splitHeads,
+  type Embedding,
   type ForwardOptions,
   type LoadedLinear,
+  type LoadedTensors,
 } from './layers';
 
 interface LlamaBlock {
@@ -30,7 +33,7 @@ interface LlamaBlock {
 }
 
 export interface LlamaWeights {
-  embed: tf.Tensor2D; // [vocab, C]
+  embed: Embedding;
   blocks: LlamaBlock[];
   norm: tf.Tensor1D;
   lmHead: LoadedLinear;
@@ -38,12 +41,8 @@ export interface LlamaWeights {
   inverseFrequencies: Float32Array;
 }
 
-/** Arranges loaded tensors (by stored name) and linear modules (by module name) into blocks. */
-export function llamaWeights(
-  config: LlamaConfig,
-  tensor: (name: string) => tf.Tensor,
-  module: (name: string) => LoadedLinear,
-): LlamaWeights {
+/** Arranges the loaded tensors and linear modules into blocks. */
+export function llamaWeights(config: LlamaConfig, { tensor, module, embedding }: LoadedTensors): LlamaWeights {
   const blocks = Array.from({ length: config.numLayers }, (_, i): LlamaBlock => {
     const p = `model.layers.${i}`;
     return {
@@ -59,7 +58,7 @@ export function llamaWeights(
     };
   });
   return {
-    embed: tensor('model.embed_tokens.weight') as tf.Tensor2D,
+    embed: embedding('model.embed_tokens.weight'),
     blocks,
     norm: tensor('model.norm.weight') as tf.Tensor1D,
     lmHead: module('lm_head'),
@@ -73,7 +72,7 @@ export function llamaForward(c: LlamaConfig, w: LlamaWeights, inputIds: tf.Tenso
   const past = options.cache?.length ?? 0;
   const { cos, sin } = ropeTables(w.inverseFrequencies, past, T); // (T, hd) each
   const mask = causalMask(T, past, c.slidingWindow); // (T, past + T)
-  let x = tf.gather(w.embed, inputIds) as tf.Tensor as tf.Tensor3D; // (B, T, C)
+  let x = embed(w.embed, inputIds); // (B, T, C)
   w.blocks.forEach((block, layer) => {
     // attention: x + o(attn(rope(q), rope(k), v)) on the normed input
     const h = rmsNorm(x, block.inputNorm, c.rmsNormEps);

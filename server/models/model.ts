@@ -6,7 +6,7 @@ import { Checkpoint } from '../formats/checkpoint';
 import { nearestNames } from '../formats/names';
 import { loadModelConfig, type ModelConfig } from './config';
 import { gpt2Forward, gpt2Weights } from './gpt2';
-import type { AdapterSet, ForwardOptions, LoadedLinear } from './layers';
+import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear } from './layers';
 import { llamaForward, llamaWeights } from './llama';
 import { modelLayout, type LinearModule } from './modules';
 
@@ -38,7 +38,7 @@ export class CausalLM {
     readonly linearModules: readonly LinearModule[],
     /** Elements of every tensor the model reads, a tied embedding counted once. */
     readonly parameterCount: number,
-    /** The frozen weights by stored tensor name, each loaded once. */
+    /** The frozen weights by stored tensor name, each loaded once (linear weights held [d_in, d_out]). */
     private readonly tensors: ReadonlyMap<string, tf.Tensor>,
     private readonly run: (inputIds: tf.Tensor2D, options: ForwardOptions) => tf.Tensor3D,
   ) {
@@ -52,9 +52,15 @@ export class CausalLM {
     const tensors = new Map<string, tf.Tensor>();
     try {
       const layout = modelLayout(config, checkpoint.tensors, modelDir);
+      // tfjs-wasm multiplies fast (XNNPACK) only without transpose flags: x·W with W held
+      // [d_in, d_out] runs about 10× faster than x·Wᵀ with W held [d_out, d_in]. So every linear
+      // weight is held 'in_out': nn.Linear weights are transposed once here, never per call.
+      const transposed = new Set(layout.linears.filter((m) => m.layout === 'out_in').map((m) => m.weight));
       const byName = new Map<string, tf.Tensor>();
       for (const { name, tensor, shape } of layout.parameters) {
-        const value = tf.tensor(await checkpoint.readFloat32(tensor), shape, 'float32');
+        const stored = tf.tensor(await checkpoint.readFloat32(tensor), shape, 'float32');
+        const value = transposed.has(tensor) ? tf.transpose(stored) : stored;
+        if (value !== stored) stored.dispose();
         tensors.set(tensor, value);
         byName.set(name, value);
       }
@@ -67,19 +73,22 @@ export class CausalLM {
             base: {
               weight: tensors.get(m.weight) as tf.Tensor2D,
               ...(m.bias !== null && { bias: tensors.get(m.bias) as tf.Tensor1D }),
-              layout: m.layout,
+              layout: 'in_out',
             },
           },
         ]),
       );
+      const storedName = new Map(layout.parameters.map((p) => [p.name, p.tensor]));
       const tensor = (name: string) => byName.get(name)!;
       const module = (name: string) => linears.get(name)!;
+      // A tied embedding is lm_head's weight, so it is held [C, vocab] too.
+      const embedding = (name: string): Embedding => ({ table: tensor(name) as tf.Tensor2D, byColumns: transposed.has(storedName.get(name)!) });
       let run: (inputIds: tf.Tensor2D, options: ForwardOptions) => tf.Tensor3D;
       if (config.family === 'llama') {
-        const weights = llamaWeights(config, tensor, module);
+        const weights = llamaWeights(config, { tensor, module, embedding });
         run = (ids, options) => llamaForward(config, weights, ids, options);
       } else {
-        const weights = gpt2Weights(config, tensor, module);
+        const weights = gpt2Weights(config, { tensor, module, embedding });
         run = (ids, options) => gpt2Forward(config, weights, ids, options);
       }
       const parameterCount = layout.parameters.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);

@@ -20,7 +20,11 @@ export interface LinearModule {
   /** The tensor holding W, as stored (a tied lm_head names the embedding). */
   weight: string;
   bias: string | null;
-  /** 'out_in': nn.Linear's [d_out, d_in]; 'in_out': GPT-2's Conv1D [d_in, d_out]. */
+  /**
+   * How the checkpoint stores W (what merges and PEFT's fan_in_fan_out need): 'out_in' is
+   * nn.Linear's [d_out, d_in], 'in_out' GPT-2's Conv1D [d_in, d_out]. A loaded CausalLM holds
+   * every weight in_out (see CausalLM.load).
+   */
   layout: 'out_in' | 'in_out';
   dOut: number;
   dIn: number;
