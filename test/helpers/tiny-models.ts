@@ -50,8 +50,8 @@ function values(count: number, seed: number, scale: number): Float32Array {
  * A model folder with config.json and random weights in the shapes the config implies
  * (norm weights near 1). Returns the folder.
  */
-export async function writeTinyModel(config: Record<string, unknown>, seed = 1, dir?: string): Promise<string> {
-  const folder = dir ?? (await mkdtemp(join(tmpdir(), 'tiny-model-')));
+export async function writeTinyModel(config: Record<string, unknown>, seed = 1): Promise<string> {
+  const folder = await mkdtemp(join(tmpdir(), 'tiny-model-'));
   await writeFile(join(folder, 'config.json'), JSON.stringify(config));
   const tensors: TensorToWrite[] = expectedTensors(parseModelConfig(config, 'config.json')).map(({ name, shape }, i) => {
     const isNorm = /(norm|ln_\w+)\.weight$/.test(name);

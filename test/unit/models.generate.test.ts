@@ -57,7 +57,9 @@ describe('generation with a KV cache', () => {
       assert.deepEqual(cached, { tokens: cached.tokens, stoppedBy: 'max_new_tokens' });
       assert.equal(cached.tokens.length, 12);
       assert.deepEqual((await generate(model, [5, 9, 14], { ...options, useCache: false })).tokens, cached.tokens);
+      const count = tf.memory().numTensors;
       assert.deepEqual((await generate(model, [5, 9, 14], options)).tokens, cached.tokens);
+      assert.equal(tf.memory().numTensors, count, 'generation frees its cache and every step\'s tensors');
     });
   }
 
