@@ -2,6 +2,7 @@
 // masked multi-head attention with grouped K/V heads, and the KV cache used in generation.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { matMul } from '../../kernels/matmul';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/linear';
 import type { LlamaConfig } from './config';
 
@@ -170,7 +171,7 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: 
   const [B, nh, T, hd] = q.shape;
   const [, nkv, S] = k.shape;
   const qg = tf.reshape(q, [B, nkv, (nh / nkv) * T, hd]); // (B, nkv, group·T, hd)
-  const scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hd)); // (B, nkv, group·T, S)
+  const scores = tf.mul(matMul(qg, k, false, true), 1 / Math.sqrt(hd)); // (B, nkv, group·T, S)
   const masked = tf.add(tf.reshape(scores, [B, nh, T, S]), mask); // (B, nh, T, S)
   const weights = tf.reshape(tf.softmax(masked), [B, nkv, (nh / nkv) * T, S]);
   const y = tf.reshape(tf.matMul(weights, v), [B, nh, T, hd]); // (B, nh, T, hd)
