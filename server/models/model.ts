@@ -28,6 +28,26 @@ function checkBatch(what: string, batch: TokenBatch, valid: (id: number) => bool
   return [B, T];
 }
 
+/**
+ * Mean cross-entropy of predicting token t+1 from tokens ≤ t over the labels that are not
+ * IGNORE_INDEX (labels[b][t+1] is the target of logits[b][t]), as transformers computes it:
+ * no label to predict gives NaN.
+ */
+export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, T, V] = logits.shape;
+    const shifted = tf.reshape(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), [-1, V]); // (N, V), N = B·(T−1)
+    const next = tf.reshape(tf.slice(labels, [0, 1], [B, T - 1]), [-1]); // (N)
+    const counted = tf.notEqual(next, IGNORE_INDEX);
+    const safe = tf.where(counted, next, tf.zerosLike(next));
+    // Picked with a one-hot product, not tf.gather: gather's gradient needs
+    // UnsortedSegmentSum, which the wasm backend lacks.
+    const picked = tf.sum(tf.mul(tf.logSoftmax(shifted), tf.oneHot(safe, V)), -1); // (N)
+    const weights = tf.cast(counted, 'float32');
+    return tf.div(tf.neg(tf.sum(tf.mul(picked, weights))), tf.sum(weights)) as tf.Scalar;
+  });
+}
+
 export class CausalLM {
   private readonly byName: ReadonlyMap<string, LinearModule>;
 
@@ -145,19 +165,11 @@ export class CausalLM {
     return tf.tidy(() => {
       const targets = labels instanceof tf.Tensor ? labels : this.idsTensor('labels', labels, true);
       const logits = this.forward(inputIds, options); // (B, T, V)
-      const [B, T, V] = logits.shape;
+      const [B, T] = logits.shape;
       if (targets.shape[0] !== B || targets.shape[1] !== T) {
         throw new Error(`labels: shape [${targets.shape.join(', ')}] does not match input_ids [${B}, ${T}]`);
       }
-      const shifted = tf.reshape(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), [-1, V]); // (N, V), N = B·(T−1)
-      const next = tf.reshape(tf.slice(targets, [0, 1], [B, T - 1]), [-1]); // (N)
-      const counted = tf.notEqual(next, IGNORE_INDEX);
-      const safe = tf.where(counted, next, tf.zerosLike(next));
-      // Picked with a one-hot product, not tf.gather: gather's gradient needs
-      // UnsortedSegmentSum, which the wasm backend lacks.
-      const picked = tf.sum(tf.mul(tf.logSoftmax(shifted), tf.oneHot(safe, V)), -1); // (N)
-      const weights = tf.cast(counted, 'float32');
-      return tf.div(tf.neg(tf.sum(tf.mul(picked, weights))), tf.sum(weights)) as tf.Scalar;
+      return causalLmLoss(logits, targets);
     });
   }
 
