@@ -1,5 +1,6 @@
 // One training job from a config file: what `moslora train` and the trainer process both run.
 import { join } from 'node:path';
+import type { BackendPreference } from '../../kernels/backend-names';
 import { loadConfigFile } from '../config/load';
 import { CausalLM } from '../models/model';
 import { ModelTokenizer } from '../models/tokenizer';
@@ -7,18 +8,22 @@ import { startBackend } from '../runtime';
 import { defaultRunName, train, type TrainEvent, type TrainSummary } from './train';
 
 export interface SessionOptions {
+  /** Overrides the config's backend (CLI --backend, the editor's moslora.backend setting). */
+  backend?: BackendPreference;
   /** Continue this run folder from its newest checkpoint. */
   resumeRunDir?: string;
+  /** Start the run in this folder instead of <runs_dir>/<run name>. */
+  runDir?: string;
   signal?: AbortSignal;
   onEvent?: (event: TrainEvent) => void;
 }
 
 export async function runTrainingJob(configPath: string, options: SessionOptions = {}): Promise<TrainSummary> {
   const config = await loadConfigFile(configPath);
-  const runDir = options.resumeRunDir ?? join(config.output.runs_dir, defaultRunName(config));
+  const runDir = options.resumeRunDir ?? options.runDir ?? join(config.output.runs_dir, defaultRunName(config));
   const emit = options.onEvent ?? (() => {});
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}` });
-  const backend = await startBackend(config.backend);
+  const backend = await startBackend(options.backend ?? config.backend);
   const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
   try {
     return await train({
