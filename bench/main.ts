@@ -8,6 +8,7 @@ import { BACKEND_PREFERENCES, type BackendChoice } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchKernels } from './kernels';
 import { benchMerge } from './merge';
+import { benchServer } from './server';
 import { benchTrain } from './train';
 import { backendOption, integer } from '../server/commands/options';
 
@@ -77,6 +78,17 @@ program
     if (options.model !== 'tiny' && options.model !== '100m') throw new Error(`--model must be tiny or 100m, got ${options.model}`);
     return runBench('train', options.backend, (choice) => benchTrain(choice, { ...options, model: options.model as 'tiny' | '100m' }), (r) =>
       `${r.model} (${(r.parameters / 1e6).toFixed(1)}M), ${r.batch}×${r.tokens} tokens: ours ${r.ours_tokens_per_s} tok/s (${r.backend}) · torch ${r.torch_tokens_per_s} tok/s (${r.torch_threads} threads) · ours/torch ${r.ours_over_torch}`);
+  });
+
+program
+  .command('server')
+  .description('completion latency of the language server, idle and while a training job runs (p50/p95)')
+  .option('--requests <n>', 'completion requests per phase', integer('--requests', 10), 200)
+  .action(async (options: { requests: number }) => {
+    const result = await benchServer(options);
+    console.log(JSON.stringify(result));
+    console.error(`completion p50/p95: idle ${result.idle_p50_ms}/${result.idle_p95_ms} ms · while training ${result.training_p50_ms}/${result.training_p95_ms} ms · p95 ratio ${result.training_p95_over_idle_p95}`);
+    record('server', result);
   });
 
 program.parseAsync().catch((error: unknown) => {
