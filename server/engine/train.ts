@@ -38,6 +38,8 @@ export interface LinearModule {
   dOut: number;
   /** How the checkpoint stores the weight: nn.Linear [out, in] or GPT-2 Conv1D [in, out]. */
   layout: 'out_in' | 'in_out';
+  /** The tensor that holds W, when it is not `<name>.weight` (a tied lm_head names the embedding). */
+  weight?: string;
 }
 
 /** What the engine needs from a loaded causal language model. */
