@@ -7,6 +7,7 @@ import {
   type ResolvedAdapterSpec,
 } from './adapter';
 import type { AdapterWeights } from './init';
+import { matMul } from './matmul';
 import { tfSeed } from './seed';
 
 /**
@@ -70,7 +71,7 @@ function checkBase(base: BaseLinear, adapter: Adapter | null): void {
 }
 
 function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
-  const y = tf.matMul<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
+  const y = matMul<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
   return base.bias ? tf.add<tf.Tensor2D>(y, base.bias) : y;
 }
 
@@ -122,9 +123,9 @@ function adapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter, opti
     const mixers = learned ? rest : frozenMixers;
     const xd = mask ? tf.mul(xIn!, mask) : xIn!;
     // v_0 = xd·Aᵀ [n, r]; v_i = v_{i-1}·M_iᵀ; z = v_k·Bᵀ [n, d_out]
-    const v = [tf.matMul(xd, A!, false, true)];
-    for (const m of mixers) v.push(tf.matMul(v[v.length - 1]!, m, false, true));
-    const z = tf.matMul(v[v.length - 1]!, B, false, true);
+    const v = [matMul(xd, A!, false, true)];
+    for (const m of mixers) v.push(matMul(v[v.length - 1]!, m, false, true));
+    const z = matMul(v[v.length - 1]!, B, false, true);
     const value = tf.add(baseForward(xIn!, base), tf.mul(z, s));
     save([xd, A!, B, ...mixers, ...v, ...(mask ? [mask] : [])]);
     return {
@@ -136,16 +137,16 @@ function adapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter, opti
         const sMask = mask ? tail[tail.length - 1]! : null;
         const g = dy as tf.Tensor2D;
         const gz = tf.mul(g, s); // [n, d_out]
-        const gB = tf.matMul(gz, sv[sv.length - 1]!, true, false); // [d_out, r]
-        let gv = tf.matMul(gz, sB!); // [n, r], gradient at v_k
+        const gB = matMul(gz, sv[sv.length - 1]!, true, false); // [d_out, r]
+        let gv: tf.Tensor2D = tf.matMul(gz, sB!); // [n, r], gradient at v_k
         const gMixers: tf.Tensor2D[] = [];
         for (let i = sm.length - 1; i >= 0; i--) {
-          gMixers.unshift(tf.matMul(gv, sv[i]!, true, false)); // [r, r]
+          gMixers.unshift(matMul(gv, sv[i]!, true, false)); // [r, r]
           gv = tf.matMul(gv, sm[i]!); // gradient at v_{i-1}
         }
-        const gA = tf.matMul(gv, sxd!, true, false); // [r, d_in]
+        const gA = matMul(gv, sxd!, true, false); // [r, d_in]
         const gxAdapter = tf.matMul(gv, sA!); // [n, d_in]
-        const gxBase = tf.matMul(g, base.weight, false, base.layout === 'in_out');
+        const gxBase = matMul(g, base.weight, false, base.layout === 'in_out');
         const gx = tf.add(gxBase, sMask ? tf.mul(gxAdapter, sMask) : gxAdapter);
         return [gx, gA, ...(learned ? gMixers : []), gB];
       },

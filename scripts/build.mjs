@@ -12,6 +12,7 @@ const nodeExternals = ['vscode', 'webgpu', '@tensorflow/tfjs-node', '@tensorflow
 const nodeEntries = [
   { in: 'extension/extension.ts', out: 'extension' },
   { in: 'server/server.ts', out: 'server' },
+  { in: 'server/trainer.ts', out: 'trainer' },
   { in: 'server/cli.ts', out: 'cli' },
   { in: 'bench/main.ts', out: 'bench' },
 ];

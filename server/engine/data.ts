@@ -4,15 +4,11 @@
 import { readFile } from 'node:fs/promises';
 import seedrandom from 'seedrandom';
 import type { DATA_FORMATS } from '../config/schema';
+import { IGNORE_INDEX } from '../models/model';
+import type { ChatMessage } from '../models/tokenizer';
 
 export type DataFormat = (typeof DATA_FORMATS)[number];
 
-export const IGNORE_INDEX = -100;
-
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
 
 /** What the data pipeline needs from a model's tokenizer. */
 export interface DataTokenizer {

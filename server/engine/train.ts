@@ -17,7 +17,6 @@ import {
   choiceExamples,
   collate,
   epochBatches,
-  IGNORE_INDEX,
   loadExamples,
   pack,
   readRecords,
@@ -27,6 +26,8 @@ import {
   type DataTokenizer,
   type TokenizedExample,
 } from './data';
+import { causalLmLoss, IGNORE_INDEX } from '../models/model';
+import { matchTargetModules } from '../models/modules';
 import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
 
@@ -84,20 +85,6 @@ export interface TrainInputs {
   onEvent?: (event: TrainEvent) => void;
 }
 
-/** The loss: mean cross-entropy over label ≠ -100, logits at t predicting the token at t+1. */
-export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => {
-    const [batch, time, vocab] = logits.shape;
-    const shiftedLogits = tf.reshape(tf.slice(logits, [0, 0, 0], [batch, time - 1, vocab]), [-1, vocab]); // [B·(T−1), V]
-    const shiftedLabels = tf.reshape(tf.slice(labels, [0, 1], [batch, time - 1]), [-1]); // [B·(T−1)]
-    const mask = tf.cast(tf.notEqual(shiftedLabels, IGNORE_INDEX), 'float32');
-    const safe = tf.where(tf.cast(mask, 'bool'), shiftedLabels, tf.zerosLike(shiftedLabels));
-    const logProbs = tf.logSoftmax(shiftedLogits);
-    const picked = tf.sum(tf.mul(logProbs, tf.oneHot(tf.cast(safe, 'int32'), vocab)), 1); // [B·(T−1)]
-    return tf.div(tf.neg(tf.sum(tf.mul(picked, mask))), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
-  });
-}
-
 /** Summed log-likelihood of each row's labelled tokens. */
 function rowLogLikelihoods(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, batch: Batch): number[] {
   return tf.tidy(() => {
@@ -149,15 +136,6 @@ export function choiceAccuracy(
 
 function moduleSeed(seed: number, index: number): number {
   return seed * 1000 + index * 7 + 1;
-}
-
-/** Adapters on every linear module whose name equals an entry or ends with '.' + entry (PEFT's rule). */
-export function matchTargets(modules: readonly LinearModule[], targets: readonly string[]): { matched: LinearModule[]; unmatched: string[] } {
-  const hits = (module: string, target: string) => module === target || module.endsWith(`.${target}`);
-  return {
-    matched: modules.filter((m) => targets.some((t) => hits(m.name, t))),
-    unmatched: targets.filter((t) => !modules.some((m) => hits(m.name, t))),
-  };
 }
 
 function settingsOf(config: ResolvedConfig, layouts: LinearModule[]): AdapterSettings {
@@ -215,7 +193,8 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const totalSteps = t.max_steps ?? Math.max(1, Math.ceil((t.epochs * batchesPerEpoch) / t.gradient_accumulation));
 
   // Adapters
-  const { matched, unmatched } = matchTargets(model.linearModules, config.target_modules);
+  const { modules: targeted, unmatched } = matchTargetModules(model.linearModules.map((m) => m.name), config.target_modules);
+  const matched = model.linearModules.filter((m) => targeted.includes(m.name));
   if (unmatched.length) {
     throw new Error(`${config.configPath}: target_modules ${unmatched.map((u) => `"${u}"`).join(', ')} match no linear module of ${config.model}`);
   }

@@ -9,15 +9,15 @@ import {
   collate,
   DatasetError,
   epochBatches,
-  IGNORE_INDEX,
   loadExamples,
   pack,
   readRecords,
   splitExamples,
   tokenizeRecord,
-  type ChatMessage,
   type DataTokenizer,
 } from '../../server/engine/data';
+import { IGNORE_INDEX } from '../../server/models/model';
+import type { ChatMessage } from '../../server/models/tokenizer';
 
 const CHATML =
   "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";

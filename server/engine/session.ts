@@ -1,0 +1,31 @@
+// One training job from a config file: what `moslora train` and the trainer process both run.
+import { join } from 'node:path';
+import { loadConfigFile } from '../config/load';
+import { CausalLM } from '../models/model';
+import { ModelTokenizer } from '../models/tokenizer';
+import { startBackend } from '../runtime';
+import { defaultRunName, train, type TrainEvent, type TrainSummary } from './train';
+
+export interface SessionOptions {
+  /** Continue this run folder from its newest checkpoint. */
+  resumeRunDir?: string;
+  signal?: AbortSignal;
+  onEvent?: (event: TrainEvent) => void;
+}
+
+export async function runTrainingJob(configPath: string, options: SessionOptions = {}): Promise<TrainSummary> {
+  const config = await loadConfigFile(configPath);
+  const runDir = options.resumeRunDir ?? join(config.output.runs_dir, defaultRunName(config));
+  const emit = options.onEvent ?? (() => {});
+  emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}` });
+  const backend = await startBackend(config.backend);
+  const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
+  try {
+    return await train({
+      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined,
+      ...(options.signal ? { signal: options.signal } : {}), onEvent: emit,
+    });
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,106 @@
+// Text generation from a prompt: greedy, or temperature + top-p sampling from a seeded generator,
+// one token per step over a KV cache, until an end-of-sequence token or max_new_tokens.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { KVCache, type AdapterSet } from './layers';
+import type { CausalLM } from './model';
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** 0 (the default) picks the most likely token; above 0 samples from softmax(logits / temperature). */
+  temperature?: number;
+  /** Samples only from the most likely tokens whose probabilities sum to top_p (default 1: all). */
+  topP?: number;
+  /** Seeds the sampler: the same seed gives the same tokens. */
+  seed?: number;
+  /** Stops after any of these (included in the output); defaults to the config's eos_token_id. */
+  eosTokenIds?: readonly number[];
+  adapters?: AdapterSet;
+  /** false recomputes the whole sequence at every step: slower, the reference the cache is tested against. */
+  useCache?: boolean;
+}
+
+export interface Generation {
+  /** The new tokens, without the prompt. */
+  tokens: number[];
+  stoppedBy: 'eos' | 'max_new_tokens';
+}
+
+/** mulberry32: a small, fast, seeded generator of uniforms in [0, 1). */
+function uniforms(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The first index of the largest logit, as torch.argmax. */
+export function argmax(logits: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+  return best;
+}
+
+/**
+ * Samples from softmax(logits / temperature) restricted to the top-p nucleus: the most likely
+ * tokens, in order, while the probability before each is below topP (so at least one is kept),
+ * as transformers' TopPLogitsWarper.
+ */
+export function sampleTopP(logits: Float32Array, temperature: number, topP: number, uniform: number): number {
+  const max = logits.reduce((a, b) => Math.max(a, b), -Infinity);
+  const weights = Array.from(logits, (l) => Math.exp((l - max) / temperature));
+  const total = weights.reduce((a, b) => a + b, 0);
+  const order = weights.map((_, i) => i).sort((a, b) => weights[b]! - weights[a]! || a - b);
+  const nucleus: number[] = [];
+  let before = 0;
+  for (const i of order) {
+    if (before >= topP * total) break;
+    nucleus.push(i);
+    before += weights[i]!;
+  }
+  let threshold = uniform * before;
+  for (const i of nucleus) {
+    threshold -= weights[i]!;
+    if (threshold < 0) return i;
+  }
+  return nucleus[nucleus.length - 1]!;
+}
+
+function checkOptions(options: GenerateOptions): void {
+  const { maxNewTokens, temperature = 0, topP = 1 } = options;
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new Error(`max_new_tokens: must be a positive integer, got ${maxNewTokens}`);
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new Error(`temperature: must be 0 (greedy) or positive, got ${temperature}`);
+  if (!(topP > 0 && topP <= 1)) throw new Error(`top_p: must be in (0, 1], got ${topP}`);
+}
+
+/** Continues `prompt` by up to maxNewTokens tokens. */
+export async function generate(model: CausalLM, prompt: readonly number[], options: GenerateOptions): Promise<Generation> {
+  checkOptions(options);
+  const { maxNewTokens, temperature = 0, topP = 1, seed = 0, adapters, useCache = true } = options;
+  const eos = options.eosTokenIds ?? model.config.eosTokenIds;
+  const uniform = uniforms(seed);
+  const cache = useCache ? new KVCache() : undefined;
+  const tokens: number[] = [];
+  try {
+    let input = [...prompt];
+    while (tokens.length < maxNewTokens) {
+      const last = tf.tidy(() => {
+        const logits = model.forward([input], { adapters, cache }); // (1, T, vocab)
+        return tf.reshape(tf.slice(logits, [0, logits.shape[1] - 1, 0], [1, 1, -1]), [-1]); // (vocab)
+      });
+      const values = (await last.data()) as Float32Array;
+      last.dispose();
+      const next = temperature === 0 ? argmax(values) : sampleTopP(values, temperature, topP, uniform());
+      tokens.push(next);
+      if (eos.includes(next)) return { tokens, stoppedBy: 'eos' };
+      input = useCache ? [next] : [...prompt, ...tokens];
+    }
+    return { tokens, stoppedBy: 'max_new_tokens' };
+  } finally {
+    cache?.dispose();
+  }
+}

@@ -1,0 +1,90 @@
+// The Llama family (Llama, Mistral, Qwen2, SmolLM) as transformers' LlamaForCausalLM computes it:
+// pre-norm blocks with RMSNorm, rotary positions, grouped-query attention and a SwiGLU MLP.
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { LlamaConfig } from './config';
+import {
+  applyRope,
+  attention,
+  causalMask,
+  embed,
+  linear,
+  rmsNorm,
+  ropeInverseFrequencies,
+  ropeTables,
+  silu,
+  splitHeads,
+  type Embedding,
+  type ForwardOptions,
+  type LoadedLinear,
+  type LoadedTensors,
+} from './layers';
+
+interface LlamaBlock {
+  inputNorm: tf.Tensor1D;
+  q: LoadedLinear;
+  k: LoadedLinear;
+  v: LoadedLinear;
+  o: LoadedLinear;
+  postNorm: tf.Tensor1D;
+  gate: LoadedLinear;
+  up: LoadedLinear;
+  down: LoadedLinear;
+}
+
+export interface LlamaWeights {
+  embed: Embedding;
+  blocks: LlamaBlock[];
+  norm: tf.Tensor1D;
+  lmHead: LoadedLinear;
+  /** RoPE's θ^(−2i/d), [head_dim / 2]. */
+  inverseFrequencies: Float32Array;
+}
+
+/** Arranges the loaded tensors and linear modules into blocks. */
+export function llamaWeights(config: LlamaConfig, { tensor, module, embedding }: LoadedTensors): LlamaWeights {
+  const blocks = Array.from({ length: config.numLayers }, (_, i): LlamaBlock => {
+    const p = `model.layers.${i}`;
+    return {
+      inputNorm: tensor(`${p}.input_layernorm.weight`) as tf.Tensor1D,
+      q: module(`${p}.self_attn.q_proj`),
+      k: module(`${p}.self_attn.k_proj`),
+      v: module(`${p}.self_attn.v_proj`),
+      o: module(`${p}.self_attn.o_proj`),
+      postNorm: tensor(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
+      gate: module(`${p}.mlp.gate_proj`),
+      up: module(`${p}.mlp.up_proj`),
+      down: module(`${p}.mlp.down_proj`),
+    };
+  });
+  return {
+    embed: embedding('model.embed_tokens.weight'),
+    blocks,
+    norm: tensor('model.norm.weight') as tf.Tensor1D,
+    lmHead: module('lm_head'),
+    inverseFrequencies: ropeInverseFrequencies(config),
+  };
+}
+
+/** inputIds [B, T] (int32) → logits [B, T, vocab]. */
+export function llamaForward(c: LlamaConfig, w: LlamaWeights, inputIds: tf.Tensor2D, options: ForwardOptions): tf.Tensor3D {
+  const [, T] = inputIds.shape;
+  const past = options.cache?.length ?? 0;
+  const { cos, sin } = ropeTables(w.inverseFrequencies, past, T); // (T, hd) each
+  const mask = causalMask(T, past, c.slidingWindow); // (T, past + T)
+  let x = embed(w.embed, inputIds); // (B, T, C)
+  w.blocks.forEach((block, layer) => {
+    // attention: x + o(attn(rope(q), rope(k), v)) on the normed input
+    const h = rmsNorm(x, block.inputNorm, c.rmsNormEps);
+    const q = applyRope(splitHeads(linear(h, block.q, options), c.numHeads), cos, sin); // (B, nh, T, hd)
+    let k = applyRope(splitHeads(linear(h, block.k, options), c.numKvHeads), cos, sin); // (B, nkv, T, hd)
+    let v = splitHeads(linear(h, block.v, options), c.numKvHeads); // (B, nkv, T, hd)
+    if (options.cache) ({ k, v } = options.cache.extend(layer, k, v)); // (B, nkv, past + T, hd)
+    x = tf.add(x, linear(attention(q, k, v, mask), block.o, options)); // (B, T, C)
+    // SwiGLU MLP: x + down(silu(gate(m)) · up(m))
+    const m = rmsNorm(x, block.postNorm, c.rmsNormEps);
+    const hidden = tf.mul(silu(linear(m, block.gate, options)), linear(m, block.up, options)); // (B, T, intermediate)
+    x = tf.add(x, linear(hidden, block.down, options)); // (B, T, C)
+  });
+  return linear(rmsNorm(x, w.norm, c.rmsNormEps), w.lmHead, options); // (B, T, vocab)
+}

@@ -1,0 +1,190 @@
+// A causal language model loaded from a Hugging Face folder: frozen weights held once as plain
+// tensors, a forward pass to logits, the training loss, and adapters attached per call.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { Checkpoint } from '../formats/checkpoint';
+import { nearestNames } from '../formats/names';
+import { loadModelConfig, type ModelConfig } from './config';
+import { gpt2Forward, gpt2Weights } from './gpt2';
+import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear } from './layers';
+import { llamaForward, llamaWeights } from './llama';
+import { modelLayout, type LinearModule } from './modules';
+
+/** Token ids, one row per sequence, all rows the same length. */
+export type TokenBatch = readonly (readonly number[])[];
+
+/** Labels that do not count towards the loss (prompt tokens, padding), as in transformers. */
+export const IGNORE_INDEX = -100;
+
+function checkBatch(what: string, batch: TokenBatch, valid: (id: number) => boolean, allowed: string): [number, number] {
+  const B = batch.length;
+  const T = batch[0]?.length ?? 0;
+  if (B === 0 || T === 0) throw new Error(`${what}: expected a non-empty batch [B, T] of token ids, got ${B} rows of ${T}`);
+  batch.forEach((row, b) => {
+    if (row.length !== T) throw new Error(`${what}: row ${b} has ${row.length} tokens but row 0 has ${T}; pad the rows to one length`);
+    const bad = row.findIndex((id) => !valid(id));
+    if (bad >= 0) throw new Error(`${what}[${b}][${bad}] = ${row[bad]} is not ${allowed}`);
+  });
+  return [B, T];
+}
+
+/**
+ * Mean cross-entropy of predicting token t+1 from tokens ≤ t over the labels that are not
+ * IGNORE_INDEX (labels[b][t+1] is the target of logits[b][t]), as transformers computes it:
+ * no label to predict gives NaN.
+ */
+export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, T, V] = logits.shape;
+    const shifted = tf.reshape(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), [-1, V]); // (N, V), N = B·(T−1)
+    const next = tf.reshape(tf.slice(labels, [0, 1], [B, T - 1]), [-1]); // (N)
+    const counted = tf.notEqual(next, IGNORE_INDEX);
+    const safe = tf.where(counted, next, tf.zerosLike(next));
+    // Picked with a one-hot product, not tf.gather: gather's gradient needs
+    // UnsortedSegmentSum, which the wasm backend lacks.
+    const picked = tf.sum(tf.mul(tf.logSoftmax(shifted), tf.oneHot(safe, V)), -1); // (N)
+    const weights = tf.cast(counted, 'float32');
+    return tf.div(tf.neg(tf.sum(tf.mul(picked, weights))), tf.sum(weights)) as tf.Scalar;
+  });
+}
+
+export class CausalLM {
+  private readonly byName: ReadonlyMap<string, LinearModule>;
+
+  private constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+    /** Every linear module, in forward order, with its [d_out, d_in]. */
+    readonly linearModules: readonly LinearModule[],
+    /** Elements of every tensor the model reads, a tied embedding counted once. */
+    readonly parameterCount: number,
+    /** The frozen weights by stored tensor name, each loaded once (linear weights held [d_in, d_out]). */
+    private readonly tensors: ReadonlyMap<string, tf.Tensor>,
+    private readonly run: (inputIds: tf.Tensor2D, options: ForwardOptions) => tf.Tensor3D,
+  ) {
+    this.byName = new Map(linearModules.map((m) => [m.name, m]));
+  }
+
+  /** Reads config.json and every weight the architecture needs (as float32, frozen). */
+  static async load(modelDir: string): Promise<CausalLM> {
+    const config = await loadModelConfig(modelDir);
+    const checkpoint = await Checkpoint.open(modelDir);
+    const tensors = new Map<string, tf.Tensor>();
+    try {
+      const layout = modelLayout(config, checkpoint.tensors, modelDir);
+      // tfjs-wasm multiplies fast (XNNPACK) only without transpose flags: x·W with W held
+      // [d_in, d_out] runs about 10× faster than x·Wᵀ with W held [d_out, d_in]. So every linear
+      // weight is held 'in_out': nn.Linear weights are transposed once here, never per call.
+      const transposed = new Set(layout.linears.filter((m) => m.layout === 'out_in').map((m) => m.weight));
+      const byName = new Map<string, tf.Tensor>();
+      for (const { name, tensor, shape } of layout.parameters) {
+        const stored = tf.tensor(await checkpoint.readFloat32(tensor), shape, 'float32');
+        const value = transposed.has(tensor) ? tf.transpose(stored) : stored;
+        if (value !== stored) stored.dispose();
+        tensors.set(tensor, value);
+        byName.set(name, value);
+      }
+      const linears = new Map(
+        layout.linears.map((m, index): [string, LoadedLinear] => [
+          m.name,
+          {
+            name: m.name,
+            index,
+            base: {
+              weight: tensors.get(m.weight) as tf.Tensor2D,
+              ...(m.bias !== null && { bias: tensors.get(m.bias) as tf.Tensor1D }),
+              layout: 'in_out',
+            },
+          },
+        ]),
+      );
+      const storedName = new Map(layout.parameters.map((p) => [p.name, p.tensor]));
+      const tensor = (name: string) => byName.get(name)!;
+      const module = (name: string) => linears.get(name)!;
+      // A tied embedding is lm_head's weight, so it is held [C, vocab] too.
+      const embedding = (name: string): Embedding => ({ table: tensor(name) as tf.Tensor2D, byColumns: transposed.has(storedName.get(name)!) });
+      let run: (inputIds: tf.Tensor2D, options: ForwardOptions) => tf.Tensor3D;
+      if (config.family === 'llama') {
+        const weights = llamaWeights(config, { tensor, module, embedding });
+        run = (ids, options) => llamaForward(config, weights, ids, options);
+      } else {
+        const weights = gpt2Weights(config, { tensor, module, embedding });
+        run = (ids, options) => gpt2Forward(config, weights, ids, options);
+      }
+      const parameterCount = layout.parameters.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+      return new CausalLM(modelDir, config, layout.linears, parameterCount, tensors, run);
+    } catch (error) {
+      tf.dispose([...tensors.values()]);
+      throw error;
+    } finally {
+      await checkpoint.close();
+    }
+  }
+
+  /** The module's [d_out, d_in] and layout; throws, naming the nearest modules, for an unknown name. */
+  module(name: string): LinearModule {
+    const module = this.byName.get(name);
+    if (!module) {
+      const nearest = nearestNames(name, this.byName.keys()).map((n) => JSON.stringify(n));
+      throw new Error(`${this.dir}: no linear module ${JSON.stringify(name)}; nearest: ${nearest.join(', ')}`);
+    }
+    return module;
+  }
+
+  /**
+   * inputIds [B, T] → logits [B, T, vocab]. Ids given as arrays are checked against the
+   * vocabulary; an int32 tensor is used as it is. With a cache, positions continue after the
+   * cached tokens.
+   */
+  forward(inputIds: TokenBatch | tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    for (const name of options.adapters?.keys() ?? []) this.module(name);
+    return tf.tidy(() => {
+      const ids = inputIds instanceof tf.Tensor ? inputIds : this.idsTensor('input_ids', inputIds, false);
+      if (ids.rank !== 2 || ids.dtype !== 'int32') {
+        throw new Error(`input_ids: expected an int32 tensor [B, T], got ${ids.dtype} [${ids.shape.join(', ')}]`);
+      }
+      const positions = (options.cache?.length ?? 0) + ids.shape[1];
+      if (this.config.family === 'gpt2' && positions > this.config.maxPositions) {
+        throw new Error(`input_ids: ${positions} positions exceed n_positions = ${this.config.maxPositions} of ${this.dir}; shorten the sequence`);
+      }
+      return this.run(ids, options);
+    });
+  }
+
+  /** The training engine's entry point (EngineModel): forward with an adapter set. */
+  logits(inputIds: tf.Tensor2D, adapters: AdapterSet, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
+    return this.forward(inputIds, { adapters, ...options });
+  }
+
+  /**
+   * Mean cross-entropy of predicting token t+1 from tokens ≤ t, over the labels that are not
+   * IGNORE_INDEX: labels[b][t+1] is the target of logits[b][t], as in transformers. Labels given
+   * as a tensor with nothing to predict give NaN, as in transformers; given as arrays, an error.
+   */
+  loss(inputIds: TokenBatch | tf.Tensor2D, labels: TokenBatch | tf.Tensor2D, options: ForwardOptions = {}): tf.Scalar {
+    return tf.tidy(() => {
+      const targets = labels instanceof tf.Tensor ? labels : this.idsTensor('labels', labels, true);
+      const logits = this.forward(inputIds, options); // (B, T, V)
+      const [B, T] = logits.shape;
+      if (targets.shape[0] !== B || targets.shape[1] !== T) {
+        throw new Error(`labels: shape [${targets.shape.join(', ')}] does not match input_ids [${B}, ${T}]`);
+      }
+      return causalLmLoss(logits, targets);
+    });
+  }
+
+  /** Frees the weights; the model cannot run afterwards. */
+  dispose(): void {
+    tf.dispose([...this.tensors.values()]);
+  }
+
+  private idsTensor(what: string, batch: TokenBatch, labels: boolean): tf.Tensor2D {
+    const V = this.config.vocabSize;
+    const valid = (id: number) => (labels && id === IGNORE_INDEX) || (Number.isInteger(id) && id >= 0 && id < V);
+    const [B, T] = checkBatch(what, batch, valid, `${labels ? '-100 or ' : ''}a token id in [0, ${V})`);
+    if (labels && batch.every((row) => row.slice(1).every((id) => id === IGNORE_INDEX))) {
+      throw new Error(`labels: every label after the first position is ${IGNORE_INDEX}, so there is nothing to predict`);
+    }
+    return tf.tensor2d(batch.flat(), [B, T], 'int32');
+  }
+}
