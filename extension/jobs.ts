@@ -194,8 +194,8 @@ export function runStateOf(tracked: TrackedJob): RunState {
     phase: phaseOf(job.state),
     step: job.step,
     total: job.totalSteps,
-    backend: summary?.backend ?? tracked.requestedBackend,
-    device: summary?.device ?? '',
+    backend: summary?.backend ?? job.backend ?? tracked.requestedBackend,
+    device: summary?.device ?? job.device ?? '',
     startedAt: tracked.startedAt,
   };
   if (tracked.finishedAt !== undefined) state.finishedAt = tracked.finishedAt;

@@ -3,22 +3,28 @@ import { join } from 'node:path';
 import { loadConfigFile } from '../config/load';
 import { CausalLM } from '../models/model';
 import { ModelTokenizer } from '../models/tokenizer';
+import type { BackendPreference } from '../../kernels/backend-names';
 import { startBackend } from '../runtime';
 import { defaultRunName, train, type TrainEvent, type TrainSummary } from './train';
 
 export interface SessionOptions {
   /** Continue this run folder from its newest checkpoint. */
   resumeRunDir?: string;
+  /** Overrides the config's `backend` (the editor's `moslora.backend`). */
+  backend?: BackendPreference;
+  /** Overrides the config's `output.runs_dir` (the editor's `moslora.runsDirectory`). */
+  runsDir?: string;
   signal?: AbortSignal;
   onEvent?: (event: TrainEvent) => void;
 }
 
 export async function runTrainingJob(configPath: string, options: SessionOptions = {}): Promise<TrainSummary> {
   const config = await loadConfigFile(configPath);
-  const runDir = options.resumeRunDir ?? join(config.output.runs_dir, defaultRunName(config));
+  const runDir = options.resumeRunDir ?? join(options.runsDir ?? config.output.runs_dir, defaultRunName(config));
   const emit = options.onEvent ?? (() => {});
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}` });
-  const backend = await startBackend(config.backend);
+  const backend = await startBackend(options.backend ?? config.backend);
+  emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}`, backend: backend.backend, device: backend.device });
   const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
   try {
     return await train({
