@@ -17,16 +17,16 @@ import {
   mergeAdapterRequest,
   startTrainingRequest,
   type BackendPreference,
-  type EstimateReport,
   type RunListing as ServerRunListing,
 } from '../server/protocol';
 import type { PanelTab } from '../webview/protocol';
-import { formatCount, formatNumber } from '../webview/lib/format';
+import { formatNumber } from '../webview/lib/format';
 import { SECTION, SETTINGS } from './config';
 import type { Ctx } from './ctx';
 import { isFinal, type TrackedJob } from './jobs';
 import { TrainingPanel } from './panel';
 import { runModel } from './runs';
+import { describeEstimate } from './estimate';
 import { configTemplate, examplePaths, PLACEHOLDER_PATHS } from './template';
 
 type Cmd = (...args: unknown[]) => unknown;
@@ -204,22 +204,6 @@ function estimate(ctx: Ctx): Cmd {
     const report = await ctx.ready().client.sendRequest(estimateRequest, { configUri: uri.toString() });
     await vscode.window.showInformationMessage(`MoSLoRA estimate for ${basename(uri.fsPath)}`, { modal: true, detail: describeEstimate(report) });
   };
-}
-
-export function describeEstimate(e: EstimateReport): string {
-  const share = (n: number) => `${((100 * n) / e.baseParameters).toPrecision(3)} % of the base`;
-  const mixers = e.moslora - e.lora;
-  return [
-    `Model: ${basename(e.model)} (${e.architecture}), ${formatCount(e.baseParameters)} parameters.`,
-    `Adapters: ${e.method}, r = ${e.r}, on ${e.modules} module${e.modules === 1 ? '' : 's'}.`,
-    '',
-    `LoRA trains ${formatCount(e.lora)} parameters (${share(e.lora)}).`,
-    `MoSLoRA trains ${formatCount(e.moslora)} (${share(e.moslora)}): its mixers add ${formatCount(mixers)}, +${formatNumber((100 * mixers) / e.lora)} % over LoRA.`,
-    `This config trains ${formatCount(e.trainable)}.`,
-    '',
-    `The run: ${formatCount(e.trainExamples)} training examples, batch ${e.batchSize} × ${e.gradientAccumulation} accumulation: ${formatCount(e.totalSteps)} optimizer steps.`,
-    ...(e.note ? [`(${e.note})`] : []),
-  ].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -110,7 +110,9 @@ export class Ctx implements vscode.Disposable {
   receive(update: JobUpdate): TrackedJob {
     const applied = this.tracker.apply(update, this.config.backend);
     this.jobEmitter.fire({ ...applied, update });
-    if (applied.finished) this.reportFinished(applied.tracked);
+    // a failure at once; a success once its summary (final loss, eval) has come
+    const { tracked, finished, summarized } = applied;
+    if ((finished && tracked.job.state === 'failed') || (summarized && tracked.job.state === 'done')) this.reportFinished(tracked);
     return applied.tracked;
   }
 
@@ -127,7 +129,7 @@ export class Ctx implements vscode.Disposable {
   private serverGone(reason: string): TrackedJob[] {
     const lost = this.tracker.serverGone(reason);
     for (const tracked of lost) {
-      this.jobEmitter.fire({ tracked, finished: true, runIdChanged: false, update: { job: tracked.job, metrics: [], mixers: [] } });
+      this.jobEmitter.fire({ tracked, finished: true, runIdChanged: false, summarized: false, update: { job: tracked.job, metrics: [], mixers: [] } });
     }
     return lost;
   }

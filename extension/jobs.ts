@@ -92,6 +92,8 @@ export interface Applied {
   finished: boolean;
   /** The job's run id changed (it got its run folder): the runs list is stale. */
   runIdChanged: boolean;
+  /** The job's summary arrived with this update (after its final state: the trainer says "done" first). */
+  summarized: boolean;
 }
 
 export class JobTracker {
@@ -114,6 +116,7 @@ export class JobTracker {
     const key = this.keyOf(job.id);
     let tracked = this.jobs.get(key);
     const wasFinal = tracked ? isFinal(tracked.job.state) : false;
+    const hadSummary = tracked?.job.summary !== undefined;
     const oldRunId = tracked?.runId;
     if (!tracked) {
       tracked = {
@@ -136,7 +139,7 @@ export class JobTracker {
     tracked.progress.add(update.metrics);
     const finished = !wasFinal && isFinal(tracked.job.state);
     if (finished) tracked.finishedAt = this.now();
-    return { tracked, finished, runIdChanged: oldRunId !== undefined && oldRunId !== tracked.runId };
+    return { tracked, finished, runIdChanged: oldRunId !== undefined && oldRunId !== tracked.runId, summarized: !hadSummary && tracked.job.summary !== undefined };
   }
 
   /**

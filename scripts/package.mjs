@@ -3,7 +3,7 @@
 // what they load at run time beside them is the wasm backend's binaries (dist/*.wasm) and, for
 // the WebGPU backend, the `webgpu` package (Dawn for Node): its index.js and the one native
 // dawn.node build of the target platform (~20 MB unpacked), which makes the .vsix per platform.
-//   node scripts/package.mjs [--target linux-x64|linux-arm64|darwin-x64|darwin-arm64|win32-x64|win32-arm64]
+//   node scripts/package.mjs [--target linux-x64|linux-arm64|darwin-x64|darwin-arm64|win32-x64|win32-arm64] [--out FILE.vsix]
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -41,7 +41,8 @@ const dir = mkdtempSync(join(tmpdir(), 'moslora-package-'));
 const ignoreFile = join(dir, 'vscodeignore');
 writeFileSync(ignoreFile, ignore);
 const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
-const out = `moslora-studio-${version}-${target}.vsix`;
+const outAt = args.indexOf('--out');
+const out = outAt >= 0 ? args[outAt + 1] : `moslora-studio-${version}-${target}.vsix`;
 const vsce = createRequire(import.meta.url).resolve('@vscode/vsce/vsce');
 try {
   // vsce lists production dependencies with `npm list`; the whitelist keeps only webgpu's files
