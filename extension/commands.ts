@@ -159,9 +159,10 @@ function startTraining(ctx: Ctx): Cmd {
       ...(backend ? { backend } : {}),
       ...(runsDir ? { runsDir } : {}),
     });
-    const tracked = ctx.receive({ job, metrics: [], mixers: [] });
+    ctx.receive({ job, metrics: [], mixers: [] });
     ctx.log.info(`started job ${job.id} for ${uri.fsPath} (backend ${backend ?? "the config's"}, runs in ${runsDir ?? "the config's runs_dir"})`);
-    TrainingPanel.createOrShow(ctx, { runId: tracked.runId, tab: 'training' });
+    // the new job is the current one: the panel shows it as soon as the trainer names its run folder
+    TrainingPanel.createOrShow(ctx, { tab: 'training' });
   };
 }
 

@@ -17,6 +17,7 @@ const SMOOTHING_KEY = 'moslora.panel.smoothing';
 const DEFAULT_SMOOTHING = 0.6;
 
 export interface PanelFocus {
+  /** A run id (a run folder's name); default: the current job's run, else the newest on disk. */
   runId?: string;
   tab?: PanelTab;
 }
@@ -35,6 +36,8 @@ export class TrainingPanel {
   /** Messages posted before the page said `ready`: sent right after what `ready` sends. */
   private queued: ExtensionMessage[] = [];
   private readonly loading = new Map<string, Loading>();
+  /** A job to show once it has a run folder (a job reaches the page only then: run ids are folder names). */
+  private focusOnRun: { jobKey: string; tab?: PanelTab } | undefined;
   private disposed = false;
 
   static get instance(): TrainingPanel | undefined {
@@ -98,7 +101,13 @@ export class TrainingPanel {
 
   /** Shows a run (default: the current job's, else the newest on disk) on a tab. */
   async focus({ runId, tab }: PanelFocus): Promise<void> {
-    let id = runId ?? this.ctx.tracker.current()?.runId;
+    const current = this.ctx.tracker.current();
+    if (!runId && current && !current.job.runDir) {
+      // queued or just started: shown when the trainer names its run folder
+      this.focusOnRun = { jobKey: current.key, ...(tab ? { tab } : {}) };
+      return;
+    }
+    let id = runId ?? current?.runId;
     if (!id && (await this.ctx.serverStarted)) {
       id = await this.ctx.listRuns().then(
         ({ runs }) => runs[0]?.runId,
@@ -183,7 +192,7 @@ export class TrainingPanel {
       this.post({ type: 'runs', runs });
       newest = runs[0]?.runId;
     }
-    const active = this.ctx.tracker.active();
+    const active = this.ctx.tracker.active().filter((tracked) => tracked.job.runDir);
     for (const tracked of active) this.post({ type: 'runState', state: runStateOf(tracked) });
     // the run shown: a live job's, else the newest on disk; its records come from metrics.jsonl
     const shown = active.at(-1)?.runId ?? this.ctx.tracker.current()?.runId ?? newest;
@@ -234,7 +243,13 @@ export class TrainingPanel {
   // From the server
 
   private jobChanged({ tracked, update, runIdChanged }: JobChange): void {
+    // before its run folder exists a job has no run id the page could keep (the status bar shows it)
+    if (!tracked.job.runDir) return;
     this.post({ type: 'runState', state: runStateOf(tracked) });
+    if (this.focusOnRun?.jobKey === tracked.key) {
+      this.post({ type: 'focus', runId: tracked.runId, ...(this.focusOnRun.tab ? { tab: this.focusOnRun.tab } : {}) });
+      this.focusOnRun = undefined;
+    }
     const loading = this.loading.get(tracked.runId);
     if (loading) {
       loading.metrics.push(...update.metrics);

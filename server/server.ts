@@ -92,7 +92,7 @@ connection.onRequest(runDataRequest, async ({ runDir }) => {
 connection.onRequest(estimateRequest, ({ configUri }) => {
   const configPath = filePathOf(configUri);
   if (!configPath) throw new Error(`${configUri}: save the config to a file first; its paths are relative to it`);
-  return estimateConfig(configPath, facts);
+  return estimateConfig(configPath, facts, documents.get(configUri)?.getText());
 });
 
 // Merge, export and generate load models: each runs the CLI in a child process, killed on cancel.

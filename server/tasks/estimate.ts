@@ -1,14 +1,15 @@
 // "Estimate" on a config: what it would train and for how long, without loading any weights.
 // Parameters come from the checkpoint's safetensors headers (the same counts as the hover on `r`);
 // steps from the number of training examples, as the trainer computes them.
-import { loadConfigFile } from '../config/load';
+import { ConfigError, loadConfigFile, parseConfigText, resolveConfigPaths } from '../config/load';
 import { readRecords } from '../engine/data';
 import { targetedModules, type FactCache } from '../lsp/facts';
 import { parameterCounts } from '../lsp/hover';
 import type { EstimateReport } from '../protocol';
 
-export async function estimateConfig(configPath: string, facts: FactCache): Promise<EstimateReport> {
-  const config = await loadConfigFile(configPath);
+/** `text`: the config as open in the editor (unsaved edits count); else the file is read. */
+export async function estimateConfig(configPath: string, facts: FactCache, text?: string): Promise<EstimateReport> {
+  const config = text === undefined ? await loadConfigFile(configPath) : fromText(configPath, text);
   const model = await facts.model(config.model);
   if (!model.ok) throw new Error(`${configPath}: model: ${model.problem}`);
   const modules = targetedModules(model.modules, config.target_modules);
@@ -45,4 +46,10 @@ export async function estimateConfig(configPath: string, facts: FactCache): Prom
     report.note = `packing joins examples into ${config.data.max_length}-token rows, so the run takes at most ${totalSteps} steps (fewer rows than examples)`;
   }
   return report;
+}
+
+function fromText(configPath: string, text: string) {
+  const { config, issues } = parseConfigText(text, configPath);
+  if (!config) throw new ConfigError(configPath, issues.filter((issue) => issue.severity === 'error'));
+  return resolveConfigPaths(config, configPath);
 }

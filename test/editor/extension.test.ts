@@ -168,6 +168,20 @@ describe('the packaged extension in VS Code (code-server)', { skip }, () => {
     await page.locator('.monaco-editor .view-lines', { hasText: 'k_proj, v_proj' }).waitFor();
   });
 
+  test('the Estimate code lens shows LoRA and MoSLoRA parameters and the steps', { timeout: 60_000 }, async () => {
+    await page.keyboard.press('Control+Home'); // the lenses sit above the first line
+    await page.locator('.codelens-decoration a', { hasText: 'Estimate' }).click();
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor();
+    const text = await dialog.innerText();
+    assert.match(text, /LoRA trains 45,056 parameters \(6\.24 % of the base\)/, text);
+    assert.match(text, /MoSLoRA trains 46,336/, text);
+    assert.match(text, new RegExp(`${TOTAL_STEPS} optimizer steps`), text);
+    await shot('3-estimate.png');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+  });
+
   test('Start Training from the palette opens the panel, draws the loss and reports in the status bar', { timeout: 240_000 }, async () => {
     await page.locator('.monaco-editor .view-lines', { hasText: 'target_modules' }).click();
     await palette('MoSLoRA: Start Training');
@@ -180,7 +194,7 @@ describe('the packaged extension in VS Code (code-server)', { skip }, () => {
     const frame = panel();
     await frame.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
     await frame.locator('[data-chart="train/loss"][data-points-drawn]:not([data-points-drawn="0"])').waitFor({ timeout: 60_000 });
-    await shot('3-training.png');
+    await shot('4-training.png');
 
     // to the end: done in the status bar and the panel, every logged step drawn
     await statusItem().filter({ hasText: 'MoSLoRA done' }).first().waitFor({ timeout: 120_000 });
@@ -189,7 +203,7 @@ describe('the packaged extension in VS Code (code-server)', { skip }, () => {
     assert.equal(drawn, TOTAL_STEPS / 2, 'one point per logged step (log_interval 2)');
     const header = await frame.locator('.run-header').innerText();
     assert.match(header, /wasm/, `the panel names the backend the trainer started: ${header}`);
-    await shot('4-done.png');
+    await shot('5-done.png');
 
     // what the run left on disk is what the panel drew
     const runs = readdirSync(join(workspace, 'runs'));
@@ -197,6 +211,47 @@ describe('the packaged extension in VS Code (code-server)', { skip }, () => {
     const metrics = readFileSync(join(workspace, 'runs', runs[0]!, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
     assert.equal(metrics.filter((m) => m.kind === 'train').length, drawn);
     assert.ok(existsSync(join(workspace, 'runs', runs[0]!, 'adapter', 'adapter_config.json')));
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test("the panel's Stop ends a second run with a checkpoint, and Compare lists both runs", { timeout: 180_000 }, async () => {
+    await page.locator('.monaco-editor .view-lines', { hasText: 'target_modules' }).click();
+    await palette('MoSLoRA: Start Training');
+    const frame = panel();
+    await statusItem().filter({ hasText: /MoSLoRA \d+\/60 · loss/ }).first().waitFor({ timeout: 90_000 });
+    await frame.locator('.phase', { hasText: 'training' }).waitFor();
+    await frame.locator('.run-header vscode-button.stop').click();
+    await statusItem().filter({ hasText: 'MoSLoRA stopped' }).first().waitFor({ timeout: 60_000 });
+    await frame.locator('.phase', { hasText: 'stopped' }).waitFor();
+    const runs = readdirSync(join(workspace, 'runs')).sort();
+    assert.equal(runs.length, 2);
+    const summary = JSON.parse(readFileSync(join(workspace, 'runs', runs[1]!, 'summary.json'), 'utf8')) as { state: string; steps: number };
+    assert.equal(summary.state, 'cancelled');
+    assert.ok(summary.steps < TOTAL_STEPS, `stopped early, at step ${summary.steps}`);
+    assert.ok(readdirSync(join(workspace, 'runs', runs[1]!, 'checkpoints')).includes(`step-${summary.steps}`), 'a checkpoint at the step it stopped');
+    await shot('6-stopped.png');
+
+    await frame.locator('vscode-tab-header', { hasText: 'Compare' }).click();
+    await frame.locator('.compare-legend tbody tr').nth(1).waitFor();
+    await shot('7-compare.png');
+    const legend = await frame.locator('.compare-legend tbody').innerText();
+    assert.equal(await frame.locator('.compare-legend tbody tr').count(), 2, legend);
+    await frame.locator('[data-chart="compare"]').waitFor();
+    await shot('7-compare.png');
+  });
+
+  test('a reloaded window restores the panel and redraws the newest run from disk', { timeout: 120_000 }, async () => {
+    const runs = readdirSync(join(workspace, 'runs')).sort();
+    const newest = readFileSync(join(workspace, 'runs', runs.at(-1)!, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
+    await page.reload();
+    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+    const frame = panel();
+    await frame.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
+    await frame.locator('vscode-tab-header', { hasText: 'Training' }).click();
+    const points = newest.filter((m) => m.kind === 'train').length;
+    await frame.locator(`[data-chart="train/loss"][data-points-drawn="${points}"]`).waitFor({ timeout: 60_000 });
+    await frame.locator('.phase', { hasText: 'stopped' }).waitFor();
+    await shot('8-restored.png');
     assert.deepEqual(pageErrors, []);
   });
 });
