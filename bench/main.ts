@@ -8,6 +8,8 @@ import { BACKEND_PREFERENCES, type BackendChoice } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchKernels } from './kernels';
 import { benchMerge } from './merge';
+import { benchServer } from './server';
+import { benchTrain } from './train';
 import { backendOption, integer } from '../server/commands/options';
 
 function record(name: string, result: object): void {
@@ -59,6 +61,34 @@ program
     if (!['BF16', 'F16', 'F32'].includes(options.dtype)) throw new Error(`--dtype must be BF16, F16 or F32, got ${options.dtype}`);
     return runBench('merge', options.backend, (choice) => benchMerge(choice, { ...options, dtype: options.dtype as 'BF16' | 'F16' | 'F32' }), (r) =>
       `${(r.parameters / 1e6).toFixed(0)}M parameters, ${r.dtype}: read+write ${r.copy_median_s} s · merge ${r.merge_median_s} s · merge/copy ${r.merge_over_copy} (median of ${r.rounds}, alternating)`);
+  });
+
+program
+  .command('train')
+  .description('tokens/s of a full MoSLoRA training step, ours vs PyTorch (Debian python3-torch) on the same model and batch')
+  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+  .option('--model <which>', 'tiny (examples/tiny-model) | 100m (random Llama-shaped)', 'tiny')
+  .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
+  .option('--steps <n>', 'timed steps per side and round (after one warm-up step)', integer('--steps', 1), 3)
+  .option('--batch <n>', 'sequences per step', integer('--batch', 1), 4)
+  .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
+  .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
+  .option('--threads <n>', 'PyTorch threads (default: all cores)', integer('--threads', 1), cpus().length)
+  .action((options: { backend: string; model: string; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number }) => {
+    if (options.model !== 'tiny' && options.model !== '100m') throw new Error(`--model must be tiny or 100m, got ${options.model}`);
+    return runBench('train', options.backend, (choice) => benchTrain(choice, { ...options, model: options.model as 'tiny' | '100m' }), (r) =>
+      `${r.model} (${(r.parameters / 1e6).toFixed(1)}M), ${r.batch}×${r.tokens} tokens: ours ${r.ours_tokens_per_s} tok/s (${r.backend}) · torch ${r.torch_tokens_per_s} tok/s (${r.torch_threads} threads) · ours/torch ${r.ours_over_torch}`);
+  });
+
+program
+  .command('server')
+  .description('completion latency of the language server, idle and while a training job runs (p50/p95)')
+  .option('--requests <n>', 'completion requests per phase', integer('--requests', 10), 200)
+  .action(async (options: { requests: number }) => {
+    const result = await benchServer(options);
+    console.log(JSON.stringify(result));
+    console.error(`completion p50/p95: idle ${result.idle_p50_ms}/${result.idle_p95_ms} ms · while training ${result.training_p50_ms}/${result.training_p95_ms} ms · p95 ratio ${result.training_p95_over_idle_p95}`);
+    record('server', result);
   });
 
 program.parseAsync().catch((error: unknown) => {

@@ -13,10 +13,34 @@ function swapLast<T extends tf.Tensor>(t: T): T {
  * 12×, transposeA 50×), while an explicit transpose costs about one plain product of its size.
  * So on wasm the flags become explicit transposes, on whichever side moves fewer elements:
  * op(a)·op(b) with the flagged operands transposed, or (op(b)ᵀ·op(a)ᵀ)ᵀ with the others and
- * the result transposed. Other backends take the flags as they are.
+ * the result transposed, and the gradient is computed the same way. Other backends take the
+ * flags as they are.
  */
 export function matMul<T extends tf.Tensor>(a: T, b: T, transposeA = false, transposeB = false): T {
-  if ((!transposeA && !transposeB) || tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB) as T;
+  if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB) as T;
+  const sameBatch = a.rank === b.rank && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
+  if (!sameBatch) return tf.matMul(a, b, transposeA, transposeB) as T;
+  // tfjs's own gradient of a product is written with transpose flags, so the backward pass
+  // would take the slow path; this one is made of flag-free products too.
+  const product = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, y, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([x, y]);
+    return {
+      value: flagFree(x, y, transposeA, transposeB),
+      gradFunc: (dy: tf.Tensor, [sx, sy]: tf.Tensor[]) => {
+        // C = op(a)·op(b): the four cases of tfjs's BatchMatMul gradient, written out.
+        if (!transposeA && !transposeB) return [flagFree(dy, sy!, false, true), flagFree(sx!, dy, true, false)];
+        if (transposeA && !transposeB) return [flagFree(sy!, dy, false, true), flagFree(sx!, dy, false, false)];
+        if (!transposeA && transposeB) return [flagFree(dy, sy!, false, false), flagFree(dy, sx!, true, false)];
+        return [flagFree(sy!, dy, true, true), flagFree(dy, sx!, true, true)];
+      },
+    };
+  });
+  return product(a, b) as T;
+}
+
+function flagFree<T extends tf.Tensor>(a: T, b: T, transposeA: boolean, transposeB: boolean): T {
+  if (!transposeA && !transposeB) return tf.matMul(a, b) as T;
   return tf.tidy(() => {
     const rows = a.shape[a.rank - (transposeA ? 1 : 2)]!;
     const cols = b.shape[b.rank - (transposeB ? 2 : 1)]!;

@@ -1,15 +1,17 @@
 import { Command } from 'commander';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendPreference } from '../kernels/backend';
 import { registerAdapterCommands } from './commands/adapters';
+import { registerDemo } from './commands/demo';
+import { registerModelCommands } from './commands/model';
 import { backendOption, integer } from './commands/options';
-import { runKernelDemo } from './demo';
+import { runKernelDemo } from './kernel-demo';
 import type { EnvironmentReport } from './protocol';
 import { describeChoice, startBackend } from './runtime';
 
 const program = new Command('moslora').description('MoSLoRA Studio: fine-tune language models with MoSLoRA').showHelpAfterError();
 
 program
-  .command('demo')
+  .command('kernel-demo')
   .description('LoRA vs MoSLoRA on one adapted layer: train side by side, then merge and fold')
   .option('--backend <name>', `compute backend (${BACKEND_PREFERENCES.join(' | ')})`, backendOption, 'auto')
   .option('--steps <n>', 'Adam steps per method', integer('--steps', 1), 300)
@@ -36,6 +38,8 @@ program
     console.log(JSON.stringify(report));
   });
 
+registerDemo(program);
+registerModelCommands(program);
 registerAdapterCommands(program);
 
 program.parseAsync().catch((error: unknown) => {

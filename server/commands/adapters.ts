@@ -13,11 +13,13 @@ export function registerAdapterCommands(program: Command): void {
     .argument('<adapter>', 'adapter folder (adapter_config.json + adapter_model.safetensors), e.g. runs/NAME/adapter')
     .requiredOption('--out <dir>', 'output folder')
     .option('--peft', 'the PEFT LoRA layout (the only export format, on by default)')
-    .action(async (adapterDir: string, options: { out: string }) => {
+    .option('--json', 'print JSON {outDir, modules}')
+    .action(async (adapterDir: string, options: { out: string; json?: boolean }) => {
       await startBackend('cpu');
       const { settings, adapters } = await loadAdapter(resolve(adapterDir));
       await exportPeft(resolve(options.out), adapters, settings);
-      console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
+      if (options.json) console.log(JSON.stringify({ outDir: resolve(options.out), modules: adapters.size }));
+      else console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
     });
 
   program

@@ -6,6 +6,8 @@ import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeWeight } from '../../kernels/merge';
 import { Checkpoint } from '../formats/checkpoint';
+import { CausalLM } from '../models/model';
+import { ModelTokenizer } from '../models/tokenizer';
 import { WRITABLE_DTYPES, writeSafetensors, type TensorToWrite, type WritableDtype } from '../formats/safetensors';
 import type { ModuleAdapter } from './adapter-files';
 import type { LinearModule } from './train';
@@ -39,11 +41,17 @@ export async function mergeIntoModel(
   if (existing && existing.length > 0 && !options.overwrite) {
     throw new Error(`merge: ${outDir} already exists and is not empty; choose another folder or pass --force to replace it`);
   }
+  const byName = new Map(modules.map((m) => [m.name, m]));
   const layouts = new Map(modules.map((m) => [m.name, m.layout]));
   const byWeight = new Map<string, string>();
   for (const module of adapters.keys()) {
-    if (!layouts.has(module)) throw new Error(`merge: the adapter has module "${module}", which the base model in ${baseDir} does not have; is it an adapter of another model?`);
-    byWeight.set(`${module}.weight`, module);
+    const info = byName.get(module);
+    if (!info) throw new Error(`merge: the adapter has module "${module}", which the base model in ${baseDir} does not have; is it an adapter of another model?`);
+    const weight = info.weight ?? `${module}.weight`;
+    if (weight !== `${module}.weight`) {
+      throw new Error(`merge: ${module} shares its weight ${weight} with another module (tied embeddings); merging would change both. Export the adapter instead (moslora export)`);
+    }
+    byWeight.set(weight, module);
   }
   const checkpoint = await Checkpoint.open(baseDir);
   const temporary = join(resolve(outDir, '..'), `.${basename(outDir)}.merging-${process.pid}`);
@@ -88,5 +96,25 @@ export async function mergeIntoModel(
     throw error;
   } finally {
     await checkpoint.close();
+  }
+}
+
+// The same fixed text for every check, so reports compare across runs.
+const CHECK_TEXT = 'It was the best of times, it was the worst of times; call me Ishmael. 1 + 2 = 3.';
+
+/**
+ * The merge check: one fixed batch through the base model with the adapter and through the
+ * merged model; the largest absolute logit difference. Float32 merges land near 1e-6; a merged
+ * model stored in BF16 or F16 adds that format's rounding.
+ */
+export async function mergedLogitDifference(baseDir: string, mergedDir: string, adapters: ReadonlyMap<string, ModuleAdapter>): Promise<number> {
+  const tokenizer = await ModelTokenizer.load(baseDir);
+  const ids = [tokenizer.encode(CHECK_TEXT).slice(0, 32)];
+  const [base, merged] = await Promise.all([CausalLM.load(baseDir), CausalLM.load(mergedDir)]);
+  try {
+    return tf.tidy(() => tf.max(tf.abs(tf.sub(base.forward(ids, { adapters }), merged.forward(ids)))).dataSync()[0]!);
+  } finally {
+    base.dispose();
+    merged.dispose();
   }
 }

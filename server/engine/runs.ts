@@ -53,7 +53,12 @@ const STEP_DIR = /^step-(\d+)$/;
 export class RunDirectory {
   constructor(readonly dir: string) {}
 
+  /** A new run folder; an existing non-empty one is refused (only resume continues a run). */
   static async create(dir: string, resolvedConfig: object): Promise<RunDirectory> {
+    const existing = await readdir(dir).catch(() => []);
+    if (existing.length > 0) {
+      throw new Error(`${dir} already holds a run; resume it (--resume ${dir}) or choose another output.run_name`);
+    }
     await mkdir(join(dir, CHECKPOINTS), { recursive: true });
     await writeFile(join(dir, 'config.yaml'), stringify(resolvedConfig));
     return new RunDirectory(dir);

@@ -8,10 +8,12 @@ import { startBackend } from '../runtime';
 import { defaultRunName, train, type TrainEvent, type TrainSummary } from './train';
 
 export interface SessionOptions {
+  /** Overrides the config's backend (CLI --backend, the editor's moslora.backend setting). */
+  backend?: BackendPreference;
   /** Continue this run folder from its newest checkpoint. */
   resumeRunDir?: string;
-  /** Overrides the config's `backend` (the editor's `moslora.backend`). */
-  backend?: BackendPreference;
+  /** Start the run in this folder instead of <runs_dir>/<run name>. */
+  runDir?: string;
   /** Overrides the config's `output.runs_dir` (the editor's `moslora.runsDirectory`). */
   runsDir?: string;
   signal?: AbortSignal;
@@ -20,10 +22,11 @@ export interface SessionOptions {
 
 export async function runTrainingJob(configPath: string, options: SessionOptions = {}): Promise<TrainSummary> {
   const config = await loadConfigFile(configPath);
-  const runDir = options.resumeRunDir ?? join(options.runsDir ?? config.output.runs_dir, defaultRunName(config));
+  const runDir = options.resumeRunDir ?? options.runDir ?? join(options.runsDir ?? config.output.runs_dir, defaultRunName(config));
   const emit = options.onEvent ?? (() => {});
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}` });
   const backend = await startBackend(options.backend ?? config.backend);
+  // the backend that started, for the status bar and the panel's header while the run is young
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}`, backend: backend.backend, device: backend.device });
   const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
   try {

@@ -13,6 +13,8 @@ export interface JobInfo {
   request: TrainRequest;
   state: JobState;
   runDir?: string;
+  /** The trainer process, while it runs. */
+  pid?: number;
   step: number;
   totalSteps: number;
   /** Why the job is queued, failed or was cancelled. */
@@ -129,6 +131,7 @@ export class JobManager {
     const child = fork(this.options.trainerModule, [], { silent: true, execArgv: this.options.execArgv ?? [], serialization: 'advanced' });
     const run: Running = { child, pending: { metrics: [], mixers: [] }, timer: null, lastSent: 0, killTimer: null };
     this.running.set(job.id, run);
+    if (child.pid !== undefined) job.pid = child.pid;
     job.state = 'loading';
     delete job.message;
     this.emit(job);
@@ -145,6 +148,7 @@ export class JobManager {
       if (run.killTimer) clearTimeout(run.killTimer);
       this.flush(job, run);
       this.running.delete(job.id);
+      delete job.pid;
       if (cancelled && !FINAL.includes(job.state)) {
         this.finish(job, 'cancelled', `cancelled: the trainer did not stop in time and was killed at step ${job.step}; resume starts from its last checkpoint`);
       } else if (!FINAL.includes(job.state)) {

@@ -174,7 +174,7 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: 
   const scores = tf.mul(matMul(qg, k, false, true), 1 / Math.sqrt(hd)); // (B, nkv, group·T, S)
   const masked = tf.add(tf.reshape(scores, [B, nh, T, S]), mask); // (B, nh, T, S)
   const weights = tf.reshape(tf.softmax(masked), [B, nkv, (nh / nkv) * T, S]);
-  const y = tf.reshape(tf.matMul(weights, v), [B, nh, T, hd]); // (B, nh, T, hd)
+  const y = tf.reshape(matMul(weights, v), [B, nh, T, hd]); // (B, nh, T, hd)
   return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, nh * hd]); // (B, T, nh·hd)
 }
 

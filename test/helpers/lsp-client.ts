@@ -20,7 +20,7 @@ import {
   type ProtocolConnection,
 } from 'vscode-languageserver-protocol/node';
 
-export const SERVER = join(import.meta.dirname, '../../dist/server.js');
+export const SERVER = join(__dirname, '../../dist/server.js');
 const GUARD_MS = 15_000;
 
 interface Waiter {
@@ -52,8 +52,8 @@ export class LspClient {
     this.connection.listen();
   }
 
-  static async start(rootDir: string): Promise<LspClient> {
-    const child = spawn(process.execPath, [SERVER, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  static async start(rootDir: string, server = SERVER): Promise<LspClient> {
+    const child = spawn(process.execPath, [server, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const client = new LspClient(child);
     await client.connection.sendRequest(InitializeRequest.type, {
       processId: process.pid,

@@ -33,12 +33,18 @@ for (const backend of ['wasm', 'cpu'] as const) {
       });
     }
 
-    it('has a gradient (through transpose and matMul)', () => {
-      const a = seeded([4, 6], 3);
-      const b = seeded([5, 6], 4);
-      const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(matMul(x, y, false, true)))([a, b]);
-      const [ra, rb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.matMul(x, y, false, true)))([a, b]);
-      assert.ok(maxAbsDiff(ga!, ra!) < 1e-5 && maxAbsDiff(gb!, rb!) < 1e-5);
-    });
+    for (const [sa, sb, ta, tb] of cases) {
+      it(`gradients of [${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''} equal tf.matMul's`, () => {
+        const a = seeded(sa, 3);
+        const b = seeded(sb, 4);
+        const weights = seeded(tf.matMul(a, b, ta, tb).shape, 5);
+        type Product = (x: tf.Tensor, y: tf.Tensor, ta: boolean, tb: boolean) => tf.Tensor;
+        const loss = (mm: Product) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(mm(x, y, ta, tb), weights));
+        const [ga, gb] = tf.grads(loss(matMul))([a, b]);
+        const [ra, rb] = tf.grads(loss((x, y, p, q) => tf.matMul(x, y, p, q)))([a, b]);
+        assert.ok(maxAbsDiff(ga!, ra!) < 1e-5, 'd/da');
+        assert.ok(maxAbsDiff(gb!, rb!) < 1e-5, 'd/db');
+      });
+    }
   });
 }

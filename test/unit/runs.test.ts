@@ -86,6 +86,12 @@ describe('run directories', () => {
     assert.deepEqual(await run.readMixers(), []);
   });
 
+  it('a new run never appends to an existing one', async () => {
+    const run = await RunDirectory.create(join(root, 'taken'), {});
+    await run.appendMetrics({ step: 1, kind: 'train', loss: 1 });
+    await assert.rejects(RunDirectory.create(join(root, 'taken'), {}), /taken already holds a run; resume it \(--resume .*taken\) or choose another output\.run_name/);
+  });
+
   it('an empty run has no checkpoint to resume from', async () => {
     assert.equal(await new RunDirectory(join(root, 'nothing')).loadLatestCheckpoint(), null);
   });

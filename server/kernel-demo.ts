@@ -1,6 +1,6 @@
 // The kernel demo: LoRA and MoSLoRA adapters learn the same low-rank change of one linear
 // layer, side by side, with the same seed; then the MoSLoRA adapter is merged and folded.
-// (The training engine's demo on the tiny shipped model replaces this one.)
+// `moslora kernel-demo`; `moslora demo` is the full job on the tiny shipped model.
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveAdapterSpec, trainableParameterCount, type AdapterMethod, type MixerInit } from '../kernels/adapter';
 import { initAdapterWeights } from '../kernels/init';
