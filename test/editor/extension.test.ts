@@ -44,6 +44,7 @@ describe('the packaged extension in VS Code (code-server)', { skip }, () => {
 
   before(async () => {
     if (missing) throw new Error(missing);
+    rmSync(ARTIFACTS, { recursive: true, force: true }); // no stale screenshots from an older run
     mkdirSync(ARTIFACTS, { recursive: true });
     temp = mkdtempSync(join(tmpdir(), 'moslora-editor-'));
     workspace = join(temp, 'workspace');
