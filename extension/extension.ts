@@ -1,36 +1,26 @@
+// Activation: the context (language client, settings, jobs), the commands, the status bar and
+// the panel's serializer. Each concern lives in its own file; this one only wires them.
 import * as vscode from 'vscode';
-import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
-import { environmentRequest } from '../server/protocol';
+import { registerCommands } from './commands';
+import { Ctx } from './ctx';
+import { registerPanelSerializer } from './panel';
+import { JobStatusBar } from './statusBar';
 
-let client: LanguageClient | undefined;
+let ctx: Ctx | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
-  const module = context.asAbsolutePath('dist/server.js');
-  const serverOptions: ServerOptions = {
-    run: { module, transport: TransportKind.stdio },
-    debug: { module, transport: TransportKind.stdio, options: { execArgv: ['--nolazy', '--inspect=6009'] } },
-  };
-  const clientOptions: LanguageClientOptions = {
-    documentSelector: [{ language: 'moslora-config' }],
-  };
-  client = new LanguageClient('moslora', 'MoSLoRA', serverOptions, clientOptions);
-  context.subscriptions.push(
-    vscode.commands.registerCommand('moslora.showEnvironment', async () => {
-      const report = await client!.sendRequest(environmentRequest);
-      const skipped = report.auto.skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ');
-      void vscode.window.showInformationMessage(
-        `MoSLoRA backend: ${report.auto.backend} (${report.auto.device})${skipped ? `. Skipped: ${skipped}` : ''}`,
-      );
-    }),
-  );
   try {
-    await client.start();
+    ctx = new Ctx(context);
+    // the serializer first: a panel restored with the window asks for it right away
+    context.subscriptions.push(ctx, registerPanelSerializer(ctx), ...registerCommands(ctx), new JobStatusBar(ctx));
+    await ctx.start();
   } catch (error) {
+    // VS Code shows nothing when activation fails: say it, then let VS Code record it
     void vscode.window.showErrorMessage(`Cannot activate MoSLoRA Studio: ${error instanceof Error ? error.message : String(error)}`);
     throw error;
   }
 }
 
 export function deactivate(): Thenable<void> | undefined {
-  return client?.stop();
+  return ctx?.client?.stop();
 }

@@ -2,11 +2,12 @@
 // imported by both ends. Nothing else spells a method name.
 import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserver-protocol';
 import type { BackendChoice } from '../kernels/backend';
-import type { BackendName } from '../kernels/backend-names';
+import type { BackendName, BackendPreference } from '../kernels/backend-names';
 import type { MetricRecord, MixerSnapshot, RunListing } from './engine/runs';
 import type { JobInfo, JobUpdate } from './jobs/manager';
 
-export type { JobInfo, JobUpdate, MetricRecord, MixerSnapshot, RunListing };
+export type { BackendPreference, JobInfo, JobUpdate, MetricRecord, MixerSnapshot, RunListing };
+export { BACKEND_PREFERENCES } from '../kernels/backend-names';
 
 export interface EnvironmentReport {
   /** What `--backend auto` picks on this machine, and why it skipped the others. */
@@ -36,6 +37,10 @@ export interface StartTrainingParams {
   configUri: string;
   /** Continue this run folder from its newest checkpoint instead of starting a new run. */
   resumeRunDir?: string;
+  /** The editor's `moslora.backend` when not `auto`: overrides the config's `backend`. */
+  backend?: BackendPreference;
+  /** The editor's `moslora.runsDirectory` (absolute): overrides the config's `output.runs_dir`. */
+  runsDir?: string;
 }
 
 /** Queues a training job; it runs in its own process. Answers at once with the job (queued or loading). */
@@ -61,3 +66,73 @@ export const runDataRequest = new RequestType<{ runDir: string }, RunData, void>
 
 /** A job's new state and the records that arrived since its last update (at most ~5 per second). */
 export const jobUpdateNotification = new NotificationType<JobUpdate>('moslora/jobUpdate');
+
+// ---------------------------------------------------------------------------------------------
+// Estimate (the "Estimate" code lens): what a config would train, read from headers and line counts
+
+export interface EstimateReport {
+  configPath: string;
+  /** The model folder, absolute. */
+  model: string;
+  architecture: string;
+  method: string;
+  r: number;
+  /** Adapted linear modules. */
+  modules: number;
+  baseParameters: number;
+  /** Trainable parameters of the same targets as plain LoRA, as MoSLoRA (+ r² per module), and as this config trains. */
+  lora: number;
+  moslora: number;
+  trainable: number;
+  /** Training examples after any eval_split. */
+  trainExamples: number;
+  batchSize: number;
+  gradientAccumulation: number;
+  /** Optimizer steps the run will take. */
+  totalSteps: number;
+  /** Why `totalSteps` is only approximate (packing), when it is. */
+  note?: string;
+}
+
+export const estimateRequest = new RequestType<{ configUri: string }, EstimateReport, void>('moslora/estimate');
+
+// ---------------------------------------------------------------------------------------------
+// Long operations on adapters and models. Each runs `moslora <command> --json` as a child process
+// of the server (never on its event loop); cancelling the request kills the child.
+
+export interface MergeParams {
+  adapterDir: string;
+  outDir: string;
+  /** Replace `outDir` if it exists. */
+  force?: boolean;
+}
+export interface MergeResult {
+  outDir: string;
+  mergedModules: number;
+  /** Largest |logit difference| between base+adapter and the merged model on a probe input. */
+  maxAbsLogitDiff: number;
+}
+export const mergeAdapterRequest = new RequestType<MergeParams, MergeResult, void>('moslora/mergeAdapter');
+
+export interface ExportParams {
+  adapterDir: string;
+  outDir: string;
+}
+export interface ExportResult {
+  outDir: string;
+  modules: number;
+}
+/** Writes the adapter as plain LoRA in the PEFT layout (the mixer folded in: A′ = M·A). */
+export const exportAdapterRequest = new RequestType<ExportParams, ExportResult, void>('moslora/exportAdapter');
+
+export interface GenerateParams {
+  modelDir: string;
+  adapterDir?: string;
+  prompt: string;
+  maxNewTokens: number;
+}
+export interface GenerateResult {
+  text: string;
+  tokens: number;
+}
+export const generateRequest = new RequestType<GenerateParams, GenerateResult, void>('moslora/generate');

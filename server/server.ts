@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CodeActionKind, createConnection, ProposedFeatures, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
+import { CodeActionKind, createConnection, type CancellationToken, ProposedFeatures, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { quickFixes } from './lsp/actions';
 import { completeConfig, TRIGGER_CHARACTERS } from './lsp/completion';
@@ -17,15 +17,24 @@ import { RunDirectory, listRuns } from './engine/runs';
 import { JobManager } from './jobs/manager';
 import { filePathOf } from './lsp/document';
 import { configLenses } from './lsp/lens';
+import { runCliJson } from './tasks/cli-task';
+import { estimateConfig } from './tasks/estimate';
 import {
   cancelTrainingRequest,
   environmentRequest,
+  estimateRequest,
+  exportAdapterRequest,
+  generateRequest,
+  mergeAdapterRequest,
   jobUpdateNotification,
   listJobsRequest,
   listRunsRequest,
   runDataRequest,
   startTrainingRequest,
   type EnvironmentReport,
+  type ExportResult,
+  type GenerateResult,
+  type MergeResult,
 } from './protocol';
 
 const connection = createConnection(ProposedFeatures.all);
@@ -66,10 +75,10 @@ const jobs = new JobManager({
   onUpdate: (update) => void connection.sendNotification(jobUpdateNotification, update),
 });
 
-connection.onRequest(startTrainingRequest, ({ configUri, resumeRunDir }) => {
+connection.onRequest(startTrainingRequest, ({ configUri, resumeRunDir, backend, runsDir }) => {
   const configPath = filePathOf(configUri);
   if (!configPath) throw new Error(`${configUri}: save the config to a file first; training reads its paths relative to it`);
-  return jobs.start({ configPath, ...(resumeRunDir ? { resumeRunDir } : {}) });
+  return jobs.start({ configPath, ...(resumeRunDir ? { resumeRunDir } : {}), ...(backend ? { backend } : {}), ...(runsDir ? { runsDir } : {}) });
 });
 connection.onRequest(cancelTrainingRequest, ({ jobId }) => jobs.cancel(jobId));
 connection.onRequest(listJobsRequest, () => jobs.list());
@@ -79,6 +88,28 @@ connection.onRequest(runDataRequest, async ({ runDir }) => {
   const summary = await readFile(join(runDir, 'summary.json'), 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>).catch(() => null);
   return { runDir, metrics: await run.readMetrics(), mixers: await run.readMixers(), summary };
 });
+
+connection.onRequest(estimateRequest, ({ configUri }) => {
+  const configPath = filePathOf(configUri);
+  if (!configPath) throw new Error(`${configUri}: save the config to a file first; its paths are relative to it`);
+  return estimateConfig(configPath, facts, documents.get(configUri)?.getText());
+});
+
+// Merge, export and generate load models: each runs the CLI in a child process, killed on cancel.
+const cli = (args: string[], token: CancellationToken) =>
+  runCliJson<unknown>(args, { cli: join(__dirname, 'cli.js'), token, onStderr: (line) => connection.console.log(`[${args[0]}] ${line}`) });
+connection.onRequest(mergeAdapterRequest, async ({ adapterDir, outDir, force }, token) =>
+  (await cli(['merge', adapterDir, '--out', outDir, ...(force ? ['--force'] : []), '--json'], token)) as MergeResult,
+);
+connection.onRequest(exportAdapterRequest, async ({ adapterDir, outDir }, token) =>
+  (await cli(['export', adapterDir, '--out', outDir, '--json'], token)) as ExportResult,
+);
+connection.onRequest(generateRequest, async ({ modelDir, adapterDir, prompt, maxNewTokens }, token) =>
+  (await cli(
+    ['generate', modelDir, ...(adapterDir ? ['--adapter', adapterDir] : []), '--prompt', prompt, '--max-new-tokens', String(maxNewTokens), '--json'],
+    token,
+  )) as GenerateResult,
+);
 
 connection.onRequest(environmentRequest, async (): Promise<EnvironmentReport> => {
   const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, 'cli.js'), 'backends', '--json'], {

@@ -4,15 +4,25 @@ import { runTrainingJob } from './engine/session';
 import type { FromTrainer, ToTrainer } from './jobs/ipc';
 
 const controller = new AbortController();
-const send = (message: FromTrainer) => process.send?.(message);
+// after a disconnect, send would raise ERR_IPC_CHANNEL_CLOSED and end the process before its checkpoint
+const send = (message: FromTrainer) => {
+  if (process.connected) process.send?.(message);
+};
+
+// The server is gone (it crashed or was killed): stop as a cancel does, with a checkpoint, rather
+// than train on unobserved, holding the GPU while a restarted server starts the next job.
+process.on('disconnect', () => controller.abort());
 
 process.on('message', (message: ToTrainer) => {
   if (message.type === 'cancel') {
     controller.abort();
     return;
   }
-  runTrainingJob(message.request.configPath, {
-    ...(message.request.resumeRunDir ? { resumeRunDir: message.request.resumeRunDir } : {}),
+  const { request } = message;
+  runTrainingJob(request.configPath, {
+    ...(request.resumeRunDir ? { resumeRunDir: request.resumeRunDir } : {}),
+    ...(request.backend ? { backend: request.backend } : {}),
+    ...(request.runsDir ? { runsDir: request.runsDir } : {}),
     signal: controller.signal,
     onEvent: (event) => send({ type: 'event', event }),
   })

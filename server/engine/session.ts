@@ -1,9 +1,9 @@
 // One training job from a config file: what `moslora train` and the trainer process both run.
 import { join } from 'node:path';
-import type { BackendPreference } from '../../kernels/backend-names';
 import { loadConfigFile } from '../config/load';
 import { CausalLM } from '../models/model';
 import { ModelTokenizer } from '../models/tokenizer';
+import type { BackendPreference } from '../../kernels/backend-names';
 import { startBackend } from '../runtime';
 import { defaultRunName, train, type TrainEvent, type TrainSummary } from './train';
 
@@ -14,16 +14,20 @@ export interface SessionOptions {
   resumeRunDir?: string;
   /** Start the run in this folder instead of <runs_dir>/<run name>. */
   runDir?: string;
+  /** Overrides the config's `output.runs_dir` (the editor's `moslora.runsDirectory`). */
+  runsDir?: string;
   signal?: AbortSignal;
   onEvent?: (event: TrainEvent) => void;
 }
 
 export async function runTrainingJob(configPath: string, options: SessionOptions = {}): Promise<TrainSummary> {
   const config = await loadConfigFile(configPath);
-  const runDir = options.resumeRunDir ?? options.runDir ?? join(config.output.runs_dir, defaultRunName(config));
+  const runDir = options.resumeRunDir ?? options.runDir ?? join(options.runsDir ?? config.output.runs_dir, defaultRunName(config));
   const emit = options.onEvent ?? (() => {});
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}` });
   const backend = await startBackend(options.backend ?? config.backend);
+  // the backend that started, for the status bar and the panel's header while the run is young
+  emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}`, backend: backend.backend, device: backend.device });
   const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
   try {
     return await train({

@@ -53,7 +53,7 @@ export interface EngineModel {
 export type RunState = 'loading' | 'training' | 'saving' | 'done' | 'cancelled' | 'failed';
 
 export type TrainEvent =
-  | { type: 'state'; state: RunState; runDir: string; step: number; totalSteps: number; message?: string }
+  | { type: 'state'; state: RunState; runDir: string; step: number; totalSteps: number; message?: string; backend?: string; device?: string }
   | { type: 'metrics'; record: MetricRecord }
   | { type: 'mixers'; snapshots: MixerSnapshot[] };
 
@@ -241,6 +241,8 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const saveCheckpoint = async () => {
     event('saving');
     await run.saveCheckpoint(moduleAdapters(), settings, optimizer.getState(), { ...state, elapsedSeconds: elapsed() }, t.checkpoints_kept);
+    // a checkpoint mid-run: back to training (the status bar and panel would say "saving" to the end)
+    if (state.step < totalSteps) event('training');
   };
   const evaluate = async () => {
     if (evalRows.length === 0) return { loss: null, accuracy: null };

@@ -1,10 +1,15 @@
 // Messages between the language server and a trainer process (fork + IPC). Both ends import this.
+import type { BackendPreference } from '../../kernels/backend-names';
 import type { TrainEvent, TrainSummary } from '../engine/train';
 
 export interface TrainRequest {
   configPath: string;
   /** Resume this run folder from its newest checkpoint instead of starting a new run. */
   resumeRunDir?: string;
+  /** Overrides the config's `backend` (the editor's `moslora.backend` setting). */
+  backend?: BackendPreference;
+  /** Overrides the config's `output.runs_dir`, absolute (the editor's `moslora.runsDirectory`). */
+  runsDir?: string;
 }
 
 export type ToTrainer = { type: 'start'; request: TrainRequest } | { type: 'cancel' };

@@ -22,6 +22,9 @@ export interface JobInfo {
   /** The trainer's last lines of output, kept for a failed job's report. */
   lastOutput: string[];
   summary?: TrainSummary;
+  /** The backend the trainer started, and its device in words (once it has loaded). */
+  backend?: string;
+  device?: string;
 }
 
 /** What listeners receive: a job's new state, and the records that arrived since the last update. */
@@ -165,6 +168,8 @@ export class JobManager {
       if (event.type === 'state') {
         Object.assign(job, { state: event.state, runDir: event.runDir, step: event.step, totalSteps: event.totalSteps });
         if (event.message) job.message = event.message;
+        if (event.backend) job.backend = event.backend;
+        if (event.device) job.device = event.device;
         this.flush(job, run);
       } else if (event.type === 'metrics') {
         run.pending.metrics.push(event.record);

@@ -1,0 +1,468 @@
+// The palette's commands, each a small factory over the context (as rust-analyzer's commands.ts).
+// Training, merging, export and trying an adapter read models and data the workspace names and
+// write files: in Restricted Mode they are refused with a message; editing features still work.
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import * as vscode from 'vscode';
+import type { LanguageClient } from 'vscode-languageclient/node';
+import {
+  BACKEND_PREFERENCES,
+  cancelTrainingRequest,
+  configCommands,
+  environmentRequest,
+  estimateRequest,
+  exportAdapterRequest,
+  generateRequest,
+  mergeAdapterRequest,
+  startTrainingRequest,
+  type BackendPreference,
+  type RunListing as ServerRunListing,
+} from '../server/protocol';
+import type { PanelTab } from '../webview/protocol';
+import { formatNumber } from '../webview/lib/format';
+import { SECTION, SETTINGS } from './config';
+import type { Ctx } from './ctx';
+import { isFinal, type TrackedJob } from './jobs';
+import { TrainingPanel } from './panel';
+import { runModel } from './runs';
+import { describeEstimate } from './estimate';
+import { configTemplate, examplePaths, PLACEHOLDER_PATHS } from './template';
+
+type Cmd = (...args: unknown[]) => unknown;
+
+interface CommandSpec {
+  /** For error messages: "MoSLoRA: <what>: <reason>". */
+  what: string;
+  make: (ctx: Ctx) => Cmd;
+}
+
+export const COMMANDS: Record<string, CommandSpec> = {
+  'moslora.newConfig': { what: 'New Adapter Config', make: newConfig },
+  [configCommands.startTraining]: { what: 'Start Training', make: startTraining },
+  'moslora.stopTraining': { what: 'Stop Training', make: stopTraining },
+  'moslora.openPanel': { what: 'Open Training Panel', make: (ctx) => () => showPanel(ctx, 'training') },
+  'moslora.compareRuns': { what: 'Compare Runs', make: (ctx) => () => showPanel(ctx, 'compare') },
+  'moslora.showMixers': { what: 'Show Mixer Heatmaps', make: (ctx) => () => showPanel(ctx, 'mixers') },
+  'moslora.mergeAdapter': { what: 'Merge Adapter', make: mergeAdapter },
+  'moslora.exportAdapter': { what: 'Export PEFT Adapter', make: exportAdapter },
+  'moslora.tryAdapter': { what: 'Try Adapter', make: tryAdapter },
+  'moslora.selectBackend': { what: 'Select Backend', make: selectBackend },
+  'moslora.showServerLog': { what: 'Show Server Log', make: (ctx) => () => ctx.serverLog.show() },
+  'moslora.restartServer': { what: 'Restart Server', make: restartServer },
+  [configCommands.estimate]: { what: 'Estimate', make: estimate },
+  'moslora.showEnvironment': { what: 'Show Compute Environment', make: showEnvironment },
+};
+
+export function registerCommands(ctx: Ctx): vscode.Disposable[] {
+  return Object.entries(COMMANDS).map(([id, { what, make }]) => {
+    const command = make(ctx);
+    return vscode.commands.registerCommand(id, async (...args: unknown[]) => {
+      try {
+        return await command(...args);
+      } catch (error) {
+        if (!(error instanceof vscode.CancellationError)) ctx.showError(what, error);
+        return undefined;
+      }
+    });
+  });
+}
+
+/** Restricted Mode: say why, offer the way out, and refuse. */
+function trusted(what: string): boolean {
+  if (vscode.workspace.isTrusted) return true;
+  void vscode.window
+    .showWarningMessage(
+      `MoSLoRA: ${what} is off in Restricted Mode: it reads the models and data this workspace's configs name and writes files. Trust the workspace to use it; editing configs works either way.`,
+      'Manage Workspace Trust',
+    )
+    .then((choice) => choice && vscode.commands.executeCommand('workbench.trust.manage'));
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configs and training
+
+function newConfig(ctx: Ctx): Cmd {
+  return async () => {
+    const folder = vscode.window.activeTextEditor
+      ? (vscode.workspace.getWorkspaceFolder(vscode.window.activeTextEditor.document.uri) ?? vscode.workspace.workspaceFolders?.[0])
+      : vscode.workspace.workspaceFolders?.[0];
+    if (!folder || folder.uri.scheme !== 'file') {
+      // no folder: an untitled config; its paths mean something once it is saved beside the model
+      const document = await vscode.workspace.openTextDocument({ language: 'moslora-config', content: configTemplate(PLACEHOLDER_PATHS, false) });
+      await vscode.window.showTextDocument(document);
+      return;
+    }
+    const root = folder.uri.fsPath;
+    let suggestion = 'adapter';
+    for (let n = 2; existsSync(join(root, `${suggestion}.moslora.yaml`)); n++) suggestion = `adapter-${n}`;
+    const name = await vscode.window.showInputBox({
+      title: 'MoSLoRA: New Adapter Config',
+      prompt: `Name of the config (written as NAME.moslora.yaml in ${folder.name})`,
+      value: suggestion,
+      validateInput: (value) =>
+        !/^[A-Za-z0-9._-]+$/.test(value) ? 'letters, digits, ".", "_" and "-" only' : existsSync(join(root, `${value}.moslora.yaml`)) ? `${value}.moslora.yaml exists` : undefined,
+    });
+    if (!name) return;
+    const file = join(root, `${name}.moslora.yaml`);
+    // the shipped example trains when the workspace holds it (the repository itself, or a copy)
+    const examples = join(root, 'examples');
+    const hasExamples = existsSync(join(examples, 'tiny-model', 'config.json')) && existsSync(join(examples, 'tiny-task', 'train.jsonl'));
+    await writeFile(file, configTemplate(hasExamples ? examplePaths(root, examples) : PLACEHOLDER_PATHS, hasExamples), { flag: 'wx' });
+    ctx.log.info(`new config ${file} (${hasExamples ? 'the shipped example' : 'placeholders: no examples/ in the workspace'})`);
+    await vscode.window.showTextDocument(vscode.Uri.file(file));
+  };
+}
+
+/** The config a command is about: its argument (a code lens passes the URI), the active editor, or a pick. */
+async function configUri(ctx: Ctx, arg: unknown, title: string): Promise<vscode.Uri | undefined> {
+  if (typeof arg === 'string') return vscode.Uri.parse(arg);
+  if (arg instanceof vscode.Uri) return arg;
+  const active = vscode.window.activeTextEditor?.document;
+  if (active?.languageId === 'moslora-config') return active.uri;
+  const configs = await ctx.findConfigs();
+  if (configs.length === 0) {
+    const choice = await vscode.window.showInformationMessage('MoSLoRA: there is no *.moslora.yaml in this workspace.', 'New Adapter Config');
+    if (choice) await vscode.commands.executeCommand('moslora.newConfig');
+    return undefined;
+  }
+  if (configs.length === 1) return configs[0];
+  const items = configs
+    .map((uri) => ({ label: basename(uri.fsPath), description: vscode.workspace.asRelativePath(dirname(uri.fsPath)), uri }))
+    .sort((a, b) => a.description.localeCompare(b.description) || a.label.localeCompare(b.label));
+  return (await vscode.window.showQuickPick(items, { title, placeHolder: 'an adapter config' }))?.uri;
+}
+
+function startTraining(ctx: Ctx): Cmd {
+  return async (arg) => {
+    if (!trusted('Training')) return;
+    const uri = await configUri(ctx, arg, 'MoSLoRA: Start Training');
+    if (!uri) return;
+    if (uri.scheme !== 'file') throw new Error(`${uri.toString(true)}: save the config to a file first; its paths are relative to it`);
+    const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
+    if (document?.isDirty && !(await document.save())) return;
+    const errors = vscode.languages.getDiagnostics(uri).filter((d) => d.severity === vscode.DiagnosticSeverity.Error);
+    if (errors.length) {
+      const first = errors[0]!;
+      const choice = await vscode.window.showErrorMessage(
+        `MoSLoRA: ${basename(uri.fsPath)} has ${errors.length === 1 ? 'an error' : `${errors.length} errors`}; fix ${errors.length === 1 ? 'it' : 'them'} first. Line ${first.range.start.line + 1}: ${first.message}`,
+        'Show Problems',
+      );
+      if (choice) await vscode.commands.executeCommand('workbench.actions.view.problems');
+      return;
+    }
+    const backend = ctx.config.backendOverride;
+    const runsDir = ctx.config.runsDirectory;
+    const job = await ctx.ready().client.sendRequest(startTrainingRequest, {
+      configUri: uri.toString(),
+      ...(backend ? { backend } : {}),
+      ...(runsDir ? { runsDir } : {}),
+    });
+    ctx.receive({ job, metrics: [], mixers: [] });
+    ctx.log.info(`started job ${job.id} for ${uri.fsPath} (backend ${backend ?? "the config's"}, runs in ${runsDir ?? "the config's runs_dir"})`);
+    // the new job is the current one: the panel shows it as soon as the trainer names its run folder
+    TrainingPanel.createOrShow(ctx, { tab: 'training' });
+  };
+}
+
+async function pickJob(ctx: Ctx, arg: unknown): Promise<TrackedJob | undefined> {
+  if (typeof arg === 'string') {
+    const tracked = ctx.tracker.get(arg);
+    if (tracked && !isFinal(tracked.job.state)) return tracked;
+  }
+  const active = ctx.tracker.active();
+  if (active.length === 0) {
+    void vscode.window.showInformationMessage('MoSLoRA: no training job is running.');
+    return undefined;
+  }
+  if (active.length === 1) return active[0];
+  const picked = await vscode.window.showQuickPick(
+    active.map((tracked) => ({ label: tracked.name, description: `${tracked.job.state} · step ${tracked.job.step}/${tracked.job.totalSteps}`, tracked })),
+    { title: 'MoSLoRA: Stop Training', placeHolder: 'the job to stop (it saves a checkpoint first)' },
+  );
+  return picked?.tracked;
+}
+
+function stopTraining(ctx: Ctx): Cmd {
+  return async (arg) => {
+    const tracked = await pickJob(ctx, arg);
+    if (!tracked) return;
+    const job = await ctx.ready().client.sendRequest(cancelTrainingRequest, { jobId: tracked.job.id });
+    ctx.receive({ job, metrics: [], mixers: [] });
+    vscode.window.setStatusBarMessage(`MoSLoRA: stopping ${tracked.name}; it saves a checkpoint first`, 5000);
+  };
+}
+
+function showPanel(ctx: Ctx, tab: PanelTab): void {
+  TrainingPanel.createOrShow(ctx, { tab });
+}
+
+function estimate(ctx: Ctx): Cmd {
+  return async (arg) => {
+    const uri = await configUri(ctx, arg, 'MoSLoRA: Estimate');
+    if (!uri) return;
+    const report = await ctx.ready().client.sendRequest(estimateRequest, { configUri: uri.toString() });
+    await vscode.window.showInformationMessage(`MoSLoRA estimate for ${basename(uri.fsPath)}`, { modal: true, detail: describeEstimate(report) });
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adapters: merge, export, try
+
+interface PickedAdapter {
+  adapterDir: string;
+  /** The run that trained it, when picked from the runs list. */
+  run?: ServerRunListing;
+  name: string;
+}
+
+async function pickAdapter(ctx: Ctx, title: string): Promise<PickedAdapter | undefined> {
+  const { onDisk } = await ctx.listRuns();
+  const withAdapter = onDisk.filter((run) => existsSync(join(run.runDir, 'adapter', 'adapter_config.json')));
+  const browse = { label: '$(folder-opened) Browse for an adapter folder…', run: undefined };
+  const items = [
+    ...withAdapter.map((run) => {
+      const loss = typeof run.summary?.finalLoss === 'number' ? ` · loss ${formatNumber(run.summary.finalLoss)}` : '';
+      return { label: run.name, description: `${String(run.summary?.method ?? '')}${loss}`, detail: run.runDir, run };
+    }),
+    browse,
+  ];
+  const picked = await vscode.window.showQuickPick(items, { title, placeHolder: withAdapter.length ? 'a finished run' : 'no finished run here yet: browse for an adapter folder' });
+  if (!picked) return undefined;
+  if (picked.run) return { adapterDir: join(picked.run.runDir, 'adapter'), run: picked.run, name: picked.run.name };
+  const [folder] = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use This Adapter', title })) ?? [];
+  if (!folder) return undefined;
+  if (!existsSync(join(folder.fsPath, 'adapter_config.json'))) {
+    throw new Error(`${folder.fsPath} is not an adapter folder: it has no adapter_config.json (a run's adapter is in runs/NAME/adapter)`);
+  }
+  return { adapterDir: folder.fsPath, name: basename(folder.fsPath) };
+}
+
+async function askOutDir(title: string, prompt: string, value: string): Promise<string | undefined> {
+  return vscode.window.showInputBox({
+    title,
+    prompt,
+    value,
+    validateInput: (v) => (isAbsolute(v.trim()) ? undefined : 'an absolute folder path'),
+  }).then((v) => v?.trim());
+}
+
+/**
+ * A long server request under a cancellable progress notification; undefined when cancelled.
+ * Cancelling sends $/cancelRequest, and the server kills the CLI child that does the work.
+ */
+async function withCancel<R>(ctx: Ctx, title: string, request: (client: LanguageClient, token: vscode.CancellationToken) => Promise<R>): Promise<R | undefined> {
+  const { client } = ctx.ready();
+  return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoSLoRA: ${title}`, cancellable: true }, async (_progress, token) => {
+    try {
+      return await request(client, token);
+    } catch (error) {
+      if (token.isCancellationRequested) {
+        ctx.log.info(`${title}: cancelled`);
+        return undefined;
+      }
+      throw error;
+    }
+  });
+}
+
+function mergeAdapter(ctx: Ctx): Cmd {
+  return async () => {
+    if (!trusted('Merging')) return;
+    const title = 'MoSLoRA: Merge Adapter into Base Model';
+    const adapter = await pickAdapter(ctx, title);
+    if (!adapter) return;
+    const outDir = await askOutDir(title, "Folder for the merged model, in the base model's own layout", join(adapter.run?.runDir ?? dirname(adapter.adapterDir), 'merged'));
+    if (!outDir) return;
+    let force = false;
+    if (existsSync(outDir)) {
+      const choice = await vscode.window.showWarningMessage(`${outDir} exists. Replace it with the merged model?`, { modal: true }, 'Replace');
+      if (choice !== 'Replace') return;
+      force = true;
+    }
+    const result = await withCancel(ctx, `merging ${adapter.name} into its base model`, (client, token) =>
+      client.sendRequest(mergeAdapterRequest, { adapterDir: adapter.adapterDir, outDir, force }, token),
+    );
+    if (!result) return;
+    ctx.log.info(`merged ${adapter.adapterDir} → ${result.outDir}: ${result.mergedModules} modules, max |Δlogit| ${result.maxAbsLogitDiff}`);
+    await done(
+      `MoSLoRA: merged ${result.mergedModules} modules into ${result.outDir}. Largest logit difference against base + adapter: ${result.maxAbsLogitDiff.toExponential(1)}.`,
+      result.outDir,
+    );
+  };
+}
+
+function exportAdapter(ctx: Ctx): Cmd {
+  return async () => {
+    if (!trusted('Export')) return;
+    const title = 'MoSLoRA: Export PEFT Adapter';
+    const adapter = await pickAdapter(ctx, title);
+    if (!adapter) return;
+    const outDir = await askOutDir(title, 'Folder for the plain-LoRA adapter (PEFT layout; the mixer folded in: A′ = M·A)', join(adapter.run?.runDir ?? dirname(adapter.adapterDir), 'peft-export'));
+    if (!outDir) return;
+    const result = await withCancel(ctx, `exporting ${adapter.name} as a PEFT LoRA adapter`, (client, token) =>
+      client.sendRequest(exportAdapterRequest, { adapterDir: adapter.adapterDir, outDir }, token),
+    );
+    if (!result) return;
+    await done(`MoSLoRA: exported ${result.modules} modules to ${result.outDir}; PEFT loads it as an ordinary LoRA adapter.`, result.outDir);
+  };
+}
+
+async function done(message: string, folder: string): Promise<void> {
+  const uri = vscode.Uri.file(folder);
+  const inWorkspace = vscode.workspace.getWorkspaceFolder(uri) !== undefined;
+  const choice = await vscode.window.showInformationMessage(message, ...(inWorkspace ? ['Reveal in Explorer'] : []), 'Copy Path');
+  if (choice === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', uri);
+  if (choice === 'Copy Path') await vscode.env.clipboard.writeText(folder);
+}
+
+const PROMPT_KEY = 'moslora.try.prompt';
+const MAX_NEW_TOKENS = 32;
+
+/** The first prompt of the run's eval (else train) data: something the adapter was trained for. */
+async function examplePrompt(runDir: string): Promise<string | undefined> {
+  try {
+    const { parse } = await import('yaml');
+    const config = parse(await readFile(join(runDir, 'config.yaml'), 'utf8')) as { data?: { eval?: string; train?: string } };
+    const file = config.data?.eval ?? config.data?.train;
+    if (!file) return undefined;
+    const first = (await readFile(file, 'utf8')).split('\n', 1)[0];
+    const record = first ? (JSON.parse(first) as { prompt?: unknown; instruction?: unknown; text?: unknown }) : undefined;
+    const prompt = record?.prompt ?? record?.instruction;
+    return typeof prompt === 'string' ? prompt : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function tryAdapter(ctx: Ctx): Cmd {
+  const channel = vscode.window.createOutputChannel('MoSLoRA Try Adapter');
+  ctx.extension.subscriptions.push(channel);
+  return async () => {
+    if (!trusted('Try Adapter')) return;
+    const title = 'MoSLoRA: Try Adapter';
+    const adapter = await pickAdapter(ctx, title);
+    if (!adapter) return;
+    let modelDir = adapter.run ? await runModel(adapter.run.runDir) : undefined;
+    if (!modelDir || !existsSync(modelDir)) {
+      const [folder] = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use This Base Model', title: `${title}: the base model folder` })) ?? [];
+      if (!folder) return;
+      modelDir = folder.fsPath;
+    }
+    const remembered = ctx.extension.workspaceState.get<string>(PROMPT_KEY);
+    const example = adapter.run ? await examplePrompt(adapter.run.runDir) : undefined;
+    const typed = await vscode.window.showInputBox({
+      title,
+      prompt: 'Prompt (write \\n for a new line). The base model and the base model with the adapter both continue it.',
+      value: (remembered ?? example ?? '').replace(/\n/g, '\\n'),
+    });
+    if (typed === undefined) return;
+    await ctx.extension.workspaceState.update(PROMPT_KEY, typed.replace(/\\n/g, '\n'));
+    const prompt = typed.replace(/\\n/g, '\n');
+    const { client } = ctx.ready();
+    const outputs = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `MoSLoRA: generating with ${adapter.name}`, cancellable: true },
+      async (progress, token) => {
+        try {
+          progress.report({ message: 'base model' });
+          const base = await client.sendRequest(generateRequest, { modelDir: modelDir!, prompt, maxNewTokens: MAX_NEW_TOKENS }, token);
+          progress.report({ message: 'with the adapter' });
+          const tuned = await client.sendRequest(generateRequest, { modelDir: modelDir!, adapterDir: adapter.adapterDir, prompt, maxNewTokens: MAX_NEW_TOKENS }, token);
+          return { base, tuned };
+        } catch (error) {
+          if (token.isCancellationRequested) return undefined;
+          throw error;
+        }
+      },
+    );
+    if (!outputs) return;
+    channel.appendLine(`── ${new Date().toLocaleTimeString()} · ${basename(modelDir)} · adapter ${adapter.name} · greedy, ${MAX_NEW_TOKENS} new tokens at most`);
+    channel.appendLine(`prompt:        ${JSON.stringify(prompt)}`);
+    channel.appendLine(`base model:    ${JSON.stringify(outputs.base.text)} (${outputs.base.tokens} tokens)`);
+    channel.appendLine(`with adapter:  ${JSON.stringify(outputs.tuned.text)} (${outputs.tuned.tokens} tokens)`);
+    channel.appendLine('');
+    channel.show(true);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend, server, environment
+
+const BACKEND_DETAILS: Record<BackendPreference, string> = {
+  auto: "as the config's `backend` says (auto there: the first that starts of tensorflow, webgpu, wasm, cpu)",
+  tensorflow: 'libtensorflow through @tensorflow/tfjs-node(-gpu): CUDA on NVIDIA machines where it installed',
+  webgpu: 'any GPU with Vulkan, Metal or D3D12 (Dawn for Node: the `webgpu` package)',
+  wasm: 'CPU with XNNPACK and SIMD: the embedded default, about 35× the plain JavaScript backend',
+  cpu: 'plain JavaScript: the last resort',
+};
+
+function selectBackend(ctx: Ctx): Cmd {
+  return async () => {
+    const current = ctx.config.backend;
+    const quickPick = vscode.window.createQuickPick<vscode.QuickPickItem & { backend: BackendPreference }>();
+    quickPick.title = 'MoSLoRA: Select Backend (moslora.backend, for the next job)';
+    quickPick.items = BACKEND_PREFERENCES.map((backend) => ({
+      backend,
+      label: backend,
+      description: backend === current ? '(current)' : '',
+      detail: BACKEND_DETAILS[backend],
+    }));
+    quickPick.activeItems = quickPick.items.filter((item) => item.backend === current);
+    quickPick.placeholder = 'checking which backends start here…';
+    quickPick.busy = true;
+    // what auto picks on this machine, and why it skipped the others (the server starts tfjs in a child)
+    if (ctx.client) {
+      ctx.client.sendRequest(environmentRequest).then(
+        (report) => {
+          const skipped = report.auto.skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ');
+          quickPick.placeholder = `here, auto picks ${report.auto.backend} (${report.auto.device})${skipped ? `; skipped ${skipped}` : ''}`;
+          quickPick.busy = false;
+        },
+        (error: unknown) => {
+          quickPick.placeholder = `could not check the backends: ${error instanceof Error ? error.message : String(error)}`;
+          quickPick.busy = false;
+        },
+      );
+    }
+    const picked = await new Promise<BackendPreference | undefined>((resolve) => {
+      quickPick.onDidAccept(() => resolve(quickPick.selectedItems[0]?.backend));
+      quickPick.onDidHide(() => resolve(undefined));
+      quickPick.show();
+    });
+    quickPick.dispose();
+    if (!picked) return;
+    const settings = vscode.workspace.getConfiguration(SECTION);
+    // a workspace value would hide a user one: write where the effective value comes from
+    const target = settings.inspect(SETTINGS.backend)?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    await settings.update(SETTINGS.backend, picked, target);
+    vscode.window.setStatusBarMessage(`MoSLoRA: the next job runs on ${picked === 'auto' ? "the config's backend" : picked}`, 5000);
+  };
+}
+
+function restartServer(ctx: Ctx): Cmd {
+  return async () => {
+    const active = ctx.tracker.active();
+    if (active.length) {
+      const choice = await vscode.window.showWarningMessage(
+        `Restarting the MoSLoRA server stops ${active.map((t) => t.name).join(', ')} (a running job saves a checkpoint first).`,
+        { modal: true },
+        'Restart',
+      );
+      if (choice !== 'Restart') return;
+    }
+    await ctx.restartServer();
+    vscode.window.setStatusBarMessage('MoSLoRA: server restarted', 5000);
+  };
+}
+
+function showEnvironment(ctx: Ctx): Cmd {
+  return async () => {
+    const report = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'MoSLoRA: checking the compute backends' },
+      () => ctx.ready().client.sendRequest(environmentRequest),
+    );
+    const skipped = report.auto.skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ');
+    void vscode.window.showInformationMessage(`MoSLoRA backend: ${report.auto.backend} (${report.auto.device})${skipped ? `. Skipped: ${skipped}` : ''}`);
+  };
+}

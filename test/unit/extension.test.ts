@@ -1,0 +1,231 @@
+// The extension's pure parts, without VS Code: job state translation and tracking, progress and
+// ETA, the status bar's words, run ids, the restart cap, the settings facade, runs on disk, the
+// config template (checked with the server's own loader) and the estimate's words.
+import assert from 'node:assert/strict';
+import { join, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { Config } from '../../extension/config';
+import { describeEstimate } from '../../extension/estimate';
+import { JobTracker, phaseOf, Progress, runStateOf, statusOf } from '../../extension/jobs';
+import { RestartBudget } from '../../extension/restarts';
+import { RunIds } from '../../extension/runIds';
+import { finishedPhase, listingOf, runsDirOf } from '../../extension/runs';
+import { configTemplate, examplePaths, PLACEHOLDER_PATHS } from '../../extension/template';
+import { parseConfigText } from '../../server/config/load';
+import type { JobInfo, JobUpdate, MetricRecord } from '../../server/protocol';
+import { RUN_PHASES } from '../../webview/protocol';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+function job(patch: Partial<JobInfo> = {}): JobInfo {
+  return { id: 1, request: { configPath: '/ws/tiny.moslora.yaml' }, state: 'queued', step: 0, totalSteps: 0, lastOutput: [], ...patch };
+}
+const update = (j: JobInfo, metrics: MetricRecord[] = []): JobUpdate => ({ job: j, metrics, mixers: [] });
+const train = (step: number, loss: number, wall: number): MetricRecord => ({ step, kind: 'train', loss, wall_s: wall });
+
+describe("job states in the webview's words", () => {
+  it('maps every server state to a RunPhase; a cancelled job is one the user stopped', () => {
+    const states: JobInfo['state'][] = ['queued', 'loading', 'training', 'saving', 'done', 'cancelled', 'failed'];
+    assert.deepEqual(states.map(phaseOf), ['queued', 'loading', 'training', 'saving', 'done', 'stopped', 'failed']);
+    for (const state of states) assert.ok((RUN_PHASES as readonly string[]).includes(phaseOf(state)));
+  });
+});
+
+describe('JobTracker', () => {
+  it('follows a job from queued (provisional id) to its run folder, with the backend the trainer started', () => {
+    let now = 1000;
+    const tracker = new JobTracker(new RunIds(), () => now);
+    const queued = tracker.apply(update(job({ message: 'queued: 1 job(s) running' })), 'auto');
+    assert.equal(queued.tracked.runId, 'job-1');
+    assert.equal(queued.tracked.name, 'tiny');
+    assert.equal(runStateOf(queued.tracked).phase, 'queued');
+    assert.equal(runStateOf(queued.tracked).startedAt, null);
+    assert.equal(runStateOf(queued.tracked).reason, 'queued: 1 job(s) running');
+
+    now = 2000;
+    const loading = tracker.apply(update(job({ state: 'loading', runDir: '/ws/runs/tiny-1', backend: 'wasm', device: 'CPU (WebAssembly, SIMD)' })));
+    assert.equal(loading.runIdChanged, true);
+    assert.equal(loading.tracked.runId, 'tiny-1');
+    assert.equal(tracker.runIds.dirOf('tiny-1'), '/ws/runs/tiny-1');
+    const state = runStateOf(loading.tracked);
+    assert.deepEqual([state.name, state.phase, state.backend, state.device, state.startedAt], ['tiny-1', 'loading', 'wasm', 'CPU (WebAssembly, SIMD)', 2000]);
+    assert.equal(tracker.byRunId('tiny-1'), loading.tracked);
+  });
+
+  it('reports the end once, the summary when it comes, and never goes back from a final state', () => {
+    const tracker = new JobTracker();
+    tracker.apply(update(job({ state: 'training', runDir: '/r/a', step: 5, totalSteps: 10 })));
+    const done = tracker.apply(update(job({ state: 'done', runDir: '/r/a', step: 10, totalSteps: 10 })));
+    assert.deepEqual([done.finished, done.summarized], [true, false]);
+    const summary = { runDir: '/r/a', state: 'done', backend: 'cpu', device: 'CPU', method: 'moslora', steps: 10, totalSteps: 10, trainableParameters: 1, baseParameters: 2, finalLoss: 1, evalLoss: null, accuracy: null, medianStepSeconds: null, wallSeconds: 3 } as const;
+    const summarized = tracker.apply(update(job({ state: 'done', runDir: '/r/a', step: 10, totalSteps: 10, summary })));
+    assert.deepEqual([summarized.finished, summarized.summarized], [false, true]);
+    assert.equal(runStateOf(summarized.tracked).backend, 'cpu');
+    // the answer to startTraining arriving after the notifications
+    const late = tracker.apply(update(job({ state: 'loading', runDir: '/r/a' })));
+    assert.equal(late.tracked.job.state, 'done');
+    assert.deepEqual(tracker.active(), []);
+  });
+
+  it("marks unfinished jobs failed when the server goes, and keeps the next server's job 1 apart", () => {
+    const tracker = new JobTracker();
+    const first = tracker.apply(update(job({ state: 'training', runDir: '/r/a' }))).tracked;
+    const lost = tracker.serverGone('the server exited');
+    assert.deepEqual(lost, [first]);
+    assert.equal(first.job.state, 'failed');
+    assert.equal(runStateOf(first).reason, 'the server exited');
+    const next = tracker.apply(update(job({ id: 1, state: 'queued' }))).tracked;
+    assert.notEqual(next, first);
+    assert.equal(next.runId, 'job-2.1');
+    assert.equal(tracker.current(), next);
+    assert.equal(tracker.all().length, 2);
+  });
+
+  it('picks the running job over a queued one, and the newest finished one when nothing runs', () => {
+    const tracker = new JobTracker();
+    const a = tracker.apply(update(job({ id: 1, state: 'training', runDir: '/r/a' }))).tracked;
+    const b = tracker.apply(update(job({ id: 2, state: 'queued' }))).tracked;
+    assert.equal(tracker.current(), a);
+    tracker.apply(update(job({ id: 1, state: 'failed', runDir: '/r/a', message: 'out of memory' })));
+    tracker.apply(update(job({ id: 2, state: 'cancelled', message: 'cancelled before it started' })));
+    assert.equal(tracker.current(), b);
+  });
+});
+
+describe('Progress and the status bar', () => {
+  it('estimates steps per second over a window of logged steps, and starts again after a resume', () => {
+    const progress = new Progress(3);
+    assert.equal(progress.rate, undefined);
+    progress.add([train(10, 3, 5), train(20, 2.5, 10)]);
+    assert.equal(progress.rate, 2);
+    assert.equal(progress.eta(20, 100), 40);
+    assert.equal(progress.lastLoss, 2.5);
+    progress.add([train(30, 2, 12), train(40, 1.5, 14)]); // window of 3: 20→40 in 4 s
+    assert.equal(progress.rate, 5);
+    progress.add([{ step: 40, kind: 'eval', eval_loss: 9, wall_s: 15 }]);
+    assert.equal(progress.lastLoss, 1.5, 'eval records do not move the train loss');
+    progress.add([train(5, 4, 100)]); // resumed from an earlier checkpoint
+    assert.equal(progress.rate, undefined);
+  });
+
+  it('shows step/total, loss and ETA while training; queued and failed stand out', () => {
+    const tracker = new JobTracker();
+    const queued = tracker.apply(update(job())).tracked;
+    assert.deepEqual([statusOf(queued).text, statusOf(queued).severity], ['$(clock) MoSLoRA: queued', 'warning']);
+    const training = tracker.apply(update(job({ state: 'training', runDir: '/r/t', step: 20, totalSteps: 1200 }), [train(10, 3.21, 5), train(20, 3.1234, 10)])).tracked;
+    assert.equal(statusOf(training).text, '$(sync~spin) MoSLoRA 20/1,200 · loss 3.123 · ETA 9:50');
+    const failed = tracker.apply(update(job({ state: 'failed', runDir: '/r/t', step: 20, totalSteps: 1200, message: 'the trainer was killed by SIGKILL at step 20' }))).tracked;
+    const view = statusOf(failed);
+    assert.deepEqual([view.text, view.severity], ['$(error) MoSLoRA failed', 'error']);
+    assert.match(view.tooltip, /SIGKILL/);
+  });
+});
+
+describe('RunIds', () => {
+  it('names runs by folder, tells two runs folders apart, and knows only the ids it handed out', () => {
+    const ids = new RunIds();
+    assert.equal(ids.idOf('/a/runs/tiny-1'), 'tiny-1');
+    assert.equal(ids.idOf('/b/runs/tiny-1'), 'tiny-1~2');
+    assert.equal(ids.idOf('/a/runs/tiny-1'), 'tiny-1');
+    assert.equal(ids.dirOf('tiny-1~2'), '/b/runs/tiny-1');
+    assert.equal(ids.dirOf('../../etc'), undefined);
+    assert.equal(ids.dirOf('job-1'), undefined);
+  });
+});
+
+describe('RestartBudget', () => {
+  it('restarts 4 crashes within 3 minutes, refuses the 5th, and forgets crashes that left the window', () => {
+    let now = 0;
+    const budget = new RestartBudget(5, 180_000, () => now);
+    for (let i = 1; i <= 4; i++) {
+      now += 1000;
+      assert.deepEqual(budget.crashed(), { restart: true, count: i });
+    }
+    now += 1000;
+    assert.deepEqual(budget.crashed(), { restart: false, count: 5 });
+    now += 180_000;
+    assert.deepEqual(budget.crashed(), { restart: true, count: 1 });
+    budget.reset();
+    assert.deepEqual(budget.crashed(), { restart: true, count: 1 });
+    assert.equal(budget.describeWindow(), '3 minutes');
+  });
+});
+
+describe('Config', () => {
+  const config = (values: Record<string, unknown>, root: string | undefined = '/ws') => new Config({ get: (key) => values[key] }, () => root);
+
+  it('reads the backend, with auto (and anything unknown) leaving it to the config', () => {
+    assert.equal(config({}).backend, 'auto');
+    assert.equal(config({ backend: 'webgpu' }).backendOverride, 'webgpu');
+    assert.equal(config({ backend: 'auto' }).backendOverride, undefined);
+    assert.equal(config({ backend: 'cuda' }).backend, 'auto');
+  });
+
+  it("resolves the runs folder: empty means each config's own, relative starts at the workspace", () => {
+    assert.equal(config({ runsDirectory: '' }).runsDirectory, undefined);
+    assert.equal(config({ runsDirectory: '  ' }).runsDirectory, undefined);
+    assert.equal(config({ runsDirectory: 'out/runs' }).runsDirectory, '/ws/out/runs');
+    assert.equal(config({ runsDirectory: '/data/runs' }).runsDirectory, '/data/runs');
+    assert.equal(new Config({ get: () => 'runs' }, () => undefined).runsDirectory, undefined, 'no workspace: nowhere to start');
+    assert.equal(config({ runsDirectory: '~/runs' }).runsDirectory, resolve(process.env.HOME ?? '/', 'runs'));
+  });
+});
+
+describe('runs on disk', () => {
+  it("finds a config's runs folder from its output.runs_dir, relative to the config", () => {
+    assert.equal(runsDirOf('model: m\n', '/ws/a/x.moslora.yaml'), '/ws/a/runs');
+    assert.equal(runsDirOf('output:\n  runs_dir: ../out\n', '/ws/a/x.moslora.yaml'), '/ws/out');
+    assert.equal(runsDirOf('{"output": {"runs_dir": "/abs"}}', '/ws/x.moslora.json'), '/abs');
+    assert.equal(runsDirOf('output: [unclosed', '/ws/x.moslora.yaml'), '/ws/runs');
+  });
+
+  it('lists a finished run with its summary, and a run without one as stopped', () => {
+    const ids = new RunIds();
+    const done = listingOf(
+      { runDir: '/ws/runs/a', name: 'a', summary: { state: 'done', backend: 'wasm', device: 'CPU', method: 'moslora', steps: 60, totalSteps: 60 }, checkpoints: [60], lastStep: 60 },
+      ids,
+      undefined,
+    );
+    assert.deepEqual(done, { runId: 'a', name: 'a', method: 'moslora', state: { runId: 'a', name: 'a', phase: 'done', step: 60, total: 60, backend: 'wasm', device: 'CPU', startedAt: null } });
+    const crashed = listingOf({ runDir: '/ws/runs/b', name: 'b', summary: null, checkpoints: [30], lastStep: 42 }, ids, 'lora');
+    assert.equal(crashed.method, 'lora');
+    assert.equal(crashed.state?.phase, 'stopped');
+    assert.equal(crashed.state?.step, 42);
+    assert.match(crashed.state?.reason ?? '', /without a summary/);
+    assert.equal(finishedPhase({ state: 'cancelled' }), 'stopped');
+    assert.equal(finishedPhase({ state: 'failed' }), 'failed');
+  });
+});
+
+describe('the New Adapter Config template', () => {
+  it('points at the shipped example relative to the config, from the root or a subfolder', () => {
+    assert.deepEqual(examplePaths('/repo', '/repo/examples'), {
+      model: './examples/tiny-model',
+      train: './examples/tiny-task/train.jsonl',
+      eval: './examples/tiny-task/eval.jsonl',
+    });
+    assert.equal(examplePaths('/repo/configs', '/repo/examples').model, '../examples/tiny-model');
+  });
+
+  it("is a valid config by the server's own loader, with the example and with placeholders", () => {
+    for (const text of [configTemplate(examplePaths(ROOT, join(ROOT, 'examples')), true), configTemplate(PLACEHOLDER_PATHS, false)]) {
+      const { config, issues } = parseConfigText(text, join(ROOT, 'new.moslora.yaml'));
+      assert.deepEqual(issues, []);
+      assert.equal(config?.method, 'moslora');
+      assert.equal(config?.training.max_steps, 60);
+    }
+  });
+});
+
+describe('the estimate in words', () => {
+  it('gives LoRA and MoSLoRA side by side, their share of the base, and the steps', () => {
+    const text = describeEstimate({
+      configPath: '/ws/tiny.moslora.yaml', model: '/ws/examples/tiny-model', architecture: 'LlamaForCausalLM', method: 'moslora', r: 8, modules: 20,
+      baseParameters: 722_048, lora: 45_056, moslora: 46_336, trainable: 46_336, trainExamples: 1500, batchSize: 8, gradientAccumulation: 1, totalSteps: 60,
+    });
+    assert.match(text, /LoRA trains 45,056 parameters \(6\.24 % of the base\)/);
+    assert.match(text, /MoSLoRA trains 46,336 \(6\.42 % of the base\): its mixers add 1,280, \+2\.841 % over LoRA/);
+    assert.match(text, /1,500 training examples, batch 8 × 1 accumulation: 60 optimizer steps/);
+  });
+});
+
