@@ -10,8 +10,8 @@
 export const PROTOCOL_VERSION = 1;
 
 // ---------------------------------------------------------------------------------------------
-// Shared records (the same shapes as server/engine/runs.ts writes to metrics.jsonl and
-// mixers.jsonl; redeclared here because that module is Node code)
+// Shared records: what server/engine/runs.ts writes to metrics.jsonl and mixers.jsonl. Declared
+// only here, so that the engine, the extension and the page agree on one shape.
 
 /**
  * One logged step. Known metrics: train `loss`, `lr`, `grad_norm`, `tokens_per_s`; eval

@@ -9,26 +9,13 @@
 import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import type { MetricRecord, MixerSnapshot } from '../../webview/protocol';
 import type { AdamWState } from './optim';
 import { loadAdapter, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../formats/safetensors';
 
-/** One logged step. A metric that was NaN or ±Infinity reads back as null (JSON has no NaN). */
-export interface MetricRecord {
-  step: number;
-  kind: 'train' | 'eval';
-  [metric: string]: number | string | null;
-}
-
-export interface MixerSnapshot {
-  step: number;
-  module: string;
-  r: number;
-  /** Row-major r×r values of M (the product for a linchain). */
-  values: number[];
-  distanceFromIdentity: number;
-  singularValues: number[];
-}
+// The record shapes are declared once, in the (DOM- and Node-free) protocol the panel reads them with.
+export type { MetricRecord, MixerSnapshot };
 
 /** Where in the data the run stands, enough to continue exactly. */
 export interface TrainerState {
