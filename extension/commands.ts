@@ -41,10 +41,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
   'moslora.newConfig': { what: 'New Adapter Config', make: newConfig },
   [configCommands.startTraining]: { what: 'Start Training', make: startTraining },
   'moslora.stopTraining': { what: 'Stop Training', make: stopTraining },
-  'moslora.openPanel': { what: 'Open Training Panel', make: (ctx) => () => showPanel(ctx, 'training') },
+  [configCommands.openPanel]: { what: 'Open Training Panel', make: openPanel },
   'moslora.compareRuns': { what: 'Compare Runs', make: (ctx) => () => showPanel(ctx, 'compare') },
   'moslora.showMixers': { what: 'Show Mixer Heatmaps', make: (ctx) => () => showPanel(ctx, 'mixers') },
-  'moslora.mergeAdapter': { what: 'Merge Adapter', make: mergeAdapter },
+  [configCommands.mergeAdapter]: { what: 'Merge Adapter', make: mergeAdapter },
   'moslora.exportAdapter': { what: 'Export PEFT Adapter', make: exportAdapter },
   'moslora.tryAdapter': { what: 'Try Adapter', make: tryAdapter },
   'moslora.selectBackend': { what: 'Select Backend', make: selectBackend },
@@ -198,6 +198,13 @@ function showPanel(ctx: Ctx, tab: PanelTab): void {
   TrainingPanel.createOrShow(ctx, { tab });
 }
 
+/** The panel, on a run folder when given one (the "Open panel" code lens passes its run). */
+function openPanel(ctx: Ctx): Cmd {
+  return (arg) => {
+    TrainingPanel.createOrShow(ctx, { tab: 'training', ...(typeof arg === 'string' ? { runId: ctx.tracker.runIds.idOf(arg) } : {}) });
+  };
+}
+
 function estimate(ctx: Ctx): Cmd {
   return async (arg) => {
     const uri = await configUri(ctx, arg, 'MoSLoRA: Estimate');
@@ -268,10 +275,11 @@ async function withCancel<R>(ctx: Ctx, title: string, request: (client: Language
 }
 
 function mergeAdapter(ctx: Ctx): Cmd {
-  return async () => {
+  return async (arg) => {
     if (!trusted('Merging')) return;
     const title = 'MoSLoRA: Merge Adapter into Base Model';
-    const adapter = await pickAdapter(ctx, title);
+    // the "Merge" code lens passes its run's adapter folder: no pick
+    const adapter = typeof arg === 'string' ? { adapterDir: arg, name: basename(dirname(arg)) } : await pickAdapter(ctx, title);
     if (!adapter) return;
     const outDir = await askOutDir(title, "Folder for the merged model, in the base model's own layout", join(adapter.run?.runDir ?? dirname(adapter.adapterDir), 'merged'));
     if (!outDir) return;

@@ -20,17 +20,24 @@ export interface EnvironmentReport {
 export const environmentRequest = new RequestType0<EnvironmentReport, void>('moslora/environment');
 
 /**
- * Commands the server's code lenses name and the extension registers. Each takes one argument:
- * the URI of the config (`ConfigCommandArgs`).
+ * Commands the server's code lenses name and the extension registers. startTraining and estimate
+ * take the URI of the config (`ConfigCommandArgs`); openPanel a run folder (`RunCommandArgs`);
+ * mergeAdapter an adapter folder (`AdapterCommandArgs`). From the palette, none has an argument.
  */
 export const configCommands = {
   /** Start a training job from the config. */
   startTraining: 'moslora.startTraining',
   /** Estimate the job: trainable parameters, memory and time per step. */
   estimate: 'moslora.estimate',
+  /** The training panel, focused on a run. */
+  openPanel: 'moslora.openPanel',
+  /** Merge an adapter into its base model. */
+  mergeAdapter: 'moslora.mergeAdapter',
 } as const;
 
 export type ConfigCommandArgs = [configUri: string];
+export type RunCommandArgs = [runDir?: string];
+export type AdapterCommandArgs = [adapterDir?: string];
 
 export interface StartTrainingParams {
   /** The config file's URI (file:). */

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CodeActionKind, createConnection, type CancellationToken, ProposedFeatures, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
+import { CodeActionKind, CodeLensRefreshRequest, createConnection, type CancellationToken, ProposedFeatures, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { quickFixes } from './lsp/actions';
 import { completeConfig, TRIGGER_CHARACTERS } from './lsp/completion';
@@ -44,16 +44,22 @@ const diagnostics = new DiagnosticsScheduler(facts, documents, (uri, version, li
   void connection.sendDiagnostics({ uri, ...(version ? { version } : {}), diagnostics: list }),
 );
 
-connection.onInitialize(() => ({
-  capabilities: {
-    textDocumentSync: TextDocumentSyncKind.Incremental,
-    completionProvider: { triggerCharacters: TRIGGER_CHARACTERS },
-    hoverProvider: true,
-    codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix] },
-    codeLensProvider: { resolveProvider: false },
-  },
-  serverInfo: { name: 'moslora-server' },
-}));
+/** Whether the client re-asks for code lenses when told (`workspace/codeLens/refresh`). */
+let lensRefresh = false;
+
+connection.onInitialize(({ capabilities: client }) => {
+  lensRefresh = client.workspace?.codeLens?.refreshSupport === true;
+  return {
+    capabilities: {
+      textDocumentSync: TextDocumentSyncKind.Incremental,
+      completionProvider: { triggerCharacters: TRIGGER_CHARACTERS },
+      hoverProvider: true,
+      codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix] },
+      codeLensProvider: { resolveProvider: false },
+    },
+    serverInfo: { name: 'moslora-server' },
+  };
+});
 
 documents.onDidOpen(({ document }) => diagnostics.schedule(document.uri, 0));
 documents.onDidChangeContent(({ document }) => diagnostics.schedule(document.uri));
@@ -68,11 +74,15 @@ connection.onHover(({ textDocument, position }) => {
   return document ? hoverConfig(document.uri, document.getText(), position, facts) : null;
 });
 connection.onCodeAction((params) => quickFixes(params));
-connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri));
+connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri, documents.get(textDocument.uri)?.getText() ?? ''));
 
 const jobs = new JobManager({
   trainerModule: join(__dirname, 'trainer.js'),
-  onUpdate: (update) => void connection.sendNotification(jobUpdateNotification, update),
+  onUpdate: (update) => {
+    void connection.sendNotification(jobUpdateNotification, update);
+    // A finished run brings its config the "Open panel" and "Merge" lenses.
+    if (update.job.state === 'done' && lensRefresh) void connection.sendRequest(CodeLensRefreshRequest.type).catch(() => undefined);
+  },
 });
 
 connection.onRequest(startTrainingRequest, ({ configUri, resumeRunDir, backend, runsDir }) => {

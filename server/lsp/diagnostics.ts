@@ -9,6 +9,9 @@ import { parseConfigText } from '../config/load';
 import { configSchema, DATA_FORMATS } from '../config/schema';
 import { checkRecords, DatasetError, type DataFormat } from '../engine/data';
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
+import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
+import { parameterCounts } from './hover';
+import { formatBytes, estimateMemory, memoryLimit } from './memory';
 import { DATASET_HEAD_LINES, targetedModules, targetNames, targets, type FactCache, type ModelFacts } from './facts';
 
 export const SOURCE = 'moslora';
@@ -28,6 +31,7 @@ export interface Validation {
 
 const DEFAULT_TARGETS = configSchema.shape.target_modules.parse(undefined);
 const DEFAULT_R = configSchema.shape.r.parse(undefined);
+const DEFAULTS = configSchema.parse({ model: '.', data: { train: '.' } });
 
 function diagnostic(range: Range, message: string, severity: 'error' | 'warning', fix?: FixData): Diagnostic {
   return {
@@ -63,7 +67,9 @@ export async function validateConfig(uri: string, text: string, facts: FactCache
     const dir = resolveFrom(configPath, model.value);
     paths.add(dir);
     const modelFacts = await facts.model(dir);
-    diagnostics.push(...(modelFacts.ok ? moduleDiagnostics(source, modelFacts, model) : [diagnostic(model.range, `model: ${modelFacts.problem}`, 'error')]));
+    diagnostics.push(
+      ...(modelFacts.ok ? [...moduleDiagnostics(source, modelFacts, model), ...memoryDiagnostics(source, modelFacts, model)] : [diagnostic(model.range, `model: ${modelFacts.problem}`, 'error')]),
+    );
   }
 
   for (const key of ['train', 'eval'] as const) {
@@ -154,6 +160,48 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
     );
   }
   return out;
+}
+
+/** The run's estimated peak memory against what its backend can use (see memory.ts for the formula). */
+function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok: true }>, modelValue: Located<unknown>): Diagnostic[] {
+  if (!model.shape) return [];
+  const backendValue = source.scalar(['backend'])?.value ?? DEFAULTS.backend;
+  const backend = BACKEND_PREFERENCES.find((b) => b === backendValue);
+  const limit = backend ? memoryLimit(backend) : null;
+  if (!limit) return [];
+  const positive = (path: string[], fallback: number) => {
+    const value = source.scalar(path)?.value;
+    return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : fallback;
+  };
+  const batch = positive(['training', 'batch_size'], DEFAULTS.training.batch_size);
+  const maxLength = positive(['data', 'max_length'], DEFAULTS.data.max_length);
+  const accumulation = positive(['training', 'gradient_accumulation'], DEFAULTS.training.gradient_accumulation);
+  const written = source.list(['target_modules']);
+  const entries = written ? written.map((entry) => String(entry.value)) : DEFAULTS.target_modules;
+  const counts = parameterCounts(targetedModules(model.modules, entries), positive(['r'], DEFAULTS.r), positive(['chain_length'], DEFAULTS.chain_length));
+  const method = source.scalar(['method'])?.value ?? DEFAULTS.method;
+  const trainable = method === 'lora' || method === 'moslora-fixed' ? counts.lora : method === 'linchain' ? counts.linchain : counts.moslora;
+  const estimate = estimateMemory({ baseParameters: model.totalParameters, trainable, batch, maxLength, ...model.shape });
+  if (estimate.total <= limit.bytes) return [];
+  // On the value that weighs most against its default (4 × 256); where neither is written, on the model.
+  const lengthDominates = maxLength / DEFAULTS.data.max_length > batch / DEFAULTS.training.batch_size;
+  const at = (lengthDominates ? source.scalar(['data', 'max_length']) : source.scalar(['training', 'batch_size'])) ?? source.scalar(['training', 'batch_size']) ?? source.scalar(['data', 'max_length']) ?? modelValue;
+  // The largest batch that fits at this max_length, with the accumulation that keeps the effective batch.
+  const effective = batch * accumulation;
+  const fits = (b: number) => estimateMemory({ baseParameters: model.totalParameters, trainable, batch: b, maxLength, ...model.shape! }).total <= limit.bytes;
+  let smaller = batch - 1;
+  while (smaller >= 1 && !fits(smaller)) smaller--;
+  const fix =
+    smaller >= 1
+      ? `Lower training.batch_size to ${smaller} and raise training.gradient_accumulation to ${Math.ceil(effective / smaller)} to keep the effective batch (${effective}), or lower data.max_length`
+      : `Lower data.max_length${batch > 1 ? ' and training.batch_size (raising training.gradient_accumulation to keep the effective batch)' : ''}`;
+  return [
+    diagnostic(
+      at.range,
+      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32 ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${batch} × ${maxLength} tokens ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. ${fix}.`,
+      'warning',
+    ),
+  ];
 }
 
 export interface OpenDocument {

@@ -58,8 +58,15 @@ function compareNames(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }
 
+/** What the memory estimate needs from config.json; absent when config.json does not say. */
+export interface ModelShape {
+  hidden: number;
+  layers: number;
+  vocab: number;
+}
+
 export type ModelFacts =
-  | { ok: true; dir: string; architecture: string; modules: LinearModule[]; totalParameters: number }
+  | { ok: true; dir: string; architecture: string; modules: LinearModule[]; totalParameters: number; shape?: ModelShape }
   | { ok: false; dir: string; problem: string };
 
 export async function readModelFacts(dir: string): Promise<ModelFacts> {
@@ -96,10 +103,21 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
   try {
     let totalParameters = 0;
     for (const info of checkpoint.tensors.values()) totalParameters += info.shape.reduce((n, d) => n * d, 1);
-    return { ok: true, dir, architecture, modules: linearModules(checkpoint, architecture), totalParameters };
+    const shape = modelShape(config);
+    return { ok: true, dir, architecture, modules: linearModules(checkpoint, architecture), totalParameters, ...(shape ? { shape } : {}) };
   } finally {
     await checkpoint.close();
   }
+}
+
+/** Width, depth and vocabulary from config.json (Llama-style names, else GPT-2's). */
+function modelShape(config: unknown): ModelShape | undefined {
+  const fields = (config ?? {}) as Record<string, unknown>;
+  const int = (...keys: string[]) => keys.map((key) => fields[key]).find((v): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0);
+  const hidden = int('hidden_size', 'n_embd');
+  const layers = int('num_hidden_layers', 'n_layer');
+  const vocab = int('vocab_size');
+  return hidden && layers && vocab ? { hidden, layers, vocab } : undefined;
 }
 
 export const DATASET_HEAD_LINES = 20;

@@ -1,12 +1,65 @@
-// Code lenses at the top of a config: "Train" and "Estimate". The extension implements the
-// commands; their ids live in the protocol file, and their one argument is the config's URI.
+// Code lenses at the top of a config: "Train" and "Estimate" (argument: the config's URI), and,
+// once a run of this config exists, "Open panel" and "Merge" for its newest run (arguments: the
+// run folder, and its adapter folder). The extension implements the commands; their ids live in
+// the protocol file.
+import { existsSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import type { CodeLens } from 'vscode-languageserver';
+import { parse } from 'yaml';
+import { outputSchema } from '../config/schema';
 import { configCommands } from '../protocol';
+import { ConfigSource, filePathOf, resolveFrom } from './document';
 
-export function configLenses(uri: string): CodeLens[] {
+const DEFAULT_RUNS_DIR = outputSchema.parse({}).runs_dir;
+
+export async function configLenses(uri: string, text: string): Promise<CodeLens[]> {
   const range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
-  return [
+  const lenses: CodeLens[] = [
     { range, command: { title: '$(play) Train', command: configCommands.startTraining, arguments: [uri] } },
     { range, command: { title: 'Estimate', command: configCommands.estimate, arguments: [uri] } },
   ];
+  const configPath = filePathOf(uri);
+  if (!configPath) return lenses;
+  const written = new ConfigSource(text).scalar(['output', 'runs_dir'])?.value;
+  const runsDir = resolveFrom(configPath, typeof written === 'string' && written ? written : DEFAULT_RUNS_DIR);
+  const runDir = await newestRunOf(configPath, runsDir);
+  if (!runDir) return lenses;
+  const name = basename(runDir);
+  lenses.push({ range, command: { title: 'Open panel', tooltip: `Show run ${name} in the training panel`, command: configCommands.openPanel, arguments: [runDir] } });
+  const adapterDir = join(runDir, 'adapter');
+  if (existsSync(join(adapterDir, 'adapter_config.json'))) {
+    lenses.push({ range, command: { title: 'Merge', tooltip: `Merge the adapter of run ${name} into its base model`, command: configCommands.mergeAdapter, arguments: [adapterDir] } });
+  }
+  return lenses;
+}
+
+/**
+ * The newest run folder under `runsDir` (by its config.yaml's time, as `listRuns` orders) whose
+ * config.yaml, the resolved config that ran, names `configPath`. Null when there is none.
+ */
+export async function newestRunOf(configPath: string, runsDir: string): Promise<string | null> {
+  let names: string[];
+  try {
+    names = await readdir(runsDir);
+  } catch {
+    return null;
+  }
+  const runs = await Promise.all(
+    names.map(async (name) => {
+      const file = join(runsDir, name, 'config.yaml');
+      const info = await stat(file).catch(() => null);
+      return info?.isFile() ? { dir: join(runsDir, name), file, modified: info.mtimeMs } : null;
+    }),
+  );
+  const target = resolve(configPath);
+  for (const run of runs.filter((r) => r !== null).sort((a, b) => b.modified - a.modified)) {
+    try {
+      const config = parse(await readFile(run.file, 'utf8')) as { configPath?: unknown } | null;
+      if (typeof config?.configPath === 'string' && resolve(config.configPath) === target) return run.dir;
+    } catch {
+      // a torn or foreign config.yaml: not a run of this config
+    }
+  }
+  return null;
 }

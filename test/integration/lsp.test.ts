@@ -94,7 +94,7 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'moslora-lsp-'));
     await mkdir(join(dir, 'tiny-llama'));
-    await writeFile(join(dir, 'tiny-llama', 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], hidden_size: HIDDEN }));
+    await writeFile(join(dir, 'tiny-llama', 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], hidden_size: HIDDEN, num_hidden_layers: 2, vocab_size: VOCAB }));
     await writeSafetensors(join(dir, 'tiny-llama', 'model.safetensors'), llamaTensors());
     await mkdir(join(dir, 'broken-model'));
     await writeFile(join(dir, 'broken-model', 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'] }));
@@ -229,6 +229,29 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
         [configCommands.estimate, [main()]],
       ],
     );
+    // a finished run of this config (its resolved config names the config's path) adds its lenses
+    const runDir = join(dir, 'runs', 'main-1');
+    await mkdir(join(runDir, 'adapter'), { recursive: true });
+    await writeFile(join(runDir, 'config.yaml'), `configPath: ${join(dir, 'main.moslora.yaml')}\n`);
+    await writeFile(join(runDir, 'adapter', 'adapter_config.json'), '{}');
+    const after = await client.connection.sendRequest(CodeLensRequest.type, { textDocument: { uri: main() } });
+    assert.deepEqual(
+      after?.slice(2).map((lens) => [lens.command?.command, lens.command?.arguments]),
+      [
+        [configCommands.openPanel, [runDir]],
+        [configCommands.mergeAdapter, [join(runDir, 'adapter')]],
+      ],
+    );
+    await rm(join(dir, 'runs'), { recursive: true });
+  });
+
+  it("warns at max_length when the run's estimated memory exceeds the wasm heap", async () => {
+    const uri = uriOf('memory.moslora.yaml');
+    await client.open(uri, ['model: ./tiny-llama', 'backend: wasm', 'data:', '  train: train.jsonl', '  max_length: 20000000', 'training:', '  batch_size: 1', ''].join('\n'));
+    const diagnostics = await client.waitForDiagnostics(uri, (list) => list.some((d) => messageOf(d).startsWith('memory:')), 'the memory warning shows');
+    const warning = diagnostics.find((d) => messageOf(d).startsWith('memory:'))!;
+    assert.equal(warning.range.start.line, 4);
+    assert.match(messageOf(warning), /wasm backend's 4 GiB heap/);
   });
 
   it('answers a malformed config, a malformed dataset and a corrupt checkpoint with diagnostics, and keeps answering', async () => {

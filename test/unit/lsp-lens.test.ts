@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { configLenses } from '../../server/lsp/lens';
+import { configCommands } from '../../server/protocol';
+
+describe('config lenses', () => {
+  let dir: string;
+  let config: string;
+  const commands = async (text: string) => (await configLenses(pathToFileURL(config).href, text)).map((lens) => [lens.command?.command, lens.command?.arguments]);
+  const run = async (runsDir: string, name: string, configPath: string, seconds: number, adapter = false) => {
+    const runDir = join(dir, runsDir, name);
+    await mkdir(join(runDir, 'checkpoints'), { recursive: true });
+    await writeFile(join(runDir, 'config.yaml'), stringify({ configPath, model: '/m', output: { runs_dir: join(dir, runsDir) } }));
+    await utimes(join(runDir, 'config.yaml'), seconds, seconds);
+    if (adapter) {
+      await mkdir(join(runDir, 'adapter'));
+      await writeFile(join(runDir, 'adapter', 'adapter_config.json'), '{}');
+    }
+    return runDir;
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'moslora-lens-'));
+    config = join(dir, 'a.moslora.yaml');
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('only Train and Estimate before any run of this config', async () => {
+    const uri = pathToFileURL(config).href;
+    assert.deepEqual(await commands('model: ./m\n'), [
+      [configCommands.startTraining, [uri]],
+      [configCommands.estimate, [uri]],
+    ]);
+    await run('runs', 'other-1', join(dir, 'b.moslora.yaml'), 3000, true); // another config's run
+    await writeFile(join(dir, 'runs', 'not-a-run'), 'x');
+    await mkdir(join(dir, 'runs', 'torn'));
+    await writeFile(join(dir, 'runs', 'torn', 'config.yaml'), ':\n  - [unclosed');
+    assert.equal((await commands('model: ./m\n')).length, 2);
+  });
+
+  it('Open panel on the newest run of this config, Merge when it has an adapter', async () => {
+    await run('runs', 'a-old', config, 1000, true);
+    const newest = await run('runs', 'a-new', config, 2000, false);
+    let lenses = await commands('model: ./m\n');
+    assert.deepEqual(lenses.slice(2), [[configCommands.openPanel, [newest]]]);
+    await mkdir(join(newest, 'adapter'));
+    await writeFile(join(newest, 'adapter', 'adapter_config.json'), '{}');
+    lenses = await commands('model: ./m\n');
+    assert.deepEqual(lenses.slice(2), [
+      [configCommands.openPanel, [newest]],
+      [configCommands.mergeAdapter, [join(newest, 'adapter')]],
+    ]);
+  });
+
+  it("looks in the config's output.runs_dir, relative to the config", async () => {
+    const elsewhere = await run('elsewhere', 'x', config, 1000, true);
+    assert.deepEqual((await commands('model: ./m\noutput:\n  runs_dir: elsewhere\n')).slice(2), [
+      [configCommands.openPanel, [elsewhere]],
+      [configCommands.mergeAdapter, [join(elsewhere, 'adapter')]],
+    ]);
+    assert.equal((await commands('model: ./m\noutput:\n  runs_dir: nowhere\n')).length, 2);
+  });
+});
