@@ -8,6 +8,8 @@ import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
 
 export const DATA_FORMATS = ['text', 'alpaca', 'chat', 'completion'] as const;
 export const SCHEDULES = ['linear', 'cosine', 'constant'] as const;
+/** The record fields the data formats read (text; prompt, completion; instruction, input, output; messages). */
+export const DATASET_FIELDS = ['text', 'prompt', 'completion', 'instruction', 'input', 'output', 'messages'] as const;
 
 const positiveInt = () => z.number().int().positive();
 
@@ -27,6 +29,11 @@ export const dataSchema = z
       .describe(
         'text: {"text"}. completion: {"prompt", "completion"}. alpaca: {"instruction", "input"?, "output"}. chat: {"messages": [{"role", "content"}]}, rendered with the model\'s chat template.',
       ),
+    fields: z
+      .object(Object.fromEntries(DATASET_FIELDS.map((f) => [f, z.string().min(1).optional()])) as Record<(typeof DATASET_FIELDS)[number], z.ZodOptional<z.ZodString>>)
+      .strict()
+      .optional()
+      .describe('Your dataset\'s own names for the fields the format reads, e.g. {prompt: question, completion: answer}.'),
     max_length: positiveInt().default(256).describe('Tokens per example; longer examples are truncated (the reference setup uses 256).'),
     packing: z.boolean().default(false).describe('Concatenate examples into full `max_length` rows instead of padding each one.'),
     train_on_prompt: z

@@ -135,9 +135,32 @@ function fieldProblem(file: string, record: DataRecord, format: DataFormat): str
   return null;
 }
 
+/** The dataset's own field names (data.fields), by the name the format reads. */
+export type FieldNames = Partial<Record<string, string>>;
+
+/**
+ * Records with the dataset's own field names (data.fields) renamed to the ones the format reads.
+ * A record that lacks a mapped field keeps lacking it, and the check names both.
+ */
+export function renameFields(records: DataRecord[], fields: FieldNames | undefined): DataRecord[] {
+  const pairs = Object.entries(fields ?? {}).filter((pair): pair is [string, string] => typeof pair[1] === 'string');
+  if (pairs.length === 0) return records;
+  return records.map(({ line, value }) => {
+    const renamed = { ...value };
+    for (const [field, own] of pairs) {
+      delete renamed[field];
+      if (own in value) renamed[field] = value[own];
+    }
+    return { line, value: renamed };
+  });
+}
+
 /** Throws a DatasetError listing every record that lacks what its format needs. */
-export function checkRecords(file: string, records: DataRecord[], format: DataFormat): void {
-  const problems = records.map((r) => fieldProblem(file, r, format)).filter((p): p is string => p !== null);
+export function checkRecords(file: string, records: DataRecord[], format: DataFormat, fields?: FieldNames): void {
+  const problems = renameFields(records, fields)
+    .map((r) => fieldProblem(file, r, format))
+    .filter((p): p is string => p !== null)
+    .map((problem) => problem.replace(/missing field "(\w+)"/, (all, field: string) => (fields?.[field] ? `missing field "${fields[field]}" (data.fields.${field})` : all)));
   if (problems.length) throw new DatasetError(file, problems);
 }
 
@@ -209,14 +232,17 @@ export function tokenizeRecord(
 
 export interface DatasetOptions {
   format: DataFormat;
+  /** data.fields: the dataset's own field names. */
+  fields?: FieldNames;
   maxLength: number;
   trainOnPrompt: boolean;
 }
 
 /** Reads, checks and tokenizes a whole file; examples with nothing to learn are reported. */
 export async function loadExamples(file: string, tokenizer: DataTokenizer, options: DatasetOptions): Promise<TokenizedExample[]> {
-  const records = await readRecords(file);
-  checkRecords(file, records, options.format);
+  const raw = await readRecords(file);
+  checkRecords(file, raw, options.format, options.fields);
+  const records = renameFields(raw, options.fields);
   const examples: TokenizedExample[] = [];
   const problems: string[] = [];
   for (const record of records) {

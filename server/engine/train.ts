@@ -20,6 +20,7 @@ import {
   loadExamples,
   pack,
   readRecords,
+  renameFields,
   splitExamples,
   type Batch,
   type ChoiceExample,
@@ -180,13 +181,13 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const started = performance.now();
 
   // Data
-  const dataOptions = { format: config.data.format, maxLength: config.data.max_length, trainOnPrompt: config.data.train_on_prompt };
+  const dataOptions = { format: config.data.format, maxLength: config.data.max_length, trainOnPrompt: config.data.train_on_prompt, ...(config.data.fields ? { fields: config.data.fields } : {}) };
   let trainRows = await loadExamples(config.data.train, tokenizer, dataOptions);
   let evalRows: TokenizedExample[] = [];
   let choices: ChoiceExample[] | null = null;
   if (config.data.eval !== undefined) {
     evalRows = await loadExamples(config.data.eval, tokenizer, dataOptions);
-    choices = choiceExamples(config.data.eval, await readRecords(config.data.eval));
+    choices = choiceExamples(config.data.eval, renameFields(await readRecords(config.data.eval), config.data.fields));
   } else if (config.data.eval_split > 0) {
     ({ train: trainRows, eval: evalRows } = splitExamples(trainRows, config.data.eval_split, t.seed));
   }

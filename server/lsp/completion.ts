@@ -5,7 +5,7 @@ import { readdir } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { CompletionItemKind, InsertTextFormat, MarkupKind, type CompletionItem } from 'vscode-languageserver';
 import { cursorContext, type CursorContext } from './context';
-import { filePathOf, languageOf, resolveFrom, writtenModel } from './document';
+import { ConfigSource, filePathOf, languageOf, resolveFrom, writtenModel } from './document';
 import type { FactCache } from './facts';
 import { targetNames } from './facts';
 import { fieldAt, fieldMarkdown, formatValue, keysAt } from './schema-info';
@@ -27,6 +27,7 @@ export async function completeConfig(uri: string, text: string, position: { line
       const path = field.name;
       if (configPath && path === 'model') return pathItems(context, configPath, 'model', json);
       if (configPath && (path === 'data.train' || path === 'data.eval')) return pathItems(context, configPath, 'dataset', json);
+      if (configPath && path.startsWith('data.fields.')) return datasetFieldItems(context, text, configPath, facts, json);
       return field.values.map((value, i) => ({
         label: value,
         kind: field.kind === 'boolean' ? CompletionItemKind.Value : CompletionItemKind.EnumMember,
@@ -43,6 +44,28 @@ export async function completeConfig(uri: string, text: string, position: { line
       return modelFacts.ok ? moduleItems(context, modelFacts.modules, json) : [];
     }
   }
+}
+
+/** The field names of the training data's first records, for data.fields. */
+async function datasetFieldItems(
+  context: Extract<CursorContext, { kind: 'value' }>,
+  text: string,
+  configPath: string,
+  facts: FactCache,
+  json: boolean,
+): Promise<CompletionItem[]> {
+  const train = new ConfigSource(text).scalar(['data', 'train'])?.value;
+  if (typeof train !== 'string') return [];
+  const head = await facts.dataset(resolveFrom(configPath, train));
+  if (!head.ok) return [];
+  const names = [...new Set(head.records.flatMap((record) => Object.keys(record.value)))];
+  return names.map((name, i) => ({
+    label: name,
+    kind: CompletionItemKind.Field,
+    detail: `a field of ${train}`,
+    sortText: String(i).padStart(3, '0'),
+    textEdit: { range: context.range, newText: json && !context.quoted ? JSON.stringify(name) : name },
+  }));
 }
 
 function keyItems(context: Extract<CursorContext, { kind: 'key' }>, json: boolean): CompletionItem[] {

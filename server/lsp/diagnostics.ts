@@ -6,8 +6,8 @@ import { pathToFileURL } from 'node:url';
 import { closest, distance } from 'fastest-levenshtein';
 import { DiagnosticSeverity, type Diagnostic, type Range } from 'vscode-languageserver';
 import { parseConfigText } from '../config/load';
-import { configSchema, DATA_FORMATS } from '../config/schema';
-import { checkRecords, DatasetError, type DataFormat } from '../engine/data';
+import { configSchema, DATA_FORMATS, DATASET_FIELDS } from '../config/schema';
+import { checkRecords, DatasetError, type DataFormat, type FieldNames } from '../engine/data';
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
 import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
 import { parameterCounts } from './hover';
@@ -83,7 +83,7 @@ export async function validateConfig(uri: string, text: string, facts: FactCache
       continue;
     }
     const format = dataFormat(source);
-    const problems = [...head.problems, ...(format ? fieldProblems(path, head.records, format) : [])];
+    const problems = [...head.problems, ...(format ? fieldProblems(path, head.records, format, writtenFields(source)) : [])];
     if (problems.length === 0) continue;
     const sorted = problems.sort((a, b) => lineOf(a) - lineOf(b));
     const more = sorted.length > 1 ? ` (and ${sorted.length - 1} more of the first ${DATASET_HEAD_LINES} lines)` : '';
@@ -110,10 +110,17 @@ function dataFormat(source: ConfigSource): DataFormat | null {
   return (DATA_FORMATS as readonly unknown[]).includes(written.value) ? (written.value as DataFormat) : null;
 }
 
+/** data.fields as written: the dataset's own names for the format's fields. */
+function writtenFields(source: ConfigSource): FieldNames {
+  return Object.fromEntries(
+    DATASET_FIELDS.map((field) => [field, source.scalar(['data', 'fields', field])?.value]).filter((pair): pair is [string, string] => typeof pair[1] === 'string'),
+  );
+}
+
 /** The records' missing or mistyped fields, as `line N: …` (the engine's own check, so both agree). */
-function fieldProblems(file: string, records: Parameters<typeof checkRecords>[1], format: DataFormat): string[] {
+function fieldProblems(file: string, records: Parameters<typeof checkRecords>[1], format: DataFormat, fields: FieldNames): string[] {
   try {
-    checkRecords(file, records, format);
+    checkRecords(file, records, format, fields);
     return [];
   } catch (error) {
     if (!(error instanceof DatasetError)) throw error;

@@ -209,7 +209,7 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
     await client.change(uri, 'model: \ndata:\n  train: train.jsonl\n  \nmethod: \n');
     const keys = await client.connection.sendRequest(CompletionRequest.type, { textDocument: { uri }, position: { line: 3, character: 2 } });
     const items = Array.isArray(keys) ? keys : keys!.items;
-    assert.deepEqual(items.map((item) => item.label).sort(), ['eval', 'eval_split', 'format', 'max_length', 'packing', 'train_on_prompt']);
+    assert.deepEqual(items.map((item) => item.label).sort(), ['eval', 'eval_split', 'fields', 'format', 'max_length', 'packing', 'train_on_prompt']);
     const format = items.find((item) => item.label === 'format')!;
     assert.equal(format.detail, 'default: completion');
     assert.match((format.documentation as MarkupContent).value, /^\*\*data\.format\*\* — text: /);

@@ -108,6 +108,16 @@ describe('datasets', () => {
     await assert.rejects(readRecords(await file('empty.jsonl', '\n\n')), /empty\.jsonl: no examples/);
   });
 
+  it('data.fields maps the dataset’s own field names; a missing mapped field is named as the dataset names it', async () => {
+    const path = await file('own.jsonl', `${JSON.stringify({ question: 'Q?', answer: ' A' })}\n${JSON.stringify({ question: 'R?' })}\n`);
+    const options = { format: 'completion' as const, maxLength: 32, trainOnPrompt: false, fields: { prompt: 'question', completion: 'answer' } };
+    await assert.rejects(loadExamples(path, chars, options), /own\.jsonl:2: missing field "answer" \(data\.fields\.completion\)/);
+    const good = await file('own2.jsonl', `${JSON.stringify({ question: 'Q?', answer: ' A' })}\n`);
+    const [example] = await loadExamples(good, chars, options);
+    assert.equal(decode(example!.inputIds), '<1>Q? A<2>');
+    assert.equal(trainedText(example!), ' A<2>');
+  });
+
   it('refuses examples whose prompt leaves nothing to train on', async () => {
     const path = await file('long.jsonl', `${JSON.stringify({ prompt: 'x'.repeat(40), completion: 'y' })}\n`);
     await assert.rejects(loadExamples(path, chars, { format: 'completion', maxLength: 8, trainOnPrompt: false }), /long\.jsonl:1: the prompt fills all 8 tokens/);
