@@ -132,6 +132,25 @@ export interface ExportResult {
 /** Writes the adapter as plain LoRA in the PEFT layout (the mixer folded in: A′ = M·A). */
 export const exportAdapterRequest = new RequestType<ExportParams, ExportResult, void>('moslora/exportAdapter');
 
+export interface CombineParams {
+  adapterDirs: string[];
+  method: 'cat' | 'linear' | 'svd';
+  /** One per adapter; 1 each when left out. */
+  weights?: number[];
+  /** The result's rank (svd). */
+  rank?: number;
+  outDir: string;
+}
+export interface CombineResult {
+  outDir: string;
+  modules: number;
+  rank: number;
+  /** The largest ‖ΔW − ΔW_r‖_F / ‖ΔW‖_F over the modules: 0 for cat. */
+  relativeError: number;
+}
+/** Combines adapters of one base model (cat exact; linear/svd from the full ΔW). */
+export const combineAdaptersRequest = new RequestType<CombineParams, CombineResult, void>('moslora/combineAdapters');
+
 export interface GenerateParams {
   modelDir: string;
   adapterDir?: string;

@@ -25,6 +25,7 @@ import {
   estimateRequest,
   exportAdapterRequest,
   generateRequest,
+  combineAdaptersRequest,
   mergeAdapterRequest,
   jobUpdateNotification,
   listJobsRequest,
@@ -34,6 +35,7 @@ import {
   type EnvironmentReport,
   type ExportResult,
   type GenerateResult,
+  type CombineResult,
   type MergeResult,
 } from './protocol';
 
@@ -105,9 +107,15 @@ connection.onRequest(estimateRequest, ({ configUri }) => {
   return estimateConfig(configPath, facts, documents.get(configUri)?.getText());
 });
 
-// Merge, export and generate load models: each runs the CLI in a child process, killed on cancel.
+// Merge, export, combine and generate load models or adapters: each runs the CLI in a child process, killed on cancel.
 const cli = (args: string[], token: CancellationToken) =>
   runCliJson<unknown>(args, { cli: join(__dirname, 'cli.js'), token, onStderr: (line) => connection.console.log(`[${args[0]}] ${line}`) });
+connection.onRequest(combineAdaptersRequest, async ({ adapterDirs, method, weights, rank, outDir }, token) =>
+  (await cli(
+    ['combine', ...adapterDirs, '--method', method, ...(weights ? ['--weights', weights.join(',')] : []), ...(rank ? ['--rank', String(rank)] : []), '--out', outDir, '--json'],
+    token,
+  )) as CombineResult,
+);
 connection.onRequest(mergeAdapterRequest, async ({ adapterDir, outDir, force }, token) =>
   (await cli(['merge', adapterDir, '--out', outDir, ...(force ? ['--force'] : []), '--json'], token)) as MergeResult,
 );

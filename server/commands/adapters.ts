@@ -33,7 +33,8 @@ export function registerAdapterCommands(program: Command): void {
     }, 'cat')
     .option('--weights <w1,w2,...>', 'one weight per adapter (default: 1 each)', numberList)
     .option('--rank <n>', 'rank of the result (svd)', integer('--rank', 1))
-    .action(async (dirs: string[], options: { out: string; method: CombineMethod; weights?: number[]; rank?: number }) => {
+    .option('--json', 'print JSON {outDir, modules, rank, relativeError}')
+    .action(async (dirs: string[], options: { out: string; method: CombineMethod; weights?: number[]; rank?: number; json?: boolean }) => {
       if (dirs.length < 2) throw new Error('combine: give at least two adapter folders');
       if (options.weights && options.weights.length !== dirs.length) {
         throw new Error(`combine: --weights has ${options.weights.length} values for ${dirs.length} adapters`);
@@ -61,6 +62,10 @@ export function registerAdapterCommands(program: Command): void {
       };
       await saveAdapter(resolve(options.out), adapters, settings);
       const worst = Math.max(...reports.map((report) => report.relativeError));
+      if (options.json) {
+        console.log(JSON.stringify({ outDir: resolve(options.out), modules: adapters.size, rank: r, relativeError: worst }));
+        return;
+      }
       console.log(`combined ${dirs.length} adapters (${options.method}) into ${options.out}: ${adapters.size} modules, rank ${r}, largest relative error ${worst.toExponential(2)}`);
     });
 }

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { CompletionRequest } from 'vscode-languageserver-protocol/node';
 import {
   cancelTrainingRequest,
+  combineAdaptersRequest,
   jobUpdateNotification,
   listRunsRequest,
   runDataRequest,
@@ -81,6 +82,16 @@ describe('training jobs through the language server', { skip: existsSync(SERVER)
     const data = await client.connection.sendRequest(runDataRequest, { runDir: done.job.runDir! });
     assert.equal(data.metrics.filter((m) => m.kind === 'train').length, 12);
     assert.equal(data.summary?.state, 'done');
+  });
+
+  it('combines adapters through the server (the CLI in a child process): cat adds the ranks exactly', async () => {
+    const adapter = join(dir, 'runs', 'streamed', 'adapter');
+    const result = await client.connection.sendRequest(combineAdaptersRequest, { adapterDirs: [adapter, adapter], method: 'cat', weights: [0.5, 0.5], outDir: join(dir, 'combined') });
+    assert.deepEqual(result, { outDir: join(dir, 'combined'), modules: 8, rank: 8, relativeError: 0 });
+    await assert.rejects(
+      client.connection.sendRequest(combineAdaptersRequest, { adapterDirs: [adapter, join(dir, 'nowhere')], method: 'cat', outDir: join(dir, 'x') }),
+      /nowhere\/adapter_config\.json: cannot read the adapter config/,
+    );
   });
 
   it('cancel stops the job after saving a checkpoint; resume continues the same run to the end', async () => {
