@@ -8,6 +8,7 @@ import { initAdapterWeights } from '../../kernels/init';
 import { deltaWeight } from '../../kernels/merge';
 import type { ModuleAdapter } from '../../server/engine/adapter-files';
 import { combineAdapters, type CombineInput } from '../../server/engine/combine';
+import { maxAbsDiff } from '../helpers/tensors';
 
 const D_OUT = 20;
 const D_IN = 28;
@@ -30,10 +31,6 @@ function weightedSum(inputs: CombineInput[], module: string): tf.Tensor2D {
   ) as tf.Tensor2D;
 }
 
-function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
-}
-
 const inputs = (): CombineInput[] => [
   { adapters: new Map([[Q, adapter('lora', 4, 8, 1)], [V, adapter('lora', 4, 8, 2)]]), weight: 0.7 },
   { adapters: new Map([[Q, adapter('moslora', 3, 12, 3)]]), weight: 0.5 },
@@ -54,11 +51,11 @@ describe('combining adapters', () => {
     const mixer = q.weights.mixers[0]!.arraySync();
     assert.equal(mixer[0]![5], 0, 'off-diagonal blocks are zero');
     assert.equal(mixer[0]![0], 1, 'a LoRA input gets an identity block');
-    assert.ok(maxDiff(deltaWeight(q.spec, q.weights), weightedSum(given, Q)) < 1e-5);
+    assert.ok(maxAbsDiff(deltaWeight(q.spec, q.weights), weightedSum(given, Q)) < 1e-5);
     const v = adapters.get(V)!;
     assert.equal(v.spec.method, 'moslora', 'one adapter, one method: a module only LoRA inputs adapt gets an identity mixer');
-    assert.ok(maxDiff(v.weights.mixers[0]!, tf.eye(4)) === 0);
-    assert.ok(maxDiff(deltaWeight(v.spec, v.weights), weightedSum(given, V)) < 1e-5);
+    assert.ok(maxAbsDiff(v.weights.mixers[0]!, tf.eye(4)) === 0);
+    assert.ok(maxAbsDiff(deltaWeight(v.spec, v.weights), weightedSum(given, V)) < 1e-5);
     assert.deepEqual(reports.map((r) => r.relativeError), [0, 0]);
   });
 
@@ -75,7 +72,7 @@ describe('combining adapters', () => {
         .subMatrix(0, D_OUT - 1, 0, k - 1)
         .mmul(Matrix.diag(svd.diagonal.slice(0, k)))
         .mmul(svd.rightSingularVectors.subMatrix(0, D_IN - 1, 0, k - 1).transpose());
-      const diff = maxDiff(deltaWeight(q.spec, q.weights), tf.tensor2d(truncated.to2DArray()));
+      const diff = maxAbsDiff(deltaWeight(q.spec, q.weights), tf.tensor2d(truncated.to2DArray()));
       assert.ok(diff < 1e-5, `${method} r=${rank}: ${diff}`);
       const sq = svd.diagonal.map((s) => s * s);
       const expectedError = Math.sqrt(sq.slice(k).reduce((a, b) => a + b, 0) / sq.reduce((a, b) => a + b, 0));
@@ -87,7 +84,7 @@ describe('combining adapters', () => {
   it('svd at the total rank is exact', () => {
     const given = inputs();
     const q = combineAdapters(given, 'svd', { rank: 9 }).adapters.get(Q)!;
-    assert.ok(maxDiff(deltaWeight(q.spec, q.weights), weightedSum(given, Q)) < 1e-5);
+    assert.ok(maxAbsDiff(deltaWeight(q.spec, q.weights), weightedSum(given, Q)) < 1e-5);
   });
 
   it('refuses what cannot be combined, saying why', () => {

@@ -11,6 +11,7 @@ import { createAdapters, disposeAdapters } from '../../server/models/adapters';
 import { generate } from '../../server/models/generate';
 import { inspectModel } from '../../server/models/inspect';
 import { CausalLM } from '../../server/models/model';
+import { maxAbsDiff } from '../helpers/tensors';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'models');
 const MODELS = ['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'] as const;
@@ -32,10 +33,6 @@ async function reference(name: string): Promise<{ ref: Reference; logits: tf.Ten
   } finally {
     await file.close();
   }
-}
-
-function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
 }
 
 describe('parity with transformers on the reference fixtures', () => {
