@@ -6,6 +6,7 @@ import { resolveAdapterSpec, type AdapterMethod } from '../kernels/adapter';
 import type { BackendChoice } from '../kernels/backend';
 import { initAdapterWeights } from '../kernels/init';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/linear';
+import { median } from '../server/engine/median';
 
 export interface KernelBenchOptions {
   dim: number;
@@ -28,11 +29,6 @@ export interface KernelBenchResult {
   moslora_over_lora: number;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 export async function benchKernels(choice: BackendChoice, options: KernelBenchOptions): Promise<KernelBenchResult> {
   const { dim, rank, tokens } = options;

@@ -11,6 +11,7 @@ import { mergeIntoModel } from '../server/engine/merge';
 import { Checkpoint } from '../server/formats/checkpoint';
 import { writeSafetensors, type TensorToWrite, type WritableDtype } from '../server/formats/safetensors';
 import { LLAMA_100M, llamaLinearModules, llamaParameterCount, writeRandomLlama } from './random-llama';
+import { median } from '../server/engine/median';
 
 export interface MergeBenchResult {
   bench: 'merge';
@@ -38,10 +39,6 @@ async function copyModel(from: string, to: string): Promise<void> {
   }
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
-}
 
 export async function benchMerge(choice: BackendChoice, options: { rounds: number; dtype: WritableDtype; rank: number }): Promise<MergeBenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'moslora-bench-merge-'));

@@ -13,6 +13,7 @@ import { AdamW } from '../server/engine/optim';
 import { createAdapters } from '../server/models/adapters';
 import { causalLmLoss, CausalLM } from '../server/models/model';
 import { LLAMA_100M, writeRandomLlama } from './random-llama';
+import { median } from '../server/engine/median';
 
 const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
 
@@ -33,10 +34,6 @@ export interface TrainBenchResult {
   ours_over_torch: number;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
-}
 
 async function oursSteps(model: CausalLM, options: { batch: number; tokens: number; rank: number; steps: number }): Promise<number[]> {
   const { adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: options.rank, alpha: 2 * options.rank, bInit: 'kaiming', dropout: 0.05 }, 1);

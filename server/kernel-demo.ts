@@ -7,6 +7,7 @@ import { initAdapterWeights } from '../kernels/init';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/linear';
 import { foldToLora, mergeWeight } from '../kernels/merge';
 import { mixerStats } from '../kernels/stats';
+import { median } from './engine/median';
 
 export interface DemoOptions {
   steps: number;
@@ -25,10 +26,6 @@ interface DemoRun {
   stepMs: number[];
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 export async function runKernelDemo(options: DemoOptions): Promise<void> {
   const { steps, dim, rank, seed, log } = options;

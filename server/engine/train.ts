@@ -31,6 +31,7 @@ import { causalLmLoss, IGNORE_INDEX } from '../models/model';
 import { matchTargetModules } from '../models/modules';
 import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
+import { median } from './median';
 
 /** A linear module the model exposes to adapters, with its size. */
 export interface LinearModule {
@@ -168,11 +169,6 @@ function snapshotMixers(step: number, adapters: ReadonlyMap<string, Adapter>): M
   return out;
 }
 
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
-}
 
 export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const { config, model, tokenizer, backend, signal } = inputs;
@@ -274,7 +270,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
       runDir: run.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, method: config.method,
       steps: state.step, totalSteps, trainableParameters: trainable, baseParameters: model.parameterCount,
       finalLoss: lossWindow.length ? lossWindow.reduce((a, b) => a + b, 0) / lossWindow.length : null,
-      evalLoss: last.loss, accuracy: last.accuracy, medianStepSeconds: median(stepSeconds), wallSeconds: elapsed(),
+      evalLoss: last.loss, accuracy: last.accuracy, medianStepSeconds: stepSeconds.length ? median(stepSeconds) : null, wallSeconds: elapsed(),
     };
     await run.writeSummary(summary);
     event(outcome, reason);
