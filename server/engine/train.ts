@@ -27,7 +27,7 @@ import {
   type DataTokenizer,
   type TokenizedExample,
 } from './data';
-import { causalLmLoss, IGNORE_INDEX } from '../models/model';
+import { causalLmLoss, IGNORE_INDEX, labelLogProbs } from '../models/model';
 import { matchTargetModules } from '../models/modules';
 import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
@@ -93,13 +93,9 @@ export interface TrainInputs {
 function rowLogLikelihoods(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, batch: Batch): number[] {
   return tf.tidy(() => {
     const ids = tf.tensor2d(batch.inputIds, undefined, 'int32');
-    const logits = model.logits(ids, adapters, { training: false });
-    const [rows, time, vocab] = logits.shape;
-    const labels = tf.slice(tf.tensor2d(batch.labels, undefined, 'int32'), [0, 1], [rows, time - 1]);
-    const mask = tf.cast(tf.notEqual(labels, IGNORE_INDEX), 'float32');
-    const logProbs = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [rows, time - 1, vocab]));
-    const picked = tf.sum(tf.mul(logProbs, tf.oneHot(tf.cast(tf.relu(labels), 'int32'), vocab)), 2);
-    return Array.from(tf.sum(tf.mul(picked, mask), 1).dataSync());
+    const labels = tf.tensor2d(batch.labels, undefined, 'int32');
+    const { logProbs } = labelLogProbs(model.logits(ids, adapters, { training: false }), labels);
+    return Array.from(tf.sum(logProbs, 1).dataSync());
   });
 }
 

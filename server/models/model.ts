@@ -29,11 +29,10 @@ function checkBatch(what: string, batch: TokenBatch, valid: (id: number) => bool
 }
 
 /**
- * Mean cross-entropy of predicting token t+1 from tokens ≤ t over the labels that are not
- * IGNORE_INDEX (labels[b][t+1] is the target of logits[b][t]), as transformers computes it:
- * no label to predict gives NaN.
+ * For each position t < T−1, log p(labels[b][t+1] | tokens ≤ t), zero where that label is
+ * IGNORE_INDEX ([B, T−1]), and how many labels count (a scalar).
  */
-export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scalar {
+export function labelLogProbs(logits: tf.Tensor3D, labels: tf.Tensor2D): { logProbs: tf.Tensor2D; counted: tf.Scalar } {
   return tf.tidy(() => {
     const [B, T, V] = logits.shape;
     const shifted = tf.reshape(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), [-1, V]); // (N, V), N = B·(T−1)
@@ -44,7 +43,19 @@ export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scala
     // UnsortedSegmentSum, which the wasm backend lacks.
     const picked = tf.sum(tf.mul(tf.logSoftmax(shifted), tf.oneHot(safe, V)), -1); // (N)
     const weights = tf.cast(counted, 'float32');
-    return tf.div(tf.neg(tf.sum(tf.mul(picked, weights))), tf.sum(weights)) as tf.Scalar;
+    return { logProbs: tf.reshape(tf.mul(picked, weights), [B, T - 1]) as tf.Tensor2D, counted: tf.sum(weights) as tf.Scalar };
+  });
+}
+
+/**
+ * Mean cross-entropy of predicting token t+1 from tokens ≤ t over the labels that are not
+ * IGNORE_INDEX (labels[b][t+1] is the target of logits[b][t]), as transformers computes it:
+ * no label to predict gives NaN.
+ */
+export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const { logProbs, counted } = labelLogProbs(logits, labels);
+    return tf.div(tf.neg(tf.sum(logProbs)), counted) as tf.Scalar;
   });
 }
 
