@@ -3,7 +3,6 @@
 // so a native crash never takes the server down. The server reads the files configs name and
 // the folders around them; only trainer processes it starts write, into the runs folders.
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CodeActionKind, CodeLensRefreshRequest, createConnection, type CancellationToken, ProposedFeatures, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
@@ -97,8 +96,7 @@ connection.onRequest(listJobsRequest, () => jobs.list());
 connection.onRequest(listRunsRequest, async ({ runsDirs }) => (await Promise.all(runsDirs.map(listRuns))).flat());
 connection.onRequest(runDataRequest, async ({ runDir }) => {
   const run = new RunDirectory(runDir);
-  const summary = await readFile(join(runDir, 'summary.json'), 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>).catch(() => null);
-  return { runDir, metrics: await run.readMetrics(), mixers: await run.readMixers(), summary };
+  return { runDir, metrics: await run.readMetrics(), mixers: await run.readMixers(), summary: await run.readSummary() };
 });
 
 connection.onRequest(estimateRequest, ({ configUri }) => {

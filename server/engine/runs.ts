@@ -160,6 +160,13 @@ export class RunDirectory {
   async writeSummary(summary: object): Promise<void> {
     await writeFile(join(this.dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   }
+
+  /** summary.json, or null while the run has not ended (or the file is unreadable). */
+  async readSummary(): Promise<Record<string, unknown> | null> {
+    return readFile(join(this.dir, 'summary.json'), 'utf8')
+      .then((text) => JSON.parse(text) as Record<string, unknown>)
+      .catch(() => null);
+  }
 }
 
 /** A run as listed for the panel: from what is on disk, so past runs survive restarts. */
@@ -186,7 +193,7 @@ export async function listRuns(runsDir: string): Promise<RunListing[]> {
     const config = await stat(join(dir, 'config.yaml')).catch(() => null);
     if (!config) continue;
     const run = new RunDirectory(dir);
-    const summary = await readFile(join(dir, 'summary.json'), 'utf8').then((text) => JSON.parse(text) as Record<string, unknown>).catch(() => null);
+    const summary = await run.readSummary();
     const metrics = await run.readMetrics().catch(() => []);
     runs.push({ runDir: dir, name, summary, checkpoints: await run.checkpointSteps(), lastStep: metrics.at(-1)?.step ?? 0, modified: config.mtimeMs });
   }
