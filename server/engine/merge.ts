@@ -42,7 +42,6 @@ export async function mergeIntoModel(
     throw new Error(`merge: ${outDir} already exists and is not empty; choose another folder or pass --force to replace it`);
   }
   const byName = new Map(modules.map((m) => [m.name, m]));
-  const layouts = new Map(modules.map((m) => [m.name, m.layout]));
   const byWeight = new Map<string, string>();
   for (const module of adapters.keys()) {
     const info = byName.get(module);
@@ -70,7 +69,7 @@ export async function mergeIntoModel(
         if (module) {
           const { spec, weights } = adapters.get(module)!;
           // Return the tensor, not its values: tidy walks whatever it returns, element by element.
-          const weight = tf.tidy(() => mergeWeight({ weight: tf.tensor2d(data, info.shape as [number, number]), layout: layouts.get(module)! }, spec, weights, module));
+          const weight = tf.tidy(() => mergeWeight({ weight: tf.tensor2d(data, info.shape as [number, number]), layout: byName.get(module)!.layout }, spec, weights, module));
           data = weight.dataSync() as Float32Array;
           weight.dispose();
           merged.push(module);
