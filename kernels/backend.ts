@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone has no gradients registered (the @tensorflow/tfjs umbrella package does this).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { installWasmKernels } from './wasm-kernels';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendName, type BackendPreference } from './backend-names';
 
 // Production mode: no "install the node backend" advert on the cpu backend. We choose the
@@ -83,6 +84,7 @@ async function initWebgpu(): Promise<string> {
 
 async function initWasm(options: BackendOptions): Promise<string> {
   if (options.wasmPaths) setWasmPaths(options.wasmPaths);
+  installWasmKernels();
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
   return 'CPU (WebAssembly, SIMD)';
 }
