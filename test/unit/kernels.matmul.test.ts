@@ -21,6 +21,11 @@ for (const backend of ['wasm', 'cpu'] as const) {
       [[7, 5], [3, 7], true, true],
       [[2, 5, 7], [2, 3, 7], false, true],
       [[2, 7, 5], [2, 7, 3], true, false],
+      // Batched products run one 2-D product per batch entry on wasm.
+      [[3, 5, 7], [3, 7, 4], false, false],
+      [[2, 3, 5, 7], [2, 3, 4, 7], false, true],
+      [[2, 3, 7, 5], [2, 3, 7, 64], true, false],
+      [[2, 1, 7, 5], [2, 1, 4, 7], true, true],
     ];
     for (const [sa, sb, ta, tb] of cases) {
       it(`[${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''} equals tf.matMul with flags`, () => {
