@@ -2,6 +2,7 @@
 // tensors, a forward pass to logits, the training loss, and adapters attached per call.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { targetLogProbs } from '../../kernels/log-probs';
 import { Checkpoint } from '../formats/checkpoint';
 import { nearestNames } from '../formats/names';
 import { loadModelConfig, type ModelConfig } from './config';
@@ -35,15 +36,14 @@ function checkBatch(what: string, batch: TokenBatch, valid: (id: number) => bool
 export function labelLogProbs(logits: tf.Tensor3D, labels: tf.Tensor2D): { logProbs: tf.Tensor2D; counted: tf.Scalar } {
   return tf.tidy(() => {
     const [B, T, V] = logits.shape;
-    const shifted = tf.reshape(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), [-1, V]); // (N, V), N = B·(T−1)
-    const next = tf.reshape(tf.slice(labels, [0, 1], [B, T - 1]), [-1]); // (N)
+    // Every position t predicts labels[b][t+1]; the last one has nothing to predict. Scoring all
+    // T positions (the last with weight 0) uses the logits as they are, without a shifted copy.
+    const next = tf.reshape(tf.concat([tf.slice(labels, [0, 1], [B, T - 1]), tf.fill([B, 1], IGNORE_INDEX, 'int32')], 1), [-1]); // (B·T)
     const counted = tf.notEqual(next, IGNORE_INDEX);
-    const safe = tf.where(counted, next, tf.zerosLike(next));
-    // Picked with a one-hot product, not tf.gather: gather's gradient needs
-    // UnsortedSegmentSum, which the wasm backend lacks.
-    const picked = tf.sum(tf.mul(tf.logSoftmax(shifted), tf.oneHot(safe, V)), -1); // (N)
     const weights = tf.cast(counted, 'float32');
-    return { logProbs: tf.reshape(tf.mul(picked, weights), [B, T - 1]) as tf.Tensor2D, counted: tf.sum(weights) as tf.Scalar };
+    const picked = targetLogProbs(tf.reshape(logits, [B * T, V]), tf.where(counted, next, tf.zerosLike(next)) as tf.Tensor1D); // (B·T)
+    const logProbs = tf.slice(tf.reshape(tf.mul(picked, weights), [B, T]), [0, 0], [B, T - 1]) as tf.Tensor2D;
+    return { logProbs, counted: tf.sum(weights) as tf.Scalar };
   });
 }
 
