@@ -27,7 +27,7 @@ import {
   type DataTokenizer,
   type TokenizedExample,
 } from './data';
-import { causalLmLoss, IGNORE_INDEX, labelLogProbs } from '../models/model';
+import { causalLmLoss, IGNORE_INDEX, labelLogProbs, type LogitsOptions } from '../models/model';
 import { matchTargetModules } from '../models/modules';
 import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
@@ -49,7 +49,7 @@ export interface EngineModel {
   readonly linearModules: readonly LinearModule[];
   readonly parameterCount: number;
   /** Logits [B, T, V] for token ids [B, T]; adapters by module name; dropout only while training. */
-  logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D;
+  logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D;
 }
 
 export type RunState = 'loading' | 'training' | 'saving' | 'done' | 'cancelled' | 'failed';
@@ -299,7 +299,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
         const { value, grads } = tf.variableGrads(() => {
           const ids = tf.tensor2d(batch.inputIds, undefined, 'int32');
           const labels = tf.tensor2d(batch.labels, undefined, 'int32');
-          return causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed }), labels);
+          return causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed, checkpoint: t.gradient_checkpointing }), labels);
         }, [...params.values()]);
         lossSum += value.dataSync()[0]!;
         value.dispose();

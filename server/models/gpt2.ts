@@ -3,7 +3,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { Gpt2Config } from './config';
-import { attention, causalMask, embed, geluNew, layerNorm, linear, splitHeads, type Embedding, type ForwardOptions, type LoadedLinear, type LoadedTensors } from './layers';
+import { attention, causalMask, decoderBlock, embed, geluNew, layerNorm, linear, splitHeads, type Embedding, type ForwardOptions, type LoadedLinear, type LoadedTensors } from './layers';
 
 interface Norm {
   weight: tf.Tensor1D;
@@ -61,16 +61,18 @@ export function gpt2Forward(c: Gpt2Config, w: Gpt2Weights, inputIds: tf.Tensor2D
   const positions = tf.range(past, past + T, 1, 'int32');
   let x = tf.add(embed(w.wte, inputIds), tf.gather(w.wpe, positions)) as tf.Tensor3D; // (B, T, C)
   w.blocks.forEach((block, layer) => {
-    // attention: x + c_proj(attn(q, k, v)), with q, k, v the three thirds of c_attn
-    const h = layerNorm(x, block.ln1.weight, block.ln1.bias, c.layerNormEps);
-    const [q, k0, v0] = tf.split(linear(h, block.cAttn, options), 3, -1).map((t) => splitHeads(t as tf.Tensor3D, c.numHeads)); // (B, nh, T, hd)
-    let k = k0!;
-    let v = v0!;
-    if (options.cache) ({ k, v } = options.cache.extend(layer, k, v)); // (B, nh, past + T, hd)
-    x = tf.add(x, linear(attention(q!, k, v, mask), block.attnProj, options)); // (B, T, C)
-    // MLP: x + c_proj(gelu_new(c_fc(m)))
-    const m = layerNorm(x, block.ln2.weight, block.ln2.bias, c.layerNormEps);
-    x = tf.add(x, linear(geluNew(linear(m, block.cFc, options)), block.mlpProj, options)); // (B, T, C)
+    x = decoderBlock(x, [mask], [block.cAttn, block.attnProj, block.cFc, block.mlpProj], options, (x, [mask]) => {
+      // attention: x + c_proj(attn(q, k, v)), with q, k, v the three thirds of c_attn
+      const h = layerNorm(x, block.ln1.weight, block.ln1.bias, c.layerNormEps);
+      const [q, k0, v0] = tf.split(linear(h, block.cAttn, options), 3, -1).map((t) => splitHeads(t as tf.Tensor3D, c.numHeads)); // (B, nh, T, hd)
+      let k = k0!;
+      let v = v0!;
+      if (options.cache) ({ k, v } = options.cache.extend(layer, k, v)); // (B, nh, past + T, hd)
+      const a = tf.add<tf.Tensor3D>(x, linear(attention(q!, k, v, mask as tf.Tensor2D), block.attnProj, options)); // (B, T, C)
+      // MLP: a + c_proj(gelu_new(c_fc(m)))
+      const m = layerNorm(a, block.ln2.weight, block.ln2.bias, c.layerNormEps);
+      return tf.add<tf.Tensor3D>(a, linear(geluNew(linear(m, block.cFc, options)), block.mlpProj, options)); // (B, T, C)
+    });
   });
   return linear(layerNorm(x, w.lnF.weight, w.lnF.bias, c.layerNormEps), w.lmHead, options); // (B, T, vocab)
 }

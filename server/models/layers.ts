@@ -2,6 +2,7 @@
 // masked multi-head attention with grouped K/V heads, and the KV cache used in generation.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { checkpointed } from '../../kernels/checkpoint';
 import { matMul } from '../../kernels/matmul';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/linear';
 import type { LlamaConfig } from './config';
@@ -17,6 +18,12 @@ export interface ForwardOptions {
   dropoutSeed?: number;
   /** Reuses and extends the keys and values of earlier calls (generation). */
   cache?: KVCache;
+  /**
+   * While training, keeps only each block's input for the backward pass and recomputes the
+   * rest there (gradient checkpointing): activation memory falls from every block's
+   * activations to one block's, for about one more forward pass of time.
+   */
+  checkpoint?: boolean;
 }
 
 /** A linear module with its frozen weights, shared by every adapter set. */
@@ -64,6 +71,26 @@ export function linear<R extends tf.Rank>(x: tf.Tensor<R>, module: LoadedLinear,
   const adapter = options.adapters?.get(module.name) ?? null;
   const dropoutSeed = options.dropoutSeed === undefined ? undefined : moduleSeed(options.dropoutSeed, module.index);
   return adaptedLinear(x, module.base, adapter, { training: options.training ?? false, dropoutSeed });
+}
+
+/**
+ * One decoder block, x → body(x, context), checkpointed when the options ask for it while
+ * training. `context` holds the tensors body reads besides x and the model's weights (RoPE
+ * tables, the mask); `modules` are the block's linear modules, whose adapters body applies.
+ */
+export function decoderBlock(
+  x: tf.Tensor3D,
+  context: tf.Tensor[],
+  modules: readonly LoadedLinear[],
+  options: ForwardOptions,
+  body: (x: tf.Tensor3D, context: tf.Tensor[]) => tf.Tensor3D,
+): tf.Tensor3D {
+  if (!options.checkpoint || !options.training || options.cache) return body(x, context);
+  const weights = modules.flatMap((m) => {
+    const adapter = options.adapters?.get(m.name);
+    return adapter ? [adapter.weights.A, adapter.weights.B, ...adapter.weights.mixers] : [];
+  });
+  return checkpointed(body, x, context, weights.filter((t) => t instanceof tf.Variable && t.trainable));
 }
 
 /** Llama's RMSNorm: x / √(mean(x²) + ε) · w over the last axis. */

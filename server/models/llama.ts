@@ -7,6 +7,7 @@ import {
   applyRope,
   attention,
   causalMask,
+  decoderBlock,
   embed,
   linear,
   rmsNorm,
@@ -74,17 +75,20 @@ export function llamaForward(c: LlamaConfig, w: LlamaWeights, inputIds: tf.Tenso
   const mask = causalMask(T, past, c.slidingWindow); // (T, past + T)
   let x = embed(w.embed, inputIds); // (B, T, C)
   w.blocks.forEach((block, layer) => {
-    // attention: x + o(attn(rope(q), rope(k), v)) on the normed input
-    const h = rmsNorm(x, block.inputNorm, c.rmsNormEps);
-    const q = applyRope(splitHeads(linear(h, block.q, options), c.numHeads), cos, sin); // (B, nh, T, hd)
-    let k = applyRope(splitHeads(linear(h, block.k, options), c.numKvHeads), cos, sin); // (B, nkv, T, hd)
-    let v = splitHeads(linear(h, block.v, options), c.numKvHeads); // (B, nkv, T, hd)
-    if (options.cache) ({ k, v } = options.cache.extend(layer, k, v)); // (B, nkv, past + T, hd)
-    x = tf.add(x, linear(attention(q, k, v, mask), block.o, options)); // (B, T, C)
-    // SwiGLU MLP: x + down(silu(gate(m)) · up(m))
-    const m = rmsNorm(x, block.postNorm, c.rmsNormEps);
-    const hidden = tf.mul(silu(linear(m, block.gate, options)), linear(m, block.up, options)); // (B, T, intermediate)
-    x = tf.add(x, linear(hidden, block.down, options)); // (B, T, C)
+    const modules = [block.q, block.k, block.v, block.o, block.gate, block.up, block.down];
+    x = decoderBlock(x, [cos, sin, mask], modules, options, (x, [cos, sin, mask]) => {
+      // attention: x + o(attn(rope(q), rope(k), v)) on the normed input
+      const h = rmsNorm(x, block.inputNorm, c.rmsNormEps);
+      const q = applyRope(splitHeads(linear(h, block.q, options), c.numHeads), cos as tf.Tensor2D, sin as tf.Tensor2D); // (B, nh, T, hd)
+      let k = applyRope(splitHeads(linear(h, block.k, options), c.numKvHeads), cos as tf.Tensor2D, sin as tf.Tensor2D); // (B, nkv, T, hd)
+      let v = splitHeads(linear(h, block.v, options), c.numKvHeads); // (B, nkv, T, hd)
+      if (options.cache) ({ k, v } = options.cache.extend(layer, k, v)); // (B, nkv, past + T, hd)
+      const a = tf.add<tf.Tensor3D>(x, linear(attention(q, k, v, mask as tf.Tensor2D), block.o, options)); // (B, T, C)
+      // SwiGLU MLP: a + down(silu(gate(m)) · up(m))
+      const m = rmsNorm(a, block.postNorm, c.rmsNormEps);
+      const hidden = tf.mul(silu(linear(m, block.gate, options)), linear(m, block.up, options)); // (B, T, intermediate)
+      return tf.add<tf.Tensor3D>(a, linear(hidden, block.down, options)); // (B, T, C)
+    });
   });
   return linear(rmsNorm(x, w.norm, c.rmsNormEps), w.lmHead, options); // (B, T, vocab)
 }

@@ -59,6 +59,9 @@ export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scala
   });
 }
 
+/** The engine's forward options: dropout while training, gradient checkpointing. */
+export type LogitsOptions = Pick<ForwardOptions, 'dropoutSeed' | 'checkpoint'> & { training: boolean };
+
 export class CausalLM {
   private readonly byName: ReadonlyMap<string, LinearModule>;
 
@@ -163,7 +166,7 @@ export class CausalLM {
   }
 
   /** The training engine's entry point (EngineModel): forward with an adapter set. */
-  logits(inputIds: tf.Tensor2D, adapters: AdapterSet, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
+  logits(inputIds: tf.Tensor2D, adapters: AdapterSet, options: LogitsOptions): tf.Tensor3D {
     return this.forward(inputIds, { adapters, ...options });
   }
 

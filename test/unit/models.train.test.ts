@@ -142,6 +142,44 @@ describe('models with adapters', () => {
     });
   }
 
+  for (const name of ['llama', 'gpt2']) {
+    it(`${name}: gradient checkpointing gives the same loss and gradients and keeps fewer tensors for the backward pass`, () => {
+      const model = models.get(name)!;
+      const { adapters } = createAdapters(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.1, bInit: 'kaiming' }, 23);
+      const variable = (t: tf.Tensor2D) => tf.variable(t) as tf.Variable<tf.Rank.R2>;
+      const trainable = new Map(
+        [...adapters].map(([module, { spec, weights }]): [string, Adapter] => [
+          module,
+          { spec, weights: { A: variable(weights.A), B: variable(weights.B), mixers: weights.mixers.map(variable) } },
+        ]),
+      );
+      const variables = [...trainable.values()].flatMap(({ weights }) => [weights.A, weights.B, ...weights.mixers]) as tf.Variable[];
+      const run = (checkpoint: boolean) => {
+        let kept = 0;
+        const { value, grads } = tf.variableGrads(() => {
+          const loss = model.loss(IDS, LABELS, { adapters: trainable, training: true, dropoutSeed: 3, checkpoint });
+          kept = tf.memory().numTensors;
+          return loss;
+        }, variables);
+        return { value, grads, kept };
+      };
+      const before = tf.memory().numTensors;
+      const plain = run(false);
+      const checkpointed = run(true);
+      assert.ok(Math.abs(plain.value.dataSync()[0]! - checkpointed.value.dataSync()[0]!) < 1e-6);
+      const largest = (t: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(t)).dataSync()[0]!);
+      for (const v of variables) {
+        const [g, c] = [plain.grads[v.name]!, checkpointed.grads[v.name]!];
+        assert.ok(maxAbsDiff(g, c) <= 1e-5 * Math.max(1, largest(g)), `${v.name}: gradients differ`);
+      }
+      assert.ok(largest(checkpointed.grads[variables[0]!.name]!) > 0, 'gradients reach the first layer');
+      assert.ok(checkpointed.kept - before < (plain.kept - before) / 2, `tensors held by the tape: ${checkpointed.kept - before} checkpointed vs ${plain.kept - before}`);
+      tf.dispose([plain.value, checkpointed.value, ...Object.values(plain.grads), ...Object.values(checkpointed.grads), ...variables]);
+      assert.equal(tf.memory().numTensors, before - variables.length, 'nothing left behind but the variables disposed');
+      disposeAdapters(adapters);
+    });
+  }
+
   it('training dropout repeats for a seed, differs across seeds and modules, and is off in eval', () => {
     const model = models.get('llama')!;
     const { adapters } = createAdapters(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.5, bInit: 'kaiming' }, 2);
