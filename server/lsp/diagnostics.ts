@@ -188,24 +188,38 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const counts = parameterCounts(targetedModules(model.modules, entries), positive(['r'], DEFAULTS.r), positive(['chain_length'], DEFAULTS.chain_length));
   const method = source.scalar(['method'])?.value ?? DEFAULTS.method;
   const trainable = method === 'lora' || method === 'moslora-fixed' ? counts.lora : method === 'linchain' ? counts.linchain : counts.moslora;
-  const estimate = estimateMemory({ baseParameters: model.totalParameters, trainable, batch, maxLength, ...model.shape });
+  const checkpointing = source.scalar(['training', 'gradient_checkpointing'])?.value === true;
+  const estimateAt = (b: number, withCheckpointing: boolean) =>
+    estimateMemory({ baseParameters: model.totalParameters, trainable, batch: b, maxLength, checkpointing: withCheckpointing, ...model.shape! });
+  const estimate = estimateAt(batch, checkpointing);
   if (estimate.total <= limit.bytes) return [];
   // On the value that weighs most against its default (4 × 256); where neither is written, on the model.
   const lengthDominates = maxLength / DEFAULTS.data.max_length > batch / DEFAULTS.training.batch_size;
   const at = (lengthDominates ? source.scalar(['data', 'max_length']) : source.scalar(['training', 'batch_size'])) ?? source.scalar(['training', 'batch_size']) ?? source.scalar(['data', 'max_length']) ?? modelValue;
   // The largest batch that fits at this max_length, with the accumulation that keeps the effective batch.
   const effective = batch * accumulation;
-  const fits = (b: number) => estimateMemory({ baseParameters: model.totalParameters, trainable, batch: b, maxLength, ...model.shape! }).total <= limit.bytes;
-  let smaller = batch - 1;
-  while (smaller >= 1 && !fits(smaller)) smaller--;
-  const fix =
-    smaller >= 1
-      ? `Lower training.batch_size to ${smaller} and raise training.gradient_accumulation to ${Math.ceil(effective / smaller)} to keep the effective batch (${effective}), or lower data.max_length`
-      : `Lower data.max_length${batch > 1 ? ' and training.batch_size (raising training.gradient_accumulation to keep the effective batch)' : ''}`;
+  const largestFitting = (withCheckpointing: boolean) => {
+    let b = batch - 1;
+    while (b >= 1 && estimateAt(b, withCheckpointing).total > limit.bytes) b--;
+    return b;
+  };
+  const smaller = largestFitting(checkpointing);
+  const lowerBatch = (b: number) => `lower training.batch_size to ${b} and raise training.gradient_accumulation to ${Math.ceil(effective / b)} to keep the effective batch (${effective})`;
+  const checkpointed = estimateAt(batch, true);
+  const fixes = [
+    ...(!checkpointing && checkpointed.total <= limit.bytes
+      ? [`set training.gradient_checkpointing: true (estimated ${formatBytes(checkpointed.total)}; each step recomputes the layers' forward pass, about a third more time)`]
+      : []),
+    ...(smaller >= 1 ? [lowerBatch(smaller)] : []),
+    ...(!checkpointing && checkpointed.total > limit.bytes && largestFitting(true) > smaller ? [`set training.gradient_checkpointing: true and ${lowerBatch(largestFitting(true))}`] : []),
+  ];
+  const fix = fixes.length
+    ? fixes.join('; or ')
+    : `lower data.max_length${batch > 1 ? ' and training.batch_size (raising training.gradient_accumulation to keep the effective batch)' : ''}${checkpointing ? '' : ', and set training.gradient_checkpointing: true'}`;
   return [
     diagnostic(
       at.range,
-      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32 ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${batch} × ${maxLength} tokens ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. ${fix}.`,
+      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32 with the backend's packed copy ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${batch} × ${maxLength} tokens${checkpointing ? ' with gradient checkpointing' : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
       'warning',
     ),
   ];

@@ -62,6 +62,7 @@ function compareNames(a: string, b: string): number {
 export interface ModelShape {
   hidden: number;
   layers: number;
+  heads: number;
   vocab: number;
 }
 
@@ -110,14 +111,15 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
   }
 }
 
-/** Width, depth and vocabulary from config.json (Llama-style names, else GPT-2's). */
+/** Width, depth, attention heads and vocabulary from config.json (Llama-style names, else GPT-2's). */
 function modelShape(config: unknown): ModelShape | undefined {
   const fields = (config ?? {}) as Record<string, unknown>;
   const int = (...keys: string[]) => keys.map((key) => fields[key]).find((v): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0);
   const hidden = int('hidden_size', 'n_embd');
   const layers = int('num_hidden_layers', 'n_layer');
+  const heads = int('num_attention_heads', 'n_head');
   const vocab = int('vocab_size');
-  return hidden && layers && vocab ? { hidden, layers, vocab } : undefined;
+  return hidden && layers && heads && vocab ? { hidden, layers, heads, vocab } : undefined;
 }
 
 export const DATASET_HEAD_LINES = 20;

@@ -1,25 +1,35 @@
-// A rough peak-memory estimate of a training run, for the diagnostic that warns before a run
-// aborts on a backend with a fixed heap. Simple on purpose; every constant is named here.
+// A peak-memory estimate of a training run, for the diagnostic that warns before a run aborts on
+// a backend with a fixed heap. Every constant is named here and fitted to measurements.
 //
-//   weights      = 4 B × base parameters          tfjs has no fp16: the base is held as float32
+//   weights      = 2 × 4 B × base parameters      float32 (tfjs has no fp16), plus the packed copy
+//                                                 XNNPACK keeps of every weight matrix it multiplies by
 //   adapter      = 3 × 4 B × trainable             the weights and AdamW's two moments
-//   activations  = 4 B × batch × max_length × (layers × hidden × 16 + vocab × 4) × 4
+//   runtime      = 80 MiB                          the wasm module, tfjs's bookkeeping, small tensors
+//   activations  = 4 B × batch × max_length × (
+//                    kept × (hidden × PER_HIDDEN + heads × max_length × PER_SCORE)
+//                  + (checkpointing ? layers × hidden : 0)          each layer's kept input
+//                  + vocab × PER_VOCAB)
+//   kept         = layers, or 1 with gradient checkpointing (one layer is recomputed at a time)
 //
-// Per token, the layers keep ~16 hidden-wide float32 tensors each for the backward pass (norms,
-// q/k/v/o, the MLP's gate/up/product, residuals), and the loss materialises ~4 [tokens × vocab]
-// float32 tensors (logits, log-softmax, one-hot, their gradient). The final ×4 is calibrated, not
-// derived: it stands for the backward pass's gradients and temporaries next to what the forward
-// pass kept, and a wasm heap that grows and never shrinks. It is the smallest round factor that
-// fits what is known: a ~100M Llama (hidden 768, 12 layers, vocab 32000) at 4 × 256 tokens aborts
-// on wasm (4 GB heap), at 1 × 256 it trains (README, "Performance"): it estimates 4.9 GB and
-// 1.5 GB. Factors from ~3.5 to ~13 fit those two facts; the lowest warns least falsely.
+// Per token and layer, tfjs keeps the forward pass's tensors until the whole backward pass is
+// done, next to the gradients it makes: PER_HIDDEN hidden-wide floats (norms, q/k/v/o, the MLP's
+// gate/up/product, residuals, gradients) and PER_SCORE floats per head and key (scores, mask,
+// softmax, their gradients). The loss keeps the logits and makes their gradient and a chunk's
+// temporaries: PER_VOCAB floats per token. Fitted to the wasm heap's high-water mark of a ~100M
+// Llama (hidden 768, 12 layers, 12 heads, vocab 32000, 256 tokens, MoSLoRA r 16 on
+// q,k,v,up,down) measured on 2026-11-23: batch 1 2.64 GiB (batch 2 aborts) without
+// checkpointing; with it, batch 2 / 4 / 8 1.44 / 2.03 / 3.18 GiB, and a 4-layer variant at batch 4
+// 1.57 GiB. The formula gives 2.64, (4.44), 1.44, 2.04, 3.23 and 1.58 GiB. PER_SCORE is assumed
+// (six [T × S] tensors per head), not separated by those measurements, which all use 256 tokens.
 import { totalmem } from 'node:os';
 import type { BackendPreference } from '../../kernels/backend-names';
 
 export const BYTES = 4;
-const PER_LAYER_WIDTH = 16;
-const PER_VOCAB = 4;
-export const ACTIVATION_FACTOR = 4;
+const WEIGHT_COPIES = 2;
+const PER_HIDDEN = 163;
+const PER_SCORE = 6;
+const PER_VOCAB = 5;
+const RUNTIME_BYTES = 80 * 1024 ** 2;
 /** wasm32: the heap addresses 4 GiB at most. */
 export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
 
@@ -30,7 +40,9 @@ export interface MemoryInputs {
   maxLength: number;
   layers: number;
   hidden: number;
+  heads: number;
   vocab: number;
+  checkpointing: boolean;
 }
 
 export interface MemoryEstimate {
@@ -41,10 +53,12 @@ export interface MemoryEstimate {
 }
 
 export function estimateMemory(i: MemoryInputs): MemoryEstimate {
-  const weights = BYTES * i.baseParameters;
+  const weights = WEIGHT_COPIES * BYTES * i.baseParameters;
   const adapter = 3 * BYTES * i.trainable;
-  const activations = BYTES * i.batch * i.maxLength * (i.layers * i.hidden * PER_LAYER_WIDTH + i.vocab * PER_VOCAB) * ACTIVATION_FACTOR;
-  return { weights, adapter, activations, total: weights + adapter + activations };
+  const perLayer = i.hidden * PER_HIDDEN + i.heads * i.maxLength * PER_SCORE;
+  const perToken = (i.checkpointing ? perLayer + i.layers * i.hidden : i.layers * perLayer) + i.vocab * PER_VOCAB;
+  const activations = BYTES * i.batch * i.maxLength * perToken;
+  return { weights, adapter, activations, total: weights + adapter + RUNTIME_BYTES + activations };
 }
 
 export interface MemoryLimit {

@@ -4,27 +4,43 @@ import { validateConfig } from '../../server/lsp/diagnostics';
 import type { FactCache, LinearModule, ModelFacts } from '../../server/lsp/facts';
 import { estimateMemory, memoryLimit, WASM_HEAP_BYTES } from '../../server/lsp/memory';
 
-// The known case (README, "Performance"): a ~100M Llama trained with MoSLoRA r 16 on q,k,v,up,down.
-const LLAMA_100M = { baseParameters: 100_000_000, layers: 12, hidden: 768, vocab: 32_000, maxLength: 256 };
-// r·(d_in + d_out) + r² per module: q,k,v 768→768, up 768→2048, down 2048→768.
-const TRAINABLE = 12 * (3 * (16 * (768 + 768) + 256) + 2 * (16 * (768 + 2048) + 256));
+// The measured case (server/lsp/memory.ts): a ~100M Llama trained with MoSLoRA r 16 on q,k,v,up,down.
+const LLAMA_100M = { baseParameters: 100_092_672, layers: 12, hidden: 768, heads: 12, vocab: 32_000, maxLength: 256 };
+// r·(d_in + d_out) + r² per module: q 768→768, k,v 768→256, up 768→2048, down 2048→768.
+const TRAINABLE = 12 * (16 * (768 + 768) + 2 * 16 * (768 + 256) + 2 * 16 * (768 + 2048) + 5 * 256);
+const GiB = 1024 ** 3;
 
 describe('memory estimate', () => {
-  it('a ~100M Llama at 4 × 256 tokens exceeds the wasm heap, at 1 × 256 it fits', () => {
-    const wasm = memoryLimit('wasm')!;
-    assert.equal(wasm.bytes, WASM_HEAP_BYTES);
-    const four = estimateMemory({ ...LLAMA_100M, trainable: TRAINABLE, batch: 4 });
-    const one = estimateMemory({ ...LLAMA_100M, trainable: TRAINABLE, batch: 1 });
-    assert.ok(four.total > wasm.bytes, `batch 4: ${four.total} should exceed ${wasm.bytes}`);
-    assert.ok(one.total < wasm.bytes, `batch 1: ${one.total} should fit in ${wasm.bytes}`);
+  it('reproduces the wasm heap measured for a ~100M Llama within 6%', () => {
+    const measured: [batch: number, checkpointing: boolean, layers: number, heapGiB: number][] = [
+      [1, false, 12, 2.64],
+      [2, true, 12, 1.44],
+      [4, true, 12, 2.03],
+      [8, true, 12, 3.18],
+      [4, true, 4, 1.57],
+    ];
+    // 7,077,888 parameters in each layer of this shape.
+    for (const [batch, checkpointing, layers, heap] of measured) {
+      const e = estimateMemory({ ...LLAMA_100M, layers, baseParameters: LLAMA_100M.baseParameters - (12 - layers) * 7_077_888, trainable: (TRAINABLE * layers) / 12, batch, checkpointing });
+      assert.ok(Math.abs(e.total / GiB - heap) < 0.06 * heap, `batch ${batch}, ${layers} layers, checkpointing ${checkpointing}: estimated ${(e.total / GiB).toFixed(2)} GiB, measured ${heap}`);
+    }
   });
 
-  it('adds float32 base weights, three copies of the trainable parameters and activations', () => {
-    const e = estimateMemory({ baseParameters: 1000, trainable: 10, batch: 2, maxLength: 3, layers: 1, hidden: 1, vocab: 1 });
-    assert.equal(e.weights, 4000);
+  it('puts batch 2 without checkpointing above the wasm heap, where it aborted, and batch 8 with it below', () => {
+    const wasm = memoryLimit('wasm')!;
+    assert.equal(wasm.bytes, WASM_HEAP_BYTES);
+    assert.ok(estimateMemory({ ...LLAMA_100M, trainable: TRAINABLE, batch: 2, checkpointing: false }).total > wasm.bytes);
+    assert.ok(estimateMemory({ ...LLAMA_100M, trainable: TRAINABLE, batch: 8, checkpointing: true }).total < wasm.bytes);
+  });
+
+  it('adds two float32 copies of the base, three copies of the trainable parameters, the runtime and activations', () => {
+    const e = estimateMemory({ baseParameters: 1000, trainable: 10, batch: 2, maxLength: 3, layers: 2, hidden: 1, heads: 1, vocab: 1, checkpointing: false });
+    assert.equal(e.weights, 8000);
     assert.equal(e.adapter, 120);
-    assert.equal(e.activations, 4 * 2 * 3 * (16 + 4) * 4);
-    assert.equal(e.total, e.weights + e.adapter + e.activations);
+    assert.equal(e.activations, 4 * 2 * 3 * (2 * (163 + 3 * 6) + 5));
+    assert.equal(e.total, e.weights + e.adapter + 80 * 1024 ** 2 + e.activations);
+    const checkpointed = estimateMemory({ baseParameters: 1000, trainable: 10, batch: 2, maxLength: 3, layers: 2, hidden: 1, heads: 1, vocab: 1, checkpointing: true });
+    assert.equal(checkpointed.activations, 4 * 2 * 3 * (163 + 3 * 6 + 2 + 5));
   });
 
   it('knows the limit of wasm, auto (wasm on a machine without a GPU) and cpu, and not of GPU backends', () => {
@@ -43,19 +59,30 @@ describe('memory diagnostic', () => {
     for (const m of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj']) modules.push({ name: `${p}.${m}`, dIn: 768, dOut: 768 });
     modules.push({ name: `${p}.mlp.up_proj`, dIn: 768, dOut: 2048 }, { name: `${p}.mlp.gate_proj`, dIn: 768, dOut: 2048 }, { name: `${p}.mlp.down_proj`, dIn: 2048, dOut: 768 });
   }
-  const model: ModelFacts = { ok: true, dir: '/m/llama-100m', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000_000, shape: { hidden: 768, layers: 12, vocab: 32_000 } };
+  const model: ModelFacts = { ok: true, dir: '/m/llama-100m', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000_000, shape: { hidden: 768, layers: 12, heads: 12, vocab: 32_000 } };
   const facts = { model: async () => model, dataset: async () => ({ ok: true, records: [], problems: [], checked: true }) } as unknown as FactCache;
   const memory = async (text: string) => (await validateConfig('file:///w/a.moslora.yaml', text, facts)).diagnostics.map((d) => ({ line: d.range.start.line, message: String(d.message) })).filter((d) => d.message.startsWith('memory:'));
-  const config = (batch: number, backend: string) => ['model: ./m', `backend: ${backend}`, 'data:', '  train: t.jsonl', '  max_length: 256', 'training:', `  batch_size: ${batch}`, '  gradient_accumulation: 4', ''].join('\n');
+  const config = (batch: number, backend: string, checkpointing?: boolean) =>
+    ['model: ./m', `backend: ${backend}`, 'data:', '  train: t.jsonl', '  max_length: 256', 'training:', `  batch_size: ${batch}`, '  gradient_accumulation: 4', ...(checkpointing === undefined ? [] : [`  gradient_checkpointing: ${checkpointing}`]), ''].join('\n');
 
-  it('warns at batch_size on wasm at 4 × 256, naming the estimate, the limit and the fix', async () => {
-    const [warning, ...rest] = await memory(config(4, 'wasm'));
+  it('warns on wasm at 2 × 256, naming the estimate, the limit and gradient checkpointing as the fix', async () => {
+    const [warning, ...rest] = await memory(config(2, 'wasm'));
     assert.ok(warning);
     assert.equal(rest.length, 0);
-    assert.equal(warning.line, 6);
+    assert.equal(warning.line, 4, 'on max_length: against the defaults (4 × 256), it is the larger');
+    assert.equal((await memory(config(8, 'wasm')))[0]?.line, 6, 'on batch_size when that is the larger');
     assert.match(warning.message, /GiB at its peak/);
     assert.match(warning.message, /wasm backend's 4 GiB heap/);
-    assert.match(warning.message, /batch_size to \d and raise training.gradient_accumulation to \d+ to keep the effective batch \(16\)/);
+    assert.match(warning.message, /To fit: set training.gradient_checkpointing: true \(estimated 1\.\d GiB; /);
+    assert.match(warning.message, /or lower training.batch_size to 1 and raise training.gradient_accumulation to 8 to keep the effective batch \(8\)/);
+  });
+
+  it('is silent once gradient checkpointing is on, and past what it can save suggests a smaller batch', async () => {
+    assert.deepEqual(await memory(config(4, 'wasm', true)), []);
+    const [warning] = await memory(config(16, 'wasm', true));
+    assert.match(warning?.message ?? '', /with gradient checkpointing/);
+    assert.match(warning?.message ?? '', /To fit: lower training.batch_size to \d+ and raise training.gradient_accumulation to \d+ to keep the effective batch \(64\)/);
+    assert.doesNotMatch(warning?.message ?? '', /set training.gradient_checkpointing/);
   });
 
   it('says so when auto is what lands on wasm; nothing at batch 1, nor on a GPU backend', async () => {
