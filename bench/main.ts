@@ -8,6 +8,7 @@ import { BACKEND_PREFERENCES, type BackendChoice } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchKernels } from './kernels';
 import { benchMerge } from './merge';
+import { benchProfile } from './profile';
 import { benchServer } from './server';
 import { benchTrain } from './train';
 import { backendOption, integer } from '../server/commands/options';
@@ -64,6 +65,25 @@ program
   });
 
 program
+  .command('profile')
+  .description('where one MoSLoRA training step spends its time, by kernel, and its arithmetic rate against a large plain product')
+  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+  .option('--model <folder>', 'a model folder', 'examples/tiny-model')
+  .option('--batch <n>', 'sequences per step', integer('--batch', 1), 4)
+  .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
+  .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
+  .option('--steps <n>', 'timed steps before the profiled one', integer('--steps', 1), 3)
+  .option('--checkpointing', 'gradient checkpointing', false)
+  .action((options: { backend: string; model: string; batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }) =>
+    runBench('profile', options.backend, (choice) => benchProfile(choice, options), (r) =>
+      [
+        `${r.model}, ${r.batch}×${r.tokens} tokens on ${r.backend}: ${r.step_ms} ms/step, ${r.kernels_per_step} kernels`,
+        `products: ${r.product_gflop} GFLOP at ${r.product_gflops} GFLOP/s (a 1024² product alone: ${r.reference_product_gflops}); whole step: ${r.step_gflops} GFLOP/s`,
+        ...r.top.map((k) => `  ${k.kernel.padEnd(16)} ${String(k.ms).padStart(8)} ms ${String(k.calls).padStart(5)}× ${(100 * k.share).toFixed(1).padStart(5)}%`),
+      ].join('\n')),
+  );
+
+program
   .command('train')
   .description('tokens/s of a full MoSLoRA training step, ours vs PyTorch (Debian python3-torch) on the same model and batch')
   .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
@@ -74,10 +94,11 @@ program
   .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
   .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
   .option('--threads <n>', 'PyTorch threads (default: all cores)', integer('--threads', 1), cpus().length)
-  .action((options: { backend: string; model: string; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number }) => {
+  .option('--checkpointing', 'gradient checkpointing on both sides (each layer recomputed in the backward pass)', false)
+  .action((options: { backend: string; model: string; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number; checkpointing: boolean }) => {
     if (options.model !== 'tiny' && options.model !== '100m') throw new Error(`--model must be tiny or 100m, got ${options.model}`);
     return runBench('train', options.backend, (choice) => benchTrain(choice, { ...options, model: options.model as 'tiny' | '100m' }), (r) =>
-      `${r.model} (${(r.parameters / 1e6).toFixed(1)}M), ${r.batch}×${r.tokens} tokens: ours ${r.ours_tokens_per_s} tok/s (${r.backend}) · torch ${r.torch_tokens_per_s} tok/s (${r.torch_threads} threads) · ours/torch ${r.ours_over_torch}`);
+      `${r.model} (${(r.parameters / 1e6).toFixed(1)}M), ${r.batch}×${r.tokens} tokens: ours ${r.ours_tokens_per_s} tok/s (${r.backend}) · torch ${r.torch_tokens_per_s} tok/s (${r.torch_threads} threads)${r.checkpointing ? ', both checkpointing' : ''} · ours/torch ${r.ours_over_torch}`);
   });
 
 program

@@ -12,14 +12,16 @@ import sys
 import time
 
 import torch
+import torch.utils.checkpoint
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts", "reference"))
 from hf_reference import Llama, causal_lm_loss, load_model  # noqa: E402
 
 
 class MoSLoRALlama(Llama):
-    def __init__(self, base: Llama, targets: list, r: int, alpha: float):
+    def __init__(self, base: Llama, targets: list, r: int, alpha: float, checkpointing: bool):
         self.__dict__.update(base.__dict__)
+        self.checkpointing = checkpointing
         self.scaling_lora = alpha / r
         self.adapters = {}
         for name, weight in self.w.items():
@@ -41,6 +43,11 @@ class MoSLoRALlama(Llama):
         a, m, b = adapter
         return y + self.scaling_lora * torch.nn.functional.linear(torch.nn.functional.linear(torch.nn.functional.linear(x, a), m), b)
 
+    def _block(self, h, i, cos, sin, mask):
+        if not self.checkpointing:
+            return super()._block(h, i, cos, sin, mask)
+        return torch.utils.checkpoint.checkpoint(super()._block, h, i, cos, sin, mask, use_reentrant=False)
+
     def parameters(self):
         return [p for adapter in self.adapters.values() for p in adapter]
 
@@ -55,13 +62,14 @@ def main():
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--targets", default="q_proj,k_proj,v_proj,up_proj,down_proj")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--checkpointing", action="store_true", help="recompute each layer in the backward pass")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     base = load_model(args.model)
     for weight in base.w.values():
         weight.requires_grad_(False)
-    model = MoSLoRALlama(base, args.targets.split(","), args.rank, 2 * args.rank)
+    model = MoSLoRALlama(base, args.targets.split(","), args.rank, 2 * args.rank, args.checkpointing)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
     vocab = base.c["vocab_size"]
     generator = torch.Generator().manual_seed(1)

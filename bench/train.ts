@@ -27,6 +27,7 @@ export interface TrainBenchResult {
   rank: number;
   rounds: number;
   torch_threads: number;
+  checkpointing: boolean;
   ours_median_s: number;
   torch_median_s: number;
   ours_tokens_per_s: number;
@@ -35,7 +36,7 @@ export interface TrainBenchResult {
 }
 
 
-async function oursSteps(model: CausalLM, options: { batch: number; tokens: number; rank: number; steps: number }): Promise<number[]> {
+async function oursSteps(model: CausalLM, options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<number[]> {
   const { adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: options.rank, alpha: 2 * options.rank, bInit: 'kaiming', dropout: 0.05 }, 1);
   const params = new Map<string, tf.Variable>();
   for (const [name, adapter] of adapters) {
@@ -52,7 +53,7 @@ async function oursSteps(model: CausalLM, options: { batch: number; tokens: numb
   const times: number[] = [];
   for (let step = 0; step <= options.steps; step++) {
     const started = performance.now();
-    const { value, grads } = tf.variableGrads(() => causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed: step }), ids), [...params.values()]);
+    const { value, grads } = tf.variableGrads(() => causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed: step, checkpoint: options.checkpointing }), ids), [...params.values()]);
     optimizer.apply(params, new Map([...params].map(([name, v]) => [name, grads[v.name]!])), 1e-4);
     value.dataSync();
     tf.dispose([value, ...Object.values(grads)]);
@@ -63,11 +64,12 @@ async function oursSteps(model: CausalLM, options: { batch: number; tokens: numb
   return times;
 }
 
-async function torchSteps(modelDir: string, options: { batch: number; tokens: number; rank: number; steps: number; threads: number }): Promise<number[]> {
+async function torchSteps(modelDir: string, options: { batch: number; tokens: number; rank: number; steps: number; threads: number; checkpointing: boolean }): Promise<number[]> {
   const { stdout } = await promisify(execFile)(
     '/usr/bin/python3',
     [join(__dirname, '..', 'bench', 'torch_train.py'), '--model', modelDir, '--batch', String(options.batch), '--tokens', String(options.tokens),
-      '--steps', String(options.steps), '--rank', String(options.rank), '--targets', TARGETS.join(','), '--threads', String(options.threads)],
+      '--steps', String(options.steps), '--rank', String(options.rank), '--targets', TARGETS.join(','), '--threads', String(options.threads),
+      ...(options.checkpointing ? ['--checkpointing'] : [])],
     { maxBuffer: 1 << 20 },
   );
   return stdout.trim().split('\n').map((line) => (JSON.parse(line) as { seconds: number }).seconds);
@@ -75,7 +77,7 @@ async function torchSteps(modelDir: string, options: { batch: number; tokens: nu
 
 export async function benchTrain(
   choice: BackendChoice,
-  options: { model: 'tiny' | '100m'; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number },
+  options: { model: 'tiny' | '100m'; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number; checkpointing: boolean },
 ): Promise<TrainBenchResult> {
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-train-'));
   try {
@@ -98,7 +100,7 @@ export async function benchTrain(
     const perStep = options.batch * tokens;
     return {
       bench: 'train', backend: choice.backend, model: options.model === 'tiny' ? 'examples/tiny-model' : 'random Llama ~100M', parameters,
-      batch: options.batch, tokens, rank: options.rank, rounds: options.rounds, torch_threads: options.threads,
+      batch: options.batch, tokens, rank: options.rank, rounds: options.rounds, torch_threads: options.threads, checkpointing: options.checkpointing,
       ours_median_s: Number(o.toFixed(3)), torch_median_s: Number(t.toFixed(3)),
       ours_tokens_per_s: Math.round(perStep / o), torch_tokens_per_s: Math.round(perStep / t), ours_over_torch: Number((t / o).toFixed(3)),
     };

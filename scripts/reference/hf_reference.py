@@ -131,6 +131,11 @@ class Llama:
         mask = torch.zeros(s, s, dtype=dtype)
         return mask.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
 
+    def _block(self, h, i, cos, sin, mask):
+        p = f"model.layers.{i}."
+        h = h + self._attention(self._rms_norm(h, p + "input_layernorm"), p + "self_attn.", cos, sin, mask)
+        return h + self._mlp(self._rms_norm(h, p + "post_attention_layernorm"), p + "mlp.")
+
     def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         b, s = input_ids.shape
         h = F.embedding(input_ids, self.w["model.embed_tokens.weight"])
@@ -138,9 +143,7 @@ class Llama:
         cos, sin = self._rope(position_ids)
         mask = self._causal_mask(s, h.dtype)
         for i in range(self.c["num_hidden_layers"]):
-            p = f"model.layers.{i}."
-            h = h + self._attention(self._rms_norm(h, p + "input_layernorm"), p + "self_attn.", cos, sin, mask)
-            h = h + self._mlp(self._rms_norm(h, p + "post_attention_layernorm"), p + "mlp.")
+            h = self._block(h, i, cos, sin, mask)
         h = self._rms_norm(h, "model.norm")
         tied = self.c["tie_word_embeddings"]
         return F.linear(h, self.w["model.embed_tokens.weight" if tied else "lm_head.weight"])

@@ -1,0 +1,128 @@
+// Where a training step's time goes: one MoSLoRA step of a model (forward, backward, AdamW)
+// under tf.profile, by kernel, with the arithmetic rate of the step and of its matrix products,
+// next to the rate a large plain product reaches on the same backend in the same run.
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendChoice } from '../kernels/backend';
+import { AdamW } from '../server/engine/optim';
+import { median } from '../server/engine/median';
+import { createAdapters } from '../server/models/adapters';
+import { causalLmLoss, CausalLM } from '../server/models/model';
+
+const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
+
+export interface KernelShare {
+  kernel: string;
+  ms: number;
+  calls: number;
+  share: number;
+}
+
+export interface ProfileBenchResult {
+  bench: 'profile';
+  backend: string;
+  model: string;
+  batch: number;
+  tokens: number;
+  rank: number;
+  checkpointing: boolean;
+  step_ms: number;
+  kernels_per_step: number;
+  product_gflop: number;
+  step_gflops: number;
+  product_ms: number;
+  product_gflops: number;
+  reference_product_gflops: number;
+  top: KernelShare[];
+}
+
+/**
+ * 2·m·k·n of a BatchMatMul from its recorded shapes: out [..., m, n] and a [..., m, k], or
+ * [..., k, m] when transposed (the profile does not record the flags; if a[-2] = m, then k is
+ * a[-1] either way).
+ */
+function productFlops(inputShapes: number[][], outputShape: number[]): number {
+  const a = inputShapes[0]!;
+  const m = outputShape[outputShape.length - 2]!;
+  const k = a[a.length - 2] === m ? a[a.length - 1]! : a[a.length - 2]!;
+  return 2 * outputShape.reduce((n, d) => n * d, 1) * k;
+}
+
+/** The rate of a [1024 × 1024]·[1024 × 1024] product on the current backend (median of 10). */
+function referenceRate(): number {
+  const [a, b] = [tf.randomNormal([1024, 1024]), tf.randomNormal([1024, 1024])];
+  const times: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    const started = performance.now();
+    tf.matMul(a, b).dispose();
+    if (i >= 2) times.push(performance.now() - started);
+  }
+  tf.dispose([a, b]);
+  return (2 * 1024 ** 3) / median(times) / 1e6;
+}
+
+export async function benchProfile(choice: BackendChoice, options: { model: string; batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<ProfileBenchResult> {
+  const model = await CausalLM.load(options.model);
+  const tokens = Math.min(options.tokens, model.config.maxPositions);
+  const { adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: options.rank, alpha: 2 * options.rank, bInit: 'kaiming', dropout: 0.05 }, 1);
+  const params = new Map<string, tf.Variable>();
+  for (const [name, adapter] of adapters) {
+    const { A, B, mixers } = adapter.weights;
+    adapter.weights = { A: tf.variable(A), B: tf.variable(B), mixers: mixers.map((m) => tf.variable(m)) };
+    tf.dispose([A, B, ...mixers]);
+    [adapter.weights.A, adapter.weights.B, ...adapter.weights.mixers].forEach((v, i) => params.set(`${name}.${i}`, v as tf.Variable));
+  }
+  const vocab = model.config.vocabSize;
+  const ids = tf.tensor2d(Array.from({ length: options.batch }, (_, b) => Array.from({ length: tokens }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
+  const optimizer = new AdamW();
+  const step = (seed: number) => {
+    const { value, grads } = tf.variableGrads(
+      () => causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed: seed, checkpoint: options.checkpointing }), ids),
+      [...params.values()],
+    );
+    optimizer.apply(params, new Map([...params].map(([name, v]) => [name, grads[v.name]!])), 1e-4);
+    value.dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+  };
+  step(0);
+  const times: number[] = [];
+  for (let s = 1; s <= options.steps; s++) {
+    const started = performance.now();
+    step(s);
+    times.push(performance.now() - started);
+  }
+  const stepMs = median(times);
+  const profile = await tf.profile(() => step(options.steps + 1));
+  // tf.profile also lists customGrad scopes, which contain kernels listed on their own: count kernels only.
+  const kernels = profile.kernels.filter((k) => tf.getKernel(k.name, choice.backend) !== undefined);
+  const byKernel = new Map<string, { ms: number; calls: number }>();
+  let productFlopsTotal = 0;
+  let productMs = 0;
+  let kernelMs = 0;
+  for (const k of kernels) {
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    kernelMs += ms;
+    const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+    entry.ms += ms;
+    entry.calls++;
+    byKernel.set(k.name, entry);
+    if (k.name === 'BatchMatMul') {
+      productFlopsTotal += productFlops(k.inputShapes as number[][], k.outputShapes[0] as number[]);
+      productMs += ms;
+    }
+  }
+  const reference = referenceRate();
+  optimizer.dispose();
+  tf.dispose([ids, ...params.values()]);
+  model.dispose();
+  const top = [...byKernel]
+    .sort((x, y) => y[1].ms - x[1].ms)
+    .slice(0, 12)
+    .map(([kernel, e]) => ({ kernel, ms: Number(e.ms.toFixed(1)), calls: e.calls, share: Number((e.ms / kernelMs).toFixed(3)) }));
+  return {
+    bench: 'profile', backend: choice.backend, model: options.model, batch: options.batch, tokens, rank: options.rank, checkpointing: options.checkpointing,
+    step_ms: Number(stepMs.toFixed(1)), kernels_per_step: kernels.length,
+    product_gflop: Number((productFlopsTotal / 1e9).toFixed(2)), step_gflops: Number((productFlopsTotal / stepMs / 1e6).toFixed(1)),
+    product_ms: Number(productMs.toFixed(1)), product_gflops: Number((productFlopsTotal / productMs / 1e6).toFixed(1)),
+    reference_product_gflops: Number(reference.toFixed(1)), top,
+  };
+}
