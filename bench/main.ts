@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { BACKEND_PREFERENCES, type BackendChoice } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchKernels } from './kernels';
+import { benchMemory, measureStep, type MemoryCase } from './memory';
 import { benchMerge } from './merge';
 import { benchProfile } from './profile';
 import { benchServer } from './server';
@@ -110,6 +111,35 @@ program
     console.log(JSON.stringify(result));
     console.error(`completion p50/p95: idle ${result.idle_p50_ms}/${result.idle_p95_ms} ms · while training ${result.training_p50_ms}/${result.training_p95_ms} ms · p95 ratio ${result.training_p95_over_idle_p95}`);
     record('server', result);
+  });
+
+/** "12x4ck" → 12 layers, batch 4, gradient checkpointing. */
+function memoryCases(list: string): MemoryCase[] {
+  return list.split(',').map((item) => {
+    const match = /^(\d+)x(\d+)(ck)?$/.exec(item.trim());
+    if (!match) throw new Error(`--cases: "${item}" is not <layers>x<batch>[ck], e.g. 12x4ck`);
+    return { layers: Number(match[1]), batch: Number(match[2]), checkpointing: match[3] === 'ck' };
+  });
+}
+
+program
+  .command('memory')
+  .description("wasm heap high-water mark of one training step of a ~100M Llama, against the language server's memory estimate")
+  .option('--cases <list>', '<layers>x<batch>[ck] (ck: gradient checkpointing), comma-separated', '12x1,12x2,12x2ck,12x4ck,12x8ck,4x4ck')
+  .option('--step <json>', '(internal) measure one case in this process')
+  .action(async (options: { cases: string; step?: string }) => {
+    if (options.step) {
+      const { dir, ...c } = JSON.parse(options.step) as MemoryCase & { dir: string };
+      await startBackend(backendOption('wasm'));
+      console.log(await measureStep(dir, c));
+      return;
+    }
+    const result = await benchMemory(memoryCases(options.cases));
+    console.log(JSON.stringify(result));
+    for (const c of result.cases) {
+      console.error(`${c.layers} layers, batch ${c.batch}×${result.tokens}${c.checkpointing ? ', checkpointing' : ''}: heap ${c.heap_gib === null ? 'aborted (over 4 GiB)' : `${c.heap_gib} GiB`} · estimate ${c.estimate_gib} GiB`);
+    }
+    record('memory', result);
   });
 
 program.parseAsync().catch((error: unknown) => {

@@ -1,0 +1,93 @@
+// The wasm heap's high-water mark of one MoSLoRA training step of a ~100M Llama-shaped model,
+// at several batch sizes with and without gradient checkpointing, next to the estimate the
+// language server's memory diagnostic makes (server/lsp/memory.ts) for the same run. Each
+// configuration runs in a process of its own: a wasm heap grows and never shrinks.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { createAdapters } from '../server/models/adapters';
+import { causalLmLoss, CausalLM } from '../server/models/model';
+import { estimateMemory } from '../server/lsp/memory';
+import { LLAMA_100M, llamaParameterCount, writeRandomLlama, type LlamaShape } from './random-llama';
+
+const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
+const RANK = 16;
+const TOKENS = 256;
+
+export interface MemoryCase {
+  layers: number;
+  batch: number;
+  checkpointing: boolean;
+}
+
+export interface MemoryMeasurement extends MemoryCase {
+  /** null when the step aborted (the heap could not grow). */
+  heap_gib: number | null;
+  estimate_gib: number;
+}
+
+export interface MemoryBenchResult {
+  bench: 'memory';
+  model: string;
+  tokens: number;
+  rank: number;
+  cases: MemoryMeasurement[];
+}
+
+const GiB = 1024 ** 3;
+
+function shapeOf(layers: number): LlamaShape {
+  return { ...LLAMA_100M, layers };
+}
+
+/** One training step of one case, in this process: the heap's size afterwards, in bytes. */
+export async function measureStep(modelDir: string, c: MemoryCase): Promise<number> {
+  const model = await CausalLM.load(modelDir);
+  const { adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: RANK, alpha: 2 * RANK, bInit: 'kaiming', dropout: 0.05 }, 1);
+  const variables: tf.Variable[] = [];
+  for (const adapter of adapters.values()) {
+    const { A, B, mixers } = adapter.weights;
+    adapter.weights = { A: tf.variable(A), B: tf.variable(B), mixers: mixers.map((m) => tf.variable(m)) };
+    variables.push(...([adapter.weights.A, adapter.weights.B, ...adapter.weights.mixers] as tf.Variable[]));
+  }
+  const vocab = model.config.vocabSize;
+  const ids = tf.tensor2d(Array.from({ length: c.batch }, (_, b) => Array.from({ length: TOKENS }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
+  const { value, grads } = tf.variableGrads(() => causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed: 1, checkpoint: c.checkpointing }), ids), variables);
+  value.dataSync();
+  tf.dispose([value, ids, ...Object.values(grads)]);
+  return ((tf.backend() as BackendWasm).wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.length;
+}
+
+export async function benchMemory(cases: MemoryCase[]): Promise<MemoryBenchResult> {
+  const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-memory-'));
+  try {
+    const out: MemoryMeasurement[] = [];
+    for (const c of cases) {
+      const shape = shapeOf(c.layers);
+      const dir = join(scratch, `llama-${c.layers}`);
+      await writeRandomLlama(dir, shape, 'F32');
+      let heap: number | null = null;
+      try {
+        const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, process.argv[1]!, 'memory', '--step', JSON.stringify({ dir, ...c })], { maxBuffer: 1 << 20 });
+        heap = Number(stdout.trim().split('\n').at(-1));
+      } catch (error) {
+        if (!/Aborted/.test(String((error as { stderr?: string }).stderr))) throw error;
+      }
+      const kv = (shape.hidden / shape.heads) * shape.kvHeads;
+      const trainable = shape.layers * (RANK * (2 * shape.hidden + 2 * (shape.hidden + kv) + 2 * (shape.hidden + shape.intermediate)) + 5 * RANK * RANK);
+      const estimate = estimateMemory({
+        baseParameters: llamaParameterCount(shape), trainable, batch: c.batch, maxLength: TOKENS,
+        layers: shape.layers, hidden: shape.hidden, heads: shape.heads, vocab: shape.vocab, checkpointing: c.checkpointing,
+      });
+      out.push({ ...c, heap_gib: heap === null ? null : Number((heap / GiB).toFixed(2)), estimate_gib: Number((estimate.total / GiB).toFixed(2)) });
+      await rm(dir, { recursive: true, force: true });
+    }
+    return { bench: 'memory', model: 'random Llama ~100M (hidden 768, 12 heads, vocab 32000; layers as listed)', tokens: TOKENS, rank: RANK, cases: out };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
