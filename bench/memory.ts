@@ -9,12 +9,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { createAdapters } from '../server/models/adapters';
 import { causalLmLoss, CausalLM } from '../server/models/model';
+import { tokenBatch, trainableMoslora } from './workload';
 import { estimateMemory } from '../server/lsp/memory';
 import { LLAMA_100M, llamaParameterCount, writeRandomLlama, type LlamaShape } from './random-llama';
 
-const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
 const RANK = 16;
 const TOKENS = 256;
 
@@ -47,15 +46,8 @@ function shapeOf(layers: number): LlamaShape {
 /** One training step of one case, in this process: the heap's size afterwards, in bytes. */
 export async function measureStep(modelDir: string, c: MemoryCase): Promise<number> {
   const model = await CausalLM.load(modelDir);
-  const { adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: RANK, alpha: 2 * RANK, bInit: 'kaiming', dropout: 0.05 }, 1);
-  const variables: tf.Variable[] = [];
-  for (const adapter of adapters.values()) {
-    const { A, B, mixers } = adapter.weights;
-    adapter.weights = { A: tf.variable(A), B: tf.variable(B), mixers: mixers.map((m) => tf.variable(m)) };
-    variables.push(...([adapter.weights.A, adapter.weights.B, ...adapter.weights.mixers] as tf.Variable[]));
-  }
-  const vocab = model.config.vocabSize;
-  const ids = tf.tensor2d(Array.from({ length: c.batch }, (_, b) => Array.from({ length: TOKENS }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
+  const { adapters, variables } = trainableMoslora(model.linearModules, RANK);
+  const ids = tokenBatch(c.batch, TOKENS, model.config.vocabSize);
   const { value, grads } = tf.variableGrads(() => causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed: 1, checkpoint: c.checkpointing }), ids), variables);
   value.dataSync();
   tf.dispose([value, ids, ...Object.values(grads)]);

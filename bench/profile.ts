@@ -5,10 +5,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../kernels/backend';
 import { AdamW } from '../server/engine/optim';
 import { median } from '../server/engine/median';
-import { createAdapters } from '../server/models/adapters';
 import { causalLmLoss, CausalLM } from '../server/models/model';
+import { tokenBatch, trainableMoslora } from './workload';
 
-const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
 
 export interface KernelShare {
   kernel: string;
@@ -63,16 +62,9 @@ function referenceRate(): number {
 export async function benchProfile(choice: BackendChoice, options: { model: string; batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<ProfileBenchResult> {
   const model = await CausalLM.load(options.model);
   const tokens = Math.min(options.tokens, model.config.maxPositions);
-  const { adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: options.rank, alpha: 2 * options.rank, bInit: 'kaiming', dropout: 0.05 }, 1);
-  const params = new Map<string, tf.Variable>();
-  for (const [name, adapter] of adapters) {
-    const { A, B, mixers } = adapter.weights;
-    adapter.weights = { A: tf.variable(A), B: tf.variable(B), mixers: mixers.map((m) => tf.variable(m)) };
-    tf.dispose([A, B, ...mixers]);
-    [adapter.weights.A, adapter.weights.B, ...adapter.weights.mixers].forEach((v, i) => params.set(`${name}.${i}`, v as tf.Variable));
-  }
-  const vocab = model.config.vocabSize;
-  const ids = tf.tensor2d(Array.from({ length: options.batch }, (_, b) => Array.from({ length: tokens }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
+  const { adapters, variables } = trainableMoslora(model.linearModules, options.rank);
+  const params = new Map(variables.map((v) => [v.name, v]));
+  const ids = tokenBatch(options.batch, tokens, model.config.vocabSize);
   const optimizer = new AdamW();
   const step = (seed: number) => {
     const { value, grads } = tf.variableGrads(

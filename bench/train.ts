@@ -10,12 +10,11 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../kernels/backend';
 import { AdamW } from '../server/engine/optim';
-import { createAdapters } from '../server/models/adapters';
 import { causalLmLoss, CausalLM } from '../server/models/model';
+import { TARGETS, tokenBatch, trainableMoslora } from './workload';
 import { LLAMA_100M, writeRandomLlama } from './random-llama';
 import { median } from '../server/engine/median';
 
-const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
 
 export interface TrainBenchResult {
   bench: 'train';
@@ -37,18 +36,9 @@ export interface TrainBenchResult {
 
 
 async function oursSteps(model: CausalLM, options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<number[]> {
-  const { adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: options.rank, alpha: 2 * options.rank, bInit: 'kaiming', dropout: 0.05 }, 1);
-  const params = new Map<string, tf.Variable>();
-  for (const [name, adapter] of adapters) {
-    const { A, B, mixers } = adapter.weights;
-    adapter.weights = { A: tf.variable(A), B: tf.variable(B), mixers: mixers.map((m) => tf.variable(m)) };
-    tf.dispose([A, B, ...mixers]);
-    params.set(`${name}.A`, adapter.weights.A as tf.Variable);
-    params.set(`${name}.B`, adapter.weights.B as tf.Variable);
-    adapter.weights.mixers.forEach((m, i) => params.set(`${name}.M${i}`, m as tf.Variable));
-  }
-  const vocab = model.config.vocabSize;
-  const ids = tf.tensor2d(Array.from({ length: options.batch }, (_, b) => Array.from({ length: options.tokens }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
+  const { adapters, variables } = trainableMoslora(model.linearModules, options.rank);
+  const params = new Map(variables.map((v) => [v.name, v]));
+  const ids = tokenBatch(options.batch, options.tokens, model.config.vocabSize);
   const optimizer = new AdamW();
   const times: number[] = [];
   for (let step = 0; step <= options.steps; step++) {

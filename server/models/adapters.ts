@@ -1,5 +1,6 @@
 // Fresh adapters for the modules that target_modules selects, one spec for all of them.
 
+import * as tf from '@tensorflow/tfjs-core';
 import { resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter';
 import { disposeAdapterWeights, initAdapterWeights } from '../../kernels/init';
 import type { Adapter } from '../../kernels/linear';
@@ -38,6 +39,23 @@ export function createAdapters(
     adapters.set(module.name, { spec, weights: initAdapterWeights(spec, seed + index * SEED_STRIDE) });
   });
   return { adapters, unmatched };
+}
+
+/**
+ * Turns every adapter's weights into variables, in place, disposing the tensors they replace
+ * (moslora-fixed mixers stay frozen); returns the trainable variables.
+ */
+export function makeTrainable(adapters: ReadonlyMap<string, Adapter>): tf.Variable[] {
+  const trainable: tf.Variable[] = [];
+  for (const adapter of adapters.values()) {
+    const { A, B, mixers } = adapter.weights;
+    const learnMixers = adapter.spec.method !== 'moslora-fixed';
+    const variables = { A: tf.variable(A), B: tf.variable(B), mixers: mixers.map((m) => tf.variable(m, learnMixers)) };
+    adapter.weights = variables;
+    tf.dispose([A, B, ...mixers]);
+    trainable.push(variables.A, variables.B, ...(learnMixers ? variables.mixers : []));
+  }
+  return trainable;
 }
 
 export function disposeAdapters(adapters: ReadonlyMap<string, Adapter>): void {
