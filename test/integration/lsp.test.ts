@@ -94,7 +94,7 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'moslora-lsp-'));
     await mkdir(join(dir, 'tiny-llama'));
-    await writeFile(join(dir, 'tiny-llama', 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], hidden_size: HIDDEN, num_hidden_layers: 2, vocab_size: VOCAB }));
+    await writeFile(join(dir, 'tiny-llama', 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], hidden_size: HIDDEN, num_hidden_layers: 2, num_attention_heads: 2, vocab_size: VOCAB }));
     await writeSafetensors(join(dir, 'tiny-llama', 'model.safetensors'), llamaTensors());
     await mkdir(join(dir, 'broken-model'));
     await writeFile(join(dir, 'broken-model', 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'] }));
