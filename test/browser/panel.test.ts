@@ -172,7 +172,8 @@ describe('training panel in Chromium', { skip }, () => {
     const header = await page.locator('.run-header').innerText();
     assert.ok(finalState.type === 'runState');
     assert.ok(header.includes(finalState.state.name), `${header} names the run`);
-    assert.match(header, new RegExp(`step ${fixture.total} / ${fixture.total}`));
+    assert.match(header, new RegExp(`step ${fixture.total} / ${fixture.total} · epoch \\d+`));
+    assert.equal(await page.locator('[data-chart="train/epoch"]').count(), 0, 'no chart of the epoch');
     assert.ok(header.includes(`${finalState.state.backend} · ${finalState.state.device}`), `${header} shows backend and device`);
     for (const id of ['eval/accuracy', 'train/lr', 'train/grad_norm', 'train/tokens_per_s']) {
       assert.equal((await chart(page, id)).drawn, id.startsWith('eval') ? evalSteps.length : trainRecords.length, id);

@@ -86,6 +86,14 @@ describe('run store', () => {
     assert.deepEqual(run.records.map((r) => `${r.kind}${r.step}`), ['train1', 'train2', 'eval4', 'train3', 'train4', 'train5']);
     assert.equal(run.best('train', 'loss', true), 8);
   });
+  it('the epoch is progress, not a curve: no column, the newest one on request', () => {
+    const run = new RunData('r');
+    assert.equal(run.epoch(), undefined);
+    run.addRecords([{ step: 1, kind: 'train', loss: 3, epoch: 0 }, { step: 2, kind: 'eval', eval_loss: 2 }, { step: 3, kind: 'train', loss: 2, epoch: 1 }]);
+    assert.equal(run.column('train', 'epoch'), undefined);
+    assert.deepEqual([...run.columns.keys()], ['train/loss', 'eval/eval_loss']);
+    assert.equal(run.epoch(), 1);
+  });
   it('null (a NaN on the wire) is a gap, not a zero', () => {
     const run = new RunData('r');
     run.addRecords([{ step: 1, kind: 'train', loss: null }]);

@@ -30,7 +30,8 @@ export class Column {
   }
 }
 
-const NOT_METRICS = new Set(['step', 'kind', 'wall_s']);
+// Record fields that are not curves: the epoch is progress, shown in the panel's header.
+const NOT_METRICS = new Set(['step', 'kind', 'wall_s', 'epoch']);
 
 export class RunData {
   name: string;
@@ -48,6 +49,15 @@ export class RunData {
 
   constructor(readonly runId: string) {
     this.name = runId;
+  }
+
+  /** The epoch (counted from 0) of the newest record that names one. */
+  epoch(): number | undefined {
+    for (let i = this.records.length - 1; i >= 0; i--) {
+      const epoch = this.records[i]!.epoch;
+      if (typeof epoch === 'number') return epoch;
+    }
+    return undefined;
   }
 
   column(kind: 'train' | 'eval', metric: string): Column | undefined {

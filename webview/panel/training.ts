@@ -148,7 +148,9 @@ export class TrainingView {
     const step = state?.step ?? run?.column('train', 'loss')?.steps.at(-1) ?? 0;
     const total = state?.total ?? 0;
     stat('backend', state ? `${state.backend} · ${state.device}` : '');
-    stat('steps', total ? `step ${formatCount(step)} / ${formatCount(total)}` : run ? `step ${formatCount(step)}` : '');
+    const epoch = run?.epoch();
+    const epochText = epoch !== undefined ? ` · epoch ${formatCount(epoch + 1)}` : '';
+    stat('steps', total ? `step ${formatCount(step)} / ${formatCount(total)}${epochText}` : run ? `step ${formatCount(step)}${epochText}` : '');
     const elapsed = run?.elapsedSeconds(Date.now());
     stat('elapsed', elapsed !== undefined ? `elapsed ${formatDuration(elapsed)}` : '');
     const rate = run?.stepsPerSecond();
