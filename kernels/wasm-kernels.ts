@@ -6,8 +6,13 @@
 // 16 ms, against 0.3 ms to add a scalar to it). Its Identity copies where a reference will do.
 // These versions copy only the requested bytes, within the heap, and Identity shares the data
 // as Reshape already does. Gradients are registered by kernel name, so they are unchanged.
+//
+// Its tensor allocation also takes a failed malloc (a heap that cannot grow past 4 GiB) for
+// address 0, or gets an address past the heap's end from a size that wrapped around, and carries
+// on: writing over the start of the heap, or failing later with an unrelated RangeError. Here
+// both throw WasmHeapExhausted instead.
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -92,11 +97,34 @@ function identity(args: KernelArgs): tf.TensorInfo {
 
 const REPLACEMENTS: Record<string, tf.KernelFunc> = { Slice: slice, Unpack: unpack, SplitV: splitV, Identity: identity };
 
+/** The wasm heap could not hold another tensor. */
+export class WasmHeapExhausted extends Error {
+  constructor(bytes: number) {
+    super(`the wasm backend's heap (at most 4 GiB) has no room for another ${(bytes / 2 ** 20).toFixed(0)} MiB tensor`);
+    this.name = 'WasmHeapExhausted';
+  }
+}
+
+function guardAllocations(): void {
+  const move = BackendWasm.prototype.move;
+  BackendWasm.prototype.move = function (this: BackendWasm, dataId, values, shape, dtype, refCount) {
+    move.call(this, dataId, values, shape, dtype, refCount);
+    const bytes = dtype === 'string' ? 0 : tf.util.sizeFromShape(shape) * tf.util.bytesPerElement(dtype);
+    const placed = this.dataIdMap.get(dataId);
+    const heapBytes = (this.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.length;
+    if (placed && bytes > 0 && (placed.memoryOffset === 0 || placed.memoryOffset + bytes > heapBytes)) {
+      this.wasm.tfjs.disposeData(placed.id);
+      this.dataIdMap.delete(dataId);
+      throw new WasmHeapExhausted(bytes);
+    }
+  };
+}
+
 let installed = false;
 
 /**
  * Puts the replacements in place of the wasm backend's own kernels (string tensors, which
- * live outside the heap, still go to the originals). Idempotent.
+ * live outside the heap, still go to the originals) and guards its allocations. Idempotent.
  */
 export function installWasmKernels(): void {
   if (installed) return;
@@ -110,5 +138,14 @@ export function installWasmKernels(): void {
     tf.unregisterKernel(kernelName, 'wasm');
     tf.registerKernel({ ...original, kernelFunc });
   }
+  guardAllocations();
   installed = true;
+}
+
+/**
+ * True when the wasm heap ran out: a tensor it could not place, or the module's own abort when
+ * an allocation inside it fails (after which every call into the module throws again).
+ */
+export function isWasmHeapExhausted(error: unknown): boolean {
+  return error instanceof WasmHeapExhausted || (error instanceof Error && error.name === 'RuntimeError' && /^Aborted\(/.test(error.message));
 }

@@ -11,6 +11,7 @@ import { initAdapterWeights } from '../../kernels/init';
 import type { Adapter } from '../../kernels/linear';
 import { mixerProduct } from '../../kernels/merge';
 import { mixerStats } from '../../kernels/stats';
+import { isWasmHeapExhausted } from '../../kernels/wasm-kernels';
 import type { ResolvedConfig } from '../config/load';
 import { exportPeft, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
 import {
@@ -281,6 +282,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   let lastLogged: number[] = [];
   const stepSeconds: number[] = [];
   let last: { loss: number | null; accuracy: number | null } = { loss: null, accuracy: null };
+  let heapGone = false;
   try {
     while (state.step < totalSteps) {
       if (signal?.aborted) {
@@ -343,9 +345,23 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     await saveAdapter(`${run.dir}/adapter`, moduleAdapters(), settings);
     await exportPeft(`${run.dir}/peft`, moduleAdapters(), settings);
     return await finish('done', undefined, last, lastLogged, stepSeconds);
+  } catch (error) {
+    if (!isWasmHeapExhausted(error)) throw error;
+    heapGone = true;
+    const kept = (await run.checkpointSteps()).at(-1);
+    throw new Error(
+      `${config.configPath}: training stopped at step ${state.step + 1}: the wasm backend ran out of its 4 GiB heap ` +
+        `(training.batch_size ${t.batch_size} × data.max_length ${config.data.max_length}${t.gradient_checkpointing ? ', with gradient checkpointing' : ''}). ` +
+        `To fit: ${t.gradient_checkpointing ? '' : 'set training.gradient_checkpointing: true; or '}lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length. ` +
+        `The memory warning on this config in the editor estimates the peak. ${kept === undefined ? 'No checkpoint had been saved.' : `The checkpoint of step ${kept} is kept in ${run.dir}.`}`,
+      { cause: error },
+    );
   } finally {
-    optimizer.dispose();
-    for (const { weights } of adapters.values()) tf.dispose([weights.A, weights.B, ...weights.mixers]);
+    // After a wasm abort nothing in the module can be freed (or needs to be): the process ends.
+    if (!heapGone) {
+      optimizer.dispose();
+      for (const { weights } of adapters.values()) tf.dispose([weights.A, weights.B, ...weights.mixers]);
+    }
   }
 }
 
