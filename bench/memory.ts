@@ -1,6 +1,6 @@
 // The wasm heap's high-water mark of one MoSLoRA training step of a ~100M Llama-shaped model,
 // at several batch sizes with and without gradient checkpointing, next to the estimate the
-// language server's memory diagnostic makes (server/lsp/memory.ts) for the same run. Each
+// language server's memory diagnostic makes (server/engine/memory.ts) for the same run. Each
 // configuration runs in a process of its own: a wasm heap grows and never shrinks.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { causalLmLoss, CausalLM } from '../server/models/model';
 import { tokenBatch, trainableMoslora } from './workload';
-import { estimateMemory } from '../server/lsp/memory';
+import { estimateMemory } from '../server/engine/memory';
 import { LLAMA_100M, llamaParameterCount, writeRandomLlama, type LlamaShape } from './random-llama';
 
 const RANK = 16;

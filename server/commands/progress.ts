@@ -41,6 +41,7 @@ export function progressReporter(output: ProgressOutput, label: string): (event:
         bar.start(total, event.step, { loss: '-', tps: '-', eta_text: '?' });
       }
       if (event.state === 'training') stepTimes.push({ step: event.step, at: performance.now() });
+      if (event.state === 'training' && event.message) line(`${label}: ${event.message}`);
       if (event.state === 'done' || event.state === 'cancelled' || event.state === 'failed') {
         bar?.stop();
         bar = null;

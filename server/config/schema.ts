@@ -53,9 +53,11 @@ export const trainingSchema = z
       .default(4)
       .describe('Micro-batches per optimizer step: the effective batch is batch_size × gradient_accumulation (16 by default, as the reference).'),
     gradient_checkpointing: z
-      .boolean()
-      .default(false)
-      .describe("Keep only each layer's input for the backward pass and recompute the rest there, as transformers' gradient_checkpointing: activation memory of one layer instead of all, for about one more forward pass of time."),
+      .union([z.boolean(), z.literal('auto')])
+      .default('auto')
+      .describe(
+        "Keep only each layer's input for the backward pass and recompute the rest there, as transformers' gradient_checkpointing: activation memory of one layer instead of all, for about a third more time per step. auto: on when the run would not fit the backend's memory without it (the wasm heap's 4 GiB).",
+      ),
     learning_rate: z.number().positive().max(1).default(3e-4).describe('Peak learning rate of AdamW.'),
     schedule: z.enum(SCHEDULES).default('linear').describe('Learning-rate decay after warmup: linear to 0, cosine to 0, or constant.'),
     warmup_steps: z.number().int().min(0).default(100).describe('Optimizer steps of linear warmup from 0 to `learning_rate`.'),

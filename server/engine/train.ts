@@ -28,11 +28,13 @@ import {
   type DataTokenizer,
   type TokenizedExample,
 } from './data';
+import type { ModelShape } from '../models/config';
 import { causalLmLoss, IGNORE_INDEX, labelLogProbs, type LogitsOptions } from '../models/model';
 import { matchTargetModules } from '../models/modules';
 import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
 import { median } from './median';
+import { memoryLimit, resolveCheckpointing } from './memory';
 
 /** A linear module the model exposes to adapters, with its size. */
 export interface LinearModule {
@@ -49,6 +51,8 @@ export interface LinearModule {
 export interface EngineModel {
   readonly linearModules: readonly LinearModule[];
   readonly parameterCount: number;
+  /** Width, depth, heads and vocabulary, for the memory estimate; absent: unknown. */
+  readonly shape?: ModelShape;
   /** Logits [B, T, V] for token ids [B, T]; adapters by module name; dropout only while training. */
   logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D;
 }
@@ -216,6 +220,11 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     if (spec.method !== 'moslora-fixed') weights.mixers.forEach((m, i) => params.set(`${module}.lora_AB.${i}`, m as tf.Variable));
   }
   const trainable = [...specs.values()].reduce((n, spec) => n + trainableParameterCount(spec), 0);
+  const checkpointing = resolveCheckpointing(
+    t.gradient_checkpointing,
+    model.shape ? { ...model.shape, baseParameters: model.parameterCount, trainable, batch: t.batch_size, maxLength: config.data.max_length } : null,
+    memoryLimit(backend.backend),
+  );
   const optimizer = new AdamW({ weightDecay: t.weight_decay });
   if (checkpoint) {
     optimizer.setState(checkpoint.optimizer);
@@ -274,7 +283,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     return summary;
   };
 
-  event('training');
+  event('training', checkpointing.reason);
   if (state.step === 0) {
     await snapshot();
   }
@@ -301,7 +310,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
         const { value, grads } = tf.variableGrads(() => {
           const ids = tf.tensor2d(batch.inputIds, undefined, 'int32');
           const labels = tf.tensor2d(batch.labels, undefined, 'int32');
-          return causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed, checkpoint: t.gradient_checkpointing }), labels);
+          return causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed, checkpoint: checkpointing.on }), labels);
         }, [...params.values()]);
         lossSum += value.dataSync()[0]!;
         value.dispose();
@@ -351,8 +360,8 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     const kept = (await run.checkpointSteps()).at(-1);
     throw new Error(
       `${config.configPath}: training stopped at step ${state.step + 1}: the wasm backend ran out of its 4 GiB heap ` +
-        `(training.batch_size ${t.batch_size} × data.max_length ${config.data.max_length}${t.gradient_checkpointing ? ', with gradient checkpointing' : ''}). ` +
-        `To fit: ${t.gradient_checkpointing ? '' : 'set training.gradient_checkpointing: true; or '}lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length. ` +
+        `(training.batch_size ${t.batch_size} × data.max_length ${config.data.max_length}${checkpointing.on ? ', with gradient checkpointing' : ''}). ` +
+        `To fit: ${checkpointing.on ? '' : 'set training.gradient_checkpointing: true; or '}lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length. ` +
         `The memory warning on this config in the editor estimates the peak. ${kept === undefined ? 'No checkpoint had been saved.' : `The checkpoint of step ${kept} is kept in ${run.dir}.`}`,
       { cause: error },
     );

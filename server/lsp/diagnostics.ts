@@ -11,7 +11,7 @@ import { checkRecords, DatasetError, type DataFormat, type FieldNames } from '..
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
 import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
 import { parameterCounts } from './hover';
-import { formatBytes, estimateMemory, memoryLimit } from './memory';
+import { formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
 import { DATASET_HEAD_LINES, targetedModules, targetNames, targets, type FactCache, type ModelFacts } from './facts';
 
 export const SOURCE = 'moslora';
@@ -188,9 +188,11 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const counts = parameterCounts(targetedModules(model.modules, entries), positive(['r'], DEFAULTS.r), positive(['chain_length'], DEFAULTS.chain_length));
   const method = source.scalar(['method'])?.value ?? DEFAULTS.method;
   const trainable = method === 'lora' || method === 'moslora-fixed' ? counts.lora : method === 'linchain' ? counts.linchain : counts.moslora;
-  const checkpointing = source.scalar(['training', 'gradient_checkpointing'])?.value === true;
-  const estimateAt = (b: number, withCheckpointing: boolean) =>
-    estimateMemory({ baseParameters: model.totalParameters, trainable, batch: b, maxLength, checkpointing: withCheckpointing, ...model.shape! });
+  const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;
+  const run = { baseParameters: model.totalParameters, trainable, batch, maxLength, ...model.shape };
+  // As the engine decides it: auto (the default) checkpoints exactly when the run needs it.
+  const checkpointing = resolveCheckpointing(typeof setting === 'boolean' ? setting : 'auto', run, limit).on;
+  const estimateAt = (b: number, withCheckpointing: boolean) => estimateMemory({ ...run, batch: b, checkpointing: withCheckpointing });
   const estimate = estimateAt(batch, checkpointing);
   if (estimate.total <= limit.bytes) return [];
   // On the value that weighs most against its default (4 × 256); where neither is written, on the model.
@@ -219,7 +221,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   return [
     diagnostic(
       at.range,
-      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32 with the backend's packed copy ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${batch} × ${maxLength} tokens${checkpointing ? ' with gradient checkpointing' : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
+      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32 with the backend's packed copy ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${batch} × ${maxLength} tokens${checkpointing ? ` with gradient checkpointing${typeof setting === 'boolean' ? '' : ' (auto)'}` : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
       'warning',
     ),
   ];

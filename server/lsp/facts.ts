@@ -8,6 +8,7 @@ import { dirname, join, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { Checkpoint } from '../formats/checkpoint';
 import type { DataRecord } from '../engine/data';
+import type { ModelShape } from '../models/config';
 
 export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
 
@@ -59,12 +60,6 @@ function compareNames(a: string, b: string): number {
 }
 
 /** What the memory estimate needs from config.json; absent when config.json does not say. */
-export interface ModelShape {
-  hidden: number;
-  layers: number;
-  heads: number;
-  vocab: number;
-}
 
 export type ModelFacts =
   | { ok: true; dir: string; architecture: string; modules: LinearModule[]; totalParameters: number; shape?: ModelShape }

@@ -36,6 +36,14 @@ export type RopeScaling =
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
 
 /** Llama, Mistral, Qwen2 (and SmolLM, which is a Llama): RMSNorm, RoPE, SwiGLU, GQA. */
+/** A model's width, depth, attention heads and vocabulary. */
+export interface ModelShape {
+  hidden: number;
+  layers: number;
+  heads: number;
+  vocab: number;
+}
+
 export interface LlamaConfig extends BaseConfig {
   family: 'llama';
   intermediateSize: number;

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { targetLogProbs } from '../../kernels/log-probs';
 import { Checkpoint } from '../formats/checkpoint';
 import { nearestNames } from '../formats/names';
-import { loadModelConfig, type ModelConfig } from './config';
+import { loadModelConfig, type ModelConfig, type ModelShape } from './config';
 import { gpt2Forward, gpt2Weights } from './gpt2';
 import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear } from './layers';
 import { llamaForward, llamaWeights } from './llama';
@@ -163,6 +163,12 @@ export class CausalLM {
       }
       return this.run(ids, options);
     });
+  }
+
+  /** Width, depth, heads and vocabulary (EngineModel: for the memory estimate). */
+  get shape(): ModelShape {
+    const c = this.config;
+    return { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize };
   }
 
   /** The training engine's entry point (EngineModel): forward with an adapter set. */

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../server/lsp/diagnostics';
 import type { FactCache, LinearModule, ModelFacts } from '../../server/lsp/facts';
-import { estimateMemory, memoryLimit, WASM_HEAP_BYTES } from '../../server/lsp/memory';
+import { estimateMemory, memoryLimit, resolveCheckpointing, WASM_HEAP_BYTES } from '../../server/engine/memory';
 
-// The measured case (server/lsp/memory.ts): a ~100M Llama trained with MoSLoRA r 16 on q,k,v,up,down.
+// The measured case (server/engine/memory.ts): a ~100M Llama trained with MoSLoRA r 16 on q,k,v,up,down.
 const LLAMA_100M = { baseParameters: 100_092_672, layers: 12, hidden: 768, heads: 12, vocab: 32_000, maxLength: 256 };
 // r·(d_in + d_out) + r² per module: q 768→768, k,v 768→256, up 768→2048, down 2048→768.
 const TRAINABLE = 12 * (16 * (768 + 768) + 2 * 16 * (768 + 256) + 2 * 16 * (768 + 2048) + 5 * 256);
@@ -43,6 +43,19 @@ describe('memory estimate', () => {
     assert.equal(checkpointed.activations, 4 * 2 * 3 * (163 + 3 * 6 + 2 + 5));
   });
 
+  it('auto turns checkpointing on exactly when the run does not fit without it, and says why', () => {
+    const run = { ...LLAMA_100M, trainable: TRAINABLE };
+    const wasm = memoryLimit('wasm');
+    assert.deepEqual(resolveCheckpointing('auto', { ...run, batch: 1 }, wasm), { on: false });
+    const two = resolveCheckpointing('auto', { ...run, batch: 2 }, wasm);
+    assert.equal(two.on, true);
+    assert.match(two.reason!, /^gradient checkpointing on \(training\.gradient_checkpointing: auto\): without it this run needs an estimated 4\.\d GiB, more than the wasm backend's 4 GiB heap; with it 1\.\d GiB$/);
+    assert.deepEqual(resolveCheckpointing(false, { ...run, batch: 2 }, wasm), { on: false }, 'an explicit setting is kept');
+    assert.deepEqual(resolveCheckpointing(true, { ...run, batch: 1 }, wasm), { on: true });
+    assert.deepEqual(resolveCheckpointing('auto', { ...run, batch: 2 }, memoryLimit('webgpu')), { on: false }, 'no known limit: off');
+    assert.deepEqual(resolveCheckpointing('auto', null, wasm), { on: false }, 'no known shape: off');
+  });
+
   it('knows the limit of wasm, auto (wasm on a machine without a GPU) and cpu, and not of GPU backends', () => {
     assert.equal(memoryLimit('auto')?.bytes, WASM_HEAP_BYTES);
     assert.match(memoryLimit('auto')!.what, /auto lands on wasm/);
@@ -66,19 +79,22 @@ describe('memory diagnostic', () => {
     ['model: ./m', `backend: ${backend}`, 'data:', '  train: t.jsonl', '  max_length: 256', 'training:', `  batch_size: ${batch}`, '  gradient_accumulation: 4', ...(checkpointing === undefined ? [] : [`  gradient_checkpointing: ${checkpointing}`]), ''].join('\n');
 
   it('warns on wasm at 2 × 256, naming the estimate, the limit and gradient checkpointing as the fix', async () => {
-    const [warning, ...rest] = await memory(config(2, 'wasm'));
+    const [warning, ...rest] = await memory(config(2, 'wasm', false));
     assert.ok(warning);
     assert.equal(rest.length, 0);
     assert.equal(warning.line, 4, 'on max_length: against the defaults (4 × 256), it is the larger');
-    assert.equal((await memory(config(8, 'wasm')))[0]?.line, 6, 'on batch_size when that is the larger');
+    assert.equal((await memory(config(8, 'wasm', false)))[0]?.line, 6, 'on batch_size when that is the larger');
     assert.match(warning.message, /GiB at its peak/);
     assert.match(warning.message, /wasm backend's 4 GiB heap/);
     assert.match(warning.message, /To fit: set training.gradient_checkpointing: true \(estimated 1\.\d GiB; /);
     assert.match(warning.message, /or lower training.batch_size to 1 and raise training.gradient_accumulation to 8 to keep the effective batch \(8\)/);
   });
 
-  it('is silent once gradient checkpointing is on, and past what it can save suggests a smaller batch', async () => {
+  it('is silent once gradient checkpointing is on, or auto (the default) turns it on, and past what it can save suggests a smaller batch', async () => {
     assert.deepEqual(await memory(config(4, 'wasm', true)), []);
+    assert.deepEqual(await memory(config(4, 'wasm')), []);
+    assert.deepEqual(await memory(config(8, 'wasm')), []);
+    assert.match((await memory(config(16, 'wasm')))[0]?.message ?? '', /with gradient checkpointing \(auto\)/);
     const [warning] = await memory(config(16, 'wasm', true));
     assert.match(warning?.message ?? '', /with gradient checkpointing/);
     assert.match(warning?.message ?? '', /To fit: lower training.batch_size to \d+ and raise training.gradient_accumulation to \d+ to keep the effective batch \(64\)/);
@@ -86,7 +102,7 @@ describe('memory diagnostic', () => {
   });
 
   it('says so when auto is what lands on wasm; nothing at batch 1, nor on a GPU backend', async () => {
-    assert.match((await memory(config(4, 'auto')))[0]?.message ?? '', /auto lands on wasm/);
+    assert.match((await memory(config(4, 'auto', false)))[0]?.message ?? '', /auto lands on wasm/);
     assert.deepEqual(await memory(config(1, 'wasm')), []);
     assert.deepEqual(await memory(config(4, 'webgpu')), []);
   });

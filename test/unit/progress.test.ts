@@ -28,6 +28,13 @@ describe('training progress in a terminal', () => {
     assert.ok(!capture(false).includes('\r'), 'no carriage returns in logs');
   });
 
+  it("prints what the engine says when training starts (gradient checkpointing's auto decision)", () => {
+    let text = '';
+    const report = progressReporter({ isTTY: false, write: (s) => (text += s) }, 'moslora');
+    report({ type: 'state', state: 'training', runDir: 'runs/a', step: 0, totalSteps: 4, message: 'gradient checkpointing on (training.gradient_checkpointing: auto): …' });
+    assert.equal(text, 'moslora: gradient checkpointing on (training.gradient_checkpointing: auto): …\n');
+  });
+
   it('on a TTY: a redrawn bar with step, loss and tokens/s, then the final state', () => {
     const text = capture(true);
     assert.match(text, /4\/4 \| loss 1\.5000 \| 1300 tok\/s/);

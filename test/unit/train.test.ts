@@ -10,6 +10,8 @@ import { configSchema, type ConfigInput } from '../../server/config/schema';
 import { loadAdapter } from '../../server/engine/adapter-files';
 import { RunDirectory } from '../../server/engine/runs';
 import { train, type TrainEvent } from '../../server/engine/train';
+import type { LogitsOptions } from '../../server/models/model';
+import type { Adapter } from '../../kernels/linear';
 import { TOY_VOCAB, ToyModel, toyTokenizer } from '../helpers/toy-model';
 
 let dir: string;
@@ -126,6 +128,29 @@ describe('training engine', () => {
     assert.match(summary.reason!, /the loss became NaN at step 7; stopped, the last good checkpoint is kept/);
     assert.deepEqual(await new RunDirectory(summary.runDir).checkpointSteps(), [4]);
     await assert.rejects(readdir(join(summary.runDir, 'adapter')), /ENOENT/);
+  });
+
+  it('gradient checkpointing auto: on, and said so, when the run would not fit the wasm heap without it', async () => {
+    // The toy computes little, but reports the shape of a ~100M Llama: 3 × 256 tokens of it do not fit.
+    class LargeLooking extends ToyModel {
+      readonly checkpointFlags: (boolean | undefined)[] = [];
+      get shape() {
+        return { hidden: 768, layers: 12, heads: 12, vocab: 32_000 };
+      }
+      override logits(ids: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D {
+        if (options.training) this.checkpointFlags.push(options.checkpoint);
+        return super.logits(ids, adapters, options);
+      }
+    }
+    const messages: string[] = [];
+    const sizes = { training: { max_steps: 2, batch_size: 3, gradient_accumulation: 1, eval_interval: 100 }, data: { train: 'train.jsonl', max_length: 256 } };
+    const large = new LargeLooking(TOY_VOCAB, 16);
+    await run(await config('auto-on', sizes), { model: large, onEvent: (e) => e.type === 'state' && e.message && messages.push(e.message) });
+    assert.deepEqual(large.checkpointFlags, [true, true]);
+    assert.ok(messages.some((m) => /^gradient checkpointing on \(training\.gradient_checkpointing: auto\): without it this run needs an estimated \d+\.\d GiB, more than the wasm backend's 4 GiB heap/.test(m)), messages.join('\n'));
+    const small = new LargeLooking(TOY_VOCAB, 16);
+    await run(await config('auto-off', { ...sizes, training: { ...sizes.training, batch_size: 1 } }), { model: small });
+    assert.deepEqual(small.checkpointFlags, [false, false], 'batch 1 fits without it');
   });
 
   it('keeps the tensor count flat over 200 steps', async () => {

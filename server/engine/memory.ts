@@ -1,5 +1,7 @@
-// A peak-memory estimate of a training run, for the diagnostic that warns before a run aborts on
-// a backend with a fixed heap. Every constant is named here and fitted to measurements.
+// A peak-memory estimate of a training run: the language server's diagnostic warns with it
+// before a run outgrows a backend with a fixed heap, and the engine turns gradient checkpointing
+// on with it (training.gradient_checkpointing: auto). Every constant is named here and fitted
+// to measurements.
 //
 //   weights      = 2 × 4 B × base parameters      float32 (tfjs has no fp16), plus the packed copy
 //                                                 XNNPACK keeps of every weight matrix it multiplies by
@@ -23,6 +25,7 @@
 // (six [T × S] tensors per head), not separated by those measurements, which all use 256 tokens.
 import { totalmem } from 'node:os';
 import type { BackendPreference } from '../../kernels/backend-names';
+import type { ModelShape } from '../models/config';
 
 export const BYTES = 4;
 const WEIGHT_COPIES = 2;
@@ -33,15 +36,11 @@ const RUNTIME_BYTES = 80 * 1024 ** 2;
 /** wasm32: the heap addresses 4 GiB at most. */
 export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
 
-export interface MemoryInputs {
+export interface MemoryInputs extends ModelShape {
   baseParameters: number;
   trainable: number;
   batch: number;
   maxLength: number;
-  layers: number;
-  hidden: number;
-  heads: number;
-  vocab: number;
   checkpointing: boolean;
 }
 
@@ -83,4 +82,25 @@ export function memoryLimit(backend: BackendPreference, machineMemory = totalmem
 
 export function formatBytes(bytes: number): string {
   return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${Math.round(bytes / 1024 ** 2)} MiB`;
+}
+
+/**
+ * Whether a run checkpoints its layers: as the config says, or for `auto` exactly when the run
+ * would not fit what the backend can use without it (nothing known about the model or the
+ * backend's limit: off). `reason` says why auto turned it on.
+ */
+export function resolveCheckpointing(
+  setting: boolean | 'auto',
+  run: Omit<MemoryInputs, 'checkpointing'> | null,
+  limit: MemoryLimit | null,
+): { on: boolean; reason?: string } {
+  if (setting !== 'auto') return { on: setting };
+  if (!run || !limit) return { on: false };
+  const without = estimateMemory({ ...run, checkpointing: false }).total;
+  if (without <= limit.bytes) return { on: false };
+  const withIt = estimateMemory({ ...run, checkpointing: true }).total;
+  return {
+    on: true,
+    reason: `gradient checkpointing on (training.gradient_checkpointing: auto): without it this run needs an estimated ${formatBytes(without)}, more than ${limit.what}; with it ${formatBytes(withIt)}`,
+  };
 }
