@@ -26,7 +26,7 @@ function percentile(values: number[], p: number): number {
 export async function benchServer(options: { requests: number }): Promise<ServerBenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'moslora-bench-server-'));
   const examples = join(__dirname, '..', 'examples');
-  const client = await LspClient.start(dir, join(__dirname, 'server.js'));
+  const client = await LspClient.start(dir, { server: join(__dirname, 'server.js') });
   try {
     const config = join(dir, 'bench.moslora.yaml');
     const text = [

@@ -12,12 +12,6 @@ export const SETTINGS = {
   traceServer: 'trace.server',
 } as const;
 
-/**
- * Settings whose change needs a server restart. None today: backend and runs folder are sent with
- * each job, and the client applies trace.server to the running server.
- */
-export const RESTART_ON_CHANGE: readonly string[] = [];
-
 export interface SettingsReader {
   get(key: string): unknown;
 }
@@ -53,10 +47,5 @@ export class Config {
     if (isAbsolute(path)) return path;
     const root = this.workspaceRoot();
     return root ? resolve(root, path) : undefined;
-  }
-
-  /** Whether a configuration change touches a setting that needs a server restart. */
-  static needsRestart(affects: (key: string) => boolean): boolean {
-    return RESTART_ON_CHANGE.some((key) => affects(`${SECTION}.${key}`));
   }
 }

@@ -15,9 +15,9 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
-import { jobUpdateNotification, listRunsRequest, type JobUpdate, type RunListing as ServerRunListing } from '../server/protocol';
+import { jobUpdateNotification, listRunsRequest, settingsNotification, type JobUpdate, type RunListing as ServerRunListing, type ServerSettings } from '../server/protocol';
 import type { RunListing } from '../webview/protocol';
-import { Config, SECTION } from './config';
+import { Config, SECTION, SETTINGS } from './config';
 import { JobTracker, runStateOf, type Applied, type TrackedJob } from './jobs';
 import { RestartBudget } from './restarts';
 import { listingOf, runMethod, runsDirOf } from './runs';
@@ -76,6 +76,7 @@ export class Ctx implements vscode.Disposable {
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ language: 'moslora-config' }],
+      initializationOptions: this.serverSettings(),
       outputChannel: this.serverLog,
       errorHandler: {
         error: (_error, _message, count): ErrorHandlerResult => ({ action: count !== undefined && count <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
@@ -88,6 +89,13 @@ export class Ctx implements vscode.Disposable {
       this.receive(update);
     });
     this._client = client;
+    this.disposables.push(
+      vscode.workspace.onDidChangeConfiguration((change) => {
+        if (change.affectsConfiguration(`${SECTION}.${SETTINGS.runsDirectory}`) && client.isRunning()) {
+          void client.sendNotification(settingsNotification, this.serverSettings());
+        }
+      }),
+    );
     try {
       await client.start();
     } catch (error) {
@@ -204,6 +212,11 @@ export class Ctx implements vscode.Disposable {
     const message = error instanceof Error ? error.message : String(error);
     this.log.error(`${what}: ${error instanceof Error && error.stack ? error.stack : message}`);
     void vscode.window.showErrorMessage(`MoSLoRA: ${what}: ${message}`);
+  }
+
+  /** What the server reads of the editor's settings (protocol: ServerSettings). */
+  private serverSettings(): ServerSettings {
+    return { runsDirectory: this.config.runsDirectory ?? null };
   }
 
   /** The workspace's adapter configs. */

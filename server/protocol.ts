@@ -74,6 +74,22 @@ export const runDataRequest = new RequestType<{ runDir: string }, RunData, void>
 /** A job's new state and the records that arrived since its last update (at most ~5 per second). */
 export const jobUpdateNotification = new NotificationType<JobUpdate>('moslora/jobUpdate');
 
+/**
+ * The editor's settings the server reads itself: `moslora.runsDirectory` as an absolute path
+ * (null: each config's own `output.runs_dir`), where the lenses look for a config's runs. Sent
+ * as the initialize request's initializationOptions, and again whenever it changes.
+ */
+export interface ServerSettings {
+  runsDirectory: string | null;
+}
+export const settingsNotification = new NotificationType<ServerSettings>('moslora/settings');
+
+/** Settings as received: anything that is not a non-empty string counts as unset. */
+export function serverSettingsOf(value: unknown): ServerSettings {
+  const runsDirectory = (value as { runsDirectory?: unknown } | null | undefined)?.runsDirectory;
+  return { runsDirectory: typeof runsDirectory === 'string' && runsDirectory !== '' ? runsDirectory : null };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Estimate (the "Estimate" code lens): what a config would train, read from headers and line counts
 

@@ -30,12 +30,15 @@ import {
   listJobsRequest,
   listRunsRequest,
   runDataRequest,
+  serverSettingsOf,
+  settingsNotification,
   startTrainingRequest,
   type EnvironmentReport,
   type ExportResult,
   type GenerateResult,
   type CombineResult,
   type MergeResult,
+  type ServerSettings,
 } from './protocol';
 
 const connection = createConnection(ProposedFeatures.all);
@@ -47,9 +50,15 @@ const diagnostics = new DiagnosticsScheduler(facts, documents, (uri, version, li
 
 /** Whether the client re-asks for code lenses when told (`workspace/codeLens/refresh`). */
 let lensRefresh = false;
+let settings: ServerSettings = serverSettingsOf(null);
 
-connection.onInitialize(({ capabilities: client }) => {
+function refreshLenses(): void {
+  if (lensRefresh) void connection.sendRequest(CodeLensRefreshRequest.type).catch(() => undefined);
+}
+
+connection.onInitialize(({ capabilities: client, initializationOptions }) => {
   lensRefresh = client.workspace?.codeLens?.refreshSupport === true;
+  settings = serverSettingsOf(initializationOptions);
   return {
     capabilities: {
       textDocumentSync: TextDocumentSyncKind.Incremental,
@@ -75,14 +84,18 @@ connection.onHover(({ textDocument, position }) => {
   return document ? hoverConfig(document.uri, document.getText(), position, facts) : null;
 });
 connection.onCodeAction((params) => quickFixes(params));
-connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri, documents.get(textDocument.uri)?.getText() ?? ''));
+connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri, documents.get(textDocument.uri)?.getText() ?? '', settings.runsDirectory));
+connection.onNotification(settingsNotification, (received) => {
+  settings = serverSettingsOf(received);
+  refreshLenses();
+});
 
 const jobs = new JobManager({
   trainerModule: join(__dirname, 'trainer.js'),
   onUpdate: (update) => {
     void connection.sendNotification(jobUpdateNotification, update);
     // A finished run brings its config the "Open panel" and "Merge" lenses.
-    if (update.job.state === 'done' && lensRefresh) void connection.sendRequest(CodeLensRefreshRequest.type).catch(() => undefined);
+    if (update.job.state === 'done') refreshLenses();
   },
 });
 

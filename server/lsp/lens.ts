@@ -1,6 +1,6 @@
 // Code lenses at the top of a config: "Train" and "Estimate" (argument: the config's URI), and,
-// once a run of this config exists, "Open panel" and "Merge" for its newest run (arguments: the
-// run folder, and its adapter folder). The extension implements the commands; their ids live in
+// once a run of this config exists (in the editor's runs folder setting, else the config's own),
+// "Open panel" and "Merge" for its newest run (arguments: the run folder, and its adapter folder). The extension implements the commands; their ids live in
 // the protocol file.
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -13,7 +13,8 @@ import { ConfigSource, filePathOf, resolveFrom } from './document';
 
 const DEFAULT_RUNS_DIR = outputSchema.parse({}).runs_dir;
 
-export async function configLenses(uri: string, text: string): Promise<CodeLens[]> {
+/** `runsDirectory`: the editor's `moslora.runsDirectory`, which overrides the config's `output.runs_dir`. */
+export async function configLenses(uri: string, text: string, runsDirectory: string | null = null): Promise<CodeLens[]> {
   const range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
   const lenses: CodeLens[] = [
     { range, command: { title: '$(play) Train', command: configCommands.startTraining, arguments: [uri] } },
@@ -22,7 +23,7 @@ export async function configLenses(uri: string, text: string): Promise<CodeLens[
   const configPath = filePathOf(uri);
   if (!configPath) return lenses;
   const written = new ConfigSource(text).scalar(['output', 'runs_dir'])?.value;
-  const runsDir = resolveFrom(configPath, typeof written === 'string' && written ? written : DEFAULT_RUNS_DIR);
+  const runsDir = runsDirectory ?? resolveFrom(configPath, typeof written === 'string' && written ? written : DEFAULT_RUNS_DIR);
   const runDir = await newestRunOf(configPath, runsDir);
   if (!runDir) return lenses;
   const name = basename(runDir);

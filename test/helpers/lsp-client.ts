@@ -52,11 +52,12 @@ export class LspClient {
     this.connection.listen();
   }
 
-  static async start(rootDir: string, server = SERVER): Promise<LspClient> {
-    const child = spawn(process.execPath, [server, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  static async start(rootDir: string, options: { server?: string; initializationOptions?: unknown } = {}): Promise<LspClient> {
+    const child = spawn(process.execPath, [options.server ?? SERVER, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const client = new LspClient(child);
     await client.connection.sendRequest(InitializeRequest.type, {
       processId: process.pid,
+      initializationOptions: options.initializationOptions,
       rootUri: pathToFileURL(rootDir).href,
       capabilities: { textDocument: { publishDiagnostics: { relatedInformation: true, versionSupport: true } } },
       workspaceFolders: [{ uri: pathToFileURL(rootDir).href, name: 'test' }],

@@ -23,7 +23,7 @@ import {
   type TextEdit,
 } from 'vscode-languageserver-protocol/node';
 import { writeSafetensors, type TensorToWrite } from '../../server/formats/safetensors';
-import { configCommands } from '../../server/protocol';
+import { configCommands, settingsNotification } from '../../server/protocol';
 import { LspClient, SERVER } from '../helpers/lsp-client';
 
 const HIDDEN = 64;
@@ -242,7 +242,26 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
         [configCommands.mergeAdapter, [join(runDir, 'adapter')]],
       ],
     );
+    // the editor's moslora.runsDirectory, sent when it changes, overrides the config's runs_dir
+    const centralRun = join(dir, 'central', 'main-2');
+    await mkdir(centralRun, { recursive: true });
+    await writeFile(join(centralRun, 'config.yaml'), `configPath: ${join(dir, 'main.moslora.yaml')}\n`);
+    const openPanelOf = async (c: LspClient) =>
+      (await c.connection.sendRequest(CodeLensRequest.type, { textDocument: { uri: main() } }))?.slice(2).map((lens) => lens.command?.arguments?.[0]);
+    await client.connection.sendNotification(settingsNotification, { runsDirectory: join(dir, 'central') });
+    assert.deepEqual(await openPanelOf(client), [centralRun]);
+    await client.connection.sendNotification(settingsNotification, { runsDirectory: null });
+    assert.deepEqual(await openPanelOf(client), [runDir, join(runDir, 'adapter')]);
+    // … and arrives with the initialize request
+    const second = await LspClient.start(dir, { initializationOptions: { runsDirectory: join(dir, 'central') } });
+    try {
+      await second.open(main(), CONFIG);
+      assert.deepEqual(await openPanelOf(second), [centralRun]);
+    } finally {
+      await second.stop();
+    }
     await rm(join(dir, 'runs'), { recursive: true });
+    await rm(join(dir, 'central'), { recursive: true });
   });
 
   it("warns at max_length when the run's estimated memory exceeds the wasm heap", async () => {

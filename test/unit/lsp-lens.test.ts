@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { configLenses } from '../../server/lsp/lens';
-import { configCommands } from '../../server/protocol';
+import { configCommands, serverSettingsOf } from '../../server/protocol';
 
 describe('config lenses', () => {
   let dir: string;
@@ -66,5 +66,18 @@ describe('config lenses', () => {
       [configCommands.mergeAdapter, [join(elsewhere, 'adapter')]],
     ]);
     assert.equal((await commands('model: ./m\noutput:\n  runs_dir: nowhere\n')).length, 2);
+  });
+
+  it("looks in the editor's runs folder setting instead, when it is set", async () => {
+    const central = await run('central', 'y', config, 1000, false);
+    const lenses = await configLenses(pathToFileURL(config).href, 'model: ./m\noutput:\n  runs_dir: elsewhere\n', join(dir, 'central'));
+    assert.deepEqual(lenses.slice(2).map((lens) => [lens.command?.command, lens.command?.arguments]), [[configCommands.openPanel, [central]]]);
+  });
+});
+
+describe('server settings from the editor', () => {
+  it('take a non-empty runsDirectory string, and anything else as unset', () => {
+    assert.deepEqual(serverSettingsOf({ runsDirectory: '/runs' }), { runsDirectory: '/runs' });
+    for (const value of [null, undefined, {}, { runsDirectory: '' }, { runsDirectory: 3 }, 'x']) assert.deepEqual(serverSettingsOf(value), { runsDirectory: null });
   });
 });
