@@ -69,7 +69,7 @@ program
   .command('profile')
   .description('where one MoSLoRA training step spends its time, by kernel, and its arithmetic rate against a large plain product')
   .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
-  .option('--model <folder>', 'a model folder', 'examples/tiny-model')
+  .option('--model <folder>', 'a model folder, or 100m (a ~100M Llama-shaped model with random weights)', 'examples/tiny-model')
   .option('--batch <n>', 'sequences per step', integer('--batch', 1), 4)
   .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
   .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)

@@ -5,8 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../kernels/backend';
 import { AdamW } from '../server/engine/optim';
 import { median } from '../server/engine/median';
-import { causalLmLoss, CausalLM } from '../server/models/model';
-import { tokenBatch, trainableMoslora } from './workload';
+import { causalLmLoss } from '../server/models/model';
+import { loadBenchModel, tokenBatch, trainableMoslora } from './workload';
 
 
 export interface KernelShare {
@@ -60,7 +60,7 @@ function referenceRate(): number {
 }
 
 export async function benchProfile(choice: BackendChoice, options: { model: string; batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<ProfileBenchResult> {
-  const model = await CausalLM.load(options.model);
+  const model = await loadBenchModel(options.model);
   const tokens = Math.min(options.tokens, model.config.maxPositions);
   const { adapters, variables } = trainableMoslora(model.linearModules, options.rank);
   const params = new Map(variables.map((v) => [v.name, v]));
