@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { heapOf } from '../kernels/wasm-kernels';
 import { causalLmLoss, CausalLM } from '../server/models/model';
 import { tokenBatch, trainableMoslora } from './workload';
 import { estimateMemory } from '../server/engine/memory';
@@ -51,7 +52,7 @@ export async function measureStep(modelDir: string, c: MemoryCase): Promise<numb
   const { value, grads } = tf.variableGrads(() => causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed: 1, checkpoint: c.checkpointing }), ids), variables);
   value.dataSync();
   tf.dispose([value, ids, ...Object.values(grads)]);
-  return ((tf.backend() as BackendWasm).wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.length;
+  return heapOf(tf.backend() as BackendWasm).length;
 }
 
 export async function benchMemory(cases: MemoryCase[]): Promise<MemoryBenchResult> {

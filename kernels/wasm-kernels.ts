@@ -20,6 +20,11 @@ function wasmOf(args: KernelArgs): BackendWasm {
   return args.backend as BackendWasm;
 }
 
+/** The Emscripten module's current view of the heap (tfjs types the module without Emscripten's typings). */
+export function heapOf(backend: BackendWasm): Uint8Array {
+  return (backend.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8;
+}
+
 /**
  * Copies x[begin … begin + size) into a new tensor, within the heap: one memmove per run of
  * elements that is contiguous in both x and the result.
@@ -30,8 +35,7 @@ function sliceOf(backend: BackendWasm, x: tf.TensorInfo, begin: readonly number[
   if (count === 0) return out;
   const bytes = tf.util.bytesPerElement(x.dtype);
   // Read the heap after makeOutput: an allocation may grow the heap and replace its buffer.
-  // (The Emscripten module's HEAPU8 view; tfjs types the module without Emscripten's typings.)
-  const heap = (backend.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8;
+  const heap = heapOf(backend);
   const from = backend.getMemoryOffset(x.dataId);
   const to = backend.getMemoryOffset(out.dataId);
   const rank = x.shape.length;
@@ -111,8 +115,7 @@ function guardAllocations(): void {
     move.call(this, dataId, values, shape, dtype, refCount);
     const bytes = dtype === 'string' ? 0 : tf.util.sizeFromShape(shape) * tf.util.bytesPerElement(dtype);
     const placed = this.dataIdMap.get(dataId);
-    const heapBytes = (this.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.length;
-    if (placed && bytes > 0 && (placed.memoryOffset === 0 || placed.memoryOffset + bytes > heapBytes)) {
+    if (placed && bytes > 0 && (placed.memoryOffset === 0 || placed.memoryOffset + bytes > heapOf(this).length)) {
       this.wasm.tfjs.disposeData(placed.id);
       this.dataIdMap.delete(dataId);
       throw new WasmHeapExhausted(bytes);
