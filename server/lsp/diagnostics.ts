@@ -12,7 +12,8 @@ import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from 
 import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
 import { parameterCounts } from './hover';
 import { formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
-import { DATASET_HEAD_LINES, targetedModules, targetNames, targets, type FactCache, type ModelFacts } from './facts';
+import { DATASET_HEAD_LINES, targetedModules, targetNames, type FactCache, type ModelFacts } from './facts';
+import { matchesTarget } from '../models/modules';
 
 export const SOURCE = 'moslora';
 
@@ -136,7 +137,7 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const written = source.list(['target_modules']);
   const entries = written ? written.map((entry) => entry.value).filter((value): value is string => typeof value === 'string') : source.has(['target_modules']) ? [] : DEFAULT_TARGETS;
   for (const entry of written ?? []) {
-    if (typeof entry.value !== 'string' || model.modules.some((module) => targets(module.name, entry.value as string))) continue;
+    if (typeof entry.value !== 'string' || model.modules.some((module) => matchesTarget(module.name, entry.value as string))) continue;
     const guess = suggestion(entry.value, suffixes) ?? suggestion(entry.value, names);
     const hint = guess ? `did you mean "${guess}"?` : `its linear modules end in ${suffixes.join(', ')}`;
     const fix = guess ? { replacement: quotedLike(entry.source, guess), title: `Change to ${guess}` } : undefined;

@@ -9,6 +9,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { Checkpoint } from '../formats/checkpoint';
 import type { DataRecord } from '../engine/data';
 import type { ModelShape } from '../models/config';
+import { matchesTarget } from '../models/modules';
 
 export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
 
@@ -38,14 +39,9 @@ export function linearModules(checkpoint: Pick<Checkpoint, 'tensors'>, architect
   return modules.sort((a, b) => compareNames(a.name, b.name));
 }
 
-/** PEFT's rule: a target names a module exactly or by a dotted suffix. */
-export function targets(module: string, entry: string): boolean {
-  return module === entry || module.endsWith(`.${entry}`);
-}
-
-/** The modules a `target_modules` list adapts. */
+/** The modules a `target_modules` list adapts (PEFT's rule, as training applies it). */
 export function targetedModules(modules: readonly LinearModule[], entries: readonly string[]): LinearModule[] {
-  return modules.filter((module) => entries.some((entry) => targets(module.name, entry)));
+  return modules.filter((module) => entries.some((entry) => matchesTarget(module.name, entry)));
 }
 
 /** What a target can be written as: the distinct last names (`q_proj`) first, then the full names. */

@@ -5,7 +5,8 @@ import { basename } from 'node:path';
 import { MarkupKind, type Hover } from 'vscode-languageserver';
 import { configSchema } from '../config/schema';
 import { ConfigSource, filePathOf, resolveFrom } from './document';
-import { targetedModules, targets, type FactCache, type LinearModule, type ModelFacts } from './facts';
+import { targetedModules, type FactCache, type LinearModule, type ModelFacts } from './facts';
+import { matchesTarget } from '../models/modules';
 import { fieldAt, fieldMarkdown } from './schema-info';
 
 const DEFAULTS = configSchema.parse({ model: '.', data: { train: '.' } });
@@ -77,7 +78,7 @@ function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: t
 }
 
 function matches(entry: string, modules: readonly LinearModule[]): string {
-  const matched = modules.filter((m) => targets(m.name, entry));
+  const matched = modules.filter((m) => matchesTarget(m.name, entry));
   if (matched.length === 0) return `\`${entry}\` matches no linear module.`;
   const shown = matched.slice(0, 8).map((m) => `- \`${m.name}\`: d_in ${m.dIn}, d_out ${m.dOut}`);
   return [`\`${entry}\` matches ${matched.length} module${matched.length === 1 ? '' : 's'}:`, ...shown, ...(matched.length > 8 ? [`- … and ${matched.length - 8} more`] : [])].join('\n');

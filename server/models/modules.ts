@@ -208,6 +208,11 @@ const OUTPUT_LAYER = 'lm_head';
  * '.' + entry ('q_proj' selects every 'model.layers.N.self_attn.q_proj'). A string is a regular
  * expression that must match the whole name, except 'all-linear': every linear module but lm_head.
  */
+/** PEFT's rule for a list entry: it names a module exactly or by a dotted suffix. */
+export function matchesTarget(moduleName: string, entry: string): boolean {
+  return moduleName === entry || moduleName.endsWith(`.${entry}`);
+}
+
 export function matchTargetModules(moduleNames: readonly string[], targets: string | readonly string[]): TargetMatch {
   if (typeof targets === 'string') {
     if (targets === ALL_LINEAR) return { modules: moduleNames.filter((name) => name !== OUTPUT_LAYER), unmatched: [] };
@@ -215,10 +220,9 @@ export function matchTargetModules(moduleNames: readonly string[], targets: stri
     const modules = moduleNames.filter((name) => pattern.test(name));
     return { modules, unmatched: modules.length === 0 ? [targets] : [] };
   }
-  const hits = (entry: string, name: string) => name === entry || name.endsWith(`.${entry}`);
   return {
-    modules: moduleNames.filter((name) => targets.some((entry) => hits(entry, name))),
-    unmatched: targets.filter((entry) => !moduleNames.some((name) => hits(entry, name))),
+    modules: moduleNames.filter((name) => targets.some((entry) => matchesTarget(name, entry))),
+    unmatched: targets.filter((entry) => !moduleNames.some((name) => matchesTarget(name, entry))),
   };
 }
 
