@@ -29,7 +29,6 @@ export interface KernelBenchResult {
   moslora_over_lora: number;
 }
 
-
 export async function benchKernels(choice: BackendChoice, options: KernelBenchOptions): Promise<KernelBenchResult> {
   const { dim, rank, tokens } = options;
   const base: BaseLinear = { weight: tf.randomNormal([dim, dim], 0, 0.02, 'float32', 1) as tf.Tensor2D, layout: 'out_in' };

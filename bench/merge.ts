@@ -39,7 +39,6 @@ async function copyModel(from: string, to: string): Promise<void> {
   }
 }
 
-
 export async function benchMerge(choice: BackendChoice, options: { rounds: number; dtype: WritableDtype; rank: number }): Promise<MergeBenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'moslora-bench-merge-'));
   try {

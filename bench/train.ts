@@ -15,7 +15,6 @@ import { TARGETS, tokenBatch, trainableMoslora } from './workload';
 import { LLAMA_100M, writeRandomLlama } from './random-llama';
 import { median } from '../server/engine/median';
 
-
 export interface TrainBenchResult {
   bench: 'train';
   backend: string;
@@ -33,7 +32,6 @@ export interface TrainBenchResult {
   torch_tokens_per_s: number;
   ours_over_torch: number;
 }
-
 
 async function oursSteps(model: CausalLM, options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<number[]> {
   const { adapters, variables } = trainableMoslora(model.linearModules, options.rank);

@@ -26,7 +26,6 @@ interface DemoRun {
   stepMs: number[];
 }
 
-
 export async function runKernelDemo(options: DemoOptions): Promise<void> {
   const { steps, dim, rank, seed, log } = options;
   // A frozen base layer and a target change of rank `rank` that the adapters must learn.

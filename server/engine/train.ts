@@ -170,7 +170,6 @@ function snapshotMixers(step: number, adapters: ReadonlyMap<string, Adapter>): M
   return out;
 }
 
-
 export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const { config, model, tokenizer, backend, signal } = inputs;
   const emit = inputs.onEvent ?? (() => {});

@@ -55,8 +55,7 @@ function compareNames(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }
 
-/** What the memory estimate needs from config.json; absent when config.json does not say. */
-
+/** A model folder as the configs see it; `shape` is what the memory estimate needs from config.json, absent when config.json does not say. */
 export type ModelFacts =
   | { ok: true; dir: string; architecture: string; modules: LinearModule[]; totalParameters: number; shape?: ModelShape }
   | { ok: false; dir: string; problem: string };

@@ -1,7 +1,7 @@
 // Code lenses at the top of a config: "Train" and "Estimate" (argument: the config's URI), and,
 // once a run of this config exists (in the editor's runs folder setting, else the config's own),
-// "Open panel" and "Merge" for its newest run (arguments: the run folder, and its adapter folder). The extension implements the commands; their ids live in
-// the protocol file.
+// "Open panel" and "Merge" for its newest run (arguments: the run folder, and its adapter
+// folder). The extension implements the commands; their ids live in the protocol file.
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';

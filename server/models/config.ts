@@ -35,7 +35,6 @@ export type RopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
 
-/** Llama, Mistral, Qwen2 (and SmolLM, which is a Llama): RMSNorm, RoPE, SwiGLU, GQA. */
 /** A model's width, depth, attention heads and vocabulary. */
 export interface ModelShape {
   hidden: number;
@@ -44,6 +43,7 @@ export interface ModelShape {
   vocab: number;
 }
 
+/** Llama, Mistral, Qwen2 (and SmolLM, which is a Llama): RMSNorm, RoPE, SwiGLU, GQA. */
 export interface LlamaConfig extends BaseConfig {
   family: 'llama';
   intermediateSize: number;

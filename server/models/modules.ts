@@ -203,16 +203,16 @@ export interface TargetMatch {
 export const ALL_LINEAR = 'all-linear';
 const OUTPUT_LAYER = 'lm_head';
 
-/**
- * Selects modules as PEFT does. A list matches a module whose name equals an entry or ends with
- * '.' + entry ('q_proj' selects every 'model.layers.N.self_attn.q_proj'). A string is a regular
- * expression that must match the whole name, except 'all-linear': every linear module but lm_head.
- */
 /** PEFT's rule for a list entry: it names a module exactly or by a dotted suffix. */
 export function matchesTarget(moduleName: string, entry: string): boolean {
   return moduleName === entry || moduleName.endsWith(`.${entry}`);
 }
 
+/**
+ * Selects modules as PEFT does. A list matches a module whose name equals an entry or ends with
+ * '.' + entry ('q_proj' selects every 'model.layers.N.self_attn.q_proj'). A string is a regular
+ * expression that must match the whole name, except 'all-linear': every linear module but lm_head.
+ */
 export function matchTargetModules(moduleNames: readonly string[], targets: string | readonly string[]): TargetMatch {
   if (typeof targets === 'string') {
     if (targets === ALL_LINEAR) return { modules: moduleNames.filter((name) => name !== OUTPUT_LAYER), unmatched: [] };
