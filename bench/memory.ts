@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { heapOf } from '../kernels/wasm-kernels';
-import { causalLmLoss, CausalLM } from '../server/models/model';
-import { tokenBatch, trainableMoslora } from './workload';
+import { heapOf, isWasmHeapExhausted } from '../kernels/wasm-kernels';
+import { CausalLM } from '../server/models/model';
+import { TrainingWorkload } from './workload';
 import { estimateMemory } from '../server/engine/memory';
 import { LLAMA_100M, llamaParameterCount, writeRandomLlama, type LlamaShape } from './random-llama';
 
@@ -25,7 +25,7 @@ export interface MemoryCase {
 }
 
 export interface MemoryMeasurement extends MemoryCase {
-  /** null when the step aborted (the heap could not grow). */
+  /** null when the step ran out of heap (it could not grow past 4 GiB). */
   heap_gib: number | null;
   estimate_gib: number;
 }
@@ -44,14 +44,15 @@ function shapeOf(layers: number): LlamaShape {
   return { ...LLAMA_100M, layers };
 }
 
-/** One training step of one case, in this process: the heap's size afterwards, in bytes. */
-export async function measureStep(modelDir: string, c: MemoryCase): Promise<number> {
+/** One training step of one case, in this process: the heap's size afterwards, in bytes; null when it ran out. */
+export async function measureStep(modelDir: string, c: MemoryCase): Promise<number | null> {
   const model = await CausalLM.load(modelDir);
-  const { adapters, variables } = trainableMoslora(model.linearModules, RANK);
-  const ids = tokenBatch(c.batch, TOKENS, model.config.vocabSize);
-  const { value, grads } = tf.variableGrads(() => causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed: 1, checkpoint: c.checkpointing }), ids), variables);
-  value.dataSync();
-  tf.dispose([value, ids, ...Object.values(grads)]);
+  try {
+    new TrainingWorkload(model, { batch: c.batch, tokens: TOKENS, rank: RANK, checkpointing: c.checkpointing }).step(1);
+  } catch (error) {
+    if (isWasmHeapExhausted(error)) return null;
+    throw error;
+  }
   return heapOf(tf.backend() as BackendWasm).length;
 }
 
@@ -63,13 +64,8 @@ export async function benchMemory(cases: MemoryCase[]): Promise<MemoryBenchResul
       const shape = shapeOf(c.layers);
       const dir = join(scratch, `llama-${c.layers}`);
       await writeRandomLlama(dir, shape, 'F32');
-      let heap: number | null = null;
-      try {
-        const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, process.argv[1]!, 'memory', '--step', JSON.stringify({ dir, ...c })], { maxBuffer: 1 << 20 });
-        heap = Number(stdout.trim().split('\n').at(-1));
-      } catch (error) {
-        if (!/Aborted/.test(String((error as { stderr?: string }).stderr))) throw error;
-      }
+      const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, process.argv[1]!, 'memory', '--step', JSON.stringify({ dir, ...c })], { maxBuffer: 1 << 20 });
+      const heap = JSON.parse(stdout.trim().split('\n').at(-1)!) as number | null;
       const kv = (shape.hidden / shape.heads) * shape.kvHeads;
       const trainable = shape.layers * (RANK * (2 * shape.hidden + 2 * (shape.hidden + kv) + 2 * (shape.hidden + shape.intermediate)) + 5 * RANK * RANK);
       const estimate = estimateMemory({

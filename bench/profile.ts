@@ -3,11 +3,8 @@
 // next to the rate a large plain product reaches on the same backend in the same run.
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../kernels/backend';
-import { AdamW } from '../server/engine/optim';
 import { median } from '../server/engine/median';
-import { causalLmLoss } from '../server/models/model';
-import { loadBenchModel, tokenBatch, trainableMoslora } from './workload';
-
+import { loadBenchModel, TrainingWorkload } from './workload';
 
 export interface KernelShare {
   kernel: string;
@@ -62,28 +59,16 @@ function referenceRate(): number {
 export async function benchProfile(choice: BackendChoice, options: { model: string; batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<ProfileBenchResult> {
   const model = await loadBenchModel(options.model);
   const tokens = Math.min(options.tokens, model.config.maxPositions);
-  const { adapters, variables } = trainableMoslora(model.linearModules, options.rank);
-  const params = new Map(variables.map((v) => [v.name, v]));
-  const ids = tokenBatch(options.batch, tokens, model.config.vocabSize);
-  const optimizer = new AdamW();
-  const step = (seed: number) => {
-    const { value, grads } = tf.variableGrads(
-      () => causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed: seed, checkpoint: options.checkpointing }), ids),
-      [...params.values()],
-    );
-    optimizer.apply(params, new Map([...params].map(([name, v]) => [name, grads[v.name]!])), 1e-4);
-    value.dataSync();
-    tf.dispose([value, ...Object.values(grads)]);
-  };
-  step(0);
+  const workload = new TrainingWorkload(model, { ...options, tokens });
+  workload.step(0);
   const times: number[] = [];
   for (let s = 1; s <= options.steps; s++) {
     const started = performance.now();
-    step(s);
+    workload.step(s);
     times.push(performance.now() - started);
   }
   const stepMs = median(times);
-  const profile = await tf.profile(() => step(options.steps + 1));
+  const profile = await tf.profile(() => workload.step(options.steps + 1));
   // tf.profile also lists customGrad scopes, which contain kernels listed on their own: count kernels only.
   const kernels = profile.kernels.filter((k) => tf.getKernel(k.name, choice.backend) !== undefined);
   const byKernel = new Map<string, { ms: number; calls: number }>();
@@ -103,8 +88,7 @@ export async function benchProfile(choice: BackendChoice, options: { model: stri
     }
   }
   const reference = referenceRate();
-  optimizer.dispose();
-  tf.dispose([ids, ...params.values()]);
+  workload.dispose();
   model.dispose();
   const top = [...byKernel]
     .sort((x, y) => y[1].ms - x[1].ms)

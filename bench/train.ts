@@ -7,11 +7,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../kernels/backend';
-import { AdamW } from '../server/engine/optim';
-import { causalLmLoss, CausalLM } from '../server/models/model';
-import { TARGETS, tokenBatch, trainableMoslora } from './workload';
+import { CausalLM } from '../server/models/model';
+import { TARGETS, TrainingWorkload } from './workload';
 import { LLAMA_100M, writeRandomLlama } from './random-llama';
 import { median } from '../server/engine/median';
 
@@ -34,21 +32,14 @@ export interface TrainBenchResult {
 }
 
 async function oursSteps(model: CausalLM, options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<number[]> {
-  const { adapters, variables } = trainableMoslora(model.linearModules, options.rank);
-  const params = new Map(variables.map((v) => [v.name, v]));
-  const ids = tokenBatch(options.batch, options.tokens, model.config.vocabSize);
-  const optimizer = new AdamW();
+  const workload = new TrainingWorkload(model, options);
   const times: number[] = [];
   for (let step = 0; step <= options.steps; step++) {
     const started = performance.now();
-    const { value, grads } = tf.variableGrads(() => causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed: step, checkpoint: options.checkpointing }), ids), [...params.values()]);
-    optimizer.apply(params, new Map([...params].map(([name, v]) => [name, grads[v.name]!])), 1e-4);
-    value.dataSync();
-    tf.dispose([value, ...Object.values(grads)]);
+    workload.step(step);
     if (step > 0) times.push((performance.now() - started) / 1000);
   }
-  optimizer.dispose();
-  tf.dispose([ids, ...params.values()]);
+  workload.dispose();
   return times;
 }
 

@@ -1,25 +1,53 @@
 // The training workload the benchmarks share: a model (a folder, or the ~100M random Llama),
-// MoSLoRA of rank r on q, k, v, up, down with trainable weights, and a deterministic batch of
-// token ids.
+// and full MoSLoRA training steps on it.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from '../kernels/linear';
 import { createAdapters, makeTrainable } from '../server/models/adapters';
-import { CausalLM } from '../server/models/model';
-import type { LinearModule } from '../server/models/modules';
+import { AdamW } from '../server/engine/optim';
+import { causalLmLoss, CausalLM } from '../server/models/model';
 import { LLAMA_100M, writeRandomLlama } from './random-llama';
 
 export const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
 
-export function trainableMoslora(modules: readonly LinearModule[], rank: number): { adapters: Map<string, Adapter>; variables: tf.Variable[] } {
-  const { adapters } = createAdapters(modules, TARGETS, { method: 'moslora', r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: 0.05 }, 1);
-  return { adapters, variables: makeTrainable(adapters) };
-}
+/**
+ * MoSLoRA of rank r on q, k, v, up, down of a model, trained one full step at a time (forward,
+ * backward, AdamW) on a fixed batch of deterministic token ids.
+ */
+export class TrainingWorkload {
+  private readonly adapters: Map<string, Adapter>;
+  private readonly params: Map<string, tf.Variable>;
+  private readonly ids: tf.Tensor2D;
+  private readonly optimizer = new AdamW();
 
-export function tokenBatch(batch: number, tokens: number, vocab: number): tf.Tensor2D {
-  return tf.tensor2d(Array.from({ length: batch }, (_, b) => Array.from({ length: tokens }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
+  constructor(
+    private readonly model: CausalLM,
+    private readonly options: { batch: number; tokens: number; rank: number; checkpointing: boolean },
+  ) {
+    const { rank } = options;
+    ({ adapters: this.adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: 0.05 }, 1));
+    this.params = new Map(makeTrainable(this.adapters).map((v) => [v.name, v]));
+    const vocab = model.config.vocabSize;
+    this.ids = tf.tensor2d(Array.from({ length: options.batch }, (_, b) => Array.from({ length: options.tokens }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
+  }
+
+  /** One step, waiting for its loss; the seed varies the dropout masks. */
+  step(seed: number): void {
+    const { value, grads } = tf.variableGrads(
+      () => causalLmLoss(this.model.logits(this.ids, this.adapters, { training: true, dropoutSeed: seed, checkpoint: this.options.checkpointing }), this.ids),
+      [...this.params.values()],
+    );
+    this.optimizer.apply(this.params, new Map([...this.params].map(([name, v]) => [name, grads[v.name]!])), 1e-4);
+    value.dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    tf.dispose([this.ids, ...this.params.values()]);
+  }
 }
 
 /** A model folder, or "100m": the ~100M random Llama, written to a scratch folder for the load. */
