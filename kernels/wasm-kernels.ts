@@ -145,10 +145,12 @@ export function installWasmKernels(): void {
   installed = true;
 }
 
-/**
- * True when the wasm heap ran out: a tensor it could not place, or the module's own abort when
- * an allocation inside it fails (after which every call into the module throws again).
- */
+/** True for the wasm module's own abort: after it, every call into the module throws again. */
+export function isWasmAbort(error: unknown): boolean {
+  return error instanceof Error && error.name === 'RuntimeError' && /^Aborted\(/.test(error.message);
+}
+
+/** True when the wasm heap ran out: a tensor it could not place, or the module's abort when an allocation inside it fails. */
 export function isWasmHeapExhausted(error: unknown): boolean {
-  return error instanceof WasmHeapExhausted || (error instanceof Error && error.name === 'RuntimeError' && /^Aborted\(/.test(error.message));
+  return error instanceof WasmHeapExhausted || isWasmAbort(error);
 }

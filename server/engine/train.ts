@@ -11,7 +11,7 @@ import { initAdapterWeights } from '../../kernels/init';
 import type { Adapter } from '../../kernels/linear';
 import { mixerProduct } from '../../kernels/merge';
 import { mixerStats } from '../../kernels/stats';
-import { isWasmHeapExhausted } from '../../kernels/wasm-kernels';
+import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/wasm-kernels';
 import type { ResolvedConfig } from '../config/load';
 import { exportPeft, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
 import {
@@ -290,7 +290,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   let lastLogged: number[] = [];
   const stepSeconds: number[] = [];
   let last: { loss: number | null; accuracy: number | null } = { loss: null, accuracy: null };
-  let heapGone = false;
+  let moduleAborted = false;
   try {
     while (state.step < totalSteps) {
       if (signal?.aborted) {
@@ -355,7 +355,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     return await finish('done', undefined, last, lastLogged, stepSeconds);
   } catch (error) {
     if (!isWasmHeapExhausted(error)) throw error;
-    heapGone = true;
+    moduleAborted = isWasmAbort(error);
     const kept = (await run.checkpointSteps()).at(-1);
     throw new Error(
       `${config.configPath}: training stopped at step ${state.step + 1}: the wasm backend ran out of its 4 GiB heap ` +
@@ -366,7 +366,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     );
   } finally {
     // After a wasm abort nothing in the module can be freed (or needs to be): the process ends.
-    if (!heapGone) {
+    if (!moduleAborted) {
       optimizer.dispose();
       for (const { weights } of adapters.values()) tf.dispose([weights.A, weights.B, ...weights.mixers]);
     }

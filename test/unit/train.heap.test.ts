@@ -61,8 +61,11 @@ describe('the wasm heap running out', () => {
       join(dir, 'heap.moslora.yaml'),
     );
     const runDir = join(dir, 'runs', 'heap');
+    const model = new GreedyModel(3);
+    const variables = () => Object.keys(tf.engine().state.registeredVariables).length;
+    const before = variables();
     await assert.rejects(
-      train({ config, model: new GreedyModel(3), tokenizer: toyTokenizer, backend, runDir, resume: false }),
+      train({ config, model, tokenizer: toyTokenizer, backend, runDir, resume: false }),
       (error: Error) => {
         assert.match(error.message, /heap\.moslora\.yaml: training stopped at step 3: the wasm backend ran out of its 4 GiB heap \(training\.batch_size 4 × data\.max_length 16\)/);
         assert.match(error.message, /To fit: set training\.gradient_checkpointing: true; or lower training\.batch_size/);
@@ -71,5 +74,6 @@ describe('the wasm heap running out', () => {
       },
     );
     assert.deepEqual(await new RunDirectory(runDir).checkpointSteps(), [2]);
+    assert.equal(variables(), before, 'the module still works, so the run frees its adapter and optimizer variables');
   });
 });
