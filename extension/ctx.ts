@@ -61,6 +61,15 @@ export class Ctx implements vscode.Disposable {
     this.jobLog = vscode.window.createOutputChannel('MoSLoRA Job Log');
     this.serverLog = vscode.window.createOutputChannel('MoSLoRA Server', { log: true });
     this.disposables.push(this.log, this.jobLog, this.serverLog, this.jobEmitter);
+    // One listener for every server this context starts (restarts included): the running one hears.
+    this.disposables.push(
+      vscode.workspace.onDidChangeConfiguration((change) => {
+        const client = this._client;
+        if (change.affectsConfiguration(`${SECTION}.${SETTINGS.runsDirectory}`) && client?.isRunning()) {
+          void client.sendNotification(settingsNotification, this.serverSettings());
+        }
+      }),
+    );
   }
 
   get client(): LanguageClient | undefined {
@@ -89,13 +98,6 @@ export class Ctx implements vscode.Disposable {
       this.receive(update);
     });
     this._client = client;
-    this.disposables.push(
-      vscode.workspace.onDidChangeConfiguration((change) => {
-        if (change.affectsConfiguration(`${SECTION}.${SETTINGS.runsDirectory}`) && client.isRunning()) {
-          void client.sendNotification(settingsNotification, this.serverSettings());
-        }
-      }),
-    );
     try {
       await client.start();
     } catch (error) {
