@@ -207,6 +207,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
     return b;
   };
   const smaller = largestFitting(checkpointing);
+  const smallerCheckpointed = checkpointing ? smaller : largestFitting(true);
   const lowerBatch = (b: number) => `lower training.batch_size to ${b} and raise training.gradient_accumulation to ${Math.ceil(effective / b)} to keep the effective batch (${effective})`;
   const checkpointed = estimateAt(batch, true);
   const fixes = [
@@ -214,7 +215,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
       ? [`set training.gradient_checkpointing: true (estimated ${formatBytes(checkpointed.total)}; each step recomputes the layers' forward pass, about a third more time)`]
       : []),
     ...(smaller >= 1 ? [lowerBatch(smaller)] : []),
-    ...(!checkpointing && checkpointed.total > limit.bytes && largestFitting(true) > smaller ? [`set training.gradient_checkpointing: true and ${lowerBatch(largestFitting(true))}`] : []),
+    ...(!checkpointing && checkpointed.total > limit.bytes && smallerCheckpointed > smaller ? [`set training.gradient_checkpointing: true and ${lowerBatch(smallerCheckpointed)}`] : []),
   ];
   const fix = fixes.length
     ? fixes.join('; or ')
