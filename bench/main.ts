@@ -65,16 +65,21 @@ program
       `${(r.parameters / 1e6).toFixed(0)}M parameters, ${r.dtype}: read+write ${r.copy_median_s} s · merge ${r.merge_median_s} s · merge/copy ${r.merge_over_copy} (median of ${r.rounds}, alternating)`);
   });
 
-program
-  .command('profile')
-  .description('where one MoSLoRA training step spends its time, by kernel, and its arithmetic rate against a large plain product')
-  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+/** A benchmark of the shared training workload (bench/workload.ts), with its common options. */
+function workloadCommand(name: string, description: string, checkpointing: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+    .option('--batch <n>', 'sequences per step', integer('--batch', 1), 4)
+    .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
+    .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
+    .option('--checkpointing', checkpointing, false);
+}
+
+workloadCommand('profile', 'where one MoSLoRA training step spends its time, by kernel, and its arithmetic rate against a large plain product', 'gradient checkpointing')
   .option('--model <folder>', 'a model folder, or 100m (a ~100M Llama-shaped model with random weights)', 'examples/tiny-model')
-  .option('--batch <n>', 'sequences per step', integer('--batch', 1), 4)
-  .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
-  .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
   .option('--steps <n>', 'timed steps before the profiled one', integer('--steps', 1), 3)
-  .option('--checkpointing', 'gradient checkpointing', false)
   .action((options: { backend: string; model: string; batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }) =>
     runBench('profile', options.backend, (choice) => benchProfile(choice, options), (r) =>
       [
@@ -84,18 +89,15 @@ program
       ].join('\n')),
   );
 
-program
-  .command('train')
-  .description('tokens/s of a full MoSLoRA training step, ours vs PyTorch (Debian python3-torch) on the same model and batch')
-  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+workloadCommand(
+  'train',
+  'tokens/s of a full MoSLoRA training step, ours vs PyTorch (Debian python3-torch) on the same model and batch',
+  'gradient checkpointing on both sides (each layer recomputed in the backward pass)',
+)
   .option('--model <which>', 'tiny (examples/tiny-model) | 100m (random Llama-shaped)', 'tiny')
   .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
   .option('--steps <n>', 'timed steps per side and round (after one warm-up step)', integer('--steps', 1), 3)
-  .option('--batch <n>', 'sequences per step', integer('--batch', 1), 4)
-  .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
-  .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
   .option('--threads <n>', 'PyTorch threads (default: all cores)', integer('--threads', 1), cpus().length)
-  .option('--checkpointing', 'gradient checkpointing on both sides (each layer recomputed in the backward pass)', false)
   .action((options: { backend: string; model: string; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number; checkpointing: boolean }) => {
     if (options.model !== 'tiny' && options.model !== '100m') throw new Error(`--model must be tiny or 100m, got ${options.model}`);
     return runBench('train', options.backend, (choice) => benchTrain(choice, { ...options, model: options.model as 'tiny' | '100m' }), (r) =>
