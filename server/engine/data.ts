@@ -155,13 +155,18 @@ export function renameFields(records: DataRecord[], fields: FieldNames | undefin
   });
 }
 
-/** Throws a DatasetError listing every record that lacks what its format needs. */
-export function checkRecords(file: string, records: DataRecord[], format: DataFormat, fields?: FieldNames): void {
-  const problems = renameFields(records, fields)
+/**
+ * The records with the format's field names (data.fields applied); throws a DatasetError listing
+ * every record that lacks what its format needs.
+ */
+export function checkRecords(file: string, records: DataRecord[], format: DataFormat, fields?: FieldNames): DataRecord[] {
+  const renamed = renameFields(records, fields);
+  const problems = renamed
     .map((r) => fieldProblem(file, r, format))
     .filter((p): p is string => p !== null)
     .map((problem) => problem.replace(/missing field "(\w+)"/, (all, field: string) => (fields?.[field] ? `missing field "${fields[field]}" (data.fields.${field})` : all)));
   if (problems.length) throw new DatasetError(file, problems);
+  return renamed;
 }
 
 // The Alpaca prompt, as the LLM-Adapters commonsense scripts the MoSLoRA reference builds on.
@@ -240,9 +245,7 @@ export interface DatasetOptions {
 
 /** Reads, checks and tokenizes a whole file; examples with nothing to learn are reported. */
 export async function loadExamples(file: string, tokenizer: DataTokenizer, options: DatasetOptions): Promise<TokenizedExample[]> {
-  const raw = await readRecords(file);
-  checkRecords(file, raw, options.format, options.fields);
-  const records = renameFields(raw, options.fields);
+  const records = checkRecords(file, await readRecords(file), options.format, options.fields);
   const examples: TokenizedExample[] = [];
   const problems: string[] = [];
   for (const record of records) {
