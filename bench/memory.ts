@@ -48,7 +48,7 @@ function shapeOf(layers: number): LlamaShape {
 export async function measureStep(modelDir: string, c: MemoryCase): Promise<number | null> {
   const model = await CausalLM.load(modelDir);
   try {
-    new TrainingWorkload(model, { batch: c.batch, tokens: TOKENS, rank: RANK, checkpointing: c.checkpointing }).step(1);
+    await new TrainingWorkload(model, { batch: c.batch, tokens: TOKENS, rank: RANK, checkpointing: c.checkpointing }).step(1);
   } catch (error) {
     if (isWasmHeapExhausted(error)) return null;
     throw error;

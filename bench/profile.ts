@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../kernels/backend';
 import { median } from '../server/engine/median';
+import { takeValues } from '../kernels/read';
 import { loadBenchModel, TrainingWorkload } from './workload';
 
 export interface KernelShare {
@@ -44,12 +45,12 @@ function productFlops(inputShapes: number[][], outputShape: number[]): number {
 }
 
 /** The rate of a [1024 × 1024]·[1024 × 1024] product on the current backend (median of 10). */
-function referenceRate(): number {
+async function referenceRate(): Promise<number> {
   const [a, b] = [tf.randomNormal([1024, 1024]), tf.randomNormal([1024, 1024])];
   const times: number[] = [];
   for (let i = 0; i < 12; i++) {
     const started = performance.now();
-    tf.matMul(a, b).dispose();
+    await takeValues(tf.matMul(a, b));
     if (i >= 2) times.push(performance.now() - started);
   }
   tf.dispose([a, b]);
@@ -60,15 +61,15 @@ export async function benchProfile(choice: BackendChoice, options: { model: stri
   const model = await loadBenchModel(options.model);
   const tokens = Math.min(options.tokens, model.config.maxPositions);
   const workload = new TrainingWorkload(model, { ...options, tokens });
-  workload.step(0);
+  await workload.step(0);
   const times: number[] = [];
   for (let s = 1; s <= options.steps; s++) {
     const started = performance.now();
-    workload.step(s);
+    await workload.step(s);
     times.push(performance.now() - started);
   }
   const stepMs = median(times);
-  const profile = await tf.profile(() => workload.step(options.steps + 1));
+  const profile = await tf.profile(() => workload.step(options.steps + 1).then(() => []));
   // tf.profile also lists customGrad scopes, which contain kernels listed on their own: count kernels only.
   const kernels = profile.kernels.filter((k) => tf.getKernel(k.name, choice.backend) !== undefined);
   const byKernel = new Map<string, { ms: number; calls: number }>();
@@ -87,7 +88,7 @@ export async function benchProfile(choice: BackendChoice, options: { model: stri
       productMs += ms;
     }
   }
-  const reference = referenceRate();
+  const reference = await referenceRate();
   workload.dispose();
   model.dispose();
   const top = [...byKernel]

@@ -36,7 +36,7 @@ async function oursSteps(model: CausalLM, options: { batch: number; tokens: numb
   const times: number[] = [];
   for (let step = 0; step <= options.steps; step++) {
     const started = performance.now();
-    workload.step(step);
+    await workload.step(step);
     if (step > 0) times.push((performance.now() - started) / 1000);
   }
   workload.dispose();

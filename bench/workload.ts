@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from '../kernels/linear';
+import { takeValues } from '../kernels/read';
 import { createAdapters, makeTrainable } from '../server/models/adapters';
 import { AdamW } from '../server/engine/optim';
 import { causalLmLoss, CausalLM } from '../server/models/model';
@@ -34,14 +35,14 @@ export class TrainingWorkload {
   }
 
   /** One step, waiting for its loss; the seed varies the dropout masks. */
-  step(seed: number): void {
+  async step(seed: number): Promise<void> {
     const { value, grads } = tf.variableGrads(
       () => causalLmLoss(this.model.logits(this.ids, this.adapters, { training: true, dropoutSeed: seed, checkpoint: this.options.checkpointing }), this.ids),
       [...this.params.values()],
     );
     this.optimizer.apply(this.params, new Map([...this.params].map(([name, v]) => [name, grads[v.name]!])), 1e-4);
-    value.dataSync();
-    tf.dispose([value, ...Object.values(grads)]);
+    tf.dispose(Object.values(grads));
+    await takeValues(value);
   }
 
   dispose(): void {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { adapterScaling, type ResolvedAdapterSpec } from './adapter';
 import type { AdapterWeights } from './init';
 import { baseDims, checkAdapterShapes, type BaseLinear } from './linear';
+import { takeValues } from './read';
 
 export class NonFiniteMergeError extends Error {
   constructor(readonly module: string) {
@@ -36,7 +37,7 @@ export function deltaWeight(spec: ResolvedAdapterSpec, weights: AdapterWeights):
   });
 }
 
-function applyDelta(base: BaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, sign: 1 | -1, module: string): tf.Tensor2D {
+async function applyDelta(base: BaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, sign: 1 | -1, module: string): Promise<tf.Tensor2D> {
   const { dIn, dOut } = baseDims(base);
   if (dIn !== spec.dIn || dOut !== spec.dOut) {
     throw new Error(`${module}: the base weight is ${dOut}×${dIn} (d_out×d_in) but the adapter was made for ${spec.dOut}×${spec.dIn}`);
@@ -46,7 +47,7 @@ function applyDelta(base: BaseLinear, spec: ResolvedAdapterSpec, weights: Adapte
     const oriented = base.layout === 'out_in' ? delta : tf.transpose(delta);
     return sign > 0 ? tf.add(base.weight, oriented) : tf.sub(base.weight, oriented);
   });
-  const finite = tf.tidy(() => tf.all(tf.isFinite(merged)).dataSync()[0] === 1);
+  const finite = (await takeValues(tf.tidy(() => tf.all(tf.isFinite(merged)))))[0] === 1;
   if (!finite) {
     merged.dispose();
     throw new NonFiniteMergeError(module);
@@ -55,11 +56,11 @@ function applyDelta(base: BaseLinear, spec: ResolvedAdapterSpec, weights: Adapte
 }
 
 /** W′ = W + s·B·M·A in the base's own layout. Throws rather than return non-finite weights. */
-export function mergeWeight(base: BaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, module = 'weight'): tf.Tensor2D {
+export function mergeWeight(base: BaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, module = 'weight'): Promise<tf.Tensor2D> {
   return applyDelta(base, spec, weights, 1, module);
 }
 
 /** W = W′ − s·B·M·A: undoes mergeWeight up to float32 rounding. */
-export function unmergeWeight(merged: BaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, module = 'weight'): tf.Tensor2D {
+export function unmergeWeight(merged: BaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, module = 'weight'): Promise<tf.Tensor2D> {
   return applyDelta(merged, spec, weights, -1, module);
 }

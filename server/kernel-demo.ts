@@ -6,6 +6,7 @@ import { resolveAdapterSpec, trainableParameterCount, type AdapterMethod, type M
 import { initAdapterWeights } from '../kernels/init';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/linear';
 import { foldToLora, mergeWeight } from '../kernels/merge';
+import { takeValues } from '../kernels/read';
 import { mixerStats } from '../kernels/stats';
 import { median } from './engine/median';
 
@@ -41,19 +42,20 @@ export async function runKernelDemo(options: DemoOptions): Promise<void> {
     { label: 'moslora/kaiming', method: 'moslora', mixerInit: 'kaiming' },
     { label: 'moslora/orthogonal', method: 'moslora', mixerInit: 'orthogonal' },
   ];
-  const runs: DemoRun[] = variants.map(({ label, method, mixerInit }) => {
+  const runs: DemoRun[] = [];
+  for (const { label, method, mixerInit } of variants) {
     const spec = resolveAdapterSpec({ method, dIn: dim, dOut: dim, r: rank, alpha: 2 * rank, mixerInit });
     const init = initAdapterWeights(spec, seed + 10);
-    const initMinSingular = init.mixers.length ? mixerStats(init.mixers[0]!.dataSync(), rank).singularValues.at(-1)! : null;
+    const initMinSingular = init.mixers.length ? mixerStats(await init.mixers[0]!.data(), rank).singularValues.at(-1)! : null;
     const weights = { A: tf.variable(init.A), B: tf.variable(init.B), mixers: init.mixers.map((m) => tf.variable(m)) };
-    return { label, adapter: { spec, weights }, initMinSingular, losses: [], stepMs: [] };
-  });
+    runs.push({ label, adapter: { spec, weights }, initMinSingular, losses: [], stepMs: [] });
+  }
   const optimizers = runs.map(() => tf.train.adam(3e-3));
 
   log(`task: learn a rank-${rank} change of a ${dim}×${dim} layer from 256 examples; ${steps} Adam steps each, same seed`);
   for (let step = 0; step < steps; step++) {
     // Alternate the methods every step so that all see the same machine load.
-    runs.forEach((run, i) => {
+    for (const [i, run] of runs.entries()) {
       const { A, B, mixers } = run.adapter.weights;
       const started = performance.now();
       const loss = optimizers[i]!.minimize(
@@ -61,10 +63,9 @@ export async function runKernelDemo(options: DemoOptions): Promise<void> {
         true,
         [A, B, ...mixers] as tf.Variable[],
       )!;
-      run.losses.push(loss.dataSync()[0]!);
+      run.losses.push((await takeValues(loss))[0]!);
       run.stepMs.push(performance.now() - started);
-      loss.dispose();
-    });
+    }
     if (step % Math.max(1, Math.floor(steps / 8)) === 0 || step === steps - 1) {
       log(`step ${String(step + 1).padStart(4)}  ${runs.map((r) => `${r.label} ${r.losses[step]!.toExponential(3)}`).join('   ')}`);
     }
@@ -80,16 +81,16 @@ export async function runKernelDemo(options: DemoOptions): Promise<void> {
   log('(a mixer that starts nearly singular mixes r subspaces into fewer; an orthogonal start keeps all r)');
 
   const moslora = runs[1]!.adapter;
-  tf.tidy(() => {
-    const merged: BaseLinear = { ...base, weight: mergeWeight(base, moslora.spec, moslora.weights) };
-    const mergeError = tf.max(tf.abs(tf.sub(adaptedLinear(x, merged, null), adaptedLinear(x, base, moslora)))).dataSync()[0]!;
-    const folded = foldToLora(moslora.weights);
-    const asLora: Adapter = { spec: resolveAdapterSpec({ ...moslora.spec, method: 'lora' }), weights: { ...folded, mixers: [] } };
-    const foldError = tf.max(tf.abs(tf.sub(adaptedLinear(x, base, asLora), adaptedLinear(x, base, moslora)))).dataSync()[0]!;
-    log('');
-    log(`merge W + s·B·M·A into the base: max abs output difference ${mergeError.toExponential(2)}`);
-    log(`fold to plain LoRA (A′ = M·A):    max abs output difference ${foldError.toExponential(2)}`);
-  });
-  const stats = mixerStats(moslora.weights.mixers[0]!.dataSync(), rank);
+  const merged: BaseLinear = { ...base, weight: await mergeWeight(base, moslora.spec, moslora.weights) };
+  const mergeError = (await takeValues(tf.tidy(() => tf.max(tf.abs(tf.sub(adaptedLinear(x, merged, null), adaptedLinear(x, base, moslora)))))))[0]!;
+  merged.weight.dispose();
+  const folded = foldToLora(moslora.weights);
+  const asLora: Adapter = { spec: resolveAdapterSpec({ ...moslora.spec, method: 'lora' }), weights: { ...folded, mixers: [] } };
+  const foldError = (await takeValues(tf.tidy(() => tf.max(tf.abs(tf.sub(adaptedLinear(x, base, asLora), adaptedLinear(x, base, moslora)))))))[0]!;
+  tf.dispose([folded.A, folded.B]);
+  log('');
+  log(`merge W + s·B·M·A into the base: max abs output difference ${mergeError.toExponential(2)}`);
+  log(`fold to plain LoRA (A′ = M·A):    max abs output difference ${foldError.toExponential(2)}`);
+  const stats = mixerStats(await moslora.weights.mixers[0]!.data(), rank);
   log(`learned mixer: ‖M − I‖_F = ${stats.distanceFromIdentity.toFixed(3)}, singular values ${stats.singularValues.map((s) => s.toFixed(2)).join(' ')}`);
 }

@@ -48,7 +48,7 @@ export function registerDemo(program: Command): void {
       const evalFile = config.data.eval!;
       const choices = choiceExamples(evalFile, await readRecords(evalFile))!;
       const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
-      const baseAccuracy = choiceAccuracy(model, new Map(), choices, tokenizer, config.data.max_length);
+      const baseAccuracy = await choiceAccuracy(model, new Map(), choices, tokenizer, config.data.max_length);
       model.dispose();
       console.log(`base model ${config.model}: ${percent(baseAccuracy)} on ${choices.length} multiple-choice questions (chance ${percent(1 / choices[0]!.choices.length)})`);
 

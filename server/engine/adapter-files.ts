@@ -66,20 +66,17 @@ function mixerKey(module: string, index: number, count: number): string {
   return count === 1 ? `${PREFIX}${module}.lora_AB.weight` : `${PREFIX}${module}.lora_AB.${index}.weight`;
 }
 
-function tensorsOf(adapters: ReadonlyMap<string, ModuleAdapter>, fold: boolean): TensorToWrite[] {
+async function tensorsOf(adapters: ReadonlyMap<string, ModuleAdapter>, fold: boolean): Promise<TensorToWrite[]> {
   const out: TensorToWrite[] = [];
+  const write = async (name: string, t: tf.Tensor) => out.push({ name, dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array });
   for (const [module, { spec, weights }] of adapters) {
     checkAdapterShapes(spec, weights);
     const plain = fold ? foldToLora(weights) : { A: weights.A, B: weights.B };
-    out.push(
-      { name: `${PREFIX}${module}.lora_A.weight`, dtype: 'F32', shape: plain.A.shape, data: plain.A.dataSync() as Float32Array },
-      { name: `${PREFIX}${module}.lora_B.weight`, dtype: 'F32', shape: plain.B.shape, data: plain.B.dataSync() as Float32Array },
-    );
+    await write(`${PREFIX}${module}.lora_A.weight`, plain.A);
+    await write(`${PREFIX}${module}.lora_B.weight`, plain.B);
     if (fold) tf.dispose([plain.A, plain.B]);
     else {
-      weights.mixers.forEach((m, i) =>
-        out.push({ name: mixerKey(module, i, weights.mixers.length), dtype: 'F32', shape: m.shape, data: m.dataSync() as Float32Array }),
-      );
+      for (const [i, m] of weights.mixers.entries()) await write(mixerKey(module, i, weights.mixers.length), m);
     }
   }
   return out;
@@ -122,7 +119,7 @@ function peftConfig(settings: AdapterSettings, adapters: ReadonlyMap<string, Mod
 /** The native adapter, mixers included. */
 export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensorsOf(adapters, false), { format: 'pt' });
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), await tensorsOf(adapters, false), { format: 'pt' });
   const config = {
     ...peftConfig(settings, adapters),
     lora_use_mixer: settings.method !== 'lora',
@@ -134,7 +131,7 @@ export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, Mod
 /** A plain LoRA adapter that stock PEFT loads: A′ = M·A, B′ = B, the same scaling. */
 export async function exportPeft(dir: string, adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensorsOf(adapters, true), { format: 'pt' });
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), await tensorsOf(adapters, true), { format: 'pt' });
   await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(settings, adapters), null, 2)}\n`);
 }
 

@@ -5,6 +5,7 @@ import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeWeight } from '../../kernels/merge';
+import { takeValues } from '../../kernels/read';
 import { Checkpoint } from '../formats/checkpoint';
 import { CausalLM } from '../models/model';
 import { ModelTokenizer } from '../models/tokenizer';
@@ -68,10 +69,12 @@ export async function mergeIntoModel(
         const module = byWeight.get(name);
         if (module) {
           const { spec, weights } = adapters.get(module)!;
-          // Return the tensor, not its values: tidy walks whatever it returns, element by element.
-          const weight = tf.tidy(() => mergeWeight({ weight: tf.tensor2d(data, info.shape as [number, number]), layout: byName.get(module)!.layout }, spec, weights, module));
-          data = weight.dataSync() as Float32Array;
-          weight.dispose();
+          const base = tf.tensor2d(data, info.shape as [number, number]);
+          try {
+            data = (await takeValues(await mergeWeight({ weight: base, layout: byName.get(module)!.layout }, spec, weights, module))) as Float32Array;
+          } finally {
+            base.dispose();
+          }
           merged.push(module);
         }
         tensors.push({ name, dtype: info.dtype as WritableDtype, shape: info.shape, data });
@@ -111,7 +114,7 @@ export async function mergedLogitDifference(baseDir: string, mergedDir: string, 
   const ids = [tokenizer.encode(CHECK_TEXT).slice(0, 32)];
   const [base, merged] = await Promise.all([CausalLM.load(baseDir), CausalLM.load(mergedDir)]);
   try {
-    return tf.tidy(() => tf.max(tf.abs(tf.sub(base.forward(ids, { adapters }), merged.forward(ids)))).dataSync()[0]!);
+    return (await takeValues(tf.tidy(() => tf.max(tf.abs(tf.sub(base.forward(ids, { adapters }), merged.forward(ids)))))))[0]!;
   } finally {
     base.dispose();
     merged.dispose();

@@ -3,6 +3,7 @@
 // torch.nn.utils.clip_grad_norm_. tfjs ships Adam without decoupled decay, and keys its moments
 // by variable position; these key everything by parameter name so checkpoints survive reordering.
 import * as tf from '@tensorflow/tfjs-core';
+import { takeValues } from '../../kernels/read';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -69,10 +70,10 @@ export class AdamW {
     return moment;
   }
 
-  getState(): AdamWState {
+  async getState(): Promise<AdamWState> {
     const moments: AdamWState['moments'] = {};
     for (const [name, m] of this.m) {
-      moments[name] = { m: m.dataSync() as Float32Array, v: this.v.get(name)!.dataSync() as Float32Array, shape: m.shape };
+      moments[name] = { m: (await m.data()) as Float32Array, v: (await this.v.get(name)!.data()) as Float32Array, shape: m.shape };
     }
     return { step: this.steps, moments };
   }
@@ -114,8 +115,12 @@ export function scheduleFactor(schedule: ScheduleName, step: number, warmupSteps
  * torch.nn.utils.clip_grad_norm_ (coefficient maxNorm / (norm + 1e-6), never above 1).
  * Returns the norm before clipping and the (possibly new) gradients; the caller owns both maps.
  */
-export function clipByGlobalNorm(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: number | undefined): { norm: number; grads: Map<string, tf.Tensor> } {
-  const norm = tf.tidy(() => Math.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!));
+export async function clipByGlobalNorm(
+  grads: ReadonlyMap<string, tf.Tensor>,
+  maxNorm: number | undefined,
+): Promise<{ norm: number; grads: Map<string, tf.Tensor> }> {
+  const squares = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
+  const norm = Math.sqrt((await takeValues(squares))[0]!);
   const coefficient = maxNorm === undefined ? 1 : Math.min(1, maxNorm / (norm + 1e-6));
   if (coefficient >= 1) return { norm, grads: new Map(grads) };
   return { norm, grads: new Map([...grads].map(([name, g]) => [name, tf.mul(g, coefficient)])) };

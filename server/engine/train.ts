@@ -10,6 +10,7 @@ import type { BackendChoice } from '../../kernels/backend';
 import { initAdapterWeights } from '../../kernels/init';
 import type { Adapter } from '../../kernels/linear';
 import { mixerProduct } from '../../kernels/merge';
+import { takeValues } from '../../kernels/read';
 import { mixerStats } from '../../kernels/stats';
 import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/wasm-kernels';
 import type { ResolvedConfig } from '../config/load';
@@ -95,21 +96,22 @@ export interface TrainInputs {
 }
 
 /** Summed log-likelihood of each row's labelled tokens. */
-function rowLogLikelihoods(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, batch: Batch): number[] {
-  return tf.tidy(() => {
+async function rowLogLikelihoods(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, batch: Batch): Promise<number[]> {
+  const sums = tf.tidy(() => {
     const ids = tf.tensor2d(batch.inputIds, undefined, 'int32');
     const labels = tf.tensor2d(batch.labels, undefined, 'int32');
     const { logProbs } = labelLogProbs(model.logits(ids, adapters, { training: false }), labels);
-    return Array.from(tf.sum(logProbs, 1).dataSync());
+    return tf.sum(logProbs, 1);
   });
+  return Array.from(await takeValues(sums));
 }
 
-function evalLoss(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, rows: TokenizedExample[], batchSize: number, padId: number): number {
+async function evalLoss(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, rows: TokenizedExample[], batchSize: number, padId: number): Promise<number> {
   let total = 0;
   let tokens = 0;
   for (let start = 0; start < rows.length; start += batchSize) {
     const batch = collate(rows.slice(start, start + batchSize), padId);
-    total -= rowLogLikelihoods(model, adapters, batch).reduce((a, b) => a + b, 0);
+    total -= (await rowLogLikelihoods(model, adapters, batch)).reduce((a, b) => a + b, 0);
     // the first position of a row is never predicted
     tokens += batch.labels.reduce((n, row) => n + row.slice(1).filter((l) => l !== IGNORE_INDEX).length, 0);
   }
@@ -117,13 +119,13 @@ function evalLoss(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, ro
 }
 
 /** Share of multiple-choice examples whose right answer has the highest log-likelihood. */
-export function choiceAccuracy(
+export async function choiceAccuracy(
   model: EngineModel,
   adapters: ReadonlyMap<string, Adapter>,
   examples: ChoiceExample[],
   tokenizer: DataTokenizer,
   maxLength: number,
-): number {
+): Promise<number> {
   let right = 0;
   for (const example of examples) {
     const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(example.prompt)];
@@ -133,7 +135,7 @@ export function choiceAccuracy(
       const labels = [...prompt.map(() => IGNORE_INDEX), ...answer].slice(-maxLength);
       return { inputIds, labels };
     });
-    const scores = rowLogLikelihoods(model, adapters, collate(rows, tokenizer.padTokenId));
+    const scores = await rowLogLikelihoods(model, adapters, collate(rows, tokenizer.padTokenId));
     if (scores.indexOf(Math.max(...scores)) === example.answer) right++;
   }
   return right / examples.length;
@@ -158,12 +160,12 @@ function settingsOf(config: ResolvedConfig, layouts: LinearModule[]): AdapterSet
   };
 }
 
-function snapshotMixers(step: number, adapters: ReadonlyMap<string, Adapter>): MixerSnapshot[] {
+async function snapshotMixers(step: number, adapters: ReadonlyMap<string, Adapter>): Promise<MixerSnapshot[]> {
   const out: MixerSnapshot[] = [];
   for (const [module, { spec, weights }] of adapters) {
     if (weights.mixers.length === 0) continue;
     const product = mixerProduct(weights.mixers)!;
-    const stats = mixerStats(product.dataSync(), spec.r);
+    const stats = mixerStats(await product.data(), spec.r);
     if (weights.mixers.length > 1) product.dispose();
     out.push({ step, module, r: spec.r, values: stats.values, distanceFromIdentity: stats.distanceFromIdentity, singularValues: stats.singularValues });
   }
@@ -242,19 +244,19 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   };
   const saveCheckpoint = async () => {
     event('saving');
-    await run.saveCheckpoint(moduleAdapters(), settings, optimizer.getState(), { ...state, elapsedSeconds: elapsed() }, t.checkpoints_kept);
+    await run.saveCheckpoint(moduleAdapters(), settings, await optimizer.getState(), { ...state, elapsedSeconds: elapsed() }, t.checkpoints_kept);
     // a checkpoint mid-run: back to training (the status bar and panel would say "saving" to the end)
     if (state.step < totalSteps) event('training');
   };
   const evaluate = async () => {
     if (evalRows.length === 0) return { loss: null, accuracy: null };
-    const loss = evalLoss(model, adapters, evalRows, t.batch_size, tokenizer.padTokenId);
-    const accuracy = choices ? choiceAccuracy(model, adapters, choices, tokenizer, config.data.max_length) : null;
+    const loss = await evalLoss(model, adapters, evalRows, t.batch_size, tokenizer.padTokenId);
+    const accuracy = choices ? await choiceAccuracy(model, adapters, choices, tokenizer, config.data.max_length) : null;
     await log({ step: state.step, kind: 'eval', eval_loss: loss, ...(accuracy === null ? {} : { accuracy }), wall_s: elapsed() });
     return { loss, accuracy };
   };
   const snapshot = async () => {
-    const snapshots = snapshotMixers(state.step, adapters);
+    const snapshots = await snapshotMixers(state.step, adapters);
     await run.appendMixers(snapshots);
     if (snapshots.length) emit({ type: 'mixers', snapshots });
   };
@@ -311,8 +313,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
           const labels = tf.tensor2d(batch.labels, undefined, 'int32');
           return causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed, checkpoint: checkpointing.on }), labels);
         }, [...params.values()]);
-        lossSum += value.dataSync()[0]!;
-        value.dispose();
+        lossSum += (await takeValues(value))[0]!;
         for (const [name, variable] of params) {
           const g = grads[variable.name]!;
           const previous = summed.get(name);
@@ -330,7 +331,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
       // 2) clip, 3) AdamW at the scheduled learning rate
       const averaged = new Map([...summed].map(([name, g]) => [name, tf.div(g, t.gradient_accumulation)]));
       tf.dispose([...summed.values()]);
-      const { norm, grads: clipped } = clipByGlobalNorm(averaged, t.grad_clip);
+      const { norm, grads: clipped } = await clipByGlobalNorm(averaged, t.grad_clip);
       const lr = t.learning_rate * scheduleFactor(t.schedule, state.step, t.warmup_steps, totalSteps);
       optimizer.apply(params, clipped, lr);
       tf.dispose([...new Set([...averaged.values(), ...clipped.values()])]);

@@ -30,15 +30,15 @@ describe('merge, unmerge and fold', () => {
 
   for (const method of ADAPTER_METHODS) {
     for (const layout of ['out_in', 'in_out'] as const) {
-      it(`${method}, ${layout}: the merged layer equals the adapter layer and unmerge restores W`, () => {
+      it(`${method}, ${layout}: the merged layer equals the adapter layer and unmerge restores W`, async () => {
         const adapter = trainedAdapter(method, 3);
         const layer = base(layout, 7);
         const x = seeded([16, D], 11);
-        const merged: BaseLinear = { ...layer, weight: mergeWeight(layer, adapter.spec, adapter.weights) };
+        const merged: BaseLinear = { ...layer, weight: await mergeWeight(layer, adapter.spec, adapter.weights) };
         const diff = maxAbsDiff(adaptedLinear(x, merged, null), adaptedLinear(x, layer, adapter));
         assert.ok(diff < 1e-5, `merged vs adapter: max abs diff ${diff}`);
         assert.ok(maxAbsDiff(merged.weight, layer.weight) > 1e-3, 'the merge changed W');
-        const restored = unmergeWeight(merged, adapter.spec, adapter.weights);
+        const restored = await unmergeWeight(merged, adapter.spec, adapter.weights);
         assert.ok(maxAbsDiff(restored, layer.weight) < 1e-6, 'unmerge restores W');
       });
     }
@@ -65,10 +65,10 @@ describe('merge, unmerge and fold', () => {
     assert.ok(maxAbsDiff(deltaWeight(adapter.spec, reversed), expected) > 1e-3, 'the order matters');
   });
 
-  it('refuses to merge a non-finite adapter and names the module', () => {
+  it('refuses to merge a non-finite adapter and names the module', async () => {
     const adapter = trainedAdapter('moslora', 29);
     const poisoned = { ...adapter.weights, B: tf.fill([D, R], Number.NaN) as tf.Tensor2D };
-    assert.throws(
+    await assert.rejects(
       () => mergeWeight(base('out_in', 31), adapter.spec, poisoned, 'model.layers.0.self_attn.q_proj'),
       (error: unknown) => error instanceof NonFiniteMergeError && /model\.layers\.0\.self_attn\.q_proj: NaN or Inf/.test(error.message),
     );

@@ -68,12 +68,12 @@ describe('merging into the base model', () => {
       assert.equal(shard2.tensors.get(`${C}.weight`)!.dtype, 'BF16', 'the dtype is kept');
       assert.deepEqual(await shard1.readFloat32('model.embed_tokens.weight'), values(40, 2), 'untouched tensors are copied exactly');
       const a = adapters();
-      const expectedQ = mergeWeight({ weight: tf.tensor2d(values(48, 1), [6, 8]), layout: 'out_in' }, a.get(Q)!.spec, a.get(Q)!.weights).dataSync();
+      const expectedQ = (await mergeWeight({ weight: tf.tensor2d(values(48, 1), [6, 8]), layout: 'out_in' }, a.get(Q)!.spec, a.get(Q)!.weights)).dataSync();
       const gotQ = await shard1.readFloat32(`${Q}.weight`);
       assert.ok(gotQ.every((v, i) => Math.abs(v - expectedQ[i]!) < 1e-7));
       assert.ok(gotQ.some((v, i) => Math.abs(v - values(48, 1)[i]!) > 1e-3), 'the weight changed');
       const bf16Base = await (await SafetensorsFile.open(join(base, 'model-00002-of-00002.safetensors'))).readFloat32(`${C}.weight`);
-      const expectedC = mergeWeight({ weight: tf.tensor2d(bf16Base, [8, 12]), layout: 'in_out' }, a.get(C)!.spec, a.get(C)!.weights).dataSync();
+      const expectedC = (await mergeWeight({ weight: tf.tensor2d(bf16Base, [8, 12]), layout: 'in_out' }, a.get(C)!.spec, a.get(C)!.weights)).dataSync();
       const gotC = await shard2.readFloat32(`${C}.weight`);
       assert.ok(gotC.every((v, i) => Math.abs(v - expectedC[i]!) <= Math.abs(expectedC[i]!) * 2 ** -8), 'within bf16 rounding of the float32 merge');
     } finally {

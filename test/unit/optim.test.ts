@@ -47,14 +47,14 @@ describe('AdamW', () => {
     assert.ok(Math.abs(expected[2]! - withoutDecay[2]!) > 1e-4, 'weight decay is not a no-op in this test');
   });
 
-  it('keys moments by name: saved state restores into a fresh optimizer and continues identically', () => {
-    const run = (restoreAfter: number | null) => {
+  it('keys moments by name: saved state restores into a fresh optimizer and continues identically', async () => {
+    const run = async (restoreAfter: number | null) => {
       const a = tf.variable(tf.tensor([1, 2, 3]));
       const b = tf.variable(tf.tensor([[0.5, -0.5]]));
       let optimizer = new AdamW({ weightDecay: 0.01 });
       for (let step = 0; step < 4; step++) {
         if (step === restoreAfter) {
-          const state = optimizer.getState();
+          const state = await optimizer.getState();
           optimizer.dispose();
           optimizer = new AdamW({ weightDecay: 0.01 });
           optimizer.setState(state);
@@ -66,7 +66,7 @@ describe('AdamW', () => {
       }
       return [...a.dataSync(), ...b.dataSync()];
     };
-    assert.deepEqual(run(2), run(null));
+    assert.deepEqual(await run(2), await run(null));
   });
 
   it('refuses a parameter without a gradient, naming it', () => {
@@ -103,21 +103,21 @@ describe('global-norm clipping', () => {
     await selectBackend('wasm');
   });
 
-  it('reports the norm and scales every gradient by max_norm / (norm + 1e-6) when above it', () => {
+  it('reports the norm and scales every gradient by max_norm / (norm + 1e-6) when above it', async () => {
     const grads = new Map([
       ['a', tf.tensor([3, 0])],
       ['b', tf.tensor([[0, 4]])],
     ]);
-    const { norm, grads: clipped } = clipByGlobalNorm(grads, 1);
+    const { norm, grads: clipped } = await clipByGlobalNorm(grads, 1);
     assert.ok(Math.abs(norm - 5) < 1e-6);
     const scale = 1 / (5 + 1e-6);
     assert.ok(Math.abs(clipped.get('a')!.dataSync()[0]! - 3 * scale) < 1e-7);
     assert.ok(Math.abs(clipped.get('b')!.dataSync()[1]! - 4 * scale) < 1e-7);
   });
 
-  it('leaves gradients under the limit, or with no limit, untouched', () => {
+  it('leaves gradients under the limit, or with no limit, untouched', async () => {
     const grads = new Map([['a', tf.tensor([0.3, 0.4])]]);
-    assert.equal(clipByGlobalNorm(grads, 1).grads.get('a'), grads.get('a'));
-    assert.equal(clipByGlobalNorm(new Map([['a', tf.tensor([30, 40])]]), undefined).grads.get('a')!.dataSync()[0], 30);
+    assert.equal((await clipByGlobalNorm(grads, 1)).grads.get('a'), grads.get('a'));
+    assert.equal((await clipByGlobalNorm(new Map([['a', tf.tensor([30, 40])]]), undefined)).grads.get('a')!.dataSync()[0], 30);
   });
 });

@@ -59,19 +59,19 @@ describe('run directories', () => {
     const params = new Map([[`${name}.lora_A`, tf.variable(adapter!.weights.A)]]);
     const optimizer = new AdamW();
     optimizer.apply(params, new Map([[`${name}.lora_A`, tf.onesLike(adapter!.weights.A)]]), 0.1);
-    for (const step of [10, 20, 30]) await run.saveCheckpoint(weights, settings, optimizer.getState(), state(step), 2);
+    for (const step of [10, 20, 30]) await run.saveCheckpoint(weights, settings, await optimizer.getState(), state(step), 2);
     assert.deepEqual(await run.checkpointSteps(), [20, 30]);
     const loaded = await run.loadLatestCheckpoint();
     assert.ok(loaded);
     assert.deepEqual(loaded.state, state(30));
     assert.equal(loaded.optimizer.step, 1);
-    assert.deepEqual(loaded.optimizer.moments[`${name}.lora_A`]!.m, optimizer.getState().moments[`${name}.lora_A`]!.m);
+    assert.deepEqual(loaded.optimizer.moments[`${name}.lora_A`]!.m, (await optimizer.getState()).moments[`${name}.lora_A`]!.m);
     assert.deepEqual(loaded.adapters.get(name!)!.weights.mixers[0]!.dataSync(), adapter!.weights.mixers[0]!.dataSync());
   });
 
   it('a half-written checkpoint (temporary folder) is never picked for resume', async () => {
     const run = await RunDirectory.create(join(root, 'half'), {});
-    await run.saveCheckpoint(adapters(), settings, new AdamW().getState(), state(5), 3);
+    await run.saveCheckpoint(adapters(), settings, await new AdamW().getState(), state(5), 3);
     await mkdir(join(run.dir, 'checkpoints', '.step-9.tmp-1234'), { recursive: true });
     assert.equal((await run.loadLatestCheckpoint())!.state.step, 5);
     assert.deepEqual(await readdir(join(run.dir, 'checkpoints')), ['.step-9.tmp-1234', 'step-5']);
