@@ -119,7 +119,9 @@ export async function clipByGlobalNorm(
   grads: ReadonlyMap<string, tf.Tensor>,
   maxNorm: number | undefined,
 ): Promise<{ norm: number; grads: Map<string, tf.Tensor> }> {
-  const squares = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
+  // stack, not addN: the webgpu backend binds every addN input at once, past the GPU's limit
+  // on storage buffers (8 is common); its concat splits its inputs to stay within it.
+  const squares = tf.tidy(() => tf.sum(tf.stack([...grads.values()].map((g) => tf.sum(tf.square(g))))));
   const norm = Math.sqrt((await takeValues(squares))[0]!);
   const coefficient = maxNorm === undefined ? 1 : Math.min(1, maxNorm / (norm + 1e-6));
   if (coefficient >= 1) return { norm, grads: new Map(grads) };
