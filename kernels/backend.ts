@@ -66,20 +66,37 @@ async function initTensorflow(): Promise<string> {
 
 type WebGpuGlobals = { navigator?: { gpu?: unknown } };
 
-async function initWebgpu(): Promise<string> {
+interface WebGpuAdapterInfo {
+  description?: string;
+  vendor?: string;
+  /** A software adapter (SwiftShader, llvmpipe): it runs on the CPU. */
+  isFallbackAdapter?: boolean;
+}
+
+/**
+ * Dawn's adapter. A software one is taken only when asked for by name: on the CPU the wasm
+ * backend is far faster, but a software adapter runs the webgpu backend's shaders where no
+ * GPU is (the tests compare it with wasm on one).
+ */
+async function initWebgpu(allowSoftware: boolean): Promise<string> {
   const { create, globals } = (await import(WEBGPU_PACKAGE)) as {
-    create: (flags: string[]) => { requestAdapter(): Promise<{ info?: { description?: string; vendor?: string } } | null> };
+    create: (flags: string[]) => { requestAdapter(options: { powerPreference: string }): Promise<{ info?: WebGpuAdapterInfo } | null> };
     globals: object;
   };
   const gpu = create([]);
-  const adapter = await gpu.requestAdapter();
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error('Dawn found no GPU adapter (no Vulkan, Metal or D3D12 driver with a usable GPU)');
+  const name = adapter.info?.description || adapter.info?.vendor || 'WebGPU adapter';
+  const software = adapter.info?.isFallbackAdapter === true;
+  if (software && !allowSoftware) {
+    throw new Error(`the only adapter is ${name}, a software one that runs on the CPU, slower there than wasm (backend: webgpu takes it anyway)`);
+  }
   const g = globalThis as WebGpuGlobals;
   Object.assign(globalThis, globals);
   g.navigator = Object.assign(g.navigator ?? {}, { gpu });
   await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('the tfjs webgpu backend failed to initialise');
-  return adapter.info?.description || adapter.info?.vendor || 'WebGPU adapter';
+  return software ? `${name} (software, on the CPU)` : name;
 }
 
 async function initWasm(options: BackendOptions): Promise<string> {
@@ -94,12 +111,12 @@ async function initCpu(): Promise<string> {
   return 'CPU (plain JavaScript)';
 }
 
-async function init(backend: BackendName, options: BackendOptions): Promise<string> {
+async function init(backend: BackendName, options: BackendOptions, named: boolean): Promise<string> {
   switch (backend) {
     case 'tensorflow':
       return initTensorflow();
     case 'webgpu':
-      return initWebgpu();
+      return initWebgpu(named);
     case 'wasm':
       return initWasm(options);
     case 'cpu':
@@ -119,7 +136,7 @@ export async function selectBackend(preference: BackendPreference, options: Back
   const skipped: BackendChoice['skipped'] = [];
   for (const backend of candidates) {
     try {
-      const device = await init(backend, options);
+      const device = await init(backend, options, preference !== 'auto');
       return { backend, device, skipped };
     } catch (error) {
       if (preference !== 'auto') throw new BackendUnavailableError(backend, message(error));
