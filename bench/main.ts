@@ -3,7 +3,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { BACKEND_PREFERENCES, type BackendChoice } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchKernels } from './kernels';
@@ -91,18 +91,34 @@ workloadCommand('profile', 'where one MoSLoRA training step spends its time, by 
 
 workloadCommand(
   'train',
-  'tokens/s of a full MoSLoRA training step, ours vs PyTorch (Debian python3-torch) on the same model and batch',
+  'tokens/s of a full MoSLoRA training step, ours vs PyTorch on the same model and batch',
   'gradient checkpointing on both sides (each layer recomputed in the backward pass)',
 )
   .option('--model <which>', 'tiny (examples/tiny-model) | 100m (random Llama-shaped)', 'tiny')
   .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
   .option('--steps <n>', 'timed steps per side and round (after one warm-up step)', integer('--steps', 1), 3)
   .option('--threads <n>', 'PyTorch threads (default: all cores)', integer('--threads', 1), cpus().length)
-  .action((options: { backend: string; model: string; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number; checkpointing: boolean }) => {
-    if (options.model !== 'tiny' && options.model !== '100m') throw new Error(`--model must be tiny or 100m, got ${options.model}`);
-    return runBench('train', options.backend, (choice) => benchTrain(choice, { ...options, model: options.model as 'tiny' | '100m' }), (r) =>
-      `${r.model} (${(r.parameters / 1e6).toFixed(1)}M), ${r.batch}×${r.tokens} tokens: ours ${r.ours_tokens_per_s} tok/s (${r.backend}) · torch ${r.torch_tokens_per_s} tok/s (${r.torch_threads} threads)${r.checkpointing ? ', both checkpointing' : ''} · ours/torch ${r.ours_over_torch}`);
-  });
+  .addOption(
+    new Option('--torch <impl>', "the torch side: reference (scripts/reference's Llama, Debian's python3-torch) | peft (transformers + PEFT, the mixer between lora_A and lora_B)")
+      .choices(['reference', 'peft'])
+      .default('reference'),
+  )
+  .option('--python <path>', 'the Python that has torch (and transformers + peft for --torch peft)', '/usr/bin/python3')
+  .option('--torch-device <device>', 'cpu | cuda (with --torch peft)', 'cpu')
+  .action(
+    (options: {
+      backend: string; model: string; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number; checkpointing: boolean;
+      torch: 'reference' | 'peft'; python: string; torchDevice: string;
+    }) => {
+      if (options.model !== 'tiny' && options.model !== '100m') throw new Error(`--model must be tiny or 100m, got ${options.model}`);
+      if (options.torchDevice !== 'cpu' && options.torch !== 'peft') throw new Error('--torch-device needs --torch peft (the reference side runs on the CPU)');
+      const torch = { impl: options.torch, python: options.python, device: options.torchDevice, threads: options.threads };
+      return runBench('train', options.backend, (choice) => benchTrain(choice, { ...options, model: options.model as 'tiny' | '100m', torch }), (r) =>
+        `${r.model} (${(r.parameters / 1e6).toFixed(1)}M), ${r.batch}×${r.tokens} tokens: ours ${r.ours_tokens_per_s} tok/s (${r.backend}) · ` +
+        `torch ${r.torch_tokens_per_s} tok/s (${r.torch.impl}, torch ${r.torch.torch}, ${r.torch.device}${r.torch.device === 'cpu' ? `, ${r.torch_threads} threads` : ''})` +
+        `${r.checkpointing ? ', both checkpointing' : ''} · ours/torch ${r.ours_over_torch}`);
+    },
+  );
 
 program
   .command('server')

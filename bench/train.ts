@@ -23,7 +23,11 @@ export interface TrainBenchResult {
   rank: number;
   rounds: number;
   torch_threads: number;
+  /** What ran on the torch side: implementation, device, package versions, adapter size. */
+  torch: TorchInfo;
   checkpointing: boolean;
+  /** Trainable parameters on our side; the torch side's are in `torch.trainable`. */
+  ours_trainable: number;
   ours_median_s: number;
   torch_median_s: number;
   ours_tokens_per_s: number;
@@ -31,32 +35,58 @@ export interface TrainBenchResult {
   ours_over_torch: number;
 }
 
-async function oursSteps(model: CausalLM, options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<number[]> {
+export interface TorchOptions {
+  /** reference: scripts/reference's Llama (Debian's python3-torch); peft: transformers + PEFT. */
+  impl: 'reference' | 'peft';
+  python: string;
+  device: string;
+  threads: number;
+}
+
+interface TorchInfo {
+  impl: string;
+  device: string;
+  trainable: number;
+  torch: string;
+  transformers?: string;
+  peft?: string;
+}
+
+async function oursSteps(
+  model: CausalLM,
+  options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean },
+): Promise<{ trainable: number; seconds: number[] }> {
   const workload = new TrainingWorkload(model, options);
-  const times: number[] = [];
+  const seconds: number[] = [];
   for (let step = 0; step <= options.steps; step++) {
     const started = performance.now();
     await workload.step(step);
-    if (step > 0) times.push((performance.now() - started) / 1000);
+    if (step > 0) seconds.push((performance.now() - started) / 1000);
   }
+  const { trainable } = workload;
   workload.dispose();
-  return times;
+  return { trainable, seconds };
 }
 
-async function torchSteps(modelDir: string, options: { batch: number; tokens: number; rank: number; steps: number; threads: number; checkpointing: boolean }): Promise<number[]> {
+async function torchSteps(
+  modelDir: string,
+  torch: TorchOptions,
+  options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean },
+): Promise<{ info: TorchInfo; seconds: number[] }> {
   const { stdout } = await promisify(execFile)(
-    '/usr/bin/python3',
+    torch.python,
     [join(__dirname, '..', 'bench', 'torch_train.py'), '--model', modelDir, '--batch', String(options.batch), '--tokens', String(options.tokens),
-      '--steps', String(options.steps), '--rank', String(options.rank), '--targets', TARGETS.join(','), '--threads', String(options.threads),
-      ...(options.checkpointing ? ['--checkpointing'] : [])],
+      '--steps', String(options.steps), '--rank', String(options.rank), '--targets', TARGETS.join(','), '--threads', String(torch.threads),
+      '--impl', torch.impl, '--device', torch.device, ...(options.checkpointing ? ['--checkpointing'] : [])],
     { maxBuffer: 1 << 20 },
   );
-  return stdout.trim().split('\n').map((line) => (JSON.parse(line) as { seconds: number }).seconds);
+  const [first, ...steps] = stdout.trim().split('\n');
+  return { info: JSON.parse(first!) as TorchInfo, seconds: steps.map((line) => (JSON.parse(line) as { seconds: number }).seconds) };
 }
 
 export async function benchTrain(
   choice: BackendChoice,
-  options: { model: 'tiny' | '100m'; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number; checkpointing: boolean },
+  options: { model: 'tiny' | '100m'; rounds: number; steps: number; batch: number; tokens: number; rank: number; checkpointing: boolean; torch: TorchOptions },
 ): Promise<TrainBenchResult> {
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-train-'));
   try {
@@ -66,11 +96,20 @@ export async function benchTrain(
     const tokens = Math.min(options.tokens, model.config.maxPositions);
     const ours: number[] = [];
     const torch: number[] = [];
+    let torchInfo: TorchInfo | undefined;
+    let oursTrainable = 0;
     for (let round = 0; round < options.rounds; round++) {
       const sides = round % 2 ? ['torch', 'ours'] : ['ours', 'torch'];
       for (const side of sides) {
-        if (side === 'ours') ours.push(...(await oursSteps(model, { ...options, tokens })));
-        else torch.push(...(await torchSteps(modelDir, { ...options, tokens })));
+        if (side === 'ours') {
+          const run = await oursSteps(model, { ...options, tokens });
+          ours.push(...run.seconds);
+          oursTrainable = run.trainable;
+        } else {
+          const run = await torchSteps(modelDir, options.torch, { ...options, tokens });
+          torch.push(...run.seconds);
+          torchInfo = run.info;
+        }
       }
     }
     const parameters = model.parameterCount;
@@ -79,8 +118,8 @@ export async function benchTrain(
     const perStep = options.batch * tokens;
     return {
       bench: 'train', backend: choice.backend, model: options.model === 'tiny' ? 'examples/tiny-model' : 'random Llama ~100M', parameters,
-      batch: options.batch, tokens, rank: options.rank, rounds: options.rounds, torch_threads: options.threads, checkpointing: options.checkpointing,
-      ours_median_s: Number(o.toFixed(3)), torch_median_s: Number(t.toFixed(3)),
+      batch: options.batch, tokens, rank: options.rank, rounds: options.rounds, torch_threads: options.torch.threads, torch: torchInfo!, checkpointing: options.checkpointing,
+      ours_trainable: oursTrainable, ours_median_s: Number(o.toFixed(3)), torch_median_s: Number(t.toFixed(3)),
       ours_tokens_per_s: Math.round(perStep / o), torch_tokens_per_s: Math.round(perStep / t), ours_over_torch: Number((t / o).toFixed(3)),
     };
   } finally {

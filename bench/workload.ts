@@ -45,6 +45,11 @@ export class TrainingWorkload {
     await takeValues(value);
   }
 
+  /** Trainable parameters of the adapters (A, B and the mixers). */
+  get trainable(): number {
+    return [...this.params.values()].reduce((n, v) => n + v.size, 0);
+  }
+
   dispose(): void {
     this.optimizer.dispose();
     tf.dispose([this.ids, ...this.params.values()]);
