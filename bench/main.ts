@@ -4,8 +4,9 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { BACKEND_PREFERENCES, type BackendChoice } from '../kernels/backend';
+import { BACKEND_PREFERENCES, BACKENDS, type BackendChoice, type BackendName } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
+import { benchCurve } from './curve';
 import { benchKernels } from './kernels';
 import { benchMemory, measureStep, type MemoryCase } from './memory';
 import { benchMerge } from './merge';
@@ -118,6 +119,21 @@ workloadCommand(
         `torch ${r.torch_tokens_per_s} tok/s (${r.torch.impl}, torch ${r.torch.torch}, ${r.torch.device}${r.torch.device === 'cpu' ? `, ${r.torch_threads} threads` : ''})` +
         `${r.checkpointing ? ', both checkpointing' : ''} · ours/torch ${r.ours_over_torch}`);
     },
+  );
+
+workloadCommand('curve', "the workload's loss curve on one backend, and on a second for the first steps, same seed: they must agree", 'gradient checkpointing')
+  .option('--model <folder>', 'a model folder, or 100m (a ~100M Llama-shaped model with random weights)', 'examples/tiny-model')
+  .option('--steps <n>', 'steps on --backend', integer('--steps', 2), 300)
+  .addOption(new Option('--compare <backend>', 'the backend to check it against').choices([...BACKENDS]).default('wasm'))
+  .option('--compare-steps <n>', 'steps on --compare', integer('--compare-steps', 2), 5)
+  .action((options: { backend: string; model: string; batch: number; tokens: number; rank: number; checkpointing: boolean; steps: number; compare: BackendName; compareSteps: number }) =>
+    runBench('curve', options.backend, (choice) => benchCurve(choice, options), (r) =>
+      [
+        `${r.model}, ${r.batch}×${r.tokens} tokens: ${r.backend} (${r.device}) against ${r.compare_backend}, same seed`,
+        ...r.compare_losses.map((l, i) => `  step ${String(i + 1).padStart(3)}  ${r.losses[i]!.toFixed(6)}  ${l.toFixed(6)}`),
+        `largest relative difference over ${r.compare_losses.length} steps: ${r.max_relative_difference.toExponential(2)}`,
+        `loss after ${r.steps} steps on ${r.backend}: ${r.losses.at(-1)!.toFixed(4)} (from ${r.losses[0]!.toFixed(4)}); median step ${r.median_step_ms} ms (${r.compare_backend}: ${r.compare_median_step_ms} ms)`,
+      ].join('\n')),
   );
 
 program

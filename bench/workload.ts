@@ -34,15 +34,15 @@ export class TrainingWorkload {
     this.ids = tf.tensor2d(Array.from({ length: options.batch }, (_, b) => Array.from({ length: options.tokens }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
   }
 
-  /** One step, waiting for its loss; the seed varies the dropout masks. */
-  async step(seed: number): Promise<void> {
+  /** One step, waiting for its loss, which it returns; the seed varies the dropout masks. */
+  async step(seed: number): Promise<number> {
     const { value, grads } = tf.variableGrads(
       () => causalLmLoss(this.model.logits(this.ids, this.adapters, { training: true, dropoutSeed: seed, checkpoint: this.options.checkpointing }), this.ids),
       [...this.params.values()],
     );
     this.optimizer.apply(this.params, new Map([...this.params].map(([name, v]) => [name, grads[v.name]!])), 1e-4);
     tf.dispose(Object.values(grads));
-    await takeValues(value);
+    return (await takeValues(value))[0]!;
   }
 
   /** Trainable parameters of the adapters (A, B and the mixers). */
