@@ -1,15 +1,24 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import { throwIfGpuFailed } from './gpu-errors';
 
 /**
  * A tensor's values, read without blocking, and the tensor disposed. Every read of values in
  * the engine goes through an await: the webgpu backend has no synchronous read in Node (its
  * readSync draws through an OffscreenCanvas, which Node lacks), and on a GPU an await lets the
- * queue run on.
+ * queue run on. It also throws what the GPU reported meanwhile (kernels/gpu-errors.ts), so that
+ * values computed by a failed kernel are never used.
  */
 export async function takeValues(t: tf.Tensor): Promise<tf.TypedArray> {
   try {
-    return await t.data();
+    return await readValues(t);
   } finally {
     t.dispose();
   }
+}
+
+/** As takeValues, for a tensor that lives on (a variable, a weight). */
+export async function readValues(t: tf.Tensor): Promise<tf.TypedArray> {
+  const values = await t.data();
+  throwIfGpuFailed();
+  return values;
 }

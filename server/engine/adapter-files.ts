@@ -23,6 +23,7 @@ import {
 import type { AdapterWeights } from '../../kernels/init';
 import { checkAdapterShapes } from '../../kernels/linear';
 import { foldToLora } from '../../kernels/merge';
+import { readValues } from '../../kernels/read';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -68,7 +69,7 @@ function mixerKey(module: string, index: number, count: number): string {
 
 async function tensorsOf(adapters: ReadonlyMap<string, ModuleAdapter>, fold: boolean): Promise<TensorToWrite[]> {
   const out: TensorToWrite[] = [];
-  const write = async (name: string, t: tf.Tensor) => out.push({ name, dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array });
+  const write = async (name: string, t: tf.Tensor) => out.push({ name, dtype: 'F32', shape: t.shape, data: (await readValues(t)) as Float32Array });
   for (const [module, { spec, weights }] of adapters) {
     checkAdapterShapes(spec, weights);
     const plain = fold ? foldToLora(weights) : { A: weights.A, B: weights.B };

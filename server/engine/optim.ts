@@ -3,7 +3,7 @@
 // torch.nn.utils.clip_grad_norm_. tfjs ships Adam without decoupled decay, and keys its moments
 // by variable position; these key everything by parameter name so checkpoints survive reordering.
 import * as tf from '@tensorflow/tfjs-core';
-import { takeValues } from '../../kernels/read';
+import { readValues, takeValues } from '../../kernels/read';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -73,7 +73,7 @@ export class AdamW {
   async getState(): Promise<AdamWState> {
     const moments: AdamWState['moments'] = {};
     for (const [name, m] of this.m) {
-      moments[name] = { m: (await m.data()) as Float32Array, v: (await this.v.get(name)!.data()) as Float32Array, shape: m.shape };
+      moments[name] = { m: (await readValues(m)) as Float32Array, v: (await readValues(this.v.get(name)!)) as Float32Array, shape: m.shape };
     }
     return { step: this.steps, moments };
   }

@@ -10,8 +10,9 @@ import type { BackendChoice } from '../../kernels/backend';
 import { initAdapterWeights } from '../../kernels/init';
 import type { Adapter } from '../../kernels/linear';
 import { mixerProduct } from '../../kernels/merge';
-import { takeValues } from '../../kernels/read';
+import { readValues, takeValues } from '../../kernels/read';
 import { mixerStats } from '../../kernels/stats';
+import { isGpuError } from '../../kernels/gpu-errors';
 import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/wasm-kernels';
 import type { ResolvedConfig } from '../config/load';
 import { exportPeft, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
@@ -165,7 +166,7 @@ async function snapshotMixers(step: number, adapters: ReadonlyMap<string, Adapte
   for (const [module, { spec, weights }] of adapters) {
     if (weights.mixers.length === 0) continue;
     const product = mixerProduct(weights.mixers)!;
-    const stats = mixerStats(await product.data(), spec.r);
+    const stats = mixerStats(await readValues(product), spec.r);
     if (weights.mixers.length > 1) product.dispose();
     out.push({ step, module, r: spec.r, values: stats.values, distanceFromIdentity: stats.distanceFromIdentity, singularValues: stats.singularValues });
   }
@@ -355,14 +356,24 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     await exportPeft(`${run.dir}/peft`, moduleAdapters(), settings);
     return await finish('done', undefined, last, lastLogged, stepSeconds);
   } catch (error) {
-    if (!isWasmHeapExhausted(error)) throw error;
+    if (!isWasmHeapExhausted(error) && !isGpuError(error)) throw error;
     moduleAborted = isWasmAbort(error);
     const kept = (await run.checkpointSteps()).at(-1);
+    const keptText = kept === undefined ? 'No checkpoint had been saved.' : `The checkpoint of step ${kept} is kept in ${run.dir}.`;
+    const toFit =
+      `To fit: ${checkpointing.on ? '' : 'set training.gradient_checkpointing: true; or '}lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length.`;
+    const where = `${config.configPath}: training stopped at step ${state.step + 1}`;
+    if (isGpuError(error)) {
+      throw new Error(
+        `${where}: ${error.message} (backend ${backend.backend}, ${backend.device}). Nothing computed after it was used. ` +
+          `${error.outOfMemory ? `${toFit} ` : ''}${keptText}`,
+        { cause: error },
+      );
+    }
     throw new Error(
-      `${config.configPath}: training stopped at step ${state.step + 1}: the wasm backend ran out of its 4 GiB heap ` +
+      `${where}: the wasm backend ran out of its 4 GiB heap ` +
         `(training.batch_size ${t.batch_size} × data.max_length ${config.data.max_length}${checkpointing.on ? ', with gradient checkpointing' : ''}). ` +
-        `To fit: ${checkpointing.on ? '' : 'set training.gradient_checkpointing: true; or '}lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length. ` +
-        `The memory warning on this config in the editor estimates the peak. ${kept === undefined ? 'No checkpoint had been saved.' : `The checkpoint of step ${kept} is kept in ${run.dir}.`}`,
+        `${toFit} The memory warning on this config in the editor estimates the peak. ${keptText}`,
       { cause: error },
     );
   } finally {

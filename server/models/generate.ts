@@ -2,6 +2,7 @@
 // one token per step over a KV cache, until an end-of-sequence token or max_new_tokens.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { takeValues } from '../../kernels/read';
 import { KVCache, type AdapterSet } from './layers';
 import type { CausalLM } from './model';
 
@@ -92,8 +93,7 @@ export async function generate(model: CausalLM, prompt: readonly number[], optio
         const logits = model.forward([input], { adapters, cache }); // (1, T, vocab)
         return tf.reshape(tf.slice(logits, [0, logits.shape[1] - 1, 0], [1, 1, -1]), [-1]); // (vocab)
       });
-      const values = (await last.data()) as Float32Array;
-      last.dispose();
+      const values = (await takeValues(last)) as Float32Array;
       const next = temperature === 0 ? argmax(values) : sampleTopP(values, temperature, topP, uniform());
       tokens.push(next);
       if (eos.includes(next)) return { tokens, stoppedBy: 'eos' };

@@ -89,6 +89,14 @@ describe('webgpu backend on a software Vulkan driver', { skip }, () => {
     assert.notEqual(wasm[0]!.loss, wasm[2]!.loss);
   });
 
+  it('a kernel the GPU refuses makes the next read throw what it said, instead of returning garbage', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'gpu-error-probe.ts')], { env: ENV, cwd: ROOT });
+    const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { device: string; gpuError?: string; values?: number[] };
+    assert.match(result.device, /software, on the CPU/);
+    assert.equal(result.values, undefined, `the read returned ${JSON.stringify(result.values)}`);
+    assert.match(result.gpuError ?? '', /^the GPU reported .*storage buffers \(13\).*exceeds the maximum per-stage limit/);
+  });
+
   it('generating with the trained adapter on webgpu gives the tokens wasm gives', async () => {
     const generate = async (backend: string) =>
       (JSON.parse(
