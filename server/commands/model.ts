@@ -107,9 +107,10 @@ export function registerModelCommands(program: Command): void {
     .requiredOption('--out <dir>', 'output folder for the merged model')
     .option('--model <dir>', 'base model folder (default: the one the adapter records)')
     .option('--force', 'replace --out if it exists')
+    .option('--backend <name>', 'compute backend', backendOption, 'auto')
     .option('--json', 'print JSON {outDir, mergedModules, maxAbsLogitDiff}')
-    .action(async (adapterDir: string, options: { out: string; model?: string; force?: boolean; json?: boolean }) => {
-      await startBackend('auto');
+    .action(async (adapterDir: string, options: { out: string; model?: string; force?: boolean; backend: BackendPreference; json?: boolean }) => {
+      await startBackend(options.backend);
       const { settings, adapters } = await loadAdapter(resolve(adapterDir));
       const base = baseModelOf(adapterDir, settings.baseModel, options.model);
       const { layout } = await readModelLayout(base);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { SafetensorsFile } from '../../server/formats/safetensors';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -95,6 +96,31 @@ describe('webgpu backend on a software Vulkan driver', { skip }, () => {
     assert.match(result.device, /software, on the CPU/);
     assert.equal(result.values, undefined, `the read returned ${JSON.stringify(result.values)}`);
     assert.match(result.gpuError ?? '', /^the GPU reported .*storage buffers \(13\).*exceeds the maximum per-stage limit/);
+  });
+
+  it('merging the trained adapter on webgpu writes the weights wasm writes, and checks them', async () => {
+    const merged: Map<string, Float32Array>[] = [];
+    for (const backend of ['wasm', 'webgpu']) {
+      const out = join(dir, `merged-${backend}`);
+      const report = JSON.parse(await cli(['merge', join(dir, 'webgpu', 'adapter'), '--out', out, '--backend', backend, '--json'])) as { mergedModules: number; maxAbsLogitDiff: number };
+      assert.equal(report.mergedModules, 28);
+      assert.ok(report.maxAbsLogitDiff < 1e-4, `${backend}: merged vs base + adapter ${report.maxAbsLogitDiff}`);
+      const file = await SafetensorsFile.open(join(out, 'model.safetensors'));
+      try {
+        const weights = new Map<string, Float32Array>();
+        for (const name of file.tensors.keys()) if (/\.(q|k|v|o|gate|up|down)_proj\.weight$/.test(name)) weights.set(name, await file.readFloat32(name));
+        merged.push(weights);
+      } finally {
+        await file.close();
+      }
+    }
+    const [wasm, webgpu] = merged as [Map<string, Float32Array>, Map<string, Float32Array>];
+    assert.equal(webgpu.size, 28);
+    for (const [name, values] of wasm) {
+      const other = webgpu.get(name)!;
+      const diff = Math.max(...values.map((v, i) => Math.abs(v - other[i]!)));
+      assert.ok(diff < 1e-5, `${name}: webgpu and wasm merges differ by ${diff}`);
+    }
   });
 
   it('generating with the trained adapter on webgpu gives the tokens wasm gives', async () => {
