@@ -19,13 +19,29 @@ export interface AdamWState {
   moments: Record<string, { m: Float32Array; v: Float32Array; shape: number[] }>;
 }
 
+/** Where each parameter sits in the optimizer's flat moment vectors. */
+interface Slot {
+  name: string;
+  shape: number[];
+  size: number;
+}
+
+/**
+ * The update runs on all parameters at once: gradients and parameters are concatenated into one
+ * vector, the moments live as one vector each, and the new values are split back. Element by
+ * element it is the same arithmetic as one update per parameter (the same results to the bit),
+ * in about 20 kernels a step instead of about 14 per parameter: a ~100M model's 180 adapter
+ * tensors made 2,500 tiny kernels a step, each a dispatch on a GPU.
+ */
 export class AdamW {
   private readonly beta1: number;
   private readonly beta2: number;
   private readonly epsilon: number;
   private readonly weightDecay: number;
-  private readonly m = new Map<string, tf.Variable>();
-  private readonly v = new Map<string, tf.Variable>();
+  /** The moments' layout, by parameter name in sorted order; empty before the first step. */
+  private slots: Slot[] = [];
+  private m: tf.Variable | null = null;
+  private v: tf.Variable | null = null;
   private steps = 0;
 
   constructor(options: AdamWOptions = {}) {
@@ -41,39 +57,57 @@ export class AdamW {
 
   /** One update of every named parameter with its gradient, at learning rate `lr`. */
   apply(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+    for (const name of params.keys()) {
+      if (!grads.has(name)) throw new Error(`AdamW: no gradient for parameter "${name}"`);
+    }
+    const slots = [...params].map(([name, p]) => ({ name, shape: p.shape, size: p.size })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    this.relayout(slots);
+    const [m, v] = [this.m!, this.v!];
     this.steps += 1;
     const t = this.steps;
     const correction1 = 1 - this.beta1 ** t;
     const correction2 = 1 - this.beta2 ** t;
-    for (const [name, param] of params) {
-      const grad = grads.get(name);
-      if (!grad) throw new Error(`AdamW: no gradient for parameter "${name}"`);
-      const m = this.moment(this.m, name, param);
-      const v = this.moment(this.v, name, param);
-      tf.tidy(() => {
-        m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(grad, 1 - this.beta1)));
-        v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2)));
-        // p ← p·(1 − lr·λ) − lr · m̂ / (√v̂ + ε), with m̂ = m / (1 − β1ᵗ), v̂ = v / (1 − β2ᵗ)
-        const decayed = this.weightDecay > 0 ? tf.mul(param, 1 - lr * this.weightDecay) : param;
-        const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(v, correction2)), this.epsilon));
-        param.assign(tf.sub(decayed, tf.mul(update, lr)));
-      });
-    }
+    tf.tidy(() => {
+      const flat = (of: (name: string) => tf.Tensor) => tf.concat(slots.map((slot) => tf.reshape(of(slot.name), [-1])));
+      const grad = flat((name) => grads.get(name)!);
+      const param = flat((name) => params.get(name)!);
+      m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(grad, 1 - this.beta1)));
+      v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2)));
+      // p ← p·(1 − lr·λ) − lr · m̂ / (√v̂ + ε), with m̂ = m / (1 − β1ᵗ), v̂ = v / (1 − β2ᵗ)
+      const decayed = this.weightDecay > 0 ? tf.mul(param, 1 - lr * this.weightDecay) : param;
+      const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(v, correction2)), this.epsilon));
+      const next = tf.split(tf.sub(decayed, tf.mul(update, lr)), slots.map((slot) => slot.size));
+      slots.forEach((slot, i) => params.get(slot.name)!.assign(tf.reshape(next[i]!, slot.shape)));
+    });
   }
 
-  private moment(store: Map<string, tf.Variable>, name: string, like: tf.Tensor): tf.Variable {
-    let moment = store.get(name);
-    if (!moment) {
-      moment = tf.variable(tf.zerosLike(like), false);
-      store.set(name, moment);
-    }
-    return moment;
+  /** Lays the moments out for these parameters, keeping each one's moments by name (zeros if new). */
+  private relayout(slots: Slot[]): void {
+    const same = slots.length === this.slots.length && slots.every((s, i) => s.name === this.slots[i]!.name && s.size === this.slots[i]!.size);
+    if (same && this.m) return;
+    const keep = (flat: tf.Variable | null) =>
+      tf.tidy(() => {
+        const old = new Map<string, tf.Tensor>();
+        if (flat) tf.split(flat, this.slots.map((s) => s.size)).forEach((piece, i) => old.set(this.slots[i]!.name, piece));
+        return tf.concat(slots.map((s) => (old.get(s.name)?.size === s.size ? old.get(s.name)! : tf.zeros([s.size]))));
+      });
+    const [m, v] = [keep(this.m), keep(this.v)];
+    this.dispose();
+    this.m = tf.variable(m, false);
+    this.v = tf.variable(v, false);
+    tf.dispose([m, v]);
+    this.slots = slots;
   }
 
   async getState(): Promise<AdamWState> {
     const moments: AdamWState['moments'] = {};
-    for (const [name, m] of this.m) {
-      moments[name] = { m: (await readValues(m)) as Float32Array, v: (await readValues(this.v.get(name)!)) as Float32Array, shape: m.shape };
+    if (this.m && this.v) {
+      const [m, v] = [(await readValues(this.m)) as Float32Array, (await readValues(this.v)) as Float32Array];
+      let offset = 0;
+      for (const { name, shape, size } of this.slots) {
+        moments[name] = { m: m.slice(offset, offset + size), v: v.slice(offset, offset + size), shape };
+        offset += size;
+      }
     }
     return { step: this.steps, moments };
   }
@@ -81,17 +115,30 @@ export class AdamW {
   setState(state: AdamWState): void {
     this.dispose();
     this.steps = state.step;
-    for (const [name, { m, v, shape }] of Object.entries(state.moments)) {
-      this.m.set(name, tf.variable(tf.tensor(m, shape), false));
-      this.v.set(name, tf.variable(tf.tensor(v, shape), false));
-    }
+    const entries = Object.entries(state.moments).sort(([a], [b]) => (a < b ? -1 : 1));
+    if (entries.length === 0) return;
+    this.slots = entries.map(([name, { m, shape }]) => ({ name, shape, size: m.length }));
+    const join = (pick: (moment: { m: Float32Array; v: Float32Array }) => Float32Array) => {
+      const out = new Float32Array(this.slots.reduce((n, s) => n + s.size, 0));
+      let offset = 0;
+      for (const [, moment] of entries) {
+        out.set(pick(moment), offset);
+        offset += pick(moment).length;
+      }
+      return out;
+    };
+    const [m, v] = [tf.tensor1d(join((x) => x.m)), tf.tensor1d(join((x) => x.v))];
+    this.m = tf.variable(m, false);
+    this.v = tf.variable(v, false);
+    tf.dispose([m, v]);
   }
 
   dispose(): void {
-    for (const store of [this.m, this.v]) {
-      for (const variable of store.values()) variable.dispose();
-      store.clear();
-    }
+    this.m?.dispose();
+    this.v?.dispose();
+    this.m = null;
+    this.v = null;
+    this.slots = [];
   }
 }
 

@@ -47,6 +47,39 @@ describe('AdamW', () => {
     assert.ok(Math.abs(expected[2]! - withoutDecay[2]!) > 1e-4, 'weight decay is not a no-op in this test');
   });
 
+  it('updates all parameters at once with the same float32 results, to the bit, as one update per parameter, in a fixed number of kernels', async () => {
+    const shapes: Record<string, number[]> = { 'q.lora_A': [4, 6], 'q.lora_B': [6, 4], 'q.lora_AB': [4, 4], 'v.lora_A': [4, 6], 'v.lora_B': [3, 4] };
+    const seeded = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+    const make = () => new Map(Object.entries(shapes).map(([name, shape], i) => [name, tf.variable(seeded(shape, 10 + i))]));
+    const [flat, perParameter] = [make(), make()];
+    const optimizer = new AdamW({ weightDecay: 0.01 });
+    const moments = new Map([...perParameter].map(([name, p]) => [name, { m: tf.zerosLike(p), v: tf.zerosLike(p) }]));
+    for (let step = 1; step <= 3; step++) {
+      const grads = new Map(Object.entries(shapes).map(([name, shape], i) => [name, seeded(shape, 100 * step + i)]));
+      const lr = 1e-2 / step;
+      const before = tf.memory().numTensors;
+      const { kernels } = await tf.profile(() => optimizer.apply(flat, grads, lr));
+      // after the first step, which lays the moments out (2 new tensors): a fixed number of
+      // computing kernels (reshapes only relabel), not 14 per parameter, and nothing left behind
+      if (step > 1) {
+        const computing = kernels.filter((k) => k.name !== 'Reshape').map((k) => k.name);
+        assert.ok(computing.length <= 20, `${computing.length} kernels for one update of 5 parameters: ${computing.join(' ')}`);
+        assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+      }
+      // the update as it was written per parameter (torch.optim.AdamW's order of operations)
+      for (const [name, p] of perParameter) {
+        const g = grads.get(name)!;
+        const moment = moments.get(name)!;
+        moment.m = tf.add(tf.mul(moment.m, 0.9), tf.mul(g, 1 - 0.9));
+        moment.v = tf.add(tf.mul(moment.v, 0.999), tf.mul(tf.square(g), 1 - 0.999));
+        const update = tf.div(tf.div(moment.m, 1 - 0.9 ** step), tf.add(tf.sqrt(tf.div(moment.v, 1 - 0.999 ** step)), 1e-8));
+        p.assign(tf.sub(tf.mul(p, 1 - lr * 0.01), tf.mul(update, lr)));
+      }
+    }
+    for (const [name, p] of flat) assert.deepEqual(p.dataSync(), perParameter.get(name)!.dataSync(), name);
+    optimizer.dispose();
+  });
+
   it('keys moments by name: saved state restores into a fresh optimizer and continues identically', async () => {
     const run = async (restoreAfter: number | null) => {
       const a = tf.variable(tf.tensor([1, 2, 3]));
