@@ -21,9 +21,14 @@ export interface BackendChoice {
   skipped: { backend: BackendName; reason: string }[];
 }
 
+/** What a look for a WebGPU adapter outside this process found (server/webgpu-probe.ts). */
+export type WebgpuProbe = { adapter: { name: string; software: boolean } } | { reason: string };
+
 export interface BackendOptions {
   /** Folder (ending in '/') holding tfjs-backend-wasm's *.wasm files, for bundled builds. */
   wasmPaths?: string;
+  /** Looks for a WebGPU adapter before Dawn is loaded here; without it, Dawn is asked here. */
+  probeWebgpu?: () => Promise<WebgpuProbe>;
 }
 
 export class BackendUnavailableError extends Error {
@@ -79,7 +84,16 @@ interface WebGpuAdapterInfo {
  * backend is far faster, but a software adapter runs the webgpu backend's shaders where no
  * GPU is (the tests compare it with wasm on one).
  */
-async function initWebgpu(allowSoftware: boolean): Promise<string> {
+function softwareRefusal(name: string): Error {
+  return new Error(`the only adapter is ${name}, a software one that runs on the CPU, slower there than wasm (backend: webgpu takes it anyway)`);
+}
+
+async function initWebgpu(allowSoftware: boolean, probe: BackendOptions['probeWebgpu']): Promise<string> {
+  if (probe) {
+    const found = await probe();
+    if ('reason' in found) throw new Error(found.reason);
+    if (found.adapter.software && !allowSoftware) throw softwareRefusal(found.adapter.name);
+  }
   const { create, globals } = (await import(WEBGPU_PACKAGE)) as {
     create: (flags: string[]) => { requestAdapter(options: { powerPreference: string }): Promise<{ info?: WebGpuAdapterInfo } | null> };
     globals: object;
@@ -89,9 +103,7 @@ async function initWebgpu(allowSoftware: boolean): Promise<string> {
   if (!adapter) throw new Error('Dawn found no GPU adapter (no Vulkan, Metal or D3D12 driver with a usable GPU)');
   const name = adapter.info?.description || adapter.info?.vendor || 'WebGPU adapter';
   const software = adapter.info?.isFallbackAdapter === true;
-  if (software && !allowSoftware) {
-    throw new Error(`the only adapter is ${name}, a software one that runs on the CPU, slower there than wasm (backend: webgpu takes it anyway)`);
-  }
+  if (software && !allowSoftware) throw softwareRefusal(name);
   const g = globalThis as WebGpuGlobals;
   Object.assign(globalThis, globals);
   g.navigator = Object.assign(g.navigator ?? {}, { gpu });
@@ -118,7 +130,7 @@ async function init(backend: BackendName, options: BackendOptions, named: boolea
     case 'tensorflow':
       return initTensorflow();
     case 'webgpu':
-      return initWebgpu(named);
+      return initWebgpu(named, options.probeWebgpu);
     case 'wasm':
       return initWasm(options);
     case 'cpu':

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectBackend, type BackendChoice, type BackendPreference } from '../kernels/backend';
+import { probeWebgpu } from './webgpu-probe';
 
 /**
  * The folder holding the wasm backend's binaries when running from the esbuild bundle
@@ -14,7 +15,7 @@ function bundledWasmPaths(): string | undefined {
 
 export function startBackend(preference: BackendPreference): Promise<BackendChoice> {
   const wasmPaths = bundledWasmPaths();
-  return selectBackend(preference, wasmPaths ? { wasmPaths } : {});
+  return selectBackend(preference, { probeWebgpu, ...(wasmPaths ? { wasmPaths } : {}) });
 }
 
 export function describeChoice(choice: BackendChoice): string {
