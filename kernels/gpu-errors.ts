@@ -31,12 +31,15 @@ export function reportGpuError(message: string): void {
 
 interface WatchedDevice {
   addEventListener(type: 'uncapturederror', listener: (event: { error: { message: string } }) => void): void;
-  lost: Promise<{ message: string }>;
+  lost: Promise<{ message: string; reason?: string }>;
 }
 
 export function watchGpuErrors(device: WatchedDevice): void {
   device.addEventListener('uncapturederror', (event) => reportGpuError(event.error.message));
-  void device.lost.then((info) => reportGpuError(`the device was lost: ${info.message}`));
+  // 'destroyed': on purpose (the backend disposed); anything else: the driver or the GPU failed
+  void device.lost.then((info) => {
+    if (info.reason !== 'destroyed') reportGpuError(`the device was lost: ${info.message}`);
+  });
 }
 
 /** Throws (and clears) what the GPU reported since the last call. */
