@@ -365,7 +365,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     const where = `${config.configPath}: training stopped at step ${state.step + 1}`;
     if (isGpuError(error)) {
       throw new Error(
-        `${where}: ${error.message} (backend ${backend.backend}, ${backend.device}). Nothing computed after it was used. ` +
+        `${where}: ${error.message} (backend ${backend.backend}, ${backend.device}). Nothing computed after the failure was saved. ` +
           `${error.outOfMemory ? `${toFit} ` : ''}${keptText}`,
         { cause: error },
       );
