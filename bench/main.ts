@@ -10,6 +10,7 @@ import { benchCurve } from './curve';
 import { benchKernels } from './kernels';
 import { benchMemory, measureStep, type MemoryCase } from './memory';
 import { benchMerge } from './merge';
+import { benchParallel, shardSteps, type ShardOptions } from './parallel';
 import { benchProfile } from './profile';
 import { benchServer } from './server';
 import { benchTrain } from './train';
@@ -174,6 +175,28 @@ program
       console.error(`${c.layers} layers, batch ${c.batch}×${result.tokens}${c.checkpointing ? ', checkpointing' : ''}: heap ${c.heap_gib === null ? 'aborted (over 4 GiB)' : `${c.heap_gib} GiB`} · estimate ${c.estimate_gib} GiB`);
     }
     record('memory', result);
+  });
+
+workloadCommand('parallel', 'what splitting the batch across processes (one wasm backend each) could give: an upper bound, compute only', 'gradient checkpointing')
+  .option('--model <folder>', 'a model folder, or 100m (a ~100M Llama-shaped model with random weights)', 'examples/tiny-model')
+  .option('--processes <n>', 'processes to split the batch across', integer('--processes', 2), cpus().length)
+  .option('--steps <n>', 'timed steps per process (after one warm-up step)', integer('--steps', 1), 3)
+  .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
+  .option('--shard <json>', '(internal) run one shard in this process')
+  .action(async (options: ShardOptions & { backend: string; processes: number; rounds: number; shard?: string }) => {
+    if (!['auto', 'wasm'].includes(options.backend)) throw new Error('parallel measures the wasm backend only (one single-threaded backend per process)');
+    if (options.shard) {
+      await startBackend(backendOption('wasm'));
+      console.log(await shardSteps(JSON.parse(options.shard) as ShardOptions));
+      return;
+    }
+    const result = await benchParallel(options);
+    console.log(JSON.stringify(result));
+    console.error(
+      `${result.model}, ${result.batch}×${result.tokens} tokens${result.checkpointing ? ', checkpointing' : ''}: one process ${result.one_process_ms} ms/step · ` +
+        `${result.processes} processes × batch ${result.batch / result.processes} ${result.split_ms} ms/step · speedup ≤ ${result.speedup_upper_bound} (compute only, median of ${result.rounds})`,
+    );
+    record('parallel', result);
   });
 
 program.parseAsync().catch((error: unknown) => {
