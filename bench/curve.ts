@@ -30,14 +30,8 @@ export interface CurveBenchResult {
 async function curve(model: string, options: { batch: number; tokens: number; rank: number; checkpointing: boolean }, steps: number) {
   const loaded = await loadBenchModel(model);
   const workload = new TrainingWorkload(loaded, { ...options, tokens: Math.min(options.tokens, loaded.config.maxPositions) });
-  const losses: number[] = [];
-  const ms: number[] = [];
   try {
-    for (let step = 0; step < steps; step++) {
-      const started = performance.now();
-      losses.push(await workload.step(step));
-      ms.push(performance.now() - started);
-    }
+    const { ms, losses } = await workload.timedSteps(0, steps);
     return { losses, ms, parameters: loaded.parameterCount, tokens: Math.min(options.tokens, loaded.config.maxPositions) };
   } finally {
     workload.dispose();

@@ -37,13 +37,7 @@ export async function shardSteps(options: ShardOptions): Promise<number> {
   const model = await loadBenchModel(options.model);
   const workload = new TrainingWorkload(model, { ...options, tokens: Math.min(options.tokens, model.config.maxPositions) });
   await workload.step(0);
-  const ms: number[] = [];
-  for (let step = 1; step <= options.steps; step++) {
-    const started = performance.now();
-    await workload.step(step);
-    ms.push(performance.now() - started);
-  }
-  return median(ms);
+  return median((await workload.timedSteps(1, options.steps)).ms);
 }
 
 /** Runs the shards at once, one process each; the slowest shard's time per step. */

@@ -62,13 +62,7 @@ export async function benchProfile(choice: BackendChoice, options: { model: stri
   const tokens = Math.min(options.tokens, model.config.maxPositions);
   const workload = new TrainingWorkload(model, { ...options, tokens });
   await workload.step(0);
-  const times: number[] = [];
-  for (let s = 1; s <= options.steps; s++) {
-    const started = performance.now();
-    await workload.step(s);
-    times.push(performance.now() - started);
-  }
-  const stepMs = median(times);
+  const stepMs = median((await workload.timedSteps(1, options.steps)).ms);
   const profile = await tf.profile(() => workload.step(options.steps + 1).then(() => []));
   // tf.profile also lists customGrad scopes, which contain kernels listed on their own: count kernels only.
   const kernels = profile.kernels.filter((k) => tf.getKernel(k.name, choice.backend) !== undefined);

@@ -57,12 +57,8 @@ async function oursSteps(
   options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean },
 ): Promise<{ trainable: number; seconds: number[] }> {
   const workload = new TrainingWorkload(model, options);
-  const seconds: number[] = [];
-  for (let step = 0; step <= options.steps; step++) {
-    const started = performance.now();
-    await workload.step(step);
-    if (step > 0) seconds.push((performance.now() - started) / 1000);
-  }
+  await workload.step(0);
+  const seconds = (await workload.timedSteps(1, options.steps)).ms.map((ms) => ms / 1000);
   const { trainable } = workload;
   workload.dispose();
   return { trainable, seconds };

@@ -45,6 +45,18 @@ export class TrainingWorkload {
     return (await takeValues(value))[0]!;
   }
 
+  /** Steps first … first + count − 1, each timed; their milliseconds and losses. */
+  async timedSteps(first: number, count: number): Promise<{ ms: number[]; losses: number[] }> {
+    const ms: number[] = [];
+    const losses: number[] = [];
+    for (let step = first; step < first + count; step++) {
+      const started = performance.now();
+      losses.push(await this.step(step));
+      ms.push(performance.now() - started);
+    }
+    return { ms, losses };
+  }
+
   /** Trainable parameters of the adapters (A, B and the mixers). */
   get trainable(): number {
     return [...this.params.values()].reduce((n, v) => n + v.size, 0);
