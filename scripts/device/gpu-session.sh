@@ -6,7 +6,9 @@
 #   kernels  MoSLoRA / LoRA step time of one adapted layer on webgpu
 #   profile  where a webgpu step of the ~100M model spends its time
 #   merge    merging a ~100M model on webgpu vs reading and writing its files
-# Results are appended to bench/results/*.jsonl and copied to $OUT. SMOKE=1 runs each part on the
+# Results are appended to bench/results/*.jsonl and copied to $OUT (also when a part is cut off);
+# CURVE_STEPS sets the curve's length (300) if the device's 10 minutes a call are short for it.
+# SMOKE=1 runs each part on the
 # tiny model for a few steps, to check the script on a machine without a GPU (with SwiftShader:
 # VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json; no CUDA, so train is skipped).
 set -euo pipefail
@@ -14,6 +16,8 @@ cd "$(dirname "$0")/../.."
 part=${1:?"which part: curve | train | kernels | profile | merge"}
 out=${OUT:-/tmp/moslora-device-out}
 mkdir -p "$out"
+# the records come back even when the tool's time limit stops a part midway
+trap 'cp bench/results/*.jsonl "$out/" 2>/dev/null || true' EXIT
 
 for deb in .device/gl/*.deb; do dpkg -x "$deb" /; done
 ldconfig
@@ -33,9 +37,9 @@ xz -dc .device/webgpu/dawn.node.xz > node_modules/webgpu/dist/linux-x64/dawn.nod
 node dist/cli.js backends
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 if [ "${SMOKE:-0}" = 1 ]; then
-  model=examples/tiny-model; size=tiny; steps=4; rounds=1
+  model=examples/tiny-model; steps=${CURVE_STEPS:-4}; rounds=1
 else
-  model=100m; size=100m; steps=300; rounds=2
+  model=100m; steps=${CURVE_STEPS:-300}; rounds=2
 fi
 bench() { node dist/bench.js "$@" 2>&1 | tee -a "$out/session.log"; }
 case "$part" in
@@ -50,4 +54,3 @@ case "$part" in
   merge) bench merge --backend webgpu --rounds "$([ "${SMOKE:-0}" = 1 ] && echo 1 || echo 3)" ;;
   *) echo "unknown part: $part" >&2; exit 2 ;;
 esac
-cp bench/results/*.jsonl "$out/"
