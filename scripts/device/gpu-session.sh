@@ -6,17 +6,17 @@
 #   kernels  MoSLoRA / LoRA step time of one adapted layer on webgpu
 #   profile  where a webgpu step of the ~100M model spends its time
 #   merge    merging a ~100M model on webgpu vs reading and writing its files
-# Results are appended to bench/results/*.jsonl and copied to $OUT (also when a part is cut off);
+# Results are appended to bench/results/*.jsonl and copied to $OUT at the end (also when the part is
+# stopped by a signal it can catch); every JSON line also goes to $OUT/session.log as it is printed.
 # CURVE_STEPS sets the curve's length (300) if the device's 10 minutes a call are short for it.
-# SMOKE=1 runs each part on the
-# tiny model for a few steps, to check the script on a machine without a GPU (with SwiftShader:
-# VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json; no CUDA, so train is skipped).
+# SMOKE=1 runs each part on the tiny model for a few steps, to check the script on a machine without
+# a GPU (with SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json; no CUDA, so
+# train is skipped).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:?"which part: curve | train | kernels | profile | merge"}
 out=${OUT:-/tmp/moslora-device-out}
 mkdir -p "$out"
-# the records come back even when the tool's time limit stops a part midway
 trap 'cp bench/results/*.jsonl "$out/" 2>/dev/null || true' EXIT
 
 for deb in .device/gl/*.deb; do dpkg -x "$deb" /; done
