@@ -131,8 +131,8 @@ workloadCommand('curve', "the workload's loss curve on one backend, and on a sec
     runBench('curve', options.backend, (choice) => benchCurve(choice, options), (r) =>
       [
         `${r.model}, ${r.batch}×${r.tokens} tokens: ${r.backend} (${r.device}) against ${r.compare_backend}, same seed`,
-        ...r.compare_losses.map((l, i) => `  step ${String(i + 1).padStart(3)}  ${r.losses[i]!.toFixed(6)}  ${l.toFixed(6)}`),
-        `largest relative difference over ${r.compare_losses.length} steps: ${r.max_relative_difference.toExponential(2)}`,
+        ...r.compare_losses.slice(0, r.losses.length).map((l, i) => `  step ${String(i + 1).padStart(3)}  ${r.losses[i]!.toFixed(6)}  ${l.toFixed(6)}`),
+        `largest relative difference over ${Math.min(r.losses.length, r.compare_losses.length)} steps: ${r.max_relative_difference.toExponential(2)}`,
         `loss after ${r.steps} steps on ${r.backend}: ${r.losses.at(-1)!.toFixed(4)} (from ${r.losses[0]!.toFixed(4)}); median step ${r.median_step_ms} ms (${r.compare_backend}: ${r.compare_median_step_ms} ms)`,
       ].join('\n')),
   );
