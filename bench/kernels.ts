@@ -6,6 +6,7 @@ import { resolveAdapterSpec, type AdapterMethod } from '../kernels/adapter';
 import type { BackendChoice } from '../kernels/backend';
 import { initAdapterWeights } from '../kernels/init';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/linear';
+import { readValues } from '../kernels/read';
 import { median } from '../server/engine/median';
 
 export interface KernelBenchOptions {
@@ -48,7 +49,7 @@ export async function benchKernels(choice: BackendChoice, options: KernelBenchOp
       const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(adaptedLinear(x, base, adapter), dy)));
       return [value, ...Object.values(grads)];
     });
-    await Promise.all(grads.map((g) => g.data()));
+    await Promise.all(grads.map((g) => readValues(g)));
     tf.dispose(grads);
     return performance.now() - started;
   };

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from '../kernels/linear';
-import { takeValues } from '../kernels/read';
+import { takeNumber } from '../kernels/read';
 import { createAdapters, makeTrainable } from '../server/models/adapters';
 import { AdamW } from '../server/engine/optim';
 import { causalLmLoss, CausalLM } from '../server/models/model';
@@ -42,7 +42,7 @@ export class TrainingWorkload {
     );
     this.optimizer.apply(this.params, new Map([...this.params].map(([name, v]) => [name, grads[v.name]!])), 1e-4);
     tf.dispose(Object.values(grads));
-    return (await takeValues(value))[0]!;
+    return takeNumber(value);
   }
 
   /** Steps first … first + count − 1, each timed; their milliseconds and losses. */

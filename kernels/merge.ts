@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { adapterScaling, type ResolvedAdapterSpec } from './adapter';
 import type { AdapterWeights } from './init';
 import { baseDims, checkAdapterShapes, type BaseLinear } from './linear';
-import { takeValues } from './read';
+import { takeNumber } from './read';
 
 export class NonFiniteMergeError extends Error {
   constructor(readonly module: string) {
@@ -47,7 +47,7 @@ async function applyDelta(base: BaseLinear, spec: ResolvedAdapterSpec, weights: 
     const oriented = base.layout === 'out_in' ? delta : tf.transpose(delta);
     return sign > 0 ? tf.add(base.weight, oriented) : tf.sub(base.weight, oriented);
   });
-  const finite = (await takeValues(tf.tidy(() => tf.all(tf.isFinite(merged)))))[0] === 1;
+  const finite = (await takeNumber(tf.tidy(() => tf.all(tf.isFinite(merged))))) === 1;
   if (!finite) {
     merged.dispose();
     throw new NonFiniteMergeError(module);

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { throwIfGpuFailed } from './gpu-errors';
 
 /**
@@ -21,4 +21,19 @@ export async function readValues(t: tf.Tensor): Promise<tf.TypedArray> {
   const values = await t.data();
   throwIfGpuFailed();
   return values;
+}
+
+/** The single value of a scalar (or the first of any tensor), read as takeValues reads it. */
+export async function takeNumber(t: tf.Tensor): Promise<number> {
+  return (await takeValues(t))[0]!;
+}
+
+/** max |a − b| over every element of the two tensors `pair` makes (made and freed in a tidy). */
+export function maxAbsDifference(pair: () => [tf.Tensor, tf.Tensor]): Promise<number> {
+  return takeNumber(
+    tf.tidy(() => {
+      const [a, b] = pair();
+      return tf.max(tf.abs(tf.sub(a, b)));
+    }),
+  );
 }

@@ -6,7 +6,7 @@ import { resolveAdapterSpec, trainableParameterCount, type AdapterMethod, type M
 import { initAdapterWeights } from '../kernels/init';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/linear';
 import { foldToLora, mergeWeight } from '../kernels/merge';
-import { takeValues } from '../kernels/read';
+import { maxAbsDifference, readValues, takeNumber } from '../kernels/read';
 import { mixerStats } from '../kernels/stats';
 import { median } from './engine/median';
 
@@ -46,7 +46,7 @@ export async function runKernelDemo(options: DemoOptions): Promise<void> {
   for (const { label, method, mixerInit } of variants) {
     const spec = resolveAdapterSpec({ method, dIn: dim, dOut: dim, r: rank, alpha: 2 * rank, mixerInit });
     const init = initAdapterWeights(spec, seed + 10);
-    const initMinSingular = init.mixers.length ? mixerStats(await init.mixers[0]!.data(), rank).singularValues.at(-1)! : null;
+    const initMinSingular = init.mixers.length ? mixerStats(await readValues(init.mixers[0]!), rank).singularValues.at(-1)! : null;
     const weights = { A: tf.variable(init.A), B: tf.variable(init.B), mixers: init.mixers.map((m) => tf.variable(m)) };
     runs.push({ label, adapter: { spec, weights }, initMinSingular, losses: [], stepMs: [] });
   }
@@ -63,7 +63,7 @@ export async function runKernelDemo(options: DemoOptions): Promise<void> {
         true,
         [A, B, ...mixers] as tf.Variable[],
       )!;
-      run.losses.push((await takeValues(loss))[0]!);
+      run.losses.push(await takeNumber(loss));
       run.stepMs.push(performance.now() - started);
     }
     if (step % Math.max(1, Math.floor(steps / 8)) === 0 || step === steps - 1) {
@@ -82,15 +82,15 @@ export async function runKernelDemo(options: DemoOptions): Promise<void> {
 
   const moslora = runs[1]!.adapter;
   const merged: BaseLinear = { ...base, weight: await mergeWeight(base, moslora.spec, moslora.weights) };
-  const mergeError = (await takeValues(tf.tidy(() => tf.max(tf.abs(tf.sub(adaptedLinear(x, merged, null), adaptedLinear(x, base, moslora)))))))[0]!;
+  const mergeError = await maxAbsDifference(() => [adaptedLinear(x, merged, null), adaptedLinear(x, base, moslora)]);
   merged.weight.dispose();
   const folded = foldToLora(moslora.weights);
   const asLora: Adapter = { spec: resolveAdapterSpec({ ...moslora.spec, method: 'lora' }), weights: { ...folded, mixers: [] } };
-  const foldError = (await takeValues(tf.tidy(() => tf.max(tf.abs(tf.sub(adaptedLinear(x, base, asLora), adaptedLinear(x, base, moslora)))))))[0]!;
+  const foldError = await maxAbsDifference(() => [adaptedLinear(x, base, asLora), adaptedLinear(x, base, moslora)]);
   tf.dispose([folded.A, folded.B]);
   log('');
   log(`merge W + s·B·M·A into the base: max abs output difference ${mergeError.toExponential(2)}`);
   log(`fold to plain LoRA (A′ = M·A):    max abs output difference ${foldError.toExponential(2)}`);
-  const stats = mixerStats(await moslora.weights.mixers[0]!.data(), rank);
+  const stats = mixerStats(await readValues(moslora.weights.mixers[0]!), rank);
   log(`learned mixer: ‖M − I‖_F = ${stats.distanceFromIdentity.toFixed(3)}, singular values ${stats.singularValues.map((s) => s.toFixed(2)).join(' ')}`);
 }

@@ -5,7 +5,7 @@ import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeWeight } from '../../kernels/merge';
-import { takeValues } from '../../kernels/read';
+import { maxAbsDifference, takeValues } from '../../kernels/read';
 import { Checkpoint } from '../formats/checkpoint';
 import { CausalLM } from '../models/model';
 import { ModelTokenizer } from '../models/tokenizer';
@@ -114,7 +114,7 @@ export async function mergedLogitDifference(baseDir: string, mergedDir: string, 
   const ids = [tokenizer.encode(CHECK_TEXT).slice(0, 32)];
   const [base, merged] = await Promise.all([CausalLM.load(baseDir), CausalLM.load(mergedDir)]);
   try {
-    return (await takeValues(tf.tidy(() => tf.max(tf.abs(tf.sub(base.forward(ids, { adapters }), merged.forward(ids)))))))[0]!;
+    return await maxAbsDifference(() => [base.forward(ids, { adapters }), merged.forward(ids)]);
   } finally {
     base.dispose();
     merged.dispose();

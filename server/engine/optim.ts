@@ -3,7 +3,7 @@
 // torch.nn.utils.clip_grad_norm_. tfjs ships Adam without decoupled decay, and keys its moments
 // by variable position; these key everything by parameter name so checkpoints survive reordering.
 import * as tf from '@tensorflow/tfjs-core';
-import { readValues, takeValues } from '../../kernels/read';
+import { readValues, takeNumber } from '../../kernels/read';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -169,7 +169,7 @@ export async function clipByGlobalNorm(
   // stack, not addN: the webgpu backend binds every addN input at once, past the GPU's limit
   // on storage buffers (8 is common); its concat splits its inputs to stay within it.
   const squares = tf.tidy(() => tf.sum(tf.stack([...grads.values()].map((g) => tf.sum(tf.square(g))))));
-  const norm = Math.sqrt((await takeValues(squares))[0]!);
+  const norm = Math.sqrt(await takeNumber(squares));
   const coefficient = maxNorm === undefined ? 1 : Math.min(1, maxNorm / (norm + 1e-6));
   if (coefficient >= 1) return { norm, grads: new Map(grads) };
   return { norm, grads: new Map([...grads].map(([name, g]) => [name, tf.mul(g, coefficient)])) };

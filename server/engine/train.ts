@@ -10,7 +10,7 @@ import type { BackendChoice } from '../../kernels/backend';
 import { initAdapterWeights } from '../../kernels/init';
 import type { Adapter } from '../../kernels/linear';
 import { mixerProduct } from '../../kernels/merge';
-import { readValues, takeValues } from '../../kernels/read';
+import { readValues, takeNumber, takeValues } from '../../kernels/read';
 import { mixerStats } from '../../kernels/stats';
 import { isGpuError } from '../../kernels/gpu-errors';
 import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/wasm-kernels';
@@ -314,7 +314,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
           const labels = tf.tensor2d(batch.labels, undefined, 'int32');
           return causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed, checkpoint: checkpointing.on }), labels);
         }, [...params.values()]);
-        lossSum += (await takeValues(value))[0]!;
+        lossSum += await takeNumber(value);
         for (const [name, variable] of params) {
           const g = grads[variable.name]!;
           const previous = summed.get(name);
