@@ -79,15 +79,18 @@ interface WebGpuAdapterInfo {
   isFallbackAdapter?: boolean;
 }
 
+/** Why webgpu is not used when Dawn finds no adapter and says nothing more. */
+export const NO_WEBGPU_ADAPTER = 'Dawn found no GPU adapter (no Vulkan, Metal or D3D12 driver with a usable GPU)';
+
+function softwareRefusal(name: string): Error {
+  return new Error(`the only adapter is ${name}, a software one that runs on the CPU, slower there than wasm (backend: webgpu takes it anyway)`);
+}
+
 /**
  * Dawn's adapter. A software one is taken only when asked for by name: on the CPU the wasm
  * backend is far faster, but a software adapter runs the webgpu backend's shaders where no
  * GPU is (the tests compare it with wasm on one).
  */
-function softwareRefusal(name: string): Error {
-  return new Error(`the only adapter is ${name}, a software one that runs on the CPU, slower there than wasm (backend: webgpu takes it anyway)`);
-}
-
 async function initWebgpu(allowSoftware: boolean, probe: BackendOptions['probeWebgpu']): Promise<string> {
   if (probe) {
     const found = await probe();
@@ -100,7 +103,7 @@ async function initWebgpu(allowSoftware: boolean, probe: BackendOptions['probeWe
   };
   const gpu = create([]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new Error('Dawn found no GPU adapter (no Vulkan, Metal or D3D12 driver with a usable GPU)');
+  if (!adapter) throw new Error(NO_WEBGPU_ADAPTER);
   const name = adapter.info?.description || adapter.info?.vendor || 'WebGPU adapter';
   const software = adapter.info?.isFallbackAdapter === true;
   if (software && !allowSoftware) throw softwareRefusal(name);

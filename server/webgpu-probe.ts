@@ -5,7 +5,7 @@
 // `auto` gives for passing webgpu over.
 import { execFile } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import type { WebgpuProbe } from '../kernels/backend';
+import { NO_WEBGPU_ADAPTER, type WebgpuProbe } from '../kernels/backend';
 
 const PROBE = `
 const { create } = await import(process.argv[1]);
@@ -42,7 +42,7 @@ export function probeWebgpu(): Promise<WebgpuProbe> {
       if (adapter) resolve({ adapter });
       else {
         const said = complaint(stderr);
-        resolve({ reason: `Dawn found no GPU adapter${said ? `: ${said}` : ' (no Vulkan, Metal or D3D12 driver with a usable GPU)'}` });
+        resolve({ reason: said ? `Dawn found no GPU adapter: ${said}` : NO_WEBGPU_ADAPTER });
       }
     });
   });
