@@ -29,10 +29,10 @@ export interface CurveBenchResult {
 
 async function curve(model: string, options: { batch: number; tokens: number; rank: number; checkpointing: boolean }, steps: number) {
   const loaded = await loadBenchModel(model);
-  const workload = new TrainingWorkload(loaded, { ...options, tokens: Math.min(options.tokens, loaded.config.maxPositions) });
+  const workload = new TrainingWorkload(loaded, options);
   try {
     const { ms, losses } = await workload.timedSteps(0, steps);
-    return { losses, ms, parameters: loaded.parameterCount, tokens: Math.min(options.tokens, loaded.config.maxPositions) };
+    return { losses, ms, parameters: loaded.parameterCount, tokens: workload.tokens };
   } finally {
     workload.dispose();
     loaded.dispose();

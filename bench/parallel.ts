@@ -35,7 +35,7 @@ export interface ParallelBenchResult {
 /** In a child process: median milliseconds per step of this shard, after one warm-up step. */
 export async function shardSteps(options: ShardOptions): Promise<number> {
   const model = await loadBenchModel(options.model);
-  const workload = new TrainingWorkload(model, { ...options, tokens: Math.min(options.tokens, model.config.maxPositions) });
+  const workload = new TrainingWorkload(model, options);
   await workload.step(0);
   return median((await workload.timedSteps(1, options.steps)).ms);
 }

@@ -59,8 +59,8 @@ async function referenceRate(): Promise<number> {
 
 export async function benchProfile(choice: BackendChoice, options: { model: string; batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<ProfileBenchResult> {
   const model = await loadBenchModel(options.model);
-  const tokens = Math.min(options.tokens, model.config.maxPositions);
-  const workload = new TrainingWorkload(model, { ...options, tokens });
+  const workload = new TrainingWorkload(model, options);
+  const { tokens } = workload;
   await workload.step(0);
   const stepMs = median((await workload.timedSteps(1, options.steps)).ms);
   const profile = await tf.profile(() => workload.step(options.steps + 1).then(() => []));

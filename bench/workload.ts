@@ -15,9 +15,11 @@ export const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
 
 /**
  * MoSLoRA of rank r on q, k, v, up, down of a model, trained one full step at a time (forward,
- * backward, AdamW) on a fixed batch of deterministic token ids.
+ * backward, AdamW) on a fixed batch of deterministic token ids, `tokens` per sequence (at most
+ * the model's context length).
  */
 export class TrainingWorkload {
+  readonly tokens: number;
   private readonly adapters: Map<string, Adapter>;
   private readonly params: Map<string, tf.Variable>;
   private readonly ids: tf.Tensor2D;
@@ -31,7 +33,8 @@ export class TrainingWorkload {
     ({ adapters: this.adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: 0.05 }, 1));
     this.params = new Map(makeTrainable(this.adapters).map((v) => [v.name, v]));
     const vocab = model.config.vocabSize;
-    this.ids = tf.tensor2d(Array.from({ length: options.batch }, (_, b) => Array.from({ length: options.tokens }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
+    this.tokens = Math.min(options.tokens, model.config.maxPositions);
+    this.ids = tf.tensor2d(Array.from({ length: options.batch }, (_, b) => Array.from({ length: this.tokens }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
   }
 
   /** One step, waiting for its loss, which it returns; the seed varies the dropout masks. */
