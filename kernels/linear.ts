@@ -31,6 +31,12 @@ export interface ForwardOptions {
   training?: boolean;
   /** Seed of this call's dropout mask: the same seed gives the same mask. */
   dropoutSeed?: number;
+  /**
+   * Where x's sequences (its leading axis, for x of rank 3 or more) start in the whole batch.
+   * Seeded masks are drawn a sequence at a time from (seed, sequence index), so a batch split
+   * across workers, each passing its first sequence's index, gets the masks the whole batch would.
+   */
+  firstSequence?: number;
 }
 
 export function baseDims(base: BaseLinear): { dIn: number; dOut: number } {
@@ -75,11 +81,18 @@ function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
   return base.bias ? tf.add<tf.Tensor2D>(y, base.bias) : y;
 }
 
-/** Inverted dropout: keep with probability 1−p and scale by 1/(1−p). */
-function dropoutMask(shape: [number, number], rate: number, seed: number | undefined): tf.Tensor2D {
+/**
+ * Inverted dropout: keep with probability 1−p and scale by 1/(1−p), for [rows, d_in] made of
+ * `sequences` equal blocks of rows; a seeded mask is drawn block by block (see firstSequence).
+ */
+function dropoutMask(shape: [number, number], sequences: number, rate: number, seed: number | undefined, firstSequence: number): tf.Tensor2D {
   return tf.tidy(() => {
-    const keep = tf.greaterEqual(tf.randomUniform(shape, 0, 1, 'float32', seed === undefined ? undefined : tfSeed(seed)), rate);
-    return tf.mul(tf.cast(keep, 'float32'), 1 / (1 - rate));
+    const [rows, dIn] = shape;
+    const uniform =
+      seed === undefined
+        ? tf.randomUniform(shape, 0, 1, 'float32')
+        : tf.concat(Array.from({ length: sequences }, (_, i) => tf.randomUniform([rows / sequences, dIn], 0, 1, 'float32', `${tfSeed(seed)}:${firstSequence + i}`)));
+    return tf.mul(tf.cast(tf.greaterEqual(uniform, rate), 'float32'), 1 / (1 - rate));
   });
 }
 
@@ -104,16 +117,17 @@ export function adaptedLinear<R extends tf.Rank>(
   const outShape = [...x.shape.slice(0, -1), dOut];
   return tf.tidy(() => {
     const x2 = tf.reshape(x, [-1, dIn]) as tf.Tensor2D;
-    const y = adapter ? adapterForward(x2, base, adapter, options) : baseForward(x2, base);
+    const sequences = x.rank >= 3 ? x.shape[0] : 1;
+    const y = adapter ? adapterForward(x2, sequences, base, adapter, options) : baseForward(x2, base);
     return tf.reshape(y, outShape as tf.ShapeMap[R]) as tf.Tensor<R>;
   });
 }
 
-function adapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
+function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
   const { spec, weights } = adapter;
   const s = adapterScaling(spec);
   const rate = options.training ? spec.dropout : 0;
-  const mask = rate > 0 ? dropoutMask([x.shape[0], spec.dIn], rate, options.dropoutSeed) : null;
+  const mask = rate > 0 ? dropoutMask([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
   const learned = mixersTrainable(spec);
   const frozenMixers = learned ? [] : weights.mixers;
   const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {

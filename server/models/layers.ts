@@ -16,6 +16,8 @@ export interface ForwardOptions {
   training?: boolean;
   /** Seeds the dropout masks (see moduleSeed). */
   dropoutSeed?: number;
+  /** The index of these ids' first row in the whole batch (kernels/linear.ts ForwardOptions). */
+  firstSequence?: number;
   /** Reuses and extends the keys and values of earlier calls (generation). */
   cache?: KVCache;
   /**
@@ -70,7 +72,7 @@ export function embed(embedding: Embedding, ids: tf.Tensor2D): tf.Tensor3D {
 export function linear<R extends tf.Rank>(x: tf.Tensor<R>, module: LoadedLinear, options: ForwardOptions): tf.Tensor<R> {
   const adapter = options.adapters?.get(module.name) ?? null;
   const dropoutSeed = options.dropoutSeed === undefined ? undefined : moduleSeed(options.dropoutSeed, module.index);
-  return adaptedLinear(x, module.base, adapter, { training: options.training ?? false, dropoutSeed });
+  return adaptedLinear(x, module.base, adapter, { training: options.training ?? false, dropoutSeed, ...(options.firstSequence === undefined ? {} : { firstSequence: options.firstSequence }) });
 }
 
 /**

@@ -60,7 +60,7 @@ export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scala
 }
 
 /** The engine's forward options: dropout while training, gradient checkpointing. */
-export type LogitsOptions = Pick<ForwardOptions, 'dropoutSeed' | 'checkpoint'> & { training: boolean };
+export type LogitsOptions = Pick<ForwardOptions, 'dropoutSeed' | 'firstSequence' | 'checkpoint'> & { training: boolean };
 
 export class CausalLM {
   private readonly byName: ReadonlyMap<string, LinearModule>;

@@ -173,4 +173,19 @@ for (const backend of ['cpu', 'wasm'] as const) {
       assert.ok(maxAbsDiff(adaptedLinear(x, base, zeroB, { training: true, dropoutSeed: 1 }), adaptedLinear(x, base, null)) < 1e-6, 'the base path sees the input undropped');
     });
   });
+
+    it('dropout: a batch split by sequences, each part passing its first sequence, gets the whole batch\'s masks', () => {
+      const adapter = makeAdapter('moslora', 67, 0.5);
+      const base = makeBase('out_in', 8);
+      const x3 = seeded([4, N, D_IN], 19) as tf.Tensor3D;
+      const options = { training: true, dropoutSeed: 5 };
+      const whole = adaptedLinear(x3, base, adapter, options);
+      const parts = [0, 1, 3].map((first, i, starts) => {
+        const end = starts[i + 1] ?? 4;
+        return adaptedLinear(tf.slice(x3, [first, 0, 0], [end - first, N, D_IN]), base, adapter, { ...options, firstSequence: first });
+      });
+      assert.ok(maxAbsDiff(tf.concat(parts), whole) < 1e-6, 'the parts are the whole, row for row');
+      const unshifted = adaptedLinear(tf.slice(x3, [3, 0, 0], [1, N, D_IN]), base, adapter, options);
+      assert.ok(maxAbsDiff(unshifted, parts[2]!) > 1e-4, 'sequence 3 drawn as sequence 0 gets another mask');
+    });
 }
