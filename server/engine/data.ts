@@ -35,7 +35,7 @@ export interface TokenizedExample {
 export interface Batch {
   inputIds: number[][];
   labels: number[][];
-  /** Tokens that carry a loss (label ≠ -100). */
+  /** Tokens the loss predicts: labelled (≠ -100), and not a row's first (nothing comes before it). */
   targetTokens: number;
 }
 
@@ -320,7 +320,7 @@ export function collate(rows: TokenizedExample[], padTokenId: number): Batch {
   return {
     inputIds: rows.map((r) => padded(r.inputIds, padTokenId)),
     labels: rows.map((r) => padded(r.labels, IGNORE_INDEX)),
-    targetTokens: rows.reduce((n, r) => n + r.labels.filter((l) => l !== IGNORE_INDEX).length, 0),
+    targetTokens: rows.reduce((n, r) => n + r.labels.slice(1).filter((l) => l !== IGNORE_INDEX).length, 0),
   };
 }
 
