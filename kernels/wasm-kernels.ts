@@ -101,10 +101,10 @@ function identity(args: KernelArgs): tf.TensorInfo {
 
 const REPLACEMENTS: Record<string, tf.KernelFunc> = { Slice: slice, Unpack: unpack, SplitV: splitV, Identity: identity };
 
-/** The wasm heap could not hold another tensor. */
+/** The wasm heap could not hold another tensor (of `what` bytes, or as `what` says). */
 export class WasmHeapExhausted extends Error {
-  constructor(bytes: number) {
-    super(`the wasm backend's heap (at most 4 GiB) has no room for another ${(bytes / 2 ** 20).toFixed(0)} MiB tensor`);
+  constructor(what: number | string) {
+    super(typeof what === 'string' ? what : `the wasm backend's heap (at most 4 GiB) has no room for another ${(what / 2 ** 20).toFixed(0)} MiB tensor`);
     this.name = 'WasmHeapExhausted';
   }
 }

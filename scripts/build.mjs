@@ -13,6 +13,7 @@ const nodeEntries = [
   { in: 'extension/extension.ts', out: 'extension' },
   { in: 'server/server.ts', out: 'server' },
   { in: 'server/trainer.ts', out: 'trainer' },
+  { in: 'server/engine/shard-worker.ts', out: 'shard-worker' },
   { in: 'server/cli.ts', out: 'cli' },
   { in: 'bench/main.ts', out: 'bench' },
 ];

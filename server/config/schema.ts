@@ -58,6 +58,12 @@ export const trainingSchema = z
       .describe(
         "Keep only each layer's input for the backward pass and recompute the rest there, as transformers' gradient_checkpointing: activation memory of one layer instead of all, for about a third more time per step. auto: on when the run would not fit the backend's memory without it (the wasm heap's 4 GiB).",
       ),
+    workers: z
+      .union([positiveInt(), z.literal('auto')])
+      .default('auto')
+      .describe(
+        "Threads that share each micro-batch on the CPU backends (wasm, cpu), each computing some of its rows with its own copy of the model: the same loss curve, up to rounding, in less time. auto: one per core, at most batch_size, and no more than the free memory holds. GPU backends use one.",
+      ),
     learning_rate: z.number().positive().max(1).default(3e-4).describe('Peak learning rate of AdamW.'),
     schedule: z.enum(SCHEDULES).default('linear').describe('Learning-rate decay after warmup: linear to 0, cosine to 0, or constant.'),
     warmup_steps: z.number().int().min(0).default(100).describe('Optimizer steps of linear warmup from 0 to `learning_rate`.'),

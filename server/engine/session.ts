@@ -5,6 +5,7 @@ import { CausalLM } from '../models/model';
 import { ModelTokenizer } from '../models/tokenizer';
 import type { BackendPreference } from '../../kernels/backend-names';
 import { startBackend } from '../runtime';
+import { planWorkers } from './parallel';
 import { defaultRunName, train, type TrainEvent, type TrainSummary } from './train';
 
 export interface SessionOptions {
@@ -29,9 +30,16 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
   // the backend that started, for the status bar and the panel's header while the run is young
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}`, backend: backend.backend, device: backend.device });
   const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
+  const t = config.training;
+  const plan = planWorkers(t.workers, backend.backend, {
+    batch: t.batch_size,
+    checkpointing: t.gradient_checkpointing,
+    // the adapter's few MiB aside
+    memory: { ...model.shape, baseParameters: model.parameterCount, trainable: 0, maxLength: config.data.max_length },
+  });
   try {
     return await train({
-      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined,
+      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model },
       ...(options.signal ? { signal: options.signal } : {}), onEvent: emit,
     });
   } finally {

@@ -10,7 +10,7 @@ import type { BackendChoice } from '../../kernels/backend';
 import { initAdapterWeights } from '../../kernels/init';
 import type { Adapter } from '../../kernels/linear';
 import { mixerProduct } from '../../kernels/merge';
-import { readValues, takeNumber, takeValues } from '../../kernels/read';
+import { readValues, takeValues } from '../../kernels/read';
 import { mixerStats } from '../../kernels/stats';
 import { isGpuError } from '../../kernels/gpu-errors';
 import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/wasm-kernels';
@@ -31,11 +31,12 @@ import {
   type TokenizedExample,
 } from './data';
 import type { ModelShape } from '../models/config';
-import { causalLmLoss, IGNORE_INDEX, labelLogProbs, type LogitsOptions } from '../models/model';
+import { IGNORE_INDEX, labelLogProbs, type LogitsOptions } from '../models/model';
 import { matchTargetModules } from '../models/modules';
 import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
 import { median } from './median';
+import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, trainableParams, type WorkerPlan } from './parallel';
 import { memoryLimit, resolveCheckpointing } from './memory';
 
 /** A linear module the model exposes to adapters, with its size. */
@@ -72,6 +73,8 @@ export interface TrainSummary {
   reason?: string;
   backend: string;
   device: string;
+  /** Threads that shared each micro-batch (training.workers). */
+  threads: number;
   method: string;
   steps: number;
   totalSteps: number;
@@ -94,6 +97,8 @@ export interface TrainInputs {
   resume: boolean;
   signal?: AbortSignal;
   onEvent?: (event: TrainEvent) => void;
+  /** Threads that share each micro-batch (parallel.ts planWorkers), loading the model from modelDir; absent: one. */
+  workers?: { plan: WorkerPlan; modelDir: string };
 }
 
 /** Summed log-likelihood of each row's labelled tokens. */
@@ -113,8 +118,7 @@ async function evalLoss(model: EngineModel, adapters: ReadonlyMap<string, Adapte
   for (let start = 0; start < rows.length; start += batchSize) {
     const batch = collate(rows.slice(start, start + batchSize), padId);
     total -= (await rowLogLikelihoods(model, adapters, batch)).reduce((a, b) => a + b, 0);
-    // the first position of a row is never predicted
-    tokens += batch.labels.reduce((n, row) => n + row.slice(1).filter((l) => l !== IGNORE_INDEX).length, 0);
+    tokens += batch.targetTokens;
   }
   return total / Math.max(1, tokens);
 }
@@ -215,16 +219,13 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     adapters.set(module.name, { spec, weights: { A: tf.variable(weights.A), B: tf.variable(weights.B), mixers: weights.mixers.map((m) => tf.variable(m, spec.method !== 'moslora-fixed')) } });
     tf.dispose([weights.A, weights.B, ...weights.mixers]);
   });
-  const params = new Map<string, tf.Variable>();
-  for (const [module, { spec, weights }] of adapters) {
-    params.set(`${module}.lora_A`, weights.A as tf.Variable);
-    params.set(`${module}.lora_B`, weights.B as tf.Variable);
-    if (spec.method !== 'moslora-fixed') weights.mixers.forEach((m, i) => params.set(`${module}.lora_AB.${i}`, m as tf.Variable));
-  }
+  const params = trainableParams(adapters);
+  const threads = inputs.workers?.plan.count ?? 1;
   const trainable = [...specs.values()].reduce((n, spec) => n + trainableParameterCount(spec), 0);
   const checkpointing = resolveCheckpointing(
     t.gradient_checkpointing,
-    model.shape ? { ...model.shape, baseParameters: model.parameterCount, trainable, batch: t.batch_size, maxLength: config.data.max_length } : null,
+    // each thread's backend holds its share of the batch
+    model.shape ? { ...model.shape, baseParameters: model.parameterCount, trainable, batch: Math.ceil(t.batch_size / threads), maxLength: config.data.max_length } : null,
     memoryLimit(backend.backend),
   );
   const optimizer = new AdamW({ weightDecay: t.weight_decay });
@@ -275,7 +276,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
 
   const finish = async (outcome: TrainSummary['state'], reason: string | undefined, last: { loss: number | null; accuracy: number | null }, lossWindow: number[], stepSeconds: number[]) => {
     const summary: TrainSummary = {
-      runDir: run.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, method: config.method,
+      runDir: run.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, threads, method: config.method,
       steps: state.step, totalSteps, trainableParameters: trainable, baseParameters: model.parameterCount,
       finalLoss: lossWindow.length ? lossWindow.reduce((a, b) => a + b, 0) / lossWindow.length : null,
       evalLoss: last.loss, accuracy: last.accuracy, medianStepSeconds: stepSeconds.length ? median(stepSeconds) : null, wallSeconds: elapsed(),
@@ -285,7 +286,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     return summary;
   };
 
-  event('training', checkpointing.reason);
+  event('training', [checkpointing.reason, inputs.workers?.plan.reason].filter(Boolean).join('; ') || undefined);
   if (state.step === 0) {
     await snapshot();
   }
@@ -294,7 +295,10 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const stepSeconds: number[] = [];
   let last: { loss: number | null; accuracy: number | null } = { loss: null, accuracy: null };
   let moduleAborted = false;
+  let workers: ShardWorkers | null = null;
   try {
+    if (inputs.workers && threads > 1) workers = await ShardWorkers.start(threads - 1, await shardWorkerInit(backend.backend, inputs.workers.modelDir, adapters));
+    const parallel = new DataParallel(model, adapters, params, workers);
     while (state.step < totalSteps) {
       if (signal?.aborted) {
         await saveCheckpoint();
@@ -309,19 +313,13 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
         const batch = nextBatch();
         tokens += batch.inputIds.reduce((n, row) => n + row.length, 0);
         const dropoutSeed = t.seed * 1_000_003 + state.step * 101 + micro;
-        const { value, grads } = tf.variableGrads(() => {
-          const ids = tf.tensor2d(batch.inputIds, undefined, 'int32');
-          const labels = tf.tensor2d(batch.labels, undefined, 'int32');
-          return causalLmLoss(model.logits(ids, adapters, { training: true, dropoutSeed, checkpoint: checkpointing.on }), labels);
-        }, [...params.values()]);
-        lossSum += await takeNumber(value);
-        for (const [name, variable] of params) {
-          const g = grads[variable.name]!;
+        const { loss: microLoss, grads } = await parallel.gradients(batch, { dropoutSeed, checkpoint: checkpointing.on });
+        lossSum += microLoss;
+        for (const [name, g] of grads) {
           const previous = summed.get(name);
-          summed.set(name, previous ? tf.tidy(() => tf.add(previous, g)) : tf.clone(g));
-          previous?.dispose();
+          summed.set(name, previous ? tf.tidy(() => tf.add(previous, g)) : g);
+          if (previous) tf.dispose([previous, g]);
         }
-        tf.dispose(grads);
       }
       const loss = lossSum / t.gradient_accumulation;
       if (!Number.isFinite(loss)) {
@@ -356,10 +354,13 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     await exportPeft(`${run.dir}/peft`, moduleAdapters(), settings);
     return await finish('done', undefined, last, lastLogged, stepSeconds);
   } catch (error) {
-    if (!isWasmHeapExhausted(error) && !isGpuError(error)) throw error;
+    if (!isWasmHeapExhausted(error) && !isGpuError(error) && !isShardWorkerError(error)) throw error;
     moduleAborted = isWasmAbort(error);
     const kept = (await run.checkpointSteps()).at(-1);
     const keptText = kept === undefined ? 'No checkpoint had been saved.' : `The checkpoint of step ${kept} is kept in ${run.dir}.`;
+    if (isShardWorkerError(error)) {
+      throw new Error(`${config.configPath}: training stopped at step ${state.step + 1}: ${error.message}. training.workers: 1 trains in this thread alone. ${keptText}`, { cause: error });
+    }
     const toFit =
       `To fit: ${checkpointing.on ? '' : 'set training.gradient_checkpointing: true; or '}lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length.`;
     const where = `${config.configPath}: training stopped at step ${state.step + 1}`;
@@ -377,6 +378,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
       { cause: error },
     );
   } finally {
+    await workers?.terminate();
     // After a wasm abort nothing in the module can be freed (or needs to be): the process ends.
     if (!moduleAborted) {
       optimizer.dispose();

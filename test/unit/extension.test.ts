@@ -57,7 +57,7 @@ describe('JobTracker', () => {
     tracker.apply(update(job({ state: 'training', runDir: '/r/a', step: 5, totalSteps: 10 })));
     const done = tracker.apply(update(job({ state: 'done', runDir: '/r/a', step: 10, totalSteps: 10 })));
     assert.deepEqual([done.finished, done.summarized], [true, false]);
-    const summary = { runDir: '/r/a', state: 'done', backend: 'cpu', device: 'CPU', method: 'moslora', steps: 10, totalSteps: 10, trainableParameters: 1, baseParameters: 2, finalLoss: 1, evalLoss: null, accuracy: null, medianStepSeconds: null, wallSeconds: 3 } as const;
+    const summary = { runDir: '/r/a', state: 'done', backend: 'cpu', device: 'CPU', threads: 1, method: 'moslora', steps: 10, totalSteps: 10, trainableParameters: 1, baseParameters: 2, finalLoss: 1, evalLoss: null, accuracy: null, medianStepSeconds: null, wallSeconds: 3 } as const;
     const summarized = tracker.apply(update(job({ state: 'done', runDir: '/r/a', step: 10, totalSteps: 10, summary })));
     assert.deepEqual([summarized.finished, summarized.summarized], [false, true]);
     assert.equal(runStateOf(summarized.tracked).backend, 'cpu');

@@ -1,0 +1,119 @@
+// Data-parallel training (server/engine/parallel.ts): the built CLI splits each micro-batch across
+// worker threads, and must give the curve and the adapter that one thread gives, same seed and
+// dropout; a worker that cannot load or fails mid-run stops the run with what happened.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { resolveAdapterSpec } from '../../kernels/adapter';
+import { selectBackend } from '../../kernels/backend';
+import { SafetensorsFile } from '../../server/formats/safetensors';
+import { ShardWorkers, type ShardWorkerInit } from '../../server/engine/parallel';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const CLI = join(ROOT, 'dist', 'cli.js');
+const EXAMPLES = join(ROOT, 'examples');
+const WORKER = join(ROOT, 'dist', 'shard-worker.js');
+
+interface TrainRecord {
+  step: number;
+  kind: string;
+  loss: number;
+  grad_norm: number;
+}
+
+let dir: string;
+
+/** Trains 4 steps of MoSLoRA on the tiny model with `workers` threads; stderr, the train records, the adapter. */
+async function train(workers: number) {
+  const name = `workers-${workers}`;
+  const config = join(dir, `${name}.moslora.yaml`);
+  await writeFile(config, [
+    `model: ${join(EXAMPLES, 'tiny-model')}`, 'method: moslora', 'r: 8', 'alpha: 16', 'dropout: 0.1',
+    'target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]',
+    'data:', `  train: ${join(EXAMPLES, 'tiny-task', 'train.jsonl')}`, '  max_length: 32',
+    'training:', '  max_steps: 4', '  batch_size: 5', '  gradient_accumulation: 2', '  learning_rate: 3.0e-3', '  warmup_steps: 0',
+    '  seed: 7', `  workers: ${workers}`, '  log_interval: 1', '  checkpoint_interval: 4', '  mixer_interval: 4',
+    'output:', `  runs_dir: ${dir}`, `  run_name: ${name}`,
+  ].join('\n'));
+  const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'train', config, '--backend', 'wasm'], { maxBuffer: 64 * 1024 * 1024 });
+  const records = (await readFile(join(dir, name, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as TrainRecord).filter((r) => r.kind === 'train');
+  const summary = JSON.parse(await readFile(join(dir, name, 'summary.json'), 'utf8')) as { threads: number; state: string };
+  const file = await SafetensorsFile.open(join(dir, name, 'adapter', 'adapter_model.safetensors'));
+  const adapter = new Map<string, Float32Array>();
+  try {
+    for (const tensor of file.tensors.keys()) adapter.set(tensor, await file.readFloat32(tensor));
+  } finally {
+    await file.close();
+  }
+  return { stderr, records, summary, adapter };
+}
+
+const relative = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b));
+
+describe('data-parallel training across worker threads', { skip: existsSync(CLI) ? false : 'dist/cli.js is missing: run `npm run build` first' }, () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'moslora-parallel-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('3 threads (rows split 1 / 2 / 2) follow the one-thread curve and train the same adapter', async () => {
+    const one = await train(1);
+    const three = await train(3);
+    assert.match(three.stderr, /3 threads share each batch \(training\.workers: 3, batch_size 5\)/);
+    assert.deepEqual([one.summary.threads, three.summary.threads], [1, 3]);
+    assert.deepEqual(three.records.map((r) => r.step), [1, 2, 3, 4]);
+    one.records.forEach((r, i) => {
+      const other = three.records[i]!;
+      assert.ok(relative(r.loss, other.loss) < 1e-5, `step ${r.step}: loss ${r.loss} vs ${other.loss}`);
+      assert.ok(relative(r.grad_norm, other.grad_norm) < 1e-4, `step ${r.step}: grad norm ${r.grad_norm} vs ${other.grad_norm}`);
+    });
+    assert.ok(relative(one.records[0]!.loss, one.records[3]!.loss) > 1e-3, 'the curve moves');
+    assert.equal(three.adapter.size, one.adapter.size);
+    for (const [name, values] of one.adapter) {
+      const other = three.adapter.get(name)!;
+      const diff = Math.max(...values.map((v, i) => Math.abs(v - other[i]!)));
+      assert.ok(diff < 1e-5, `${name}: one thread and three differ by ${diff}`);
+    }
+  });
+});
+
+describe('data-parallel workers that fail', { skip: existsSync(WORKER) ? false : 'dist/shard-worker.js is missing: run `npm run build` first' }, () => {
+  const spec = resolveAdapterSpec({ method: 'moslora', dIn: 64, dOut: 64, r: 2, alpha: 4 });
+  const init = (modelDir: string): ShardWorkerInit => ({
+    backend: 'cpu',
+    modelDir,
+    adapters: [{ module: 'model.layers.0.self_attn.q_proj', spec, A: new Float32Array(2 * 64), B: new Float32Array(64 * 2), mixers: [new Float32Array(4)] }],
+  });
+  before(async () => {
+    await selectBackend('cpu');
+  });
+
+  it('a worker that cannot load the model says which worker and why', async () => {
+    const missing = join(tmpdir(), 'moslora-no-such-model');
+    await assert.rejects(ShardWorkers.start(2, init(missing), WORKER), (error: Error) => {
+      assert.equal(error.name, 'ShardWorkerError');
+      assert.match(error.message, /^data-parallel worker [12] of 2: .*moslora-no-such-model/);
+      return true;
+    });
+  });
+
+  it('a request a worker cannot compute fails that step and every later one', async () => {
+    const workers = await ShardWorkers.start(1, init(join(EXAMPLES, 'tiny-model')), WORKER);
+    try {
+      const shard = { inputIds: [[1, 2, 3]], labels: [[1, 2, 3]], firstSequence: 1 };
+      const step = { dropoutSeed: 1, checkpoint: false };
+      // A, B and the mixer are 260 values; 3 cannot be assigned
+      await assert.rejects(workers.compute(new Float32Array(3), [shard], step), /^ShardWorkerError: data-parallel worker 1 of 1: /);
+      await assert.rejects(workers.compute(new Float32Array(260), [shard], step), /data-parallel worker 1 of 1/);
+    } finally {
+      await workers.terminate();
+    }
+  });
+});
