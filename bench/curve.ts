@@ -34,7 +34,7 @@ async function curve(model: string, options: { batch: number; tokens: number; ra
     const { ms, losses } = await workload.timedSteps(0, steps);
     return { losses, ms, parameters: loaded.parameterCount, tokens: workload.tokens };
   } finally {
-    workload.dispose();
+    await workload.dispose();
     loaded.dispose();
   }
 }

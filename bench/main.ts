@@ -10,7 +10,7 @@ import { benchCurve } from './curve';
 import { benchKernels } from './kernels';
 import { benchMemory, measureStep, type MemoryCase } from './memory';
 import { benchMerge } from './merge';
-import { benchParallel, shardSteps, type ShardOptions } from './parallel';
+import { benchParallel, type ParallelOptions } from './parallel';
 import { benchProfile } from './profile';
 import { benchServer } from './server';
 import { benchTrain } from './train';
@@ -177,26 +177,16 @@ program
     record('memory', result);
   });
 
-workloadCommand('parallel', 'what splitting the batch across processes (one wasm backend each) could give: an upper bound, compute only', 'gradient checkpointing')
+workloadCommand('parallel', 'data-parallel training as the engine runs it: the batch in this thread alone vs split across threads (one wasm backend each)', 'gradient checkpointing')
   .option('--model <folder>', 'a model folder, or 100m (a ~100M Llama-shaped model with random weights)', 'examples/tiny-model')
-  .option('--processes <n>', 'processes to split the batch across', integer('--processes', 2), cpus().length)
-  .option('--steps <n>', 'timed steps per process (after one warm-up step)', integer('--steps', 1), 3)
+  .option('--threads <n>', 'threads to split the batch across (this one and n − 1 workers)', integer('--threads', 2), Math.max(2, cpus().length))
+  .option('--steps <n>', 'timed steps per side and round (after one warm-up step)', integer('--steps', 1), 3)
   .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
-  .option('--shard <json>', '(internal) run one shard in this process')
-  .action(async (options: ShardOptions & { backend: string; processes: number; rounds: number; shard?: string }) => {
-    if (!['auto', 'wasm'].includes(options.backend)) throw new Error('parallel measures the wasm backend only (one single-threaded backend per process)');
-    if (options.shard) {
-      await startBackend(backendOption('wasm'));
-      console.log(await shardSteps(JSON.parse(options.shard) as ShardOptions));
-      return;
-    }
-    const result = await benchParallel(options);
-    console.log(JSON.stringify(result));
-    console.error(
-      `${result.model}, ${result.batch}×${result.tokens} tokens${result.checkpointing ? ', checkpointing' : ''}: one process ${result.one_process_ms} ms/step · ` +
-        `${result.processes} processes × batch ${result.batch / result.processes} ${result.split_ms} ms/step · speedup ≤ ${result.speedup_upper_bound} (compute only, median of ${result.rounds})`,
-    );
-    record('parallel', result);
+  .action((options: ParallelOptions & { backend: string }) => {
+    if (!['auto', 'wasm', 'cpu'].includes(options.backend)) throw new Error('parallel measures the CPU backends (wasm, cpu): threads split the batch across cores');
+    return runBench('parallel', options.backend, (choice) => benchParallel(choice.backend, options), (r) =>
+      `${r.model}, ${r.batch}×${r.tokens} tokens${r.checkpointing ? ', checkpointing' : ''} on ${r.backend}: one thread ${r.one_thread_ms} ms/step · ` +
+        `${r.threads} threads ${r.threads_ms} ms/step · speedup ${r.speedup} (median of ${r.rounds} × ${r.steps} steps, alternating) · losses agree to ${r.max_loss_rel_diff}`);
   });
 
 program.parseAsync().catch((error: unknown) => {

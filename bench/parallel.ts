@@ -1,64 +1,68 @@
-// What data parallelism across processes could give on this machine: the training workload's
-// batch run by one process, against the same batch split across N processes (each its own
-// single-threaded wasm backend) running at once. Compute only: no gradient exchange (the adapter's
-// gradients, ~7 MB a step at ~100M, are small next to a step), so the ratio is an upper bound.
-// The wasm backend runs on one thread in Node (tfjs#3830); this is the lever that is left.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+// Data-parallel training as the engine runs it (server/engine/parallel.ts): the training
+// workload's step in this thread alone, against the same step with its batch split across this
+// thread and worker threads (each its own single-threaded wasm backend and copy of the model),
+// gradients and parameters exchanged every step. The two sides alternate rounds, start from the
+// same adapters and take the same steps with the same seeds, so their losses must agree too.
 import { median } from '../server/engine/median';
-import { loadBenchModel, TrainingWorkload } from './workload';
+import { CausalLM } from '../server/models/model';
+import { TrainingWorkload, withBenchModel } from './workload';
 
-export interface ShardOptions {
+export interface ParallelOptions {
   model: string;
   batch: number;
   tokens: number;
   rank: number;
-  steps: number;
   checkpointing: boolean;
+  threads: number;
+  steps: number;
+  rounds: number;
 }
 
 export interface ParallelBenchResult {
   bench: 'parallel';
-  backend: 'wasm';
+  backend: string;
   model: string;
   batch: number;
   tokens: number;
   rank: number;
   checkpointing: boolean;
-  processes: number;
+  threads: number;
+  steps: number;
   rounds: number;
-  one_process_ms: number;
-  split_ms: number;
-  speedup_upper_bound: number;
+  one_thread_ms: number;
+  threads_ms: number;
+  speedup: number;
+  /** max |loss₁ − loss_N| / loss₁ over every step both sides took. */
+  max_loss_rel_diff: number;
 }
 
-/** In a child process: median milliseconds per step of this shard, after one warm-up step. */
-export async function shardSteps(options: ShardOptions): Promise<number> {
-  const model = await loadBenchModel(options.model);
-  const workload = new TrainingWorkload(model, options);
-  await workload.step(0);
-  return median((await workload.timedSteps(1, options.steps)).ms);
-}
-
-/** Runs the shards at once, one process each; the slowest shard's time per step. */
-async function together(shards: ShardOptions[]): Promise<number> {
-  const run = (shard: ShardOptions) =>
-    promisify(execFile)(process.execPath, [...process.execArgv, process.argv[1]!, 'parallel', '--shard', JSON.stringify(shard)], { maxBuffer: 1 << 20 });
-  const outputs = await Promise.all(shards.map(run));
-  return Math.max(...outputs.map(({ stdout }) => Number(stdout.trim().split('\n').at(-1))));
-}
-
-export async function benchParallel(options: Omit<ShardOptions, 'batch'> & { batch: number; processes: number; rounds: number }): Promise<ParallelBenchResult> {
-  if (options.batch % options.processes !== 0) throw new Error(`--batch ${options.batch} does not split into ${options.processes} equal shards`);
-  const one: number[] = [];
-  const split: number[] = [];
-  for (let round = 0; round < options.rounds; round++) {
-    one.push(await together([options]));
-    split.push(await together(Array.from({ length: options.processes }, () => ({ ...options, batch: options.batch / options.processes }))));
-  }
-  const [o, s] = [median(one), median(split)];
-  return {
-    bench: 'parallel', backend: 'wasm', model: options.model, batch: options.batch, tokens: options.tokens, rank: options.rank, checkpointing: options.checkpointing,
-    processes: options.processes, rounds: options.rounds, one_process_ms: Math.round(o), split_ms: Math.round(s), speedup_upper_bound: Number((o / s).toFixed(2)),
-  };
+export async function benchParallel(backend: string, options: ParallelOptions): Promise<ParallelBenchResult> {
+  return withBenchModel(options.model, async (dir) => {
+    const model = await CausalLM.load(dir);
+    const one = new TrainingWorkload(model, options);
+    const shared = new TrainingWorkload(model, options);
+    try {
+      await shared.shareWith(options.threads - 1, dir);
+      // a warm-up step each, then rounds of the same steps on both sides
+      const losses: [number[], number[]] = [[await one.step(0)], [await shared.step(0)]];
+      const ms: [number[], number[]] = [[], []];
+      for (let round = 0; round < options.rounds; round++) {
+        const first = 1 + round * options.steps;
+        for (const [side, workload] of [one, shared].entries()) {
+          const timed = await workload.timedSteps(first, options.steps);
+          ms[side]!.push(...timed.ms);
+          losses[side]!.push(...timed.losses);
+        }
+      }
+      const [o, s] = [median(ms[0]), median(ms[1])];
+      return {
+        bench: 'parallel', backend, model: options.model, batch: options.batch, tokens: one.tokens, rank: options.rank, checkpointing: options.checkpointing,
+        threads: options.threads, steps: options.steps, rounds: options.rounds, one_thread_ms: Math.round(o), threads_ms: Math.round(s), speedup: Number((o / s).toFixed(2)),
+        max_loss_rel_diff: Number(Math.max(...losses[0].map((l, i) => Math.abs(l - losses[1][i]!) / l)).toPrecision(2)),
+      };
+    } finally {
+      await Promise.all([one.dispose(), shared.dispose()]);
+      model.dispose();
+    }
+  });
 }

@@ -83,7 +83,7 @@ export async function benchProfile(choice: BackendChoice, options: { model: stri
     }
   }
   const reference = await referenceRate();
-  workload.dispose();
+  await workload.dispose();
   model.dispose();
   const top = [...byKernel]
     .sort((x, y) => y[1].ms - x[1].ms)

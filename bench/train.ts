@@ -60,7 +60,7 @@ async function oursSteps(
   await workload.step(0);
   const seconds = (await workload.timedSteps(1, options.steps)).ms.map((ms) => ms / 1000);
   const { trainable } = workload;
-  workload.dispose();
+  await workload.dispose();
   return { trainable, seconds };
 }
 

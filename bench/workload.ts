@@ -4,11 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import type { BackendName } from '../kernels/backend-names';
 import type { Adapter } from '../kernels/linear';
-import { takeNumber } from '../kernels/read';
+import type { Batch } from '../server/engine/data';
 import { createAdapters, makeTrainable } from '../server/models/adapters';
 import { AdamW } from '../server/engine/optim';
-import { causalLmLoss, CausalLM } from '../server/models/model';
+import { DataParallel, shardWorkerInit, ShardWorkers } from '../server/engine/parallel';
+import { CausalLM } from '../server/models/model';
 import { LLAMA_100M, writeRandomLlama } from './random-llama';
 
 export const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
@@ -16,14 +18,17 @@ export const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
 /**
  * MoSLoRA of rank r on q, k, v, up, down of a model, trained one full step at a time (forward,
  * backward, AdamW) on a fixed batch of deterministic token ids, `tokens` per sequence (at most
- * the model's context length).
+ * the model's context length), through the engine's gradient path (server/engine/parallel.ts):
+ * in this thread, or shared with worker threads.
  */
 export class TrainingWorkload {
   readonly tokens: number;
   private readonly adapters: Map<string, Adapter>;
   private readonly params: Map<string, tf.Variable>;
-  private readonly ids: tf.Tensor2D;
+  private readonly batch: Batch;
   private readonly optimizer = new AdamW();
+  private workers: ShardWorkers | null = null;
+  private parallel: DataParallel;
 
   constructor(
     private readonly model: CausalLM,
@@ -34,18 +39,23 @@ export class TrainingWorkload {
     this.params = new Map(makeTrainable(this.adapters).map((v) => [v.name, v]));
     const vocab = model.config.vocabSize;
     this.tokens = Math.min(options.tokens, model.config.maxPositions);
-    this.ids = tf.tensor2d(Array.from({ length: options.batch }, (_, b) => Array.from({ length: this.tokens }, (_, t) => (b * 7919 + t * 104729) % vocab)), undefined, 'int32');
+    const ids = Array.from({ length: options.batch }, (_, b) => Array.from({ length: this.tokens }, (_, t) => (b * 7919 + t * 104729) % vocab));
+    this.batch = { inputIds: ids, labels: ids, targetTokens: options.batch * (this.tokens - 1) };
+    this.parallel = new DataParallel(model, this.adapters, this.params, null);
+  }
+
+  /** From now on each step's batch is split with `count` worker threads, which load the model from modelDir. */
+  async shareWith(count: number, modelDir: string): Promise<void> {
+    this.workers = await ShardWorkers.start(count, await shardWorkerInit(tf.getBackend() as BackendName, modelDir, this.adapters));
+    this.parallel = new DataParallel(this.model, this.adapters, this.params, this.workers);
   }
 
   /** One step, waiting for its loss, which it returns; the seed varies the dropout masks. */
   async step(seed: number): Promise<number> {
-    const { value, grads } = tf.variableGrads(
-      () => causalLmLoss(this.model.logits(this.ids, this.adapters, { training: true, dropoutSeed: seed, checkpoint: this.options.checkpointing }), this.ids),
-      [...this.params.values()],
-    );
-    this.optimizer.apply(this.params, new Map([...this.params].map(([name, v]) => [name, grads[v.name]!])), 1e-4);
-    tf.dispose(Object.values(grads));
-    return takeNumber(value);
+    const { loss, grads } = await this.parallel.gradients(this.batch, { dropoutSeed: seed, checkpoint: this.options.checkpointing });
+    this.optimizer.apply(this.params, grads, 1e-4);
+    tf.dispose([...grads.values()]);
+    return loss;
   }
 
   /** Steps first … first + count − 1, each timed; their milliseconds and losses. */
@@ -65,19 +75,25 @@ export class TrainingWorkload {
     return [...this.params.values()].reduce((n, v) => n + v.size, 0);
   }
 
-  dispose(): void {
+  async dispose(): Promise<void> {
+    await this.workers?.terminate();
     this.optimizer.dispose();
-    tf.dispose([this.ids, ...this.params.values()]);
+    tf.dispose([...this.params.values()]);
   }
 }
 
 /** A model folder, or "100m": the ~100M random Llama, written to a scratch folder for the load. */
 export async function loadBenchModel(model: string): Promise<CausalLM> {
-  if (model !== '100m') return CausalLM.load(model);
+  return withBenchModel(model, (dir) => CausalLM.load(dir));
+}
+
+/** Runs `use` with the folder of a model folder or "100m" (written to a scratch folder, removed after). */
+export async function withBenchModel<T>(model: string, use: (dir: string) => Promise<T>): Promise<T> {
+  if (model !== '100m') return use(model);
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-model-'));
   try {
     await writeRandomLlama(scratch, LLAMA_100M, 'F32');
-    return await CausalLM.load(scratch);
+    return await use(scratch);
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
