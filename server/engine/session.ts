@@ -5,7 +5,7 @@ import { CausalLM } from '../models/model';
 import { ModelTokenizer } from '../models/tokenizer';
 import type { BackendPreference } from '../../kernels/backend-names';
 import { startBackend } from '../runtime';
-import { planWorkers } from './parallel';
+import { planWorkers } from './plan-workers';
 import { defaultRunName, train, type TrainEvent, type TrainSummary } from './train';
 
 export interface SessionOptions {

@@ -36,7 +36,8 @@ import { matchTargetModules } from '../models/modules';
 import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
 import { median } from './median';
-import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, trainableParams, type WorkerPlan } from './parallel';
+import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, trainableParams } from './parallel';
+import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
 
 /** A linear module the model exposes to adapters, with its size. */

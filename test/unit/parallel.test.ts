@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { planWorkers, splitRows } from '../../server/engine/parallel';
+import { splitRows } from '../../server/engine/parallel';
+import { planWorkers } from '../../server/engine/plan-workers';
 
 const GiB = 1024 ** 3;
 // the ~100M Llama of the benchmarks, 256 tokens

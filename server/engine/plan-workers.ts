@@ -1,0 +1,57 @@
+// How many threads share each micro-batch in data-parallel training (parallel.ts): what the
+// engine runs with, and what the language server's memory diagnostic counts with.
+import { existsSync } from 'node:fs';
+import { availableParallelism, freemem } from 'node:os';
+import { join } from 'node:path';
+import type { BackendName } from '../../kernels/backend-names';
+import { estimateMemory, formatBytes, memoryLimit, resolveCheckpointing, type MemoryInputs } from './memory';
+
+/** The worker's bundle, beside the bundle this runs from (dist/). */
+export const SHARD_WORKER_FILE = join(__dirname, 'shard-worker.js');
+
+/** The CPU backends, where each worker thread gets a core; a GPU backend runs the batch on its device. */
+const PARALLEL_BACKENDS: readonly BackendName[] = ['wasm', 'cpu'];
+
+/** Share of the free memory that auto lets the workers' copies of the model and activations take. */
+const FREE_MEMORY_SHARE = 0.75;
+
+export interface WorkerPlan {
+  /** Shards per micro-batch: this thread plus count − 1 workers. */
+  count: number;
+  /** Why, when it is not what the setting asked for or it is more than one. */
+  reason?: string;
+}
+
+/**
+ * How many threads share each micro-batch. auto: one per core, at most one per row of the batch,
+ * and no more than the free memory holds (each has its own copy of the model and its shard's
+ * activations); on a GPU backend, or run from source without the worker's bundle, one. A number
+ * is taken as it is, up to the batch's rows.
+ */
+export function planWorkers(
+  setting: number | 'auto',
+  backend: BackendName,
+  run: { batch: number; checkpointing: boolean | 'auto'; memory: Omit<MemoryInputs, 'checkpointing' | 'batch'> | null },
+  machine = { cores: availableParallelism(), freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) },
+): WorkerPlan {
+  if (!PARALLEL_BACKENDS.includes(backend)) {
+    return setting === 'auto' || setting === 1
+      ? { count: 1 }
+      : { count: 1, reason: `training.workers ${setting} not used: workers split the batch across CPU cores (backends wasm, cpu); ${backend} computes the whole batch on its device` };
+  }
+  let count = Math.min(setting === 'auto' ? (machine.bundled ? machine.cores : 1) : setting, run.batch);
+  const why = setting === 'auto' ? `training.workers: auto, ${machine.cores} cores, batch_size ${run.batch}` : `training.workers: ${setting}, batch_size ${run.batch}`;
+  if (setting === 'auto' && run.memory) {
+    const perThread = (n: number) => {
+      const shard = { ...run.memory!, batch: Math.ceil(run.batch / n) };
+      return estimateMemory({ ...shard, checkpointing: resolveCheckpointing(run.checkpointing, shard, memoryLimit(backend)).on }).total;
+    };
+    const fits = (n: number) => n * perThread(n) <= FREE_MEMORY_SHARE * machine.freeBytes;
+    const wanted = count;
+    while (count > 1 && !fits(count)) count--;
+    if (count < wanted) {
+      return { count, reason: `${count} thread${count > 1 ? 's' : ''} share each batch (${why}; ${wanted} would need an estimated ${formatBytes(wanted * perThread(wanted))}, more than ${FREE_MEMORY_SHARE * 100}% of the ${formatBytes(machine.freeBytes)} free)` };
+    }
+  }
+  return count > 1 ? { count, reason: `${count} threads share each batch (${why})` } : { count };
+}
