@@ -12,6 +12,7 @@ import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from 
 import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
 import { parameterCounts } from './hover';
 import { formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
+import { planWorkers } from '../engine/plan-workers';
 import { DATASET_HEAD_LINES, targetedModules, targetNames, type FactCache, type ModelFacts } from './facts';
 import { matchesTarget } from '../models/modules';
 
@@ -190,26 +191,33 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const method = source.scalar(['method'])?.value ?? DEFAULTS.method;
   const trainable = method === 'lora' || method === 'moslora-fixed' ? counts.lora : method === 'linchain' ? counts.linchain : counts.moslora;
   const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;
-  const run = { baseParameters: model.totalParameters, trainable, batch, maxLength, ...model.shape };
+  const checkpointingSetting = typeof setting === 'boolean' ? setting : 'auto';
+  const shape = { baseParameters: model.totalParameters, trainable, maxLength, ...model.shape };
+  // As the engine plans it: each of the threads that share a batch (training.workers) holds its share.
+  const threads = planWorkers(positive(['training', 'workers'], 0) || 'auto', backend === 'cpu' ? 'cpu' : 'wasm', { batch, checkpointing: checkpointingSetting, memory: shape }).count;
+  const share = Math.ceil(batch / threads);
+  const run = { ...shape, batch: share };
   // As the engine decides it: auto (the default) checkpoints exactly when the run needs it.
-  const checkpointing = resolveCheckpointing(typeof setting === 'boolean' ? setting : 'auto', run, limit).on;
+  const checkpointing = resolveCheckpointing(checkpointingSetting, run, limit).on;
   const estimateAt = (b: number, withCheckpointing: boolean) => estimateMemory({ ...run, batch: b, checkpointing: withCheckpointing });
-  const estimate = estimateAt(batch, checkpointing);
+  const estimate = estimateAt(share, checkpointing);
   if (estimate.total <= limit.bytes) return [];
   // On the value that weighs most against its default (4 × 256); where neither is written, on the model.
   const lengthDominates = maxLength / DEFAULTS.data.max_length > batch / DEFAULTS.training.batch_size;
   const at = (lengthDominates ? source.scalar(['data', 'max_length']) : source.scalar(['training', 'batch_size'])) ?? source.scalar(['training', 'batch_size']) ?? source.scalar(['data', 'max_length']) ?? modelValue;
-  // The largest batch that fits at this max_length, with the accumulation that keeps the effective batch.
+  // The largest share of a batch that fits at this max_length, as a batch_size with the
+  // accumulation that keeps the effective batch.
   const effective = batch * accumulation;
   const largestFitting = (withCheckpointing: boolean) => {
-    let b = batch - 1;
+    let b = share - 1;
     while (b >= 1 && estimateAt(b, withCheckpointing).total > limit.bytes) b--;
     return b;
   };
   const smaller = largestFitting(checkpointing);
   const smallerCheckpointed = checkpointing ? smaller : largestFitting(true);
-  const lowerBatch = (b: number) => `lower training.batch_size to ${b} and raise training.gradient_accumulation to ${Math.ceil(effective / b)} to keep the effective batch (${effective})`;
-  const checkpointed = estimateAt(batch, true);
+  const lowerBatch = (b: number) =>
+    `lower training.batch_size to ${b * threads}${threads > 1 ? ` (${b} for each of the ${threads} threads)` : ''} and raise training.gradient_accumulation to ${Math.ceil(effective / (b * threads))} to keep the effective batch (${effective})`;
+  const checkpointed = estimateAt(share, true);
   const fixes = [
     ...(!checkpointing && checkpointed.total <= limit.bytes
       ? [`set training.gradient_checkpointing: true (estimated ${formatBytes(checkpointed.total)}; each step recomputes the layers' forward pass, about a third more time)`]
@@ -223,7 +231,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   return [
     diagnostic(
       at.range,
-      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32 with the backend's packed copy ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${batch} × ${maxLength} tokens${checkpointing ? ` with gradient checkpointing${typeof setting === 'boolean' ? '' : ' (auto)'}` : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
+      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32 with the backend's packed copy ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${share} × ${maxLength} tokens${threads > 1 ? `, each of the ${threads} threads' share of the batch (training.workers)` : ''}${checkpointing ? ` with gradient checkpointing${typeof setting === 'boolean' ? '' : ' (auto)'}` : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
       'warning',
     ),
   ];

@@ -75,8 +75,8 @@ describe('memory diagnostic', () => {
   const model: ModelFacts = { ok: true, dir: '/m/llama-100m', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000_000, shape: { hidden: 768, layers: 12, heads: 12, vocab: 32_000 } };
   const facts = { model: async () => model, dataset: async () => ({ ok: true, records: [], problems: [], checked: true }) } as unknown as FactCache;
   const memory = async (text: string) => (await validateConfig('file:///w/a.moslora.yaml', text, facts)).diagnostics.map((d) => ({ line: d.range.start.line, message: String(d.message) })).filter((d) => d.message.startsWith('memory:'));
-  const config = (batch: number, backend: string, checkpointing?: boolean) =>
-    ['model: ./m', `backend: ${backend}`, 'data:', '  train: t.jsonl', '  max_length: 256', 'training:', `  batch_size: ${batch}`, '  gradient_accumulation: 4', ...(checkpointing === undefined ? [] : [`  gradient_checkpointing: ${checkpointing}`]), ''].join('\n');
+  const config = (batch: number, backend: string, checkpointing?: boolean, workers?: number) =>
+    ['model: ./m', `backend: ${backend}`, 'data:', '  train: t.jsonl', '  max_length: 256', 'training:', `  batch_size: ${batch}`, '  gradient_accumulation: 4', ...(checkpointing === undefined ? [] : [`  gradient_checkpointing: ${checkpointing}`]), ...(workers === undefined ? [] : [`  workers: ${workers}`]), ''].join('\n');
 
   it('warns on wasm at 2 × 256, naming the estimate, the limit and gradient checkpointing as the fix', async () => {
     const [warning, ...rest] = await memory(config(2, 'wasm', false));
@@ -99,6 +99,13 @@ describe('memory diagnostic', () => {
     assert.match(warning?.message ?? '', /with gradient checkpointing/);
     assert.match(warning?.message ?? '', /To fit: lower training.batch_size to \d+ and raise training.gradient_accumulation to \d+ to keep the effective batch \(64\)/);
     assert.doesNotMatch(warning?.message ?? '', /set training.gradient_checkpointing/);
+  });
+
+  it('counts what each thread holds when training.workers shares the batch, and suggests a batch per thread', async () => {
+    assert.deepEqual(await memory(config(2, 'wasm', false, 2)), [], 'one row a thread fits where two in one thread do not');
+    const [warning] = await memory(config(4, 'wasm', false, 2));
+    assert.match(warning?.message ?? '', /activations for 2 × 256 tokens, each of the 2 threads' share of the batch \(training\.workers\)/);
+    assert.match(warning?.message ?? '', /or lower training\.batch_size to 2 \(1 for each of the 2 threads\) and raise training\.gradient_accumulation to 8 to keep the effective batch \(16\)/);
   });
 
   it('says so when auto is what lands on wasm; nothing at batch 1, nor on a GPU backend', async () => {
