@@ -100,6 +100,7 @@ workloadCommand(
   .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
   .option('--steps <n>', 'timed steps per side and round (after one warm-up step)', integer('--steps', 1), 3)
   .option('--threads <n>', 'PyTorch threads (default: all cores)', integer('--threads', 1), cpus().length)
+  .option('--workers <n>', 'threads sharing our batch on a CPU backend (default: all cores, as training.workers: auto)', integer('--workers', 1), cpus().length)
   .addOption(
     new Option('--torch <impl>', "the torch side: reference (scripts/reference's Llama, Debian's python3-torch) | peft (transformers + PEFT, the mixer between lora_A and lora_B)")
       .choices(['reference', 'peft'])
@@ -109,14 +110,14 @@ workloadCommand(
   .option('--torch-device <device>', 'cpu | cuda (with --torch peft)', 'cpu')
   .action(
     (options: {
-      backend: string; model: string; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number; checkpointing: boolean;
+      backend: string; model: string; rounds: number; steps: number; batch: number; tokens: number; rank: number; threads: number; workers: number; checkpointing: boolean;
       torch: 'reference' | 'peft'; python: string; torchDevice: string;
     }) => {
       if (options.model !== 'tiny' && options.model !== '100m') throw new Error(`--model must be tiny or 100m, got ${options.model}`);
       if (options.torchDevice !== 'cpu' && options.torch !== 'peft') throw new Error('--torch-device needs --torch peft (the reference side runs on the CPU)');
       const torch = { impl: options.torch, python: options.python, device: options.torchDevice, threads: options.threads };
       return runBench('train', options.backend, (choice) => benchTrain(choice, { ...options, model: options.model as 'tiny' | '100m', torch }), (r) =>
-        `${r.model} (${(r.parameters / 1e6).toFixed(1)}M), ${r.batch}×${r.tokens} tokens: ours ${r.ours_tokens_per_s} tok/s (${r.backend}) · ` +
+        `${r.model} (${(r.parameters / 1e6).toFixed(1)}M), ${r.batch}×${r.tokens} tokens: ours ${r.ours_tokens_per_s} tok/s (${r.backend}${r.ours_threads > 1 ? `, ${r.ours_threads} threads` : ''}) · ` +
         `torch ${r.torch_tokens_per_s} tok/s (${r.torch.impl}, torch ${r.torch.torch}, ${r.torch.device}${r.torch.device === 'cpu' ? `, ${r.torch_threads} threads` : ''})` +
         `${r.checkpointing ? ', both checkpointing' : ''} · ours/torch ${r.ours_over_torch}`);
     },

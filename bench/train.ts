@@ -23,6 +23,8 @@ export interface TrainBenchResult {
   rank: number;
   rounds: number;
   torch_threads: number;
+  /** Threads sharing our side's batch (training.workers; 1 on a GPU backend). */
+  ours_threads: number;
   /** What ran on the torch side: implementation, device, package versions, adapter size. */
   torch: TorchInfo;
   checkpointing: boolean;
@@ -54,9 +56,11 @@ interface TorchInfo {
 
 async function oursSteps(
   model: CausalLM,
-  options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean },
+  modelDir: string,
+  options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean; threads: number },
 ): Promise<{ trainable: number; seconds: number[] }> {
   const workload = new TrainingWorkload(model, options);
+  if (options.threads > 1) await workload.shareWith(options.threads - 1, modelDir);
   await workload.step(0);
   const seconds = (await workload.timedSteps(1, options.steps)).ms.map((ms) => ms / 1000);
   const { trainable } = workload;
@@ -82,8 +86,9 @@ async function torchSteps(
 
 export async function benchTrain(
   choice: BackendChoice,
-  options: { model: 'tiny' | '100m'; rounds: number; steps: number; batch: number; tokens: number; rank: number; checkpointing: boolean; torch: TorchOptions },
+  options: { model: 'tiny' | '100m'; rounds: number; steps: number; batch: number; tokens: number; rank: number; checkpointing: boolean; workers: number; torch: TorchOptions },
 ): Promise<TrainBenchResult> {
+  const threads = ['wasm', 'cpu'].includes(choice.backend) ? Math.min(options.workers, options.batch) : 1;
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-train-'));
   try {
     const modelDir = options.model === 'tiny' ? join(__dirname, '..', 'examples', 'tiny-model') : join(scratch, 'llama-100m');
@@ -98,7 +103,7 @@ export async function benchTrain(
       const sides = round % 2 ? ['torch', 'ours'] : ['ours', 'torch'];
       for (const side of sides) {
         if (side === 'ours') {
-          const run = await oursSteps(model, { ...options, tokens });
+          const run = await oursSteps(model, modelDir, { ...options, tokens, threads });
           ours.push(...run.seconds);
           oursTrainable = run.trainable;
         } else {
@@ -114,7 +119,7 @@ export async function benchTrain(
     const perStep = options.batch * tokens;
     return {
       bench: 'train', backend: choice.backend, model: options.model === 'tiny' ? 'examples/tiny-model' : 'random Llama ~100M', parameters,
-      batch: options.batch, tokens, rank: options.rank, rounds: options.rounds, torch_threads: options.torch.threads, torch: torchInfo!, checkpointing: options.checkpointing,
+      batch: options.batch, tokens, rank: options.rank, rounds: options.rounds, torch_threads: options.torch.threads, ours_threads: threads, torch: torchInfo!, checkpointing: options.checkpointing,
       ours_trainable: oursTrainable, ours_median_s: Number(o.toFixed(3)), torch_median_s: Number(t.toFixed(3)),
       ours_tokens_per_s: Math.round(perStep / o), torch_tokens_per_s: Math.round(perStep / t), ours_over_torch: Number((t / o).toFixed(3)),
     };
