@@ -24,7 +24,7 @@ if (!existsSync(dawnDir)) {
   console.error(`package: ${dawnDir} is missing; is the webgpu package installed?`);
   process.exit(1);
 }
-for (const file of ['dist/extension.js', 'dist/server.js', 'dist/trainer.js', 'dist/cli.js', 'dist/webview/panel.js']) {
+for (const file of ['dist/extension.js', 'dist/server.js', 'dist/trainer.js', 'dist/shard-worker.js', 'dist/cli.js', 'dist/webview/panel.js']) {
   if (!existsSync(file)) console.warn(`package: warning: ${file} is missing (npm run build makes it)`);
 }
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type FrameLocator, type Page } from 'playwright-core';
@@ -212,6 +212,8 @@ describe('the packaged extension in VS Code (code-server)', { skip }, () => {
     const metrics = readFileSync(join(workspace, 'runs', runs[0]!, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
     assert.equal(metrics.filter((m) => m.kind === 'train').length, drawn);
     assert.ok(existsSync(join(workspace, 'runs', runs[0]!, 'adapter', 'adapter_config.json')));
+    const { threads } = JSON.parse(readFileSync(join(workspace, 'runs', runs[0]!, 'summary.json'), 'utf8')) as { threads: number };
+    if (availableParallelism() > 1) assert.ok(threads > 1, `the installed extension shares the batch across cores (its worker is in the .vsix): ${threads} thread(s)`);
     assert.deepEqual(pageErrors, []);
   });
 
