@@ -13,18 +13,12 @@ import { resolveAdapterSpec } from '../../kernels/adapter';
 import { selectBackend } from '../../kernels/backend';
 import { SafetensorsFile } from '../../server/formats/safetensors';
 import { ShardWorkers, type ShardWorkerInit } from '../../server/engine/parallel';
+import { trainRecords } from '../helpers/run-records';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
 const EXAMPLES = join(ROOT, 'examples');
 const WORKER = join(ROOT, 'dist', 'shard-worker.js');
-
-interface TrainRecord {
-  step: number;
-  kind: string;
-  loss: number;
-  grad_norm: number;
-}
 
 let dir: string;
 
@@ -41,7 +35,7 @@ async function train(workers: number) {
     'output:', `  runs_dir: ${dir}`, `  run_name: ${name}`,
   ].join('\n'));
   const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'train', config, '--backend', 'wasm'], { maxBuffer: 64 * 1024 * 1024 });
-  const records = (await readFile(join(dir, name, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as TrainRecord).filter((r) => r.kind === 'train');
+  const records = await trainRecords(join(dir, name));
   const summary = JSON.parse(await readFile(join(dir, name, 'summary.json'), 'utf8')) as { threads: number; state: string };
   const file = await SafetensorsFile.open(join(dir, name, 'adapter', 'adapter_model.safetensors'));
   const adapter = new Map<string, Float32Array>();

@@ -6,12 +6,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { SafetensorsFile } from '../../server/formats/safetensors';
+import { trainRecords, type TrainRecord } from '../helpers/run-records';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -34,13 +35,6 @@ async function cli(args: string[]): Promise<string> {
   return stdout;
 }
 
-interface TrainRecord {
-  step: number;
-  kind: string;
-  loss: number;
-  grad_norm: number;
-}
-
 let dir: string;
 
 /** Trains 3 steps of MoSLoRA on every projection of the tiny model; the train records. */
@@ -55,8 +49,7 @@ async function train(backend: 'wasm' | 'webgpu', checkpointing: boolean): Promis
     'output:', `  runs_dir: ${dir}`, `  run_name: ${backend}`,
   ].join('\n'));
   await cli(['train', config, '--backend', backend]);
-  const lines = (await readFile(join(dir, backend, 'metrics.jsonl'), 'utf8')).trim().split('\n');
-  return lines.map((line) => JSON.parse(line) as TrainRecord).filter((r) => r.kind === 'train');
+  return trainRecords(join(dir, backend));
 }
 
 describe('webgpu backend on a software Vulkan driver', { skip }, () => {
