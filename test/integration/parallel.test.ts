@@ -22,22 +22,26 @@ const WORKER = join(ROOT, 'dist', 'shard-worker.js');
 
 let dir: string;
 
-/** Trains 4 steps of MoSLoRA on the tiny model with `workers` threads; stderr, the train records, the adapter. */
-async function train(workers: number) {
-  const name = `workers-${workers}`;
+/**
+ * Trains `steps` steps of MoSLoRA on the tiny model with `workers` threads (or continues the run
+ * in `resume` to that step); stderr, the train records, the summary and the adapter.
+ */
+async function train(workers: number, steps = 4, resume?: string) {
+  const name = `workers-${workers}-${steps}`;
   const config = join(dir, `${name}.moslora.yaml`);
   await writeFile(config, [
     `model: ${join(EXAMPLES, 'tiny-model')}`, 'method: moslora', 'r: 8', 'alpha: 16', 'dropout: 0.1',
     'target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]',
     'data:', `  train: ${join(EXAMPLES, 'tiny-task', 'train.jsonl')}`, '  max_length: 32',
-    'training:', '  max_steps: 4', '  batch_size: 5', '  gradient_accumulation: 2', '  learning_rate: 3.0e-3', '  warmup_steps: 0',
+    'training:', `  max_steps: ${steps}`, '  batch_size: 5', '  gradient_accumulation: 2', '  learning_rate: 3.0e-3', '  warmup_steps: 0', '  schedule: constant',
     '  seed: 7', `  workers: ${workers}`, '  log_interval: 1', '  checkpoint_interval: 4', '  mixer_interval: 4',
     'output:', `  runs_dir: ${dir}`, `  run_name: ${name}`,
   ].join('\n'));
-  const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'train', config, '--backend', 'wasm'], { maxBuffer: 64 * 1024 * 1024 });
-  const records = await trainRecords(join(dir, name));
-  const summary = JSON.parse(await readFile(join(dir, name, 'summary.json'), 'utf8')) as { threads: number; state: string };
-  const file = await SafetensorsFile.open(join(dir, name, 'adapter', 'adapter_model.safetensors'));
+  const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'train', config, '--backend', 'wasm', ...(resume ? ['--resume', resume] : [])], { maxBuffer: 64 * 1024 * 1024 });
+  const runDir = resume ?? join(dir, name);
+  const records = await trainRecords(runDir);
+  const summary = JSON.parse(await readFile(join(runDir, 'summary.json'), 'utf8')) as { threads: number; state: string };
+  const file = await SafetensorsFile.open(join(runDir, 'adapter', 'adapter_model.safetensors'));
   const adapter = new Map<string, Float32Array>();
   try {
     for (const tensor of file.tensors.keys()) adapter.set(tensor, await file.readFloat32(tensor));
@@ -49,6 +53,17 @@ async function train(workers: number) {
 
 const relative = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b));
 
+function assertSameAdapter(a: Map<string, Float32Array>, b: Map<string, Float32Array>, what: string): void {
+  assert.equal(b.size, a.size);
+  for (const [name, values] of a) {
+    const other = b.get(name)!;
+    const diff = Math.max(...values.map((v, i) => Math.abs(v - other[i]!)));
+    assert.ok(diff < 1e-5, `${name}: ${what} differ by ${diff}`);
+  }
+}
+
+let oneThread: Awaited<ReturnType<typeof train>>;
+
 describe('data-parallel training across worker threads', { skip: existsSync(CLI) ? false : 'dist/cli.js is missing: run `npm run build` first' }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'moslora-parallel-'));
@@ -58,7 +73,7 @@ describe('data-parallel training across worker threads', { skip: existsSync(CLI)
   });
 
   it('3 threads (rows split 1 / 2 / 2) follow the one-thread curve and train the same adapter', async () => {
-    const one = await train(1);
+    const one = (oneThread = await train(1));
     const three = await train(3);
     assert.match(three.stderr, /3 threads share each batch \(training\.workers: 3, batch_size 5\)/);
     assert.deepEqual([one.summary.threads, three.summary.threads], [1, 3]);
@@ -69,12 +84,17 @@ describe('data-parallel training across worker threads', { skip: existsSync(CLI)
       assert.ok(relative(r.grad_norm, other.grad_norm) < 1e-4, `step ${r.step}: grad norm ${r.grad_norm} vs ${other.grad_norm}`);
     });
     assert.ok(relative(one.records[0]!.loss, one.records[3]!.loss) > 1e-3, 'the curve moves');
-    assert.equal(three.adapter.size, one.adapter.size);
-    for (const [name, values] of one.adapter) {
-      const other = three.adapter.get(name)!;
-      const diff = Math.max(...values.map((v, i) => Math.abs(v - other[i]!)));
-      assert.ok(diff < 1e-5, `${name}: one thread and three differ by ${diff}`);
-    }
+    assertSameAdapter(one.adapter, three.adapter, 'one thread and three');
+  });
+
+  it('a run started on 3 threads resumes on 1 and ends where one thread all along does', async () => {
+    const half = await train(3, 2);
+    assert.equal(half.summary.threads, 3);
+    const resumed = await train(1, 4, join(dir, 'workers-3-2'));
+    assert.equal(resumed.summary.threads, 1);
+    assert.deepEqual(resumed.records.map((r) => r.step), [1, 2, 3, 4]);
+    resumed.records.forEach((r, i) => assert.ok(relative(r.loss, oneThread.records[i]!.loss) < 1e-5, `step ${r.step}: ${r.loss} vs ${oneThread.records[i]!.loss}`));
+    assertSameAdapter(oneThread.adapter, resumed.adapter, 'resumed and one-thread adapters');
   });
 });
 
