@@ -11,6 +11,7 @@ import { loadAdapter } from '../engine/adapter-files';
 import { choiceExamples, readRecords } from '../engine/data';
 import { mergedLogitDifference, mergeIntoModel } from '../engine/merge';
 import { runTrainingJob } from '../engine/session';
+import { localScorer } from '../engine/parallel';
 import { choiceAccuracy, type TrainSummary } from '../engine/train';
 import { CausalLM } from '../models/model';
 import { readModelLayout } from '../models/modules';
@@ -48,7 +49,7 @@ export function registerDemo(program: Command): void {
       const evalFile = config.data.eval!;
       const choices = choiceExamples(evalFile, await readRecords(evalFile))!;
       const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
-      const baseAccuracy = await choiceAccuracy(model, new Map(), choices, tokenizer, config.data.max_length);
+      const baseAccuracy = await choiceAccuracy(localScorer(model, new Map()), choices, tokenizer, config.data.max_length, config.training.batch_size);
       model.dispose();
       console.log(`base model ${config.model}: ${percent(baseAccuracy)} on ${choices.length} multiple-choice questions (chance ${percent(1 / choices[0]!.choices.length)})`);
 

@@ -72,6 +72,23 @@ export function shardGradients(
   return { lossSum: value, grads: flat };
 }
 
+/** Each row's summed log-likelihood of its labels (no dropout). */
+export type Scorer = (rows: Pick<Batch, 'inputIds' | 'labels'>) => Promise<number[]>;
+
+/** Summed log-likelihood of each row's labelled tokens, as a [rows] tensor. */
+export function shardScores(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, rows: Pick<Batch, 'inputIds' | 'labels'>): tf.Tensor1D {
+  return tf.tidy(() => {
+    const ids = tf.tensor2d(rows.inputIds, undefined, 'int32');
+    const labels = tf.tensor2d(rows.labels, undefined, 'int32');
+    return tf.sum(labelLogProbs(model.logits(ids, adapters, { training: false }), labels).logProbs, 1) as tf.Tensor1D;
+  });
+}
+
+/** A scorer that computes in this thread alone. */
+export function localScorer(model: EngineModel, adapters: ReadonlyMap<string, Adapter>): Scorer {
+  return async (rows) => Array.from(await takeValues(shardScores(model, adapters, rows)));
+}
+
 /** What a worker needs to compute shards: the backend, the model, and the adapters' frozen parts. */
 export interface ShardWorkerInit {
   backend: BackendName;
@@ -89,17 +106,21 @@ export async function shardWorkerInit(backend: BackendName, modelDir: string, ad
   return { backend, modelDir, adapters: list };
 }
 
-export interface ShardRequest {
-  id: number;
-  /** Every trainable parameter's current values, in trainableParams order. */
-  params: Float32Array;
-  shard: Shard;
-  step: ShardStep;
+/** Messages to a worker: new parameter values (for the requests after it), or a shard to compute. */
+export type ShardRequest =
+  | { kind: 'params'; params: Float32Array }
+  | { kind: 'gradients'; id: number; shard: Shard; step: ShardStep }
+  | { kind: 'scores'; id: number; shard: Shard };
+
+export interface ShardGradients {
+  lossSum: number;
+  grads: Float32Array;
 }
 
 export type ShardReply =
   | { type: 'ready' }
-  | { type: 'result'; id: number; lossSum: number; grads: Float32Array }
+  | { type: 'gradients'; id: number; result: ShardGradients }
+  | { type: 'scores'; id: number; result: number[] }
   | { type: 'error'; message: string; heapExhausted: boolean };
 
 /** A worker stopped (or never started): the run cannot go on with a shard missing. */
@@ -116,7 +137,7 @@ export function isShardWorkerError(error: unknown): error is ShardWorkerError {
 
 
 interface Pending {
-  resolve: (reply: { lossSum: number; grads: Float32Array }) => void;
+  resolve: (result: ShardGradients | number[]) => void;
   reject: (error: Error) => void;
 }
 
@@ -161,7 +182,7 @@ export class ShardWorkers {
         if (reply.type === 'ready') resolveReady();
         else if (reply.type === 'error') fail(reply.heapExhausted ? new WasmHeapExhausted(`${name}: ${reply.message}`) : new ShardWorkerError(`${name}: ${reply.message}`));
         else {
-          this.pending.get(reply.id)?.resolve(reply);
+          this.pending.get(reply.id)?.resolve(reply.result);
           this.pending.delete(reply.id);
         }
       });
@@ -172,17 +193,31 @@ export class ShardWorkers {
     });
   }
 
+  /** Parameter values for every later request, to every worker. */
+  setParams(params: Float32Array): void {
+    const message: ShardRequest = { kind: 'params', params };
+    for (const worker of this.workers) worker.postMessage(message);
+  }
+
   /** Each shard's summed loss and flat gradient, shard i computed by worker i. */
-  compute(params: Float32Array, shards: readonly Shard[], step: ShardStep): Promise<{ lossSum: number; grads: Float32Array }[]> {
+  gradients(shards: readonly Shard[], step: ShardStep): Promise<ShardGradients[]> {
+    return this.requests<ShardGradients>(shards.map((shard) => (id) => ({ kind: 'gradients', id, shard, step })));
+  }
+
+  /** Each shard's row scores (see shardScores), shard i computed by worker i. */
+  scores(shards: readonly Shard[]): Promise<number[][]> {
+    return this.requests<number[]>(shards.map((shard) => (id) => ({ kind: 'scores', id, shard })));
+  }
+
+  private requests<T extends ShardGradients | number[]>(make: ((id: number) => ShardRequest)[]): Promise<T[]> {
     if (this.failure) return Promise.reject(this.failure);
     return Promise.all(
-      shards.map(
-        (shard, i) =>
-          new Promise<{ lossSum: number; grads: Float32Array }>((resolve, reject) => {
+      make.map(
+        (request, i) =>
+          new Promise<T>((resolve, reject) => {
             const id = this.nextId++;
-            this.pending.set(id, { resolve, reject });
-            const request: ShardRequest = { id, params, shard, step };
-            this.workers[i]!.postMessage(request);
+            this.pending.set(id, { resolve: resolve as (result: ShardGradients | number[]) => void, reject });
+            this.workers[i]!.postMessage(request(id));
           }),
       ),
     );
@@ -216,8 +251,10 @@ export class DataParallel {
   }
 
   async gradients(batch: Batch, step: ShardStep): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
+    await this.broadcast();
     const [own, ...others] = splitRows(batch, this.shards);
-    const remote = this.workers && others.length ? this.workers.compute(await this.flatParams(), others, step) : Promise.resolve([]);
+    // the workers' requests go out before this thread computes its own shard
+    const remote = this.workers && others.length ? this.workers.gradients(others, step) : Promise.resolve([]);
     const local = async () => {
       const { lossSum, grads } = shardGradients(this.model, this.adapters, this.variables, own!, step);
       return { lossSum: await takeNumber(lossSum), grads };
@@ -233,7 +270,22 @@ export class DataParallel {
     return { loss: theirs.reduce((sum, r) => sum + r.lossSum, mine.lossSum) / counted, grads };
   }
 
-  private async flatParams(): Promise<Float32Array> {
-    return (await takeValues(tf.tidy(() => tf.concat(this.variables.map((v) => tf.reshape(v, [-1])))))) as Float32Array;
+  /** Scores batches as the parameters are now (they go to the workers once, here), shared like gradients. */
+  async scorer(): Promise<Scorer> {
+    await this.broadcast();
+    const local = localScorer(this.model, this.adapters);
+    return async (batch) => {
+      const [own, ...others] = splitRows(batch, this.shards);
+      // the workers' requests go out before this thread computes its own shard
+      const remote = this.workers && others.length ? this.workers.scores(others) : Promise.resolve([]);
+      const [mine, theirs] = await Promise.all([local(own!), remote]);
+      return [...mine, ...theirs.flat()];
+    };
+  }
+
+  /** The parameters' current values, to every worker. */
+  private async broadcast(): Promise<void> {
+    if (!this.workers || this.variables.length === 0) return;
+    this.workers.setParams((await takeValues(tf.tidy(() => tf.concat(this.variables.map((v) => tf.reshape(v, [-1])))))) as Float32Array);
   }
 }

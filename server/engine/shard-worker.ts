@@ -1,6 +1,6 @@
-// A data-parallel worker thread (parallel.ts): its own backend and copy of the model; for each
-// request it takes the adapters' current values, computes its shard's summed loss and gradient,
-// and hands the gradient back.
+// A data-parallel worker thread (parallel.ts): its own backend and copy of the model. It takes the
+// adapters' values when the trainer sends them, and for each request computes its shard's summed
+// loss and gradient, or its rows' scores, and hands them back.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from '../../kernels/linear';
@@ -8,7 +8,7 @@ import { takeNumber, takeValues } from '../../kernels/read';
 import { isWasmHeapExhausted } from '../../kernels/wasm-kernels';
 import { CausalLM } from '../models/model';
 import { startBackend } from '../runtime';
-import { shardGradients, trainableParams, type ShardReply, type ShardRequest, type ShardWorkerInit } from './parallel';
+import { shardGradients, shardScores, trainableParams, type ShardReply, type ShardRequest, type ShardWorkerInit } from './parallel';
 
 const port = parentPort!;
 const init = workerData as ShardWorkerInit;
@@ -37,17 +37,28 @@ async function load() {
 
 load().then(
   ({ model, adapters, params }) => {
+    const assign = (values: Float32Array) => {
+      let offset = 0;
+      for (const v of params) {
+        tf.tidy(() => v.assign(tf.tensor(values.subarray(offset, offset + v.size), v.shape)));
+        offset += v.size;
+      }
+    };
+    const compute = async (request: Exclude<ShardRequest, { kind: 'params' }>): Promise<ShardReply> => {
+      if (request.kind === 'scores') return { type: 'scores', id: request.id, result: Array.from(await takeValues(shardScores(model, adapters, request.shard))) };
+      const { lossSum, grads } = shardGradients(model, adapters, params, request.shard, request.step);
+      return { type: 'gradients', id: request.id, result: { lossSum: await takeNumber(lossSum), grads: (await takeValues(grads)) as Float32Array } };
+    };
     port.on('message', (request: ShardRequest) => {
-      (async () => {
-        let offset = 0;
-        for (const v of params) {
-          tf.tidy(() => v.assign(tf.tensor(request.params.subarray(offset, offset + v.size), v.shape)));
-          offset += v.size;
+      if (request.kind === 'params') {
+        try {
+          assign(request.params);
+        } catch (error) {
+          fail(error);
         }
-        const { lossSum, grads } = shardGradients(model, adapters, params, request.shard, request.step);
-        const [sum, flat] = [await takeNumber(lossSum), (await takeValues(grads)) as Float32Array];
-        reply({ type: 'result', id: request.id, lossSum: sum, grads: flat });
-      })().catch(fail);
+        return;
+      }
+      compute(request).then(reply, fail);
     });
     reply({ type: 'ready' });
   },

@@ -10,7 +10,7 @@ import type { BackendChoice } from '../../kernels/backend';
 import { initAdapterWeights } from '../../kernels/init';
 import type { Adapter } from '../../kernels/linear';
 import { mixerProduct } from '../../kernels/merge';
-import { readValues, takeValues } from '../../kernels/read';
+import { readValues } from '../../kernels/read';
 import { mixerStats } from '../../kernels/stats';
 import { isGpuError } from '../../kernels/gpu-errors';
 import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/wasm-kernels';
@@ -31,12 +31,12 @@ import {
   type TokenizedExample,
 } from './data';
 import type { ModelShape } from '../models/config';
-import { IGNORE_INDEX, labelLogProbs, type LogitsOptions } from '../models/model';
+import { IGNORE_INDEX, type LogitsOptions } from '../models/model';
 import { matchTargetModules } from '../models/modules';
 import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
 import { median } from './median';
-import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, trainableParams } from './parallel';
+import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, trainableParams, type Scorer } from './parallel';
 import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
 
@@ -102,47 +102,45 @@ export interface TrainInputs {
   workers?: { plan: WorkerPlan; modelDir: string };
 }
 
-/** Summed log-likelihood of each row's labelled tokens. */
-async function rowLogLikelihoods(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, batch: Batch): Promise<number[]> {
-  const sums = tf.tidy(() => {
-    const ids = tf.tensor2d(batch.inputIds, undefined, 'int32');
-    const labels = tf.tensor2d(batch.labels, undefined, 'int32');
-    const { logProbs } = labelLogProbs(model.logits(ids, adapters, { training: false }), labels);
-    return tf.sum(logProbs, 1);
-  });
-  return Array.from(await takeValues(sums));
-}
-
-async function evalLoss(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, rows: TokenizedExample[], batchSize: number, padId: number): Promise<number> {
+async function evalLoss(score: Scorer, rows: TokenizedExample[], batchSize: number, padId: number): Promise<number> {
   let total = 0;
   let tokens = 0;
   for (let start = 0; start < rows.length; start += batchSize) {
     const batch = collate(rows.slice(start, start + batchSize), padId);
-    total -= (await rowLogLikelihoods(model, adapters, batch)).reduce((a, b) => a + b, 0);
+    total -= (await score(batch)).reduce((a, b) => a + b, 0);
     tokens += batch.targetTokens;
   }
   return total / Math.max(1, tokens);
 }
 
-/** Share of multiple-choice examples whose right answer has the highest log-likelihood. */
-export async function choiceAccuracy(
-  model: EngineModel,
-  adapters: ReadonlyMap<string, Adapter>,
-  examples: ChoiceExample[],
-  tokenizer: DataTokenizer,
-  maxLength: number,
-): Promise<number> {
-  let right = 0;
-  for (const example of examples) {
-    const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(example.prompt)];
-    const rows = example.choices.map((choice) => {
+/**
+ * Share of multiple-choice examples whose right answer has the highest log-likelihood. Whole
+ * examples are scored together, up to `rowsPerBatch` choices at a time (an example with more is
+ * scored alone); padding after a row changes nothing before it, as attention is causal.
+ */
+export async function choiceAccuracy(score: Scorer, examples: ChoiceExample[], tokenizer: DataTokenizer, maxLength: number, rowsPerBatch: number): Promise<number> {
+  const prompts = examples.map((example) => [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(example.prompt)]);
+  const rowsOf = (example: ChoiceExample, prompt: number[]) =>
+    example.choices.map((choice) => {
       const answer = tokenizer.encode(choice);
-      const inputIds = [...prompt, ...answer].slice(-maxLength);
-      const labels = [...prompt.map(() => IGNORE_INDEX), ...answer].slice(-maxLength);
-      return { inputIds, labels };
+      return { inputIds: [...prompt, ...answer].slice(-maxLength), labels: [...prompt.map(() => IGNORE_INDEX), ...answer].slice(-maxLength) };
     });
-    const scores = await rowLogLikelihoods(model, adapters, collate(rows, tokenizer.padTokenId));
-    if (scores.indexOf(Math.max(...scores)) === example.answer) right++;
+  let right = 0;
+  for (let first = 0; first < examples.length; ) {
+    const group: ChoiceExample[] = [];
+    const rows: TokenizedExample[] = [];
+    for (let i = first; i < examples.length && (group.length === 0 || rows.length + examples[i]!.choices.length <= rowsPerBatch); i++) {
+      group.push(examples[i]!);
+      rows.push(...rowsOf(examples[i]!, prompts[i]!));
+    }
+    const scores = await score(collate(rows, tokenizer.padTokenId));
+    let offset = 0;
+    for (const example of group) {
+      const own = scores.slice(offset, offset + example.choices.length);
+      if (own.indexOf(Math.max(...own)) === example.answer) right++;
+      offset += example.choices.length;
+    }
+    first += group.length;
   }
   return right / examples.length;
 }
@@ -251,10 +249,14 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     // a checkpoint mid-run: back to training (the status bar and panel would say "saving" to the end)
     if (state.step < totalSteps) event('training');
   };
+  // gradients and evaluation, in this thread alone until the workers have started
+  let parallel = new DataParallel(model, adapters, params, null);
   const evaluate = async () => {
     if (evalRows.length === 0) return { loss: null, accuracy: null };
-    const loss = await evalLoss(model, adapters, evalRows, t.batch_size, tokenizer.padTokenId);
-    const accuracy = choices ? await choiceAccuracy(model, adapters, choices, tokenizer, config.data.max_length) : null;
+    const score = await parallel.scorer();
+    const loss = await evalLoss(score, evalRows, t.batch_size, tokenizer.padTokenId);
+    // a training batch's rows fit in memory, so its forward pass alone does
+    const accuracy = choices ? await choiceAccuracy(score, choices, tokenizer, config.data.max_length, t.batch_size) : null;
     await log({ step: state.step, kind: 'eval', eval_loss: loss, ...(accuracy === null ? {} : { accuracy }), wall_s: elapsed() });
     return { loss, accuracy };
   };
@@ -298,8 +300,10 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   let moduleAborted = false;
   let workers: ShardWorkers | null = null;
   try {
-    if (inputs.workers && threads > 1) workers = await ShardWorkers.start(threads - 1, await shardWorkerInit(backend.backend, inputs.workers.modelDir, adapters));
-    const parallel = new DataParallel(model, adapters, params, workers);
+    if (inputs.workers && threads > 1) {
+      workers = await ShardWorkers.start(threads - 1, await shardWorkerInit(backend.backend, inputs.workers.modelDir, adapters));
+      parallel = new DataParallel(model, adapters, params, workers);
+    }
     while (state.step < totalSteps) {
       if (signal?.aborted) {
         await saveCheckpoint();

@@ -32,15 +32,15 @@ async function train(workers: number, steps = 4, resume?: string) {
   await writeFile(config, [
     `model: ${join(EXAMPLES, 'tiny-model')}`, 'method: moslora', 'r: 8', 'alpha: 16', 'dropout: 0.1',
     'target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]',
-    'data:', `  train: ${join(EXAMPLES, 'tiny-task', 'train.jsonl')}`, '  max_length: 32',
+    'data:', `  train: ${join(EXAMPLES, 'tiny-task', 'train.jsonl')}`, `  eval: ${join(EXAMPLES, 'tiny-task', 'eval-mc.jsonl')}`, '  max_length: 32',
     'training:', `  max_steps: ${steps}`, '  batch_size: 5', '  gradient_accumulation: 2', '  learning_rate: 3.0e-3', '  warmup_steps: 0', '  schedule: constant',
-    '  seed: 7', `  workers: ${workers}`, '  log_interval: 1', '  checkpoint_interval: 4', '  mixer_interval: 4',
+    '  seed: 7', `  workers: ${workers}`, '  log_interval: 1', '  eval_interval: 4', '  checkpoint_interval: 4', '  mixer_interval: 4',
     'output:', `  runs_dir: ${dir}`, `  run_name: ${name}`,
   ].join('\n'));
   const { stderr } = await promisify(execFile)(process.execPath, [CLI, 'train', config, '--backend', 'wasm', ...(resume ? ['--resume', resume] : [])], { maxBuffer: 64 * 1024 * 1024 });
   const runDir = resume ?? join(dir, name);
   const records = await trainRecords(runDir);
-  const summary = JSON.parse(await readFile(join(runDir, 'summary.json'), 'utf8')) as { threads: number; state: string };
+  const summary = JSON.parse(await readFile(join(runDir, 'summary.json'), 'utf8')) as { threads: number; state: string; evalLoss: number; accuracy: number };
   const file = await SafetensorsFile.open(join(runDir, 'adapter', 'adapter_model.safetensors'));
   const adapter = new Map<string, Float32Array>();
   try {
@@ -72,7 +72,7 @@ describe('data-parallel training across worker threads', { skip: existsSync(CLI)
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('3 threads (rows split 1 / 2 / 2) follow the one-thread curve and train the same adapter', async () => {
+  it('3 threads (rows split 1 / 2 / 2) follow the one-thread curve, evaluate alike and train the same adapter', async () => {
     const one = (oneThread = await train(1));
     const three = await train(3);
     assert.match(three.stderr, /3 threads share each batch \(training\.workers: 3, batch_size 5\)/);
@@ -84,6 +84,9 @@ describe('data-parallel training across worker threads', { skip: existsSync(CLI)
       assert.ok(relative(r.grad_norm, other.grad_norm) < 1e-4, `step ${r.step}: grad norm ${r.grad_norm} vs ${other.grad_norm}`);
     });
     assert.ok(relative(one.records[0]!.loss, one.records[3]!.loss) > 1e-3, 'the curve moves');
+    assert.ok(relative(one.summary.evalLoss, three.summary.evalLoss) < 1e-5, `eval loss ${one.summary.evalLoss} vs ${three.summary.evalLoss}`);
+    assert.equal(typeof one.summary.accuracy, 'number');
+    assert.equal(three.summary.accuracy, one.summary.accuracy);
     assertSameAdapter(one.adapter, three.adapter, 'one thread and three');
   });
 
@@ -99,11 +102,11 @@ describe('data-parallel training across worker threads', { skip: existsSync(CLI)
 });
 
 describe('data-parallel workers that fail', { skip: existsSync(WORKER) ? false : 'dist/shard-worker.js is missing: run `npm run build` first' }, () => {
-  const spec = resolveAdapterSpec({ method: 'moslora', dIn: 64, dOut: 64, r: 2, alpha: 4 });
+  const spec = resolveAdapterSpec({ method: 'moslora', dIn: 128, dOut: 128, r: 2, alpha: 4 });
   const init = (modelDir: string): ShardWorkerInit => ({
     backend: 'cpu',
     modelDir,
-    adapters: [{ module: 'model.layers.0.self_attn.q_proj', spec, A: new Float32Array(2 * 64), B: new Float32Array(64 * 2), mixers: [new Float32Array(4)] }],
+    adapters: [{ module: 'model.layers.0.self_attn.q_proj', spec, A: new Float32Array(2 * 128), B: new Float32Array(128 * 2), mixers: [new Float32Array(4)] }],
   });
   before(async () => {
     await selectBackend('cpu');
@@ -118,14 +121,16 @@ describe('data-parallel workers that fail', { skip: existsSync(WORKER) ? false :
     });
   });
 
-  it('a request a worker cannot compute fails that step and every later one', async () => {
+  it('a worker that fails fails the step it was asked for and every later one', async () => {
     const workers = await ShardWorkers.start(1, init(join(EXAMPLES, 'tiny-model')), WORKER);
     try {
       const shard = { inputIds: [[1, 2, 3]], labels: [[1, 2, 3]], firstSequence: 1 };
       const step = { dropoutSeed: 1, checkpoint: false };
-      // A, B and the mixer are 260 values; 3 cannot be assigned
-      await assert.rejects(workers.compute(new Float32Array(3), [shard], step), /^ShardWorkerError: data-parallel worker 1 of 1: /);
-      await assert.rejects(workers.compute(new Float32Array(260), [shard], step), /data-parallel worker 1 of 1/);
+      workers.setParams(new Float32Array(516));
+      assert.equal((await workers.scores([shard]))[0]!.length, 1, 'it works with the 516 values of A, B and the mixer');
+      workers.setParams(new Float32Array(3));
+      await assert.rejects(workers.gradients([shard], step), /^ShardWorkerError: data-parallel worker 1 of 1: /);
+      await assert.rejects(workers.scores([shard]), /data-parallel worker 1 of 1/);
     } finally {
       await workers.terminate();
     }
