@@ -243,9 +243,12 @@ export interface DatasetOptions {
   trainOnPrompt: boolean;
 }
 
-/** Reads, checks and tokenizes a whole file; examples with nothing to learn are reported. */
-export async function loadExamples(file: string, tokenizer: DataTokenizer, options: DatasetOptions): Promise<TokenizedExample[]> {
-  const records = checkRecords(file, await readRecords(file), options.format, options.fields);
+/**
+ * Reads (unless its records are given, read once for another use too), checks and tokenizes a
+ * whole file; examples with nothing to learn are reported.
+ */
+export async function loadExamples(file: string, tokenizer: DataTokenizer, options: DatasetOptions, read?: DataRecord[]): Promise<TokenizedExample[]> {
+  const records = checkRecords(file, read ?? (await readRecords(file)), options.format, options.fields);
   const examples: TokenizedExample[] = [];
   const problems: string[] = [];
   for (const record of records) {

@@ -188,8 +188,9 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   let evalRows: TokenizedExample[] = [];
   let choices: ChoiceExample[] | null = null;
   if (config.data.eval !== undefined) {
-    evalRows = await loadExamples(config.data.eval, tokenizer, dataOptions);
-    choices = choiceExamples(config.data.eval, renameFields(await readRecords(config.data.eval), config.data.fields));
+    const records = await readRecords(config.data.eval);
+    evalRows = await loadExamples(config.data.eval, tokenizer, dataOptions, records);
+    choices = choiceExamples(config.data.eval, renameFields(records, config.data.fields));
   } else if (config.data.eval_split > 0) {
     ({ train: trainRows, eval: evalRows } = splitExamples(trainRows, config.data.eval_split, t.seed));
   }
