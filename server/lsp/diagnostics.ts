@@ -173,7 +173,6 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
 
 /** The run's estimated peak memory against what its backend can use (see memory.ts for the formula). */
 function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok: true }>, modelValue: Located<unknown>): Diagnostic[] {
-  if (!model.shape) return [];
   const backendValue = source.scalar(['backend'])?.value ?? DEFAULTS.backend;
   const backend = BACKEND_PREFERENCES.find((b) => b === backendValue);
   const limit = backend ? memoryLimit(backend) : null;

@@ -1,15 +1,14 @@
 // What the configs point at, read from disk for the editor: a model folder's architecture and
-// linear modules (from the safetensors headers only, never the weights) and a dataset's first
-// lines. Each is cached per path and watched; when a file changes the entry is dropped and the
+// linear modules (as the engine lays the model out, from config.json and the safetensors headers,
+// never the weights) and a dataset's first lines. Each is cached per path and watched; when a file changes the entry is dropped and the
 // owner is told, so that the configs using it are checked again.
 import { readFile, open, stat } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
-import { Checkpoint } from '../formats/checkpoint';
 import type { DataRecord } from '../engine/data';
 import type { ModelShape } from '../models/config';
-import { matchesTarget } from '../models/modules';
+import { matchesTarget, readModelLayout } from '../models/modules';
 
 export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
 
@@ -18,25 +17,6 @@ export interface LinearModule {
   name: string;
   dIn: number;
   dOut: number;
-}
-
-// Embeddings and the LM head are 2-D weights but not adapter targets.
-const NOT_LINEAR = new Set(['embed_tokens', 'wte', 'wpe', 'lm_head']);
-// GPT-2's Conv1D layers store their weight [d_in, d_out], the transpose of nn.Linear.
-const GPT2_CONV1D = /(?:^|\.)h\.\d+\.(?:attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)$/;
-
-/** The adaptable linear layers of a checkpoint: every 2-D `<module>.weight` but embeddings and the LM head. */
-export function linearModules(checkpoint: Pick<Checkpoint, 'tensors'>, architecture: string): LinearModule[] {
-  const modules: LinearModule[] = [];
-  for (const [tensor, info] of checkpoint.tensors) {
-    if (!tensor.endsWith('.weight') || info.shape.length !== 2) continue;
-    const name = tensor.slice(0, -'.weight'.length);
-    if (NOT_LINEAR.has(name.slice(name.lastIndexOf('.') + 1))) continue;
-    const [rows, cols] = info.shape as [number, number];
-    const conv1d = architecture === 'GPT2LMHeadModel' && GPT2_CONV1D.test(name);
-    modules.push(conv1d ? { name, dIn: rows, dOut: cols } : { name, dIn: cols, dOut: rows });
-  }
-  return modules.sort((a, b) => compareNames(a.name, b.name));
 }
 
 /** The modules a `target_modules` list adapts (PEFT's rule, as training applies it). */
@@ -50,14 +30,9 @@ export function targetNames(modules: readonly LinearModule[]): { suffixes: strin
   return { suffixes, names: modules.map((module) => module.name) };
 }
 
-/** `layers.2` before `layers.10`. */
-function compareNames(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
-}
-
-/** A model folder as the configs see it; `shape` is what the memory estimate needs from config.json, absent when config.json does not say. */
+/** A model folder as the configs see it; `shape` is what the memory estimate needs from config.json. */
 export type ModelFacts =
-  | { ok: true; dir: string; architecture: string; modules: LinearModule[]; totalParameters: number; shape?: ModelShape }
+  | { ok: true; dir: string; architecture: string; modules: LinearModule[]; totalParameters: number; shape: ModelShape }
   | { ok: false; dir: string; problem: string };
 
 export async function readModelFacts(dir: string): Promise<ModelFacts> {
@@ -85,31 +60,18 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
     const found = architectures.length ? `architecture ${architectures.join(', ')} is not supported` : 'config.json names no "architectures"';
     return fail(`${found}; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
   }
-  let checkpoint: Checkpoint;
+  // The engine's own reading of the folder: the same modules, names and parameter count it trains
+  // with, and the same complaint when config.json and the weights disagree.
+  let read: Awaited<ReturnType<typeof readModelLayout>>;
   try {
-    checkpoint = await Checkpoint.open(dir);
+    read = await readModelLayout(dir);
   } catch (error) {
     return fail((error as Error).message);
   }
-  try {
-    let totalParameters = 0;
-    for (const info of checkpoint.tensors.values()) totalParameters += info.shape.reduce((n, d) => n * d, 1);
-    const shape = modelShape(config);
-    return { ok: true, dir, architecture, modules: linearModules(checkpoint, architecture), totalParameters, ...(shape ? { shape } : {}) };
-  } finally {
-    await checkpoint.close();
-  }
-}
-
-/** Width, depth, attention heads and vocabulary from config.json (Llama-style names, else GPT-2's). */
-function modelShape(config: unknown): ModelShape | undefined {
-  const fields = (config ?? {}) as Record<string, unknown>;
-  const int = (...keys: string[]) => keys.map((key) => fields[key]).find((v): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0);
-  const hidden = int('hidden_size', 'n_embd');
-  const layers = int('num_hidden_layers', 'n_layer');
-  const heads = int('num_attention_heads', 'n_head');
-  const vocab = int('vocab_size');
-  return hidden && layers && heads && vocab ? { hidden, layers, heads, vocab } : undefined;
+  const { config: c, layout } = read;
+  const modules = layout.linears.map(({ name, dIn, dOut }) => ({ name, dIn, dOut }));
+  const totalParameters = layout.parameters.reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0);
+  return { ok: true, dir, architecture, modules, totalParameters, shape: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize } };
 }
 
 export const DATASET_HEAD_LINES = 20;

@@ -52,6 +52,7 @@ function llamaTensors(): TensorToWrite[] {
   return tensors;
 }
 const TOTAL_PARAMETERS = llamaTensors().reduce((sum, t) => sum + t.data.length, 0);
+const LLAMA_CONFIG = JSON.stringify({ architectures: ['LlamaForCausalLM'], hidden_size: HIDDEN, intermediate_size: FFN, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: VOCAB });
 
 const GOOD_LINE = '{"prompt": "2+2=", "completion": "4"}';
 const CONFIG = [
@@ -94,10 +95,10 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'moslora-lsp-'));
     await mkdir(join(dir, 'tiny-llama'));
-    await writeFile(join(dir, 'tiny-llama', 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], hidden_size: HIDDEN, num_hidden_layers: 2, num_attention_heads: 2, vocab_size: VOCAB }));
+    await writeFile(join(dir, 'tiny-llama', 'config.json'), LLAMA_CONFIG);
     await writeSafetensors(join(dir, 'tiny-llama', 'model.safetensors'), llamaTensors());
     await mkdir(join(dir, 'broken-model'));
-    await writeFile(join(dir, 'broken-model', 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'] }));
+    await writeFile(join(dir, 'broken-model', 'config.json'), LLAMA_CONFIG);
     await writeFile(join(dir, 'broken-model', 'model.safetensors'), Buffer.from('\x10\x00\x00\x00\x00\x00\x00\x00{"oops": nonsense'));
     await writeFile(join(dir, 'train.jsonl'), [GOOD_LINE, GOOD_LINE, '{"prompt": "3+3=", "answer": "6"}', ''].join('\n'));
     await writeFile(join(dir, 'bad.jsonl'), `${GOOD_LINE}\n{"prompt": "unterminated\n`);
@@ -192,15 +193,16 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
     await client.open(uri, text);
     const at = (position: Position) => client.connection.sendRequest(CompletionRequest.type, { textDocument: { uri }, position });
     const flow = labels(await at({ line: 1, character: 27 }));
-    assert.deepEqual(flow.slice(0, 6), ['down_proj', 'gate_proj', 'up_proj', 'k_proj', 'o_proj', 'v_proj']);
-    assert.equal(flow.length, 6 + 14);
-    assert.equal(flow[6], 'model.layers.0.mlp.down_proj');
-    assert.ok(flow.includes('model.layers.1.self_attn.k_proj'));
-    assert.ok(!flow.some((label) => /embed_tokens|lm_head|norm/.test(label)), flow.join(', '));
+    // the modules training would adapt, in forward order; the LM head last (PEFT can target it)
+    assert.deepEqual(flow.slice(0, 7), ['k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head']);
+    assert.equal(flow[7], 'model.layers.0.self_attn.q_proj', 'full names for every module, in forward order');
+    assert.equal(flow.length, 7 + 15);
+    assert.ok(flow.includes('model.layers.1.mlp.down_proj'));
+    assert.ok(!flow.some((label) => /embed_tokens|norm/.test(label)), flow.join(', '));
 
     await client.change(uri, 'model: ./tiny-llama\ntarget_modules:\n  - q_proj\n  - \n');
     const block = labels(await at({ line: 3, character: 4 }));
-    assert.equal(block[0], 'down_proj');
+    assert.equal(block[0], 'k_proj');
     assert.ok(!block.includes('q_proj'));
   });
 
@@ -304,7 +306,7 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
     assert.deepEqual(missing!.range, range(0, 7, 24));
     // Two folder levels appear at once: the watcher moves from the workspace folder down to the model folder.
     await mkdir(folder, { recursive: true });
-    await writeFile(join(folder, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'] }));
+    await writeFile(join(folder, 'config.json'), LLAMA_CONFIG);
     await client.waitForDiagnostics(uri, (list) => /^model: .*downloading: no safetensors weights/.test(list[0] ? messageOf(list[0]) : ''), 'the missing weights show');
     await writeSafetensors(join(folder, 'model.safetensors'), llamaTensors());
     await client.waitForDiagnostics(uri, (list) => list.length === 0, 'the downloaded weights are found');

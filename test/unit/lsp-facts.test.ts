@@ -1,56 +1,57 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { linearModules, readDatasetHead, targetedModules, targetNames } from '../../server/lsp/facts';
+import { readDatasetHead, readModelFacts, targetedModules, targetNames } from '../../server/lsp/facts';
+import { inspectModel } from '../../server/models/inspect';
 
-function headers(entries: [string, number[]][]) {
-  return { tensors: new Map(entries.map(([name, shape]) => [name, { dtype: 'F32' as const, shape, byteLength: 0, offset: 0, file: '' }])) };
-}
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'models');
 
-describe('linear modules from safetensors headers', () => {
-  it('takes 2-D weights as [d_out, d_in], skips embeddings, the LM head, norms and biases, and sorts layers numerically', () => {
-    const modules = linearModules(
-      headers([
-        ['model.embed_tokens.weight', [100, 8]],
-        ['lm_head.weight', [100, 8]],
-        ['model.layers.10.self_attn.k_proj.weight', [4, 8]],
-        ['model.layers.2.self_attn.k_proj.weight', [4, 8]],
-        ['model.layers.2.self_attn.k_proj.bias', [4]],
-        ['model.layers.2.input_layernorm.weight', [8]],
-      ]),
-      'LlamaForCausalLM',
-    );
-    assert.deepEqual(modules, [
-      { name: 'model.layers.2.self_attn.k_proj', dIn: 8, dOut: 4 },
-      { name: 'model.layers.10.self_attn.k_proj', dIn: 8, dOut: 4 },
+describe('a model folder as the editor sees it', () => {
+  let dir: string;
+  before(async () => (dir = await mkdtemp(join(tmpdir(), 'moslora-facts-'))));
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("lists the engine's linear modules in forward order, [d_out, d_in], the LM head included (PEFT can target it)", async () => {
+    const facts = await readModelFacts(join(FIXTURES, 'tiny-llama'));
+    assert.ok(facts.ok);
+    assert.equal(facts.modules.length, 2 * 7 + 1);
+    assert.deepEqual(facts.modules.slice(0, 3), [
+      { name: 'model.layers.0.self_attn.q_proj', dIn: 64, dOut: 64 },
+      { name: 'model.layers.0.self_attn.k_proj', dIn: 64, dOut: 32 },
+      { name: 'model.layers.0.self_attn.v_proj', dIn: 64, dOut: 32 },
     ]);
+    assert.deepEqual(facts.modules.at(-1), { name: 'lm_head', dIn: 64, dOut: 512 });
+    assert.deepEqual(facts.shape, { hidden: 64, layers: 2, heads: 4, vocab: 512 });
+    const inspected = await inspectModel(join(FIXTURES, 'tiny-llama'));
+    assert.equal(facts.totalParameters, inspected.parameterCount);
+    assert.deepEqual(facts.modules.map((m) => m.name), inspected.linearModules.map((m) => m.name));
   });
 
-  it("reads GPT-2's Conv1D weights as [d_in, d_out], with or without the transformer. prefix", () => {
-    const modules = linearModules(
-      headers([
-        ['h.0.attn.c_attn.weight', [16, 48]],
-        ['transformer.h.1.mlp.c_fc.weight', [16, 64]],
-        ['transformer.h.1.mlp.c_proj.weight', [64, 16]],
-        ['wte.weight', [50, 16]],
-        ['wpe.weight', [8, 16]],
-      ]),
-      'GPT2LMHeadModel',
-    );
-    assert.deepEqual(modules, [
-      { name: 'h.0.attn.c_attn', dIn: 16, dOut: 48 },
-      { name: 'transformer.h.1.mlp.c_fc', dIn: 16, dOut: 64 },
-      { name: 'transformer.h.1.mlp.c_proj', dIn: 64, dOut: 16 },
-    ]);
+  it("reads GPT-2's Conv1D weights as [d_in, d_out], names them as the engine and PEFT do, and counts a tied head once", async () => {
+    const facts = await readModelFacts(join(FIXTURES, 'tiny-gpt2'));
+    assert.ok(facts.ok);
+    assert.deepEqual(facts.modules[0], { name: 'transformer.h.0.attn.c_attn', dIn: 64, dOut: 192 });
+    assert.deepEqual(facts.modules[3], { name: 'transformer.h.0.mlp.c_proj', dIn: 256, dOut: 64 });
+    assert.equal(facts.totalParameters, 136_960);
+  });
+
+  it('says, as training would, when config.json and the weights are from different models', async () => {
+    const model = join(dir, 'mismatched');
+    await cp(join(FIXTURES, 'tiny-llama'), model, { recursive: true });
+    const config = JSON.parse(await readFile(join(model, 'config.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(model, 'config.json'), JSON.stringify({ ...config, intermediate_size: 96 }));
+    const facts = await readModelFacts(model);
+    assert.equal(facts.ok, false);
+    assert.match(facts.ok ? '' : facts.problem, /mlp\.gate_proj\.weight" has shape \[128, 64\] but config\.json .* implies \[96, 64\]; the config and the weights are from different models/);
   });
 
   it('matches targets by PEFT suffix and lists short names before full names', () => {
-    const modules = linearModules(headers([['model.layers.0.self_attn.q_proj.weight', [8, 8]], ['model.layers.0.mlp.q_proj_extra.weight', [8, 8]]]), 'LlamaForCausalLM');
+    const modules = [{ name: 'model.layers.0.self_attn.q_proj', dIn: 8, dOut: 8 }, { name: 'model.layers.0.mlp.q_proj_extra', dIn: 8, dOut: 8 }];
     assert.deepEqual(targetedModules(modules, ['q_proj']).map((m) => m.name), ['model.layers.0.self_attn.q_proj']);
     assert.deepEqual(targetedModules(modules, ['self_attn.q_proj', 'model.layers.0.mlp.q_proj_extra']).length, 2);
-    assert.deepEqual(targetNames(modules).suffixes, ['q_proj_extra', 'q_proj']);
+    assert.deepEqual(targetNames(modules).suffixes, ['q_proj', 'q_proj_extra']);
   });
 });
 
