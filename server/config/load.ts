@@ -143,6 +143,13 @@ function dotted(path: Path): string {
   return path.length ? path.join('.') : 'the config';
 }
 
+/** What a schema alternative that rejected a value takes, from its first issue. */
+function expectedBy(issue: z.core.$ZodIssue | undefined): string | null {
+  if (issue?.code === 'invalid_type') return issue.expected;
+  if (issue?.code === 'invalid_value') return issue.values.map((v) => JSON.stringify(v)).join(' or ');
+  return null;
+}
+
 function schemaIssues(error: z.ZodError, value: unknown, source: SourceMap): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const issue of error.issues) {
@@ -205,6 +212,17 @@ function schemaIssues(error: z.ZodError, value: unknown, source: SourceMap): Con
           path,
           range: source.valueRange(path),
           message: `${at}: needs ${what} ${relation} ${String(bound)}, got ${describeValue(found)}`,
+        });
+        break;
+      }
+      case 'invalid_union': {
+        // each alternative's first complaint says what it takes: a type, or the values it allows
+        const expected = [...new Set(issue.errors.map((branch) => expectedBy(branch[0])).filter((e): e is string => e !== null))];
+        issues.push({
+          severity: 'error',
+          path,
+          range: source.valueRange(path),
+          message: `${at}: expected ${expected.join(' or ')}, got ${describeValue(found)}`,
         });
         break;
       }

@@ -13,6 +13,19 @@ export const DATASET_FIELDS = ['text', 'prompt', 'completion', 'instruction', 'i
 
 const positiveInt = () => z.number().int().positive();
 
+/** target_modules when a config does not say: the reference MoSLoRA setup's. */
+export const DEFAULT_TARGET_MODULES = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'] as const;
+
+/** Why a target_modules pattern is not a regular expression; null when it is one. */
+export function regexProblem(pattern: string): string | null {
+  try {
+    new RegExp(pattern);
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 export const dataSchema = z
   .object({
     train: z.string().min(1).describe('Training data: a JSONL file (one JSON object per line) or a JSON array, relative to this config.'),
@@ -106,10 +119,17 @@ export const configSchema = z
     chain_length: z.number().int().min(2).default(2).describe('Mixers in a linchain (method: linchain).'),
     use_rslora: z.boolean().default(false).describe('Scale by alpha / √r (rank-stabilised LoRA).'),
     target_modules: z
-      .array(z.string().min(1))
-      .min(1)
-      .default(['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'])
-      .describe('Linear modules to adapt, matched by name suffix as PEFT does (e.g. q_proj, or model.layers.0.self_attn.q_proj; c_attn for GPT-2).'),
+      .union([
+        z.array(z.string().min(1)).min(1),
+        z
+          .string()
+          .min(1)
+          .refine((pattern) => regexProblem(pattern) === null, { error: (issue) => `not a valid regular expression: ${regexProblem(String(issue.input))}` }),
+      ])
+      .default([...DEFAULT_TARGET_MODULES])
+      .describe(
+        "Linear modules to adapt, as PEFT takes them: a list matched by name suffix (q_proj, or model.layers.0.self_attn.q_proj; c_attn for GPT-2), 'all-linear' (every linear module but lm_head), or a regular expression that matches whole module names (e.g. '.*\\.(q|v)_proj').",
+      ),
     data: dataSchema,
     training: trainingSchema.prefault({}),
     output: outputSchema.prefault({}),

@@ -159,7 +159,8 @@ function settingsOf(config: ResolvedConfig, layouts: LinearModule[]): AdapterSet
     useRslora: config.use_rslora,
     mixerInit: config.mixer_init,
     chainLength: config.chain_length,
-    targetModules: config.target_modules,
+    // a pattern ('all-linear', a regular expression) is saved as the modules it selected
+    targetModules: Array.isArray(config.target_modules) ? config.target_modules : layouts.map((m) => m.name),
     fanInFanOut: layouts.some((m) => m.layout === 'in_out'),
   };
 }

@@ -8,6 +8,7 @@ import { cursorContext, type CursorContext } from './context';
 import { ConfigSource, filePathOf, languageOf, resolveFrom, writtenModel } from './document';
 import type { FactCache } from './facts';
 import { targetNames } from './facts';
+import { ALL_LINEAR } from '../models/modules';
 import { fieldAt, fieldMarkdown, formatValue, keysAt } from './schema-info';
 
 export const TRIGGER_CHARACTERS = [' ', ':', '-', '[', ',', '"', '/', '.'];
@@ -28,6 +29,9 @@ export async function completeConfig(uri: string, text: string, position: { line
       if (configPath && path === 'model') return pathItems(context, configPath, 'model', json);
       if (configPath && (path === 'data.train' || path === 'data.eval')) return pathItems(context, configPath, 'dataset', json);
       if (configPath && path.startsWith('data.fields.')) return datasetFieldItems(context, text, configPath, facts, json);
+      if (path === 'target_modules') {
+        return [{ label: ALL_LINEAR, kind: CompletionItemKind.Value, detail: 'every linear module but lm_head', textEdit: { range: context.range, newText: json && !context.quoted ? JSON.stringify(ALL_LINEAR) : ALL_LINEAR } }];
+      }
       return field.values.map((value, i) => ({
         label: value,
         kind: field.kind === 'boolean' ? CompletionItemKind.Value : CompletionItemKind.EnumMember,

@@ -6,14 +6,14 @@ import { pathToFileURL } from 'node:url';
 import { closest, distance } from 'fastest-levenshtein';
 import { DiagnosticSeverity, type Diagnostic, type Range } from 'vscode-languageserver';
 import { parseConfigText } from '../config/load';
-import { configSchema, DATA_FORMATS, DATASET_FIELDS } from '../config/schema';
+import { configSchema, DATA_FORMATS, DATASET_FIELDS, DEFAULT_TARGET_MODULES } from '../config/schema';
 import { checkRecords, DatasetError, type DataFormat, type FieldNames } from '../engine/data';
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
 import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
 import { parameterCounts } from './hover';
 import { formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
 import { planWorkers } from '../engine/plan-workers';
-import { DATASET_HEAD_LINES, targetedModules, targetNames, type FactCache, type ModelFacts } from './facts';
+import { DATASET_HEAD_LINES, targetedModules, targetNames, writtenTargets, type FactCache, type ModelFacts } from './facts';
 import { matchesTarget } from '../models/modules';
 
 export const SOURCE = 'moslora';
@@ -31,7 +31,6 @@ export interface Validation {
   paths: Set<string>;
 }
 
-const DEFAULT_TARGETS = configSchema.shape.target_modules.parse(undefined);
 const DEFAULT_R = configSchema.shape.r.parse(undefined);
 const DEFAULTS = configSchema.parse({ model: '.', data: { train: '.' } });
 
@@ -136,7 +135,7 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const what = `${basename(model.dir)} (${model.architecture})`;
   const { suffixes, names } = targetNames(model.modules);
   const written = source.list(['target_modules']);
-  const entries = written ? written.map((entry) => entry.value).filter((value): value is string => typeof value === 'string') : source.has(['target_modules']) ? [] : DEFAULT_TARGETS;
+  const targets = writtenTargets(source, DEFAULT_TARGET_MODULES);
   for (const entry of written ?? []) {
     if (typeof entry.value !== 'string' || model.modules.some((module) => matchesTarget(module.name, entry.value as string))) continue;
     const guess = suggestion(entry.value, suffixes) ?? suggestion(entry.value, names);
@@ -144,17 +143,27 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
     const fix = guess ? { replacement: quotedLike(entry.source, guess), title: `Change to ${guess}` } : undefined;
     out.push(diagnostic(entry.range, `target_modules: "${entry.value}" matches no linear module of ${what}; ${hint}`, 'error', fix));
   }
-  if (!written && !source.has(['target_modules']) && targetedModules(model.modules, DEFAULT_TARGETS).length === 0) {
+  const pattern = source.scalar(['target_modules']);
+  if (pattern && typeof targets === 'string' && targetedModules(model.modules, targets).length === 0) {
+    out.push(
+      diagnostic(
+        pattern.range,
+        `target_modules: "${targets}" matches no linear module of ${what}; a pattern must match whole module names (e.g. ".*\\.${suffixes[0]}"); a list matches by suffix`,
+        'error',
+      ),
+    );
+  }
+  if (!source.has(['target_modules']) && targetedModules(model.modules, DEFAULT_TARGET_MODULES).length === 0) {
     out.push(
       diagnostic(
         modelValue.range,
-        `target_modules is not set and its default (${DEFAULT_TARGETS.join(', ')}) matches no linear module of ${what}; set target_modules, e.g. [${suffixes.slice(0, 2).join(', ')}]`,
+        `target_modules is not set and its default (${DEFAULT_TARGET_MODULES.join(', ')}) matches no linear module of ${what}; set target_modules, e.g. [${suffixes.slice(0, 2).join(', ')}]`,
         'error',
       ),
     );
   }
 
-  const targeted = targetedModules(model.modules, entries);
+  const targeted = targetedModules(model.modules, targets);
   const r = source.scalar(['r']);
   const rank = r ? r.value : DEFAULT_R;
   if (targeted.length === 0 || typeof rank !== 'number' || !Number.isInteger(rank) || rank <= 0) return out;
@@ -184,9 +193,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const batch = positive(['training', 'batch_size'], DEFAULTS.training.batch_size);
   const maxLength = positive(['data', 'max_length'], DEFAULTS.data.max_length);
   const accumulation = positive(['training', 'gradient_accumulation'], DEFAULTS.training.gradient_accumulation);
-  const written = source.list(['target_modules']);
-  const entries = written ? written.map((entry) => String(entry.value)) : DEFAULTS.target_modules;
-  const counts = parameterCounts(targetedModules(model.modules, entries), positive(['r'], DEFAULTS.r), positive(['chain_length'], DEFAULTS.chain_length));
+  const counts = parameterCounts(targetedModules(model.modules, writtenTargets(source, DEFAULT_TARGET_MODULES)), positive(['r'], DEFAULTS.r), positive(['chain_length'], DEFAULTS.chain_length));
   const method = source.scalar(['method'])?.value ?? DEFAULTS.method;
   const trainable = method === 'lora' || method === 'moslora-fixed' ? counts.lora : method === 'linchain' ? counts.linchain : counts.moslora;
   const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;

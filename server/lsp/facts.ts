@@ -8,7 +8,9 @@ import { dirname, join, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { DataRecord } from '../engine/data';
 import type { ModelShape } from '../models/config';
-import { matchesTarget, readModelLayout } from '../models/modules';
+import { matchTargetModules, readModelLayout } from '../models/modules';
+import { regexProblem } from '../config/schema';
+import type { ConfigSource } from './document';
 
 export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
 
@@ -19,9 +21,27 @@ export interface LinearModule {
   dOut: number;
 }
 
-/** The modules a `target_modules` list adapts (PEFT's rule, as training applies it). */
-export function targetedModules(modules: readonly LinearModule[], entries: readonly string[]): LinearModule[] {
-  return modules.filter((module) => entries.some((entry) => matchesTarget(module.name, entry)));
+/** The modules target_modules selects: PEFT's rules, as training applies them (matchTargetModules). */
+export function targetedModules(modules: readonly LinearModule[], targets: string | readonly string[]): LinearModule[] {
+  const selected = new Set(matchTargetModules(modules.map((m) => m.name), targets).modules);
+  return modules.filter((module) => selected.has(module.name));
+}
+
+/** target_modules as a message quotes it: a list's entries, or the pattern. */
+export function describeTargets(targets: string | readonly string[]): string {
+  return typeof targets === 'string' ? JSON.stringify(targets) : targets.join(', ');
+}
+
+/**
+ * target_modules as a config has it: its list's string entries, its pattern (when it is a valid
+ * regular expression; the schema reports one that is not), or the default when it is not written.
+ */
+export function writtenTargets(source: ConfigSource, fallback: string | readonly string[]): string | readonly string[] {
+  const list = source.list(['target_modules']);
+  if (list) return list.map((entry) => entry.value).filter((value): value is string => typeof value === 'string');
+  const scalar = source.scalar(['target_modules']);
+  if (!scalar) return source.has(['target_modules']) ? [] : fallback;
+  return typeof scalar.value === 'string' && regexProblem(scalar.value) === null ? scalar.value : [];
 }
 
 /** What a target can be written as: the distinct last names (`q_proj`) first, then the full names. */

@@ -3,9 +3,9 @@
 // the modules it matches.
 import { basename } from 'node:path';
 import { MarkupKind, type Hover } from 'vscode-languageserver';
-import { configSchema } from '../config/schema';
+import { configSchema, DEFAULT_TARGET_MODULES } from '../config/schema';
 import { ConfigSource, filePathOf, resolveFrom } from './document';
-import { targetedModules, type FactCache, type LinearModule, type ModelFacts } from './facts';
+import { describeTargets, targetedModules, writtenTargets, type FactCache, type LinearModule, type ModelFacts } from './facts';
 import { matchesTarget } from '../models/modules';
 import { fieldAt, fieldMarkdown } from './schema-info';
 
@@ -53,10 +53,9 @@ function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: t
   const r = number('r', DEFAULTS.r);
   const chain = number('chain_length', DEFAULTS.chain_length);
   const method = String(source.scalar(['method'])?.value ?? DEFAULTS.method);
-  const written = source.list(['target_modules']);
-  const entries = written ? written.map((entry) => String(entry.value)) : DEFAULTS.target_modules;
-  const modules = targetedModules(model.modules, entries);
-  if (modules.length === 0) return `target_modules (${entries.join(', ')}) matches no linear module of ${basename(model.dir)} (${model.architecture}): nothing would train.`;
+  const targets = writtenTargets(source, DEFAULT_TARGET_MODULES);
+  const modules = targetedModules(model.modules, targets);
+  if (modules.length === 0) return `target_modules (${describeTargets(targets)}) matches no linear module of ${basename(model.dir)} (${model.architecture}): nothing would train.`;
   const counts = parameterCounts(modules, r, chain);
   const format = (n: number) => n.toLocaleString('en-US');
   const share = (n: number) => `${((100 * n) / model.totalParameters).toPrecision(3)} %`;

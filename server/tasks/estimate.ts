@@ -3,7 +3,7 @@
 // steps from the number of training examples, as the trainer computes them.
 import { ConfigError, loadConfigFile, parseConfigText, resolveConfigPaths } from '../config/load';
 import { readRecords } from '../engine/data';
-import { targetedModules, type FactCache } from '../lsp/facts';
+import { describeTargets, targetedModules, type FactCache } from '../lsp/facts';
 import { parameterCounts } from '../lsp/hover';
 import type { EstimateReport } from '../protocol';
 
@@ -14,7 +14,7 @@ export async function estimateConfig(configPath: string, facts: FactCache, text?
   if (!model.ok) throw new Error(`${configPath}: model: ${model.problem}`);
   const modules = targetedModules(model.modules, config.target_modules);
   if (modules.length === 0) {
-    throw new Error(`${configPath}: target_modules (${config.target_modules.join(', ')}) match no linear module of ${config.model}`);
+    throw new Error(`${configPath}: target_modules (${describeTargets(config.target_modules)}) match no linear module of ${config.model}`);
   }
   const counts = parameterCounts(modules, config.r, config.chain_length);
   const trainable = config.method === 'lora' || config.method === 'moslora-fixed' ? counts.lora : config.method === 'linchain' ? counts.linchain : counts.moslora;

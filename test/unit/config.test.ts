@@ -38,6 +38,14 @@ describe('adapter config: defaults', () => {
     assert.equal(config.backend, 'auto');
   });
 
+  it("takes target_modules as PEFT does: a list, 'all-linear', or a regular expression", () => {
+    for (const written of ['[q_proj, v_proj]', 'all-linear', "'.*\\.(q|v)_proj'"]) {
+      const { config, issues } = parseConfigText(`${minimal}target_modules: ${written}\n`, 'file:///c.moslora.yaml');
+      assert.deepEqual(issues, [], written);
+      assert.deepEqual(config?.target_modules, written === '[q_proj, v_proj]' ? ['q_proj', 'v_proj'] : written === 'all-linear' ? 'all-linear' : '.*\\.(q|v)_proj');
+    }
+  });
+
   it('reads JSON configs with the same schema', () => {
     const { config } = parseConfigText('{"model": "m", "method": "lora", "data": {"train": "t.jsonl", "format": "chat"}}', 'a.moslora.json');
     assert.equal(config?.method, 'lora');
@@ -57,7 +65,8 @@ describe('adapter config: every field rejects a bad value at its own line', () =
     ['chain_length: 1', 'chain_length', '≥ 2'],
     ['use_rslora: yes please', 'use_rslora', 'expected boolean'],
     ['target_modules: []', 'target_modules', 'entries ≥ 1'],
-    ['target_modules: q_proj', 'target_modules', 'expected array'],
+    ['target_modules: 42', 'target_modules', 'expected array or string, got number 42'],
+    ['target_modules: "(q|v_proj"', 'target_modules', 'not a valid regular expression: Invalid regular expression: /(q|v_proj/: Unterminated group'],
     ['backend: cuda', 'backend', 'allowed: auto, tensorflow, webgpu, wasm, cpu'],
     ['output:\n  run_name: my run', 'output.run_name', 'letters, digits'],
     ['output:\n  runs_dir: ""', 'output.runs_dir', 'characters ≥ 1'],
@@ -94,6 +103,8 @@ describe('adapter config: every field rejects a bad value at its own line', () =
     ['training', 'checkpoint_interval: 0', '> 0'],
     ['training', 'checkpoints_kept: 0', '> 0'],
     ['training', 'mixer_interval: 0', '> 0'],
+    ['training', 'gradient_checkpointing: maybe', 'expected boolean or "auto", got string "maybe"'],
+    ['training', 'workers: many', 'expected number or "auto", got string "many"'],
   ];
   for (const [section, line, fragment] of sections) {
     it(`${section}.${line}`, () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -165,5 +165,13 @@ describe('training engine', () => {
 
   it('refuses target_modules that match nothing, naming them', async () => {
     await assert.rejects(run(await config('typo', { target_modules: ['proj', 'q_porj'] })), /target_modules "q_porj" match no linear module/);
+  });
+
+  it('takes target_modules as a regular expression, and saves the modules it selected for PEFT', async () => {
+    const summary = await run(await config('pattern', { target_modules: '.*\\.layers\\.\\d+\\.proj', training: { max_steps: 2 } }));
+    assert.equal(summary.state, 'done');
+    const saved = JSON.parse(await readFile(join(summary.runDir, 'peft', 'adapter_config.json'), 'utf8')) as { target_modules: string[] };
+    assert.deepEqual(saved.target_modules, ['model.layers.0.proj']);
+    assert.deepEqual([...(await loadAdapter(join(summary.runDir, 'adapter'))).adapters.keys()], ['model.layers.0.proj']);
   });
 });
