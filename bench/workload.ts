@@ -36,7 +36,7 @@ export class TrainingWorkload {
   ) {
     const { rank } = options;
     ({ adapters: this.adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: 0.05 }, 1));
-    this.params = new Map(makeTrainable(this.adapters).map((v) => [v.name, v]));
+    this.params = makeTrainable(this.adapters);
     const vocab = model.config.vocabSize;
     this.tokens = Math.min(options.tokens, model.config.maxPositions);
     const ids = Array.from({ length: options.batch }, (_, b) => Array.from({ length: this.tokens }, (_, t) => (b * 7919 + t * 104729) % vocab));

@@ -36,17 +36,6 @@ export function splitRows(batch: Pick<Batch, 'inputIds' | 'labels'>, parts: numb
   });
 }
 
-/** The adapters' trainable tensors by name, module by module: A, B, then the learned mixers. */
-export function trainableParams(adapters: ReadonlyMap<string, Adapter>): Map<string, tf.Variable> {
-  const params = new Map<string, tf.Variable>();
-  for (const [module, { spec, weights }] of adapters) {
-    params.set(`${module}.lora_A`, weights.A as tf.Variable);
-    params.set(`${module}.lora_B`, weights.B as tf.Variable);
-    if (spec.method !== 'moslora-fixed') weights.mixers.forEach((m, i) => params.set(`${module}.lora_AB.${i}`, m as tf.Variable));
-  }
-  return params;
-}
-
 export interface ShardStep {
   /** Seeds the step's dropout masks (with each row's index in the batch). */
   dropoutSeed: number;
@@ -134,7 +123,6 @@ export class ShardWorkerError extends Error {
 export function isShardWorkerError(error: unknown): error is ShardWorkerError {
   return error instanceof ShardWorkerError;
 }
-
 
 interface Pending {
   resolve: (result: ShardGradients | number[]) => void;

@@ -8,7 +8,8 @@ import { takeNumber, takeValues } from '../../kernels/read';
 import { isWasmHeapExhausted } from '../../kernels/wasm-kernels';
 import { CausalLM } from '../models/model';
 import { startBackend } from '../runtime';
-import { shardGradients, shardScores, trainableParams, type ShardReply, type ShardRequest, type ShardWorkerInit } from './parallel';
+import { makeTrainable } from '../models/adapters';
+import { shardGradients, shardScores, type ShardReply, type ShardRequest, type ShardWorkerInit } from './parallel';
 
 const port = parentPort!;
 const init = workerData as ShardWorkerInit;
@@ -22,17 +23,10 @@ async function load() {
   const adapters = new Map<string, Adapter>(
     init.adapters.map(({ module, spec, A, B, mixers }) => [
       module,
-      {
-        spec,
-        weights: {
-          A: tf.variable(tf.tensor2d(A, [spec.r, spec.dIn])),
-          B: tf.variable(tf.tensor2d(B, [spec.dOut, spec.r])),
-          mixers: mixers.map((m) => tf.variable(tf.tensor2d(m, [spec.r, spec.r]), spec.method !== 'moslora-fixed')),
-        },
-      },
+      { spec, weights: { A: tf.tensor2d(A, [spec.r, spec.dIn]), B: tf.tensor2d(B, [spec.dOut, spec.r]), mixers: mixers.map((m) => tf.tensor2d(m, [spec.r, spec.r])) } },
     ]),
   );
-  return { model, adapters, params: [...trainableParams(adapters).values()] };
+  return { model, adapters, params: [...makeTrainable(adapters).values()] };
 }
 
 load().then(

@@ -36,7 +36,8 @@ import { matchTargetModules } from '../models/modules';
 import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
 import { median } from './median';
-import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, trainableParams, type Scorer } from './parallel';
+import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer } from './parallel';
+import { makeTrainable } from '../models/adapters';
 import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
 
@@ -217,10 +218,9 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     });
     const weights = checkpoint?.adapters.get(module.name)?.weights ?? initAdapterWeights(spec, moduleSeed(t.seed, index));
     specs.set(module.name, spec);
-    adapters.set(module.name, { spec, weights: { A: tf.variable(weights.A), B: tf.variable(weights.B), mixers: weights.mixers.map((m) => tf.variable(m, spec.method !== 'moslora-fixed')) } });
-    tf.dispose([weights.A, weights.B, ...weights.mixers]);
+    adapters.set(module.name, { spec, weights });
   });
-  const params = trainableParams(adapters);
+  const params = makeTrainable(adapters);
   const threads = inputs.workers?.plan.count ?? 1;
   const trainable = [...specs.values()].reduce((n, spec) => n + trainableParameterCount(spec), 0);
   const checkpointing = resolveCheckpointing(
@@ -365,12 +365,12 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     moduleAborted = isWasmAbort(error);
     const kept = (await run.checkpointSteps()).at(-1);
     const keptText = kept === undefined ? 'No checkpoint had been saved.' : `The checkpoint of step ${kept} is kept in ${run.dir}.`;
+    const where = `${config.configPath}: training stopped at step ${state.step + 1}`;
     if (isShardWorkerError(error)) {
-      throw new Error(`${config.configPath}: training stopped at step ${state.step + 1}: ${error.message}. training.workers: 1 trains in this thread alone. ${keptText}`, { cause: error });
+      throw new Error(`${where}: ${error.message}. training.workers: 1 trains in this thread alone. ${keptText}`, { cause: error });
     }
     const toFit =
       `To fit: ${checkpointing.on ? '' : 'set training.gradient_checkpointing: true; or '}lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length.`;
-    const where = `${config.configPath}: training stopped at step ${state.step + 1}`;
     if (isGpuError(error)) {
       throw new Error(
         `${where}: ${error.message} (backend ${backend.backend}, ${backend.device}). Nothing computed after the failure was saved. ` +

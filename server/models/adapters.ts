@@ -43,17 +43,19 @@ export function createAdapters(
 
 /**
  * Turns every adapter's weights into variables, in place, disposing the tensors they replace
- * (moslora-fixed mixers stay frozen); returns the trainable variables.
+ * (moslora-fixed mixers stay frozen); returns the trainable variables by name, module by module:
+ * `<module>.lora_A`, `<module>.lora_B`, then `<module>.lora_AB.<i>` for each learned mixer.
  */
-export function makeTrainable(adapters: ReadonlyMap<string, Adapter>): tf.Variable[] {
-  const trainable: tf.Variable[] = [];
-  for (const adapter of adapters.values()) {
+export function makeTrainable(adapters: ReadonlyMap<string, Adapter>): Map<string, tf.Variable> {
+  const trainable = new Map<string, tf.Variable>();
+  for (const [module, adapter] of adapters) {
     const { A, B, mixers } = adapter.weights;
     const learnMixers = adapter.spec.method !== 'moslora-fixed';
     const variables = { A: tf.variable(A), B: tf.variable(B), mixers: mixers.map((m) => tf.variable(m, learnMixers)) };
     adapter.weights = variables;
     tf.dispose([A, B, ...mixers]);
-    trainable.push(variables.A, variables.B, ...(learnMixers ? variables.mixers : []));
+    trainable.set(`${module}.lora_A`, variables.A).set(`${module}.lora_B`, variables.B);
+    if (learnMixers) variables.mixers.forEach((m, i) => trainable.set(`${module}.lora_AB.${i}`, m));
   }
   return trainable;
 }

@@ -120,7 +120,7 @@ describe('models with adapters', () => {
     it(`${name}: repeated forward, loss and gradient passes leave no tensors behind`, () => {
       const model = models.get(name)!;
       const { adapters } = createAdapters(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.1 }, 21);
-      const variables = makeTrainable(adapters);
+      const variables = [...makeTrainable(adapters).values()];
       const step = (seed: number) => {
         tf.dispose(model.forward(IDS, { adapters }));
         const { value, grads } = tf.variableGrads(() => model.loss(IDS, LABELS, { adapters, training: true, dropoutSeed: seed }), variables);
@@ -138,7 +138,7 @@ describe('models with adapters', () => {
     it(`${name}: gradient checkpointing gives the same loss and gradients and keeps fewer tensors for the backward pass`, () => {
       const model = models.get(name)!;
       const { adapters } = createAdapters(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.1, bInit: 'kaiming' }, 23);
-      const variables = makeTrainable(adapters);
+      const variables = [...makeTrainable(adapters).values()];
       const run = (checkpoint: boolean) => {
         let kept = 0;
         const { value, grads } = tf.variableGrads(() => {
