@@ -5,19 +5,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend, type BackendChoice, type BackendName } from '../kernels/backend';
 import { median } from '../server/engine/median';
-import { loadBenchModel, TrainingWorkload } from './workload';
+import { loadBenchModel, TrainingWorkload, type WorkloadOptions, type WorkloadRecord } from './workload';
 
-export interface CurveBenchResult {
+export interface CurveBenchResult extends WorkloadRecord {
   bench: 'curve';
-  backend: string;
   device: string;
   compare_backend: string;
-  model: string;
   parameters: number;
-  batch: number;
-  tokens: number;
-  rank: number;
-  checkpointing: boolean;
   steps: number;
   losses: number[];
   compare_losses: number[];
@@ -27,7 +21,7 @@ export interface CurveBenchResult {
   compare_median_step_ms: number;
 }
 
-async function curve(model: string, options: { batch: number; tokens: number; rank: number; checkpointing: boolean }, steps: number) {
+async function curve(model: string, options: WorkloadOptions, steps: number) {
   const loaded = await loadBenchModel(model);
   const workload = new TrainingWorkload(loaded, options);
   try {
@@ -41,7 +35,7 @@ async function curve(model: string, options: { batch: number; tokens: number; ra
 
 export async function benchCurve(
   choice: BackendChoice,
-  options: { model: string; batch: number; tokens: number; rank: number; checkpointing: boolean; steps: number; compare: BackendName; compareSteps: number },
+  options: WorkloadOptions & { model: string; steps: number; compare: BackendName; compareSteps: number },
 ): Promise<CurveBenchResult> {
   await selectBackend(options.compare);
   const reference = await curve(options.model, options, options.compareSteps);

@@ -5,27 +5,17 @@
 // same adapters and take the same steps with the same seeds, so their losses must agree too.
 import { median } from '../server/engine/median';
 import { CausalLM } from '../server/models/model';
-import { TrainingWorkload, withBenchModel } from './workload';
+import { TrainingWorkload, withBenchModel, type WorkloadOptions, type WorkloadRecord } from './workload';
 
-export interface ParallelOptions {
+export interface ParallelOptions extends WorkloadOptions {
   model: string;
-  batch: number;
-  tokens: number;
-  rank: number;
-  checkpointing: boolean;
   threads: number;
   steps: number;
   rounds: number;
 }
 
-export interface ParallelBenchResult {
+export interface ParallelBenchResult extends WorkloadRecord {
   bench: 'parallel';
-  backend: string;
-  model: string;
-  batch: number;
-  tokens: number;
-  rank: number;
-  checkpointing: boolean;
   threads: number;
   steps: number;
   rounds: number;

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../kernels/backend';
 import { median } from '../server/engine/median';
 import { takeValues } from '../kernels/read';
-import { loadBenchModel, TrainingWorkload } from './workload';
+import { loadBenchModel, TrainingWorkload, type WorkloadOptions, type WorkloadRecord } from './workload';
 
 export interface KernelShare {
   kernel: string;
@@ -14,14 +14,8 @@ export interface KernelShare {
   share: number;
 }
 
-export interface ProfileBenchResult {
+export interface ProfileBenchResult extends WorkloadRecord {
   bench: 'profile';
-  backend: string;
-  model: string;
-  batch: number;
-  tokens: number;
-  rank: number;
-  checkpointing: boolean;
   step_ms: number;
   kernels_per_step: number;
   product_gflop: number;
@@ -57,7 +51,7 @@ async function referenceRate(): Promise<number> {
   return (2 * 1024 ** 3) / median(times) / 1e6;
 }
 
-export async function benchProfile(choice: BackendChoice, options: { model: string; batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }): Promise<ProfileBenchResult> {
+export async function benchProfile(choice: BackendChoice, options: WorkloadOptions & { model: string; steps: number }): Promise<ProfileBenchResult> {
   const model = await loadBenchModel(options.model);
   const workload = new TrainingWorkload(model, options);
   const { tokens } = workload;

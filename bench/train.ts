@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BackendChoice } from '../kernels/backend';
 import { CausalLM } from '../server/models/model';
-import { TARGETS, TrainingWorkload } from './workload';
+import { TARGETS, TrainingWorkload, type WorkloadOptions } from './workload';
 import { LLAMA_100M, writeRandomLlama } from './random-llama';
 import { median } from '../server/engine/median';
 
@@ -57,7 +57,7 @@ interface TorchInfo {
 async function oursSteps(
   model: CausalLM,
   modelDir: string,
-  options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean; threads: number },
+  options: WorkloadOptions & { steps: number; threads: number },
 ): Promise<{ trainable: number; seconds: number[] }> {
   const workload = new TrainingWorkload(model, options);
   if (options.threads > 1) await workload.shareWith(options.threads - 1, modelDir);
@@ -71,7 +71,7 @@ async function oursSteps(
 async function torchSteps(
   modelDir: string,
   torch: TorchOptions,
-  options: { batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean },
+  options: WorkloadOptions & { steps: number },
 ): Promise<{ info: TorchInfo; seconds: number[] }> {
   const { stdout } = await promisify(execFile)(
     torch.python,
@@ -86,7 +86,7 @@ async function torchSteps(
 
 export async function benchTrain(
   choice: BackendChoice,
-  options: { model: 'tiny' | '100m'; rounds: number; steps: number; batch: number; tokens: number; rank: number; checkpointing: boolean; workers: number; torch: TorchOptions },
+  options: WorkloadOptions & { model: 'tiny' | '100m'; rounds: number; steps: number; workers: number; torch: TorchOptions },
 ): Promise<TrainBenchResult> {
   const threads = ['wasm', 'cpu'].includes(choice.backend) ? Math.min(options.workers, options.batch) : 1;
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-train-'));

@@ -15,6 +15,20 @@ import { LLAMA_100M, writeRandomLlama } from './random-llama';
 
 export const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
 
+/** The workload's shape: sequences per step, tokens per sequence, adapter rank, gradient checkpointing. */
+export interface WorkloadOptions {
+  batch: number;
+  tokens: number;
+  rank: number;
+  checkpointing: boolean;
+}
+
+/** What a benchmark of the workload records about the run: its backend, model and shape. */
+export interface WorkloadRecord extends WorkloadOptions {
+  backend: string;
+  model: string;
+}
+
 /**
  * MoSLoRA of rank r on q, k, v, up, down of a model, trained one full step at a time (forward,
  * backward, AdamW) on a fixed batch of deterministic token ids, `tokens` per sequence (at most
@@ -32,7 +46,7 @@ export class TrainingWorkload {
 
   constructor(
     private readonly model: CausalLM,
-    private readonly options: { batch: number; tokens: number; rank: number; checkpointing: boolean },
+    private readonly options: WorkloadOptions,
   ) {
     const { rank } = options;
     ({ adapters: this.adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: 0.05 }, 1));
