@@ -1,8 +1,9 @@
 // What the configs point at, read from disk for the editor: a model folder's architecture and
-// linear modules (as the engine lays the model out, from config.json and the safetensors headers,
-// never the weights) and a dataset's first lines. Each is cached per path and watched; when a file changes the entry is dropped and the
-// owner is told, so that the configs using it are checked again.
-import { readFile, open, stat } from 'node:fs/promises';
+// linear modules (as the engine lays the model out, from config.json and the safetensors
+// headers, never the weights) and a dataset's first lines. Each is cached per path and watched;
+// when a file changes the entry is dropped and the owner is told, so that the configs using it
+// are checked again.
+import { open, stat } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
@@ -11,8 +12,6 @@ import type { ModelShape } from '../models/config';
 import { matchTargetModules, readModelLayout } from '../models/modules';
 import { regexProblem } from '../config/schema';
 import type { ConfigSource } from './document';
-
-export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'] as const;
 
 export interface LinearModule {
   /** The checkpoint's own name, e.g. `model.layers.0.self_attn.q_proj`. */
@@ -62,26 +61,12 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
   } catch {
     return fail(`folder not found: ${dir}`);
   }
-  let config: unknown;
-  try {
-    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return fail(
-      code === 'ENOENT'
-        ? `${dir} has no config.json; a Hugging Face model folder holds config.json, *.safetensors and tokenizer.json`
-        : `${join(dir, 'config.json')}: ${code ? `cannot read it (${code})` : `invalid JSON (${(error as Error).message})`}`,
-    );
+  if (!existsSync(join(dir, 'config.json'))) {
+    return fail(`${dir} has no config.json; a Hugging Face model folder holds config.json, *.safetensors and tokenizer.json`);
   }
-  const named = (config as { architectures?: unknown } | null)?.architectures;
-  const architectures = Array.isArray(named) ? named.filter((a): a is string => typeof a === 'string') : [];
-  const architecture = architectures.find((a) => (SUPPORTED_ARCHITECTURES as readonly string[]).includes(a));
-  if (!architecture) {
-    const found = architectures.length ? `architecture ${architectures.join(', ')} is not supported` : 'config.json names no "architectures"';
-    return fail(`${found}; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
-  }
-  // The engine's own reading of the folder: the same modules, names and parameter count it trains
-  // with, and the same complaint when config.json and the weights disagree.
+  // The engine's own reading of the folder: the same architectures, modules, names and parameter
+  // count it trains with, and the same complaint about a config.json it cannot use or that
+  // disagrees with the weights.
   let read: Awaited<ReturnType<typeof readModelLayout>>;
   try {
     read = await readModelLayout(dir);
@@ -91,7 +76,7 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
   const { config: c, layout } = read;
   const modules = layout.linears.map(({ name, dIn, dOut }) => ({ name, dIn, dOut }));
   const totalParameters = layout.parameters.reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0);
-  return { ok: true, dir, architecture, modules, totalParameters, shape: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize } };
+  return { ok: true, dir, architecture: c.architecture, modules, totalParameters, shape: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize } };
 }
 
 export const DATASET_HEAD_LINES = 20;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -45,6 +45,18 @@ describe('a model folder as the editor sees it', () => {
     const facts = await readModelFacts(model);
     assert.equal(facts.ok, false);
     assert.match(facts.ok ? '' : facts.problem, /mlp\.gate_proj\.weight" has shape \[128, 64\] but config\.json .* implies \[96, 64\]; the config and the weights are from different models/);
+  });
+
+  it('names a missing config.json, and an architecture training does not support with the ones it does', async () => {
+    const empty = join(dir, 'empty');
+    await mkdir(empty);
+    const missing = await readModelFacts(empty);
+    assert.match(missing.ok ? '' : missing.problem, /has no config\.json; a Hugging Face model folder holds config\.json/);
+    const falcon = join(dir, 'falcon');
+    await cp(join(FIXTURES, 'tiny-llama'), falcon, { recursive: true });
+    await writeFile(join(falcon, 'config.json'), JSON.stringify({ architectures: ['FalconForCausalLM'] }));
+    const unsupported = await readModelFacts(falcon);
+    assert.match(unsupported.ok ? '' : unsupported.problem, /\["FalconForCausalLM"\] is not supported; supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel/);
   });
 
   it('matches targets by PEFT suffix and lists short names before full names', () => {
