@@ -3,14 +3,11 @@
 // alternating the two sides. Models: the tiny shipped model, and a ~100M-parameter Llama-shaped
 // model with random weights.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BackendChoice } from '../kernels/backend';
 import { CausalLM } from '../server/models/model';
-import { TARGETS, TrainingWorkload, type WorkloadOptions } from './workload';
-import { LLAMA_100M, writeRandomLlama } from './random-llama';
+import { TARGETS, TrainingWorkload, withBenchModel, type WorkloadOptions } from './workload';
 import { median } from '../server/engine/median';
 
 export interface TrainBenchResult {
@@ -89,10 +86,7 @@ export async function benchTrain(
   options: WorkloadOptions & { model: 'tiny' | '100m'; rounds: number; steps: number; workers: number; torch: TorchOptions },
 ): Promise<TrainBenchResult> {
   const threads = ['wasm', 'cpu'].includes(choice.backend) ? Math.min(options.workers, options.batch) : 1;
-  const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-train-'));
-  try {
-    const modelDir = options.model === 'tiny' ? join(__dirname, '..', 'examples', 'tiny-model') : join(scratch, 'llama-100m');
-    if (options.model === '100m') await writeRandomLlama(modelDir, LLAMA_100M, 'F32');
+  return withBenchModel(options.model === 'tiny' ? join(__dirname, '..', 'examples', 'tiny-model') : '100m', async (modelDir) => {
     const model = await CausalLM.load(modelDir);
     const tokens = Math.min(options.tokens, model.config.maxPositions);
     const ours: number[] = [];
@@ -123,7 +117,5 @@ export async function benchTrain(
       ours_trainable: oursTrainable, ours_median_s: Number(o.toFixed(3)), torch_median_s: Number(t.toFixed(3)),
       ours_tokens_per_s: Math.round(perStep / o), torch_tokens_per_s: Math.round(perStep / t), ours_over_torch: Number((t / o).toFixed(3)),
     };
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  });
 }
