@@ -85,7 +85,7 @@ workloadCommand('profile', 'where one MoSLoRA training step spends its time, by 
   .action((options: { backend: string; model: string; batch: number; tokens: number; rank: number; steps: number; checkpointing: boolean }) =>
     runBench('profile', options.backend, (choice) => benchProfile(choice, options), (r) =>
       [
-        `${r.model}, ${r.batch}×${r.tokens} tokens on ${r.backend}: ${r.step_ms} ms/step, ${r.kernels_per_step} kernels`,
+        `${r.model}, ${r.batch}×${r.tokens} tokens on ${r.backend}: ${r.step_ms} ms/step, ${r.kernels_per_step} kernels (${r.computing_kernels_per_step} computing: on a GPU each a dispatch)`,
         `products: ${r.product_gflop} GFLOP at ${r.product_gflops} GFLOP/s (a 1024² product alone: ${r.reference_product_gflops}); whole step: ${r.step_gflops} GFLOP/s`,
         ...r.top.map((k) => `  ${k.kernel.padEnd(16)} ${String(k.ms).padStart(8)} ms ${String(k.calls).padStart(5)}× ${(100 * k.share).toFixed(1).padStart(5)}%`),
       ].join('\n')),

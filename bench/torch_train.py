@@ -7,7 +7,7 @@ Two implementations (--impl):
   peft       transformers' LlamaForCausalLM with a PEFT LoRA adapter (dropout 0.05, as ours), the
              mixer a small nn.Linear(r, r) between lora_A and lora_B, as the reference MoSLoRA code
              puts it. Needs torch, transformers and peft.
-torch.optim.AdamW. Prints a JSON line of versions, then one per timed step: {"step": i, "seconds": s,
+Gradients clipped to global norm 1 (as ours trains by default), then torch.optim.AdamW. Prints a JSON line of versions, then one per timed step: {"step": i, "seconds": s,
 "loss": l}. --device cuda times a GPU step to its end (torch.cuda.synchronize).
 """
 import argparse
@@ -137,6 +137,7 @@ def main():
         started = time.perf_counter()
         loss = step_loss(ids)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         value = loss.item()  # waits for the step to finish on a GPU

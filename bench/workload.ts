@@ -31,7 +31,7 @@ export interface WorkloadRecord extends WorkloadOptions {
 
 /**
  * MoSLoRA of rank r on q, k, v, up, down of a model, trained one full step at a time (forward,
- * backward, AdamW) on a fixed batch of deterministic token ids, `tokens` per sequence (at most
+ * backward, clipping to norm 1 as training does by default, AdamW) on a fixed batch of deterministic token ids, `tokens` per sequence (at most
  * the model's context length), through the engine's gradient path (server/engine/parallel.ts):
  * in this thread, or shared with worker threads.
  */
@@ -66,9 +66,9 @@ export class TrainingWorkload {
 
   /** One step, waiting for its loss, which it returns; the seed varies the dropout masks. */
   async step(seed: number): Promise<number> {
-    const { loss, grads } = await this.parallel.gradients(this.batch, { dropoutSeed: seed, checkpoint: this.options.checkpointing });
-    this.optimizer.apply(this.params, grads, 1e-4);
-    tf.dispose([...grads.values()]);
+    const { loss, grad } = await this.parallel.gradients(this.batch, { dropoutSeed: seed, checkpoint: this.options.checkpointing });
+    await this.optimizer.applyClipped(this.params, grad, 1e-4, 1);
+    grad.dispose();
     return loss;
   }
 

@@ -2,8 +2,19 @@
 // with warmup as Hugging Face's get_*_schedule_with_warmup, and global-norm gradient clipping as
 // torch.nn.utils.clip_grad_norm_. tfjs ships Adam without decoupled decay, and keys its moments
 // by variable position; these key everything by parameter name so checkpoints survive reordering.
+//
+// Gradients travel as one flat vector: every parameter's gradient flattened and concatenated in
+// the order of the parameters' map (flatConcat). The gradient is computed that way (one
+// concatenation of variableGrads' results, also what data-parallel workers send), accumulated,
+// averaged and clipped as one tensor, and AdamW updates the concatenated parameters with it:
+// a few kernels a step for what was a handful per parameter tensor (on a GPU, each a dispatch).
 import * as tf from '@tensorflow/tfjs-core';
 import { readValues, takeNumber } from '../../kernels/read';
+
+/** The tensors flattened and concatenated in order: the layout of a flat gradient. */
+export function flatConcat(tensors: readonly tf.Tensor[]): tf.Tensor1D {
+  return tf.tidy(() => tf.concat(tensors.map((t) => tf.reshape(t, [-1]))) as tf.Tensor1D);
+}
 
 export interface AdamWOptions {
   beta1?: number;
@@ -27,18 +38,19 @@ interface Slot {
 }
 
 /**
- * The update runs on all parameters at once: gradients and parameters are concatenated into one
- * vector, the moments live as one vector each, and the new values are split back. Element by
- * element it is the same arithmetic as one update per parameter (the same results to the bit),
- * in about 20 kernels a step instead of about 14 per parameter: a ~100M model's 180 adapter
- * tensors made 2,500 tiny kernels a step, each a dispatch on a GPU.
+ * The update runs on all parameters at once: the parameters are concatenated into one vector,
+ * the gradient comes as one (flatConcat's layout, in the parameters' map order), the moments live
+ * as one vector each, and the new values are split back. Element by element it is the same
+ * arithmetic as one update per parameter (the same results to the bit), in about 20 kernels a
+ * step instead of about 14 per parameter: a ~100M model's 180 adapter tensors made 2,500 tiny
+ * kernels a step, each a dispatch on a GPU.
  */
 export class AdamW {
   private readonly beta1: number;
   private readonly beta2: number;
   private readonly epsilon: number;
   private readonly weightDecay: number;
-  /** The moments' layout, by parameter name in sorted order; empty before the first step. */
+  /** The moments' layout, by parameter name in the parameters' order; empty before the first step. */
   private slots: Slot[] = [];
   private m: tf.Variable | null = null;
   private v: tf.Variable | null = null;
@@ -55,12 +67,16 @@ export class AdamW {
     return this.steps;
   }
 
-  /** One update of every named parameter with its gradient, at learning rate `lr`. */
-  apply(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
-    for (const name of params.keys()) {
-      if (!grads.has(name)) throw new Error(`AdamW: no gradient for parameter "${name}"`);
+  /**
+   * One update of every named parameter, at learning rate `lr`, with `grad`: their gradients
+   * flattened and concatenated in the map's order (flatConcat of them).
+   */
+  apply(params: ReadonlyMap<string, tf.Variable>, grad: tf.Tensor1D, lr: number): void {
+    const slots = [...params].map(([name, p]) => ({ name, shape: p.shape, size: p.size }));
+    const size = slots.reduce((n, slot) => n + slot.size, 0);
+    if (grad.rank !== 1 || grad.size !== size) {
+      throw new Error(`AdamW: the gradient has shape [${grad.shape.join(', ')}]; the ${slots.length} parameters flattened have ${size} values`);
     }
-    const slots = [...params].map(([name, p]) => ({ name, shape: p.shape, size: p.size })).sort((a, b) => (a.name < b.name ? -1 : 1));
     this.relayout(slots);
     const [m, v] = [this.m!, this.v!];
     this.steps += 1;
@@ -68,9 +84,7 @@ export class AdamW {
     const correction1 = 1 - this.beta1 ** t;
     const correction2 = 1 - this.beta2 ** t;
     tf.tidy(() => {
-      const flat = (of: (name: string) => tf.Tensor) => tf.concat(slots.map((slot) => tf.reshape(of(slot.name), [-1])));
-      const grad = flat((name) => grads.get(name)!);
-      const param = flat((name) => params.get(name)!);
+      const param = flatConcat([...params.values()]);
       m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(grad, 1 - this.beta1)));
       v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2)));
       // p ← p·(1 − lr·λ) − lr · m̂ / (√v̂ + ε), with m̂ = m / (1 − β1ᵗ), v̂ = v / (1 − β2ᵗ)
@@ -79,6 +93,18 @@ export class AdamW {
       const next = tf.split(tf.sub(decayed, tf.mul(update, lr)), slots.map((slot) => slot.size));
       slots.forEach((slot, i) => params.get(slot.name)!.assign(tf.reshape(next[i]!, slot.shape)));
     });
+  }
+
+  /**
+   * One training step's update: the flat gradient clipped to `maxNorm` (when set, see
+   * clipByGlobalNorm), then apply. Returns the gradient's norm before clipping; `grad` stays the
+   * caller's.
+   */
+  async applyClipped(params: ReadonlyMap<string, tf.Variable>, grad: tf.Tensor1D, lr: number, maxNorm: number | undefined): Promise<number> {
+    const { norm, grad: clipped } = await clipByGlobalNorm(grad, maxNorm);
+    this.apply(params, clipped, lr);
+    if (clipped !== grad) clipped.dispose();
+    return norm;
   }
 
   /** Lays the moments out for these parameters, keeping each one's moments by name (zeros if new). */
@@ -158,19 +184,14 @@ export function scheduleFactor(schedule: ScheduleName, step: number, warmupSteps
 }
 
 /**
- * Scales the gradients so that their global L2 norm is at most `maxNorm`, as
- * torch.nn.utils.clip_grad_norm_ (coefficient maxNorm / (norm + 1e-6), never above 1).
- * Returns the norm before clipping and the (possibly new) gradients; the caller owns both maps.
+ * Scales a flat gradient so that its L2 norm (the global norm of the parameters' gradients) is
+ * at most `maxNorm`, as torch.nn.utils.clip_grad_norm_ (coefficient maxNorm / (norm + 1e-6),
+ * never above 1). Returns the norm before clipping and the gradient: `grad` itself when nothing
+ * is scaled, else a new tensor; the caller owns both.
  */
-export async function clipByGlobalNorm(
-  grads: ReadonlyMap<string, tf.Tensor>,
-  maxNorm: number | undefined,
-): Promise<{ norm: number; grads: Map<string, tf.Tensor> }> {
-  // stack, not addN: the webgpu backend binds every addN input at once, past the GPU's limit
-  // on storage buffers (8 is common); its concat splits its inputs to stay within it.
-  const squares = tf.tidy(() => tf.sum(tf.stack([...grads.values()].map((g) => tf.sum(tf.square(g))))));
-  const norm = Math.sqrt(await takeNumber(squares));
+export async function clipByGlobalNorm(grad: tf.Tensor1D, maxNorm: number | undefined): Promise<{ norm: number; grad: tf.Tensor1D }> {
+  const norm = Math.sqrt(await takeNumber(tf.tidy(() => tf.sum(tf.square(grad)))));
   const coefficient = maxNorm === undefined ? 1 : Math.min(1, maxNorm / (norm + 1e-6));
-  if (coefficient >= 1) return { norm, grads: new Map(grads) };
-  return { norm, grads: new Map([...grads].map(([name, g]) => [name, tf.mul(g, coefficient)])) };
+  if (coefficient >= 1) return { norm, grad };
+  return { norm, grad: tf.mul(grad, coefficient) };
 }

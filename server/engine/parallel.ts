@@ -16,6 +16,7 @@ import { readValues, takeNumber, takeValues } from '../../kernels/read';
 import { WasmHeapExhausted } from '../../kernels/wasm-kernels';
 import { labelLogProbs } from '../models/model';
 import type { Batch } from './data';
+import { flatConcat } from './optim';
 import { SHARD_WORKER_FILE } from './plan-workers';
 import type { EngineModel } from './train';
 
@@ -42,7 +43,7 @@ export interface ShardStep {
   checkpoint: boolean;
 }
 
-/** −Σ log p over a shard's labelled tokens, and its gradient, every parameter's flattened in turn. */
+/** −Σ log p over a shard's labelled tokens, and its gradient as one flat vector (flatConcat of the parameters'). */
 export function shardGradients(
   model: EngineModel,
   adapters: ReadonlyMap<string, Adapter>,
@@ -56,7 +57,7 @@ export function shardGradients(
     const options = { training: true, dropoutSeed: step.dropoutSeed, firstSequence: shard.firstSequence, checkpoint: step.checkpoint };
     return tf.neg(tf.sum(labelLogProbs(model.logits(ids, adapters, options), labels).logProbs)) as tf.Scalar;
   }, [...params]);
-  const flat = tf.tidy(() => tf.concat(params.map((v) => tf.reshape(grads[v.name]!, [-1]))) as tf.Tensor1D);
+  const flat = flatConcat(params.map((v) => grads[v.name]!));
   tf.dispose(grads);
   return { lossSum: value, grads: flat };
 }
@@ -218,8 +219,9 @@ export class ShardWorkers {
 }
 
 /**
- * The gradient of each micro-batch's mean loss, its shards computed here and by the workers
- * (none: the whole batch here).
+ * The gradient of each micro-batch's mean loss, as one flat vector in the order of the
+ * parameters' map (optim.ts flatConcat), its shards computed here and by the workers (none: the
+ * whole batch here).
  */
 export class DataParallel {
   private readonly variables: tf.Variable[];
@@ -227,7 +229,7 @@ export class DataParallel {
   constructor(
     private readonly model: EngineModel,
     private readonly adapters: ReadonlyMap<string, Adapter>,
-    private readonly params: ReadonlyMap<string, tf.Variable>,
+    params: ReadonlyMap<string, tf.Variable>,
     private readonly workers: ShardWorkers | null,
   ) {
     this.variables = [...params.values()];
@@ -238,7 +240,7 @@ export class DataParallel {
     return 1 + (this.workers?.size ?? 0);
   }
 
-  async gradients(batch: Batch, step: ShardStep): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
+  async gradients(batch: Batch, step: ShardStep): Promise<{ loss: number; grad: tf.Tensor1D }> {
     await this.broadcast();
     const [own, ...others] = splitRows(batch, this.shards);
     // the workers' requests go out before this thread computes its own shard
@@ -249,13 +251,9 @@ export class DataParallel {
     };
     const [mine, theirs] = await Promise.all([local(), remote]);
     const counted = batch.targetTokens;
-    const total = tf.tidy(() => tf.div(theirs.reduce<tf.Tensor1D>((sum, r) => tf.add(sum, tf.tensor1d(r.grads)), mine.grads), counted) as tf.Tensor1D);
+    const grad = tf.tidy(() => tf.div(theirs.reduce<tf.Tensor1D>((sum, r) => tf.add(sum, tf.tensor1d(r.grads)), mine.grads), counted) as tf.Tensor1D);
     mine.grads.dispose();
-    const parts = tf.split(total, this.variables.map((v) => v.size));
-    total.dispose();
-    const grads = new Map([...this.params.keys()].map((name, i) => [name, tf.reshape(parts[i]!, this.variables[i]!.shape)]));
-    tf.dispose(parts);
-    return { loss: theirs.reduce((sum, r) => sum + r.lossSum, mine.lossSum) / counted, grads };
+    return { loss: theirs.reduce((sum, r) => sum + r.lossSum, mine.lossSum) / counted, grad };
   }
 
   /** Scores batches as the parameters are now (they go to the workers once, here), shared like gradients. */
@@ -274,6 +272,6 @@ export class DataParallel {
   /** The parameters' current values, to every worker. */
   private async broadcast(): Promise<void> {
     if (!this.workers || this.variables.length === 0) return;
-    this.workers.setParams((await takeValues(tf.tidy(() => tf.concat(this.variables.map((v) => tf.reshape(v, [-1])))))) as Float32Array);
+    this.workers.setParams((await takeValues(flatConcat(this.variables))) as Float32Array);
   }
 }

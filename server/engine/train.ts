@@ -33,7 +33,7 @@ import {
 import type { ModelShape } from '../models/config';
 import { IGNORE_INDEX, type LogitsOptions } from '../models/model';
 import { matchTargetModules } from '../models/modules';
-import { AdamW, clipByGlobalNorm, scheduleFactor } from './optim';
+import { AdamW, scheduleFactor } from './optim';
 import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
 import { median } from './median';
 import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer } from './parallel';
@@ -315,32 +315,29 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
       // 1) gradients, averaged over the micro-batches of this step
       let lossSum = 0;
       let tokens = 0;
-      const summed = new Map<string, tf.Tensor>();
+      let summed: tf.Tensor1D | null = null;
       for (let micro = 0; micro < t.gradient_accumulation; micro++) {
         const batch = nextBatch();
         tokens += batch.inputIds.reduce((n, row) => n + row.length, 0);
         const dropoutSeed = t.seed * 1_000_003 + state.step * 101 + micro;
-        const { loss: microLoss, grads } = await parallel.gradients(batch, { dropoutSeed, checkpoint: checkpointing.on });
+        const { loss: microLoss, grad } = await parallel.gradients(batch, { dropoutSeed, checkpoint: checkpointing.on });
         lossSum += microLoss;
-        for (const [name, g] of grads) {
-          const previous = summed.get(name);
-          summed.set(name, previous ? tf.tidy(() => tf.add(previous, g)) : g);
-          if (previous) tf.dispose([previous, g]);
-        }
+        const previous: tf.Tensor1D | null = summed;
+        summed = previous ? tf.add<tf.Tensor1D>(previous, grad) : grad;
+        if (previous) tf.dispose([previous, grad]);
       }
       const loss = lossSum / t.gradient_accumulation;
       if (!Number.isFinite(loss)) {
-        tf.dispose([...summed.values()]);
+        summed!.dispose();
         const reason = `the loss became ${loss} at step ${state.step + 1}; stopped, the last good checkpoint is kept. Lower training.learning_rate or set training.grad_clip`;
         return await finish('failed', reason, last, lastLogged, stepSeconds);
       }
       // 2) clip, 3) AdamW at the scheduled learning rate
-      const averaged = new Map([...summed].map(([name, g]) => [name, tf.div(g, t.gradient_accumulation)]));
-      tf.dispose([...summed.values()]);
-      const { norm, grads: clipped } = await clipByGlobalNorm(averaged, t.grad_clip);
+      const averaged: tf.Tensor1D = tf.div(summed!, t.gradient_accumulation);
+      summed!.dispose();
       const lr = t.learning_rate * scheduleFactor(t.schedule, state.step, t.warmup_steps, totalSteps);
-      optimizer.apply(params, clipped, lr);
-      tf.dispose([...new Set([...averaged.values(), ...clipped.values()])]);
+      const norm = await optimizer.applyClipped(params, averaged, lr, t.grad_clip);
+      averaged.dispose();
       state = { ...state, step: state.step + 1, tokensSeen: state.tokensSeen + tokens };
       const seconds = (performance.now() - stepStarted) / 1000;
       stepSeconds.push(seconds);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backend';
-import { AdamW, clipByGlobalNorm, scheduleFactor } from '../../server/engine/optim';
+import { AdamW, clipByGlobalNorm, flatConcat, scheduleFactor } from '../../server/engine/optim';
 
 /** AdamW by hand in float64, exactly as torch.optim.AdamW writes it. */
 function handAdamW(p0: number[], grads: number[][], lrs: number[], wd: number): number[] {
@@ -39,7 +39,7 @@ describe('AdamW', () => {
     const lrs = [1e-2, 5e-3, 2e-2];
     const param = tf.variable(tf.tensor(p0));
     const optimizer = new AdamW({ weightDecay: 0.1 });
-    grads.forEach((g, step) => optimizer.apply(new Map([['w', param]]), new Map([['w', tf.tensor(g)]]), lrs[step]!));
+    grads.forEach((g, step) => optimizer.apply(new Map([['w', param]]), tf.tensor1d(g), lrs[step]!));
     const expected = handAdamW(p0, grads, lrs, 0.1);
     param.dataSync().forEach((value, i) => assert.ok(Math.abs(value - expected[i]!) < 1e-6, `p[${i}] = ${value}, by hand ${expected[i]}`));
     assert.equal(optimizer.step, 3);
@@ -56,9 +56,10 @@ describe('AdamW', () => {
     const moments = new Map([...perParameter].map(([name, p]) => [name, { m: tf.zerosLike(p), v: tf.zerosLike(p) }]));
     for (let step = 1; step <= 3; step++) {
       const grads = new Map(Object.entries(shapes).map(([name, shape], i) => [name, seeded(shape, 100 * step + i)]));
+      const grad = flatConcat([...grads.values()]);
       const lr = 1e-2 / step;
       const before = tf.memory().numTensors;
-      const { kernels } = await tf.profile(() => optimizer.apply(flat, grads, lr));
+      const { kernels } = await tf.profile(() => optimizer.apply(flat, grad, lr));
       // after the first step, which lays the moments out (2 new tensors): a fixed number of
       // computing kernels (reshapes only relabel), not 14 per parameter, and nothing left behind
       if (step > 1) {
@@ -92,18 +93,41 @@ describe('AdamW', () => {
           optimizer = new AdamW({ weightDecay: 0.01 });
           optimizer.setState(state);
         }
-        // The parameter order changes between calls; names keep the moments straight.
+        // The parameter order changes between calls, and the flat gradient's with it; names
+        // keep the moments straight.
         const params = step % 2 ? new Map([['b', b], ['a', a]]) : new Map([['a', a], ['b', b]]);
-        const grads = new Map([['a', tf.mul(a, 0.3)], ['b', tf.sub(b, 1)]]);
-        optimizer.apply(params, grads, 0.05);
+        const grads = new Map<string, tf.Tensor>([['a', tf.mul(a, 0.3)], ['b', tf.sub(b, 1)]]);
+        optimizer.apply(params, flatConcat([...params.keys()].map((name) => grads.get(name)!)), 0.05);
       }
       return [...a.dataSync(), ...b.dataSync()];
     };
     assert.deepEqual(await run(2), await run(null));
   });
 
-  it('refuses a parameter without a gradient, naming it', () => {
-    assert.throws(() => new AdamW().apply(new Map([['lora_A', tf.variable(tf.zeros([2]))]]), new Map(), 1e-3), /no gradient for parameter "lora_A"/);
+  it('applyClipped updates with the gradient clipped to max_norm, returns the norm before, and keeps the caller\'s gradient', async () => {
+    const make = () => new Map<string, tf.Variable>([['a', tf.variable(tf.tensor1d([1, 2]))], ['b', tf.variable(tf.tensor2d([[3]]))]]);
+    const [clippedParams, byHand] = [make(), make()];
+    const grad = tf.tensor1d([6, 0, 8]);
+    const [clipping, plain] = [new AdamW({ weightDecay: 0.1 }), new AdamW({ weightDecay: 0.1 })];
+    // AdamW's first step is scale-free (m̂/√v̂ = sign), so two steps with different gradients
+    for (const [step, lr, g] of [[1, 0.1, grad], [2, 0.05, tf.tensor1d([-1, 3, 2])]] as const) {
+      const norm = Math.hypot(...g.dataSync());
+      const before = tf.memory().numTensors;
+      assert.ok(Math.abs((await clipping.applyClipped(clippedParams, g, lr, 1)) - norm) < 1e-5);
+      // (the first step lays out the two moment vectors)
+      assert.equal(tf.memory().numTensors, before + (step === 1 ? 2 : 0), 'no tensor left behind');
+      assert.ok(!g.isDisposed, 'the caller\'s gradient is not disposed');
+      plain.apply(byHand, tf.mul(g, 1 / (norm + 1e-6)) as tf.Tensor1D, lr);
+    }
+    for (const [name, p] of clippedParams) {
+      const expected = byHand.get(name)!.dataSync();
+      p.dataSync().forEach((value, i) => assert.ok(Math.abs(value - expected[i]!) < 1e-6, `${name}[${i}] = ${value}, by hand ${expected[i]}`));
+    }
+  });
+
+  it('refuses a gradient that does not cover the parameters, with both sizes', () => {
+    const params = new Map([['lora_A', tf.variable(tf.zeros([2, 3]))], ['lora_B', tf.variable(tf.zeros([4]))]]);
+    assert.throws(() => new AdamW().apply(params, tf.zeros([6]) as tf.Tensor1D, 1e-3), /gradient has shape \[6\]; the 2 parameters flattened have 10 values/);
   });
 });
 
@@ -136,21 +160,19 @@ describe('global-norm clipping', () => {
     await selectBackend('wasm');
   });
 
-  it('reports the norm and scales every gradient by max_norm / (norm + 1e-6) when above it', async () => {
-    const grads = new Map([
-      ['a', tf.tensor([3, 0])],
-      ['b', tf.tensor([[0, 4]])],
-    ]);
-    const { norm, grads: clipped } = await clipByGlobalNorm(grads, 1);
+  it('reports the norm of all the parameters\' gradients and scales them by max_norm / (norm + 1e-6) when above it', async () => {
+    const grad = flatConcat([tf.tensor([3, 0]), tf.tensor([[0, 4]])]);
+    const { norm, grad: clipped } = await clipByGlobalNorm(grad, 1);
     assert.ok(Math.abs(norm - 5) < 1e-6);
     const scale = 1 / (5 + 1e-6);
-    assert.ok(Math.abs(clipped.get('a')!.dataSync()[0]! - 3 * scale) < 1e-7);
-    assert.ok(Math.abs(clipped.get('b')!.dataSync()[1]! - 4 * scale) < 1e-7);
+    const values = clipped.dataSync();
+    assert.ok(Math.abs(values[0]! - 3 * scale) < 1e-7);
+    assert.ok(Math.abs(values[3]! - 4 * scale) < 1e-7);
   });
 
   it('leaves gradients under the limit, or with no limit, untouched', async () => {
-    const grads = new Map([['a', tf.tensor([0.3, 0.4])]]);
-    assert.equal((await clipByGlobalNorm(grads, 1)).grads.get('a'), grads.get('a'));
-    assert.equal((await clipByGlobalNorm(new Map([['a', tf.tensor([30, 40])]]), undefined)).grads.get('a')!.dataSync()[0], 30);
+    const grad = tf.tensor1d([0.3, 0.4]);
+    assert.equal((await clipByGlobalNorm(grad, 1)).grad, grad);
+    assert.equal((await clipByGlobalNorm(tf.tensor1d([30, 40]), undefined)).grad.dataSync()[0], 30);
   });
 });
