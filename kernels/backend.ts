@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone has no gradients registered (the @tensorflow/tfjs umbrella package does this).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerWebgpuDropoutMask } from './dropout';
 import { watchGpuErrors } from './gpu-errors';
 import { installWasmKernels } from './wasm-kernels';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendName, type BackendPreference } from './backend-names';
@@ -110,8 +111,9 @@ async function initWebgpu(allowSoftware: boolean, probe: BackendOptions['probeWe
   const g = globalThis as WebGpuGlobals;
   Object.assign(globalThis, globals);
   g.navigator = Object.assign(g.navigator ?? {}, { gpu });
-  await import('@tensorflow/tfjs-backend-webgpu');
+  const { webgpu_util } = await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('the tfjs webgpu backend failed to initialise');
+  registerWebgpuDropoutMask(webgpu_util);
   watchGpuErrors((tf.backend() as unknown as { device: Parameters<typeof watchGpuErrors>[0] }).device);
   return software ? `${name} (software, on the CPU)` : name;
 }

@@ -7,8 +7,8 @@ import {
   type ResolvedAdapterSpec,
 } from './adapter';
 import type { AdapterWeights } from './init';
+import { dropoutMask } from './dropout';
 import { matMul } from './matmul';
-import { tfSeed } from './seed';
 
 /**
  * A frozen linear layer. `layout` says how the checkpoint stores W: 'out_in' is nn.Linear's
@@ -79,21 +79,6 @@ function checkBase(base: BaseLinear, adapter: Adapter | null): void {
 function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
   const y = matMul<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
   return base.bias ? tf.add<tf.Tensor2D>(y, base.bias) : y;
-}
-
-/**
- * Inverted dropout: keep with probability 1−p and scale by 1/(1−p), for [rows, d_in] made of
- * `sequences` equal blocks of rows; a seeded mask is drawn block by block (see firstSequence).
- */
-function dropoutMask(shape: [number, number], sequences: number, rate: number, seed: number | undefined, firstSequence: number): tf.Tensor2D {
-  return tf.tidy(() => {
-    const [rows, dIn] = shape;
-    const uniform =
-      seed === undefined
-        ? tf.randomUniform(shape, 0, 1, 'float32')
-        : tf.concat(Array.from({ length: sequences }, (_, i) => tf.randomUniform([rows / sequences, dIn], 0, 1, 'float32', `${tfSeed(seed)}:${firstSequence + i}`)));
-    return tf.mul(tf.cast(tf.greaterEqual(uniform, rate), 'float32'), 1 / (1 - rate));
-  });
 }
 
 /**
