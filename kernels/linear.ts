@@ -8,7 +8,7 @@ import {
 } from './adapter';
 import type { AdapterWeights } from './init';
 import { dropoutMask } from './dropout';
-import { matMul } from './matmul';
+import { matMul, matMulByConstant } from './matmul';
 
 /**
  * A frozen linear layer. `layout` says how the checkpoint stores W: 'out_in' is nn.Linear's
@@ -77,7 +77,7 @@ function checkBase(base: BaseLinear, adapter: Adapter | null): void {
 }
 
 function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
-  const y = matMul<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
+  const y = matMulByConstant<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
   return base.bias ? tf.add<tf.Tensor2D>(y, base.bias) : y;
 }
 

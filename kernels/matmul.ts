@@ -20,9 +20,7 @@ function swapLast<T extends tf.Tensor>(t: T): T {
  * take the flags and the batch as they are.
  */
 export function matMul<T extends tf.Tensor>(a: T, b: T, transposeA = false, transposeB = false): T {
-  if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB) as T;
-  const sameBatch = a.rank === b.rank && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
-  if (!sameBatch) return tf.matMul(a, b, transposeA, transposeB) as T;
+  if (!flagFreeApplies(a, b)) return tf.matMul(a, b, transposeA, transposeB) as T;
   // tfjs's own gradient of a product is written with transpose flags, so the backward pass
   // would take the slow path; this one is made of flag-free products too.
   const product = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -30,16 +28,42 @@ export function matMul<T extends tf.Tensor>(a: T, b: T, transposeA = false, tran
     save([x, y]);
     return {
       value: flagFree(x, y, transposeA, transposeB),
-      gradFunc: (dy: tf.Tensor, [sx, sy]: tf.Tensor[]) => {
-        // C = op(a)·op(b): the four cases of tfjs's BatchMatMul gradient, written out.
-        if (!transposeA && !transposeB) return [flagFree(dy, sy!, false, true), flagFree(sx!, dy, true, false)];
-        if (transposeA && !transposeB) return [flagFree(sy!, dy, false, true), flagFree(sx!, dy, false, false)];
-        if (!transposeA && transposeB) return [flagFree(dy, sy!, false, false), flagFree(dy, sx!, true, false)];
-        return [flagFree(sy!, dy, true, true), flagFree(dy, sx!, true, true)];
-      },
+      gradFunc: (dy: tf.Tensor, [sx, sy]: tf.Tensor[]) => [gradientOfA(dy, sy!, transposeA, transposeB), gradientOfB(dy, sx!, transposeA, transposeB)],
     };
   });
   return product(a, b) as T;
+}
+
+/**
+ * matMul(a, b, …) for a constant b (a frozen weight): the gradient flows to a only. tfjs's own
+ * gradient skips an input nothing trainable depends on, but a custom gradient returns one for
+ * every input: through matMul, each frozen linear layer also computed its weight's gradient,
+ * as large a product as the layer's backward pass (13% of a ~100M model's step on wasm).
+ */
+export function matMulByConstant<T extends tf.Tensor>(a: T, b: tf.Tensor, transposeA = false, transposeB = false): T {
+  if (!flagFreeApplies(a, b)) return tf.matMul(a, b, transposeA, transposeB) as T;
+  const product = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    save([]);
+    return { value: flagFree(x, b, transposeA, transposeB), gradFunc: (dy: tf.Tensor) => [gradientOfA(dy, b, transposeA, transposeB)] };
+  });
+  return product(a) as T;
+}
+
+/** On wasm, for operands with the same batch dimensions: the flag-free path. */
+function flagFreeApplies(a: tf.Tensor, b: tf.Tensor): boolean {
+  return tf.getBackend() === 'wasm' && a.rank === b.rank && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
+}
+
+// C = op(a)·op(b): the four cases of tfjs's BatchMatMul gradient, written out, for each operand.
+function gradientOfA(dy: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean): tf.Tensor {
+  if (!transposeA) return flagFree(dy, b, false, !transposeB);
+  return transposeB ? flagFree(b, dy, true, true) : flagFree(b, dy, false, true);
+}
+
+function gradientOfB(dy: tf.Tensor, a: tf.Tensor, transposeA: boolean, transposeB: boolean): tf.Tensor {
+  if (!transposeB) return transposeA ? flagFree(a, dy, false, false) : flagFree(a, dy, true, false);
+  return transposeA ? flagFree(dy, a, true, true) : flagFree(dy, a, true, false);
 }
 
 function flagFree<T extends tf.Tensor>(a: T, b: T, transposeA: boolean, transposeB: boolean): T {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backend';
-import { matMul } from '../../kernels/matmul';
+import { matMul, matMulByConstant } from '../../kernels/matmul';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
 
 for (const backend of ['wasm', 'cpu'] as const) {
@@ -49,6 +49,23 @@ for (const backend of ['wasm', 'cpu'] as const) {
         const [ra, rb] = tf.grads(loss((x, y, p, q) => tf.matMul(x, y, p, q)))([a, b]);
         assert.ok(maxAbsDiff(ga!, ra!) < 1e-5, 'd/da');
         assert.ok(maxAbsDiff(gb!, rb!) < 1e-5, 'd/db');
+      });
+    }
+
+    for (const [sa, sb, ta, tb] of cases) {
+      it(`[${sa}]${ta ? 'ᵀ' : ''} · constant [${sb}]${tb ? 'ᵀ' : ''}: tf.matMul's value and gradient of a, and no product for b's`, async () => {
+        const a = seeded(sa, 6);
+        const b = seeded(sb, 7);
+        const weights = seeded(tf.matMul(a, b, ta, tb).shape, 8);
+        const loss = (x: tf.Tensor) => tf.sum(tf.mul(matMulByConstant(x, b, ta, tb), weights));
+        assert.ok(maxAbsDiff(matMulByConstant(a, b, ta, tb), tf.matMul(a, b, ta, tb)) < 1e-5, 'value');
+        const products = async (run: () => unknown) => (await tf.profile(() => tf.tidy(() => void run()))).kernels.filter((k) => k.name === 'BatchMatMul').length;
+        const forward = await products(() => loss(a));
+        const withGradient = await products(() => tf.grad(loss)(a));
+        // the gradient of a takes as many products as the forward pass; b's would take as many again
+        assert.equal(withGradient, 2 * forward, `${withGradient} products for the forward pass and a's gradient, ${forward} for the forward pass`);
+        const reference = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, b, ta, tb), weights)))(a);
+        assert.ok(maxAbsDiff(tf.grad(loss)(a), reference) < 1e-5, 'd/da');
       });
     }
   });
