@@ -68,5 +68,19 @@ for (const backend of ['wasm', 'cpu'] as const) {
         assert.ok(maxAbsDiff(tf.grad(loss)(a), reference) < 1e-5, 'd/da');
       });
     }
+
+    it('a constant of vocabulary width (lm_head, here [1024, 8200]: three blocks of columns on wasm) gives tf.matMul\'s value and gradient', () => {
+      const a = seeded([4, 1024], 9);
+      const b = seeded([1024, 8200], 10);
+      const weights = seeded([4, 8200], 11);
+      const ours = matMulByConstant(a, b);
+      assert.deepEqual(ours.shape, [4, 8200]);
+      assert.ok(maxAbsDiff(ours, tf.matMul(a, b)) < 1e-4, 'value');
+      const gradient = (mm: (x: tf.Tensor) => tf.Tensor) => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(mm(x), weights)))(a);
+      const reference = gradient((x) => tf.matMul(x, b));
+      // sums of 8,200 terms of size ~1: float32 rounding, relative to the largest entry
+      const scale = tf.max(tf.abs(reference)).dataSync()[0]!;
+      assert.ok(maxAbsDiff(gradient((x) => matMulByConstant(x, b)), reference) < 1e-5 * scale, 'd/da');
+    });
   });
 }
