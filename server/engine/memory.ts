@@ -19,19 +19,22 @@
 // softmax, their gradients). The loss keeps the logits and makes their gradient and a chunk's
 // temporaries: PER_VOCAB floats per token. Fitted to the wasm heap's high-water mark of a ~100M
 // Llama (hidden 768, 12 layers, 12 heads, vocab 32000, 256 tokens, MoSLoRA r 16 on
-// q,k,v,up,down) measured on 2026-11-23: batch 1 2.64 GiB (batch 2 aborts) without
-// checkpointing; with it, batch 2 / 4 / 8 1.44 / 2.03 / 3.18 GiB, and a 4-layer variant at batch 4
-// 1.57 GiB. The formula gives 2.64, (4.44), 1.44, 2.04, 3.23 and 1.58 GiB. PER_SCORE is assumed
-// (six [T × S] tensors per head), not separated by those measurements, which all use 256 tokens.
+// q,k,v,up,down; `npm run bench -- memory`) measured on 2026-11-23, after frozen weights stopped
+// getting gradients (kernels/matmul.ts matMulByConstant): batch 1 / 2 2.12 / 3.57 GiB without
+// checkpointing; with it, batch 2 / 4 / 8 1.35 / 1.77 / 2.62 GiB, and a 4-layer variant at batch 4
+// 1.32 GiB. The formula gives 2.23, 3.62, 1.32, 1.79, 2.73 and 1.38 GiB: within −2% and +5%, on
+// the safe side where it matters (batch 2 without checkpointing, near the 4 GiB heap). PER_SCORE
+// is assumed (six [T × S] tensors per head), not separated by those measurements, which all use
+// 256 tokens.
 import { totalmem } from 'node:os';
 import type { BackendPreference } from '../../kernels/backend-names';
 import type { ModelShape } from '../models/config';
 
 export const BYTES = 4;
 const WEIGHT_COPIES = 2;
-const PER_HIDDEN = 163;
+const PER_HIDDEN = 120;
 const PER_SCORE = 6;
-const PER_VOCAB = 5;
+const PER_VOCAB = 4;
 const RUNTIME_BYTES = 80 * 1024 ** 2;
 /** wasm32: the heap addresses 4 GiB at most. */
 export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
