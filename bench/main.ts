@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendChoice, type BackendName } from '../kernels/backend';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchCurve } from './curve';
+import { benchHost } from './host';
 import { benchKernels } from './kernels';
 import { benchMemory, measureStep, type MemoryCase } from './memory';
 import { benchMerge } from './merge';
@@ -52,6 +53,22 @@ program
   .action((options: { backend: string; dim: number; rank: number; tokens: number; rounds: number; warmup: number }) =>
     runBench('kernels', options.backend, (choice) => benchKernels(choice, options), (r) =>
       `lora ${r.lora_median_ms} ms · moslora ${r.moslora_median_ms} ms · moslora/lora ${r.moslora_over_lora} (median of ${r.rounds}, alternating)`),
+  );
+
+program
+  .command('host')
+  .description("a ~100M step's dropout masks (ours vs tf.randomUniform's draws: host time and time to values) and lm_head's forward product (ours vs one tf.matMul)")
+  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+  .option('--batch <n>', 'sequences of 256 tokens', integer('--batch', 1), 4)
+  .option('--rounds <n>', 'timed rounds per side', integer('--rounds', 1), 3)
+  .action((options: { backend: string; batch: number; rounds: number }) =>
+    runBench('host', options.backend, (choice) => benchHost(choice, options), (r) =>
+      [
+        `${r.masks} dropout masks of a ${r.batch}×${r.tokens} step: host ${r.mask_host_ms.ours} ms (ours) vs ${r.mask_host_ms.random_uniform} ms (tf.randomUniform), ` +
+          `to values ${r.mask_total_ms.ours} vs ${r.mask_total_ms.random_uniform} ms`,
+        `lm_head [${r.batch * r.tokens}, 768]·[768, 32000]: ${r.lm_head_ms.ours} ms (ours) vs ${r.lm_head_ms.mat_mul} ms (tf.matMul), ` +
+          `ratio ${(r.lm_head_ms.ours / r.lm_head_ms.mat_mul).toFixed(2)} (medians of ${r.rounds}, alternating)`,
+      ].join('\n')),
   );
 
 program
