@@ -107,14 +107,46 @@ export interface WebgpuUtil {
 }
 
 /** The WebGPU backend's side of its programs (WebGPUBackend.runWebGPUProgram). */
-interface WebgpuBackend {
+export interface WebgpuBackend {
   runWebGPUProgram(program: object, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms: { type: string; data: number[] }[]): tf.TensorInfo;
 }
 
+/** The uniforms MASK_WGSL reads, declared in a program's uniform struct. */
+export const MASK_UNIFORMS = 'maskKey : u32, maskFirstSequence : u32, maskPerSequence : u32, maskThreshold : u32, maskScale : f32,';
+
+/** MASK_UNIFORMS' values for a mask (all zero without one: MASK_WGSL is then not called). */
+export function maskUniformData(a: DropoutMaskAttrs | null): { type: string; data: number[] }[] {
+  return [
+    { type: 'uint32', data: [a ? a.key : 0] },
+    { type: 'uint32', data: [a ? a.firstSequence : 0] },
+    { type: 'uint32', data: [a ? (a.rows / a.sequences) * a.cols : 1] },
+    { type: 'uint32', data: [a ? a.threshold : 0] },
+    { type: 'float32', data: [a ? a.scale : 1] },
+  ];
+}
+
 /**
- * The mask as a tfjs-webgpu program: one invocation per element, the same hash as
- * dropoutMaskValues in u32 arithmetic (which wraps, as Math.imul does).
+ * WGSL: `dropoutMaskAt(i)`, the mask's value at flat index i, from MASK_UNIFORMS: the same hash
+ * as dropoutMaskValues in u32 arithmetic (which wraps, as Math.imul does).
  */
+export const MASK_WGSL = `
+  fn lowbias32(v : u32) -> u32 {
+    var x = v;
+    x = x ^ (x >> 16u);
+    x = x * 0x21f0aaadu;
+    x = x ^ (x >> 15u);
+    x = x * 0x735a2d97u;
+    x = x ^ (x >> 15u);
+    return x;
+  }
+  fn dropoutMaskAt(i : u32) -> f32 {
+    let sequence = uniforms.maskFirstSequence + i / uniforms.maskPerSequence;
+    let key = lowbias32(uniforms.maskKey ^ lowbias32(sequence ^ ${GOLDEN}u));
+    let bits = lowbias32(key + (i % uniforms.maskPerSequence) * ${GOLDEN}u);
+    return select(0.0, uniforms.maskScale, (bits >> 8u) >= uniforms.maskThreshold);
+  }`;
+
+/** The mask as a tfjs-webgpu program: one invocation per element. */
 function maskProgram(util: WebgpuUtil, shape: [number, number]) {
   const workgroupSize: [number, number, number] = [64, 1, 1];
   const dispatchLayout = util.flatDispatchLayout(shape);
@@ -126,24 +158,12 @@ function maskProgram(util: WebgpuUtil, shape: [number, number]) {
     dispatch: util.computeDispatch(dispatchLayout, shape, workgroupSize),
     workgroupSize,
     size: true,
-    uniforms: 'key : u32, firstSequence : u32, perSequence : u32, threshold : u32, scale : f32,',
+    uniforms: MASK_UNIFORMS,
     getUserCode: () => `
-      fn lowbias32(v : u32) -> u32 {
-        var x = v;
-        x = x ^ (x >> 16u);
-        x = x * 0x21f0aaadu;
-        x = x ^ (x >> 15u);
-        x = x * 0x735a2d97u;
-        x = x ^ (x >> 15u);
-        return x;
-      }
+      ${MASK_WGSL}
       fn main(index : i32) {
         if (index < uniforms.size) {
-          let i = u32(index);
-          let sequence = uniforms.firstSequence + i / uniforms.perSequence;
-          let key = lowbias32(uniforms.key ^ lowbias32(sequence ^ ${GOLDEN}u));
-          let bits = lowbias32(key + (i % uniforms.perSequence) * ${GOLDEN}u);
-          setOutputAtIndex(index, select(0.0, uniforms.scale, (bits >> 8u) >= uniforms.threshold));
+          setOutputAtIndex(index, dropoutMaskAt(u32(index)));
         }
       }`,
   };
@@ -157,14 +177,7 @@ export function registerWebgpuDropoutMask(util: WebgpuUtil): void {
     backendName: 'webgpu',
     kernelFunc: ({ backend, attrs }) => {
       const a = attrs as unknown as DropoutMaskAttrs;
-      const uniforms = [
-        { type: 'uint32', data: [a.key] },
-        { type: 'uint32', data: [a.firstSequence] },
-        { type: 'uint32', data: [(a.rows / a.sequences) * a.cols] },
-        { type: 'uint32', data: [a.threshold] },
-        { type: 'float32', data: [a.scale] },
-      ];
-      return (backend as unknown as WebgpuBackend).runWebGPUProgram(maskProgram(util, [a.rows, a.cols]), [], 'float32', uniforms);
+      return (backend as unknown as WebgpuBackend).runWebGPUProgram(maskProgram(util, [a.rows, a.cols]), [], 'float32', maskUniformData(a));
     },
   });
 }
