@@ -4,6 +4,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWebgpuDropoutMask } from './dropout';
+import { registerWebgpuAdapterKernels } from './fused-adapter';
 import { watchGpuErrors } from './gpu-errors';
 import { installWasmKernels } from './wasm-kernels';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendName, type BackendPreference } from './backend-names';
@@ -114,6 +115,7 @@ async function initWebgpu(allowSoftware: boolean, probe: BackendOptions['probeWe
   const { webgpu_util } = await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('the tfjs webgpu backend failed to initialise');
   registerWebgpuDropoutMask(webgpu_util);
+  registerWebgpuAdapterKernels(webgpu_util);
   watchGpuErrors((tf.backend() as unknown as { device: Parameters<typeof watchGpuErrors>[0] }).device);
   return software ? `${name} (software, on the CPU)` : name;
 }

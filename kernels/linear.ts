@@ -7,7 +7,8 @@ import {
   type ResolvedAdapterSpec,
 } from './adapter';
 import type { AdapterWeights } from './init';
-import { dropoutMask } from './dropout';
+import { dropoutMask, dropoutMaskAttrs } from './dropout';
+import { expand, fusedAdapterAvailable, outer, project } from './fused-adapter';
 import { matMul, matMulByConstant } from './matmul';
 
 /**
@@ -37,6 +38,11 @@ export interface ForwardOptions {
    * across workers, each passing its first sequence's index, gets the masks the whole batch would.
    */
   firstSequence?: number;
+  /**
+   * Runs the adapter as tfjs ops even where its fused kernels are registered (webgpu): the tests
+   * and the kernels benchmark compare the two.
+   */
+  composite?: boolean;
 }
 
 export function baseDims(base: BaseLinear): { dIn: number; dOut: number } {
@@ -81,6 +87,29 @@ function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
   return base.bias ? tf.add<tf.Tensor2D>(y, base.bias) : y;
 }
 
+/** The base layer's share of the input's gradient, g·W. */
+function baseInputGradient(g: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
+  return matMul(g, base.weight, false, base.layout === 'in_out');
+}
+
+/** v_0 and v_i = v_{i-1}·M_iᵀ: the adapter's rank-r activations, one per mixer after v_0. */
+function mixForward(v0: tf.Tensor2D, mixers: tf.Tensor2D[]): tf.Tensor2D[] {
+  const v = [v0];
+  for (const m of mixers) v.push(matMul(v[v.length - 1]!, m, false, true));
+  return v;
+}
+
+/** From the gradient at v_k back to v_0's, and the mixers' gradients on the way. */
+function mixBackward(gvk: tf.Tensor2D, v: tf.Tensor2D[], mixers: tf.Tensor2D[]): { gv0: tf.Tensor2D; gMixers: tf.Tensor2D[] } {
+  let gv = gvk;
+  const gMixers: tf.Tensor2D[] = [];
+  for (let i = mixers.length - 1; i >= 0; i--) {
+    gMixers.unshift(matMul(gv, v[i]!, true, false)); // [r, r]
+    gv = tf.matMul(gv, mixers[i]!); // gradient at v_{i-1}
+  }
+  return { gv0: gv, gMixers };
+}
+
 /**
  * y = x·Wᵀ + b + s · dropout(x) · Aᵀ · (M_k···M_1)ᵀ · Bᵀ, for x of shape [..., d_in].
  *
@@ -109,21 +138,21 @@ export function adaptedLinear<R extends tf.Rank>(
 }
 
 function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
+  if (!options.composite && fusedAdapterAvailable(adapter.spec.r)) return fusedAdapterForward(x, sequences, base, adapter, options);
   const { spec, weights } = adapter;
   const s = adapterScaling(spec);
   const rate = options.training ? spec.dropout : 0;
   const mask = rate > 0 ? dropoutMask([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
   const learned = mixersTrainable(spec);
   const frozenMixers = learned ? [] : weights.mixers;
-  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const composite = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [xIn, A, ...rest] = args as tf.Tensor2D[];
     const B = rest.pop() as tf.Tensor2D;
     const mixers = learned ? rest : frozenMixers;
-    const xd = mask ? tf.mul(xIn!, mask) : xIn!;
+    const xd: tf.Tensor2D = mask ? tf.mul(xIn!, mask) : xIn!;
     // v_0 = xd·Aᵀ [n, r]; v_i = v_{i-1}·M_iᵀ; z = v_k·Bᵀ [n, d_out]
-    const v = [matMul(xd, A!, false, true)];
-    for (const m of mixers) v.push(matMul(v[v.length - 1]!, m, false, true));
+    const v = mixForward(matMul(xd, A!, false, true), mixers);
     const z = matMul(v[v.length - 1]!, B, false, true);
     const value = tf.add(baseForward(xIn!, base), tf.mul(z, s));
     save([xd, A!, B, ...mixers, ...v, ...(mask ? [mask] : [])]);
@@ -137,16 +166,49 @@ function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, ada
         const g = dy as tf.Tensor2D;
         const gz = tf.mul(g, s); // [n, d_out]
         const gB = matMul(gz, sv[sv.length - 1]!, true, false); // [d_out, r]
-        let gv: tf.Tensor2D = tf.matMul(gz, sB!); // [n, r], gradient at v_k
-        const gMixers: tf.Tensor2D[] = [];
-        for (let i = sm.length - 1; i >= 0; i--) {
-          gMixers.unshift(matMul(gv, sv[i]!, true, false)); // [r, r]
-          gv = tf.matMul(gv, sm[i]!); // gradient at v_{i-1}
-        }
-        const gA = matMul(gv, sxd!, true, false); // [r, d_in]
-        const gxAdapter = tf.matMul(gv, sA!); // [n, d_in]
-        const gxBase = matMul(g, base.weight, false, base.layout === 'in_out');
-        const gx = tf.add(gxBase, sMask ? tf.mul(gxAdapter, sMask) : gxAdapter);
+        const { gv0, gMixers } = mixBackward(tf.matMul(gz, sB!), sv, sm);
+        const gA = matMul(gv0, sxd!, true, false); // [r, d_in]
+        const gxAdapter = tf.matMul(gv0, sA!); // [n, d_in]
+        const gx = tf.add(baseInputGradient(g, base), sMask ? tf.mul(gxAdapter, sMask) : gxAdapter);
+        return [gx, gA, ...(learned ? gMixers : []), gB];
+      },
+    };
+  });
+  const inputs = [x, weights.A, ...(learned ? weights.mixers : []), weights.B];
+  return composite(...inputs) as tf.Tensor2D;
+}
+
+/**
+ * adapterForward on the fused kernels (kernels/fused-adapter.ts): the same function and
+ * gradients, with the mask computed inside the kernels that use it, so neither the mask nor the
+ * masked input is kept for the backward pass.
+ */
+function fusedAdapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
+  const { spec, weights } = adapter;
+  const s = adapterScaling(spec);
+  const rate = options.training ? spec.dropout : 0;
+  const mask = rate > 0 ? dropoutMaskAttrs([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
+  const learned = mixersTrainable(spec);
+  const frozenMixers = learned ? [] : weights.mixers;
+  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xIn, A, ...rest] = args as tf.Tensor2D[];
+    const B = rest.pop() as tf.Tensor2D;
+    const mixers = learned ? rest : frozenMixers;
+    const v = mixForward(project(xIn!, A!, { wLayout: 'rank_cols', scale: 1, mask }), mixers);
+    const value = expand(baseForward(xIn!, base), v[v.length - 1]!, B, { wLayout: 'cols_rank', scale: s, mask: null });
+    save([xIn!, A!, B, ...mixers, ...v]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sA, sB, ...tail] = saved as tf.Tensor2D[];
+        const sm = tail.slice(0, mixers.length);
+        const sv = tail.slice(mixers.length);
+        const g = dy as tf.Tensor2D;
+        const gB = outer(g, sv[sv.length - 1]!, { wLayout: 'cols_rank', scale: s, mask: null });
+        const { gv0, gMixers } = mixBackward(project(g, sB!, { wLayout: 'cols_rank', scale: s, mask: null }), sv, sm);
+        const gA = outer(sx!, gv0, { wLayout: 'rank_cols', scale: 1, mask });
+        const gx = expand(baseInputGradient(g, base), gv0, sA!, { wLayout: 'rank_cols', scale: 1, mask });
         return [gx, gA, ...(learned ? gMixers : []), gB];
       },
     };
