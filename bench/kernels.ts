@@ -1,10 +1,13 @@
-// Forward + backward of one adapted layer, LoRA vs MoSLoRA, alternating in one process so that
-// both see the same machine load. The ratio is the figure that matters; absolute times are only
+// Forward + backward of one adapted layer in training (dropout 0.05, the config's default), LoRA vs
+// MoSLoRA, alternating in one process so that both see the same machine load; where the backend
+// has the fused adapter kernels (webgpu), MoSLoRA as tfjs ops (the composite version) too, and
+// each side's dispatches. The ratios are the figures that matter; absolute times are only
 // meaningful on a quiet, known machine.
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveAdapterSpec, type AdapterMethod } from '../kernels/adapter';
 import type { BackendChoice } from '../kernels/backend';
 import { initAdapterWeights } from '../kernels/init';
+import { fusedAdapterAvailable } from '../kernels/fused-adapter';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/linear';
 import { readValues } from '../kernels/read';
 import { median } from '../server/engine/median';
@@ -24,10 +27,24 @@ export interface KernelBenchResult {
   dim: number;
   rank: number;
   tokens: number;
+  dropout: number;
   rounds: number;
   lora_median_ms: number;
   moslora_median_ms: number;
   moslora_over_lora: number;
+  /** MoSLoRA as tfjs ops, where the fused kernels run (webgpu); else null. */
+  composite_median_ms: number | null;
+  fused_over_composite: number | null;
+  /** Computing kernels (dispatches on a GPU) of one MoSLoRA step, fused and composite. */
+  dispatches_fused: number | null;
+  dispatches_composite: number | null;
+}
+
+const DROPOUT = 0.05;
+
+/** Kernels that compute (all but Reshape and Identity), as the profile benchmark counts them. */
+function computingKernels(names: string[]): number {
+  return names.filter((n) => n !== 'Reshape' && n !== 'Identity').length;
 }
 
 export async function benchKernels(choice: BackendChoice, options: KernelBenchOptions): Promise<KernelBenchResult> {
@@ -37,33 +54,45 @@ export async function benchKernels(choice: BackendChoice, options: KernelBenchOp
   const dy = tf.randomNormal([tokens, dim], 0, 1, 'float32', 3);
   const methods: AdapterMethod[] = ['lora', 'moslora'];
   const adapters = methods.map((method): Adapter => {
-    const spec = resolveAdapterSpec({ method, dIn: dim, dOut: dim, r: rank, alpha: 2 * rank, bInit: 'kaiming' });
+    const spec = resolveAdapterSpec({ method, dIn: dim, dOut: dim, r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: DROPOUT });
     const init = initAdapterWeights(spec, 4);
     return { spec, weights: { A: tf.variable(init.A), B: tf.variable(init.B), mixers: init.mixers.map((m) => tf.variable(m)) } };
   });
 
-  // One step: forward, then the gradients of every trainable factor and of the input.
-  const step = async (adapter: Adapter): Promise<number> => {
-    const started = performance.now();
-    const grads = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(adaptedLinear(x, base, adapter), dy)));
+  // One training step: forward, then the gradients of every trainable factor and of the input.
+  const gradients = (adapter: Adapter, composite: boolean, seed: number) =>
+    tf.tidy(() => {
+      const forward = (): tf.Scalar => tf.sum(tf.mul(adaptedLinear(x, base, adapter, { training: true, dropoutSeed: seed, composite }), dy));
+      const { value, grads } = tf.variableGrads(forward);
       return [value, ...Object.values(grads)];
     });
+  const step = async (adapter: Adapter, composite: boolean, seed: number): Promise<number> => {
+    const started = performance.now();
+    const grads = gradients(adapter, composite, seed);
     await Promise.all(grads.map((g) => readValues(g)));
     tf.dispose(grads);
     return performance.now() - started;
   };
 
-  const times: number[][] = methods.map(() => []);
+  const moslora = adapters[1]!;
+  const fused = fusedAdapterAvailable(rank);
+  // LoRA, MoSLoRA, and MoSLoRA as tfjs ops where that is another path
+  const sides: [Adapter, boolean][] = [[adapters[0]!, false], [moslora, false], ...(fused ? [[moslora, true] as [Adapter, boolean]] : [])];
+  const times: number[][] = sides.map(() => []);
   for (let round = 0; round < options.warmup + options.rounds; round++) {
-    // Alternate which method goes first, so neither always runs on a warmer cache.
-    const order = round % 2 === 0 ? [0, 1] : [1, 0];
-    for (const i of order) {
-      const ms = await step(adapters[i]!);
+    // Rotate which side goes first, so none always runs on a warmer cache.
+    for (let j = 0; j < sides.length; j++) {
+      const i = (round + j) % sides.length;
+      const ms = await step(sides[i]![0], sides[i]![1], round);
       if (round >= options.warmup) times[i]!.push(ms);
     }
   }
-  const [lora, moslora] = times.map(median) as [number, number];
+  const dispatches = async (composite: boolean) => {
+    const { kernels, result } = await tf.profile(() => gradients(moslora, composite, 0));
+    tf.dispose(result as tf.Tensor[]);
+    return computingKernels(kernels.map((k) => k.name));
+  };
+  const [loraMs, mosloraMs, compositeMs] = times.map(median) as [number, number, number | undefined];
   return {
     bench: 'kernels',
     backend: choice.backend,
@@ -71,9 +100,14 @@ export async function benchKernels(choice: BackendChoice, options: KernelBenchOp
     dim,
     rank,
     tokens,
+    dropout: DROPOUT,
     rounds: options.rounds,
-    lora_median_ms: Number(lora.toFixed(3)),
-    moslora_median_ms: Number(moslora.toFixed(3)),
-    moslora_over_lora: Number((moslora / lora).toFixed(4)),
+    lora_median_ms: Number(loraMs.toFixed(3)),
+    moslora_median_ms: Number(mosloraMs.toFixed(3)),
+    moslora_over_lora: Number((mosloraMs / loraMs).toFixed(4)),
+    composite_median_ms: compositeMs === undefined ? null : Number(compositeMs.toFixed(3)),
+    fused_over_composite: compositeMs === undefined ? null : Number((mosloraMs / compositeMs).toFixed(4)),
+    dispatches_fused: fused ? await dispatches(false) : null,
+    dispatches_composite: fused ? await dispatches(true) : null,
   };
 }

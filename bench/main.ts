@@ -43,7 +43,7 @@ const program = new Command('bench').showHelpAfterError();
 
 program
   .command('kernels')
-  .description('forward+backward of one adapted layer: MoSLoRA vs LoRA step time (goal: ratio ≤ 1.03)')
+  .description('forward+backward of one adapted layer in training: MoSLoRA vs LoRA step time (goal: ratio ≤ 1.03), and on webgpu MoSLoRA on the fused kernels vs as tfjs ops')
   .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
   .option('--dim <n>', 'layer width', integer('--dim', 1), 1024)
   .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
@@ -52,7 +52,10 @@ program
   .option('--warmup <n>', 'untimed rounds first', integer('--warmup', 0), 5)
   .action((options: { backend: string; dim: number; rank: number; tokens: number; rounds: number; warmup: number }) =>
     runBench('kernels', options.backend, (choice) => benchKernels(choice, options), (r) =>
-      `lora ${r.lora_median_ms} ms · moslora ${r.moslora_median_ms} ms · moslora/lora ${r.moslora_over_lora} (median of ${r.rounds}, alternating)`),
+      `lora ${r.lora_median_ms} ms · moslora ${r.moslora_median_ms} ms · moslora/lora ${r.moslora_over_lora} (median of ${r.rounds}, alternating)` +
+        (r.composite_median_ms === null
+          ? ''
+          : `\nmoslora as tfjs ops ${r.composite_median_ms} ms · fused/composite ${r.fused_over_composite} · dispatches a step ${r.dispatches_fused} vs ${r.dispatches_composite}`)),
   );
 
 program
