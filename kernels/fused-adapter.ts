@@ -152,38 +152,30 @@ function rankOf(w: tf.TensorInfo, layout: LowRankAttrs['wLayout']): number {
   return layout === 'rank_cols' ? w.shape[0]! : w.shape[1]!;
 }
 
+/** Each kernel's program and inputs, from its named inputs. */
+type ProgramMaker = (util: WebgpuUtil, inputs: Record<string, tf.TensorInfo>, a: LowRankAttrs) => [object, tf.TensorInfo[]];
+
+const PROGRAMS: [string, ProgramMaker][] = [
+  [ADAPTER_PROJECT, (util, { x, w }, a) => [projectProgram(util, x!.shape[0]!, rankOf(w!, a.wLayout), a), [x!, w!]]],
+  [ADAPTER_OUTER, (util, { x, v }, a) => [outerProgram(util, x!.shape[1]!, v!.shape[1]!, a), [x!, v!]]],
+  [ADAPTER_EXPAND, (util, { base, v, w }, a) => [expandProgram(util, base!.shape as [number, number], a), [base!, v!, w!]]],
+];
+
 /** Registers the three kernels on the webgpu backend (with its package's webgpu_util). */
 export function registerWebgpuAdapterKernels(util: WebgpuUtil): void {
-  if (tf.getKernel(ADAPTER_PROJECT, 'webgpu')) return;
-  const run = (backend: unknown, program: object, inputs: tf.TensorInfo[], a: LowRankAttrs) =>
-    (backend as WebgpuBackend).runWebGPUProgram(program, inputs, 'float32', [{ type: 'float32', data: [a.scale] }, ...maskUniformData(a.mask)]);
-  tf.registerKernel({
-    kernelName: ADAPTER_PROJECT,
-    backendName: 'webgpu',
-    kernelFunc: ({ backend, inputs, attrs }) => {
-      const { x, w } = inputs as { x: tf.TensorInfo; w: tf.TensorInfo };
-      const a = attrs as unknown as LowRankAttrs;
-      return run(backend, projectProgram(util, x.shape[0]!, rankOf(w, a.wLayout), a), [x, w], a);
-    },
-  });
-  tf.registerKernel({
-    kernelName: ADAPTER_OUTER,
-    backendName: 'webgpu',
-    kernelFunc: ({ backend, inputs, attrs }) => {
-      const { x, v } = inputs as { x: tf.TensorInfo; v: tf.TensorInfo };
-      const a = attrs as unknown as LowRankAttrs;
-      return run(backend, outerProgram(util, x.shape[1]!, v.shape[1]!, a), [x, v], a);
-    },
-  });
-  tf.registerKernel({
-    kernelName: ADAPTER_EXPAND,
-    backendName: 'webgpu',
-    kernelFunc: ({ backend, inputs, attrs }) => {
-      const { base, v, w } = inputs as { base: tf.TensorInfo; v: tf.TensorInfo; w: tf.TensorInfo };
-      const a = attrs as unknown as LowRankAttrs;
-      return run(backend, expandProgram(util, base.shape as [number, number], a), [base, v, w], a);
-    },
-  });
+  for (const [kernelName, make] of PROGRAMS) {
+    if (tf.getKernel(kernelName, 'webgpu')) continue;
+    tf.registerKernel({
+      kernelName,
+      backendName: 'webgpu',
+      kernelFunc: ({ backend, inputs, attrs }) => {
+        const a = attrs as unknown as LowRankAttrs;
+        const [program, programInputs] = make(util, inputs as Record<string, tf.TensorInfo>, a);
+        const uniforms = [{ type: 'float32', data: [a.scale] }, ...maskUniformData(a.mask)];
+        return (backend as unknown as WebgpuBackend).runWebGPUProgram(program, programInputs, 'float32', uniforms);
+      },
+    });
+  }
 }
 
 /** Whether the current backend runs an adapter of this rank on these kernels. */
