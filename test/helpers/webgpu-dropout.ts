@@ -3,8 +3,8 @@
 // adapter Dawn finds, the dropout-mask kernel registered as kernels/backend.ts does, and each
 // case's mask from the kernel against the one computed in JavaScript. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { create, globals } from 'webgpu';
-import { dropoutMask, dropoutMaskAttrs, dropoutMaskValues, DROPOUT_MASK, registerWebgpuDropoutMask } from '../../kernels/dropout';
+import { dropoutMask, dropoutMaskAttrs, dropoutMaskValues, DROPOUT_MASK } from '../../kernels/dropout';
+import { runHelper, startWebgpu } from './webgpu-start';
 
 const CASES: { shape: [number, number]; sequences: number; rate: number; seed: number; firstSequence: number }[] = [
   { shape: [12, 50], sequences: 4, rate: 0.05, seed: 0, firstSequence: 0 },
@@ -15,11 +15,7 @@ const CASES: { shape: [number, number]; sequences: number; rate: number; seed: n
 ];
 
 async function main() {
-  Object.assign(globalThis, globals);
-  (globalThis as { navigator?: object }).navigator = { gpu: create([]) };
-  const { webgpu_util } = await import('@tensorflow/tfjs-backend-webgpu');
-  if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend did not start');
-  registerWebgpuDropoutMask(webgpu_util);
+  await startWebgpu();
   const results = [];
   for (const c of CASES) {
     let values: Float32Array | null = null;
@@ -37,10 +33,4 @@ async function main() {
   console.log(JSON.stringify({ kernel: DROPOUT_MASK, results }));
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
-    process.exit(1);
-  },
-);
+runHelper(main);

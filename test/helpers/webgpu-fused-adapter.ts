@@ -3,13 +3,11 @@
 // kernels registered as kernels/backend.ts does, and each case's adapted linear layer, value and
 // gradients, on the fused kernels and as tfjs ops (the composite version). Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { create, globals } from 'webgpu';
 import { mixersTrainable, resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter';
-import { registerWebgpuDropoutMask } from '../../kernels/dropout';
-import { MAX_FUSED_RANK, registerWebgpuAdapterKernels } from '../../kernels/fused-adapter';
+import { MAX_FUSED_RANK } from '../../kernels/fused-adapter';
 import { initAdapterWeights } from '../../kernels/init';
 import { adaptedLinear, type BaseLinear } from '../../kernels/linear';
+import { runHelper, startWebgpu } from './webgpu-start';
 
 interface Case {
   name: string;
@@ -76,12 +74,7 @@ function relativeError(a: number[], b: number[]): number {
 }
 
 async function main() {
-  Object.assign(globalThis, globals);
-  (globalThis as { navigator?: object }).navigator = { gpu: create([]) };
-  const { webgpu_util } = await import('@tensorflow/tfjs-backend-webgpu');
-  if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend did not start');
-  registerWebgpuDropoutMask(webgpu_util);
-  registerWebgpuAdapterKernels(webgpu_util);
+  await startWebgpu();
   const results = [];
   for (const c of CASES) {
     const fused = await runCase(c, false);
@@ -99,10 +92,4 @@ async function main() {
   console.log(JSON.stringify({ results }));
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
-    process.exit(1);
-  },
-);
+runHelper(main);

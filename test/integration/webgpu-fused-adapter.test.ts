@@ -4,19 +4,12 @@
 // method, layout, with and without dropout and bias, past one dispatch dimension, in fewer dispatches;
 // past the kernels' largest rank, as tfjs ops.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { runOnSwiftshader, skipWithout, swiftshaderMissing } from '../helpers/swiftshader';
 
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-const ENV = { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER, LD_LIBRARY_PATH: dirname(SWIFTSHADER), XDG_RUNTIME_DIR: tmpdir() };
 const HELPER = join(import.meta.dirname, '..', 'helpers', 'webgpu-fused-adapter.ts');
-const missing = existsSync(SWIFTSHADER) ? null : `no SwiftShader at ${SWIFTSHADER}: install Debian's chromium (apt-get install chromium) to run the webgpu tests`;
-// Locally a missing driver skips this file with the reason; in CI it must run, so it fails.
-const skip = missing !== null && !process.env.CI ? missing : false;
+const skip = skipWithout(swiftshaderMissing);
 
 interface CaseResult {
   name: string;
@@ -32,8 +25,7 @@ const FUSED = ['MosloraProject', 'MosloraExpand', 'MosloraOuter'];
 describe('the adapter on fused kernels on the webgpu backend (software Vulkan)', { skip }, () => {
   let results: CaseResult[] = [];
   it('runs every case in a process of its own', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', HELPER], { env: ENV, maxBuffer: 16 * 1024 * 1024 });
-    results = (JSON.parse(stdout.trim().split('\n').at(-1)!) as { results: CaseResult[] }).results;
+    results = (await runOnSwiftshader<{ results: CaseResult[] }>(HELPER)).results;
     assert.equal(results.length, 8);
   });
 

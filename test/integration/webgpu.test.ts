@@ -8,30 +8,21 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { SafetensorsFile } from '../../server/formats/safetensors';
 import { trainRecords, type TrainRecord } from '../helpers/run-records';
+import { skipWithout, SWIFTSHADER_ENV, swiftshaderMissing } from '../helpers/swiftshader';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
 const EXAMPLES = join(ROOT, 'examples');
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-// Dawn opens the Vulkan loader (libvulkan.so.1), which finds the drivers: Chromium's own loader,
-// pointed at SwiftShader alone.
-const ENV = { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER, LD_LIBRARY_PATH: dirname(SWIFTSHADER), XDG_RUNTIME_DIR: tmpdir() };
-
-const missing = !existsSync(CLI)
-  ? 'dist/cli.js is missing: run `npm run build` first'
-  : existsSync(SWIFTSHADER)
-    ? null
-    : `no SwiftShader at ${SWIFTSHADER}: install Debian's chromium (apt-get install chromium) to run the webgpu tests`;
-// Locally a missing driver skips this file with the reason; in CI it must run, so it fails.
-const skip = missing !== null && !process.env.CI ? missing : false;
+const missing = existsSync(CLI) ? swiftshaderMissing : 'dist/cli.js is missing: run `npm run build` first';
+const skip = skipWithout(missing);
 
 async function cli(args: string[]): Promise<string> {
-  const { stdout } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: ENV, maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: SWIFTSHADER_ENV, maxBuffer: 64 * 1024 * 1024 });
   return stdout;
 }
 
@@ -84,7 +75,7 @@ describe('webgpu backend on a software Vulkan driver', { skip }, () => {
   });
 
   it('a kernel the GPU refuses makes the next read throw what it said, instead of returning garbage', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'gpu-error-probe.ts')], { env: ENV, cwd: ROOT });
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'gpu-error-probe.ts')], { env: SWIFTSHADER_ENV, cwd: ROOT });
     const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { device: string; gpuError?: string; values?: number[] };
     assert.match(result.device, /software, on the CPU/);
     assert.equal(result.values, undefined, `the read returned ${JSON.stringify(result.values)}`);
