@@ -137,25 +137,55 @@ export function adaptedLinear<R extends tf.Rank>(
   });
 }
 
-function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
-  if (!options.composite && fusedAdapterAvailable(adapter.spec.r)) return fusedAdapterForward(x, sequences, base, adapter, options);
-  const { spec, weights } = adapter;
-  const s = adapterScaling(spec);
-  const rate = options.training ? spec.dropout : 0;
-  const mask = rate > 0 ? dropoutMask([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
-  const learned = mixersTrainable(spec);
-  const frozenMixers = learned ? [] : weights.mixers;
-  const composite = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+/** The layer's tensors as a custom gradient sees them: the mixers are the frozen ones for a fixed mixer. */
+interface AdapterArgs {
+  x: tf.Tensor2D;
+  A: tf.Tensor2D;
+  mixers: tf.Tensor2D[];
+  B: tf.Tensor2D;
+  save: tf.GradSaveFunc;
+}
+
+/** What a custom gradient's function returns: the value, and how to get the inputs' gradients. */
+interface ValueAndGradient {
+  value: tf.Tensor2D;
+  gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
+}
+
+/**
+ * y from `body`, with gradients for x, A, the learned mixers and B only (in that order, as the
+ * body's gradFunc returns them).
+ */
+function withAdapterGradient(x: tf.Tensor2D, adapter: Adapter, body: (args: AdapterArgs) => ValueAndGradient): tf.Tensor2D {
+  const learned = mixersTrainable(adapter.spec);
+  const { weights } = adapter;
+  const fn = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [xIn, A, ...rest] = args as tf.Tensor2D[];
     const B = rest.pop() as tf.Tensor2D;
-    const mixers = learned ? rest : frozenMixers;
-    const xd: tf.Tensor2D = mask ? tf.mul(xIn!, mask) : xIn!;
+    return body({ x: xIn!, A: A!, mixers: learned ? rest : weights.mixers, B, save });
+  });
+  return fn(x, weights.A, ...(learned ? weights.mixers : []), weights.B) as tf.Tensor2D;
+}
+
+/** The gradients the custom gradient returns: the mixers' only where they are learned. */
+function adapterGradients(adapter: Adapter, gx: tf.Tensor, gA: tf.Tensor, gMixers: tf.Tensor[], gB: tf.Tensor): tf.Tensor[] {
+  return [gx, gA, ...(mixersTrainable(adapter.spec) ? gMixers : []), gB];
+}
+
+function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
+  if (!options.composite && fusedAdapterAvailable(adapter.spec.r)) return fusedAdapterForward(x, sequences, base, adapter, options);
+  const { spec } = adapter;
+  const s = adapterScaling(spec);
+  const rate = options.training ? spec.dropout : 0;
+  const mask = rate > 0 ? dropoutMask([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
+  return withAdapterGradient(x, adapter, ({ x: xIn, A, mixers, B, save }) => {
+    const xd: tf.Tensor2D = mask ? tf.mul(xIn, mask) : xIn;
     // v_0 = xd·Aᵀ [n, r]; v_i = v_{i-1}·M_iᵀ; z = v_k·Bᵀ [n, d_out]
-    const v = mixForward(matMul(xd, A!, false, true), mixers);
+    const v = mixForward(matMul(xd, A, false, true), mixers);
     const z = matMul(v[v.length - 1]!, B, false, true);
-    const value = tf.add(baseForward(xIn!, base), tf.mul(z, s));
-    save([xd, A!, B, ...mixers, ...v, ...(mask ? [mask] : [])]);
+    const value = tf.add<tf.Tensor2D>(baseForward(xIn, base), tf.mul(z, s));
+    save([xd, A, B, ...mixers, ...v, ...(mask ? [mask] : [])]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -170,12 +200,10 @@ function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, ada
         const gA = matMul(gv0, sxd!, true, false); // [r, d_in]
         const gxAdapter = tf.matMul(gv0, sA!); // [n, d_in]
         const gx = tf.add(baseInputGradient(g, base), sMask ? tf.mul(gxAdapter, sMask) : gxAdapter);
-        return [gx, gA, ...(learned ? gMixers : []), gB];
+        return adapterGradients(adapter, gx, gA, gMixers, gB);
       },
     };
   });
-  const inputs = [x, weights.A, ...(learned ? weights.mixers : []), weights.B];
-  return composite(...inputs) as tf.Tensor2D;
 }
 
 /**
@@ -184,20 +212,14 @@ function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, ada
  * masked input is kept for the backward pass.
  */
 function fusedAdapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
-  const { spec, weights } = adapter;
+  const { spec } = adapter;
   const s = adapterScaling(spec);
   const rate = options.training ? spec.dropout : 0;
   const mask = rate > 0 ? dropoutMaskAttrs([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
-  const learned = mixersTrainable(spec);
-  const frozenMixers = learned ? [] : weights.mixers;
-  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const save = args.pop() as tf.GradSaveFunc;
-    const [xIn, A, ...rest] = args as tf.Tensor2D[];
-    const B = rest.pop() as tf.Tensor2D;
-    const mixers = learned ? rest : frozenMixers;
-    const v = mixForward(project(xIn!, A!, { wLayout: 'rank_cols', scale: 1, mask }), mixers);
-    const value = expand(baseForward(xIn!, base), v[v.length - 1]!, B, { wLayout: 'cols_rank', scale: s, mask: null });
-    save([xIn!, A!, B, ...mixers, ...v]);
+  return withAdapterGradient(x, adapter, ({ x: xIn, A, mixers, B, save }) => {
+    const v = mixForward(project(xIn, A, { wLayout: 'rank_cols', scale: 1, mask }), mixers);
+    const value = expand(baseForward(xIn, base), v[v.length - 1]!, B, { wLayout: 'cols_rank', scale: s, mask: null });
+    save([xIn, A, B, ...mixers, ...v]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -209,10 +231,8 @@ function fusedAdapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear
         const { gv0, gMixers } = mixBackward(project(g, sB!, { wLayout: 'cols_rank', scale: s, mask: null }), sv, sm);
         const gA = outer(sx!, gv0, { wLayout: 'rank_cols', scale: 1, mask });
         const gx = expand(baseInputGradient(g, base), gv0, sA!, { wLayout: 'rank_cols', scale: 1, mask });
-        return [gx, gA, ...(learned ? gMixers : []), gB];
+        return adapterGradients(adapter, gx, gA, gMixers, gB);
       },
     };
   });
-  const inputs = [x, weights.A, ...(learned ? weights.mixers : []), weights.B];
-  return fused(...inputs) as tf.Tensor2D;
 }
