@@ -88,16 +88,19 @@ export function dropoutMaskValues(attrs: DropoutMaskAttrs): Float32Array {
 
 /**
  * Inverted dropout's mask, keep with probability 1 − rate and scale by 1 / (1 − rate), for
- * [rows, cols] made of `sequences` equal blocks of rows, from (seed, sequence index, position):
- * on the backend's own kernel where it has one, else computed here and uploaded. Without a
- * seed, a random one.
+ * [rows, cols] made of `sequences` equal blocks of rows, from (seed, sequence index, position).
+ * Without a seed, a random one.
  */
 export function dropoutMask(shape: [number, number], sequences: number, rate: number, seed: number | undefined, firstSequence: number): tf.Tensor2D {
-  const attrs = dropoutMaskAttrs(shape, sequences, rate, seed, firstSequence);
+  return dropoutMaskTensor(dropoutMaskAttrs(shape, sequences, rate, seed, firstSequence));
+}
+
+/** The mask these attributes fix, as a tensor: from the backend's own kernel where it has one, else computed here and uploaded. */
+export function dropoutMaskTensor(attrs: DropoutMaskAttrs): tf.Tensor2D {
   if (tf.getKernel(DROPOUT_MASK, tf.getBackend())) {
     return tf.engine().runKernel(DROPOUT_MASK, {}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
   }
-  return tf.tensor2d(dropoutMaskValues(attrs), shape);
+  return tf.tensor2d(dropoutMaskValues(attrs), [attrs.rows, attrs.cols]);
 }
 
 /** What of @tensorflow/tfjs-backend-webgpu's `webgpu_util` the kernel uses. */

@@ -7,7 +7,7 @@ import {
   type ResolvedAdapterSpec,
 } from './adapter';
 import type { AdapterWeights } from './init';
-import { dropoutMask, dropoutMaskAttrs } from './dropout';
+import { dropoutMaskAttrs, dropoutMaskTensor, type DropoutMaskAttrs } from './dropout';
 import { expand, fusedAdapterAvailable, outer, project } from './fused-adapter';
 import { matMul, matMulByConstant } from './matmul';
 
@@ -173,12 +173,21 @@ function adapterGradients(adapter: Adapter, gx: tf.Tensor, gA: tf.Tensor, gMixer
   return [gx, gA, ...(mixersTrainable(adapter.spec) ? gMixers : []), gB];
 }
 
+/**
+ * The adapter's share of the layer, with its dropout mask while training (fixed here, once, from
+ * the seed and the sequences): on the fused kernels where the backend has them, else as tfjs ops.
+ */
 function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
-  if (!options.composite && fusedAdapterAvailable(adapter.spec.r)) return fusedAdapterForward(x, sequences, base, adapter, options);
   const { spec } = adapter;
   const s = adapterScaling(spec);
   const rate = options.training ? spec.dropout : 0;
-  const mask = rate > 0 ? dropoutMask([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
+  const mask = rate > 0 ? dropoutMaskAttrs([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
+  if (!options.composite && fusedAdapterAvailable(spec.r)) return fusedAdapterForward(x, base, adapter, s, mask);
+  return compositeAdapterForward(x, base, adapter, s, mask && dropoutMaskTensor(mask));
+}
+
+/** The adapter as tfjs ops, the mask a tensor kept with the masked input for the backward pass. */
+function compositeAdapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter, s: number, mask: tf.Tensor2D | null): tf.Tensor2D {
   return withAdapterGradient(x, adapter, ({ x: xIn, A, mixers, B, save }) => {
     const xd: tf.Tensor2D = mask ? tf.mul(xIn, mask) : xIn;
     // v_0 = xd·Aᵀ [n, r]; v_i = v_{i-1}·M_iᵀ; z = v_k·Bᵀ [n, d_out]
@@ -207,15 +216,11 @@ function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, ada
 }
 
 /**
- * adapterForward on the fused kernels (kernels/fused-adapter.ts): the same function and
+ * The adapter on the fused kernels (kernels/fused-adapter.ts): the same function and
  * gradients, with the mask computed inside the kernels that use it, so neither the mask nor the
  * masked input is kept for the backward pass.
  */
-function fusedAdapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, adapter: Adapter, options: ForwardOptions): tf.Tensor2D {
-  const { spec } = adapter;
-  const s = adapterScaling(spec);
-  const rate = options.training ? spec.dropout : 0;
-  const mask = rate > 0 ? dropoutMaskAttrs([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
+function fusedAdapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter, s: number, mask: DropoutMaskAttrs | null): tf.Tensor2D {
   return withAdapterGradient(x, adapter, ({ x: xIn, A, mixers, B, save }) => {
     const v = mixForward(project(xIn, A, { wLayout: 'rank_cols', scale: 1, mask }), mixers);
     const value = expand(baseForward(xIn, base), v[v.length - 1]!, B, { wLayout: 'cols_rank', scale: s, mask: null });
