@@ -11,6 +11,7 @@ import { dropoutMask } from '../kernels/dropout';
 import { matMulByConstant } from '../kernels/matmul';
 import { readValues } from '../kernels/read';
 import { median } from '../server/engine/median';
+import { inTurn } from './measure';
 
 export interface HostBenchOptions {
   batch: number;
@@ -62,12 +63,11 @@ export async function benchHost(choice: BackendChoice, options: HostBenchOptions
   const products = { ours: [] as number[], mat_mul: [] as number[] };
   // a warm-up round, then the timed ones; the sides alternate which goes first
   for (let round = 0; round <= options.rounds; round++) {
-    const order = round % 2 === 0 ? (['ours', 'random_uniform'] as const) : (['random_uniform', 'ours'] as const);
-    for (const side of order) {
+    for (const side of inTurn(['ours', 'random_uniform'] as const, round)) {
       const t = await timed(() => sides[side](round));
       if (round > 0) masks[side].push(t);
     }
-    for (const side of round % 2 === 0 ? (['ours', 'mat_mul'] as const) : (['mat_mul', 'ours'] as const)) {
+    for (const side of inTurn(['ours', 'mat_mul'] as const, round)) {
       const t = await timed(() => [side === 'ours' ? matMulByConstant(x, head) : tf.matMul(x, head)]);
       if (round > 0) products[side].push(t.total);
     }

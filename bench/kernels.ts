@@ -11,6 +11,7 @@ import { fusedAdapterAvailable } from '../kernels/fused-adapter';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/linear';
 import { readValues } from '../kernels/read';
 import { median } from '../server/engine/median';
+import { computingKernels, inTurn } from './measure';
 
 export interface KernelBenchOptions {
   dim: number;
@@ -41,11 +42,6 @@ export interface KernelBenchResult {
 }
 
 const DROPOUT = 0.05;
-
-/** Kernels that compute (all but Reshape and Identity), as the profile benchmark counts them. */
-function computingKernels(names: string[]): number {
-  return names.filter((n) => n !== 'Reshape' && n !== 'Identity').length;
-}
 
 export async function benchKernels(choice: BackendChoice, options: KernelBenchOptions): Promise<KernelBenchResult> {
   const { dim, rank, tokens } = options;
@@ -80,9 +76,7 @@ export async function benchKernels(choice: BackendChoice, options: KernelBenchOp
   const sides: [Adapter, boolean][] = [[adapters[0]!, false], [moslora, false], ...(fused ? [[moslora, true] as [Adapter, boolean]] : [])];
   const times: number[][] = sides.map(() => []);
   for (let round = 0; round < options.warmup + options.rounds; round++) {
-    // Rotate which side goes first, so none always runs on a warmer cache.
-    for (let j = 0; j < sides.length; j++) {
-      const i = (round + j) % sides.length;
+    for (const i of inTurn([...sides.keys()], round)) {
       const ms = await step(sides[i]![0], sides[i]![1], round);
       if (round >= options.warmup) times[i]!.push(ms);
     }
@@ -90,7 +84,7 @@ export async function benchKernels(choice: BackendChoice, options: KernelBenchOp
   const dispatches = async (composite: boolean) => {
     const { kernels, result } = await tf.profile(() => gradients(moslora, composite, 0));
     tf.dispose(result as tf.Tensor[]);
-    return computingKernels(kernels.map((k) => k.name));
+    return computingKernels(kernels.map((k) => k.name)).length;
   };
   const [loraMs, mosloraMs, compositeMs] = times.map(median) as [number, number, number | undefined];
   return {

@@ -41,10 +41,12 @@ async function runBench<T extends object>(name: string, backend: string, measure
 
 const program = new Command('bench').showHelpAfterError();
 
-program
-  .command('kernels')
-  .description('forward+backward of one adapted layer in training: MoSLoRA vs LoRA step time (goal: ratio ≤ 1.03), and on webgpu MoSLoRA on the fused kernels vs as tfjs ops')
-  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+/** A benchmark that runs on a backend: the command with its --backend option. */
+function backendCommand(name: string, description: string): Command {
+  return program.command(name).description(description).option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto');
+}
+
+backendCommand('kernels', 'forward+backward of one adapted layer in training: MoSLoRA vs LoRA step time (goal: ratio ≤ 1.03), and on webgpu MoSLoRA on the fused kernels vs as tfjs ops')
   .option('--dim <n>', 'layer width', integer('--dim', 1), 1024)
   .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
   .option('--tokens <n>', 'tokens per step', integer('--tokens', 1), 512)
@@ -58,10 +60,7 @@ program
           : `\nmoslora as tfjs ops ${r.composite_median_ms} ms · fused/composite ${r.fused_over_composite} · dispatches a step ${r.dispatches_fused} vs ${r.dispatches_composite}`)),
   );
 
-program
-  .command('host')
-  .description("a ~100M step's dropout masks (ours vs tf.randomUniform's draws: host time and time to values) and lm_head's forward product (ours vs one tf.matMul)")
-  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+backendCommand('host', "a ~100M step's dropout masks (ours vs tf.randomUniform's draws: host time and time to values) and lm_head's forward product (ours vs one tf.matMul)")
   .option('--batch <n>', 'sequences of 256 tokens', integer('--batch', 1), 4)
   .option('--rounds <n>', 'timed rounds per side', integer('--rounds', 1), 3)
   .action((options: { backend: string; batch: number; rounds: number }) =>
@@ -74,10 +73,7 @@ program
       ].join('\n')),
   );
 
-program
-  .command('merge')
-  .description('merge an adapter into a ~100M Llama-shaped model vs only reading and writing its files')
-  .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+backendCommand('merge', 'merge an adapter into a ~100M Llama-shaped model vs only reading and writing its files')
   .option('--rounds <n>', 'timed rounds of each', integer('--rounds', 1), 3)
   .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
   .option('--dtype <dtype>', 'checkpoint dtype: BF16 | F16 | F32', 'BF16')
@@ -89,10 +85,7 @@ program
 
 /** A benchmark of the shared training workload (bench/workload.ts), with its common options. */
 function workloadCommand(name: string, description: string, checkpointing: string): Command {
-  return program
-    .command(name)
-    .description(description)
-    .option('--backend <name>', BACKEND_PREFERENCES.join(' | '), 'auto')
+  return backendCommand(name, description)
     .option('--batch <n>', 'sequences per step', integer('--batch', 1), 4)
     .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
     .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)

@@ -12,6 +12,7 @@ import { Checkpoint } from '../server/formats/checkpoint';
 import { writeSafetensors, type TensorToWrite, type WritableDtype } from '../server/formats/safetensors';
 import { LLAMA_100M, llamaLinearModules, llamaParameterCount, writeRandomLlama } from './random-llama';
 import { median } from '../server/engine/median';
+import { inTurn } from './measure';
 
 export interface MergeBenchResult {
   bench: 'merge';
@@ -55,9 +56,8 @@ export async function benchMerge(choice: BackendChoice, options: { rounds: numbe
     const copy: number[] = [];
     const merge: number[] = [];
     for (let round = 0; round < options.rounds; round++) {
-      // Alternate which goes first, so neither always finds a warmer page cache.
-      const order: ('copy' | 'merge')[] = round % 2 ? ['merge', 'copy'] : ['copy', 'merge'];
-      for (const what of order) {
+      // neither always finds a warmer page cache
+      for (const what of inTurn(['copy', 'merge'] as const, round)) {
         const out = join(dir, `${what}-${round}`);
         const started = performance.now();
         if (what === 'copy') {

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../kernels/backend';
 import { median } from '../server/engine/median';
 import { takeValues } from '../kernels/read';
+import { computingKernels } from './measure';
 import { loadBenchModel, TrainingWorkload, type WorkloadOptions, type WorkloadRecord } from './workload';
 
 export interface KernelShare {
@@ -18,7 +19,7 @@ export interface ProfileBenchResult extends WorkloadRecord {
   bench: 'profile';
   step_ms: number;
   kernels_per_step: number;
-  /** Kernels that compute (all but Reshape and Identity, which relabel or share a tensor): each a dispatch on a GPU. */
+  /** Kernels that compute (computingKernels): each a dispatch on a GPU. */
   computing_kernels_per_step: number;
   product_gflop: number;
   step_gflops: number;
@@ -87,7 +88,7 @@ export async function benchProfile(choice: BackendChoice, options: WorkloadOptio
     .map(([kernel, e]) => ({ kernel, ms: Number(e.ms.toFixed(1)), calls: e.calls, share: Number((e.ms / kernelMs).toFixed(3)) }));
   return {
     bench: 'profile', backend: choice.backend, model: options.model, batch: options.batch, tokens, rank: options.rank, checkpointing: options.checkpointing,
-    step_ms: Number(stepMs.toFixed(1)), kernels_per_step: kernels.length, computing_kernels_per_step: kernels.filter((k) => k.name !== 'Reshape' && k.name !== 'Identity').length,
+    step_ms: Number(stepMs.toFixed(1)), kernels_per_step: kernels.length, computing_kernels_per_step: computingKernels(kernels.map((k) => k.name)).length,
     product_gflop: Number((productFlopsTotal / 1e9).toFixed(2)), step_gflops: Number((productFlopsTotal / stepMs / 1e6).toFixed(1)),
     product_ms: Number(productMs.toFixed(1)), product_gflops: Number((productFlopsTotal / productMs / 1e6).toFixed(1)),
     reference_product_gflops: Number(reference.toFixed(1)), top,

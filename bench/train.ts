@@ -9,6 +9,7 @@ import type { BackendChoice } from '../kernels/backend';
 import { CausalLM } from '../server/models/model';
 import { TARGETS, TrainingWorkload, withBenchModel, type WorkloadOptions } from './workload';
 import { median } from '../server/engine/median';
+import { inTurn } from './measure';
 
 export interface TrainBenchResult {
   bench: 'train';
@@ -94,8 +95,7 @@ export async function benchTrain(
     let torchInfo: TorchInfo | undefined;
     let oursTrainable = 0;
     for (let round = 0; round < options.rounds; round++) {
-      const sides = round % 2 ? ['torch', 'ours'] : ['ours', 'torch'];
-      for (const side of sides) {
+      for (const side of inTurn(['ours', 'torch'] as const, round)) {
         if (side === 'ours') {
           const run = await oursSteps(model, modelDir, { ...options, tokens, threads });
           ours.push(...run.seconds);

@@ -7,6 +7,7 @@ import { mixersTrainable, resolveAdapterSpec, type AdapterSpec } from '../../ker
 import { MAX_FUSED_RANK } from '../../kernels/fused-adapter';
 import { initAdapterWeights } from '../../kernels/init';
 import { adaptedLinear, type BaseLinear } from '../../kernels/linear';
+import { computingKernels } from '../../bench/measure';
 import { runHelper, startWebgpu } from './webgpu-start';
 
 interface Case {
@@ -32,9 +33,6 @@ const CASES: Case[] = [
   { name: 'moslora r 64', spec: { method: 'moslora', dIn: 80, dOut: 72, r: 64, alpha: 64, dropout: 0.1 }, x: [2, 9, 80], layout: 'out_in', bias: false, training: true, firstSequence: 0 },
   { name: 'moslora r 65', spec: { method: 'moslora', dIn: 80, dOut: 72, r: 65, alpha: 64, dropout: 0.1 }, x: [2, 9, 80], layout: 'out_in', bias: false, training: true, firstSequence: 0 },
 ];
-
-/** Kernels that compute (all but Reshape and Identity), as the profile benchmark counts them. */
-const computing = (names: string[]) => names.filter((n) => n !== 'Reshape' && n !== 'Identity');
 
 async function runCase(c: Case, composite: boolean) {
   const spec = resolveAdapterSpec({ ...c.spec, bInit: 'kaiming' });
@@ -85,8 +83,8 @@ async function main() {
       // the value, then the gradients of x, A, the learned mixers and B
       errors: fused.values.map((v, i) => relativeError(v, composite.values[i]!)),
       sizes: composite.values.map((v) => v.length),
-      fusedKernels: computing(fused.kernels),
-      compositeKernels: computing(composite.kernels),
+      fusedKernels: computingKernels(fused.kernels),
+      compositeKernels: computingKernels(composite.kernels),
     });
   }
   console.log(JSON.stringify({ results }));
