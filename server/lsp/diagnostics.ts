@@ -10,7 +10,7 @@ import { configSchema, DATA_FORMATS, DATASET_FIELDS, DEFAULT_TARGET_MODULES } fr
 import { checkRecords, DatasetError, type DataFormat, type FieldNames } from '../engine/data';
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
 import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
-import { parameterCounts } from './hover';
+import { parameterCounts, trainableCount } from './hover';
 import { formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
 import { planWorkers } from '../engine/plan-workers';
 import { DATASET_HEAD_LINES, targetedModules, targetNames, writtenTargets, type FactCache, type ModelFacts } from './facts';
@@ -195,7 +195,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const accumulation = positive(['training', 'gradient_accumulation'], DEFAULTS.training.gradient_accumulation);
   const counts = parameterCounts(targetedModules(model.modules, writtenTargets(source, DEFAULT_TARGET_MODULES)), positive(['r'], DEFAULTS.r), positive(['chain_length'], DEFAULTS.chain_length));
   const method = source.scalar(['method'])?.value ?? DEFAULTS.method;
-  const trainable = method === 'lora' || method === 'moslora-fixed' ? counts.lora : method === 'linchain' ? counts.linchain : counts.moslora;
+  const trainable = trainableCount(counts, method);
   const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;
   const checkpointingSetting = typeof setting === 'boolean' ? setting : 'auto';
   const shape = { baseParameters: model.totalParameters, trainable, maxLength, ...model.shape };

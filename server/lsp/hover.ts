@@ -24,6 +24,12 @@ export function parameterCounts(modules: readonly LinearModule[], r: number, cha
   return { modules: modules.length, lora, moslora: lora + modules.length * r * r, linchain: lora + modules.length * chainLength * r * r };
 }
 
+/** What a method trains of those counts: a frozen mixer (moslora-fixed) trains as LoRA does. */
+export function trainableCount(counts: ParameterCounts, method: unknown): number {
+  if (method === 'lora' || method === 'moslora-fixed') return counts.lora;
+  return method === 'linchain' ? counts.linchain : counts.moslora;
+}
+
 export async function hoverConfig(uri: string, text: string, position: { line: number; character: number }, facts: FactCache): Promise<Hover | null> {
   const source = new ConfigSource(text);
   const at = source.pathAt(position);

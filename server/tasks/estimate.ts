@@ -4,7 +4,7 @@
 import { ConfigError, loadConfigFile, parseConfigText, resolveConfigPaths } from '../config/load';
 import { readRecords } from '../engine/data';
 import { describeTargets, targetedModules, type FactCache } from '../lsp/facts';
-import { parameterCounts } from '../lsp/hover';
+import { parameterCounts, trainableCount } from '../lsp/hover';
 import type { EstimateReport } from '../protocol';
 
 /** `text`: the config as open in the editor (unsaved edits count); else the file is read. */
@@ -17,7 +17,7 @@ export async function estimateConfig(configPath: string, facts: FactCache, text?
     throw new Error(`${configPath}: target_modules (${describeTargets(config.target_modules)}) match no linear module of ${config.model}`);
   }
   const counts = parameterCounts(modules, config.r, config.chain_length);
-  const trainable = config.method === 'lora' || config.method === 'moslora-fixed' ? counts.lora : config.method === 'linchain' ? counts.linchain : counts.moslora;
+  const trainable = trainableCount(counts, config.method);
 
   const records = (await readRecords(config.data.train)).length;
   // as splitExamples: round(n · share), at least one, held out when there is no eval file
