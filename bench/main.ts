@@ -15,6 +15,7 @@ import { benchParallel, type ParallelOptions } from './parallel';
 import { benchProfile } from './profile';
 import { benchServer } from './server';
 import { benchTrain } from './train';
+import { benchWebgpuHost, DAWN_NULL_DEVICE } from './webgpu-host';
 import { backendOption, integer } from '../server/commands/options';
 
 function record(name: string, result: object): void {
@@ -30,8 +31,14 @@ function record(name: string, result: object): void {
 }
 
 /** Starts the backend, runs one benchmark, prints its JSON line and summary, and records it. */
-async function runBench<T extends object>(name: string, backend: string, measure: (choice: BackendChoice) => Promise<T>, summary: (result: T) => string): Promise<void> {
-  const choice = await startBackend(backendOption(backend));
+async function runBench<T extends object>(
+  name: string,
+  backend: string,
+  measure: (choice: BackendChoice) => Promise<T>,
+  summary: (result: T) => string,
+  dawnFlags: readonly string[] = [],
+): Promise<void> {
+  const choice = await startBackend(backendOption(backend), dawnFlags);
   console.error(describeChoice(choice));
   const result = await measure(choice);
   console.log(JSON.stringify(result));
@@ -102,6 +109,28 @@ workloadCommand('profile', 'where one MoSLoRA training step spends its time, by 
         `products: ${r.product_gflop} GFLOP at ${r.product_gflops} GFLOP/s (a 1024² product alone: ${r.reference_product_gflops}); whole step: ${r.step_gflops} GFLOP/s`,
         ...r.top.map((k) => `  ${k.kernel.padEnd(16)} ${String(k.ms).padStart(8)} ms ${String(k.calls).padStart(5)}× ${(100 * k.share).toFixed(1).padStart(5)}%`),
       ].join('\n')),
+  );
+
+program
+  .command('webgpu-host')
+  .description("the host's time of a training step on webgpu: on Dawn's null device, which computes nothing (the floor under a step's time on any GPU), with the step's dispatches, uploads and readbacks")
+  .option('--model <folder>', 'a model folder, 100m (a ~100M Llama-shaped model with random weights), or 100m-narrow (its layers and modules at small widths: the null device holds 512 MiB)', 'examples/tiny-model')
+  .option('--batch <n>', 'sequences per step', integer('--batch', 1), 4)
+  .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
+  .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)
+  .option('--checkpointing', 'gradient checkpointing', false)
+  .option('--steps <n>', 'timed steps (after two untimed ones)', integer('--steps', 1), 20)
+  .option('--on-gpu', "on the machine's GPU instead of the null device: the step's whole time", false)
+  .action((options: { model: string; batch: number; tokens: number; rank: number; checkpointing: boolean; steps: number; onGpu: boolean }) =>
+    runBench(
+      'webgpu-host',
+      'webgpu',
+      (choice) => benchWebgpuHost(choice, options),
+      (r) =>
+        `${r.model}, ${r.batch}×${r.tokens} tokens on webgpu (${r.device}): ${r.step_ms} ms/step${options.onGpu ? '' : ' of host time (it computes nothing)'}; ` +
+        `${r.dispatches_per_step} dispatches (${r.us_per_dispatch} µs each), ${r.uploads_per_step} uploads (${r.upload_mib_per_step} MiB), ${r.readbacks_per_step} readbacks a step`,
+      options.onGpu ? [] : DAWN_NULL_DEVICE,
+    ),
   );
 
 workloadCommand(

@@ -16,6 +16,8 @@ export interface LlamaShape {
 }
 
 export const LLAMA_100M: LlamaShape = { hidden: 768, layers: 12, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000 };
+/** LLAMA_100M's layers, heads and modules at a quarter of its width and a small vocabulary: the same kernels a step, on small tensors (~3.6M parameters). */
+export const LLAMA_100M_NARROW: LlamaShape = { hidden: 192, layers: 12, heads: 12, kvHeads: 4, intermediate: 512, vocab: 1024 };
 
 export function llamaLinearModules(shape: LlamaShape): LinearModule[] {
   const kv = (shape.hidden / shape.heads) * shape.kvHeads;

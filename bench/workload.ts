@@ -11,7 +11,7 @@ import { createAdapters, makeTrainable } from '../server/models/adapters';
 import { AdamW } from '../server/engine/optim';
 import { DataParallel, shardWorkerInit, ShardWorkers } from '../server/engine/parallel';
 import { CausalLM } from '../server/models/model';
-import { LLAMA_100M, writeRandomLlama } from './random-llama';
+import { LLAMA_100M, LLAMA_100M_NARROW, writeRandomLlama } from './random-llama';
 
 export const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
 
@@ -96,17 +96,19 @@ export class TrainingWorkload {
   }
 }
 
-/** A model folder, or "100m": the ~100M random Llama, written to a scratch folder for the load. */
+/** A model folder, or "100m" (the ~100M random Llama) or "100m-narrow" (its structure at small widths), written to a scratch folder for the load. */
 export async function loadBenchModel(model: string): Promise<CausalLM> {
   return withBenchModel(model, (dir) => CausalLM.load(dir));
 }
 
-/** Runs `use` with the folder of a model folder or "100m" (written to a scratch folder, removed after). */
+const RANDOM_MODELS = { '100m': LLAMA_100M, '100m-narrow': LLAMA_100M_NARROW };
+
+/** Runs `use` with the folder of a model folder, or of "100m" or "100m-narrow" (written to a scratch folder, removed after). */
 export async function withBenchModel<T>(model: string, use: (dir: string) => Promise<T>): Promise<T> {
-  if (model !== '100m') return use(model);
+  if (!(model in RANDOM_MODELS)) return use(model);
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-model-'));
   try {
-    await writeRandomLlama(scratch, LLAMA_100M, 'F32');
+    await writeRandomLlama(scratch, RANDOM_MODELS[model as keyof typeof RANDOM_MODELS], 'F32');
     return await use(scratch);
   } finally {
     await rm(scratch, { recursive: true, force: true });

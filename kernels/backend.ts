@@ -31,6 +31,8 @@ export interface BackendOptions {
   wasmPaths?: string;
   /** Looks for a WebGPU adapter before Dawn is loaded here; without it, Dawn is asked here. */
   probeWebgpu?: () => Promise<WebgpuProbe>;
+  /** Dawn's own options, as `webgpu`'s create() takes them: ['backend=null'] is its null device, which computes nothing (the benchmarks' host-time floor). */
+  dawnFlags?: readonly string[];
 }
 
 export class BackendUnavailableError extends Error {
@@ -93,7 +95,7 @@ function softwareRefusal(name: string): Error {
  * backend is far faster, but a software adapter runs the webgpu backend's shaders where no
  * GPU is (the tests compare it with wasm on one).
  */
-async function initWebgpu(allowSoftware: boolean, probe: BackendOptions['probeWebgpu']): Promise<string> {
+async function initWebgpu(allowSoftware: boolean, { probeWebgpu: probe, dawnFlags = [] }: BackendOptions): Promise<string> {
   if (probe) {
     const found = await probe();
     if ('reason' in found) throw new Error(found.reason);
@@ -103,7 +105,7 @@ async function initWebgpu(allowSoftware: boolean, probe: BackendOptions['probeWe
     create: (flags: string[]) => { requestAdapter(options: { powerPreference: string }): Promise<{ info?: WebGpuAdapterInfo } | null> };
     globals: object;
   };
-  const gpu = create([]);
+  const gpu = create([...dawnFlags]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error(NO_WEBGPU_ADAPTER);
   const name = adapter.info?.description || adapter.info?.vendor || 'WebGPU adapter';
@@ -137,7 +139,7 @@ async function init(backend: BackendName, options: BackendOptions, named: boolea
     case 'tensorflow':
       return initTensorflow();
     case 'webgpu':
-      return initWebgpu(named, options.probeWebgpu);
+      return initWebgpu(named, options);
     case 'wasm':
       return initWasm(options);
     case 'cpu':

@@ -13,9 +13,10 @@ function bundledWasmPaths(): string | undefined {
   return hasWasm ? join(__dirname, '/') : undefined;
 }
 
-export function startBackend(preference: BackendPreference): Promise<BackendChoice> {
+/** The backend preferred, started as training starts it; dawnFlags: Dawn's options (BackendOptions.dawnFlags). */
+export function startBackend(preference: BackendPreference, dawnFlags: readonly string[] = []): Promise<BackendChoice> {
   const wasmPaths = bundledWasmPaths();
-  return selectBackend(preference, { probeWebgpu, ...(wasmPaths ? { wasmPaths } : {}) });
+  return selectBackend(preference, { probeWebgpu: () => probeWebgpu(dawnFlags), dawnFlags, ...(wasmPaths ? { wasmPaths } : {}) });
 }
 
 export function describeChoice(choice: BackendChoice): string {

@@ -9,7 +9,7 @@ import { NO_WEBGPU_ADAPTER, type WebgpuProbe } from '../kernels/backend';
 
 const PROBE = `
 const { create } = await import(process.argv[1]);
-const adapter = await create([]).requestAdapter({ powerPreference: 'high-performance' });
+const adapter = await create(JSON.parse(process.argv[2])).requestAdapter({ powerPreference: 'high-performance' });
 const info = adapter && adapter.info;
 process.stdout.write(JSON.stringify(adapter ? { name: info.description || info.vendor || 'WebGPU adapter', software: info.isFallbackAdapter === true } : null));
 process.exit(0);
@@ -24,7 +24,8 @@ function complaint(stderr: string): string | null {
   return lines.length ? lines.join('; ').replace(/^Warning: /, '') : null;
 }
 
-export function probeWebgpu(): Promise<WebgpuProbe> {
+/** Dawn's adapter as create(dawnFlags) finds it (kernels/backend.ts BackendOptions.dawnFlags). */
+export function probeWebgpu(dawnFlags: readonly string[] = []): Promise<WebgpuProbe> {
   let entry: string;
   try {
     entry = require.resolve('webgpu');
@@ -32,7 +33,7 @@ export function probeWebgpu(): Promise<WebgpuProbe> {
     return Promise.resolve({ reason: 'the webgpu package (Dawn) is not installed' });
   }
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--input-type=module', '-e', PROBE, pathToFileURL(entry).href], { timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--input-type=module', '-e', PROBE, pathToFileURL(entry).href, JSON.stringify(dawnFlags)], { timeout: 60_000 }, (error, stdout, stderr) => {
       if (error) {
         const how = error.signal ? `was killed by ${error.signal}` : `failed (${complaint(stderr) ?? error.message.split('\n')[0]})`;
         resolve({ reason: `looking for a GPU adapter ${how}: the GPU driver may be broken` });

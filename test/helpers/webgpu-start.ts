@@ -6,9 +6,10 @@ import { create, globals } from 'webgpu';
 import { registerWebgpuDropoutMask } from '../../kernels/dropout';
 import { registerWebgpuAdapterKernels } from '../../kernels/fused-adapter';
 
-export async function startWebgpu(): Promise<void> {
+/** dawnFlags: Dawn's options (['backend=null'] for its null device, which computes nothing). */
+export async function startWebgpu(dawnFlags: string[] = []): Promise<void> {
   Object.assign(globalThis, globals);
-  (globalThis as { navigator?: object }).navigator = { gpu: create([]) };
+  (globalThis as { navigator?: object }).navigator = { gpu: create(dawnFlags) };
   const { webgpu_util } = await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend did not start');
   registerWebgpuDropoutMask(webgpu_util);
