@@ -3,10 +3,9 @@ import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone has no gradients registered (the @tensorflow/tfjs umbrella package does this).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { registerWebgpuDropoutMask } from './dropout';
-import { registerWebgpuAdapterKernels } from './fused-adapter';
 import { watchGpuErrors } from './gpu-errors';
 import { installWasmKernels } from './wasm-kernels';
+import { registerWebgpuKernels } from './webgpu-kernels';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendName, type BackendPreference } from './backend-names';
 
 // Production mode: no "install the node backend" advert on the cpu backend. We choose the
@@ -116,8 +115,7 @@ async function initWebgpu(allowSoftware: boolean, { probeWebgpu: probe, dawnFlag
   g.navigator = Object.assign(g.navigator ?? {}, { gpu });
   const { webgpu_util } = await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('the tfjs webgpu backend failed to initialise');
-  registerWebgpuDropoutMask(webgpu_util);
-  registerWebgpuAdapterKernels(webgpu_util);
+  registerWebgpuKernels(webgpu_util);
   watchGpuErrors((tf.backend() as unknown as { device: Parameters<typeof watchGpuErrors>[0] }).device);
   return software ? `${name} (software, on the CPU)` : name;
 }

@@ -95,12 +95,6 @@ export function decoderBlock(
   return checkpointed(body, x, context, weights.filter((t) => t instanceof tf.Variable && t.trainable));
 }
 
-/** Llama's RMSNorm: x / √(mean(x²) + ε) · w over the last axis. */
-export function rmsNorm(x: tf.Tensor3D, weight: tf.Tensor1D, eps: number): tf.Tensor3D {
-  const variance = tf.mean(tf.square(x), -1, true); // [B, T, 1]
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
-}
-
 /** LayerNorm over the last axis, with the biased variance as torch uses. */
 export function layerNorm(x: tf.Tensor3D, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor3D {
   const { mean, variance } = tf.moments(x, -1, true); // [B, T, 1] each

@@ -2,6 +2,7 @@
 // pre-norm blocks with RMSNorm, rotary positions, grouped-query attention and a SwiGLU MLP.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { rmsNorm } from '../../kernels/rms-norm';
 import type { LlamaConfig } from './config';
 import {
   applyRope,
@@ -10,7 +11,6 @@ import {
   decoderBlock,
   embed,
   linear,
-  rmsNorm,
   ropeInverseFrequencies,
   ropeTables,
   silu,

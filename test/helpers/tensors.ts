@@ -26,3 +26,14 @@ export function finiteDifferences(f: (x: tf.Tensor) => tf.Scalar, at: tf.Tensor,
   }
   return out;
 }
+
+/** Largest |a − b| over the largest |b|. */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return diff / scale;
+}

@@ -8,6 +8,7 @@ import { MAX_FUSED_RANK } from '../../kernels/fused-adapter';
 import { initAdapterWeights } from '../../kernels/init';
 import { adaptedLinear, type BaseLinear } from '../../kernels/linear';
 import { computingKernels } from '../../bench/measure';
+import { relativeError } from './tensors';
 import { runHelper, startWebgpu } from './webgpu-start';
 
 interface Case {
@@ -58,17 +59,6 @@ async function runCase(c: Case, composite: boolean) {
   const values = await Promise.all(outputs.map(async (t) => Array.from(await t.data())));
   tf.dispose([...outputs, ...inputs, weight, dy, ...(base.bias ? [base.bias] : []), ...weights.mixers]);
   return { values, kernels: kernels.map((k) => k.name) };
-}
-
-/** Largest |a − b| over the largest |b|. */
-function relativeError(a: number[], b: number[]): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
 }
 
 async function main() {

@@ -3,8 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { create, globals } from 'webgpu';
-import { registerWebgpuDropoutMask } from '../../kernels/dropout';
-import { registerWebgpuAdapterKernels } from '../../kernels/fused-adapter';
+import { registerWebgpuKernels } from '../../kernels/webgpu-kernels';
 
 /** dawnFlags: Dawn's options (['backend=null'] for its null device, which computes nothing). */
 export async function startWebgpu(dawnFlags: string[] = []): Promise<void> {
@@ -12,8 +11,7 @@ export async function startWebgpu(dawnFlags: string[] = []): Promise<void> {
   (globalThis as { navigator?: object }).navigator = { gpu: create(dawnFlags) };
   const { webgpu_util } = await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend did not start');
-  registerWebgpuDropoutMask(webgpu_util);
-  registerWebgpuAdapterKernels(webgpu_util);
+  registerWebgpuKernels(webgpu_util);
 }
 
 /** Runs a helper's main, printing its error's message (not a stack through tsx) and exiting 1 on failure. */
