@@ -3,10 +3,12 @@
 import { registerWebgpuDropoutMask, type WebgpuUtil } from './dropout';
 import { registerWebgpuAdapterKernels } from './fused-adapter';
 import { registerWebgpuRmsNorm } from './rms-norm';
+import { registerWebgpuRope } from './rope';
 
 /** Registers every kernel of ours on the webgpu backend (with its package's webgpu_util). */
 export function registerWebgpuKernels(util: WebgpuUtil): void {
   registerWebgpuDropoutMask(util);
   registerWebgpuAdapterKernels(util);
   registerWebgpuRmsNorm(util);
+  registerWebgpuRope(util);
 }

@@ -157,13 +157,6 @@ export function ropeTables(inverseFrequencies: Float32Array, start: number, T: n
   return { cos: tf.tensor2d(cos, [T, 2 * half]), sin: tf.tensor2d(sin, [T, 2 * half]) };
 }
 
-/** x·cos + rotate_half(x)·sin, for x [B, heads, T, head_dim]; rotate_half(x) = [−x₂, x₁]. */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
-  const [x1, x2] = tf.split(x, 2, -1);
-  const rotated = tf.concat([tf.neg(x2!), x1!], -1);
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
-}
-
 // Added to the scores of masked keys. exp(−1e9 − max) is exactly 0 in float32, as with
 // transformers' finfo.min, and unlike −∞ it cannot turn a sum into NaN.
 const MASKED = -1e9;

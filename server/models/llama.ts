@@ -3,9 +3,9 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { rmsNorm } from '../../kernels/rms-norm';
+import { applyRope } from '../../kernels/rope';
 import type { LlamaConfig } from './config';
 import {
-  applyRope,
   attention,
   causalMask,
   decoderBlock,
