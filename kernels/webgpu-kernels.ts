@@ -4,6 +4,7 @@ import { registerWebgpuDropoutMask, type WebgpuUtil } from './dropout';
 import { registerWebgpuAdapterKernels } from './fused-adapter';
 import { registerWebgpuRmsNorm } from './rms-norm';
 import { registerWebgpuRope } from './rope';
+import { registerWebgpuSwiglu } from './swiglu';
 
 /** Registers every kernel of ours on the webgpu backend (with its package's webgpu_util). */
 export function registerWebgpuKernels(util: WebgpuUtil): void {
@@ -11,4 +12,5 @@ export function registerWebgpuKernels(util: WebgpuUtil): void {
   registerWebgpuAdapterKernels(util);
   registerWebgpuRmsNorm(util);
   registerWebgpuRope(util);
+  registerWebgpuSwiglu(util);
 }

@@ -107,11 +107,6 @@ export function geluNew<R extends tf.Rank>(x: tf.Tensor<R>): tf.Tensor<R> {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
 }
 
-/** silu(x) = x·σ(x), the gate of SwiGLU. */
-export function silu<R extends tf.Rank>(x: tf.Tensor<R>): tf.Tensor<R> {
-  return tf.mul(x, tf.sigmoid(x));
-}
-
 const f32 = Math.fround;
 
 /**

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { rmsNorm } from '../../kernels/rms-norm';
 import { applyRope } from '../../kernels/rope';
+import { swiglu } from '../../kernels/swiglu';
 import type { LlamaConfig } from './config';
 import {
   attention,
@@ -13,7 +14,6 @@ import {
   linear,
   ropeInverseFrequencies,
   ropeTables,
-  silu,
   splitHeads,
   type Embedding,
   type ForwardOptions,
@@ -86,7 +86,7 @@ export function llamaForward(c: LlamaConfig, w: LlamaWeights, inputIds: tf.Tenso
       const a = tf.add<tf.Tensor3D>(x, linear(attention(q, k, v, mask as tf.Tensor2D), block.o, options)); // (B, T, C)
       // SwiGLU MLP: a + down(silu(gate(m)) · up(m))
       const m = rmsNorm(a, block.postNorm, c.rmsNormEps);
-      const hidden = tf.mul(silu(linear(m, block.gate, options)), linear(m, block.up, options)); // (B, T, intermediate)
+      const hidden = swiglu(linear(m, block.gate, options), linear(m, block.up, options)); // (B, T, intermediate)
       return tf.add<tf.Tensor3D>(a, linear(hidden, block.down, options)); // (B, T, C)
     });
   });
