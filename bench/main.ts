@@ -128,7 +128,7 @@ program
       (choice) => benchWebgpuHost(choice, options),
       (r) =>
         `${r.model}, ${r.batch}×${r.tokens} tokens on webgpu (${r.device}): ${r.step_ms} ms/step${options.onGpu ? '' : ' of host time (it computes nothing)'}; ` +
-        `${r.dispatches_per_step} dispatches (${r.us_per_dispatch} µs each), ${r.uploads_per_step} uploads (${r.upload_mib_per_step} MiB), ${r.readbacks_per_step} readbacks a step`,
+        `${r.dispatches_per_step} dispatches${options.onGpu ? '' : ` (${r.us_per_dispatch} µs of host time each)`}, ${r.uploads_per_step} uploads (${r.upload_mib_per_step} MiB), ${r.readbacks_per_step} readbacks a step`,
       options.onGpu ? [] : DAWN_NULL_DEVICE,
     ),
   );
