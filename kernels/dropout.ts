@@ -6,6 +6,7 @@
 // masks bit for bit (the curves of two backends can be compared) and a sequence's mask does not
 // depend on which shard of a batch it is in (data parallelism, see ForwardOptions.firstSequence).
 import * as tf from '@tensorflow/tfjs-core';
+import { elementwiseProgram, registerWebgpuProgram, type Uniform, type WebgpuUtil } from './webgpu-program';
 
 /** The kernel's name, for the backends that compute masks themselves (webgpu). */
 export const DROPOUT_MASK = 'MosloraDropoutMask';
@@ -103,22 +104,11 @@ export function dropoutMaskTensor(attrs: DropoutMaskAttrs): tf.Tensor2D {
   return tf.tensor2d(dropoutMaskValues(attrs), [attrs.rows, attrs.cols]);
 }
 
-/** What of @tensorflow/tfjs-backend-webgpu's `webgpu_util` the kernel uses. */
-export interface WebgpuUtil {
-  flatDispatchLayout(shape: number[]): { x: number[] };
-  computeDispatch(layout: { x: number[] }, outputShape: number[], workgroupSize?: [number, number, number]): [number, number, number];
-}
-
-/** The WebGPU backend's side of its programs (WebGPUBackend.runWebGPUProgram). */
-export interface WebgpuBackend {
-  runWebGPUProgram(program: object, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms: { type: string; data: number[] }[]): tf.TensorInfo;
-}
-
 /** The uniforms MASK_WGSL reads, declared in a program's uniform struct. */
 export const MASK_UNIFORMS = 'maskKey : u32, maskFirstSequence : u32, maskPerSequence : u32, maskThreshold : u32, maskScale : f32,';
 
 /** MASK_UNIFORMS' values for a mask (all zero without one: MASK_WGSL is then not called). */
-export function maskUniformData(a: DropoutMaskAttrs | null): { type: string; data: number[] }[] {
+export function maskUniformData(a: DropoutMaskAttrs | null): Uniform[] {
   return [
     { type: 'uint32', data: [a ? a.key : 0] },
     { type: 'uint32', data: [a ? a.firstSequence : 0] },
@@ -149,38 +139,18 @@ export const MASK_WGSL = `
     return select(0.0, uniforms.maskScale, (bits >> 8u) >= uniforms.maskThreshold);
   }`;
 
-/** The mask as a tfjs-webgpu program: one invocation per element. */
-function maskProgram(util: WebgpuUtil, shape: [number, number]) {
-  const workgroupSize: [number, number, number] = [64, 1, 1];
-  const dispatchLayout = util.flatDispatchLayout(shape);
-  return {
-    variableNames: [],
-    outputShape: shape,
-    shaderKey: 'moslora_dropout_mask',
-    dispatchLayout,
-    dispatch: util.computeDispatch(dispatchLayout, shape, workgroupSize),
-    workgroupSize,
-    size: true,
-    uniforms: MASK_UNIFORMS,
-    getUserCode: () => `
-      ${MASK_WGSL}
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          setOutputAtIndex(index, dropoutMaskAt(u32(index)));
-        }
-      }`,
-  };
-}
-
-/** Registers the mask kernel on the webgpu backend (with its package's webgpu_util). */
+/** Registers the mask kernel on the webgpu backend (with its package's webgpu_util): an invocation per element. */
 export function registerWebgpuDropoutMask(util: WebgpuUtil): void {
-  if (tf.getKernel(DROPOUT_MASK, 'webgpu')) return;
-  tf.registerKernel({
-    kernelName: DROPOUT_MASK,
-    backendName: 'webgpu',
-    kernelFunc: ({ backend, attrs }) => {
-      const a = attrs as unknown as DropoutMaskAttrs;
-      return (backend as unknown as WebgpuBackend).runWebGPUProgram(maskProgram(util, [a.rows, a.cols]), [], 'float32', maskUniformData(a));
-    },
-  });
+  registerWebgpuProgram<DropoutMaskAttrs>(DROPOUT_MASK, (_, a) => ({
+    program: elementwiseProgram(util, {
+      key: 'moslora_dropout_mask',
+      variableNames: [],
+      shape: [a.rows, a.cols],
+      uniforms: MASK_UNIFORMS,
+      declarations: MASK_WGSL,
+      body: 'setOutputAtIndex(index, dropoutMaskAt(u32(index)));',
+    }),
+    inputs: [],
+    uniforms: maskUniformData(a),
+  }));
 }

@@ -11,7 +11,8 @@
 //
 // drop is the dropout mask of kernels/dropout.ts (the same values, bit for bit), or none.
 import * as tf from '@tensorflow/tfjs-core';
-import { MASK_UNIFORMS, MASK_WGSL, maskUniformData, type DropoutMaskAttrs, type WebgpuBackend, type WebgpuUtil } from './dropout';
+import { MASK_UNIFORMS, MASK_WGSL, maskUniformData, type DropoutMaskAttrs } from './dropout';
+import { elementwiseProgram, registerWebgpuProgram, type WebgpuUtil } from './webgpu-program';
 
 export const ADAPTER_PROJECT = 'MosloraProject';
 export const ADAPTER_EXPAND = 'MosloraExpand';
@@ -118,34 +119,24 @@ function outerProgram(util: WebgpuUtil, cols: number, rank: number, a: LowRankAt
 
 /** One invocation per output element: its rank-long sum, scaled, masked, added to base's element. */
 function expandProgram(util: WebgpuUtil, shape: [number, number], a: LowRankAttrs) {
-  const workgroupSize: [number, number, number] = [64, 1, 1];
-  const dispatchLayout = util.flatDispatchLayout(shape);
   const masked = a.mask !== null;
-  return {
+  return elementwiseProgram(util, {
+    key: `moslora_expand_${a.wLayout}_${masked ? 'masked' : 'plain'}`,
     variableNames: ['base', 'v', 'w'],
-    outputShape: shape,
-    shaderKey: `moslora_expand_${a.wLayout}_${masked ? 'masked' : 'plain'}`,
-    dispatchLayout,
-    dispatch: util.computeDispatch(dispatchLayout, shape, workgroupSize),
-    workgroupSize,
-    size: true,
+    shape,
     uniforms: `s : f32, ${MASK_UNIFORMS}`,
-    getUserCode: () => `
-      ${MASK_WGSL}
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          let rank = uniforms.vShape[1];
-          let i = index / uniforms.outShape[1];
-          let j = index % uniforms.outShape[1];
-          var sum = 0.0;
-          for (var k = 0; k < rank; k = k + 1) {
-            sum = sum + v[i * rank + k] * ${weightAt(a.wLayout, 'k', 'j')};
-          }
-          let update = sum * uniforms.s${masked ? ' * dropoutMaskAt(u32(index))' : ''};
-          setOutputAtIndex(index, base[index] + update);
-        }
-      }`,
-  };
+    declarations: MASK_WGSL,
+    body: `
+      let rank = uniforms.vShape[1];
+      let i = index / uniforms.outShape[1];
+      let j = index % uniforms.outShape[1];
+      var sum = 0.0;
+      for (var k = 0; k < rank; k = k + 1) {
+        sum = sum + v[i * rank + k] * ${weightAt(a.wLayout, 'k', 'j')};
+      }
+      let update = sum * uniforms.s${masked ? ' * dropoutMaskAt(u32(index))' : ''};
+      setOutputAtIndex(index, base[index] + update);`,
+  });
 }
 
 function rankOf(w: tf.TensorInfo, layout: LowRankAttrs['wLayout']): number {
@@ -164,16 +155,9 @@ const PROGRAMS: [string, ProgramMaker][] = [
 /** Registers the three kernels on the webgpu backend (with its package's webgpu_util). */
 export function registerWebgpuAdapterKernels(util: WebgpuUtil): void {
   for (const [kernelName, make] of PROGRAMS) {
-    if (tf.getKernel(kernelName, 'webgpu')) continue;
-    tf.registerKernel({
-      kernelName,
-      backendName: 'webgpu',
-      kernelFunc: ({ backend, inputs, attrs }) => {
-        const a = attrs as unknown as LowRankAttrs;
-        const [program, programInputs] = make(util, inputs as Record<string, tf.TensorInfo>, a);
-        const uniforms = [{ type: 'float32', data: [a.scale] }, ...maskUniformData(a.mask)];
-        return (backend as unknown as WebgpuBackend).runWebGPUProgram(program, programInputs, 'float32', uniforms);
-      },
+    registerWebgpuProgram<LowRankAttrs>(kernelName, (inputs, a) => {
+      const [program, programInputs] = make(util, inputs, a);
+      return { program, inputs: programInputs, uniforms: [{ type: 'float32', data: [a.scale] }, ...maskUniformData(a.mask)] };
     });
   }
 }

@@ -6,7 +6,7 @@
 // The weight is a constant: norms are frozen (adapters train linear layers), and no gradient
 // reaches it.
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebgpuBackend, WebgpuUtil } from './dropout';
+import { registerWebgpuProgram, type WebgpuUtil } from './webgpu-program';
 
 export const RMS_NORM = 'MosloraRmsNorm';
 export const RMS_NORM_GRAD = 'MosloraRmsNormGrad';
@@ -94,17 +94,11 @@ export function registerWebgpuRmsNorm(util: WebgpuUtil): void {
     [RMS_NORM_GRAD, (shape) => gradientProgram(util, shape), ['x', 'w', 'dy']],
   ];
   for (const [kernelName, program, names] of kernels) {
-    if (tf.getKernel(kernelName, 'webgpu')) continue;
-    tf.registerKernel({
-      kernelName,
-      backendName: 'webgpu',
-      kernelFunc: ({ backend, inputs, attrs }) => {
-        const x = inputs.x as tf.TensorInfo;
-        const uniforms = [{ type: 'float32', data: [(attrs as unknown as RmsNormAttrs).eps] }];
-        const ordered = names.map((name) => inputs[name] as tf.TensorInfo);
-        return (backend as unknown as WebgpuBackend).runWebGPUProgram(program(x.shape as [number, number]), ordered, 'float32', uniforms);
-      },
-    });
+    registerWebgpuProgram<RmsNormAttrs>(kernelName, (inputs, { eps }) => ({
+      program: program(inputs.x!.shape as [number, number]),
+      inputs: names.map((name) => inputs[name]!),
+      uniforms: [{ type: 'float32', data: [eps] }],
+    }));
   }
 }
 

@@ -5,7 +5,7 @@
 // halves are equal, as ropeTables makes them), the same kernel with sin's sign flipped. Each
 // attention layer rotates q and k: 28 → 4 dispatches a layer.
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebgpuBackend, WebgpuUtil } from './dropout';
+import { elementwiseProgram, registerWebgpuProgram, type WebgpuUtil } from './webgpu-program';
 
 export const ROPE = 'MosloraRope';
 
@@ -14,50 +14,30 @@ interface RopeAttrs {
   direction: number;
 }
 
-/** An invocation per element of x [B, heads, T, hd]; cos and sin are [T, hd]. */
-function ropeProgram(util: WebgpuUtil, shape: number[]) {
-  const workgroupSize: [number, number, number] = [64, 1, 1];
-  const dispatchLayout = util.flatDispatchLayout(shape);
-  return {
-    variableNames: ['x', 'cosines', 'sines'],
-    outputShape: shape,
-    shaderKey: 'moslora_rope',
-    dispatchLayout,
-    dispatch: util.computeDispatch(dispatchLayout, shape, workgroupSize),
-    workgroupSize,
-    size: true,
-    uniforms: 'direction : f32,',
-    getUserCode: () => `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          let hd = uniforms.xShape[3];
-          let half = hd / 2;
-          let i = index % hd;
-          let table = ((index / hd) % uniforms.xShape[2]) * hd + i;
-          var rotated : f32;
-          if (i < half) {
-            rotated = -x[index + half];
-          } else {
-            rotated = x[index - half];
-          }
-          setOutputAtIndex(index, x[index] * cosines[table] + uniforms.direction * rotated * sines[table]);
-        }
-      }`,
-  };
-}
-
-/** Registers the kernel on the webgpu backend (with its package's webgpu_util). */
+/** Registers the kernel on the webgpu backend (with its package's webgpu_util): an invocation per element of x [B, heads, T, hd]; cos and sin are [T, hd]. */
 export function registerWebgpuRope(util: WebgpuUtil): void {
-  if (tf.getKernel(ROPE, 'webgpu')) return;
-  tf.registerKernel({
-    kernelName: ROPE,
-    backendName: 'webgpu',
-    kernelFunc: ({ backend, inputs, attrs }) => {
-      const { x, cos, sin } = inputs as Record<string, tf.TensorInfo>;
-      const uniforms = [{ type: 'float32', data: [(attrs as unknown as RopeAttrs).direction] }];
-      return (backend as unknown as WebgpuBackend).runWebGPUProgram(ropeProgram(util, x!.shape), [x!, cos!, sin!], 'float32', uniforms);
-    },
-  });
+  registerWebgpuProgram<RopeAttrs>(ROPE, ({ x, cos, sin }, a) => ({
+    program: elementwiseProgram(util, {
+      key: 'moslora_rope',
+      variableNames: ['x', 'cosines', 'sines'],
+      shape: x!.shape,
+      uniforms: 'direction : f32,',
+      body: `
+        let hd = uniforms.xShape[3];
+        let half = hd / 2;
+        let i = index % hd;
+        let table = ((index / hd) % uniforms.xShape[2]) * hd + i;
+        var rotated : f32;
+        if (i < half) {
+          rotated = -x[index + half];
+        } else {
+          rotated = x[index - half];
+        }
+        setOutputAtIndex(index, x[index] * cosines[table] + uniforms.direction * rotated * sines[table]);`,
+    }),
+    inputs: [x!, cos!, sin!],
+    uniforms: [{ type: 'float32', data: [a.direction] }],
+  }));
 }
 
 function rotate(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, direction: number): tf.Tensor4D {

@@ -4,7 +4,7 @@
 //   d gate = dy · up · σ(g) · (1 + g · (1 − σ(g)))      d up = dy · g · σ(g)
 // an MLP layer's 11 dispatches → 3.
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebgpuBackend, WebgpuUtil } from './dropout';
+import { elementwiseProgram, registerWebgpuProgram, type WebgpuUtil } from './webgpu-program';
 
 export const SWIGLU = 'MosloraSwiglu';
 
@@ -18,40 +18,23 @@ const PARTS: Record<SwigluPart, { inputs: string[]; expression: string }> = {
   up: { inputs: ['gate', 'dy'], expression: 'dy[index] * g * s' },
 };
 
-/** An invocation per element. */
-function swigluProgram(util: WebgpuUtil, shape: number[], part: SwigluPart) {
-  const workgroupSize: [number, number, number] = [64, 1, 1];
-  const dispatchLayout = util.flatDispatchLayout(shape);
-  return {
-    variableNames: PARTS[part].inputs,
-    outputShape: shape,
-    shaderKey: `moslora_swiglu_${part}`,
-    dispatchLayout,
-    dispatch: util.computeDispatch(dispatchLayout, shape, workgroupSize),
-    workgroupSize,
-    size: true,
-    getUserCode: () => `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
+/** Registers the kernel on the webgpu backend (with its package's webgpu_util): an invocation per element. */
+export function registerWebgpuSwiglu(util: WebgpuUtil): void {
+  registerWebgpuProgram<{ part: SwigluPart }>(SWIGLU, (inputs, { part }) => {
+    const programInputs = PARTS[part].inputs.map((name) => inputs[name]!);
+    return {
+      program: elementwiseProgram(util, {
+        key: `moslora_swiglu_${part}`,
+        variableNames: PARTS[part].inputs,
+        shape: programInputs[0]!.shape,
+        body: `
           let g = gate[index];
           let s = 1.0 / (1.0 + exp(-g));
-          setOutputAtIndex(index, ${PARTS[part].expression});
-        }
-      }`,
-  };
-}
-
-/** Registers the kernel on the webgpu backend (with its package's webgpu_util). */
-export function registerWebgpuSwiglu(util: WebgpuUtil): void {
-  if (tf.getKernel(SWIGLU, 'webgpu')) return;
-  tf.registerKernel({
-    kernelName: SWIGLU,
-    backendName: 'webgpu',
-    kernelFunc: ({ backend, inputs, attrs }) => {
-      const part = (attrs as unknown as { part: SwigluPart }).part;
-      const programInputs = PARTS[part].inputs.map((name) => inputs[name] as tf.TensorInfo);
-      return (backend as unknown as WebgpuBackend).runWebGPUProgram(swigluProgram(util, programInputs[0]!.shape, part), programInputs, 'float32', []);
-    },
+          setOutputAtIndex(index, ${PARTS[part].expression});`,
+      }),
+      inputs: programInputs,
+      uniforms: [],
+    };
   });
 }
 

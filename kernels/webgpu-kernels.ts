@@ -1,10 +1,11 @@
 // Our WGSL kernels, registered on the webgpu backend in one place (kernels/backend.ts when the
 // backend starts; the webgpu tests' helpers).
-import { registerWebgpuDropoutMask, type WebgpuUtil } from './dropout';
+import { registerWebgpuDropoutMask } from './dropout';
 import { registerWebgpuAdapterKernels } from './fused-adapter';
 import { registerWebgpuRmsNorm } from './rms-norm';
 import { registerWebgpuRope } from './rope';
 import { registerWebgpuSwiglu } from './swiglu';
+import type { WebgpuUtil } from './webgpu-program';
 
 /** Registers every kernel of ours on the webgpu backend (with its package's webgpu_util). */
 export function registerWebgpuKernels(util: WebgpuUtil): void {
