@@ -26,7 +26,7 @@ export interface WebgpuHostResult extends WorkloadRecord {
   readbacks_per_step: number;
 }
 
-interface GpuTraffic {
+export interface GpuTraffic {
   dispatches: number;
   uploads: number;
   uploadBytes: number;

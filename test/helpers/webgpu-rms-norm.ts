@@ -3,10 +3,9 @@
 // version (tfjs ops with the written-out gradient) and tfjs's own gradient of the plain formula,
 // with the dispatches of each. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { countGpuTraffic } from '../../bench/webgpu-host';
 import { rmsNorm } from '../../kernels/rms-norm';
 import { relativeError } from './tensors';
-import { runHelper, startWebgpu } from './webgpu-start';
+import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
 
 const CASES: { name: string; shape: number[]; eps: number }[] = [
   { name: 'width 48, under a workgroup', shape: [2, 16, 48], eps: 1e-5 },
@@ -33,14 +32,9 @@ async function runWay(shape: number[], eps: number, way: Way) {
     if (way === 'identity') return tf.reshape(input, input.shape);
     return way === 'autodiff' ? plainFormula(input, weight, eps) : rmsNorm(input, weight, eps, way === 'composite');
   };
-  let y: tf.Tensor | undefined;
-  const { traffic, stop } = countGpuTraffic();
-  const [dx] = tf.grads((input: tf.Tensor) => tf.sum(tf.mul((y = tf.keep(norm(input))), dy)))([x]);
-  const outputs = [y!, dx!];
-  const values = await Promise.all(outputs.map(async (t) => Array.from(await t.data())));
-  stop();
-  tf.dispose([...outputs, x, weight, dy]);
-  return { values, traffic };
+  const result = await valueAndGradsCounted(norm, [x], dy);
+  tf.dispose([x, weight, dy]);
+  return result;
 }
 
 runHelper(async () => {

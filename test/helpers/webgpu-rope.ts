@@ -2,11 +2,10 @@
 // and input gradient on the webgpu backend, on its WGSL kernel and as tfjs ops, with the
 // dispatches of each. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { countGpuTraffic } from '../../bench/webgpu-host';
 import { applyRope } from '../../kernels/rope';
 import { ropeTables } from '../../server/models/layers';
 import { relativeError } from './tensors';
-import { runHelper, startWebgpu } from './webgpu-start';
+import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
 
 const CASES: { name: string; shape: [number, number, number, number]; past: number }[] = [
   { name: 'head_dim 8, 2 sequences', shape: [2, 4, 16, 8], past: 0 },
@@ -22,13 +21,8 @@ async function runWay(c: (typeof CASES)[number], composite: boolean | 'none') {
   const dy = tf.randomNormal(c.shape, 0, 1, 'float32', 8);
   // 'none' (y = x) counts what the loss and the gradient's seed take, to subtract
   const rope = (input: tf.Tensor4D) => (composite === 'none' ? tf.reshape(input, input.shape) : applyRope(input, cos, sin, composite));
-  let y: tf.Tensor | undefined;
-  const { traffic, stop } = countGpuTraffic();
-  const [dx] = tf.grads((input: tf.Tensor) => tf.sum(tf.mul((y = tf.keep(rope(input as tf.Tensor4D))), dy)))([x]);
-  const outputs = [y!, dx!];
-  const values = await Promise.all(outputs.map(async (t) => Array.from(await t.data())));
-  stop();
-  tf.dispose([...outputs, x, dy, cos, sin]);
+  const { values, traffic } = await valueAndGradsCounted((input) => rope(input as tf.Tensor4D), [x], dy);
+  tf.dispose([x, dy, cos, sin]);
   return { values, dispatches: traffic.dispatches };
 }
 

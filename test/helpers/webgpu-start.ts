@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { create, globals } from 'webgpu';
+import { countGpuTraffic, type GpuTraffic } from '../../bench/webgpu-host';
 import { registerWebgpuKernels } from '../../kernels/webgpu-kernels';
 
 /** dawnFlags: Dawn's options (['backend=null'] for its null device, which computes nothing). */
@@ -23,4 +24,20 @@ export function runHelper(main: () => Promise<void>): void {
       process.exit(1);
     },
   );
+}
+
+/**
+ * f's value and the gradients of sum(f(inputs) · dy) with respect to every input, read back, with
+ * what the forward and backward pass sent to and read from the GPU (bench/webgpu-host.ts
+ * countGpuTraffic) in the counts.
+ */
+export async function valueAndGradsCounted(f: (...inputs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], dy: tf.Tensor): Promise<{ values: number[][]; traffic: GpuTraffic }> {
+  let y: tf.Tensor | undefined;
+  const { traffic, stop } = countGpuTraffic();
+  const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul((y = tf.keep(f(...xs))), dy)))(inputs);
+  const outputs = [y!, ...grads];
+  const values = await Promise.all(outputs.map(async (t) => Array.from(await t.data())));
+  stop();
+  tf.dispose(outputs);
+  return { values, traffic };
 }

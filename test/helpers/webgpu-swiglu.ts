@@ -2,10 +2,9 @@
 // value and both inputs' gradients on the webgpu backend, on its WGSL kernel and as tfjs ops, with
 // the dispatches of each. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { countGpuTraffic } from '../../bench/webgpu-host';
 import { swiglu } from '../../kernels/swiglu';
 import { relativeError } from './tensors';
-import { runHelper, startWebgpu } from './webgpu-start';
+import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
 
 const CASES: { name: string; shape: number[] }[] = [
   { name: '[2, 16, 48]', shape: [2, 16, 48] },
@@ -18,13 +17,8 @@ async function runWay(shape: number[], way: 'fused' | 'composite' | 'none') {
   const dy = tf.randomNormal(shape, 0, 1, 'float32', 8);
   // 'none' (y = gate + up) counts what the loss and the gradient's seed take, to subtract its one dispatch
   const product = (g: tf.Tensor, u: tf.Tensor) => (way === 'none' ? tf.add(g, u) : swiglu(g, u, way === 'composite'));
-  let y: tf.Tensor | undefined;
-  const { traffic, stop } = countGpuTraffic();
-  const grads = tf.grads((g: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul((y = tf.keep(product(g, u))), dy)))([gate, up]);
-  const outputs = [y!, ...grads];
-  const values = await Promise.all(outputs.map(async (t) => Array.from(await t.data())));
-  stop();
-  tf.dispose([...outputs, gate, up, dy]);
+  const { values, traffic } = await valueAndGradsCounted(product, [gate, up], dy);
+  tf.dispose([gate, up, dy]);
   return { values, dispatches: traffic.dispatches - (way === 'none' ? 1 : 0) };
 }
 
