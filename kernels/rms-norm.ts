@@ -6,7 +6,7 @@
 // The weight is a constant: norms are frozen (adapters train linear layers), and no gradient
 // reaches it.
 import * as tf from '@tensorflow/tfjs-core';
-import { registerWebgpuProgram, type WebgpuUtil } from './webgpu-program';
+import { registerWebgpuProgram, rowProgram, type WebgpuUtil } from './webgpu-program';
 
 export const RMS_NORM = 'MosloraRmsNorm';
 export const RMS_NORM_GRAD = 'MosloraRmsNormGrad';
@@ -15,76 +15,31 @@ interface RmsNormAttrs {
   eps: number;
 }
 
-/** Threads of a workgroup: a row each, striding over its elements. */
-const GROUP = 64;
-
-/**
- * A workgroup per row of x [rows, width]: its threads sum `terms` (WGSL expressions of the
- * element index e, one partial sum per term) over the row, the sums meet in workgroup memory
- * (a tree, halving), and `finish` writes the row from the totals (`total0`, `total1`, …).
- */
-function rowProgram(util: WebgpuUtil, key: string, variableNames: string[], shape: [number, number], terms: string[], finish: string) {
-  const workgroupSize: [number, number, number] = [GROUP, 1, 1];
-  const sums = terms.map((_, t) => `sum${t}`);
-  return {
-    variableNames,
-    outputShape: shape,
-    shaderKey: key,
-    dispatchLayout: util.flatDispatchLayout(shape),
-    dispatch: util.computeDispatch({ x: [0] }, [shape[0] * GROUP], workgroupSize),
-    workgroupSize,
-    uniforms: 'eps : f32,',
-    getUserCode: () => `
-      var<workgroup> partial : array<vec2<f32>, ${GROUP}>;
-      fn main(index : i32) {
-        let row = index / ${GROUP};
-        let thread = index % ${GROUP};
-        let width = uniforms.xShape[1];
-        let live = row < uniforms.xShape[0];
-        ${sums.map((s) => `var ${s} = 0.0;`).join(' ')}
-        if (live) {
-          for (var j = thread; j < width; j = j + ${GROUP}) {
-            let e = row * width + j;
-            ${terms.map((term, t) => `${sums[t]} = ${sums[t]} + ${term};`).join(' ')}
-          }
-        }
-        partial[thread] = vec2<f32>(${sums[0]}, ${sums[1] ?? '0.0'});
-        workgroupBarrier();
-        for (var stride = ${GROUP / 2}; stride > 0; stride = stride / 2) {
-          if (thread < stride) {
-            partial[thread] = partial[thread] + partial[thread + stride];
-          }
-          workgroupBarrier();
-        }
-        let totals = partial[0];
-        let total0 = totals.x;
-        let total1 = totals.y;
-        let r = inverseSqrt(total0 / f32(width) + uniforms.eps);
-        if (live) {
-          for (var j = thread; j < width; j = j + ${GROUP}) {
-            let e = row * width + j;
-            ${finish}
-          }
-        }
-      }`,
-  };
-}
+/** r = 1/√(mean(x²) + ε), from the first phase's sums. */
+const INVERSE_RMS = 'let r = inverseSqrt(total0.x / f32(width) + uniforms.eps);';
 
 /** y = x · r · w. */
 function forwardProgram(util: WebgpuUtil, shape: [number, number]) {
-  return rowProgram(util, 'moslora_rms_norm', ['x', 'w'], shape, ['x[e] * x[e]'], 'setOutputAtIndex(e, x[e] * r * w[j]);');
+  return rowProgram(util, {
+    key: 'moslora_rms_norm',
+    variableNames: ['x', 'w'],
+    shape,
+    uniforms: 'eps : f32,',
+    phases: [{ terms: ['x[e] * x[e]'], then: INVERSE_RMS }],
+    finish: 'setOutputAtIndex(e, x[e] * r * w[j]);',
+  });
 }
 
 /** dx = r · (g·w − x · r² · mean(g·w·x)), r recomputed from x in the same pass. */
 function gradientProgram(util: WebgpuUtil, shape: [number, number]) {
-  return rowProgram(
-    util,
-    'moslora_rms_norm_grad',
-    ['x', 'w', 'dy'],
+  return rowProgram(util, {
+    key: 'moslora_rms_norm_grad',
+    variableNames: ['x', 'w', 'dy'],
     shape,
-    ['x[e] * x[e]', 'dy[e] * w[j] * x[e]'],
-    'setOutputAtIndex(e, r * (dy[e] * w[j] - x[e] * (r * r * total1 / f32(width))));',
-  );
+    uniforms: 'eps : f32,',
+    phases: [{ terms: ['x[e] * x[e]', 'dy[e] * w[j] * x[e]'], then: INVERSE_RMS }],
+    finish: 'setOutputAtIndex(e, r * (dy[e] * w[j] - x[e] * (r * r * total0.y / f32(width))));',
+  });
 }
 
 /** Registers the forward and backward kernels on the webgpu backend (with its package's webgpu_util). */

@@ -68,3 +68,65 @@ export function registerWebgpuProgram<A>(kernelName: string, run: (inputs: Recor
     },
   });
 }
+
+/** Threads of a row program's workgroup: a row each, striding over its elements. */
+const ROW_GROUP = 64;
+
+/**
+ * One sum-reduction of a row program: its threads sum `terms` (one or two WGSL expressions of
+ * the element index e and its column j) over the row into `total<k>` (a vec2: .x, .y), and
+ * `then` (WGSL statements) defines what later phases and the output read from it.
+ */
+export interface RowPhase {
+  terms: [string] | [string, string];
+  then?: string;
+}
+
+/**
+ * A workgroup per row of x [rows, width]: the phases' sums, each met in workgroup memory (a
+ * tree, halving) before the next phase reads it, then `finish` (WGSL) writes the row's elements,
+ * element e at column j. `uniforms` declares the program's own uniforms (read as `uniforms.<name>`).
+ */
+export function rowProgram(util: WebgpuUtil, program: { key: string; variableNames: string[]; shape: [number, number]; uniforms?: string; phases: RowPhase[]; finish: string }) {
+  const workgroupSize: [number, number, number] = [ROW_GROUP, 1, 1];
+  const overRow = (statement: string) => `
+        if (live) {
+          for (var j = thread; j < width; j = j + ${ROW_GROUP}) {
+            let e = row * width + j;
+            ${statement}
+          }
+        }`;
+  const phase = ({ terms, then }: RowPhase, k: number) => `
+        var sum${k} = vec2<f32>(0.0, 0.0);
+        ${overRow(`sum${k} = sum${k} + vec2<f32>(${terms[0]}, ${terms[1] ?? '0.0'});`)}
+        partial[thread] = sum${k};
+        workgroupBarrier();
+        for (var stride = ${ROW_GROUP / 2}; stride > 0; stride = stride / 2) {
+          if (thread < stride) {
+            partial[thread] = partial[thread] + partial[thread + stride];
+          }
+          workgroupBarrier();
+        }
+        let total${k} = partial[0];
+        workgroupBarrier();
+        ${then ?? ''}`;
+  return {
+    variableNames: program.variableNames,
+    outputShape: program.shape,
+    shaderKey: program.key,
+    dispatchLayout: util.flatDispatchLayout(program.shape),
+    dispatch: util.computeDispatch({ x: [0] }, [program.shape[0] * ROW_GROUP], workgroupSize),
+    workgroupSize,
+    ...(program.uniforms ? { uniforms: program.uniforms } : {}),
+    getUserCode: () => `
+      var<workgroup> partial : array<vec2<f32>, ${ROW_GROUP}>;
+      fn main(index : i32) {
+        let row = index / ${ROW_GROUP};
+        let thread = index % ${ROW_GROUP};
+        let width = uniforms.xShape[1];
+        let live = row < uniforms.xShape[0];
+        ${program.phases.map(phase).join('')}
+        ${overRow(program.finish)}
+      }`,
+  };
+}
