@@ -114,7 +114,7 @@ workloadCommand('profile', 'where one MoSLoRA training step spends its time, by 
 program
   .command('webgpu-host')
   .description("the host's time of a training step on webgpu: on Dawn's null device, which computes nothing (the floor under a step's time on any GPU), with the step's dispatches, uploads and readbacks")
-  .option('--model <folder>', 'a model folder, 100m (a ~100M Llama-shaped model with random weights), or 100m-narrow (its layers and modules at small widths: the null device holds 512 MiB)', 'examples/tiny-model')
+  .option('--model <folder>', 'a model folder, 100m (a ~100M Llama-shaped model with random weights), 100m-narrow (its layers and modules at small widths: the null device holds 512 MiB), or gpt2-narrow (GPT-2 small\'s at small widths)', 'examples/tiny-model')
   .option('--batch <n>', 'sequences per step', integer('--batch', 1), 4)
   .option('--tokens <n>', 'tokens per sequence', integer('--tokens', 1), 256)
   .option('--rank <n>', 'adapter rank', integer('--rank', 1), 16)

@@ -40,11 +40,10 @@ export function llamaParameterCount(shape: LlamaShape): number {
   return llamaLinearModules(shape).reduce((n, m) => n + m.dIn * m.dOut, 0) + shape.vocab * shape.hidden + (2 * shape.layers + 1) * shape.hidden;
 }
 
-/** Writes config.json and one model.safetensors (tied embeddings) with N(0, 0.02) weights. */
-export async function writeRandomLlama(dir: string, shape: LlamaShape, dtype: WritableDtype, seed = 1): Promise<void> {
-  await mkdir(dir, { recursive: true });
+/** Draws N(0, 0.02) values, n at a time, from a generator seeded `seed` (Box–Muller). */
+export function randomNormals(seed: number): (n: number) => Float32Array {
   const random = seedrandom(String(seed));
-  const normal = (n: number) => {
+  return (n) => {
     const data = new Float32Array(n);
     for (let i = 0; i < n; i += 2) {
       const r = Math.sqrt(-2 * Math.log(1 - random()));
@@ -54,6 +53,12 @@ export async function writeRandomLlama(dir: string, shape: LlamaShape, dtype: Wr
     }
     return data;
   };
+}
+
+/** Writes config.json and one model.safetensors (tied embeddings) with N(0, 0.02) weights. */
+export async function writeRandomLlama(dir: string, shape: LlamaShape, dtype: WritableDtype, seed = 1): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const normal = randomNormals(seed);
   const tensors: TensorToWrite[] = [{ name: 'model.embed_tokens.weight', dtype, shape: [shape.vocab, shape.hidden], data: normal(shape.vocab * shape.hidden) }];
   for (const m of llamaLinearModules(shape)) tensors.push({ name: `${m.name}.weight`, dtype, shape: [m.dOut, m.dIn], data: normal(m.dIn * m.dOut) });
   const ones = (n: number) => new Float32Array(n).fill(1);

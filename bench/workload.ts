@@ -11,9 +11,13 @@ import { createAdapters, makeTrainable } from '../server/models/adapters';
 import { AdamW } from '../server/engine/optim';
 import { DataParallel, shardWorkerInit, ShardWorkers } from '../server/engine/parallel';
 import { CausalLM } from '../server/models/model';
+import { GPT2_SMALL_NARROW, writeRandomGpt2 } from './random-gpt2';
 import { LLAMA_100M, LLAMA_100M_NARROW, writeRandomLlama } from './random-llama';
 
+/** The adapted modules of a Llama-family model. */
 export const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'];
+/** The adapted modules of a GPT-2 model: c_attn (q, k and v in one), c_fc and both c_proj. */
+export const GPT2_TARGETS = ['c_attn', 'c_proj', 'c_fc'];
 
 /** The workload's shape: sequences per step, tokens per sequence, adapter rank, gradient checkpointing. */
 export interface WorkloadOptions {
@@ -49,7 +53,7 @@ export class TrainingWorkload {
     private readonly options: WorkloadOptions,
   ) {
     const { rank } = options;
-    ({ adapters: this.adapters } = createAdapters(model.linearModules, TARGETS, { method: 'moslora', r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: 0.05 }, 1));
+    ({ adapters: this.adapters } = createAdapters(model.linearModules, model.config.family === 'gpt2' ? GPT2_TARGETS : TARGETS, { method: 'moslora', r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: 0.05 }, 1));
     this.params = makeTrainable(this.adapters);
     const vocab = model.config.vocabSize;
     this.tokens = Math.min(options.tokens, model.config.maxPositions);
@@ -96,19 +100,25 @@ export class TrainingWorkload {
   }
 }
 
-/** A model folder, or "100m" (the ~100M random Llama) or "100m-narrow" (its structure at small widths), written to a scratch folder for the load. */
+/** A model folder, or one of RANDOM_MODELS, written to a scratch folder for the load. */
 export async function loadBenchModel(model: string): Promise<CausalLM> {
   return withBenchModel(model, (dir) => CausalLM.load(dir));
 }
 
-const RANDOM_MODELS = { '100m': LLAMA_100M, '100m-narrow': LLAMA_100M_NARROW };
+/** Models with random weights, by name: "100m" (the ~100M Llama), "100m-narrow" (its structure at small widths), "gpt2-narrow" (GPT-2 small's at small widths). */
+const RANDOM_MODELS: Record<string, (dir: string) => Promise<void>> = {
+  '100m': (dir) => writeRandomLlama(dir, LLAMA_100M, 'F32'),
+  '100m-narrow': (dir) => writeRandomLlama(dir, LLAMA_100M_NARROW, 'F32'),
+  'gpt2-narrow': (dir) => writeRandomGpt2(dir, GPT2_SMALL_NARROW, 'F32'),
+};
 
-/** Runs `use` with the folder of a model folder, or of "100m" or "100m-narrow" (written to a scratch folder, removed after). */
+/** Runs `use` with the folder of a model folder, or of one of RANDOM_MODELS (written to a scratch folder, removed after). */
 export async function withBenchModel<T>(model: string, use: (dir: string) => Promise<T>): Promise<T> {
-  if (!(model in RANDOM_MODELS)) return use(model);
+  const write = RANDOM_MODELS[model];
+  if (!write) return use(model);
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-model-'));
   try {
-    await writeRandomLlama(scratch, RANDOM_MODELS[model as keyof typeof RANDOM_MODELS], 'F32');
+    await write(scratch);
     return await use(scratch);
   } finally {
     await rm(scratch, { recursive: true, force: true });
