@@ -2,6 +2,8 @@
 // backend starts; the webgpu tests' helpers).
 import { registerWebgpuDropoutMask } from './dropout';
 import { registerWebgpuAdapterKernels } from './fused-adapter';
+import { registerWebgpuGelu } from './gelu';
+import { registerWebgpuLayerNorm } from './layer-norm';
 import { registerWebgpuRmsNorm } from './rms-norm';
 import { registerWebgpuRope } from './rope';
 import { registerWebgpuSwiglu } from './swiglu';
@@ -11,6 +13,8 @@ import type { WebgpuUtil } from './webgpu-program';
 export function registerWebgpuKernels(util: WebgpuUtil): void {
   registerWebgpuDropoutMask(util);
   registerWebgpuAdapterKernels(util);
+  registerWebgpuGelu(util);
+  registerWebgpuLayerNorm(util);
   registerWebgpuRmsNorm(util);
   registerWebgpuRope(util);
   registerWebgpuSwiglu(util);

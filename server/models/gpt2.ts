@@ -2,8 +2,10 @@
 // LayerNorm, one fused q/k/v projection (c_attn), a gelu_new MLP, Conv1D weights stored [in, out].
 
 import * as tf from '@tensorflow/tfjs-core';
+import { geluNew } from '../../kernels/gelu';
+import { layerNorm } from '../../kernels/layer-norm';
 import type { Gpt2Config } from './config';
-import { attention, causalMask, decoderBlock, embed, geluNew, layerNorm, linear, splitHeads, type Embedding, type ForwardOptions, type LoadedLinear, type LoadedTensors } from './layers';
+import { attention, causalMask, decoderBlock, embed, linear, splitHeads, type Embedding, type ForwardOptions, type LoadedLinear, type LoadedTensors } from './layers';
 
 interface Norm {
   weight: tf.Tensor1D;

@@ -95,18 +95,6 @@ export function decoderBlock(
   return checkpointed(body, x, context, weights.filter((t) => t instanceof tf.Variable && t.trainable));
 }
 
-/** LayerNorm over the last axis, with the biased variance as torch uses. */
-export function layerNorm(x: tf.Tensor3D, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor3D {
-  const { mean, variance } = tf.moments(x, -1, true); // [B, T, 1] each
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
-}
-
-/** GPT-2's gelu_new: the tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
-export function geluNew<R extends tf.Rank>(x: tf.Tensor<R>): tf.Tensor<R> {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
-}
-
 const f32 = Math.fround;
 
 /**
