@@ -7,7 +7,8 @@
 #   profile  where a webgpu step of the ~100M model spends its time
 #   merge    merging a ~100M model on webgpu vs reading and writing its files
 #   host     a ~100M step's whole time on the GPU against its host time alone (Dawn's null device,
-#            on 100m-narrow: the same dispatches on tensors that fit the null device's 512 MiB)
+#            on 100m-narrow: the same dispatches on tensors that fit the null device's 512 MiB);
+#            gpt2-narrow (GPT-2 small's structure) both ways
 # Results are appended to bench/results/*.jsonl and copied to $OUT at the end (also when the part is
 # stopped by a signal it can catch); every JSON line also goes to $OUT/session.log as it is printed.
 # CURVE_STEPS sets the curve's length (300) if the device's 10 minutes a call are short for it.
@@ -39,9 +40,9 @@ xz -dc .device/webgpu/dawn.node.xz > node_modules/webgpu/dist/linux-x64/dawn.nod
 node dist/cli.js backends
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 if [ "${SMOKE:-0}" = 1 ]; then
-  model=examples/tiny-model; narrow=$model; steps=${CURVE_STEPS:-4}; rounds=1
+  model=examples/tiny-model; narrow=$model; gpt2=test/fixtures/models/tiny-gpt2; steps=${CURVE_STEPS:-4}; rounds=1
 else
-  model=100m; narrow=100m-narrow; steps=${CURVE_STEPS:-300}; rounds=2
+  model=100m; narrow=100m-narrow; gpt2=gpt2-narrow; steps=${CURVE_STEPS:-300}; rounds=2
 fi
 bench() { node dist/bench.js "$@" 2>&1 | tee -a "$out/session.log"; }
 case "$part" in
@@ -56,6 +57,8 @@ case "$part" in
   merge) bench merge --backend webgpu --rounds "$([ "${SMOKE:-0}" = 1 ] && echo 1 || echo 3)" ;;
   host)
     bench webgpu-host --model "$narrow" --batch 4 --tokens 256 --checkpointing
-    bench webgpu-host --model "$model" --batch 4 --tokens 256 --checkpointing --on-gpu --steps "$([ "${SMOKE:-0}" = 1 ] && echo 1 || echo 20)" ;;
+    bench webgpu-host --model "$model" --batch 4 --tokens 256 --checkpointing --on-gpu --steps "$([ "${SMOKE:-0}" = 1 ] && echo 1 || echo 20)"
+    bench webgpu-host --model "$gpt2" --batch 4 --tokens 256 --checkpointing
+    bench webgpu-host --model "$gpt2" --batch 4 --tokens 256 --checkpointing --on-gpu --steps "$([ "${SMOKE:-0}" = 1 ] && echo 1 || echo 20)" ;;
   *) echo "unknown part: $part" >&2; exit 2 ;;
 esac
