@@ -1,5 +1,6 @@
 // Our WGSL kernels, registered on the webgpu backend in one place (kernels/backend.ts when the
 // backend starts; the webgpu tests' helpers).
+import { registerWebgpuAttentionSoftmax } from './attention-softmax';
 import { registerWebgpuDropoutMask } from './dropout';
 import { registerWebgpuAdapterKernels } from './fused-adapter';
 import { registerWebgpuGelu } from './gelu';
@@ -11,6 +12,7 @@ import type { WebgpuUtil } from './webgpu-program';
 
 /** Registers every kernel of ours on the webgpu backend (with its package's webgpu_util). */
 export function registerWebgpuKernels(util: WebgpuUtil): void {
+  registerWebgpuAttentionSoftmax(util);
   registerWebgpuDropoutMask(util);
   registerWebgpuAdapterKernels(util);
   registerWebgpuGelu(util);

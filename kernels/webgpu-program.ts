@@ -73,14 +73,19 @@ export function registerWebgpuProgram<A>(kernelName: string, run: (inputs: Recor
 const ROW_GROUP = 64;
 
 /**
- * One sum-reduction of a row program: its threads sum `terms` (one or two WGSL expressions of
- * the element index e and its column j) over the row into `total<k>` (a vec2: .x, .y), and
- * `then` (WGSL statements) defines what later phases and the output read from it.
+ * One reduction of a row program: its threads sum `terms` (one or two WGSL expressions of the
+ * element index e and its column j), or take their maximum with `max`, over the row into
+ * `total<k>` (a vec2: .x, .y), and `then` (WGSL statements) defines what later phases and the
+ * output read from it.
  */
 export interface RowPhase {
   terms: [string] | [string, string];
+  max?: boolean;
   then?: string;
 }
+
+/** The lowest finite float32: where a maximum starts. */
+const LOWEST = '-3.4028234663852886e38';
 
 /**
  * A workgroup per row of x [rows, width]: the phases' sums, each met in workgroup memory (a
@@ -96,20 +101,24 @@ export function rowProgram(util: WebgpuUtil, program: { key: string; variableNam
             ${statement}
           }
         }`;
-  const phase = ({ terms, then }: RowPhase, k: number) => `
-        var sum${k} = vec2<f32>(0.0, 0.0);
-        ${overRow(`sum${k} = sum${k} + vec2<f32>(${terms[0]}, ${terms[1] ?? '0.0'});`)}
+  const phase = ({ terms, max, then }: RowPhase, k: number) => {
+    const combine = (a: string, b: string) => (max ? `max(${a}, ${b})` : `${a} + ${b}`);
+    const start = max ? LOWEST : '0.0';
+    return `
+        var sum${k} = vec2<f32>(${start}, ${start});
+        ${overRow(`sum${k} = ${combine(`sum${k}`, `vec2<f32>(${terms[0]}, ${terms[1] ?? start})`)};`)}
         partial[thread] = sum${k};
         workgroupBarrier();
         for (var stride = ${ROW_GROUP / 2}; stride > 0; stride = stride / 2) {
           if (thread < stride) {
-            partial[thread] = partial[thread] + partial[thread + stride];
+            partial[thread] = ${combine('partial[thread]', 'partial[thread + stride]')};
           }
           workgroupBarrier();
         }
         let total${k} = partial[0];
         workgroupBarrier();
         ${then ?? ''}`;
+  };
   return {
     variableNames: program.variableNames,
     outputShape: program.shape,

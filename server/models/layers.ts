@@ -2,6 +2,7 @@
 // masked multi-head attention with grouped K/V heads, and the KV cache used in generation.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { attentionSoftmax } from '../../kernels/attention-softmax';
 import { checkpointed } from '../../kernels/checkpoint';
 import { matMul } from '../../kernels/matmul';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/linear';
@@ -170,9 +171,8 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: 
   const [B, nh, T, hd] = q.shape;
   const [, nkv, S] = k.shape;
   const qg = tf.reshape(q, [B, nkv, (nh / nkv) * T, hd]); // (B, nkv, group·T, hd)
-  const scores = tf.mul(matMul(qg, k, false, true), 1 / Math.sqrt(hd)); // (B, nkv, group·T, S)
-  const masked = tf.add(tf.reshape(scores, [B, nh, T, S]), mask); // (B, nh, T, S)
-  const weights = tf.reshape(tf.softmax(masked), [B, nkv, (nh / nkv) * T, S]);
+  const scores = tf.reshape<tf.Rank.R4>(matMul(qg, k, false, true), [B, nh, T, S]); // (B, nh, T, S)
+  const weights = tf.reshape(attentionSoftmax(scores, mask, 1 / Math.sqrt(hd)), [B, nkv, (nh / nkv) * T, S]);
   const y = tf.reshape(matMul(weights, v), [B, nh, T, hd]); // (B, nh, T, hd)
   return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, nh * hd]); // (B, T, nh·hd)
 }

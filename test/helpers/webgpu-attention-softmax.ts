@@ -1,0 +1,71 @@
+// Run by test/integration/webgpu-attention-softmax.test.ts in a process of its own (on
+// SwiftShader): attention's softmax(scores·scale + mask) on the webgpu backend, on its WGSL kernels
+// and as tfjs ops (tfjs's gradient), each against the value and gradient computed here in float64,
+// with the dispatches of each. Prints one JSON line.
+import * as tf from '@tensorflow/tfjs-core';
+import { attentionSoftmax } from '../../kernels/attention-softmax';
+import { causalMask } from '../../server/models/layers';
+import { relativeError } from './tensors';
+import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
+
+const CASES: { name: string; shape: [number, number, number, number]; past: number; std: number }[] = [
+  { name: '[2, 4, 16, 16], causal', shape: [2, 4, 16, 16], past: 0, std: 1 },
+  { name: '[1, 3, 5, 105], 100 cached keys, width not a multiple of 64', shape: [1, 3, 5, 105], past: 100, std: 1 },
+  { name: '[1, 2, 40, 40], scores of spread 60 (exp overflows without the maximum)', shape: [1, 2, 40, 40], past: 0, std: 60 },
+  // a workgroup a row: past WebGPU's 65,535 workgroups a dimension
+  { name: '[700, 12, 8, 8], 67,200 rows', shape: [700, 12, 8, 8], past: 0, std: 1 },
+];
+
+const SCALE = 0.125;
+
+/** softmax(scores·SCALE + mask) row by row in float64, and the scores' gradient scale · y · (dy − Σ dy·y). */
+function reference(scores: Float32Array, mask: Float32Array, dy: Float32Array, T: number, S: number): number[][] {
+  const value: number[] = [];
+  const gradient: number[] = [];
+  for (let row = 0; row < scores.length / S; row++) {
+    const at = (j: number) => row * S + j;
+    const logits = Array.from({ length: S }, (_, j) => scores[at(j)]! * SCALE + mask[(row % T) * S + j]!);
+    const top = Math.max(...logits);
+    const exps = logits.map((l) => Math.exp(l - top));
+    const total = exps.reduce((a, b) => a + b, 0);
+    const y = exps.map((e) => e / total);
+    const along = y.reduce((sum, yj, j) => sum + yj * dy[at(j)]!, 0);
+    y.forEach((yj, j) => {
+      value.push(yj);
+      gradient.push(SCALE * yj * (dy[at(j)]! - along));
+    });
+  }
+  return [value, gradient];
+}
+
+async function runWay(c: (typeof CASES)[number], way: 'fused' | 'composite' | 'identity') {
+  const [, , T, S] = c.shape;
+  const scores = tf.randomNormal(c.shape, 0, c.std, 'float32', 7);
+  const dy = tf.randomNormal(c.shape, 0, 1, 'float32', 8);
+  // a sliding window too where the rows are long enough to show it
+  const mask = causalMask(T, c.past, S > 64 ? 50 : null);
+  const f = (x: tf.Tensor) => (way === 'identity' ? tf.reshape(x, x.shape) : attentionSoftmax(x as tf.Tensor4D, mask, SCALE, way === 'composite'));
+  const result = await valueAndGradsCounted(f, [scores], dy);
+  const expected = reference((await scores.data()) as Float32Array, (await mask.data()) as Float32Array, (await dy.data()) as Float32Array, T, S);
+  tf.dispose([scores, dy, mask]);
+  return { ...result, errors: result.values.map((v, i) => relativeError(v, expected[i]!)) };
+}
+
+runHelper(async () => {
+  await startWebgpu();
+  const results = [];
+  // the first case twice: its first run makes what later runs find made (tfjs's cached scalars)
+  for (const [i, c] of [CASES[0]!, ...CASES].entries()) {
+    const identity = await runWay(c, 'identity');
+    const [fused, composite] = [await runWay(c, 'fused'), await runWay(c, 'composite')];
+    if (i === 0) continue;
+    results.push({
+      name: c.name,
+      // value, then the scores' gradient, against float64
+      errors: { fused: fused.errors, composite: composite.errors },
+      finite: fused.values.every((v) => v.every(Number.isFinite)),
+      dispatches: { fused: fused.traffic.dispatches - identity.traffic.dispatches, composite: composite.traffic.dispatches - identity.traffic.dispatches },
+    });
+  }
+  console.log(JSON.stringify({ results }));
+});
