@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { attentionSoftmax } from '../../kernels/attention-softmax';
 import { causalMask } from '../../server/models/layers';
 import { relativeError } from './tensors';
-import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
+import { compareWays, runHelper, startWebgpu, valueAndGradsCounted, type Way } from './webgpu-start';
 
 const CASES: { name: string; shape: [number, number, number, number]; past: number; std: number }[] = [
   { name: '[2, 4, 16, 16], causal', shape: [2, 4, 16, 16], past: 0, std: 1 },
@@ -38,7 +38,7 @@ function reference(scores: Float32Array, mask: Float32Array, dy: Float32Array, T
   return [value, gradient];
 }
 
-async function runWay(c: (typeof CASES)[number], way: 'fused' | 'composite' | 'identity') {
+async function runWay(c: (typeof CASES)[number], way: Way) {
   const [, , T, S] = c.shape;
   const scores = tf.randomNormal(c.shape, 0, c.std, 'float32', 7);
   const dy = tf.randomNormal(c.shape, 0, 1, 'float32', 8);
@@ -53,19 +53,12 @@ async function runWay(c: (typeof CASES)[number], way: 'fused' | 'composite' | 'i
 
 runHelper(async () => {
   await startWebgpu();
-  const results = [];
-  // the first case twice: its first run makes what later runs find made (tfjs's cached scalars)
-  for (const [i, c] of [CASES[0]!, ...CASES].entries()) {
-    const identity = await runWay(c, 'identity');
-    const [fused, composite] = [await runWay(c, 'fused'), await runWay(c, 'composite')];
-    if (i === 0) continue;
-    results.push({
-      name: c.name,
-      // value, then the scores' gradient, against float64
-      errors: { fused: fused.errors, composite: composite.errors },
-      finite: fused.values.every((v) => v.every(Number.isFinite)),
-      dispatches: { fused: fused.traffic.dispatches - identity.traffic.dispatches, composite: composite.traffic.dispatches - identity.traffic.dispatches },
-    });
-  }
+  const results = (await compareWays(CASES, runWay)).map(({ c, fused, composite, own }) => ({
+    name: c.name,
+    // value, then the scores' gradient, against float64
+    errors: { fused: fused.errors, composite: composite.errors },
+    finite: fused.values.every((v) => v.every(Number.isFinite)),
+    dispatches: { fused: own.fused.dispatches, composite: own.composite.dispatches },
+  }));
   console.log(JSON.stringify({ results }));
 });

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { geluNew } from '../../kernels/gelu';
 import { layerNorm } from '../../kernels/layer-norm';
 import { relativeError } from './tensors';
-import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
+import { compareWays, runHelper, startWebgpu, valueAndGradsCounted, type Way } from './webgpu-start';
 
 interface Case {
   name: string;
@@ -26,9 +26,6 @@ const CASES: Case[] = [
   { name: 'gelu_new, [1, 256, 3072], |x| up to ~40', kernel: 'gelu', shape: [1, 256, 3072], mean: 0, std: 8 },
 ];
 
-// 'identity' (y = x) counts what the loss and the gradient's seed take, to subtract
-type Way = 'fused' | 'composite' | 'identity';
-
 async function runWay(c: Case, way: Way) {
   const width = c.shape.at(-1)!;
   const x = tf.randomNormal(c.shape, c.mean, c.std, 'float32', 7);
@@ -46,20 +43,12 @@ async function runWay(c: Case, way: Way) {
 
 runHelper(async () => {
   await startWebgpu();
-  const results = [];
-  // the first case twice: its first run makes what later runs find made (tfjs's cached scalars)
-  for (const [i, c] of [CASES[0]!, ...CASES].entries()) {
-    const identity = await runWay(c, 'identity');
-    const [fused, composite] = [await runWay(c, 'fused'), await runWay(c, 'composite')];
-    if (i === 0) continue;
-    const own = (t: typeof fused.traffic) => ({ dispatches: t.dispatches - identity.traffic.dispatches, uploads: t.uploads - identity.traffic.uploads });
-    results.push({
-      name: c.name,
-      // value, then x's gradient, against tfjs's
-      errors: fused.values.map((v, i) => relativeError(v, composite.values[i]!)),
-      finite: fused.values.every((v) => v.every(Number.isFinite)),
-      traffic: { fused: own(fused.traffic), composite: own(composite.traffic) },
-    });
-  }
+  const results = (await compareWays(CASES, runWay)).map(({ c, fused, composite, own }) => ({
+    name: c.name,
+    // value, then x's gradient, against tfjs's
+    errors: fused.values.map((v, i) => relativeError(v, composite.values[i]!)),
+    finite: fused.values.every((v) => v.every(Number.isFinite)),
+    traffic: own,
+  }));
   console.log(JSON.stringify({ results }));
 });

@@ -41,3 +41,32 @@ export async function valueAndGradsCounted(f: (...inputs: tf.Tensor[]) => tf.Ten
   tf.dispose(outputs);
   return { values, traffic };
 }
+
+/** A kernel's runs one way: on its WGSL kernels, as tfjs ops, or as y = x (what the loss and the gradient's seed take alone). */
+export type Way = 'fused' | 'composite' | 'identity';
+
+/**
+ * Runs every case on the kernels and as tfjs ops, each with its dispatches and uploads less the
+ * identity run's: the kernel's own, forward and backward. The first case runs once more first,
+ * uncounted: it makes what later runs find made (tfjs's cached scalars).
+ */
+export async function compareWays<C, R extends { traffic: GpuTraffic }>(
+  cases: C[],
+  run: (c: C, way: Way) => Promise<R>,
+): Promise<{ c: C; fused: R; composite: R; own: { fused: Traffic; composite: Traffic } }[]> {
+  const results = [];
+  for (const [i, c] of [cases[0]!, ...cases].entries()) {
+    const identity = (await run(c, 'identity')).traffic;
+    const [fused, composite] = [await run(c, 'fused'), await run(c, 'composite')];
+    if (i === 0) continue;
+    const own = (t: GpuTraffic) => ({ dispatches: t.dispatches - identity.dispatches, uploads: t.uploads - identity.uploads });
+    results.push({ c, fused, composite, own: { fused: own(fused.traffic), composite: own(composite.traffic) } });
+  }
+  return results;
+}
+
+/** A kernel's own dispatches and uploads. */
+export interface Traffic {
+  dispatches: number;
+  uploads: number;
+}
