@@ -6,7 +6,7 @@
 //   d scores = scale · y · (g − Σ g·y).
 // The scaled, masked logits are never stored. The mask is a constant (no gradient reaches it).
 import * as tf from '@tensorflow/tfjs-core';
-import { registerWebgpuProgram, rowProgram, type WebgpuUtil } from './webgpu-program';
+import { overRows, ownKernelAvailable, registerWebgpuProgram, rowProgram, runOwnKernel, type WebgpuUtil } from './webgpu-program';
 
 export const ATTENTION_SOFTMAX = 'MosloraAttentionSoftmax';
 export const ATTENTION_SOFTMAX_GRAD = 'MosloraAttentionSoftmaxGrad';
@@ -50,26 +50,17 @@ export function registerWebgpuAttentionSoftmax(util: WebgpuUtil): void {
   }));
 }
 
-function run(kernel: string, inputs: tf.NamedTensorMap, scale: number): tf.Tensor2D {
-  return tf.engine().runKernel(kernel, inputs, { scale } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
-}
-
 /**
  * softmax(scores·scale + mask) over the last axis, for scores [B, heads, T, S] and mask [T, S];
  * its gradient goes to scores only. `composite` forces tfjs ops where the WGSL kernels are
  * registered (tests and benchmarks compare the two).
  */
 export function attentionSoftmax(scores: tf.Tensor4D, mask: tf.Tensor2D, scale: number, composite = false): tf.Tensor4D {
-  if (composite || tf.getKernel(ATTENTION_SOFTMAX, tf.getBackend()) === undefined) return tf.softmax(tf.add<tf.Tensor4D>(tf.mul(scores, scale), mask));
-  const S = scores.shape[3];
-  const weights = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [input, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
-    const value = tf.reshape(run(ATTENTION_SOFTMAX, { x: tf.reshape(input, [-1, S]), mask }, scale), input.shape);
-    save([value]);
-    return {
-      value,
-      gradFunc: (dy: tf.Tensor, [y]: tf.Tensor[]) => tf.reshape(run(ATTENTION_SOFTMAX_GRAD, { x: tf.reshape(y!, [-1, S]), dy: tf.reshape(dy, [-1, S]) }, scale), input.shape),
-    };
-  });
-  return weights(scores) as tf.Tensor4D;
+  if (composite || !ownKernelAvailable(ATTENTION_SOFTMAX)) return tf.softmax(tf.add<tf.Tensor4D>(tf.mul(scores, scale), mask));
+  return overRows(
+    scores,
+    'output',
+    (rows) => runOwnKernel(ATTENTION_SOFTMAX, { x: rows, mask }, { scale }),
+    (y, dy) => runOwnKernel(ATTENTION_SOFTMAX_GRAD, { x: y, dy }, { scale }),
+  );
 }

@@ -6,7 +6,7 @@
 // masks bit for bit (the curves of two backends can be compared) and a sequence's mask does not
 // depend on which shard of a batch it is in (data parallelism, see ForwardOptions.firstSequence).
 import * as tf from '@tensorflow/tfjs-core';
-import { elementwiseProgram, registerWebgpuProgram, type Uniform, type WebgpuUtil } from './webgpu-program';
+import { elementwiseProgram, ownKernelAvailable, registerWebgpuProgram, runOwnKernel, type Uniform, type WebgpuUtil } from './webgpu-program';
 
 /** The kernel's name, for the backends that compute masks themselves (webgpu). */
 export const DROPOUT_MASK = 'MosloraDropoutMask';
@@ -98,9 +98,7 @@ export function dropoutMask(shape: [number, number], sequences: number, rate: nu
 
 /** The mask these attributes fix, as a tensor: from the backend's own kernel where it has one, else computed here and uploaded. */
 export function dropoutMaskTensor(attrs: DropoutMaskAttrs): tf.Tensor2D {
-  if (tf.getKernel(DROPOUT_MASK, tf.getBackend())) {
-    return tf.engine().runKernel(DROPOUT_MASK, {}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
-  }
+  if (ownKernelAvailable(DROPOUT_MASK)) return runOwnKernel(DROPOUT_MASK, {}, attrs);
   return tf.tensor2d(dropoutMaskValues(attrs), [attrs.rows, attrs.cols]);
 }
 

@@ -12,7 +12,7 @@
 // drop is the dropout mask of kernels/dropout.ts (the same values, bit for bit), or none.
 import * as tf from '@tensorflow/tfjs-core';
 import { MASK_UNIFORMS, MASK_WGSL, maskUniformData, type DropoutMaskAttrs } from './dropout';
-import { elementwiseProgram, registerWebgpuProgram, type WebgpuUtil } from './webgpu-program';
+import { elementwiseProgram, ownKernelAvailable, registerWebgpuProgram, runOwnKernel, type WebgpuUtil } from './webgpu-program';
 
 export const ADAPTER_PROJECT = 'MosloraProject';
 export const ADAPTER_EXPAND = 'MosloraExpand';
@@ -164,24 +164,20 @@ export function registerWebgpuAdapterKernels(util: WebgpuUtil): void {
 
 /** Whether the current backend runs an adapter of this rank on these kernels. */
 export function fusedAdapterAvailable(rank: number): boolean {
-  return rank <= MAX_FUSED_RANK && tf.getKernel(ADAPTER_PROJECT, tf.getBackend()) !== undefined;
-}
-
-function runLowRank(kernel: string, inputs: tf.NamedTensorMap, attrs: LowRankAttrs): tf.Tensor2D {
-  return tf.engine().runKernel(kernel, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  return rank <= MAX_FUSED_RANK && ownKernelAvailable(ADAPTER_PROJECT);
 }
 
 /** s · drop(x) · Aᵀ for w = A [r, c] ('rank_cols'), s · drop(x) · B for w = B [c, r]: [n, r]. */
 export function project(x: tf.Tensor2D, w: tf.Tensor2D, attrs: LowRankAttrs): tf.Tensor2D {
-  return runLowRank(ADAPTER_PROJECT, { x, w }, attrs);
+  return runOwnKernel(ADAPTER_PROJECT, { x, w }, attrs);
 }
 
 /** base + drop(s · v · A) for w = A [r, c], base + drop(s · v · Bᵀ) for w = B [c, r]: [n, c]. */
 export function expand(base: tf.Tensor2D, v: tf.Tensor2D, w: tf.Tensor2D, attrs: LowRankAttrs): tf.Tensor2D {
-  return runLowRank(ADAPTER_EXPAND, { base, v, w }, attrs);
+  return runOwnKernel(ADAPTER_EXPAND, { base, v, w }, attrs);
 }
 
 /** s · (drop(x)ᵀ · v) [c, r] ('cols_rank', B's layout) or its transpose [r, c] ('rank_cols'). */
 export function outer(x: tf.Tensor2D, v: tf.Tensor2D, attrs: LowRankAttrs): tf.Tensor2D {
-  return runLowRank(ADAPTER_OUTER, { x, v }, attrs);
+  return runOwnKernel(ADAPTER_OUTER, { x, v }, attrs);
 }

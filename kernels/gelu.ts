@@ -4,7 +4,7 @@
 //   dy/dx = ½·(1 + t) + ½·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²).
 // tanh is computed from exp(−2|u|), which cannot overflow, as tfjs's own Tanh kernel does.
 import * as tf from '@tensorflow/tfjs-core';
-import { elementwiseProgram, registerWebgpuProgram, type WebgpuUtil } from './webgpu-program';
+import { elementwiseProgram, ownKernelAvailable, registerWebgpuProgram, runOwnKernel, type WebgpuUtil } from './webgpu-program';
 
 export const GELU = 'MosloraGelu';
 
@@ -45,12 +45,12 @@ export function registerWebgpuGelu(util: WebgpuUtil): void {
 }
 
 function run<T extends tf.Tensor>(inputs: tf.NamedTensorMap, part: GeluPart): T {
-  return tf.engine().runKernel(GELU, inputs, { part } as unknown as tf.NamedAttrMap) as T;
+  return runOwnKernel(GELU, inputs, { part });
 }
 
 /** gelu_new(x). `composite` forces tfjs ops where the WGSL kernel is registered (tests compare). */
 export function geluNew<T extends tf.Tensor>(x: T, composite = false): T {
-  if (composite || tf.getKernel(GELU, tf.getBackend()) === undefined) {
+  if (composite || !ownKernelAvailable(GELU)) {
     const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), CUBIC)), SQRT_2_OVER_PI);
     return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
   }

@@ -7,7 +7,7 @@
 //   dx = r · (g·w − mean(g·w) − x̂ · mean(g·w·x̂)).
 // Weight and bias are constants: norms are frozen (adapters train linear layers).
 import * as tf from '@tensorflow/tfjs-core';
-import { registerWebgpuProgram, rowProgram, type RowPhase, type WebgpuUtil } from './webgpu-program';
+import { overRows, ownKernelAvailable, registerWebgpuProgram, rowProgram, runOwnKernel, type RowPhase, type WebgpuUtil } from './webgpu-program';
 
 export const LAYER_NORM = 'MosloraLayerNorm';
 export const LAYER_NORM_GRAD = 'MosloraLayerNormGrad';
@@ -48,29 +48,20 @@ export function registerWebgpuLayerNorm(util: WebgpuUtil): void {
   }
 }
 
-function run(kernel: string, inputs: tf.NamedTensorMap, eps: number): tf.Tensor2D {
-  return tf.engine().runKernel(kernel, inputs, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
-}
-
 /**
  * LayerNorm over the last axis of x, with the biased variance as torch uses; its gradient goes
  * to x only. `composite` forces tfjs ops (and tfjs's gradient) where the WGSL kernels are
  * registered (tests and benchmarks compare the two).
  */
 export function layerNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number, composite = false): T {
-  if (composite || tf.getKernel(LAYER_NORM, tf.getBackend()) === undefined) {
+  if (composite || !ownKernelAvailable(LAYER_NORM)) {
     const { mean, variance } = tf.moments(x, -1, true);
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
   }
-  const width = x.shape[x.rank - 1]!;
-  const norm = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const rows = tf.reshape(input, [-1, width]) as tf.Tensor2D;
-    save([rows]);
-    return {
-      value: tf.reshape(run(LAYER_NORM, { x: rows, w: weight, b: bias }, eps), input.shape),
-      gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => tf.reshape(run(LAYER_NORM_GRAD, { x: saved!, w: weight, dy: tf.reshape(dy, [-1, width]) }, eps), input.shape),
-    };
-  });
-  return norm(x) as T;
+  return overRows(
+    x,
+    'input',
+    (rows) => runOwnKernel(LAYER_NORM, { x: rows, w: weight, b: bias }, { eps }),
+    (rows, dy) => runOwnKernel(LAYER_NORM_GRAD, { x: rows, w: weight, dy }, { eps }),
+  );
 }

@@ -6,7 +6,7 @@
 // The weight is a constant: norms are frozen (adapters train linear layers), and no gradient
 // reaches it.
 import * as tf from '@tensorflow/tfjs-core';
-import { registerWebgpuProgram, rowProgram, type WebgpuUtil } from './webgpu-program';
+import { overRows, ownKernelAvailable, registerWebgpuProgram, rowProgram, runOwnKernel, type WebgpuUtil } from './webgpu-program';
 
 export const RMS_NORM = 'MosloraRmsNorm';
 export const RMS_NORM_GRAD = 'MosloraRmsNormGrad';
@@ -57,14 +57,6 @@ export function registerWebgpuRmsNorm(util: WebgpuUtil): void {
   }
 }
 
-function fusedAvailable(): boolean {
-  return tf.getKernel(RMS_NORM, tf.getBackend()) !== undefined;
-}
-
-function runFused(kernel: string, inputs: tf.NamedTensorMap, eps: number): tf.Tensor2D {
-  return tf.engine().runKernel(kernel, inputs, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
-}
-
 /** 1/√(mean(x²) + ε) of each row of x [rows, width]: [rows, 1]. */
 function inverseRms(x: tf.Tensor2D, eps: number): tf.Tensor2D {
   return tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)) as tf.Tensor2D;
@@ -75,18 +67,18 @@ function inverseRms(x: tf.Tensor2D, eps: number): tf.Tensor2D {
  * forces tfjs ops where the WGSL kernels are registered (tests and benchmarks compare the two).
  */
 export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, eps: number, composite = false): T {
+  if (!composite && ownKernelAvailable(RMS_NORM)) {
+    return overRows(
+      x,
+      'input',
+      (rows) => runOwnKernel(RMS_NORM, { x: rows, w: weight }, { eps }),
+      (rows, dy) => runOwnKernel(RMS_NORM_GRAD, { x: rows, w: weight, dy }, { eps }),
+    );
+  }
   const width = x.shape[x.rank - 1]!;
-  const fused = !composite && fusedAvailable();
   const norm = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const rows = tf.reshape(input, [-1, width]) as tf.Tensor2D;
-    if (fused) {
-      save([rows]);
-      return {
-        value: tf.reshape(runFused(RMS_NORM, { x: rows, w: weight }, eps), input.shape),
-        gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => tf.reshape(runFused(RMS_NORM_GRAD, { x: saved!, w: weight, dy: tf.reshape(dy, [-1, width]) }, eps), input.shape),
-      };
-    }
     const r = inverseRms(rows, eps);
     save([rows, r]);
     return {

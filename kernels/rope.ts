@@ -5,7 +5,7 @@
 // halves are equal, as ropeTables makes them), the same kernel with sin's sign flipped. Each
 // attention layer rotates q and k: 28 → 4 dispatches a layer.
 import * as tf from '@tensorflow/tfjs-core';
-import { elementwiseProgram, registerWebgpuProgram, type WebgpuUtil } from './webgpu-program';
+import { elementwiseProgram, ownKernelAvailable, registerWebgpuProgram, runOwnKernel, type WebgpuUtil } from './webgpu-program';
 
 export const ROPE = 'MosloraRope';
 
@@ -41,7 +41,7 @@ export function registerWebgpuRope(util: WebgpuUtil): void {
 }
 
 function rotate(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, direction: number): tf.Tensor4D {
-  return tf.engine().runKernel(ROPE, { x, cos, sin }, { direction } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  return runOwnKernel(ROPE, { x, cos, sin }, { direction });
 }
 
 /**
@@ -49,7 +49,7 @@ function rotate(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, direction: num
  * halves repeat. `composite` forces tfjs ops where the WGSL kernel is registered (tests compare).
  */
 export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D, composite = false): tf.Tensor4D {
-  if (composite || tf.getKernel(ROPE, tf.getBackend()) === undefined) {
+  if (composite || !ownKernelAvailable(ROPE)) {
     const [x1, x2] = tf.split(x, 2, -1);
     const rotated = tf.concat([tf.neg(x2!), x1!], -1);
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));

@@ -4,7 +4,7 @@
 //   d gate = dy · up · σ(g) · (1 + g · (1 − σ(g)))      d up = dy · g · σ(g)
 // an MLP layer's 11 dispatches → 3.
 import * as tf from '@tensorflow/tfjs-core';
-import { elementwiseProgram, registerWebgpuProgram, type WebgpuUtil } from './webgpu-program';
+import { elementwiseProgram, ownKernelAvailable, registerWebgpuProgram, runOwnKernel, type WebgpuUtil } from './webgpu-program';
 
 export const SWIGLU = 'MosloraSwiglu';
 
@@ -39,12 +39,12 @@ export function registerWebgpuSwiglu(util: WebgpuUtil): void {
 }
 
 function run<T extends tf.Tensor>(inputs: tf.NamedTensorMap, part: SwigluPart): T {
-  return tf.engine().runKernel(SWIGLU, inputs, { part } as unknown as tf.NamedAttrMap) as T;
+  return runOwnKernel(SWIGLU, inputs, { part });
 }
 
 /** silu(gate)·up, for gate and up of one shape. `composite` forces tfjs ops where the WGSL kernel is registered (tests compare). */
 export function swiglu<T extends tf.Tensor>(gate: T, up: T, composite = false): T {
-  if (composite || tf.getKernel(SWIGLU, tf.getBackend()) === undefined) return tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
+  if (composite || !ownKernelAvailable(SWIGLU)) return tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
   const product = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [g, u, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([g, u]);

@@ -1,6 +1,17 @@
 // What our WGSL kernels share: the parts of @tensorflow/tfjs-backend-webgpu they use, the
-// element-per-invocation program most of them are, and their registration on the backend.
+// element-per-invocation and row programs they are made of, their registration on the backend,
+// and how the models find and run them.
 import * as tf from '@tensorflow/tfjs-core';
+
+/** Whether one of our kernels is registered on the current backend (on webgpu: kernels/webgpu-kernels.ts). */
+export function ownKernelAvailable(kernelName: string): boolean {
+  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+}
+
+/** Runs one of our kernels, its attributes a plain object (tfjs types them as a NamedAttrMap). */
+export function runOwnKernel<T extends tf.Tensor>(kernelName: string, inputs: tf.NamedTensorMap, attrs: object): T {
+  return tf.engine().runKernel(kernelName, inputs, attrs as unknown as tf.NamedAttrMap) as T;
+}
 
 /** What of @tensorflow/tfjs-backend-webgpu's `webgpu_util` the kernels use. */
 export interface WebgpuUtil {
@@ -67,6 +78,31 @@ export function registerWebgpuProgram<A>(kernelName: string, run: (inputs: Recor
       return (backend as unknown as WebgpuBackend).runWebGPUProgram(program, programInputs, 'float32', uniforms);
     },
   });
+}
+
+/**
+ * f over the last axis of x as rows [rows, width], with its gradient to x alone: `forward` and
+ * `backward` run row kernels on rows. The backward pass gets the rows it keeps (x's, or f's with
+ * `keep: 'output'`) and dy's rows.
+ */
+export function overRows<T extends tf.Tensor>(
+  x: T,
+  keep: 'input' | 'output',
+  forward: (rows: tf.Tensor2D) => tf.Tensor2D,
+  backward: (kept: tf.Tensor2D, dy: tf.Tensor2D) => tf.Tensor2D,
+): T {
+  const width = x.shape[x.rank - 1]!;
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const rows = tf.reshape(input, [-1, width]) as tf.Tensor2D;
+    const out = forward(rows);
+    save([keep === 'input' ? rows : out]);
+    return {
+      value: tf.reshape(out, input.shape),
+      gradFunc: (dy: tf.Tensor, [kept]: tf.Tensor[]) => tf.reshape(backward(kept as tf.Tensor2D, tf.reshape(dy, [-1, width])), input.shape),
+    };
+  });
+  return f(x) as T;
 }
 
 /** Threads of a row program's workgroup: a row each, striding over its elements. */
