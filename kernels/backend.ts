@@ -4,6 +4,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { watchGpuErrors } from './gpu-errors';
+import { installMlasProducts } from './mlas-matmul';
 import { installWasmKernels } from './wasm-kernels';
 import { registerWebgpuKernels } from './webgpu-kernels';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendName, type BackendPreference } from './backend-names';
@@ -124,7 +125,8 @@ async function initWasm(options: BackendOptions): Promise<string> {
   if (options.wasmPaths) setWasmPaths(options.wasmPaths);
   installWasmKernels();
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
-  return 'CPU (WebAssembly, SIMD)';
+  const whyNotMlas = await installMlasProducts();
+  return whyNotMlas ? `CPU (WebAssembly, SIMD; products on XNNPACK: ${whyNotMlas})` : "CPU (WebAssembly, SIMD; products on onnxruntime's MLAS)";
 }
 
 async function initCpu(): Promise<string> {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { productEngine } from './mlas-matmul';
 
 /** Swaps the last two dimensions. */
 function swapLast<T extends tf.Tensor>(t: T): T {
@@ -8,7 +9,7 @@ function swapLast<T extends tf.Tensor>(t: T): T {
 }
 
 /**
- * tf.matMul(a, b, transposeA, transposeB), for rank ≥ 2. tfjs-backend-wasm (XNNPACK) runs the
+ * tf.matMul(a, b, transposeA, transposeB), for rank ≥ 2. tfjs-backend-wasm's XNNPACK runs the
  * flagged products 10–50× slower than the plain one (measured 1024², 512 tokens: transposeB
  * 12×, transposeA 50×), while an explicit transpose costs about one plain product of its size.
  * So on wasm the flags become explicit transposes, on whichever side moves fewer elements:
@@ -16,8 +17,8 @@ function swapLast<T extends tf.Tensor>(t: T): T {
  * the result transposed, and the gradient is computed the same way. Batched products run as
  * one 2-D product per batch entry: the wasm BatchMatMul kernel reaches 2 GFLOP/s on batched
  * operands (attention's [B·heads, T, hd] products) against 25–30 for the same work as 2-D
- * products, while splitting and stacking cost about one copy of each operand. Other backends
- * take the flags and the batch as they are.
+ * products, while splitting and stacking cost about one copy of each operand. Other backends,
+ * and wasm with MLAS's products, take the flags and the batch as they are.
  */
 export function matMul<T extends tf.Tensor>(a: T, b: T, transposeA = false, transposeB = false): T {
   if (!flagFreeApplies(a, b)) return tf.matMul(a, b, transposeA, transposeB) as T;
@@ -76,9 +77,13 @@ function byColumnBlocks(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   return y;
 }
 
-/** On wasm, for operands with the same batch dimensions: the flag-free path. */
+/**
+ * On wasm with XNNPACK's products, for operands with the same batch dimensions: the flag-free
+ * path. MLAS (kernels/mlas-matmul.ts) takes the flags and the batch at full rate, and tfjs's own
+ * gradient then skips a frozen weight.
+ */
 function flagFreeApplies(a: tf.Tensor, b: tf.Tensor): boolean {
-  return tf.getBackend() === 'wasm' && a.rank === b.rank && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
+  return tf.getBackend() === 'wasm' && productEngine() === 'xnnpack' && a.rank === b.rank && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
 }
 
 // C = op(a)·op(b): the four cases of tfjs's BatchMatMul gradient, written out, for each operand.

@@ -7,7 +7,7 @@ const watch = process.argv.includes('--watch');
 const outdir = 'dist';
 
 // Loaded from node_modules at run time, never bundled: native code, or optional installs.
-const nodeExternals = ['vscode', 'webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+const nodeExternals = ['vscode', 'webgpu', 'onnxruntime-node', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
 
 const nodeEntries = [
   { in: 'extension/extension.ts', out: 'extension' },
