@@ -12,6 +12,7 @@ import { benchKernels } from './kernels';
 import { benchMemory, measureStep, type MemoryCase } from './memory';
 import { benchMerge } from './merge';
 import { benchParallel, type ParallelOptions } from './parallel';
+import { benchProducts, type ProductsOptions } from './products';
 import { benchProfile } from './profile';
 import { benchServer } from './server';
 import { benchTrain } from './train';
@@ -231,6 +232,16 @@ workloadCommand('parallel', 'data-parallel training as the engine runs it: the b
       `${r.model}, ${r.batch}×${r.tokens} tokens${r.checkpointing ? ', checkpointing' : ''} on ${r.backend}: one thread ${r.one_thread_ms} ms/step · ` +
         `${r.threads} threads ${r.threads_ms} ms/step · speedup ${r.speedup} (median of ${r.rounds} × ${r.steps} steps, alternating) · losses agree to ${r.max_loss_rel_diff}`);
   });
+
+workloadCommand('products', "the wasm backend's products on MLAS (onnxruntime's native GEMM) vs XNNPACK (tfjs-backend-wasm's own): a training step in one thread with each, alternating", 'gradient checkpointing')
+  .option('--model <folder>', 'a model folder, or 100m (a ~100M Llama-shaped model with random weights)', 'examples/tiny-model')
+  .option('--steps <n>', 'timed steps per side and round (after one warm-up step)', integer('--steps', 1), 3)
+  .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
+  .action((options: ProductsOptions & { backend: string }) =>
+    runBench('products', options.backend === 'auto' ? 'wasm' : options.backend, (choice) => benchProducts(choice.backend, choice.device, options), (r) =>
+      `${r.model}, ${r.batch}×${r.tokens} tokens${r.checkpointing ? ', checkpointing' : ''}, one thread: MLAS ${r.mlas_ms} ms/step (${r.mlas_products_per_step} products) · ` +
+        `XNNPACK ${r.xnnpack_ms} ms/step · speedup ${r.speedup} (median of ${r.rounds} × ${r.steps} steps, alternating) · losses agree to ${r.max_loss_rel_diff}`),
+  );
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
