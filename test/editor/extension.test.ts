@@ -212,8 +212,9 @@ describe('the packaged extension in VS Code (code-server)', { skip }, () => {
     const metrics = readFileSync(join(workspace, 'runs', runs[0]!, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
     assert.equal(metrics.filter((m) => m.kind === 'train').length, drawn);
     assert.ok(existsSync(join(workspace, 'runs', runs[0]!, 'adapter', 'adapter_config.json')));
-    const { threads } = JSON.parse(readFileSync(join(workspace, 'runs', runs[0]!, 'summary.json'), 'utf8')) as { threads: number };
+    const { threads, device } = JSON.parse(readFileSync(join(workspace, 'runs', runs[0]!, 'summary.json'), 'utf8')) as { threads: number; device: string };
     if (availableParallelism() > 1) assert.ok(threads > 1, `the installed extension shares the batch across cores (its worker is in the .vsix): ${threads} thread(s)`);
+    assert.match(device, /products on onnxruntime's MLAS/, `the installed extension multiplies on MLAS (onnxruntime-node is in the .vsix): ${device}`);
     assert.deepEqual(pageErrors, []);
   });
 
