@@ -210,7 +210,7 @@ program
     if (options.step) {
       const { dir, ...c } = JSON.parse(options.step) as MemoryCase & { dir: string };
       await startBackend(backendOption('wasm'));
-      console.log(await measureStep(dir, c));
+      console.log(JSON.stringify(await measureStep(dir, c)));
       return;
     }
     const result = await benchMemory(memoryCases(options.cases));

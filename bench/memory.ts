@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { productEngine, type ProductEngine } from '../kernels/mlas-matmul';
 import { heapOf, isWasmHeapExhausted } from '../kernels/wasm-kernels';
 import { CausalLM } from '../server/models/model';
 import { TrainingWorkload } from './workload';
@@ -33,6 +34,8 @@ export interface MemoryMeasurement extends MemoryCase {
 export interface MemoryBenchResult {
   bench: 'memory';
   model: string;
+  /** What multiplied in the steps' processes (the estimate counts XNNPACK's packed weights). */
+  products: ProductEngine;
   tokens: number;
   rank: number;
   cases: MemoryMeasurement[];
@@ -44,38 +47,46 @@ function shapeOf(layers: number): LlamaShape {
   return { ...LLAMA_100M, layers };
 }
 
-/** One training step of one case, in this process: the heap's size afterwards, in bytes; null when it ran out. */
-export async function measureStep(modelDir: string, c: MemoryCase): Promise<number | null> {
+/** What one case's process measured: the heap's size after the step, in bytes (null when it ran out), and what multiplied. */
+interface StepMeasurement {
+  heap: number | null;
+  products: ProductEngine;
+}
+
+/** One training step of one case, in this process. */
+export async function measureStep(modelDir: string, c: MemoryCase): Promise<StepMeasurement> {
   const model = await CausalLM.load(modelDir);
   try {
     await new TrainingWorkload(model, { batch: c.batch, tokens: TOKENS, rank: RANK, checkpointing: c.checkpointing }).step(1);
   } catch (error) {
-    if (isWasmHeapExhausted(error)) return null;
+    if (isWasmHeapExhausted(error)) return { heap: null, products: productEngine() };
     throw error;
   }
-  return heapOf(tf.backend() as BackendWasm).length;
+  return { heap: heapOf(tf.backend() as BackendWasm).length, products: productEngine() };
 }
 
 export async function benchMemory(cases: MemoryCase[]): Promise<MemoryBenchResult> {
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-memory-'));
   try {
     const out: MemoryMeasurement[] = [];
+    let products: ProductEngine = 'xnnpack';
     for (const c of cases) {
       const shape = shapeOf(c.layers);
       const dir = join(scratch, `llama-${c.layers}`);
       await writeRandomLlama(dir, shape, 'F32');
       const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, process.argv[1]!, 'memory', '--step', JSON.stringify({ dir, ...c })], { maxBuffer: 1 << 20 });
-      const heap = JSON.parse(stdout.trim().split('\n').at(-1)!) as number | null;
+      const { heap, products: used } = JSON.parse(stdout.trim().split('\n').at(-1)!) as StepMeasurement;
+      products = used;
       const kv = (shape.hidden / shape.heads) * shape.kvHeads;
       const trainable = shape.layers * (RANK * (2 * shape.hidden + 2 * (shape.hidden + kv) + 2 * (shape.hidden + shape.intermediate)) + 5 * RANK * RANK);
       const estimate = estimateMemory({
-        baseParameters: llamaParameterCount(shape), trainable, batch: c.batch, maxLength: TOKENS,
+        baseParameters: llamaParameterCount(shape), products: used, trainable, batch: c.batch, maxLength: TOKENS,
         layers: shape.layers, hidden: shape.hidden, heads: shape.heads, vocab: shape.vocab, checkpointing: c.checkpointing,
       });
       out.push({ ...c, heap_gib: heap === null ? null : Number((heap / GiB).toFixed(2)), estimate_gib: Number((estimate.total / GiB).toFixed(2)) });
       await rm(dir, { recursive: true, force: true });
     }
-    return { bench: 'memory', model: 'random Llama ~100M (hidden 768, 12 heads, vocab 32000; layers as listed)', tokens: TOKENS, rank: RANK, cases: out };
+    return { bench: 'memory', model: 'random Llama ~100M (hidden 768, 12 heads, vocab 32000; layers as listed)', products, tokens: TOKENS, rank: RANK, cases: out };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

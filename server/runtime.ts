@@ -1,6 +1,8 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { selectBackend, type BackendChoice, type BackendPreference } from '../kernels/backend';
+import type { ProductEngine } from '../kernels/mlas-matmul';
 import { probeWebgpu } from './webgpu-probe';
 
 /**
@@ -17,6 +19,20 @@ function bundledWasmPaths(): string | undefined {
 export function startBackend(preference: BackendPreference, dawnFlags: readonly string[] = []): Promise<BackendChoice> {
   const wasmPaths = bundledWasmPaths();
   return selectBackend(preference, { probeWebgpu: () => probeWebgpu(dawnFlags), dawnFlags, ...(wasmPaths ? { wasmPaths } : {}) });
+}
+
+/**
+ * What the wasm backend will multiply with, known without starting it: MLAS where onnxruntime-node
+ * and its native binding for this platform are installed (kernels/mlas-matmul.ts), else XNNPACK.
+ * For the language server's memory estimate, which runs before any backend does.
+ */
+export function expectedWasmProducts(): ProductEngine {
+  try {
+    createRequire(__filename).resolve(`onnxruntime-node/bin/napi-v6/${process.platform}/${process.arch}/onnxruntime_binding.node`);
+    return 'mlas';
+  } catch {
+    return 'xnnpack';
+  }
 }
 
 export function describeChoice(choice: BackendChoice): string {

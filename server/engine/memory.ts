@@ -3,8 +3,12 @@
 // on with it (training.gradient_checkpointing: auto). Every constant is named here and fitted
 // to measurements.
 //
-//   weights      = 2 × 4 B × base parameters      float32 (tfjs has no fp16), plus the packed copy
-//                                                 XNNPACK keeps of every weight matrix it multiplies by
+//   weights      = copies × 4 B × base parameters  float32 (tfjs has no fp16); 2 copies where the
+//                                                 products run on XNNPACK, which keeps a packed copy
+//                                                 of every weight matrix it multiplies by; 1 where
+//                                                 they run on MLAS (kernels/mlas-matmul.ts), which
+//                                                 packs a product's operand for that product only,
+//                                                 outside the heap
 //   adapter      = 3 × 4 B × trainable             the weights and AdamW's two moments
 //   runtime      = 80 MiB                          the wasm module, tfjs's bookkeeping, small tensors
 //   activations  = 4 B × batch × max_length × (
@@ -19,19 +23,22 @@
 // softmax, their gradients). The loss keeps the logits and makes their gradient and a chunk's
 // temporaries: PER_VOCAB floats per token. Fitted to the wasm heap's high-water mark of a ~100M
 // Llama (hidden 768, 12 layers, 12 heads, vocab 32000, 256 tokens, MoSLoRA r 16 on
-// q,k,v,up,down; `npm run bench -- memory`) measured on 2026-11-23, after frozen weights stopped
-// getting gradients (kernels/matmul.ts matMulByConstant): batch 1 / 2 2.12 / 3.57 GiB without
-// checkpointing; with it, batch 2 / 4 / 8 1.35 / 1.77 / 2.62 GiB, and a 4-layer variant at batch 4
-// 1.32 GiB. The formula gives 2.23, 3.62, 1.32, 1.79, 2.73 and 1.38 GiB: within −2% and +5%, on
-// the safe side where it matters (batch 2 without checkpointing, near the 4 GiB heap). PER_SCORE
-// is assumed (six [T × S] tensors per head), not separated by those measurements, which all use
-// 256 tokens.
+// q,k,v,up,down; `npm run bench -- memory`) measured on 2026-11-23 with XNNPACK's products, after
+// frozen weights stopped getting gradients (kernels/matmul.ts matMulByConstant): batch 1 / 2
+// 2.12 / 3.57 GiB without checkpointing; with it, batch 2 / 4 / 8 1.35 / 1.77 / 2.62 GiB, and a
+// 4-layer variant at batch 4 1.32 GiB. The formula gives 2.23, 3.62, 1.32, 1.79, 2.73 and 1.38
+// GiB: within −2% and +5%, on the safe side where it matters (batch 2 without checkpointing, near
+// the 4 GiB heap). With MLAS's products (2026-12-03) the same cases measured 1.74, 3.21, 0.89,
+// 1.36, 2.25 and 1.04 GiB, the formula with one copy of the weights 1.86, 3.25, 0.95, 1.42, 2.36
+// and 1.19: +1% to +15%, all on the safe side. PER_SCORE is assumed (six [T × S] tensors per
+// head), not separated by those measurements, which all use 256 tokens.
 import { totalmem } from 'node:os';
 import type { BackendPreference } from '../../kernels/backend-names';
+import type { ProductEngine } from '../../kernels/mlas-matmul';
 import type { ModelShape } from '../models/config';
 
 export const BYTES = 4;
-const WEIGHT_COPIES = 2;
+const WEIGHT_COPIES: Record<ProductEngine, number> = { mlas: 1, xnnpack: 2 };
 const PER_HIDDEN = 120;
 const PER_SCORE = 6;
 const PER_VOCAB = 4;
@@ -41,6 +48,8 @@ export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
 
 export interface MemoryInputs extends ModelShape {
   baseParameters: number;
+  /** What multiplies on the wasm heap: XNNPACK keeps a packed copy of each weight, MLAS none. */
+  products: ProductEngine;
   trainable: number;
   batch: number;
   maxLength: number;
@@ -55,7 +64,7 @@ export interface MemoryEstimate {
 }
 
 export function estimateMemory(i: MemoryInputs): MemoryEstimate {
-  const weights = WEIGHT_COPIES * BYTES * i.baseParameters;
+  const weights = WEIGHT_COPIES[i.products] * BYTES * i.baseParameters;
   const adapter = 3 * BYTES * i.trainable;
   const perLayer = i.hidden * PER_HIDDEN + i.heads * i.maxLength * PER_SCORE;
   const perToken = (i.checkpointing ? perLayer + i.layers * i.hidden : i.layers * perLayer) + i.vocab * PER_VOCAB;

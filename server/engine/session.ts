@@ -4,6 +4,7 @@ import { loadConfigFile } from '../config/load';
 import { CausalLM } from '../models/model';
 import { ModelTokenizer } from '../models/tokenizer';
 import type { BackendPreference } from '../../kernels/backend-names';
+import { productEngine } from '../../kernels/mlas-matmul';
 import { startBackend } from '../runtime';
 import { planWorkers } from './plan-workers';
 import { defaultRunName, train, type TrainEvent, type TrainSummary } from './train';
@@ -35,7 +36,7 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
     batch: t.batch_size,
     checkpointing: t.gradient_checkpointing,
     // the adapter's few MiB aside
-    memory: { ...model.shape, baseParameters: model.parameterCount, trainable: 0, maxLength: config.data.max_length },
+    memory: { ...model.shape, baseParameters: model.parameterCount, products: productEngine(), trainable: 0, maxLength: config.data.max_length },
   });
   try {
     return await train({

@@ -13,6 +13,7 @@ import { mixerProduct } from '../../kernels/merge';
 import { readValues } from '../../kernels/read';
 import { mixerStats } from '../../kernels/stats';
 import { isGpuError } from '../../kernels/gpu-errors';
+import { productEngine } from '../../kernels/mlas-matmul';
 import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/wasm-kernels';
 import type { ResolvedConfig } from '../config/load';
 import { exportPeft, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
@@ -226,7 +227,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const checkpointing = resolveCheckpointing(
     t.gradient_checkpointing,
     // each thread's backend holds its share of the batch
-    model.shape ? { ...model.shape, baseParameters: model.parameterCount, trainable, batch: Math.ceil(t.batch_size / threads), maxLength: config.data.max_length } : null,
+    model.shape ? { ...model.shape, baseParameters: model.parameterCount, products: productEngine(), trainable, batch: Math.ceil(t.batch_size / threads), maxLength: config.data.max_length } : null,
     memoryLimit(backend.backend),
   );
   const optimizer = new AdamW({ weightDecay: t.weight_decay });

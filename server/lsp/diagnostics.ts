@@ -10,6 +10,7 @@ import { configSchema, DATA_FORMATS, DATASET_FIELDS, DEFAULT_TARGET_MODULES } fr
 import { checkRecords, DatasetError, type DataFormat, type FieldNames } from '../engine/data';
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
 import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
+import { expectedWasmProducts } from '../runtime';
 import { parameterCounts, trainableCount } from './hover';
 import { formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
 import { planWorkers } from '../engine/plan-workers';
@@ -198,7 +199,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const trainable = trainableCount(counts, method);
   const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;
   const checkpointingSetting = typeof setting === 'boolean' ? setting : 'auto';
-  const shape = { baseParameters: model.totalParameters, trainable, maxLength, ...model.shape };
+  const shape = { baseParameters: model.totalParameters, products: expectedWasmProducts(), trainable, maxLength, ...model.shape };
   // As the engine plans it: each of the threads that share a batch (training.workers) holds its share.
   const threads = planWorkers(positive(['training', 'workers'], 0) || 'auto', backend === 'cpu' ? 'cpu' : 'wasm', { batch, checkpointing: checkpointingSetting, memory: shape }).count;
   const share = Math.ceil(batch / threads);
@@ -237,7 +238,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   return [
     diagnostic(
       at.range,
-      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32 with the backend's packed copy ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${share} × ${maxLength} tokens${threads > 1 ? `, each of the ${threads} threads' share of the batch (training.workers)` : ''}${checkpointing ? ` with gradient checkpointing${typeof setting === 'boolean' ? '' : ' (auto)'}` : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
+      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32${run.products === 'xnnpack' ? " with XNNPACK's packed copy" : ''} ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${share} × ${maxLength} tokens${threads > 1 ? `, each of the ${threads} threads' share of the batch (training.workers)` : ''}${checkpointing ? ` with gradient checkpointing${typeof setting === 'boolean' ? '' : ' (auto)'}` : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
       'warning',
     ),
   ];

@@ -5,7 +5,7 @@ import { planWorkers } from '../../server/engine/plan-workers';
 
 const GiB = 1024 ** 3;
 // the ~100M Llama of the benchmarks, 256 tokens
-const LLAMA_100M = { hidden: 768, layers: 12, heads: 12, vocab: 32000, baseParameters: 110e6, trainable: 0, maxLength: 256 };
+const LLAMA_100M = { hidden: 768, layers: 12, heads: 12, vocab: 32000, baseParameters: 110e6, products: 'xnnpack' as const, trainable: 0, maxLength: 256 };
 
 describe('data-parallel plan', () => {
   it('splits a batch into contiguous runs of rows, each knowing where it starts', () => {
