@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { watchGpuErrors } from './gpu-errors';
-import { installMlasProducts } from './mlas-matmul';
+import { installMlasProducts, ORT_PACKAGE } from './mlas-matmul';
 import { installWasmKernels } from './wasm-kernels';
 import { registerWebgpuKernels } from './webgpu-kernels';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendName, type BackendPreference } from './backend-names';
@@ -54,6 +54,11 @@ function notInstalled(error: unknown): boolean {
   return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
+/** Why an optional package could not be used: not installed, or its own error. */
+function whyNotLoaded(name: string, error: unknown): string {
+  return notInstalled(error) ? `${name} is not installed` : `${name}: ${message(error)}`;
+}
+
 // Module names held in variables so that bundlers leave these optional imports to run time.
 const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 const WEBGPU_PACKAGE = 'webgpu';
@@ -66,7 +71,7 @@ async function initTensorflow(): Promise<string> {
       if (!(await tf.setBackend('tensorflow'))) throw new Error('libtensorflow failed to initialise');
       return `${name} (libtensorflow)`;
     } catch (error) {
-      failures.push(notInstalled(error) ? `${name} is not installed` : `${name}: ${message(error)}`);
+      failures.push(whyNotLoaded(name, error));
     }
   }
   throw new Error(
@@ -125,8 +130,12 @@ async function initWasm(options: BackendOptions): Promise<string> {
   if (options.wasmPaths) setWasmPaths(options.wasmPaths);
   installWasmKernels();
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
-  const whyNotMlas = await installMlasProducts();
-  return whyNotMlas ? `CPU (WebAssembly, SIMD; products on XNNPACK: ${whyNotMlas})` : "CPU (WebAssembly, SIMD; products on onnxruntime's MLAS)";
+  try {
+    await installMlasProducts();
+    return "CPU (WebAssembly, SIMD; products on onnxruntime's MLAS)";
+  } catch (error) {
+    return `CPU (WebAssembly, SIMD; products on XNNPACK: ${whyNotLoaded(ORT_PACKAGE, error)})`;
+  }
 }
 
 async function initCpu(): Promise<string> {

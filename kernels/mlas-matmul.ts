@@ -35,7 +35,7 @@ interface OrtBinding {
 }
 
 // Module names held in variables so that bundlers leave these optional imports to run time.
-const ORT_PACKAGE = 'onnxruntime-node';
+export const ORT_PACKAGE = 'onnxruntime-node';
 const ORT_BINDING = 'onnxruntime-node/dist/binding.js';
 
 // The few ONNX messages a one-node model needs (onnx.proto3's field numbers).
@@ -119,10 +119,6 @@ interface Mlas {
   session(transposeA: boolean, transposeB: boolean): OrtSession;
 }
 
-function message(error: unknown): string {
-  return error instanceof Error ? error.message.split('\n')[0]! : String(error);
-}
-
 /** onnxruntime's CommonJS exports, whether import() gave them as named exports or as `default`. */
 function commonJs<T>(namespace: { default?: T } & Partial<T>): T {
   return (namespace.default ?? namespace) as T;
@@ -182,19 +178,14 @@ function mlasProduct(args: KernelArgs, loaded: Mlas): tf.TensorInfo {
 }
 
 /**
- * Puts MLAS in place of the wasm backend's BatchMatMul: returns undefined when products run on
- * MLAS from now on, or why they stay on XNNPACK (onnxruntime-node not installed, or no build for
- * this platform). Products of other dtypes or with an empty operand still go to XNNPACK.
+ * Puts MLAS in place of the wasm backend's BatchMatMul, from now on; throws, and products stay on
+ * XNNPACK, where onnxruntime-node cannot load (not installed, or no build for this platform).
+ * Products of other dtypes or with an empty operand still go to XNNPACK.
  */
-export async function installMlasProducts(): Promise<string | undefined> {
+export async function installMlasProducts(): Promise<void> {
   if (!mlas) {
-    try {
-      mlas = await loadMlas();
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      return code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND' ? `${ORT_PACKAGE} is not installed` : `${ORT_PACKAGE}: ${message(error)}`;
-    }
-    const loaded = mlas;
+    const loaded = await loadMlas();
+    mlas = loaded;
     const original = tf.getKernel('BatchMatMul', 'wasm');
     if (!original) throw new Error('tfjs-backend-wasm has no BatchMatMul kernel to replace; is it registered?');
     const kernelFunc: tf.KernelFunc = (args) => {
@@ -206,7 +197,6 @@ export async function installMlasProducts(): Promise<string | undefined> {
     tf.registerKernel({ ...original, kernelFunc });
   }
   engine = 'mlas';
-  return undefined;
 }
 
 /** What multiplies on wasm now. */
