@@ -51,6 +51,8 @@ const ignore = [
   `!${ortDir}/**`,
   '!node_modules/onnxruntime-common/package.json',
   '!node_modules/onnxruntime-common/dist/cjs/**/*.js',
+  // says its .js files are CommonJS: the package's own package.json says "type": "module"
+  '!node_modules/onnxruntime-common/dist/cjs/package.json',
   '',
 ].join('\n');
 const dir = mkdtempSync(join(tmpdir(), 'moslora-package-'));
