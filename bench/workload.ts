@@ -64,7 +64,7 @@ export class TrainingWorkload {
 
   /** From now on each step's batch is split with `count` worker threads, which load the model from modelDir. */
   async shareWith(count: number, modelDir: string): Promise<void> {
-    this.workers = await ShardWorkers.start(count, await shardWorkerInit(tf.getBackend() as BackendName, modelDir, this.adapters));
+    this.workers = await ShardWorkers.start(count, await shardWorkerInit(tf.getBackend() as BackendName, modelDir, this.adapters, 1));
     this.parallel = new DataParallel(this.model, this.adapters, this.params, this.workers);
   }
 

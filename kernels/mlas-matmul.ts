@@ -10,9 +10,9 @@
 //
 // onnxruntime's public session.run is asynchronous (a setImmediate around its native run), and a
 // tfjs kernel must return its output; so this calls the native binding's synchronous run, which
-// is onnxruntime-node's internal API: the package is pinned to an exact version. Each session
-// runs on one thread: the engine's data-parallel threads (server/engine/parallel.ts) already use
-// the cores, a wasm backend and its products each.
+// is onnxruntime-node's internal API: the package is pinned to an exact version. A session runs
+// on setProductThreads' count of threads: one by default, as each of the engine's data-parallel
+// threads (server/engine/parallel.ts) has a core; the cores a thread has to itself otherwise.
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as protobuf from 'protobufjs/light';
@@ -115,8 +115,8 @@ function productModel(transposeA: boolean, transposeB: boolean): Uint8Array {
 
 interface Mlas {
   Tensor: OrtTensorClass;
-  /** One session per pair of transpose flags, made when first needed. */
-  session(transposeA: boolean, transposeB: boolean): OrtSession;
+  /** One session per pair of transpose flags and thread count, made when first needed. */
+  session(transposeA: boolean, transposeB: boolean, threads: number): OrtSession;
 }
 
 /** onnxruntime's CommonJS exports, whether import() gave them as named exports or as `default`. */
@@ -129,13 +129,19 @@ async function loadMlas(): Promise<Mlas> {
   const { binding, initOrt } = commonJs<OrtBinding>(await import(ORT_BINDING));
   initOrt();
   const sessions = new Map<string, OrtSession>();
-  const session = (transposeA: boolean, transposeB: boolean): OrtSession => {
-    const key = `${transposeA}${transposeB}`;
+  const session = (transposeA: boolean, transposeB: boolean, threads: number): OrtSession => {
+    const key = `${transposeA}${transposeB}${threads}`;
     let found = sessions.get(key);
     if (!found) {
       found = new binding.InferenceSession();
       const bytes = productModel(transposeA, transposeB);
-      found.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' });
+      found.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        // the pool's threads sleep between products instead of spinning on cores the step's other kernels use
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
+      });
       sessions.set(key, found);
     }
     return found;
@@ -143,7 +149,7 @@ async function loadMlas(): Promise<Mlas> {
   // A product checked against its known value: a binding that loads but does not compute as
   // expected (another onnxruntime-node version) is found here, not in a training step.
   const out = new Float32Array(4);
-  session(false, true).run(
+  session(false, true, 1).run(
     { a: new Tensor('float32', Float32Array.of(1, 2, 3, 4), [2, 2]), b: new Tensor('float32', Float32Array.of(5, 6, 7, 8), [2, 2]) },
     { c: new Tensor('float32', out, [2, 2]) },
     {},
@@ -154,6 +160,7 @@ async function loadMlas(): Promise<Mlas> {
 
 let mlas: Mlas | undefined;
 let engine: ProductEngine = 'xnnpack';
+let threads = 1;
 let mlasProducts = 0;
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -172,7 +179,7 @@ function mlasProduct(args: KernelArgs, loaded: Mlas): tf.TensorInfo {
   // Views of the heap taken after makeOutput: an allocation may grow the heap and replace its buffer.
   const heap = heapOf(backend).buffer;
   const view = (t: tf.TensorInfo) => new loaded.Tensor('float32', new Float32Array(heap, backend.getMemoryOffset(t.dataId), tf.util.sizeFromShape(t.shape)), t.shape);
-  loaded.session(transposeA, transposeB).run({ a: view(a), b: view(b) }, { c: view(out) }, {});
+  loaded.session(transposeA, transposeB, threads).run({ a: view(a), b: view(b) }, { c: view(out) }, {});
   mlasProducts++;
   return out;
 }
@@ -208,6 +215,12 @@ export function productEngine(): ProductEngine {
 export function useProductEngine(next: ProductEngine): void {
   if (next === 'mlas' && !mlas) throw new Error('products cannot run on MLAS: installMlasProducts() has not succeeded');
   engine = next;
+}
+
+/** How many threads each product takes from now on (1 at first). */
+export function setProductThreads(count: number): void {
+  if (!Number.isInteger(count) || count < 1) throw new Error(`product threads must be a positive integer, got ${count}`);
+  threads = count;
 }
 
 /** How many products MLAS has computed in this thread. */

@@ -83,17 +83,19 @@ export function localScorer(model: EngineModel, adapters: ReadonlyMap<string, Ad
 export interface ShardWorkerInit {
   backend: BackendName;
   modelDir: string;
+  /** Threads each of the worker's products takes (WorkerPlan.productThreads). */
+  productThreads: number;
   adapters: { module: string; spec: ResolvedAdapterSpec; A: Float32Array; B: Float32Array; mixers: Float32Array[] }[];
 }
 
 /** The adapters as a worker rebuilds them: specs and current values. */
-export async function shardWorkerInit(backend: BackendName, modelDir: string, adapters: ReadonlyMap<string, Adapter>): Promise<ShardWorkerInit> {
+export async function shardWorkerInit(backend: BackendName, modelDir: string, adapters: ReadonlyMap<string, Adapter>, productThreads: number): Promise<ShardWorkerInit> {
   const values = async (t: tf.Tensor) => (await readValues(t)) as Float32Array;
   const list: ShardWorkerInit['adapters'] = [];
   for (const [module, { spec, weights }] of adapters) {
     list.push({ module, spec, A: await values(weights.A), B: await values(weights.B), mixers: await Promise.all(weights.mixers.map(values)) });
   }
-  return { backend, modelDir, adapters: list };
+  return { backend, modelDir, productThreads, adapters: list };
 }
 
 /** Messages to a worker: new parameter values (for the requests after it), or a shard to compute. */

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, freemem } from 'node:os';
 import { join } from 'node:path';
 import type { BackendName } from '../../kernels/backend-names';
+import { productEngine } from '../../kernels/mlas-matmul';
 import { estimateMemory, formatBytes, memoryLimit, resolveCheckpointing, type MemoryInputs } from './memory';
 
 /** The worker's bundle, beside the bundle this runs from (dist/). */
@@ -15,9 +16,19 @@ const PARALLEL_BACKENDS: readonly BackendName[] = ['wasm', 'cpu'];
 /** Share of the free memory that auto lets the workers' copies of the model and activations take. */
 const FREE_MEMORY_SHARE = 0.75;
 
+/** What the plan depends on of this machine; mlas: whether the wasm backend's products run on MLAS (default: as they do in this thread now). */
+interface Machine {
+  cores: number;
+  freeBytes: number;
+  bundled: boolean;
+  mlas?: boolean;
+}
+
 export interface WorkerPlan {
   /** Shards per micro-batch: this thread plus count − 1 workers. */
   count: number;
+  /** Threads each of a shard's products takes where they run on MLAS (kernels/mlas-matmul.ts): the cores the shards leave over, shared out; else 1. */
+  productThreads: number;
   /** Why, when it is not what the setting asked for or it is more than one. */
   reason?: string;
 }
@@ -26,18 +37,20 @@ export interface WorkerPlan {
  * How many threads share each micro-batch. auto: one per core, at most one per row of the batch,
  * and no more than the free memory holds (each has its own copy of the model and its shard's
  * activations); on a GPU backend, or run from source without the worker's bundle, one. A number
- * is taken as it is, up to the batch's rows.
+ * is taken as it is, up to the batch's rows. The cores the shards leave (a batch of fewer rows
+ * than cores, or a memory that holds fewer copies) go to their products, shared out.
  */
 export function planWorkers(
   setting: number | 'auto',
   backend: BackendName,
   run: { batch: number; checkpointing: boolean | 'auto'; memory: Omit<MemoryInputs, 'checkpointing' | 'batch'> | null },
-  machine = { cores: availableParallelism(), freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) },
+  machine: Machine = { cores: availableParallelism(), freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) },
 ): WorkerPlan {
+  const productThreadsFor = (count: number) => (backend === 'wasm' && (machine.mlas ?? productEngine() === 'mlas') ? Math.max(1, Math.floor(machine.cores / count)) : 1);
   if (!PARALLEL_BACKENDS.includes(backend)) {
     return setting === 'auto' || setting === 1
-      ? { count: 1 }
-      : { count: 1, reason: `training.workers ${setting} not used: workers split the batch across CPU cores (backends wasm, cpu); ${backend} computes the whole batch on its device` };
+      ? { count: 1, productThreads: 1 }
+      : { count: 1, productThreads: 1, reason: `training.workers ${setting} not used: workers split the batch across CPU cores (backends wasm, cpu); ${backend} computes the whole batch on its device` };
   }
   let count = Math.min(setting === 'auto' ? (machine.bundled ? machine.cores : 1) : setting, run.batch);
   const why = setting === 'auto' ? `training.workers: auto, ${machine.cores} cores, batch_size ${run.batch}` : `training.workers: ${setting}, batch_size ${run.batch}`;
@@ -50,8 +63,17 @@ export function planWorkers(
     const wanted = count;
     while (count > 1 && !fits(count)) count--;
     if (count < wanted) {
-      return { count, reason: `${count} thread${count > 1 ? 's' : ''} share each batch (${why}; ${wanted} would need an estimated ${formatBytes(wanted * perThread(wanted))}, more than ${FREE_MEMORY_SHARE * 100}% of the ${formatBytes(machine.freeBytes)} free)` };
+      const productThreads = productThreadsFor(count);
+      const reason = `${count} thread${count > 1 ? 's' : ''} share each batch (${why}; ${wanted} would need an estimated ${formatBytes(wanted * perThread(wanted))}, more than ${FREE_MEMORY_SHARE * 100}% of the ${formatBytes(machine.freeBytes)} free)`;
+      return { count, productThreads, reason: reason + productsSay(count, productThreads) };
     }
   }
-  return count > 1 ? { count, reason: `${count} threads share each batch (${why})` } : { count };
+  const productThreads = productThreadsFor(count);
+  if (count > 1) return { count, productThreads, reason: `${count} threads share each batch (${why})${productsSay(count, productThreads)}` };
+  return productThreads > 1 ? { count, productThreads, reason: `one thread computes each batch (${why})${productsSay(count, productThreads)}` } : { count, productThreads };
+}
+
+function productsSay(count: number, productThreads: number): string {
+  if (productThreads === 1) return '';
+  return count > 1 ? `; each thread's products on ${productThreads} cores` : `; its products on ${productThreads} cores`;
 }

@@ -5,6 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from '../../kernels/linear';
 import { takeNumber, takeValues } from '../../kernels/read';
+import { setProductThreads } from '../../kernels/mlas-matmul';
 import { isWasmHeapExhausted } from '../../kernels/wasm-kernels';
 import { CausalLM } from '../models/model';
 import { startBackend } from '../runtime';
@@ -19,6 +20,7 @@ const fail = (error: unknown) =>
 
 async function load() {
   await startBackend(init.backend);
+  setProductThreads(init.productThreads);
   const model = await CausalLM.load(init.modelDir);
   const adapters = new Map<string, Adapter>(
     init.adapters.map(({ module, spec, A, B, mixers }) => [

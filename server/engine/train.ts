@@ -13,7 +13,7 @@ import { mixerProduct } from '../../kernels/merge';
 import { readValues } from '../../kernels/read';
 import { mixerStats } from '../../kernels/stats';
 import { isGpuError } from '../../kernels/gpu-errors';
-import { productEngine } from '../../kernels/mlas-matmul';
+import { productEngine, setProductThreads } from '../../kernels/mlas-matmul';
 import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/wasm-kernels';
 import type { ResolvedConfig } from '../config/load';
 import { exportPeft, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
@@ -223,6 +223,8 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   });
   const params = makeTrainable(adapters);
   const threads = inputs.workers?.plan.count ?? 1;
+  const productThreads = inputs.workers?.plan.productThreads ?? 1;
+  setProductThreads(productThreads);
   const trainable = [...specs.values()].reduce((n, spec) => n + trainableParameterCount(spec), 0);
   const checkpointing = resolveCheckpointing(
     t.gradient_checkpointing,
@@ -304,7 +306,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   let workers: ShardWorkers | null = null;
   try {
     if (inputs.workers && threads > 1) {
-      workers = await ShardWorkers.start(threads - 1, await shardWorkerInit(backend.backend, inputs.workers.modelDir, adapters));
+      workers = await ShardWorkers.start(threads - 1, await shardWorkerInit(backend.backend, inputs.workers.modelDir, adapters, productThreads));
       parallel = new DataParallel(model, adapters, params, workers);
     }
     while (state.step < totalSteps) {

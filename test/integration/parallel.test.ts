@@ -106,6 +106,7 @@ describe('data-parallel workers that fail', { skip: existsSync(WORKER) ? false :
   const init = (modelDir: string): ShardWorkerInit => ({
     backend: 'cpu',
     modelDir,
+    productThreads: 1,
     adapters: [{ module: 'model.layers.0.self_attn.q_proj', spec, A: new Float32Array(2 * 128), B: new Float32Array(128 * 2), mixers: [new Float32Array(4)] }],
   });
   before(async () => {

@@ -21,8 +21,21 @@ describe('data-parallel plan', () => {
     const plan = planWorkers('auto', 'wasm', { batch: 4, checkpointing: 'auto', memory: null }, { cores: 16, freeBytes: 64 * GiB, bundled: true });
     assert.equal(plan.count, 4);
     assert.match(plan.reason ?? '', /^4 threads share each batch \(training\.workers: auto, 16 cores, batch_size 4\)$/);
-    assert.deepEqual(planWorkers('auto', 'wasm', { batch: 16, checkpointing: 'auto', memory: null }, { cores: 1, freeBytes: 64 * GiB, bundled: true }), { count: 1 });
-    assert.deepEqual(planWorkers('auto', 'wasm', { batch: 16, checkpointing: 'auto', memory: null }, { cores: 8, freeBytes: 64 * GiB, bundled: false }), { count: 1 }, 'run from source: no worker to start');
+    assert.deepEqual(planWorkers('auto', 'wasm', { batch: 16, checkpointing: 'auto', memory: null }, { cores: 1, freeBytes: 64 * GiB, bundled: true }), { count: 1, productThreads: 1 });
+    const fromSource = planWorkers('auto', 'wasm', { batch: 16, checkpointing: 'auto', memory: null }, { cores: 8, freeBytes: 64 * GiB, bundled: false, mlas: true });
+    assert.deepEqual(fromSource, { count: 1, productThreads: 8, reason: 'one thread computes each batch (training.workers: auto, 8 cores, batch_size 16); its products on 8 cores' }, 'run from source: no worker to start');
+  });
+
+  it("gives the cores the threads leave to their products, where they run on MLAS", () => {
+    const machine = { cores: 8, freeBytes: 64 * GiB, bundled: true, mlas: true };
+    const three = planWorkers('auto', 'wasm', { batch: 3, checkpointing: 'auto', memory: null }, machine);
+    assert.deepEqual([three.count, three.productThreads], [3, 2]);
+    assert.match(three.reason ?? '', /^3 threads share each batch \(training\.workers: auto, 8 cores, batch_size 3\); each thread's products on 2 cores$/);
+    assert.equal(planWorkers('auto', 'wasm', { batch: 1, checkpointing: 'auto', memory: null }, machine).productThreads, 8);
+    assert.equal(planWorkers('auto', 'wasm', { batch: 1, checkpointing: 'auto', memory: null }, { ...machine, mlas: false }).productThreads, 1, 'XNNPACK multiplies on one thread');
+    assert.equal(planWorkers('auto', 'cpu', { batch: 1, checkpointing: 'auto', memory: null }, machine).productThreads, 1, 'the cpu backend does not use MLAS');
+    const tight = planWorkers('auto', 'wasm', { batch: 8, checkpointing: 'auto', memory: LLAMA_100M }, { ...machine, freeBytes: 6 * GiB });
+    assert.equal(tight.productThreads, Math.floor(8 / tight.count), 'what the memory leaves');
   });
 
   it('auto: no more threads than the free memory holds, each with its own model and shard, and says so', () => {
@@ -36,7 +49,7 @@ describe('data-parallel plan', () => {
   it('a number is taken as it is, up to the rows; a GPU backend computes the whole batch and says a number is not used', () => {
     assert.equal(planWorkers(3, 'cpu', { batch: 8, checkpointing: false, memory: LLAMA_100M }, { cores: 2, freeBytes: GiB, bundled: true }).count, 3);
     assert.equal(planWorkers(6, 'wasm', { batch: 2, checkpointing: false, memory: null }, { cores: 8, freeBytes: 64 * GiB, bundled: true }).count, 2);
-    assert.deepEqual(planWorkers('auto', 'webgpu', { batch: 8, checkpointing: 'auto', memory: null }, { cores: 8, freeBytes: 64 * GiB, bundled: true }), { count: 1 });
+    assert.deepEqual(planWorkers('auto', 'webgpu', { batch: 8, checkpointing: 'auto', memory: null }, { cores: 8, freeBytes: 64 * GiB, bundled: true }), { count: 1, productThreads: 1 });
     const named = planWorkers(4, 'tensorflow', { batch: 8, checkpointing: 'auto', memory: null }, { cores: 8, freeBytes: 64 * GiB, bundled: true });
     assert.equal(named.count, 1);
     assert.match(named.reason ?? '', /training\.workers 4 not used: .*tensorflow computes the whole batch on its device/);
