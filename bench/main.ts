@@ -237,9 +237,10 @@ workloadCommand('products', "the wasm backend's products on MLAS (onnxruntime's 
   .option('--model <folder>', 'a model folder, or 100m (a ~100M Llama-shaped model with random weights)', 'examples/tiny-model')
   .option('--steps <n>', 'timed steps per side and round (after one warm-up step)', integer('--steps', 1), 3)
   .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
+  .option('--product-threads <n>', "threads each of MLAS's products takes", integer('--product-threads', 1), 1)
   .action((options: ProductsOptions & { backend: string }) =>
     runBench('products', options.backend === 'auto' ? 'wasm' : options.backend, (choice) => benchProducts(choice.backend, choice.device, options), (r) =>
-      `${r.model}, ${r.batch}×${r.tokens} tokens${r.checkpointing ? ', checkpointing' : ''}, one thread: MLAS ${r.mlas_ms} ms/step (${r.mlas_products_per_step} products) · ` +
+      `${r.model}, ${r.batch}×${r.tokens} tokens${r.checkpointing ? ', checkpointing' : ''}, one thread: MLAS ${r.mlas_ms} ms/step (${r.mlas_products_per_step} products on ${r.product_threads} thread${r.product_threads > 1 ? 's' : ''}) · ` +
         `XNNPACK ${r.xnnpack_ms} ms/step · speedup ${r.speedup} (median of ${r.rounds} × ${r.steps} steps, alternating) · losses agree to ${r.max_loss_rel_diff}`),
   );
 

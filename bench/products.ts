@@ -1,11 +1,11 @@
 // The wasm backend's products on MLAS (onnxruntime's native GEMM, kernels/mlas-matmul.ts) against
-// XNNPACK (tfjs-backend-wasm's own, in WebAssembly): the training workload's step in this thread
-// with each, the two sides alternating rounds. They start from the same adapters and take the same
+// XNNPACK (tfjs-backend-wasm's own, in WebAssembly, one thread): the training workload's step in
+// this thread with each (MLAS on --product-threads threads), the two sides alternating rounds. They start from the same adapters and take the same
 // steps with the same seeds, so their losses must agree too (to float32 rounding: the two sum in
 // different orders).
 import { median } from '../server/engine/median';
 import { CausalLM } from '../server/models/model';
-import { mlasProductCount, useProductEngine, type ProductEngine } from '../kernels/mlas-matmul';
+import { mlasProductCount, setProductThreads, useProductEngine, type ProductEngine } from '../kernels/mlas-matmul';
 import { inTurn } from './measure';
 import { TrainingWorkload, withBenchModel, type WorkloadOptions, type WorkloadRecord } from './workload';
 
@@ -13,6 +13,7 @@ export interface ProductsOptions extends WorkloadOptions {
   model: string;
   steps: number;
   rounds: number;
+  productThreads: number;
 }
 
 export interface ProductsBenchResult extends WorkloadRecord {
@@ -20,6 +21,8 @@ export interface ProductsBenchResult extends WorkloadRecord {
   device: string;
   steps: number;
   rounds: number;
+  /** Threads each of MLAS's products took. */
+  product_threads: number;
   mlas_ms: number;
   xnnpack_ms: number;
   /** xnnpack_ms / mlas_ms: how much faster a step is with MLAS's products. */
@@ -39,6 +42,7 @@ export async function benchProducts(backend: string, device: string, options: Pr
     const ms = new Map(ENGINES.map((engine) => [engine, [] as number[]]));
     const losses = new Map(ENGINES.map((engine) => [engine, [] as number[]]));
     let products = 0;
+    setProductThreads(options.productThreads);
     try {
       // a warm-up step each, then rounds of the same steps on both sides
       for (const [engine, workload] of sides) {
@@ -58,6 +62,7 @@ export async function benchProducts(backend: string, device: string, options: Pr
       }
     } finally {
       useProductEngine('mlas');
+      setProductThreads(1);
       await Promise.all([...sides.values()].map((side) => side.dispose()));
       model.dispose();
     }
@@ -65,7 +70,7 @@ export async function benchProducts(backend: string, device: string, options: Pr
     const reference = losses.get('xnnpack')!;
     return {
       bench: 'products', backend, device, model: options.model, batch: options.batch, tokens: sides.get('mlas')!.tokens, rank: options.rank, checkpointing: options.checkpointing,
-      steps: options.steps, rounds: options.rounds, mlas_ms: Math.round(m), xnnpack_ms: Math.round(x), speedup: Number((x / m).toFixed(2)), mlas_products_per_step: products,
+      steps: options.steps, rounds: options.rounds, product_threads: options.productThreads, mlas_ms: Math.round(m), xnnpack_ms: Math.round(x), speedup: Number((x / m).toFixed(2)), mlas_products_per_step: products,
       max_loss_rel_diff: Number(Math.max(...losses.get('mlas')!.map((l, i) => Math.abs(l - reference[i]!) / reference[i]!)).toPrecision(2)),
     };
   });
