@@ -75,7 +75,7 @@ export const trainingSchema = z
       .union([positiveInt(), z.literal('auto')])
       .default('auto')
       .describe(
-        "Threads that share each micro-batch on the CPU backends (wasm, cpu), each computing some of its rows with its own copy of the model: the same loss curve, up to rounding, in less time. auto: one per core, at most batch_size, and no more than the free memory holds. GPU backends use one.",
+        "Threads that share each micro-batch on the CPU backends (wasm, cpu), each computing some of its rows with its own copy of the model: the same loss curve, up to rounding, in less time. auto: one per core, at most batch_size, and no more than the free memory holds. The cores they leave go to their products (wasm, with onnxruntime's MLAS). GPU backends use one.",
       ),
     learning_rate: z.number().positive().max(1).default(3e-4).describe('Peak learning rate of AdamW.'),
     schedule: z.enum(SCHEDULES).default('linear').describe('Learning-rate decay after warmup: linear to 0, cosine to 0, or constant.'),
