@@ -46,13 +46,13 @@ export function planWorkers(
   run: { batch: number; checkpointing: boolean | 'auto'; memory: Omit<MemoryInputs, 'checkpointing' | 'batch'> | null },
   machine: Machine = { cores: availableParallelism(), freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) },
 ): WorkerPlan {
-  const productThreadsFor = (count: number) => (backend === 'wasm' && (machine.mlas ?? productEngine() === 'mlas') ? Math.max(1, Math.floor(machine.cores / count)) : 1);
   if (!PARALLEL_BACKENDS.includes(backend)) {
     return setting === 'auto' || setting === 1
       ? { count: 1, productThreads: 1 }
       : { count: 1, productThreads: 1, reason: `training.workers ${setting} not used: workers split the batch across CPU cores (backends wasm, cpu); ${backend} computes the whole batch on its device` };
   }
   let count = Math.min(setting === 'auto' ? (machine.bundled ? machine.cores : 1) : setting, run.batch);
+  let sharing: string | undefined;
   const why = setting === 'auto' ? `training.workers: auto, ${machine.cores} cores, batch_size ${run.batch}` : `training.workers: ${setting}, batch_size ${run.batch}`;
   if (setting === 'auto' && run.memory) {
     const perThread = (n: number) => {
@@ -63,17 +63,12 @@ export function planWorkers(
     const wanted = count;
     while (count > 1 && !fits(count)) count--;
     if (count < wanted) {
-      const productThreads = productThreadsFor(count);
-      const reason = `${count} thread${count > 1 ? 's' : ''} share each batch (${why}; ${wanted} would need an estimated ${formatBytes(wanted * perThread(wanted))}, more than ${FREE_MEMORY_SHARE * 100}% of the ${formatBytes(machine.freeBytes)} free)`;
-      return { count, productThreads, reason: reason + productsSay(count, productThreads) };
+      sharing = `${count} thread${count > 1 ? 's' : ''} share each batch (${why}; ${wanted} would need an estimated ${formatBytes(wanted * perThread(wanted))}, more than ${FREE_MEMORY_SHARE * 100}% of the ${formatBytes(machine.freeBytes)} free)`;
     }
   }
-  const productThreads = productThreadsFor(count);
-  if (count > 1) return { count, productThreads, reason: `${count} threads share each batch (${why})${productsSay(count, productThreads)}` };
-  return productThreads > 1 ? { count, productThreads, reason: `one thread computes each batch (${why})${productsSay(count, productThreads)}` } : { count, productThreads };
-}
-
-function productsSay(count: number, productThreads: number): string {
-  if (productThreads === 1) return '';
-  return count > 1 ? `; each thread's products on ${productThreads} cores` : `; its products on ${productThreads} cores`;
+  sharing ??= count > 1 ? `${count} threads share each batch (${why})` : undefined;
+  const productThreads = backend === 'wasm' && (machine.mlas ?? productEngine() === 'mlas') ? Math.max(1, Math.floor(machine.cores / count)) : 1;
+  if (productThreads === 1) return sharing ? { count, productThreads, reason: sharing } : { count, productThreads };
+  const products = count > 1 ? "each thread's products" : 'its products';
+  return { count, productThreads, reason: `${sharing ?? `one thread computes each batch (${why})`}; ${products} on ${productThreads} cores` };
 }
