@@ -21,18 +21,24 @@ export function startBackend(preference: BackendPreference, dawnFlags: readonly 
   return selectBackend(preference, { probeWebgpu: () => probeWebgpu(dawnFlags), dawnFlags, ...(wasmPaths ? { wasmPaths } : {}) });
 }
 
+let expectedProducts: ProductEngine | undefined;
+
 /**
  * What the wasm backend will multiply with, known without starting it: MLAS where onnxruntime-node
  * and its native binding for this platform are installed (kernels/mlas-matmul.ts), else XNNPACK.
- * For the language server's memory estimate, which runs before any backend does.
+ * For the language server's memory estimate, which runs before any backend does, on every
+ * validation of a config: looked up once.
  */
 export function expectedWasmProducts(): ProductEngine {
-  try {
-    createRequire(__filename).resolve(`onnxruntime-node/bin/napi-v6/${process.platform}/${process.arch}/onnxruntime_binding.node`);
-    return 'mlas';
-  } catch {
-    return 'xnnpack';
+  if (!expectedProducts) {
+    try {
+      createRequire(__filename).resolve(`onnxruntime-node/bin/napi-v6/${process.platform}/${process.arch}/onnxruntime_binding.node`);
+      expectedProducts = 'mlas';
+    } catch {
+      expectedProducts = 'xnnpack';
+    }
   }
+  return expectedProducts;
 }
 
 export function describeChoice(choice: BackendChoice): string {
