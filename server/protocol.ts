@@ -175,6 +175,10 @@ export interface GenerateParams {
 }
 export interface GenerateResult {
   text: string;
+  /** How many tokens were generated (the prompt not counted). */
   tokens: number;
+  /** The generated token ids, in order. */
+  tokenIds: number[];
+  stoppedBy: 'eos' | 'max_new_tokens';
 }
 export const generateRequest = new RequestType<GenerateParams, GenerateResult, void>('moslora/generate');

@@ -86,7 +86,7 @@ export function registerModelCommands(program: Command): void {
     .option('--seed <n>', 'sampling seed', integer('--seed', 0), 0)
     .option('--chat', 'wrap the prompt in the model\'s chat template')
     .option('--backend <name>', 'compute backend', backendOption, 'auto')
-    .option('--json', 'print JSON {text, tokens}')
+    .option('--json', 'print JSON {text, tokens, tokenIds, stoppedBy}')
     .action(async (model: string, options: { prompt: string; adapter?: string; maxNewTokens: number; temperature: number; topP: number; seed: number; chat?: boolean; backend: BackendPreference; json?: boolean }) => {
       await startBackend(options.backend);
       const dir = resolve(model);
@@ -96,7 +96,7 @@ export function registerModelCommands(program: Command): void {
       const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(text)];
       const result = await generate(lm, prompt, { maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, seed: options.seed, adapters });
       const output = tokenizer.decode(result.tokens, { skipSpecialTokens: true });
-      if (options.json) printJson({ text: output, tokens: result.tokens, stoppedBy: result.stoppedBy });
+      if (options.json) printJson({ text: output, tokens: result.tokens.length, tokenIds: result.tokens, stoppedBy: result.stoppedBy });
       else console.log(`${options.prompt}${output}`);
     });
 
