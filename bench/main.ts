@@ -4,7 +4,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { BACKEND_PREFERENCES, BACKENDS, type BackendChoice, type BackendName } from '../kernels/backend';
+import { BACKEND_PREFERENCES, BACKENDS, type BackendChoice, type BackendName } from '../protocol/backends';
 import { describeChoice, startBackend } from '../server/runtime';
 import { benchCurve } from './curve';
 import { benchHost } from './host';
@@ -17,7 +17,7 @@ import { benchProfile } from './profile';
 import { benchServer } from './server';
 import { benchTrain } from './train';
 import { benchWebgpuHost, DAWN_NULL_DEVICE } from './webgpu-host';
-import { backendOption, integer } from '../server/commands/options';
+import { backendOption, integer } from '../server/cli/options';
 
 function record(name: string, result: object): void {
   const dir = join(process.cwd(), 'bench', 'results');

@@ -1,7 +1,7 @@
 // "Estimate" in words: the server's report (server/tasks/estimate.ts) as the modal shows it.
 import { basename } from 'node:path';
-import type { EstimateReport } from '../server/protocol';
-import { formatCount, formatNumber } from '../webview/lib/format';
+import type { EstimateReport } from '../protocol/editor';
+import { formatCount, formatNumber } from '../protocol/format';
 
 export function describeEstimate(e: EstimateReport): string {
   const share = (n: number) => `${((100 * n) / e.baseParameters).toPrecision(3)} % of the base`;

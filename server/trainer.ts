@@ -1,7 +1,7 @@
 // The trainer process: one training job, forked by the language server (server/jobs/manager.ts).
 // It talks only over IPC; its stdout and stderr are kept by the server for failure reports.
 import { runTrainingJob } from './engine/session';
-import type { FromTrainer, ToTrainer } from './jobs/ipc';
+import type { FromTrainer, ToTrainer } from '../protocol/trainer';
 
 const controller = new AbortController();
 // after a disconnect, send would raise ERR_IPC_CHANNEL_CLOSED and end the process before its checkpoint

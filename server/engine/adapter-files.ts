@@ -19,21 +19,15 @@ import {
   type AdapterMethod,
   type MixerInit,
   type ResolvedAdapterSpec,
-} from '../../kernels/adapter';
-import type { AdapterWeights } from '../../kernels/init';
-import { checkAdapterShapes } from '../../kernels/linear';
-import { foldToLora } from '../../kernels/merge';
-import { readValues } from '../../kernels/read';
+} from '../../kernels/adapter/spec';
+import { checkAdapterShapes, type Adapter } from '../../kernels/adapter/linear';
+import { foldToLora } from '../../kernels/adapter/merge';
+import { readValues } from '../../kernels/backends/read';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 const PREFIX = 'base_model.model.';
-
-export interface ModuleAdapter {
-  spec: ResolvedAdapterSpec;
-  weights: AdapterWeights;
-}
 
 /** What an adapter folder says about how it was made. */
 export interface AdapterSettings {
@@ -67,7 +61,7 @@ function mixerKey(module: string, index: number, count: number): string {
   return count === 1 ? `${PREFIX}${module}.lora_AB.weight` : `${PREFIX}${module}.lora_AB.${index}.weight`;
 }
 
-async function tensorsOf(adapters: ReadonlyMap<string, ModuleAdapter>, fold: boolean): Promise<TensorToWrite[]> {
+async function tensorsOf(adapters: ReadonlyMap<string, Adapter>, fold: boolean): Promise<TensorToWrite[]> {
   const out: TensorToWrite[] = [];
   const write = async (name: string, t: tf.Tensor) => out.push({ name, dtype: 'F32', shape: t.shape, data: (await readValues(t)) as Float32Array });
   for (const [module, { spec, weights }] of adapters) {
@@ -84,7 +78,7 @@ async function tensorsOf(adapters: ReadonlyMap<string, ModuleAdapter>, fold: boo
 }
 
 /** PEFT's per-module overrides, for modules whose rank or alpha differ from the adapter-wide values. */
-function patterns(adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings) {
+function patterns(adapters: ReadonlyMap<string, Adapter>, settings: AdapterSettings) {
   const rank: Record<string, number> = {};
   const alpha: Record<string, number> = {};
   for (const [module, { spec }] of adapters) {
@@ -94,7 +88,7 @@ function patterns(adapters: ReadonlyMap<string, ModuleAdapter>, settings: Adapte
   return { rank_pattern: rank, alpha_pattern: alpha };
 }
 
-function peftConfig(settings: AdapterSettings, adapters: ReadonlyMap<string, ModuleAdapter>): Record<string, unknown> {
+function peftConfig(settings: AdapterSettings, adapters: ReadonlyMap<string, Adapter>): Record<string, unknown> {
   return {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
@@ -118,7 +112,7 @@ function peftConfig(settings: AdapterSettings, adapters: ReadonlyMap<string, Mod
 }
 
 /** The native adapter, mixers included. */
-export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings): Promise<void> {
+export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, Adapter>, settings: AdapterSettings): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), await tensorsOf(adapters, false), { format: 'pt' });
   const config = {
@@ -130,7 +124,7 @@ export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, Mod
 }
 
 /** A plain LoRA adapter that stock PEFT loads: A′ = M·A, B′ = B, the same scaling. */
-export async function exportPeft(dir: string, adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings): Promise<void> {
+export async function exportPeft(dir: string, adapters: ReadonlyMap<string, Adapter>, settings: AdapterSettings): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), await tensorsOf(adapters, true), { format: 'pt' });
   await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(settings, adapters), null, 2)}\n`);
@@ -174,7 +168,7 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
 }
 
 /** Reads an adapter folder (native or PEFT) into per-module factors, checking every shape. */
-export async function loadAdapter(dir: string): Promise<{ settings: AdapterSettings; adapters: Map<string, ModuleAdapter> }> {
+export async function loadAdapter(dir: string): Promise<{ settings: AdapterSettings; adapters: Map<string, Adapter> }> {
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
   let raw: unknown;
   try {
@@ -193,7 +187,7 @@ export async function loadAdapter(dir: string): Promise<{ settings: AdapterSetti
       modules.add(match[1]!);
     }
     if (modules.size === 0) fail(weightsFile, 'no adapter tensors');
-    const adapters = new Map<string, ModuleAdapter>();
+    const adapters = new Map<string, Adapter>();
     for (const module of modules) {
       const read = async (name: string) => {
         const info = file.tensors.get(name) ?? fail(weightsFile, `module ${module} has no tensor "${name}"`);

@@ -3,11 +3,13 @@ import { join } from 'node:path';
 import { loadConfigFile } from '../config/load';
 import { CausalLM } from '../models/model';
 import { ModelTokenizer } from '../models/tokenizer';
-import type { BackendPreference } from '../../kernels/backend-names';
-import { productEngine } from '../../kernels/mlas-matmul';
+import type { BackendPreference } from '../../protocol/backends';
+import { productEngine } from '../../kernels/backends/mlas-matmul';
 import { startBackend } from '../runtime';
 import { planWorkers } from './plan-workers';
-import { defaultRunName, train, type TrainEvent, type TrainSummary } from './train';
+import { defaultRunName, train } from './train';
+import type { TrainEvent } from '../../protocol/trainer';
+import type { TrainSummary } from '../../protocol/records';
 
 export interface SessionOptions {
   /** Overrides the config's backend (CLI --backend, the editor's moslora.backend setting). */

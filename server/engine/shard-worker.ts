@@ -3,10 +3,10 @@
 // loss and gradient, or its rows' scores, and hands them back.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Adapter } from '../../kernels/linear';
-import { takeNumber, takeValues } from '../../kernels/read';
-import { setProductThreads } from '../../kernels/mlas-matmul';
-import { isWasmHeapExhausted } from '../../kernels/wasm-kernels';
+import type { Adapter } from '../../kernels/adapter/linear';
+import { takeNumber, takeValues } from '../../kernels/backends/read';
+import { setProductThreads } from '../../kernels/backends/mlas-matmul';
+import { isWasmHeapExhausted } from '../../kernels/backends/wasm-kernels';
 import { CausalLM } from '../models/model';
 import { startBackend } from '../runtime';
 import { makeTrainable } from '../models/adapters';

@@ -9,7 +9,7 @@ import { parseConfigText } from '../config/load';
 import { configSchema, DATA_FORMATS, DATASET_FIELDS, DEFAULT_TARGET_MODULES } from '../config/schema';
 import { checkRecords, DatasetError, type DataFormat, type FieldNames } from '../engine/data';
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
-import { BACKEND_PREFERENCES } from '../../kernels/backend-names';
+import { BACKEND_PREFERENCES } from '../../protocol/backends';
 import { expectedWasmProducts } from '../runtime';
 import { parameterCounts, trainableCount } from './hover';
 import { formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';

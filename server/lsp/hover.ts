@@ -5,8 +5,8 @@ import { basename } from 'node:path';
 import { MarkupKind, type Hover } from 'vscode-languageserver';
 import { configSchema, DEFAULT_TARGET_MODULES } from '../config/schema';
 import { ConfigSource, filePathOf, resolveFrom } from './document';
-import { describeTargets, targetedModules, writtenTargets, type FactCache, type LinearModule, type ModelFacts } from './facts';
-import { matchesTarget } from '../models/modules';
+import { describeTargets, targetedModules, writtenTargets, type FactCache, type ModelFacts } from './facts';
+import { matchesTarget, type ModuleSize } from '../models/modules';
 import { fieldAt, fieldMarkdown } from './schema-info';
 
 const DEFAULTS = configSchema.parse({ model: '.', data: { train: '.' } });
@@ -19,7 +19,7 @@ export interface ParameterCounts {
 }
 
 /** Trainable parameters: r·(d_in + d_out) per module for A and B, plus r² per mixer. */
-export function parameterCounts(modules: readonly LinearModule[], r: number, chainLength: number): ParameterCounts {
+export function parameterCounts(modules: readonly ModuleSize[], r: number, chainLength: number): ParameterCounts {
   const lora = modules.reduce((sum, m) => sum + r * (m.dIn + m.dOut), 0);
   return { modules: modules.length, lora, moslora: lora + modules.length * r * r, linchain: lora + modules.length * chainLength * r * r };
 }
@@ -82,7 +82,7 @@ function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: t
   ].join('\n');
 }
 
-function matches(entry: string, modules: readonly LinearModule[]): string {
+function matches(entry: string, modules: readonly ModuleSize[]): string {
   const matched = modules.filter((m) => matchesTarget(m.name, entry));
   if (matched.length === 0) return `\`${entry}\` matches no linear module.`;
   const shown = matched.slice(0, 8).map((m) => `- \`${m.name}\`: d_in ${m.dIn}, d_out ${m.dOut}`);

@@ -1,44 +1,70 @@
-// Fresh adapters for the modules that target_modules selects, one spec for all of them.
+// The one adapter factory: which modules target_modules selects, and fresh (or saved) adapters
+// for them, one spec for all. The engine, the benchmarks and the tests all build adapters here.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter';
-import { disposeAdapterWeights, initAdapterWeights } from '../../kernels/init';
-import type { Adapter } from '../../kernels/linear';
-import { matchTargetModules, type LinearModule } from './modules';
+import { resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter/spec';
+import { disposeAdapterWeights, initAdapterWeights } from '../../kernels/adapter/init';
+import type { Adapter } from '../../kernels/adapter/linear';
+import { matchTargetModules, type ModuleSize } from './modules';
 
 /** An adapter spec without the dimensions, which come from each module. */
 export type AdapterTemplate = Omit<AdapterSpec, 'dIn' | 'dOut'>;
 
-// initAdapterWeights draws from seed, seed + 1 and seed + 2 + i for mixer i; modules get seeds
-// this far apart so that no two share a draw (up to 61 mixers in a chain).
-const SEED_STRIDE = 64;
+/**
+ * The modules `targets` selects, in the model's order (PEFT's rules, see matchTargetModules),
+ * and the entries that selected nothing.
+ */
+export function selectModules<M extends ModuleSize>(modules: readonly M[], targets: string | readonly string[]): { selected: M[]; unmatched: string[] } {
+  const { modules: names, unmatched } = matchTargetModules(
+    modules.map((m) => m.name),
+    targets,
+  );
+  const chosen = new Set(names);
+  return { selected: modules.filter((m) => chosen.has(m.name)), unmatched };
+}
 
 /**
- * Adapters, keyed by module name, for the modules `targets` selects (PEFT's rules, see
- * matchTargetModules). `unmatched` lists the entries that selected nothing, for a warning;
- * selecting no module at all is an error.
+ * The seed of the adapter weights of the i-th selected module in a run seeded `seed`
+ * (initAdapterWeights draws from it, it + 1 and it + 2 + j for mixer j).
+ */
+function adapterSeed(seed: number, index: number): number {
+  return seed * 1000 + index * 7 + 1;
+}
+
+/**
+ * Adapters for `modules`, keyed by module name: the weights `saved` holds for a module (a
+ * resumed run's checkpoint), else fresh ones from the run's seed.
  */
 export function createAdapters(
-  modules: readonly LinearModule[],
+  modules: readonly ModuleSize[],
+  template: AdapterTemplate,
+  seed: number,
+  saved?: ReadonlyMap<string, Adapter>,
+): Map<string, Adapter> {
+  const adapters = new Map<string, Adapter>();
+  modules.forEach((module, index) => {
+    const spec = resolveAdapterSpec({ ...template, dIn: module.dIn, dOut: module.dOut });
+    adapters.set(module.name, { spec, weights: saved?.get(module.name)?.weights ?? initAdapterWeights(spec, adapterSeed(seed, index)) });
+  });
+  return adapters;
+}
+
+/**
+ * Adapters for the modules `targets` selects; `unmatched` lists the entries that selected
+ * nothing, for a warning. Selecting no module at all is an error.
+ */
+export function adaptersFor(
+  modules: readonly ModuleSize[],
   targets: string | readonly string[],
   template: AdapterTemplate,
   seed: number,
 ): { adapters: Map<string, Adapter>; unmatched: string[] } {
-  const { modules: selected, unmatched } = matchTargetModules(
-    modules.map((m) => m.name),
-    targets,
-  );
+  const { selected, unmatched } = selectModules(modules, targets);
   if (selected.length === 0) {
     const examples = [...new Set(modules.map((m) => m.name.split('.').at(-1)!))].join(', ');
     throw new Error(`target_modules: ${JSON.stringify(targets)} selects no linear module of this model; its modules end in ${examples}`);
   }
-  const adapters = new Map<string, Adapter>();
-  modules.forEach((module, index) => {
-    if (!selected.includes(module.name)) return;
-    const spec = resolveAdapterSpec({ ...template, dIn: module.dIn, dOut: module.dOut });
-    adapters.set(module.name, { spec, weights: initAdapterWeights(spec, seed + index * SEED_STRIDE) });
-  });
-  return { adapters, unmatched };
+  return { adapters: createAdapters(selected, template, seed), unmatched };
 }
 
 /**

@@ -2,7 +2,7 @@
 // one token per step over a KV cache, until an end-of-sequence token or max_new_tokens.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { takeValues } from '../../kernels/read';
+import { takeValues } from '../../kernels/backends/read';
 import { KVCache, type AdapterSet } from './layers';
 import type { CausalLM } from './model';
 

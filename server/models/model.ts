@@ -2,11 +2,12 @@
 // tensors, a forward pass to logits, the training loss, and adapters attached per call.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { targetLogProbs } from '../../kernels/log-probs';
+import { targetLogProbs } from '../../kernels/ops/log-probs';
 import { Checkpoint } from '../formats/checkpoint';
 import { nearestNames } from '../formats/names';
 import { loadModelConfig, type ModelConfig, type ModelShape } from './config';
 import { gpt2Forward, gpt2Weights } from './gpt2';
+import type { Adapter } from '../../kernels/adapter/linear';
 import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear } from './layers';
 import { llamaForward, llamaWeights } from './llama';
 import { modelLayout, type LinearModule } from './modules';
@@ -62,7 +63,17 @@ export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scala
 /** The engine's forward options: dropout while training, gradient checkpointing. */
 export type LogitsOptions = Pick<ForwardOptions, 'dropoutSeed' | 'firstSequence' | 'checkpoint'> & { training: boolean };
 
-export class CausalLM {
+/** What the engine needs from a loaded causal language model: CausalLM, or a test's small model. */
+export interface EngineModel {
+  readonly linearModules: readonly LinearModule[];
+  readonly parameterCount: number;
+  /** Width, depth, heads and vocabulary, for the memory estimate; absent: unknown. */
+  readonly shape?: ModelShape;
+  /** Logits [B, T, V] for token ids [B, T]; adapters by module name; dropout only while training. */
+  logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D;
+}
+
+export class CausalLM implements EngineModel {
   private readonly byName: ReadonlyMap<string, LinearModule>;
 
   private constructor(

@@ -5,7 +5,7 @@ import { ConfigError, loadConfigFile, parseConfigText, resolveConfigPaths } from
 import { readRecords } from '../engine/data';
 import { describeTargets, targetedModules, type FactCache } from '../lsp/facts';
 import { parameterCounts, trainableCount } from '../lsp/hover';
-import type { EstimateReport } from '../protocol';
+import type { EstimateReport } from '../../protocol/editor';
 
 /** `text`: the config as open in the editor (unsaved edits count); else the file is read. */
 export async function estimateConfig(configPath: string, facts: FactCache, text?: string): Promise<EstimateReport> {

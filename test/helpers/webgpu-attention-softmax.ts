@@ -3,7 +3,7 @@
 // and as tfjs ops (tfjs's gradient), each against the value and gradient computed here in float64,
 // with the dispatches of each. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { attentionSoftmax } from '../../kernels/attention-softmax';
+import { attentionSoftmax } from '../../kernels/ops/attention-softmax';
 import { causalMask } from '../../server/models/layers';
 import { relativeError } from './tensors';
 import { compareWays, runHelper, startWebgpu, valueAndGradsCounted, type Way } from './webgpu-start';

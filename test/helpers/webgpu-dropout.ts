@@ -1,9 +1,9 @@
 // Run by test/integration/webgpu-dropout.test.ts in a process of its own (Dawn's Vulkan loader
 // is found through LD_LIBRARY_PATH, read at process start): the webgpu backend on whatever
-// adapter Dawn finds, the dropout-mask kernel registered as kernels/backend.ts does, and each
+// adapter Dawn finds, the dropout-mask kernel registered as kernels/backends/backend.ts does, and each
 // case's mask from the kernel against the one computed in JavaScript. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { dropoutMask, dropoutMaskAttrs, dropoutMaskValues, DROPOUT_MASK } from '../../kernels/dropout';
+import { dropoutMask, dropoutMaskAttrs, dropoutMaskValues, DROPOUT_MASK } from '../../kernels/adapter/dropout';
 import { runHelper, startWebgpu } from './webgpu-start';
 
 const CASES: { shape: [number, number]; sequences: number; rate: number; seed: number; firstSequence: number }[] = [

@@ -1,12 +1,12 @@
 // Run by test/integration/webgpu-fused-adapter.test.ts in a process of its own (Dawn's Vulkan
 // loader is found through LD_LIBRARY_PATH, read at process start): the webgpu backend with the
-// kernels registered as kernels/backend.ts does, and each case's adapted linear layer, value and
+// kernels registered as kernels/backends/backend.ts does, and each case's adapted linear layer, value and
 // gradients, on the fused kernels and as tfjs ops (the composite version). Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { mixersTrainable, resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter';
-import { MAX_FUSED_RANK } from '../../kernels/fused-adapter';
-import { initAdapterWeights } from '../../kernels/init';
-import { adaptedLinear, type BaseLinear } from '../../kernels/linear';
+import { mixersTrainable, resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter/spec';
+import { MAX_FUSED_RANK } from '../../kernels/adapter/fused-adapter';
+import { initAdapterWeights } from '../../kernels/adapter/init';
+import { adaptedLinear, type BaseLinear } from '../../kernels/adapter/linear';
 import { computingKernels } from '../../bench/measure';
 import { relativeError } from './tensors';
 import { runHelper, startWebgpu } from './webgpu-start';

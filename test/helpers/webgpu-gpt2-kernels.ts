@@ -2,8 +2,8 @@
 // GPT-2's LayerNorm and gelu_new on the webgpu backend, on their WGSL kernels and as tfjs ops
 // (tfjs's gradient), with what each sends to the GPU. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { geluNew } from '../../kernels/gelu';
-import { layerNorm } from '../../kernels/layer-norm';
+import { geluNew } from '../../kernels/ops/gelu';
+import { layerNorm } from '../../kernels/ops/layer-norm';
 import { relativeError } from './tensors';
 import { compareWays, runHelper, startWebgpu, valueAndGradsCounted, type Way } from './webgpu-start';
 

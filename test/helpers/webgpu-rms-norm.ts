@@ -3,7 +3,7 @@
 // version (tfjs ops with the written-out gradient) and tfjs's own gradient of the plain formula,
 // with the dispatches of each. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { rmsNorm } from '../../kernels/rms-norm';
+import { rmsNorm } from '../../kernels/ops/rms-norm';
 import { relativeError } from './tensors';
 import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
 

@@ -2,7 +2,7 @@
 // and input gradient on the webgpu backend, on its WGSL kernel and as tfjs ops, with the
 // dispatches of each. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { applyRope } from '../../kernels/rope';
+import { applyRope } from '../../kernels/ops/rope';
 import { ropeTables } from '../../server/models/layers';
 import { relativeError } from './tensors';
 import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';

@@ -1,8 +1,8 @@
 // For helpers run on SwiftShader (test/helpers/swiftshader.ts): the webgpu backend on the adapter
-// Dawn finds, started as training starts it when named (kernels/backend.ts: our kernels, the GPU's errors watched).
+// Dawn finds, started as training starts it when named (kernels/backends/backend.ts: our kernels, the GPU's errors watched).
 import * as tf from '@tensorflow/tfjs-core';
 import { countGpuTraffic, type GpuTraffic } from '../../bench/webgpu-host';
-import { selectBackend } from '../../kernels/backend';
+import { selectBackend } from '../../kernels/backends/backend';
 
 /** dawnFlags: Dawn's options (['backend=null'] for its null device, which computes nothing). */
 export async function startWebgpu(dawnFlags: string[] = []): Promise<void> {

@@ -2,7 +2,7 @@
 // value and both inputs' gradients on the webgpu backend, on its WGSL kernel and as tfjs ops, with
 // the dispatches of each. Prints one JSON line.
 import * as tf from '@tensorflow/tfjs-core';
-import { swiglu } from '../../kernels/swiglu';
+import { swiglu } from '../../kernels/ops/swiglu';
 import { relativeError } from './tensors';
 import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
 

@@ -1,4 +1,4 @@
-// Attention's softmax(scores·scale + mask) on its WGSL kernels (kernels/attention-softmax.ts) on
+// Attention's softmax(scores·scale + mask) on its WGSL kernels (kernels/ops/attention-softmax.ts) on
 // the webgpu backend where no GPU is (Dawn on SwiftShader): value and gradient must equal the
 // float64 ones, in 2 dispatches forward and backward instead of 8; also past 65,535 rows, where
 // tfjs-backend-webgpu's own Softmax (4.22) reads the wrong rows.

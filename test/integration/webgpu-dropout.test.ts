@@ -1,4 +1,4 @@
-// The dropout-mask kernel (kernels/dropout.ts) in a WGSL shader on the webgpu backend, run where
+// The dropout-mask kernel (kernels/adapter/dropout.ts) in a WGSL shader on the webgpu backend, run where
 // no GPU is (Dawn on SwiftShader, as test/integration/webgpu.test.ts): its masks must equal the
 // ones computed in JavaScript for the other backends bit for bit, or the curves of two backends
 // with dropout part ways.

@@ -1,4 +1,4 @@
-// The adapter's fused WGSL kernels (kernels/fused-adapter.ts) on the webgpu backend, run where no
+// The adapter's fused WGSL kernels (kernels/adapter/fused-adapter.ts) on the webgpu backend, run where no
 // GPU is (Dawn on SwiftShader, as test/integration/webgpu.test.ts): an adapted linear layer's value
 // and every gradient must equal the composite version's (the same layer as tfjs ops) for each
 // method, layout, with and without dropout and bias, past one dispatch dimension, in fewer dispatches;

@@ -1,4 +1,4 @@
-// GPT-2's LayerNorm and gelu_new on their WGSL kernels (kernels/layer-norm.ts, kernels/gelu.ts) on
+// GPT-2's LayerNorm and gelu_new on their WGSL kernels (kernels/ops/layer-norm.ts, kernels/ops/gelu.ts) on
 // the webgpu backend where no GPU is (Dawn on SwiftShader): values and input gradients must equal
 // tfjs's gradient of the tfjs ops, in 2 dispatches forward and backward, and LayerNorm without
 // the tensors of ones tfjs's gradient of a mean uploads.

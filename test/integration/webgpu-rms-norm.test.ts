@@ -1,4 +1,4 @@
-// RMSNorm's WGSL kernels (kernels/rms-norm.ts) on the webgpu backend where no GPU is (Dawn on
+// RMSNorm's WGSL kernels (kernels/ops/rms-norm.ts) on the webgpu backend where no GPU is (Dawn on
 // SwiftShader): the norm's value and its input's gradient must equal tfjs's own gradient of the
 // plain formula, on the kernels and as the composite version, in 2 dispatches instead of 19 and
 // without the tensor of ones tfjs's gradient uploads.

@@ -1,4 +1,4 @@
-// RoPE's WGSL kernel (kernels/rope.ts) on the webgpu backend where no GPU is (Dawn on SwiftShader):
+// RoPE's WGSL kernel (kernels/ops/rope.ts) on the webgpu backend where no GPU is (Dawn on SwiftShader):
 // the rotation and its gradient (the rotation back) must equal the tfjs ops' value and gradient,
 // in 2 dispatches instead of 14.
 import assert from 'node:assert/strict';

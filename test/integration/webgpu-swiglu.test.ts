@@ -1,4 +1,4 @@
-// SwiGLU's WGSL kernel (kernels/swiglu.ts) on the webgpu backend where no GPU is (Dawn on
+// SwiGLU's WGSL kernel (kernels/ops/swiglu.ts) on the webgpu backend where no GPU is (Dawn on
 // SwiftShader): silu(gate)·up and the gradients of gate and up must equal the tfjs ops', in 3
 // dispatches instead of 11.
 import assert from 'node:assert/strict';

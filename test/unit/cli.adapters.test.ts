@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import { initAdapterWeights } from '../../kernels/init';
-import { deltaWeight } from '../../kernels/merge';
-import { loadAdapter, saveAdapter, type ModuleAdapter } from '../../server/engine/adapter-files';
+import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import { initAdapterWeights } from '../../kernels/adapter/init';
+import { deltaWeight } from '../../kernels/adapter/merge';
+import { loadAdapter, saveAdapter } from '../../server/engine/adapter-files';
 import { maxAbsDiff } from '../helpers/tensors';
+import type { Adapter } from '../../kernels/adapter/linear';
 
 const run = promisify(execFile);
 const cli = (...args: string[]) => run(process.execPath, ['dist/cli.js', ...args]);
@@ -19,8 +20,8 @@ const Q = 'model.layers.0.self_attn.q_proj';
 const V = 'model.layers.0.self_attn.v_proj';
 let dir: string;
 
-async function writeAdapter(name: string, method: AdapterMethod, r: number, modules: string[], seed: number): Promise<Map<string, ModuleAdapter>> {
-  const adapters = new Map<string, ModuleAdapter>();
+async function writeAdapter(name: string, method: AdapterMethod, r: number, modules: string[], seed: number): Promise<Map<string, Adapter>> {
+  const adapters = new Map<string, Adapter>();
   modules.forEach((module, i) => {
     const spec = resolveAdapterSpec({ method, dIn: 16, dOut: 12, r, alpha: 2 * r, bInit: 'kaiming' });
     adapters.set(module, { spec, weights: initAdapterWeights(spec, seed + i) });

@@ -2,20 +2,20 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { Matrix, SingularValueDecomposition } from 'ml-matrix';
-import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import { initAdapterWeights } from '../../kernels/init';
-import { deltaWeight } from '../../kernels/merge';
-import type { ModuleAdapter } from '../../server/engine/adapter-files';
+import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import { initAdapterWeights } from '../../kernels/adapter/init';
+import { deltaWeight } from '../../kernels/adapter/merge';
 import { combineAdapters, type CombineInput } from '../../server/engine/combine';
 import { maxAbsDiff } from '../helpers/tensors';
+import type { Adapter } from '../../kernels/adapter/linear';
 
 const D_OUT = 20;
 const D_IN = 28;
 const Q = 'model.layers.0.self_attn.q_proj';
 const V = 'model.layers.0.self_attn.v_proj';
 
-function adapter(method: AdapterMethod, r: number, alpha: number, seed: number): ModuleAdapter {
+function adapter(method: AdapterMethod, r: number, alpha: number, seed: number): Adapter {
   const spec = resolveAdapterSpec({ method, dIn: D_IN, dOut: D_OUT, r, alpha, chainLength: 2, bInit: 'kaiming' });
   return { spec, weights: initAdapterWeights(spec, seed) };
 }

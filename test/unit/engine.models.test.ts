@@ -8,16 +8,17 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
-import { exportPeft, loadAdapter, type AdapterSettings, type ModuleAdapter } from '../../server/engine/adapter-files';
+import { selectBackend } from '../../kernels/backends/backend';
+import { exportPeft, loadAdapter, type AdapterSettings } from '../../server/engine/adapter-files';
 import { mergedLogitDifference, mergeIntoModel } from '../../server/engine/merge';
 import { runTrainingJob } from '../../server/engine/session';
 import { RunDirectory } from '../../server/engine/runs';
 import { Checkpoint } from '../../server/formats/checkpoint';
 import { writeSafetensors, type TensorToWrite } from '../../server/formats/safetensors';
-import { createAdapters } from '../../server/models/adapters';
+import { adaptersFor } from '../../server/models/adapters';
 import { CausalLM } from '../../server/models/model';
 import { readModelLayout } from '../../server/models/modules';
+import type { Adapter } from '../../kernels/adapter/linear';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'models');
 let dir: string;
@@ -35,10 +36,10 @@ async function asFloat32(name: string): Promise<string> {
 }
 
 /** A trained-looking MoSLoRA adapter (B away from zero) on every linear module but the head. */
-async function adaptersFor(modelDir: string): Promise<Map<string, ModuleAdapter>> {
+async function trainedAdapters(modelDir: string): Promise<Map<string, Adapter>> {
   const { layout } = await readModelLayout(modelDir);
   const targets = layout.linears.map((m) => m.name).filter((name) => !name.endsWith('lm_head'));
-  return createAdapters(layout.linears, targets, { method: 'moslora', r: 4, alpha: 8, bInit: 'kaiming' }, 7).adapters;
+  return adaptersFor(layout.linears, targets, { method: 'moslora', r: 4, alpha: 8, bInit: 'kaiming' }, 7).adapters;
 }
 
 const settings = (baseModel: string): AdapterSettings => ({
@@ -57,7 +58,7 @@ describe('the engine on the reference checkpoints', () => {
   for (const fixture of ['tiny-llama', 'tiny-gpt2'] as const) {
     it(`${fixture}: the merged model reproduces base + adapter (max |Δlogit| < 1e-4)`, async () => {
       const base = await asFloat32(fixture);
-      const adapters = await adaptersFor(base);
+      const adapters = await trainedAdapters(base);
       const { layout } = await readModelLayout(base);
       const merged = await mergeIntoModel(base, join(dir, `${fixture}-merged`), adapters, layout.linears);
       assert.equal(merged.mergedModules.length, adapters.size);
@@ -70,7 +71,7 @@ describe('the engine on the reference checkpoints', () => {
 
   it('the PEFT export (mixer folded in) gives the MoSLoRA model’s logits', async () => {
     const base = join(FIXTURES, 'tiny-llama');
-    const native = await adaptersFor(base);
+    const native = await trainedAdapters(base);
     await exportPeft(join(dir, 'peft'), native, settings(base));
     const plain = await loadAdapter(join(dir, 'peft'));
     assert.equal(plain.settings.method, 'lora');

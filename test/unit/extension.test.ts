@@ -12,8 +12,9 @@ import { RunIds } from '../../extension/runIds';
 import { finishedPhase, listingOf, runsDirOf } from '../../extension/runs';
 import { configTemplate, examplePaths, PLACEHOLDER_PATHS } from '../../extension/template';
 import { parseConfigText } from '../../server/config/load';
-import type { JobInfo, JobUpdate, MetricRecord } from '../../server/protocol';
-import { RUN_PHASES } from '../../webview/protocol';
+import type { JobInfo, JobUpdate } from '../../protocol/editor';
+import { RUN_PHASES } from '../../protocol/webview';
+import type { MetricRecord } from '../../protocol/records';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { JobManager, type JobUpdate } from '../../server/jobs/manager';
+import { JobManager } from '../../server/jobs/manager';
+import type { JobUpdate } from '../../protocol/editor';
 
 const fixture = (name: string) => join(import.meta.dirname, '..', 'fixtures', 'trainers', `${name}.mjs`);
 

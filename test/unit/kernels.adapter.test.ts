@@ -7,10 +7,10 @@ import {
   resolveAdapterSpec,
   trainableParameterCount,
   type AdapterSpec,
-} from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import { initAdapterWeights } from '../../kernels/init';
-import { adaptedLinear } from '../../kernels/linear';
+} from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import { initAdapterWeights } from '../../kernels/adapter/init';
+import { adaptedLinear } from '../../kernels/adapter/linear';
 
 const good: AdapterSpec = { method: 'moslora', dIn: 64, dOut: 32, r: 8, alpha: 16 };
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { BACKENDS, BackendUnavailableError, selectBackend, type BackendPreference } from '../../kernels/backend';
+import { BackendUnavailableError, selectBackend } from '../../kernels/backends/backend';
+import { BACKENDS, type BackendPreference } from '../../protocol/backends';
 
 function installed(name: string): boolean {
   try {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
-import { dropoutMask, dropoutMaskAttrs, dropoutMaskValues, seedKey } from '../../kernels/dropout';
+import { selectBackend } from '../../kernels/backends/backend';
+import { dropoutMask, dropoutMaskAttrs, dropoutMaskValues, seedKey } from '../../kernels/adapter/dropout';
 
 /** The mask of [rows, cols] in `sequences` blocks, as values. */
 function mask(rows: number, cols: number, sequences: number, rate: number, seed: number, firstSequence = 0): Float32Array {

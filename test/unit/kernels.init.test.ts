@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import { initAdapterWeights } from '../../kernels/init';
+import { resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import { initAdapterWeights } from '../../kernels/adapter/init';
 import { maxAbsDiff } from '../helpers/tensors';
 
 const spec = (extra: Partial<AdapterSpec> = {}) =>

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAPTER_METHODS, adapterScaling, resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import type { AdapterWeights } from '../../kernels/init';
-import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/linear';
+import { ADAPTER_METHODS, adapterScaling, resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import type { AdapterWeights } from '../../kernels/adapter/init';
+import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
 import { finiteDifferences, maxAbsDiff, seeded } from '../helpers/tensors';
 
 const N = 3;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
-import { targetLogProbs } from '../../kernels/log-probs';
+import { selectBackend } from '../../kernels/backends/backend';
+import { targetLogProbs } from '../../kernels/ops/log-probs';
 import { maxAbsDiff } from '../helpers/tensors';
 
 /** The composite form the kernel replaces: log-softmax, then a one-hot pick. */

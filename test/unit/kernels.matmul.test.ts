@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
-import { matMul, matMulByConstant } from '../../kernels/matmul';
+import { selectBackend } from '../../kernels/backends/backend';
+import { matMul, matMulByConstant } from '../../kernels/ops/matmul';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
 
 for (const backend of ['wasm', 'cpu'] as const) {

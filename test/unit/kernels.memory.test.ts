@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec } from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import { initAdapterWeights } from '../../kernels/init';
-import { adaptedLinear, type BaseLinear } from '../../kernels/linear';
+import { resolveAdapterSpec } from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import { initAdapterWeights } from '../../kernels/adapter/init';
+import { adaptedLinear, type BaseLinear } from '../../kernels/adapter/linear';
 import { seeded } from '../helpers/tensors';
 
 describe('memory', () => {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAPTER_METHODS, resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import { initAdapterWeights, type AdapterWeights } from '../../kernels/init';
-import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/linear';
-import { deltaWeight, foldToLora, mergeWeight, NonFiniteMergeError, unmergeWeight } from '../../kernels/merge';
+import { ADAPTER_METHODS, resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import { initAdapterWeights, type AdapterWeights } from '../../kernels/adapter/init';
+import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
+import { deltaWeight, foldToLora, mergeWeight, NonFiniteMergeError, unmergeWeight } from '../../kernels/adapter/merge';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
 
 const D = 64;

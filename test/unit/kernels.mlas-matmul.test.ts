@@ -7,9 +7,9 @@ import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { selectBackend } from '../../kernels/backend';
-import { mlasProductCount, productEngine, useProductEngine, type ProductEngine } from '../../kernels/mlas-matmul';
-import { heapOf } from '../../kernels/wasm-kernels';
+import { selectBackend } from '../../kernels/backends/backend';
+import { mlasProductCount, productEngine, useProductEngine, type ProductEngine } from '../../kernels/backends/mlas-matmul';
+import { heapOf } from '../../kernels/backends/wasm-kernels';
 import { relativeError, seeded } from '../helpers/tensors';
 
 /** Runs f with the wasm backend's products on `engine`, then puts MLAS back. */

@@ -1,10 +1,10 @@
-// RMSNorm with its gradient written out (kernels/rms-norm.ts) must give what tfjs's own gradient
+// RMSNorm with its gradient written out (kernels/ops/rms-norm.ts) must give what tfjs's own gradient
 // of the plain formula gives, on the CPU backends (the webgpu kernels: test/integration/webgpu-rms-norm.test.ts).
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
-import { rmsNorm } from '../../kernels/rms-norm';
+import { selectBackend } from '../../kernels/backends/backend';
+import { rmsNorm } from '../../kernels/ops/rms-norm';
 import { maxAbsDiff } from '../helpers/tensors';
 
 function plainFormula(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mixerStats } from '../../kernels/stats';
+import { mixerStats } from '../../kernels/adapter/stats';
 
 describe('mixer statistics', () => {
   it('the identity is at distance 0 from itself, with all singular values 1', () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
+import { selectBackend } from '../../kernels/backends/backend';
 
-// The wasm backend's Slice, Unpack, SplitV and Identity are replaced (kernels/wasm-kernels.ts);
+// The wasm backend's Slice, Unpack, SplitV and Identity are replaced (kernels/backends/wasm-kernels.ts);
 // each replacement must give what the plain-JavaScript cpu backend gives.
 type Values = number[] | boolean[];
 

@@ -6,7 +6,8 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { configLenses } from '../../server/lsp/lens';
-import { configCommands, serverSettingsOf } from '../../server/protocol';
+import { serverSettingsOf } from '../../protocol/editor';
+import { commandIds } from '../../protocol/commands';
 
 describe('config lenses', () => {
   let dir: string;
@@ -35,8 +36,8 @@ describe('config lenses', () => {
   it('only Train and Estimate before any run of this config', async () => {
     const uri = pathToFileURL(config).href;
     assert.deepEqual(await commands('model: ./m\n'), [
-      [configCommands.startTraining, [uri]],
-      [configCommands.estimate, [uri]],
+      [commandIds.startTraining, [uri]],
+      [commandIds.estimate, [uri]],
     ]);
     await run('runs', 'other-1', join(dir, 'b.moslora.yaml'), 3000, true); // another config's run
     await writeFile(join(dir, 'runs', 'not-a-run'), 'x');
@@ -49,21 +50,21 @@ describe('config lenses', () => {
     await run('runs', 'a-old', config, 1000, true);
     const newest = await run('runs', 'a-new', config, 2000, false);
     let lenses = await commands('model: ./m\n');
-    assert.deepEqual(lenses.slice(2), [[configCommands.openPanel, [newest]]]);
+    assert.deepEqual(lenses.slice(2), [[commandIds.openPanel, [newest]]]);
     await mkdir(join(newest, 'adapter'));
     await writeFile(join(newest, 'adapter', 'adapter_config.json'), '{}');
     lenses = await commands('model: ./m\n');
     assert.deepEqual(lenses.slice(2), [
-      [configCommands.openPanel, [newest]],
-      [configCommands.mergeAdapter, [join(newest, 'adapter')]],
+      [commandIds.openPanel, [newest]],
+      [commandIds.mergeAdapter, [join(newest, 'adapter')]],
     ]);
   });
 
   it("looks in the config's output.runs_dir, relative to the config", async () => {
     const elsewhere = await run('elsewhere', 'x', config, 1000, true);
     assert.deepEqual((await commands('model: ./m\noutput:\n  runs_dir: elsewhere\n')).slice(2), [
-      [configCommands.openPanel, [elsewhere]],
-      [configCommands.mergeAdapter, [join(elsewhere, 'adapter')]],
+      [commandIds.openPanel, [elsewhere]],
+      [commandIds.mergeAdapter, [join(elsewhere, 'adapter')]],
     ]);
     assert.equal((await commands('model: ./m\noutput:\n  runs_dir: nowhere\n')).length, 2);
   });
@@ -71,7 +72,7 @@ describe('config lenses', () => {
   it("looks in the editor's runs folder setting instead, when it is set", async () => {
     const central = await run('central', 'y', config, 1000, false);
     const lenses = await configLenses(pathToFileURL(config).href, 'model: ./m\noutput:\n  runs_dir: elsewhere\n', join(dir, 'central'));
-    assert.deepEqual(lenses.slice(2).map((lens) => [lens.command?.command, lens.command?.arguments]), [[configCommands.openPanel, [central]]]);
+    assert.deepEqual(lenses.slice(2).map((lens) => [lens.command?.command, lens.command?.arguments]), [[commandIds.openPanel, [central]]]);
   });
 });
 

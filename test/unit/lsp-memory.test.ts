@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../server/lsp/diagnostics';
-import type { FactCache, LinearModule, ModelFacts } from '../../server/lsp/facts';
-import type { ProductEngine } from '../../kernels/mlas-matmul';
+import type { FactCache, ModelFacts } from '../../server/lsp/facts';
+import type { ModuleSize } from '../../server/models/modules';
+import type { ProductEngine } from '../../kernels/backends/mlas-matmul';
 import { estimateMemory, memoryLimit, resolveCheckpointing, WASM_HEAP_BYTES } from '../../server/engine/memory';
 
 // The measured case (server/engine/memory.ts): a ~100M Llama trained with MoSLoRA r 16 on q,k,v,up,down.
@@ -70,7 +71,7 @@ describe('memory estimate', () => {
 });
 
 describe('memory diagnostic', () => {
-  const modules: LinearModule[] = [];
+  const modules: ModuleSize[] = [];
   for (let layer = 0; layer < 12; layer++) {
     const p = `model.layers.${layer}`;
     for (const m of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj']) modules.push({ name: `${p}.${m}`, dIn: 768, dOut: 768 });

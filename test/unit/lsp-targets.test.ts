@@ -3,10 +3,11 @@ import { describe, it } from 'node:test';
 import { completeConfig } from '../../server/lsp/completion';
 import { validateConfig } from '../../server/lsp/diagnostics';
 import { hoverConfig } from '../../server/lsp/hover';
-import type { FactCache, LinearModule, ModelFacts } from '../../server/lsp/facts';
+import type { FactCache, ModelFacts } from '../../server/lsp/facts';
+import type { ModuleSize } from '../../server/models/modules';
 
 // target_modules written as PEFT also takes it: 'all-linear' or a regular expression.
-const modules: LinearModule[] = [];
+const modules: ModuleSize[] = [];
 for (const layer of [0, 1]) {
   modules.push({ name: `model.layers.${layer}.self_attn.q_proj`, dIn: 64, dOut: 64 }, { name: `model.layers.${layer}.mlp.up_proj`, dIn: 64, dOut: 128 });
 }

@@ -4,27 +4,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec } from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import { initAdapterWeights } from '../../kernels/init';
-import { mergeWeight } from '../../kernels/merge';
-import type { ModuleAdapter } from '../../server/engine/adapter-files';
+import { resolveAdapterSpec } from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import { initAdapterWeights } from '../../kernels/adapter/init';
+import { mergeWeight } from '../../kernels/adapter/merge';
 import { mergeIntoModel } from '../../server/engine/merge';
-import type { LinearModule } from '../../server/engine/train';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';
+import type { LinearModule } from '../../server/models/modules';
+import { linearModule } from '../helpers/modules';
+import type { Adapter } from '../../kernels/adapter/linear';
 
 const Q = 'model.layers.0.self_attn.q_proj';
 const C = 'transformer.h.0.attn.c_attn';
 const modules: LinearModule[] = [
-  { name: Q, dIn: 8, dOut: 6, layout: 'out_in' },
-  { name: C, dIn: 8, dOut: 12, layout: 'in_out' },
+  linearModule(Q, 8, 6, 'out_in'),
+  linearModule(C, 8, 12, 'in_out'),
 ];
 
 let dir: string;
 let base: string;
 const values = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k) / 4);
 
-function adapters(): Map<string, ModuleAdapter> {
+function adapters(): Map<string, Adapter> {
   const make = (dIn: number, dOut: number, seed: number) => {
     const spec = resolveAdapterSpec({ method: 'moslora', dIn, dOut, r: 2, alpha: 4, bInit: 'kaiming' });
     return { spec, weights: initAdapterWeights(spec, seed) };

@@ -5,9 +5,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
+import { selectBackend } from '../../kernels/backends/backend';
 import { SafetensorsFile } from '../../server/formats/safetensors';
-import { createAdapters, disposeAdapters } from '../../server/models/adapters';
+import { adaptersFor, disposeAdapters } from '../../server/models/adapters';
 import { generate } from '../../server/models/generate';
 import { inspectModel } from '../../server/models/inspect';
 import { CausalLM } from '../../server/models/model';
@@ -96,7 +96,7 @@ describe('parity with transformers on the reference fixtures', () => {
 
   it('tiny-llama: a MoSLoRA adapter on q_proj gets finite gradients on wasm; only B\'s are non-zero at step 0', () => {
     const { model, ref } = loaded.get('tiny-llama')!;
-    const { adapters } = createAdapters(model.linearModules, ['q_proj'], { method: 'moslora', r: 8, alpha: 16 }, 1);
+    const { adapters } = adaptersFor(model.linearModules, ['q_proj'], { method: 'moslora', r: 8, alpha: 16 }, 1);
     const names = [...adapters.keys()];
     const flat = names.flatMap((n) => [adapters.get(n)!.weights.A, adapters.get(n)!.weights.B, adapters.get(n)!.weights.mixers[0]!]);
     tf.tidy(() => {

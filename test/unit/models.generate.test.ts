@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
+import { selectBackend } from '../../kernels/backends/backend';
 import { argmax, generate, sampleTopP } from '../../server/models/generate';
 import { KVCache } from '../../server/models/layers';
 import { CausalLM } from '../../server/models/model';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
+import { selectBackend } from '../../kernels/backends/backend';
 import { attention, causalMask } from '../../server/models/layers';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
 

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
-import type { Adapter } from '../../kernels/linear';
-import type { EngineModel } from '../../server/engine/train';
-import { createAdapters, disposeAdapters, makeTrainable } from '../../server/models/adapters';
-import { moduleSeed } from '../../server/models/layers';
-import { CausalLM } from '../../server/models/model';
+import { selectBackend } from '../../kernels/backends/backend';
+import type { Adapter } from '../../kernels/adapter/linear';
+import { adaptersFor, disposeAdapters, makeTrainable } from '../../server/models/adapters';
+import { moduleDropoutSeed } from '../../server/models/layers';
+import { CausalLM, type EngineModel } from '../../server/models/model';
 import { maxAbsDiff } from '../helpers/tensors';
 import { TINY_GPT2_CONFIG, TINY_LLAMA_CONFIG, writeTinyModel } from '../helpers/tiny-models';
 
@@ -54,7 +53,7 @@ describe('models with adapters', () => {
   for (const name of ['llama', 'gpt2']) {
     it(`${name}: adapters on every linear module start at the base model (B = 0) and change it once B moves`, () => {
       const model = models.get(name)!;
-      const { adapters, unmatched } = createAdapters(model.linearModules, [...new Set(model.linearModules.map((m) => m.name.split('.').at(-1)!))], MOSLORA, 5);
+      const { adapters, unmatched } = adaptersFor(model.linearModules, [...new Set(model.linearModules.map((m) => m.name.split('.').at(-1)!))], MOSLORA, 5);
       assert.deepEqual(unmatched, []);
       assert.equal(adapters.size, model.linearModules.length);
       tf.tidy(() => {
@@ -69,7 +68,7 @@ describe('models with adapters', () => {
     it(`${name}: the loss has finite gradients for a MoSLoRA adapter on wasm, zero for A and M while B = 0`, () => {
       const model = models.get(name)!;
       const target = model.linearModules[0]!.name; // q_proj or c_attn of layer 0
-      const { adapters } = createAdapters(model.linearModules, [target], MOSLORA, 11);
+      const { adapters } = adaptersFor(model.linearModules, [target], MOSLORA, 11);
       const adapter = adapters.get(target)!;
       const { A, B, mixers } = adapter.weights;
       const M = mixers[0]!;
@@ -96,7 +95,7 @@ describe('models with adapters', () => {
     it(`${name}: dL/dB through the whole model agrees with finite differences`, () => {
       const model = models.get(name)!;
       const target = model.linearModules.at(-2)!.name; // the last MLP projection
-      const { adapters } = createAdapters(model.linearModules, [target], MOSLORA, 13);
+      const { adapters } = adaptersFor(model.linearModules, [target], MOSLORA, 13);
       const adapter = adapters.get(target)!;
       const lossAt = (B: tf.Tensor2D) => model.loss(IDS, LABELS, { adapters: new Map([[target, withB(adapter, B)]]) });
       tf.tidy(() => {
@@ -119,7 +118,7 @@ describe('models with adapters', () => {
 
     it(`${name}: repeated forward, loss and gradient passes leave no tensors behind`, () => {
       const model = models.get(name)!;
-      const { adapters } = createAdapters(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.1 }, 21);
+      const { adapters } = adaptersFor(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.1 }, 21);
       const variables = [...makeTrainable(adapters).values()];
       const step = (seed: number) => {
         tf.dispose(model.forward(IDS, { adapters }));
@@ -137,7 +136,7 @@ describe('models with adapters', () => {
   for (const name of ['llama', 'gpt2']) {
     it(`${name}: gradient checkpointing gives the same loss and gradients and keeps fewer tensors for the backward pass`, () => {
       const model = models.get(name)!;
-      const { adapters } = createAdapters(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.1, bInit: 'kaiming' }, 23);
+      const { adapters } = adaptersFor(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.1, bInit: 'kaiming' }, 23);
       const variables = [...makeTrainable(adapters).values()];
       const run = (checkpoint: boolean) => {
         let kept = 0;
@@ -167,24 +166,24 @@ describe('models with adapters', () => {
 
   it('training dropout repeats for a seed, differs across seeds and modules, and is off in eval', () => {
     const model = models.get('llama')!;
-    const { adapters } = createAdapters(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.5, bInit: 'kaiming' }, 2);
+    const { adapters } = adaptersFor(model.linearModules, 'all-linear', { ...MOSLORA, dropout: 0.5, bInit: 'kaiming' }, 2);
     tf.tidy(() => {
       const run = (options: { training?: boolean; dropoutSeed?: number }) => model.forward(IDS, { adapters, ...options });
       assert.equal(maxAbsDiff(run({ training: true, dropoutSeed: 4 }), run({ training: true, dropoutSeed: 4 })), 0);
       assert.ok(maxAbsDiff(run({ training: true, dropoutSeed: 4 }), run({ training: true, dropoutSeed: 5 })) > 1e-4);
       assert.equal(maxAbsDiff(run({ dropoutSeed: 4 }), run({ dropoutSeed: 5 })), 0);
     });
-    const seeds = new Set([0, 1, 2, 101].flatMap((call) => Array.from({ length: 561 }, (_, i) => moduleSeed(call, i))));
+    const seeds = new Set([0, 1, 2, 101].flatMap((call) => Array.from({ length: 561 }, (_, i) => moduleDropoutSeed(call, i))));
     assert.equal(seeds.size, 4 * 561, 'calls numbered 0, 1, 2, … never give two modules one seed');
     disposeAdapters(adapters);
   });
 
   it('refuses an adapter for a module the model does not have, naming the nearest', () => {
     const model = models.get('llama')!;
-    const { adapters } = createAdapters(model.linearModules, ['q_proj'], MOSLORA, 1);
+    const { adapters } = adaptersFor(model.linearModules, ['q_proj'], MOSLORA, 1);
     const misnamed = new Map([['model.layers.0.self_attn.qproj', adapters.get('model.layers.0.self_attn.q_proj')!]]);
     assert.throws(() => model.forward(IDS, { adapters: misnamed }), /no linear module "model\.layers\.0\.self_attn\.qproj"; nearest: "model\.layers\.0\.self_attn\.q_proj"/);
-    assert.throws(() => createAdapters(model.linearModules, ['c_attn'], MOSLORA, 1), /target_modules: \["c_attn"\] selects no linear module .* q_proj, k_proj/);
+    assert.throws(() => adaptersFor(model.linearModules, ['c_attn'], MOSLORA, 1), /target_modules: \["c_attn"\] selects no linear module .* q_proj, k_proj/);
     disposeAdapters(adapters);
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
+import { selectBackend } from '../../kernels/backends/backend';
 import { AdamW, clipByGlobalNorm, flatConcat, scheduleFactor } from '../../server/engine/optim';
 
 /** AdamW by hand in float64, exactly as torch.optim.AdamW writes it. */

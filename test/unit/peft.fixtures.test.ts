@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
+import { selectBackend } from '../../kernels/backends/backend';
 import { exportPeft, loadAdapter } from '../../server/engine/adapter-files';
 import { SafetensorsFile } from '../../server/formats/safetensors';
 import { CausalLM } from '../../server/models/model';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { progressReporter } from '../../server/commands/progress';
-import type { TrainEvent } from '../../server/engine/train';
+import { progressReporter } from '../../server/cli/progress';
+import type { TrainEvent } from '../../protocol/trainer';
 
 const events: TrainEvent[] = [
   { type: 'state', state: 'training', runDir: 'runs/a', step: 0, totalSteps: 4 },

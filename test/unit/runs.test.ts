@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec } from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import { initAdapterWeights } from '../../kernels/init';
-import type { AdapterSettings, ModuleAdapter } from '../../server/engine/adapter-files';
+import { resolveAdapterSpec } from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import { initAdapterWeights } from '../../kernels/adapter/init';
+import type { Adapter } from '../../kernels/adapter/linear';
+import type { AdapterSettings } from '../../server/engine/adapter-files';
 import { AdamW } from '../../server/engine/optim';
 import { RunDirectory, type TrainerState } from '../../server/engine/runs';
 
@@ -17,7 +18,7 @@ const settings: AdapterSettings = {
 
 let root: string;
 
-function adapters(): Map<string, ModuleAdapter> {
+function adapters(): Map<string, Adapter> {
   const spec = resolveAdapterSpec({ method: 'moslora', dIn: 6, dOut: 5, r: 2, alpha: 4, bInit: 'kaiming' });
   return new Map([['model.layers.0.self_attn.q_proj', { spec, weights: initAdapterWeights(spec, 3) }]]);
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { LIMITS, isRunId, parseExtensionMessage, parseWebviewMessage } from '../../webview/protocol';
+import { LIMITS, isRunId, parseExtensionMessage, parseWebviewMessage } from '../../protocol/webview';
 
 const refused = (value: unknown, why: RegExp): void => {
   const parsed = parseWebviewMessage(value);

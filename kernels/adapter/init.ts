@@ -1,0 +1,57 @@
+// The adapter's starting factors: A kaiming-uniform as PEFT draws it, B zero (or kaiming), and
+// each mixer as `mixer_init` says, seeded so that every backend draws the same values.
+import * as tf from '@tensorflow/tfjs-core';
+import { mixerCount, type ResolvedAdapterSpec } from './spec';
+import { tfSeed } from './seed';
+
+/** The adapter's factors as PEFT stores them; `mixers[0]` is applied first (M_1). */
+export interface AdapterWeights {
+  A: tf.Tensor2D; // [r, d_in]
+  B: tf.Tensor2D; // [d_out, r]
+  mixers: tf.Tensor2D[]; // each [r, r]
+}
+
+// PEFT and the reference MoSLoRA code use kaiming_uniform_(a=√5):
+// gain = √(2/(1+a²)) = √(1/3), bound = gain·√(3/fan_in) = 1/√fan_in.
+function kaimingUniform(shape: [number, number], seed: number): tf.Tensor2D {
+  const bound = 1 / Math.sqrt(shape[1]);
+  return tf.randomUniform(shape, -bound, bound, 'float32', tfSeed(seed));
+}
+
+// A random orthogonal matrix: Q of the QR decomposition of a Gaussian matrix, with the signs
+// of R's diagonal folded into Q so that the distribution is uniform (Haar).
+function orthogonal(r: number, seed: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [q, rr] = tf.linalg.qr(tf.randomNormal([r, r], 0, 1, 'float32', tfSeed(seed)));
+    const signs = tf.sign(tf.sum(tf.mul(rr, tf.eye(r)), 0));
+    return tf.mul(q, signs) as tf.Tensor2D;
+  });
+}
+
+function initMixer(spec: ResolvedAdapterSpec, seed: number): tf.Tensor2D {
+  switch (spec.mixerInit) {
+    case 'kaiming':
+      return kaimingUniform([spec.r, spec.r], seed);
+    case 'orthogonal':
+      return orthogonal(spec.r, seed);
+    case 'identity':
+      return tf.eye(spec.r);
+    case 'zeros':
+      return tf.zeros([spec.r, spec.r]);
+  }
+}
+
+/**
+ * Fresh adapter factors for one module. The same spec and seed give the same tensors on every
+ * backend; give each module its own seed.
+ */
+export function initAdapterWeights(spec: ResolvedAdapterSpec, seed: number): AdapterWeights {
+  const A = kaimingUniform([spec.r, spec.dIn], seed);
+  const B = spec.bInit === 'zeros' ? tf.zeros<tf.Rank.R2>([spec.dOut, spec.r]) : kaimingUniform([spec.dOut, spec.r], seed + 1);
+  const mixers = Array.from({ length: mixerCount(spec) }, (_, i) => initMixer(spec, seed + 2 + i));
+  return { A, B, mixers };
+}
+
+export function disposeAdapterWeights(weights: AdapterWeights): void {
+  tf.dispose([weights.A, weights.B, ...weights.mixers]);
+}
