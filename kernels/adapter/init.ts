@@ -41,14 +41,19 @@ function initMixer(spec: ResolvedAdapterSpec, seed: number): tf.Tensor2D {
   }
 }
 
+/** A factor's seed by its PEFT name: `lora_A`, `lora_B`, `lora_AB.<i>` for mixer i. */
+export type TensorSeeds = (tensor: string) => number;
+
 /**
- * Fresh adapter factors for one module. The same spec and seed give the same tensors on every
- * backend; give each module its own seed.
+ * Fresh adapter factors for one module. The same spec and seeds give the same tensors on every
+ * backend. A number seeds lora_A with it, lora_B with it + 1 and mixer i with it + 2 + i: for one
+ * adapter on its own. Adapters of a model take a seed per tensor (server/models/adapters.ts).
  */
-export function initAdapterWeights(spec: ResolvedAdapterSpec, seed: number): AdapterWeights {
-  const A = kaimingUniform([spec.r, spec.dIn], seed);
-  const B = spec.bInit === 'zeros' ? tf.zeros<tf.Rank.R2>([spec.dOut, spec.r]) : kaimingUniform([spec.dOut, spec.r], seed + 1);
-  const mixers = Array.from({ length: mixerCount(spec) }, (_, i) => initMixer(spec, seed + 2 + i));
+export function initAdapterWeights(spec: ResolvedAdapterSpec, seeds: number | TensorSeeds): AdapterWeights {
+  const seedOf: TensorSeeds = typeof seeds === 'number' ? (tensor) => seeds + (tensor === 'lora_A' ? 0 : tensor === 'lora_B' ? 1 : 2 + Number(tensor.slice('lora_AB.'.length))) : seeds;
+  const A = kaimingUniform([spec.r, spec.dIn], seedOf('lora_A'));
+  const B = spec.bInit === 'zeros' ? tf.zeros<tf.Rank.R2>([spec.dOut, spec.r]) : kaimingUniform([spec.dOut, spec.r], seedOf('lora_B'));
+  const mixers = Array.from({ length: mixerCount(spec) }, (_, i) => initMixer(spec, seedOf(`lora_AB.${i}`)));
   return { A, B, mixers };
 }
 

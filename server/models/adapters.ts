@@ -1,6 +1,7 @@
 // The one adapter factory: which modules target_modules selects, and fresh (or saved) adapters
 // for them, one spec for all. The engine, the benchmarks and the tests all build adapters here.
 
+import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter/spec';
 import { disposeAdapterWeights, initAdapterWeights } from '../../kernels/adapter/init';
@@ -24,11 +25,12 @@ export function selectModules<M extends ModuleSize>(modules: readonly M[], targe
 }
 
 /**
- * The seed of the adapter weights of the i-th selected module in a run seeded `seed`
- * (initAdapterWeights draws from it, it + 1 and it + 2 + j for mixer j).
+ * The seed of one adapter tensor (`lora_A`, `lora_B`, `lora_AB.<i>`) of a module in a run seeded
+ * `seed`: 48 bits of SHA-256 of the three. Runs of different seeds, modules and tensors draw
+ * independent streams whatever the model's size, the chain's length or the module's position.
  */
-function adapterSeed(seed: number, index: number): number {
-  return seed * 1000 + index * 7 + 1;
+export function tensorSeed(seed: number, module: string, tensor: string): number {
+  return createHash('sha256').update(JSON.stringify([seed, module, tensor])).digest().readUIntBE(0, 6);
 }
 
 /**
@@ -42,10 +44,10 @@ export function createAdapters(
   saved?: ReadonlyMap<string, Adapter>,
 ): Map<string, Adapter> {
   const adapters = new Map<string, Adapter>();
-  modules.forEach((module, index) => {
+  for (const module of modules) {
     const spec = resolveAdapterSpec({ ...template, dIn: module.dIn, dOut: module.dOut });
-    adapters.set(module.name, { spec, weights: saved?.get(module.name)?.weights ?? initAdapterWeights(spec, adapterSeed(seed, index)) });
-  });
+    adapters.set(module.name, { spec, weights: saved?.get(module.name)?.weights ?? initAdapterWeights(spec, (tensor) => tensorSeed(seed, module.name, tensor)) });
+  }
   return adapters;
 }
 

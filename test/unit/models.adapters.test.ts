@@ -1,0 +1,89 @@
+// The adapter factory (server/models/adapters.ts): which modules target_modules selects, and
+// adapters whose every tensor draws its own random stream, independent across run seeds,
+// modules and mixers, whatever the model's size.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import '@tensorflow/tfjs-backend-cpu';
+import { adaptersFor, createAdapters, disposeAdapters, selectModules, tensorSeed } from '../../server/models/adapters';
+import { linearModule } from '../helpers/modules';
+
+/** An 8B Llama's adapted modules: 32 layers × 7 projections = 224. */
+function llama8bModules() {
+  const modules = [];
+  for (let layer = 0; layer < 32; layer++) {
+    for (const [name, dIn, dOut] of [['self_attn.q_proj', 4096, 4096], ['self_attn.k_proj', 4096, 1024], ['self_attn.v_proj', 4096, 1024], ['self_attn.o_proj', 4096, 4096], ['mlp.gate_proj', 4096, 14336], ['mlp.up_proj', 4096, 14336], ['mlp.down_proj', 14336, 4096]] as const) {
+      modules.push(linearModule(`model.layers.${layer}.${name}`, dIn, dOut));
+    }
+  }
+  return modules;
+}
+
+describe('adapter seeds', () => {
+  it('no two tensors share a seed across run seeds, modules and a chain of 8 mixers', () => {
+    const tensors = ['lora_A', 'lora_B', ...Array.from({ length: 8 }, (_, i) => `lora_AB.${i}`)];
+    const seen = new Map<number, string>();
+    for (let seed = 0; seed < 10; seed++) {
+      for (const { name } of llama8bModules()) {
+        for (const tensor of tensors) {
+          const value = tensorSeed(seed, name, tensor);
+          const where = `seed ${seed}, ${name}, ${tensor}`;
+          assert.ok(!seen.has(value), `${where} draws the stream of ${seen.get(value)}`);
+          seen.set(value, where);
+        }
+      }
+    }
+    assert.equal(seen.size, 10 * 224 * 10);
+  });
+
+  it('a tensor seed depends on the run seed, the module and the tensor, and on nothing else', () => {
+    const q = 'model.layers.0.self_attn.q_proj';
+    assert.equal(tensorSeed(3, q, 'lora_A'), tensorSeed(3, q, 'lora_A'));
+    assert.ok(Number.isSafeInteger(tensorSeed(3, q, 'lora_A')));
+    assert.notEqual(tensorSeed(3, q, 'lora_A'), tensorSeed(4, q, 'lora_A'));
+    assert.notEqual(tensorSeed(3, q, 'lora_A'), tensorSeed(3, 'model.layers.1.self_attn.q_proj', 'lora_A'));
+    assert.notEqual(tensorSeed(3, q, 'lora_A'), tensorSeed(3, q, 'lora_B'));
+  });
+
+  it("a module's adapter is the same whichever other modules are adapted", async () => {
+    const modules = [linearModule('a.q_proj', 16, 16), linearModule('a.v_proj', 16, 16)];
+    const template = { method: 'moslora' as const, r: 4, alpha: 8, bInit: 'kaiming' as const };
+    const both = createAdapters(modules, template, 5);
+    const alone = createAdapters(modules.slice(1), template, 5);
+    const [x, y] = [both.get('a.v_proj')!.weights, alone.get('a.v_proj')!.weights];
+    for (const [u, v] of [[x.A, y.A], [x.B, y.B], [x.mixers[0]!, y.mixers[0]!]] as const) assert.deepEqual(await u.data(), await v.data());
+    disposeAdapters(both);
+    disposeAdapters(alone);
+  });
+
+  it('runs with neighbouring seeds start from different adapters', async () => {
+    const modules = [linearModule('a.q_proj', 16, 16)];
+    const template = { method: 'moslora' as const, r: 4, alpha: 8 };
+    const [one, two] = [createAdapters(modules, template, 1), createAdapters(modules, template, 2)];
+    assert.notDeepEqual(await one.get('a.q_proj')!.weights.A.data(), await two.get('a.q_proj')!.weights.A.data());
+    disposeAdapters(one);
+    disposeAdapters(two);
+  });
+});
+
+describe('the adapter factory', () => {
+  const modules = [linearModule('model.layers.0.self_attn.q_proj', 8, 8), linearModule('model.layers.0.mlp.up_proj', 8, 16), linearModule('lm_head', 8, 32)];
+
+  it('selects modules in the model order and lists the entries that selected nothing', () => {
+    const { selected, unmatched } = selectModules(modules, ['up_proj', 'q_proj', 'w_in']);
+    assert.deepEqual(selected.map((m) => m.name), ['model.layers.0.self_attn.q_proj', 'model.layers.0.mlp.up_proj']);
+    assert.deepEqual(unmatched, ['w_in']);
+  });
+
+  it('takes saved weights where a checkpoint has them', () => {
+    const template = { method: 'lora' as const, r: 2, alpha: 2 };
+    const saved = createAdapters(modules.slice(0, 1), template, 9);
+    const restored = createAdapters(modules.slice(0, 2), template, 1, saved);
+    assert.equal(restored.get('model.layers.0.self_attn.q_proj')!.weights, saved.get('model.layers.0.self_attn.q_proj')!.weights);
+    assert.notEqual(restored.get('model.layers.0.mlp.up_proj')!.weights, undefined);
+    disposeAdapters(restored);
+  });
+
+  it('refuses targets that select no module, naming what the modules are called', () => {
+    assert.throws(() => adaptersFor(modules, ['c_attn'], { method: 'lora', r: 2, alpha: 2 }, 0), /selects no linear module .* q_proj, up_proj, lm_head/);
+  });
+});
