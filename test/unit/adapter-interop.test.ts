@@ -1,6 +1,7 @@
 // Adapters from elsewhere (issue 23): the reference MoSLoRA code's adapter_model.bin
 // (test/fixtures/peft/tiny-bin-moslora, written by torch with scripts/reference/make_bin_adapter.py),
-// mixers a config does not mention, and tensors the loader would not use.
+// mixers a config does not mention, tensors the loader would not use, and a merge on a model
+// folder without a tokenizer.
 // The CLI cases run the built dist/cli.js.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -196,5 +197,16 @@ describe('adapters from elsewhere', () => {
       await writeSafetensors(file, [...tensors].map(([name, { shape, values }]) => ({ name, dtype: 'F32' as const, shape, data: values })));
       await assert.rejects(loadAdapter(path), /"base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_magnitude_vector" is not a LoRA factor/);
     });
+  });
+
+  it('merge on a model folder without tokenizer.json writes the model and checks it (exit 0)', async () => {
+    const model = join(dir, 'no-tokenizer');
+    await cp(join(FIXTURES, 'models', 'tiny-llama'), model, { recursive: true });
+    await rm(join(model, 'tokenizer.json'));
+    await rm(join(model, 'tokenizer_config.json'));
+    const { stdout } = await cli('merge', join(FIXTURES, 'peft', 'tiny-llama-moslora', 'adapter'), '--model', model, '--out', join(dir, 'merged-no-tokenizer'), '--backend', 'wasm', '--json');
+    const report = JSON.parse(stdout) as { mergedModules: number; maxAbsLogitDiff: number };
+    assert.equal(report.mergedModules, 14);
+    assert.ok(report.maxAbsLogitDiff < 1e-4, `merge check ${report.maxAbsLogitDiff}`);
   });
 });
