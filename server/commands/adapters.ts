@@ -8,6 +8,7 @@ import {
   ADAPTER_WEIGHTS_FILE,
   convertTorchAdapter,
   exportPeft,
+  recordedBaseModelDir,
   saveAdapter,
   type AdapterSettings,
 } from '../engine/adapter-files';
@@ -26,9 +27,15 @@ export function registerAdapterCommands(program: Command): void {
     .action(async (adapterDir: string, options: { out: string; json?: boolean }) => {
       await startBackend('cpu');
       const { settings, adapters } = await loadAdapterWithNotes(adapterDir);
-      await exportPeft(resolve(options.out), adapters, settings);
-      if (options.json) console.log(JSON.stringify({ outDir: resolve(options.out), modules: adapters.size }));
-      else console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
+      const base = await exportPeft(resolve(options.out), adapters, settings, settings.baseModel ? recordedBaseModelDir(adapterDir, settings.baseModel) : undefined);
+      const naming = `base_model_name_or_path: ${JSON.stringify(base.name)}, ${base.source}`;
+      if (options.json) {
+        console.error(`note: ${naming}`);
+        console.log(JSON.stringify({ outDir: resolve(options.out), modules: adapters.size }));
+      } else {
+        console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
+        console.log(naming);
+      }
     });
 
   program

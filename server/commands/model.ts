@@ -1,7 +1,8 @@
 // The commands that load a model: train, inspect, generate, merge.
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import type { Adapter } from '../../kernels/linear';
+import { recordedBaseModelDir } from '../engine/adapter-files';
 import { mergedLogitDifference, mergeIntoModel } from '../engine/merge';
 import { runTrainingJob } from '../engine/session';
 import { generate } from '../models/generate';
@@ -32,7 +33,7 @@ function number(name: string, min: number, max: number) {
 function baseModelOf(adapterDir: string, recorded: string, override: string | undefined): string {
   if (override) return resolve(override);
   if (!recorded) throw new Error(`${adapterDir}: the adapter does not record its base model; pass --model <dir>`);
-  return resolve(dirname(resolve(adapterDir)), recorded);
+  return recordedBaseModelDir(adapterDir, recorded);
 }
 
 export function registerModelCommands(program: Command): void {

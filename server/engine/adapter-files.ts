@@ -13,7 +13,7 @@
 // `exportPeft` folds the mixers in (A′ = M·A) and writes only what stock PEFT reads, so any
 // PEFT-style tool loads a MoSLoRA adapter as a plain LoRA adapter.
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   ADAPTER_METHODS,
@@ -136,11 +136,66 @@ export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, Mod
   await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 }
 
-/** A plain LoRA adapter that stock PEFT loads: A′ = M·A, B′ = B, the same scaling. */
-export async function exportPeft(dir: string, adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings): Promise<void> {
+/** A base model as the PEFT export names it (`base_model_name_or_path`), and where the name comes from. */
+export interface PeftBaseModel {
+  name: string;
+  source: string;
+}
+
+// huggingface_hub's rule for a repo id: [namespace/]name, letters, digits, "-", "_", ".", no "--" or "..".
+const HUB_ID = /^(?:[A-Za-z0-9][\w.-]{0,95}\/)?[A-Za-z0-9][\w.-]{0,95}$/;
+// The Hugging Face cache keeps a model under models--<namespace>--<name>/snapshots/<revision>.
+const HUB_CACHE_SNAPSHOT = /(?:^|[\\/])models--([\w.-]+?)(?:--([\w.-]+))?[\\/]snapshots[\\/][^\\/]+[\\/]?$/;
+
+function isHubId(value: string): boolean {
+  return HUB_ID.test(value) && !value.includes('--') && !value.includes('..') && !value.endsWith('.git');
+}
+
+/**
+ * What a PEFT export writes as `base_model_name_or_path`. A local path breaks on every other
+ * machine (AutoPeftModel* loads the base from it), so: the model's hub id where its config.json
+ * (`_name_or_path`) or its folder (a Hugging Face cache snapshot) says it; else the recorded value
+ * when it is a hub id; else the folder's name. `dir` is where `recorded` is on this machine.
+ */
+export async function peftBaseModel(recorded: string, dir?: string): Promise<PeftBaseModel> {
+  if (!recorded) return { name: '', source: 'the adapter records no base model' };
+  const config = dir
+    ? await readFile(join(dir, 'config.json'), 'utf8')
+        .then((text) => JSON.parse(text) as unknown)
+        .catch(() => undefined)
+    : undefined;
+  const named = config !== null && typeof config === 'object' ? (config as Record<string, unknown>)._name_or_path : undefined;
+  if (typeof named === 'string' && isHubId(named)) return { name: named, source: `the hub id in ${join(dir!, 'config.json')} (_name_or_path)` };
+  const cached = dir ? HUB_CACHE_SNAPSHOT.exec(resolve(dir)) : null;
+  if (cached) return { name: cached[2] ? `${cached[1]}/${cached[2]}` : cached[1]!, source: `the hub id of the Hugging Face cache folder ${dir}` };
+  if (isHubId(recorded) && !recorded.startsWith('.')) return { name: recorded, source: 'the hub id the adapter records' };
+  const folder = dir ?? recorded;
+  return {
+    name: basename(folder.replace(/[\\/]+$/, '')),
+    source:
+      `the name of the base model folder ${folder}${config === undefined ? ' (no config.json read there)' : ', whose config.json names no hub id'}; ` +
+      'to have PEFT load the base from the Hub, put its id in adapter_config.json',
+  };
+}
+
+/** The base model folder an adapter's config records, on this machine: relative to the folder that holds the adapter. */
+export function recordedBaseModelDir(adapterDir: string, recorded: string): string {
+  return resolve(dirname(resolve(adapterDir)), recorded);
+}
+
+/**
+ * A plain LoRA adapter that stock PEFT loads: A′ = M·A, B′ = B, the same scaling. Its
+ * target_modules are exactly the modules it holds, so PEFT attaches LoRA to no module the file
+ * has no weights for (GPT-2's `c_proj` names both attn.c_proj and mlp.c_proj). `baseModelDir` is
+ * where the base model is on this machine, to name it (`peftBaseModel`).
+ */
+export async function exportPeft(dir: string, adapters: ReadonlyMap<string, ModuleAdapter>, settings: AdapterSettings, baseModelDir?: string): Promise<PeftBaseModel> {
+  const base = await peftBaseModel(settings.baseModel, baseModelDir);
+  const exported: AdapterSettings = { ...settings, baseModel: base.name, targetModules: [...adapters.keys()] };
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), await tensorsOf(adapters, true), { format: 'pt' });
-  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(settings, adapters), null, 2)}\n`);
+  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(exported, adapters), null, 2)}\n`);
+  return base;
 }
 
 export interface ConvertResult {

@@ -358,7 +358,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     }
     event('saving');
     await saveAdapter(`${run.dir}/adapter`, moduleAdapters(), settings);
-    await exportPeft(`${run.dir}/peft`, moduleAdapters(), settings);
+    await exportPeft(`${run.dir}/peft`, moduleAdapters(), settings, config.model);
     return await finish('done', undefined, last, lastLogged, stepSeconds);
   } catch (error) {
     if (!isWasmHeapExhausted(error) && !isGpuError(error) && !isShardWorkerError(error)) throw error;

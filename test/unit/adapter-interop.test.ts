@@ -1,7 +1,7 @@
 // Adapters from elsewhere (issue 23): the reference MoSLoRA code's adapter_model.bin
 // (test/fixtures/peft/tiny-bin-moslora, written by torch with scripts/reference/make_bin_adapter.py),
-// mixers a config does not mention, tensors the loader would not use, and a merge on a model
-// folder without a tokenizer.
+// mixers a config does not mention, tensors the loader would not use, a merge on a model folder
+// without a tokenizer, and what a PEFT export names as its base model and target modules.
 // The CLI cases run the built dist/cli.js.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -10,12 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
 import { resolveAdapterSpec } from '../../kernels/adapter';
 import { selectBackend } from '../../kernels/backend';
 import { initAdapterWeights } from '../../kernels/init';
 import { deltaWeight } from '../../kernels/merge';
-import { loadAdapter, saveAdapter, type ModuleAdapter } from '../../server/engine/adapter-files';
+import { exportPeft, loadAdapter, peftBaseModel, saveAdapter, type AdapterSettings, type ModuleAdapter } from '../../server/engine/adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';
+import { readModelLayout } from '../../server/models/modules';
 import { maxAbsDiff } from '../helpers/tensors';
 
 const run = promisify(execFile);
@@ -208,5 +210,50 @@ describe('adapters from elsewhere', () => {
     const report = JSON.parse(stdout) as { mergedModules: number; maxAbsLogitDiff: number };
     assert.equal(report.mergedModules, 14);
     assert.ok(report.maxAbsLogitDiff < 1e-4, `merge check ${report.maxAbsLogitDiff}`);
+  });
+
+  describe('what a PEFT export names', () => {
+    it('the base model: a hub id from config.json or the cache folder, else the folder name; never a local path', async () => {
+      const withId = join(dir, 'models', 'local-copy');
+      await mkdir(withId, { recursive: true });
+      await writeFile(join(withId, 'config.json'), JSON.stringify({ _name_or_path: 'Qwen/Qwen2-0.5B' }));
+      assert.equal((await peftBaseModel(withId, withId)).name, 'Qwen/Qwen2-0.5B');
+      const cache = join(dir, 'hub', 'models--HuggingFaceTB--SmolLM2-135M', 'snapshots', '93efa2f097d58c2a74874c7e644dbc9b0cee75a2');
+      await mkdir(cache, { recursive: true });
+      await writeFile(join(cache, 'config.json'), JSON.stringify({ _name_or_path: '/home/someone/models/smol' }));
+      assert.equal((await peftBaseModel(cache, cache)).name, 'HuggingFaceTB/SmolLM2-135M');
+      const plain = join(FIXTURES, 'models', 'tiny-llama');
+      const named = await peftBaseModel(plain, plain);
+      assert.equal(named.name, 'tiny-llama');
+      assert.match(named.source, /the name of the base model folder .*tiny-llama, whose config\.json names no hub id/);
+      assert.equal((await peftBaseModel('meta-llama/Llama-3.2-1B', join(dir, 'nowhere'))).name, 'meta-llama/Llama-3.2-1B');
+      assert.equal((await peftBaseModel('/gone/models/my-model', '/gone/models/my-model')).name, 'my-model');
+      const { stdout } = await cli('export', join(FIXTURES, 'peft', 'tiny-llama-moslora', 'adapter'), '--out', join(dir, 'named'));
+      assert.match(stdout, /base_model_name_or_path: "tiny-llama", the name of the base model folder .*test\/fixtures\/models\/tiny-llama/);
+      const config = JSON.parse(await readFile(join(dir, 'named', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+      assert.equal(config.base_model_name_or_path, 'tiny-llama');
+    });
+
+    it("GPT-2: exactly the modules the file holds, so PEFT's suffix match selects no module without weights", async () => {
+      const gpt2 = join(FIXTURES, 'models', 'tiny-gpt2');
+      const { layout } = await readModelLayout(gpt2);
+      // c_attn in both layers and the MLP's c_proj, not the attention's: `c_proj` alone names both
+      const held = layout.linears.filter((m) => m.name.endsWith('attn.c_attn') || m.name.endsWith('mlp.c_proj'));
+      const adapters = new Map<string, ModuleAdapter>(
+        held.map((m, i) => {
+          const spec = resolveAdapterSpec({ method: 'lora', dIn: m.dIn, dOut: m.dOut, r: 2, alpha: 4 });
+          return [m.name, { spec, weights: initAdapterWeights(spec, i) }];
+        }),
+      );
+      const settings: AdapterSettings = {
+        baseModel: gpt2, method: 'lora', r: 2, alpha: 4, dropout: 0, useRslora: false, mixerInit: 'kaiming', chainLength: 2, targetModules: ['c_attn', 'c_proj'], fanInFanOut: true,
+      };
+      await exportPeft(join(dir, 'gpt2-peft'), adapters, settings, gpt2);
+      const config = JSON.parse(await readFile(join(dir, 'gpt2-peft', 'adapter_config.json'), 'utf8')) as { target_modules: string[] };
+      // PEFT's check_target_module_exists for a list: the name itself or a dotted suffix of it
+      const selected = layout.linears.map((m) => m.name).filter((name) => config.target_modules.some((key) => name === key || name.endsWith(`.${key}`)));
+      assert.deepEqual(selected.sort(), [...adapters.keys()].sort());
+      for (const { weights } of adapters.values()) tf.dispose([weights.A, weights.B]);
+    });
   });
 });
