@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { ZipFile } from 'yazl';
 import { SafetensorsFile } from '../../server/formats/safetensors';
 import { TorchCheckpoint } from '../../server/formats/torch-checkpoint';
-import { floats, global, OP, pickle, stateDictPickle, str, tensorPickle, zip, type PickledTensor } from '../helpers/torch-files';
+import { floats, global, int, OP, pickle, stateDictPickle, str, tensorPickle, zip, type PickledTensor } from '../helpers/torch-files';
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'peft', 'tiny-bin-moslora');
 const BIN = join(FIXTURE, 'adapter', 'adapter_model.bin');
@@ -79,6 +79,17 @@ describe('torch.save checkpoints', () => {
     const file = await TorchCheckpoint.open(path);
     assert.deepEqual([...(await file.readFloat32('t'))], [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]);
     assert.deepEqual([...(await file.readFloat32('s'))], [5, 6, 8, 9]);
+    await file.close();
+  });
+
+  it("reads model.state_dict()'s form: an OrderedDict whose _metadata (module versions) is set by BUILD", async () => {
+    const orderedDict = () => pickle(global('collections', 'OrderedDict'), OP.EMPTY_TUPLE, OP.REDUCE);
+    const tensor: PickledTensor = { name: 'w', key: '0', numel: 2, shape: [2] };
+    const metadata = pickle(OP.EMPTY_DICT, str('_metadata'), orderedDict(), OP.MARK, str(''), OP.EMPTY_DICT, str('version'), int(1), OP.SETITEM, OP.SETITEMS, OP.SETITEM);
+    const pkl = pickle(OP.PROTO, 2, orderedDict(), OP.MARK, str('w'), tensorPickle(tensor), OP.SETITEMS, metadata, OP.BUILD, OP.STOP);
+    const file = await TorchCheckpoint.open(await checkpoint('state-dict.bin', [tensor], { '0': floats([1.5, -2]) }, pkl));
+    assert.deepEqual([...file.tensors.keys()], ['w']);
+    assert.deepEqual([...(await file.readFloat32('w'))], [1.5, -2]);
     await file.close();
   });
 
