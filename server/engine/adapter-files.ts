@@ -6,10 +6,14 @@
 //                               M_1 first)
 //   adapter_config.json         PEFT's LoraConfig fields; the native adapter adds "lora_use_mixer"
 //                               (as the reference code) and a "moslora" block with the method.
+//   adapter_model.bin           read where there is no .safetensors: the same tensors as torch.save
+//                               writes them (the reference code saves this), read without pickle's code.
+// Every tensor of the file is used, or loading fails naming the rest: an adapter never loads with
+// part of it dropped.
 // `exportPeft` folds the mixers in (A′ = M·A) and writes only what stock PEFT reads, so any
 // PEFT-style tool loads a MoSLoRA adapter as a plain LoRA adapter.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   ADAPTER_METHODS,
@@ -24,8 +28,11 @@ import { checkAdapterShapes, type Adapter } from '../../kernels/adapter/linear';
 import { foldToLora } from '../../kernels/adapter/merge';
 import { readValues } from '../../kernels/backends/read';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors';
+import { TorchCheckpoint } from '../formats/torch-checkpoint';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+/** PyTorch's format: what the reference MoSLoRA code (a PEFT fork) writes with torch.save. */
+export const ADAPTER_TORCH_FILE = 'adapter_model.bin';
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 const PREFIX = 'base_model.model.';
 
@@ -123,11 +130,96 @@ export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, Ada
   await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 }
 
-/** A plain LoRA adapter that stock PEFT loads: A′ = M·A, B′ = B, the same scaling. */
-export async function exportPeft(dir: string, adapters: ReadonlyMap<string, Adapter>, settings: AdapterSettings): Promise<void> {
+/** A base model as the PEFT export names it (`base_model_name_or_path`), and where the name comes from. */
+export interface PeftBaseModel {
+  name: string;
+  source: string;
+}
+
+// huggingface_hub's rule for a repo id: [namespace/]name, letters, digits, "-", "_", ".", no "--" or "..".
+const HUB_ID = /^(?:[A-Za-z0-9][\w.-]{0,95}\/)?[A-Za-z0-9][\w.-]{0,95}$/;
+// The Hugging Face cache keeps a model under models--<namespace>--<name>/snapshots/<revision>.
+const HUB_CACHE_SNAPSHOT = /(?:^|[\\/])models--([\w.-]+?)(?:--([\w.-]+))?[\\/]snapshots[\\/][^\\/]+[\\/]?$/;
+
+function isHubId(value: string): boolean {
+  return HUB_ID.test(value) && !value.includes('--') && !value.includes('..') && !value.endsWith('.git');
+}
+
+/**
+ * What a PEFT export writes as `base_model_name_or_path`. A local path breaks on every other
+ * machine (AutoPeftModel* loads the base from it), so: the model's hub id where its config.json
+ * (`_name_or_path`) or its folder (a Hugging Face cache snapshot) says it; else the recorded value
+ * when it is a hub id; else the folder's name. `dir` is where `recorded` is on this machine.
+ */
+export async function peftBaseModel(recorded: string, dir?: string): Promise<PeftBaseModel> {
+  if (!recorded) return { name: '', source: 'the adapter records no base model' };
+  const config = dir
+    ? await readFile(join(dir, 'config.json'), 'utf8')
+        .then((text) => JSON.parse(text) as unknown)
+        .catch(() => undefined)
+    : undefined;
+  const named = config !== null && typeof config === 'object' ? (config as Record<string, unknown>)._name_or_path : undefined;
+  if (typeof named === 'string' && isHubId(named)) return { name: named, source: `the hub id in ${join(dir!, 'config.json')} (_name_or_path)` };
+  const cached = dir ? HUB_CACHE_SNAPSHOT.exec(resolve(dir)) : null;
+  if (cached) return { name: cached[2] ? `${cached[1]}/${cached[2]}` : cached[1]!, source: `the hub id of the Hugging Face cache folder ${dir}` };
+  if (isHubId(recorded) && !recorded.startsWith('.')) return { name: recorded, source: 'the hub id the adapter records' };
+  const folder = dir ?? recorded;
+  return {
+    name: basename(folder.replace(/[\\/]+$/, '')),
+    source:
+      `the name of the base model folder ${folder}${config === undefined ? ' (no config.json read there)' : ', whose config.json names no hub id'}; ` +
+      'to have PEFT load the base from the Hub, put its id in adapter_config.json',
+  };
+}
+
+/** The base model folder an adapter's config records, on this machine: relative to the folder that holds the adapter. */
+export function recordedBaseModelDir(adapterDir: string, recorded: string): string {
+  return resolve(dirname(resolve(adapterDir)), recorded);
+}
+
+/**
+ * A plain LoRA adapter that stock PEFT loads: A′ = M·A, B′ = B, the same scaling. Its
+ * target_modules are exactly the modules it holds, so PEFT attaches LoRA to no module the file
+ * has no weights for (GPT-2's `c_proj` names both attn.c_proj and mlp.c_proj). `baseModelDir` is
+ * where the base model is on this machine, to name it (`peftBaseModel`).
+ */
+export async function exportPeft(dir: string, adapters: ReadonlyMap<string, Adapter>, settings: AdapterSettings, baseModelDir?: string): Promise<PeftBaseModel> {
+  const base = await peftBaseModel(settings.baseModel, baseModelDir);
+  const exported: AdapterSettings = { ...settings, baseModel: base.name, targetModules: [...adapters.keys()] };
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), await tensorsOf(adapters, true), { format: 'pt' });
-  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(settings, adapters), null, 2)}\n`);
+  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(exported, adapters), null, 2)}\n`);
+  return base;
+}
+
+export interface ConvertResult {
+  file: string;
+  tensors: number;
+  notes: string[];
+}
+
+/**
+ * Writes an adapter's adapter_model.bin as adapter_model.safetensors beside it: every tensor with
+ * its name, shape and dtype (a strided view is written row-major). The adapter is loaded first,
+ * so only an adapter that loads is converted; the .bin is left as it is.
+ */
+export async function convertTorchAdapter(dir: string, options: { overwrite?: boolean } = {}): Promise<ConvertResult> {
+  const source = join(dir, ADAPTER_TORCH_FILE);
+  const target = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (!options.overwrite && (await isPresent(target))) {
+    fail(target, `already exists, and loading reads it before ${ADAPTER_TORCH_FILE}; pass --force to replace it`);
+  }
+  const { adapters, notes } = await loadAdapterFrom(dir, () => TorchCheckpoint.open(source));
+  for (const { weights } of adapters.values()) tf.dispose([weights.A, weights.B, ...weights.mixers]);
+  const checkpoint = await TorchCheckpoint.open(source);
+  try {
+    const tensors: TensorToWrite[] = [];
+    for (const [name, { dtype, shape }] of checkpoint.tensors) tensors.push({ name, dtype, shape, data: await checkpoint.readFloat32(name) });
+    await writeSafetensors(target, tensors, { format: 'pt' });
+    return { file: target, tensors: tensors.length, notes };
+  } finally {
+    await checkpoint.close();
+  }
 }
 
 function fail(file: string, problem: string): never {
@@ -167,8 +259,81 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
   };
 }
 
-/** Reads an adapter folder (native or PEFT) into per-module factors, checking every shape. */
-export async function loadAdapter(dir: string): Promise<{ settings: AdapterSettings; adapters: Map<string, Adapter> }> {
+/** An adapter's tensor file, whichever format it is in. */
+interface AdapterWeightsFile {
+  readonly path: string;
+  readonly tensors: ReadonlyMap<string, { readonly shape: readonly number[] }>;
+  readFloat32(name: string): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+async function isPresent(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => error.code !== 'ENOENT',
+  );
+}
+
+/** adapter_model.safetensors, else adapter_model.bin (PEFT's order). */
+async function openAdapterWeights(dir: string): Promise<AdapterWeightsFile> {
+  const safetensors = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (await isPresent(safetensors)) return SafetensorsFile.open(safetensors);
+  const torch = join(dir, ADAPTER_TORCH_FILE);
+  if (await isPresent(torch)) return TorchCheckpoint.open(torch);
+  return fail(dir, `holds neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_TORCH_FILE}: where are the adapter's weights?`);
+}
+
+/** Up to `count` names, quoted, and how many more there are. */
+function listNames(names: readonly string[], count = 4): string {
+  const shown = names.slice(0, count).map((name) => JSON.stringify(name)).join(', ');
+  return names.length > count ? `${shown} and ${names.length - count} more` : shown;
+}
+
+const MIXER_TENSOR = /\.lora_AB(?:\.\d+)?\.weight$/;
+
+export interface LoadedAdapter {
+  settings: AdapterSettings;
+  adapters: Map<string, Adapter>;
+  /** What loading decided that the files do not say outright (for the user to see). */
+  notes: string[];
+}
+
+/**
+ * Plain LoRA by its config, but the file holds mixers: applied as MoSLoRA when the config does
+ * not say either way and every module has exactly one (`lora_AB.weight`, as the reference code
+ * saves them; their shapes are checked with the rest); refused otherwise, naming them.
+ */
+function mixerMethod(configFile: string, weightsFile: string, raw: Record<string, unknown>, names: readonly string[], modules: ReadonlySet<string>): { method: AdapterMethod; note: string } {
+  const mixers = names.filter((name) => MIXER_TENSOR.test(name));
+  const found = `holds ${mixers.length} mixer tensor${mixers.length === 1 ? '' : 's'} (${listNames(mixers)})`;
+  const block = (raw.moslora as Record<string, unknown> | undefined)?.method !== undefined;
+  if (block || raw.lora_use_mixer !== undefined) {
+    const said = block ? '"moslora": {"method": "lora"}' : `"lora_use_mixer": ${JSON.stringify(raw.lora_use_mixer)}`;
+    const fix = block ? '"moslora": {"method": "moslora"}' : '"lora_use_mixer": true';
+    fail(weightsFile, `${found}, but ${configFile} says plain LoRA (${said}); to apply them as MoSLoRA set ${fix} there, or remove them to load plain LoRA`);
+  }
+  const single = [...modules].filter((module) => names.includes(mixerKey(module, 0, 1)));
+  if (single.length !== modules.size || mixers.length !== modules.size) {
+    const without = [...modules].filter((module) => !single.includes(module));
+    fail(
+      weightsFile,
+      `${found}, which ${configFile} does not mention ("lora_use_mixer" is not set), and they are not one lora_AB.weight per module` +
+        `${without.length ? ` (${listNames(without)} ha${without.length === 1 ? 's' : 've'} none)` : ''}: say what they are in ${configFile} ` +
+        '("lora_use_mixer": true, or "moslora": {"method": "linchain", "chain_length": N} for lora_AB.<i>.weight chains), or remove them to load plain LoRA',
+    );
+  }
+  return {
+    method: 'moslora',
+    note: `${configFile} does not set "lora_use_mixer", but ${weightsFile} holds a mixer (lora_AB) for each of its ${modules.size} modules: applied as MoSLoRA (ΔW = s·B·M·A). Add "lora_use_mixer": true to say so.`,
+  };
+}
+
+/** Reads an adapter folder (native or PEFT; safetensors or torch.save's .bin) into per-module factors, checking every shape and using every tensor. */
+export function loadAdapter(dir: string): Promise<LoadedAdapter> {
+  return loadAdapterFrom(dir, () => openAdapterWeights(dir));
+}
+
+async function loadAdapterFrom(dir: string, openWeights: () => Promise<AdapterWeightsFile>): Promise<LoadedAdapter> {
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
   let raw: unknown;
   try {
@@ -176,22 +341,35 @@ export async function loadAdapter(dir: string): Promise<{ settings: AdapterSetti
   } catch (error) {
     fail(configFile, `cannot read the adapter config (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
-  const settings = readSettings(configFile, raw);
-  const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
-  const file = await SafetensorsFile.open(weightsFile);
+  let settings = readSettings(configFile, raw);
+  const notes: string[] = [];
+  const file = await openWeights();
+  const weightsFile = file.path;
   try {
+    const names = [...file.tensors.keys()];
     const modules = new Set<string>();
-    for (const name of file.tensors.keys()) {
+    const foreign: string[] = [];
+    for (const name of names) {
       const match = /^base_model\.model\.(.+)\.lora_(?:A|B|AB(?:\.\d+)?)\.weight$/.exec(name);
-      if (!match) fail(weightsFile, `tensor "${name}" is not a LoRA factor (expected base_model.model.<module>.lora_A|lora_B|lora_AB.weight)`);
-      modules.add(match[1]!);
+      if (match) modules.add(match[1]!);
+      else foreign.push(name);
+    }
+    if (foreign.length > 0) {
+      fail(weightsFile, `${listNames(foreign)} ${foreign.length === 1 ? 'is not a LoRA factor' : 'are not LoRA factors'} (expected base_model.model.<module>.lora_A|lora_B|lora_AB.weight); this tool reads LoRA and MoSLoRA adapters only`);
     }
     if (modules.size === 0) fail(weightsFile, 'no adapter tensors');
+    if (settings.method === 'lora' && names.some((name) => MIXER_TENSOR.test(name))) {
+      const { method, note } = mixerMethod(configFile, weightsFile, raw as Record<string, unknown>, names, modules);
+      settings = { ...settings, method };
+      notes.push(note);
+    }
+    const used = new Set<string>();
     const adapters = new Map<string, Adapter>();
     for (const module of modules) {
       const read = async (name: string) => {
         const info = file.tensors.get(name) ?? fail(weightsFile, `module ${module} has no tensor "${name}"`);
         if (info.shape.length !== 2) fail(weightsFile, `"${name}" must be 2-D, its shape is [${info.shape.join(', ')}]`);
+        used.add(name);
         return tf.tensor2d(await file.readFloat32(name), info.shape as [number, number]);
       };
       const A = await read(`${PREFIX}${module}.lora_A.weight`);
@@ -221,7 +399,15 @@ export async function loadAdapter(dir: string): Promise<{ settings: AdapterSetti
       }
       adapters.set(module, { spec, weights: { A, B, mixers } });
     }
-    return { settings, adapters };
+    const unused = names.filter((name) => !used.has(name));
+    if (unused.length > 0) {
+      fail(
+        weightsFile,
+        `${listNames(unused)} ${unused.length === 1 ? 'is' : 'are'} not part of a ${settings.method} adapter${settings.method === 'linchain' ? ` of chain_length ${settings.chainLength}` : ''}` +
+          ` as ${configFile} describes it; fix the config (moslora.method, moslora.chain_length) or remove ${unused.length === 1 ? 'it' : 'them'}`,
+      );
+    }
+    return { settings, adapters, notes };
   } finally {
     await file.close();
   }

@@ -298,7 +298,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     }
     event('saving');
     await saveAdapter(`${run.dir}/adapter`, adapters, settings);
-    await exportPeft(`${run.dir}/peft`, adapters, settings);
+    await exportPeft(`${run.dir}/peft`, adapters, settings, config.model);
     return await finish('done', undefined, last, lastLogged, stepSeconds);
   } catch (error) {
     if (!isWasmHeapExhausted(error) && !isGpuError(error) && !isShardWorkerError(error)) throw error;
