@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendPreference } from '../kernels/backend';
+import { registerAbCommand } from './commands/ab';
 import { registerAdapterCommands } from './commands/adapters';
 import { registerDemo } from './commands/demo';
 import { registerModelCommands } from './commands/model';
@@ -41,6 +42,7 @@ program
 registerDemo(program);
 registerModelCommands(program);
 registerAdapterCommands(program);
+registerAbCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`moslora: ${error instanceof Error ? error.message : String(error)}`);
