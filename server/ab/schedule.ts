@@ -1,13 +1,13 @@
 // How an A/B shares the machine among its runs: how many train at once, and the cores of each.
 //
 // Each run computes its batch in one thread (training.workers 1) and gets cores/atOnce cores for
-// its products. Measured with the tiny example model on wasm with MLAS's products (2 cores, a
-// machine shared with other builds; bench/results/ab-schedule.jsonl): one run at a time with its
-// products on both cores finished two runs in 0.66–0.70× the time of two single-core runs at once,
-// and in about half the time of one run whose batch two threads shared (training.workers auto).
-// So where products use several cores (wasm on MLAS) runs go one at a time; where each run is
-// single-threaded (XNNPACK's products, the cpu backend) one per core, as many as memory holds; a
-// GPU backend trains one run at a time on its device.
+// its products. Measured (`npm run bench -- ab-schedule`, bench/results/ab-schedule.jsonl): on
+// wasm with MLAS's products, two runs of the tiny example config finished sooner one at a time
+// with their products on both cores than side by side with a core each, and sooner than one at a
+// time with the batch split across a thread per core (training.workers auto). So where products
+// use several cores (wasm on MLAS) runs go one at a time; where each run is single-threaded
+// (XNNPACK's products, the cpu backend) one per core, as many as memory holds; a GPU backend
+// trains one run at a time on its device.
 import type { BackendName } from '../../kernels/backend-names';
 import { formatBytes } from '../engine/memory';
 
