@@ -73,7 +73,7 @@ export function renderMarkdown(report: AbReport, figures: FigureLink[], rebuild:
       out.push(
         '',
         `With ${d.n} paired seeds and the differences' standard deviation ${formatEstimate(d.sd, null)}, this experiment detects a true difference in ${METRIC_LABELS[report.primary]} of about ` +
-          `±${formatEstimate(c.detectable, null, { precisionOf: d.halfWidth })} (paired t-test at ${100 - pct}% two-sided, ${Math.round(report.power * 100)}% power); the observed ${formatEstimate(Math.abs(d.mean), null, { precisionOf: d.halfWidth })} would need ${needed} seeds.`,
+          `±${formatEstimate(c.detectable, null, { precisionOf: d.halfWidth })} (paired t-test at ${100 - pct}% two-sided, ${Math.round(report.power * 100)}% power); a difference the size of the observed one (${formatEstimate(Math.abs(d.mean), null)}) would need ${needed} seeds.`,
       );
     }
   }

@@ -97,8 +97,10 @@ export function formatEstimate(mean: number, halfWidth: number | null, options: 
   const scale = options.percent ? 100 : 1;
   const precision = halfWidth ?? options.precisionOf ?? null;
   const d = decimals(precision === null ? null : precision * scale, mean * scale);
-  const sign = options.signed && mean * scale >= 0.5 * 10 ** -d ? '+' : '';
-  const body = `${sign}${(mean * scale).toFixed(d)}${halfWidth === null ? '' : ` ± ${(halfWidth * scale).toFixed(d)}`}`;
+  // a mean that rounds to zero is shown as 0, without a sign
+  const rounded = Math.abs(mean * scale) < 0.5 * 10 ** -d ? 0 : mean * scale;
+  const sign = options.signed && rounded > 0 ? '+' : '';
+  const body = `${sign}${rounded.toFixed(d)}${halfWidth === null ? '' : ` ± ${(halfWidth * scale).toFixed(d)}`}`;
   return options.percent ? `${body}${options.signed ? ' points' : '%'}` : body;
 }
 
@@ -126,7 +128,7 @@ function sentenceFor(c: Omit<Comparison, 'sentence'>, primary: Metric): string {
       const needed = c.seedsForObserved === null ? `more than ${SEEDS_LIMIT.toLocaleString('en-US')} seeds` : `about ${plural(c.seedsForObserved, 'seed')}`;
       return (
         `No difference in ${what} between ${b} and ${a} that this experiment can detect: ${observed} (${pct}%, ${plural(d.n, 'seed')}, paired); ` +
-        `${plural(d.n, 'seed')} detect about ±${formatEstimate(c.detectable!, null, { precisionOf: d.halfWidth })} (${Math.round(POWER * 100)}% power), and a difference of ${formatEstimate(Math.abs(d.mean), null, { precisionOf: d.halfWidth })} would need ${needed}.`
+        `${plural(d.n, 'seed')} detect about ±${formatEstimate(c.detectable!, null, { precisionOf: d.halfWidth })} (${Math.round(POWER * 100)}% power), and a difference the size of the observed one (${formatEstimate(Math.abs(d.mean), null)}) would need ${needed}.`
       );
     }
   }

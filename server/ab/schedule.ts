@@ -6,8 +6,8 @@
 // with their products on both cores than side by side with a core each, and sooner than one at a
 // time with the batch split across a thread per core (training.workers auto). So where products
 // use several cores (wasm on MLAS) runs go one at a time; where each run is single-threaded
-// (XNNPACK's products, the cpu backend) one per core, as many as memory holds; a GPU backend
-// trains one run at a time on its device.
+// (XNNPACK's products, the cpu backend; not measured: one run would leave the other cores idle)
+// one per core, as many as memory holds; a GPU backend trains one run at a time on its device.
 import type { BackendName } from '../../kernels/backend-names';
 import { formatBytes } from '../engine/memory';
 

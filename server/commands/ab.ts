@@ -1,7 +1,7 @@
 // `moslora ab CONFIG --methods lora,moslora --seeds N`: the config trained once per method and
 // seed, then a report of the paired differences (server/ab/). Run it again to continue an A/B
 // that was stopped; `--report-only` rebuilds the report from the runs on disk.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { ADAPTER_METHODS, type AdapterMethod } from '../../kernels/adapter';
@@ -118,6 +118,7 @@ interface AbOptions {
 async function abDirOf(target: string, options: AbOptions): Promise<string> {
   const path = resolve(target);
   if (existsSync(join(path, MANIFEST_FILE))) return path;
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${path} has no ${MANIFEST_FILE}: not an A/B folder (moslora ab makes <runs dir>/ab-<name>/); give that folder or the A/B's config`);
   return abDirFor(await loadConfigFile(path), options.name, options.runsDir);
 }
 

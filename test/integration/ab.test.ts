@@ -67,8 +67,8 @@ describe('moslora ab with the built CLI', { skip: existsSync(CLI) && existsSync(
     await writeFile(config, [
       `model: ${join(EXAMPLES, 'tiny-model')}`, 'method: moslora', 'r: 4', 'alpha: 8', 'target_modules: [q_proj, v_proj]',
       'data:', `  train: ${join(EXAMPLES, 'tiny-task', 'train.jsonl')}`, `  eval: ${evalFile}`, '  max_length: 32',
-      'training:', '  max_steps: 6', '  batch_size: 4', '  gradient_accumulation: 1', '  warmup_steps: 1', '  seed: 7',
-      '  log_interval: 2', '  eval_interval: 6', '  checkpoint_interval: 2', '  mixer_interval: 6',
+      'training:', '  max_steps: 12', '  batch_size: 4', '  gradient_accumulation: 1', '  warmup_steps: 1', '  seed: 7',
+      '  log_interval: 2', '  eval_interval: 12', '  checkpoint_interval: 4', '  mixer_interval: 12',
       'output:', `  runs_dir: ${join(dir, 'runs')}`, 'backend: wasm', '',
     ].join('\n'));
   });
@@ -78,8 +78,8 @@ describe('moslora ab with the built CLI', { skip: existsSync(CLI) && existsSync(
 
   it('Ctrl-C stops it with checkpoints; the same command again trains only what is missing, and --report-only rebuilds the same report', async () => {
     const abDir = join(dir, 'runs', 'ab-tiny');
-    // stop while the second run (lora, seed 8) trains, the first one finished
-    const stopped = await ab([config, '--seeds', '2'], (stderr) => /lora seed 7: done after 6 steps/.test(stderr) && /lora seed 8 step 4\/6/.test(stderr));
+    // stop as the second run (lora, seed 8) starts its steps, the first one finished
+    const stopped = await ab([config, '--seeds', '2'], (stderr) => /lora seed 7: done after 12 steps/.test(stderr) && /lora seed 8: training from step 0\/12/.test(stderr));
     assert.equal(stopped.code, 130, stopped.stderr);
     assert.match(stopped.stderr, /stopping: each running run saves a checkpoint first/);
     assert.match(stopped.stderr, /stopped; the report covers the runs that finished\. Run the same command again to continue\./);
@@ -93,14 +93,14 @@ describe('moslora ab with the built CLI', { skip: existsSync(CLI) && existsSync(
     assert.match(ran, /^method: lora$/m);
     assert.match(ran, /^ {2}seed: 8$/m);
     assert.match(ran, /^ {2}workers: 1$/m);
-    assert.match(ran, /^ {2}max_steps: 6$/m);
+    assert.match(ran, /^ {2}max_steps: 12$/m);
     const finished = await snapshot(join(abDir, 'lora-seed7'));
 
     const resumed = await ab([config, '--seeds', '2', '--json']);
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stderr, /lora seed 7: finished earlier: kept/);
     assert.match(resumed.stderr, new RegExp(`lora seed 8: resumes from its checkpoint at step ${second.steps}`));
-    assert.match(resumed.stderr, /lora seed 8: training from step [1-9]/);
+    assert.match(resumed.stderr, new RegExp(`lora seed 8: training from step ${second.steps}/12`));
     const result = JSON.parse(resumed.stdout.trim().split('\n').at(-1)!) as { abDir: string; trained: number; reportFile: string; sentences: string[]; report: { perMethod: { done: number; trainableParameters: number }[] } };
     assert.equal(result.abDir, abDir);
     assert.equal(result.trained, 3, 'lora seed 8 (resumed) and both MoSLoRA runs');
@@ -111,7 +111,7 @@ describe('moslora ab with the built CLI', { skip: existsSync(CLI) && existsSync(
     assert.deepEqual(result.report.perMethod.map((m) => m.trainableParameters), [summary.trainableParameters - 8 * 16, summary.trainableParameters]);
     assert.deepEqual(await snapshot(join(abDir, 'lora-seed7')), finished, 'the finished run is untouched');
     const steps = (await readFile(join(abDir, 'lora-seed8', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { step: number; kind: string });
-    assert.deepEqual(steps.filter((r) => r.kind === 'train').map((r) => r.step), [2, 4, 6], 'each step logged once across the stop');
+    assert.deepEqual(steps.filter((r) => r.kind === 'train').map((r) => r.step), [2, 4, 6, 8, 10, 12], 'each step logged once across the stop');
 
     const markdown = await readFile(result.reportFile, 'utf8');
     assert.ok(markdown.includes(result.sentences[0]!));
@@ -119,5 +119,16 @@ describe('moslora ab with the built CLI', { skip: existsSync(CLI) && existsSync(
     assert.equal(rebuilt.code, 0, rebuilt.stderr);
     assert.equal(rebuilt.stdout, `${result.sentences[0]}\nreport: ${result.reportFile}\n`);
     assert.equal(await readFile(result.reportFile, 'utf8'), markdown, 'rebuilt from the runs: the same report');
+  });
+
+  it('says what is wrong with its arguments, and trains nothing', async () => {
+    const one = await ab([config, '--methods', 'lora']);
+    assert.equal(one.code, 1);
+    assert.match(one.stderr, /give two or more methods to compare, e\.g\. lora,moslora \(got "lora"\)/);
+    const unknown = await ab([config, '--methods', 'lora,dora']);
+    assert.match(unknown.stderr, /unknown method "dora"; allowed: lora, moslora, moslora-fixed, linchain/);
+    const folder = await ab([dir, '--report-only']);
+    assert.equal(folder.code, 1);
+    assert.match(folder.stderr, /has no ab\.json: not an A\/B folder/);
   });
 });

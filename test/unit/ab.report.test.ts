@@ -81,7 +81,7 @@ describe('the A/B report from runs on disk', () => {
     assert.equal(after.perMethod[0]!.stats.evalLoss!.mean, before.perMethod[0]!.stats.evalLoss!.mean, 'the baseline is untouched');
     assert.equal(after.comparisons[0]!.differences.trainLoss!.mean, before.comparisons[0]!.differences.trainLoss!.mean, 'train loss is untouched');
     assert.equal(after.comparisons[0]!.verdict, 'undetected', '−0.0125 ± 0.05: no longer detected');
-    assert.match(after.comparisons[0]!.sentence, /^No difference in eval loss between MoSLoRA and LoRA that this experiment can detect: MoSLoRA − LoRA = -0\.01\d ± 0\.0\d+ \(95%, 4 seeds, paired\); 4 seeds detect about ±0\.0\d+ \(80% power\), and a difference of 0\.01\d would need about \d+ seeds\.$/);
+    assert.match(after.comparisons[0]!.sentence, /^No difference in eval loss between MoSLoRA and LoRA that this experiment can detect: MoSLoRA − LoRA = -0\.01\d ± 0\.0\d+ \(95%, 4 seeds, paired\); 4 seeds detect about ±0\.0\d+ \(80% power\), and a difference the size of the observed one \(0\.01\d\) would need about \d+ seeds\.$/);
   });
 
   it('counts only finished runs; pairs only seeds both methods finished, and says which runs did not', async () => {
@@ -103,6 +103,14 @@ describe('the A/B report from runs on disk', () => {
     const { report } = await writeReport(abDir, 'x');
     assert.equal(report.comparisons[0]!.verdict, 'one-seed');
     assert.match(report.comparisons[0]!.sentence, /^One seed cannot tell MoSLoRA from LoRA: MoSLoRA − LoRA = -0\.030 in eval loss at seed 42/);
+  });
+
+  it('numbers to two significant digits of the interval; a mean that rounds to zero has no sign', () => {
+    assert.equal(formatEstimate(-0.0312, 0.0121), '-0.031 ± 0.012');
+    assert.equal(formatEstimate(0.004, 0.0201, { signed: true }), '+0.004 ± 0.020');
+    assert.equal(formatEstimate(-0.0046, 0.14, { signed: true }), '0.00 ± 0.14');
+    assert.equal(formatEstimate(0.3125, 0.042, { percent: true }), '31.3 ± 4.2%');
+    assert.equal(formatEstimate(-0.02, 0.13, { percent: true, signed: true }), '-2 ± 13 points');
   });
 
   it('refuses runs of one method that trained different parameter counts', async () => {
