@@ -3,7 +3,7 @@
 // that was stopped; `--report-only` rebuilds the report from the runs on disk.
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ADAPTER_METHODS, type AdapterMethod } from '../../kernels/adapter';
 import type { BackendPreference } from '../../kernels/backend-names';
 import { loadConfigFile } from '../config/load';
@@ -126,8 +126,8 @@ export function registerAbCommand(program: Command): void {
   program
     .command('ab')
     .description('A/B test: train a config once per method and seed, then report the paired differences with 95% intervals; run it again to continue a stopped A/B')
-    .argument('<config>', 'the config every run trains (only method and training.seed change); with --report-only also an A/B folder (ab-<name>)')
-    .option('--methods <list>', `methods to compare, the baseline first (${ADAPTER_METHODS.join(', ')})`, methodList, ['lora', 'moslora'] as AdapterMethod[])
+    .argument('<config>', 'the config every run trains (only method, training.seed and training.workers change); with --report-only also an A/B folder (ab-<name>)')
+    .addOption(new Option('--methods <list>', `methods to compare, the baseline first (${ADAPTER_METHODS.join(', ')})`).argParser(methodList).default(['lora', 'moslora'], 'lora,moslora'))
     .option('--seeds <n>', 'seeds per method: the config\'s training.seed and the ones after it', integer('--seeds', 2), 3)
     .option('--name <name>', 'the A/B\'s folder is <runs dir>/ab-<name> (default: the config\'s file name)')
     .option('--runs-dir <dir>', 'where the A/B\'s folder goes (default: the config\'s output.runs_dir)')
