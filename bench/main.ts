@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendChoice, type BackendName } from '../protocol/backends';
 import { describeChoice, startBackend } from '../server/runtime';
+import { benchAbSchedule, type AbScheduleOptions } from './ab-schedule';
 import { benchCurve } from './curve';
 import { benchHost } from './host';
 import { benchKernels } from './kernels';
@@ -181,6 +182,22 @@ workloadCommand('curve', "the workload's loss curve on one backend, and on a sec
         `loss after ${r.steps} steps on ${r.backend}: ${r.losses.at(-1)!.toFixed(4)} (from ${r.losses[0]!.toFixed(4)}); median step ${r.median_step_ms} ms (${r.compare_backend}: ${r.compare_median_step_ms} ms)`,
       ].join('\n')),
   );
+
+program
+  .command('ab-schedule')
+  .description("how `moslora ab` should share the cores: a config's LoRA and MoSLoRA runs one at a time with their products on every core, side by side a core each, or one at a time with the batch split across threads")
+  .option('--config <file>', 'the config both runs train', 'examples/tiny-moslora.moslora.yaml')
+  .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
+  .action(async (options: AbScheduleOptions) => {
+    const result = await benchAbSchedule(options);
+    console.log(JSON.stringify(result));
+    const s = result.median_s;
+    console.error(
+      `two runs of ${result.config} on ${result.cores} cores (products: ${result.products}): one at a time ${s.one_at_a_time} s · side by side ${s.side_by_side} s (${result.side_by_side_over_one_at_a_time}×) · ` +
+        `batch shared by threads ${s.shared_batch} s (${result.shared_batch_over_one_at_a_time}×); median of ${result.rounds} alternating rounds; load ${result.load[0]} → ${result.load[1]}`,
+    );
+    record('ab-schedule', result);
+  });
 
 program
   .command('server')

@@ -8,9 +8,7 @@
 // moslora       one learned mixer (Wu et al., EMNLP 2024)
 // moslora-fixed one frozen, non-identity mixer (the paper's intermediate step)
 // linchain      k learned mixers, B·M_k···M_1·A
-
-export const ADAPTER_METHODS = ['lora', 'moslora', 'moslora-fixed', 'linchain'] as const;
-export type AdapterMethod = (typeof ADAPTER_METHODS)[number];
+import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 
 export const MIXER_INITS = ['kaiming', 'orthogonal', 'identity', 'zeros'] as const;
 export type MixerInit = (typeof MIXER_INITS)[number];

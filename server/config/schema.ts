@@ -3,8 +3,9 @@
 // Defaults follow the reference MoSLoRA commonsense setup (r 16, α 32, dropout 0.05, lr 3e-4,
 // warmup 100, adapters on q, k, v, up and down projections).
 import { z } from 'zod';
-import { ADAPTER_METHODS, MIXER_INITS } from '../../kernels/adapter/spec';
+import { MIXER_INITS } from '../../kernels/adapter/spec';
 import { BACKEND_PREFERENCES } from '../../protocol/backends';
+import { ADAPTER_METHODS } from '../../protocol/methods';
 
 export const DATA_FORMATS = ['text', 'alpaca', 'chat', 'completion'] as const;
 export const SCHEDULES = ['linear', 'cosine', 'constant'] as const;

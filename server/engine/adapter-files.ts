@@ -15,20 +15,13 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  ADAPTER_METHODS,
-  MIXER_INITS,
-  mixerCount,
-  resolveAdapterSpec,
-  type AdapterMethod,
-  type MixerInit,
-  type ResolvedAdapterSpec,
-} from '../../kernels/adapter/spec';
+import { MIXER_INITS, mixerCount, resolveAdapterSpec, type MixerInit, type ResolvedAdapterSpec } from '../../kernels/adapter/spec';
 import { checkAdapterShapes, type Adapter } from '../../kernels/adapter/linear';
 import { foldToLora } from '../../kernels/adapter/merge';
 import { readValues } from '../../kernels/backends/read';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors';
 import { TorchCheckpoint } from '../formats/torch-checkpoint';
+import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 /** PyTorch's format: what the reference MoSLoRA code (a PEFT fork) writes with torch.save. */

@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
 import { initAdapterWeights } from '../../kernels/adapter/init';
 import { adaptedLinear, type BaseLinear, type Adapter } from '../../kernels/adapter/linear';
 import { exportPeft, loadAdapter, saveAdapter, type AdapterSettings } from '../../server/engine/adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
+import type { AdapterMethod } from '../../protocol/methods';
 
 const MODULES = ['model.layers.0.self_attn.q_proj', 'model.layers.1.mlp.down_proj'];
 

@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
 import { initAdapterWeights } from '../../kernels/adapter/init';
 import { deltaWeight } from '../../kernels/adapter/merge';
 import { loadAdapter, saveAdapter } from '../../server/engine/adapter-files';
 import { maxAbsDiff } from '../helpers/tensors';
 import type { Adapter } from '../../kernels/adapter/linear';
+import type { AdapterMethod } from '../../protocol/methods';
 
 const run = promisify(execFile);
 const cli = (...args: string[]) => run(process.execPath, ['dist/cli.js', ...args]);

@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { Matrix, SingularValueDecomposition } from 'ml-matrix';
-import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
 import { initAdapterWeights } from '../../kernels/adapter/init';
 import { deltaWeight } from '../../kernels/adapter/merge';
 import { combineAdapters, type CombineInput } from '../../server/engine/combine';
 import { maxAbsDiff } from '../helpers/tensors';
 import type { Adapter } from '../../kernels/adapter/linear';
+import type { AdapterMethod } from '../../protocol/methods';
 
 const D_OUT = 20;
 const D_IN = 28;

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAPTER_METHODS, adapterScaling, resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import { adapterScaling, resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
 import type { AdapterWeights } from '../../kernels/adapter/init';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
 import { finiteDifferences, maxAbsDiff, seeded } from '../helpers/tensors';
+import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 
 const N = 3;
 const D_IN = 5;

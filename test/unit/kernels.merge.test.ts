@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAPTER_METHODS, resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
 import { initAdapterWeights, type AdapterWeights } from '../../kernels/adapter/init';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
 import { deltaWeight, foldToLora, mergeWeight, NonFiniteMergeError, unmergeWeight } from '../../kernels/adapter/merge';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
+import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 
 const D = 64;
 const R = 8;
