@@ -1,8 +1,8 @@
+// The training memory estimate (server/engine/memory.ts) against the wasm heap measured for a
+// ~100M Llama, and the automatic gradient checkpointing it decides; the editor's warning built on
+// it is in lsp.diagnostics.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateConfig } from '../../server/lsp/diagnostics';
-import type { FactCache, ModelFacts } from '../../server/lsp/facts';
-import type { ModuleSize } from '../../server/models/modules';
 import type { ProductEngine } from '../../kernels/backends/mlas-matmul';
 import { estimateMemory, memoryLimit, resolveCheckpointing, WASM_HEAP_BYTES } from '../../server/engine/memory';
 
@@ -67,55 +67,5 @@ describe('memory estimate', () => {
     assert.equal(memoryLimit('cpu', 8 * 1024 ** 3)?.bytes, 8 * 1024 ** 3);
     assert.equal(memoryLimit('webgpu'), null);
     assert.equal(memoryLimit('tensorflow'), null);
-  });
-});
-
-describe('memory diagnostic', () => {
-  const modules: ModuleSize[] = [];
-  for (let layer = 0; layer < 12; layer++) {
-    const p = `model.layers.${layer}`;
-    for (const m of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj']) modules.push({ name: `${p}.${m}`, dIn: 768, dOut: 768 });
-    modules.push({ name: `${p}.mlp.up_proj`, dIn: 768, dOut: 2048 }, { name: `${p}.mlp.gate_proj`, dIn: 768, dOut: 2048 }, { name: `${p}.mlp.down_proj`, dIn: 2048, dOut: 768 });
-  }
-  const model: ModelFacts = { ok: true, dir: '/m/llama-100m', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000_000, shape: { hidden: 768, layers: 12, heads: 12, vocab: 32_000 } };
-  const facts = { model: async () => model, dataset: async () => ({ ok: true, records: [], problems: [], checked: true }) } as unknown as FactCache;
-  const memory = async (text: string) => (await validateConfig('file:///w/a.moslora.yaml', text, facts)).diagnostics.map((d) => ({ line: d.range.start.line, message: String(d.message) })).filter((d) => d.message.startsWith('memory:'));
-  const config = (batch: number, backend: string, checkpointing?: boolean, workers?: number) =>
-    ['model: ./m', `backend: ${backend}`, 'data:', '  train: t.jsonl', '  max_length: 256', 'training:', `  batch_size: ${batch}`, '  gradient_accumulation: 4', ...(checkpointing === undefined ? [] : [`  gradient_checkpointing: ${checkpointing}`]), ...(workers === undefined ? [] : [`  workers: ${workers}`]), ''].join('\n');
-
-  it('warns on wasm at 3 × 256, naming the estimate, the limit and gradient checkpointing as the fix', async () => {
-    const [warning, ...rest] = await memory(config(3, 'wasm', false));
-    assert.ok(warning);
-    assert.equal(rest.length, 0);
-    assert.equal(warning.line, 4, 'on max_length: against the defaults (4 × 256), it is the larger');
-    assert.equal((await memory(config(8, 'wasm', false)))[0]?.line, 6, 'on batch_size when that is the larger');
-    assert.match(warning.message, /GiB at its peak/);
-    assert.match(warning.message, /wasm backend's 4 GiB heap/);
-    assert.match(warning.message, /To fit: set training.gradient_checkpointing: true \(estimated 1\.\d GiB; /);
-    assert.match(warning.message, /or lower training.batch_size to 2 and raise training.gradient_accumulation to 6 to keep the effective batch \(12\)/);
-  });
-
-  it('is silent once gradient checkpointing is on, or auto (the default) turns it on, and past what it can save suggests a smaller batch', async () => {
-    assert.deepEqual(await memory(config(4, 'wasm', true)), []);
-    assert.deepEqual(await memory(config(4, 'wasm')), []);
-    assert.deepEqual(await memory(config(8, 'wasm')), []);
-    assert.match((await memory(config(16, 'wasm')))[0]?.message ?? '', /with gradient checkpointing \(auto\)/);
-    const [warning] = await memory(config(16, 'wasm', true));
-    assert.match(warning?.message ?? '', /with gradient checkpointing/);
-    assert.match(warning?.message ?? '', /To fit: lower training.batch_size to \d+ and raise training.gradient_accumulation to \d+ to keep the effective batch \(64\)/);
-    assert.doesNotMatch(warning?.message ?? '', /set training.gradient_checkpointing/);
-  });
-
-  it('counts what each thread holds when training.workers shares the batch, and suggests a batch per thread', async () => {
-    assert.deepEqual(await memory(config(4, 'wasm', false, 2)), [], 'two rows a thread fit where four in one thread do not');
-    const [warning] = await memory(config(6, 'wasm', false, 2));
-    assert.match(warning?.message ?? '', /activations for 3 × 256 tokens, each of the 2 threads' share of the batch \(training\.workers\)/);
-    assert.match(warning?.message ?? '', /or lower training\.batch_size to 4 \(2 for each of the 2 threads\) and raise training\.gradient_accumulation to 6 to keep the effective batch \(24\)/);
-  });
-
-  it('says so when auto is what lands on wasm; nothing at batch 1, nor on a GPU backend', async () => {
-    assert.match((await memory(config(4, 'auto', false)))[0]?.message ?? '', /auto lands on wasm/);
-    assert.deepEqual(await memory(config(1, 'wasm')), []);
-    assert.deepEqual(await memory(config(4, 'webgpu')), []);
   });
 });

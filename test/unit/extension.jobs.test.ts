@@ -1,22 +1,13 @@
-// The extension's pure parts, without VS Code: job state translation and tracking, progress and
-// ETA, the status bar's words, run ids, the restart cap, the settings facade, runs on disk, the
-// config template (checked with the server's own loader) and the estimate's words.
+// The extension's view of training jobs (extension/jobs.ts), without VS Code: server states in the
+// panel's words, the tracker that follows a job to its run folder, progress and ETA, and the status
+// bar's text.
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { Config } from '../../extension/config';
-import { describeEstimate } from '../../extension/estimate';
 import { JobTracker, phaseOf, Progress, runStateOf, statusOf } from '../../extension/jobs';
-import { RestartBudget } from '../../extension/restarts';
 import { RunIds } from '../../extension/runIds';
-import { finishedPhase, listingOf, runsDirOf } from '../../extension/runs';
-import { configTemplate, examplePaths, PLACEHOLDER_PATHS } from '../../extension/template';
-import { parseConfigText } from '../../server/config/load';
 import type { JobInfo, JobUpdate } from '../../protocol/editor';
 import { RUN_PHASES } from '../../protocol/webview';
 import type { MetricRecord } from '../../protocol/records';
-
-const ROOT = resolve(import.meta.dirname, '..', '..');
 
 function job(patch: Partial<JobInfo> = {}): JobInfo {
   return { id: 1, request: { configPath: '/ws/tiny.moslora.yaml' }, state: 'queued', step: 0, totalSteps: 0, lastOutput: [], ...patch };
@@ -121,112 +112,3 @@ describe('Progress and the status bar', () => {
     assert.match(view.tooltip, /SIGKILL/);
   });
 });
-
-describe('RunIds', () => {
-  it('names runs by folder, tells two runs folders apart, and knows only the ids it handed out', () => {
-    const ids = new RunIds();
-    assert.equal(ids.idOf('/a/runs/tiny-1'), 'tiny-1');
-    assert.equal(ids.idOf('/b/runs/tiny-1'), 'tiny-1~2');
-    assert.equal(ids.idOf('/a/runs/tiny-1'), 'tiny-1');
-    assert.equal(ids.dirOf('tiny-1~2'), '/b/runs/tiny-1');
-    assert.equal(ids.dirOf('../../etc'), undefined);
-    assert.equal(ids.dirOf('job-1'), undefined);
-  });
-});
-
-describe('RestartBudget', () => {
-  it('restarts 4 crashes within 3 minutes, refuses the 5th, and forgets crashes that left the window', () => {
-    let now = 0;
-    const budget = new RestartBudget(5, 180_000, () => now);
-    for (let i = 1; i <= 4; i++) {
-      now += 1000;
-      assert.deepEqual(budget.crashed(), { restart: true, count: i });
-    }
-    now += 1000;
-    assert.deepEqual(budget.crashed(), { restart: false, count: 5 });
-    now += 180_000;
-    assert.deepEqual(budget.crashed(), { restart: true, count: 1 });
-    budget.reset();
-    assert.deepEqual(budget.crashed(), { restart: true, count: 1 });
-    assert.equal(budget.describeWindow(), '3 minutes');
-  });
-});
-
-describe('Config', () => {
-  const config = (values: Record<string, unknown>, root: string | undefined = '/ws') => new Config({ get: (key) => values[key] }, () => root);
-
-  it('reads the backend, with auto (and anything unknown) leaving it to the config', () => {
-    assert.equal(config({}).backend, 'auto');
-    assert.equal(config({ backend: 'webgpu' }).backendOverride, 'webgpu');
-    assert.equal(config({ backend: 'auto' }).backendOverride, undefined);
-    assert.equal(config({ backend: 'cuda' }).backend, 'auto');
-  });
-
-  it("resolves the runs folder: empty means each config's own, relative starts at the workspace", () => {
-    assert.equal(config({ runsDirectory: '' }).runsDirectory, undefined);
-    assert.equal(config({ runsDirectory: '  ' }).runsDirectory, undefined);
-    assert.equal(config({ runsDirectory: 'out/runs' }).runsDirectory, '/ws/out/runs');
-    assert.equal(config({ runsDirectory: '/data/runs' }).runsDirectory, '/data/runs');
-    assert.equal(new Config({ get: () => 'runs' }, () => undefined).runsDirectory, undefined, 'no workspace: nowhere to start');
-    assert.equal(config({ runsDirectory: '~/runs' }).runsDirectory, resolve(process.env.HOME ?? '/', 'runs'));
-  });
-});
-
-describe('runs on disk', () => {
-  it("finds a config's runs folder from its output.runs_dir, relative to the config", () => {
-    assert.equal(runsDirOf('model: m\n', '/ws/a/x.moslora.yaml'), '/ws/a/runs');
-    assert.equal(runsDirOf('output:\n  runs_dir: ../out\n', '/ws/a/x.moslora.yaml'), '/ws/out');
-    assert.equal(runsDirOf('{"output": {"runs_dir": "/abs"}}', '/ws/x.moslora.json'), '/abs');
-    assert.equal(runsDirOf('output: [unclosed', '/ws/x.moslora.yaml'), '/ws/runs');
-  });
-
-  it('lists a finished run with its summary, and a run without one as stopped', () => {
-    const ids = new RunIds();
-    const done = listingOf(
-      { runDir: '/ws/runs/a', name: 'a', summary: { state: 'done', backend: 'wasm', device: 'CPU', method: 'moslora', steps: 60, totalSteps: 60 }, checkpoints: [60], lastStep: 60 },
-      ids,
-      undefined,
-    );
-    assert.deepEqual(done, { runId: 'a', name: 'a', method: 'moslora', state: { runId: 'a', name: 'a', phase: 'done', step: 60, total: 60, backend: 'wasm', device: 'CPU', startedAt: null } });
-    const crashed = listingOf({ runDir: '/ws/runs/b', name: 'b', summary: null, checkpoints: [30], lastStep: 42 }, ids, 'lora');
-    assert.equal(crashed.method, 'lora');
-    assert.equal(crashed.state?.phase, 'stopped');
-    assert.equal(crashed.state?.step, 42);
-    assert.match(crashed.state?.reason ?? '', /without a summary/);
-    assert.equal(finishedPhase({ state: 'cancelled' }), 'stopped');
-    assert.equal(finishedPhase({ state: 'failed' }), 'failed');
-  });
-});
-
-describe('the New Adapter Config template', () => {
-  it('points at the shipped example relative to the config, from the root or a subfolder', () => {
-    assert.deepEqual(examplePaths('/repo', '/repo/examples'), {
-      model: './examples/tiny-model',
-      train: './examples/tiny-task/train.jsonl',
-      eval: './examples/tiny-task/eval.jsonl',
-    });
-    assert.equal(examplePaths('/repo/configs', '/repo/examples').model, '../examples/tiny-model');
-  });
-
-  it("is a valid config by the server's own loader, with the example and with placeholders", () => {
-    for (const text of [configTemplate(examplePaths(ROOT, join(ROOT, 'examples')), true), configTemplate(PLACEHOLDER_PATHS, false)]) {
-      const { config, issues } = parseConfigText(text, join(ROOT, 'new.moslora.yaml'));
-      assert.deepEqual(issues, []);
-      assert.equal(config?.method, 'moslora');
-      assert.equal(config?.training.max_steps, 60);
-    }
-  });
-});
-
-describe('the estimate in words', () => {
-  it('gives LoRA and MoSLoRA side by side, their share of the base, and the steps', () => {
-    const text = describeEstimate({
-      configPath: '/ws/tiny.moslora.yaml', model: '/ws/examples/tiny-model', architecture: 'LlamaForCausalLM', method: 'moslora', r: 8, modules: 20,
-      baseParameters: 722_048, lora: 45_056, moslora: 46_336, trainable: 46_336, trainExamples: 1500, batchSize: 8, gradientAccumulation: 1, totalSteps: 60,
-    });
-    assert.match(text, /LoRA trains 45,056 parameters \(6\.24 % of the base\)/);
-    assert.match(text, /MoSLoRA trains 46,336 \(6\.42 % of the base\): its mixers add 1,280, \+2\.841 % over LoRA/);
-    assert.match(text, /1,500 training examples, batch 8 × 1 accumulation: 60 optimizer steps/);
-  });
-});
-

@@ -6,7 +6,6 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { configLenses } from '../../server/lsp/lens';
-import { serverSettingsOf } from '../../protocol/editor';
 import { commandIds } from '../../protocol/commands';
 
 describe('config lenses', () => {
@@ -73,12 +72,5 @@ describe('config lenses', () => {
     const central = await run('central', 'y', config, 1000, false);
     const lenses = await configLenses(pathToFileURL(config).href, 'model: ./m\noutput:\n  runs_dir: elsewhere\n', join(dir, 'central'));
     assert.deepEqual(lenses.slice(2).map((lens) => [lens.command?.command, lens.command?.arguments]), [[commandIds.openPanel, [central]]]);
-  });
-});
-
-describe('server settings from the editor', () => {
-  it('take a non-empty runsDirectory string, and anything else as unset', () => {
-    assert.deepEqual(serverSettingsOf({ runsDirectory: '/runs' }), { runsDirectory: '/runs' });
-    for (const value of [null, undefined, {}, { runsDirectory: '' }, { runsDirectory: 3 }, 'x']) assert.deepEqual(serverSettingsOf(value), { runsDirectory: null });
   });
 });

@@ -1,79 +1,8 @@
-// The panel's pure parts: smoothing, decimation, colour map, CSV, the run store.
+// The panel's run store (webview/lib/store.ts): a run's records as curves, a resumed run's
+// repeated steps, the epoch, and NaN as a gap.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { diverging, splitModule, symmetricLimit } from '../../webview/heatmap/colormap';
-import { metricsCsv } from '../../webview/lib/csv';
-import { lowerBound, m4 } from '../../webview/lib/decimate';
-import { Ema, ema } from '../../webview/lib/ema';
 import { RunData } from '../../webview/lib/store';
-
-describe('smoothing (TensorBoard debiased EMA)', () => {
-  it('matches the formula, first value unchanged', () => {
-    const xs = [3, 1, 4, 1, 5, 9, 2, 6];
-    const w = 0.6;
-    let last = 0;
-    const expected = xs.map((x, i) => (last = w * last + (1 - w) * x) / (1 - w ** (i + 1)));
-    assert.deepEqual(ema(xs, w), expected);
-    assert.ok(Math.abs(ema(xs, w)[0]! - 3) < 1e-12, 'the first smoothed value is the first value');
-    assert.deepEqual(ema(xs, 0), xs);
-  });
-
-  it('skips non-finite points (a gap), keeps a constant series constant, streams', () => {
-    const out = ema([2, Number.NaN, 2, 2], 0.9);
-    assert.ok(Number.isNaN(out[1]));
-    for (const i of [0, 2, 3]) assert.ok(Math.abs(out[i]! - 2) < 1e-12);
-    const e = new Ema(0.5);
-    [1, 2, 3].forEach((x) => e.push(x));
-    assert.deepEqual(e.values, ema([1, 2, 3], 0.5));
-    assert.throws(() => new Ema(1), /\[0, 1\)/);
-  });
-});
-
-describe('M4 decimation', () => {
-  it('keeps every point when there are few, and each column\'s extremes when many', () => {
-    const xs = Array.from({ length: 10_000 }, (_, i) => i);
-    const ys = xs.map((i) => Math.sin(i / 50) + (i === 4321 ? 10 : 0) + (i === 777 ? -10 : 0));
-    assert.deepEqual(m4(xs, [ys], 0, 20, 100), Array.from({ length: 20 }, (_, i) => i));
-    const picked = m4(xs, [ys], 0, xs.length, 100);
-    assert.ok(picked.length <= 4 * 100 && picked.length >= 200, `${picked.length}`);
-    assert.ok(picked.includes(4321) && picked.includes(777), 'spikes kept');
-    assert.equal(picked[0], 0);
-    assert.equal(picked.at(-1), 9999);
-    assert.deepEqual(picked, [...picked].sort((a, b) => a - b));
-    const withGap = ys.map((y, i) => (i === 5000 ? Number.NaN : y));
-    assert.ok(m4(xs, [withGap], 0, xs.length, 100).includes(5000), 'a gap stays visible');
-    assert.equal(lowerBound(xs, 2500.5), 2501);
-  });
-});
-
-describe('diverging colour map', () => {
-  const blue = { r: 0, g: 0, b: 255 };
-  const bg = { r: 30, g: 30, b: 30 };
-  const red = { r: 255, g: 0, b: 0 };
-  it('0 is neutral, ±limit the end colours, symmetric', () => {
-    assert.deepEqual(diverging(0, 2, blue, bg, red), bg);
-    assert.deepEqual(diverging(2, 2, blue, bg, red), red);
-    assert.deepEqual(diverging(-2, 2, blue, bg, red), blue);
-    assert.deepEqual(diverging(5, 2, blue, bg, red), red, 'clamped');
-    assert.deepEqual(diverging(1, 2, blue, bg, red), { r: 143, g: 15, b: 15 });
-    assert.equal(symmetricLimit([[0.5, -1.5], [null, 1]]), 1.5);
-    assert.equal(symmetricLimit([[0, 0]]), 1);
-  });
-  it('splits checkpoint module names into layer and module', () => {
-    assert.deepEqual(splitModule('model.layers.12.self_attn.q_proj'), { layer: '12', kind: 'self_attn.q_proj' });
-    assert.deepEqual(splitModule('transformer.h.3.attn.c_attn'), { layer: '3', kind: 'attn.c_attn' });
-    assert.deepEqual(splitModule('lm_head'), { layer: '', kind: 'lm_head' });
-  });
-});
-
-describe('metrics CSV', () => {
-  it('one row per record, one column per metric, quoted, formulas defused', () => {
-    const csv = metricsCsv([
-      { name: '=cmd|calc', records: [{ step: 1, kind: 'train', loss: 2.5, wall_s: 0.4 }, { step: 1, kind: 'eval', eval_loss: 2.4, note: 'a, "b"' }] },
-    ]);
-    assert.equal(csv, 'run,step,kind,wall_s,eval_loss,loss,note\r\n\'=cmd|calc,1,train,0.4,,2.5,\r\n\'=cmd|calc,1,eval,,2.4,,"a, ""b"""\r\n');
-  });
-});
 
 describe('run store', () => {
   it('a resumed run replaces the steps it logs again', () => {
