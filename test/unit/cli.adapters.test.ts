@@ -1,3 +1,5 @@
+// `moslora export` and `moslora combine` (server/cli/adapters.ts) through the built CLI (`npm run
+// build` first), on adapters written here: ΔW kept, ranks added, bad arguments named.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';

@@ -1,3 +1,5 @@
+// Training progress in a terminal (server/cli/progress.ts), from a fixed stream of training events:
+// plain lines without a TTY, a redrawn bar on one.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { progressReporter } from '../../server/cli/progress';

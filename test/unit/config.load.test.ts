@@ -1,3 +1,6 @@
+// Reading an adapter config (server/config/load.ts, by the schema's rules): the defaults, each bad
+// value refused at its own line, did-you-mean help and warnings, and paths resolved from the config
+// file.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,6 @@
+// Adapter folders on disk (server/engine/adapter-files.ts): the native adapter round-trips exactly
+// under PEFT's tensor names, the PEFT export is plain LoRA with the same outputs, and a damaged
+// folder is refused with the file and the problem.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,5 @@
+// Combining adapters (server/engine/combine.ts): cat exact, linear and svd against ml-matrix's
+// truncated SVD of the weighted ΔW, and what cannot be combined refused with the reason.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

@@ -1,3 +1,6 @@
+// Datasets (server/engine/data.ts) with a one-token-per-character tokenizer, so that each
+// expectation reads off the text: the formats and their label masks, truncation, file errors with
+// their line, batching and packing.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,6 @@
+// Merging an adapter into a base checkpoint (server/engine/merge.ts) on a two-shard folder, one F32
+// and one BF16: W + s·B·M·A in the adapted modules only, the rest copied, and the folders and
+// adapters it refuses.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,5 @@
+// AdamW, the learning-rate schedules and global-norm clipping (server/engine/optim.ts), against
+// AdamW by hand in float64 as torch.optim.AdamW writes it and Hugging Face's schedules.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

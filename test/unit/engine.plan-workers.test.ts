@@ -1,3 +1,5 @@
+// The data-parallel plan (server/engine/plan-workers.ts, with parallel.ts's split of a batch): how
+// many threads share a batch, the cores left to their products, and what the free memory allows.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { splitRows } from '../../server/engine/parallel';

@@ -1,3 +1,5 @@
+// Run folders (server/engine/runs.ts) in a temporary folder: the config, metrics and mixer records
+// (a torn last line skipped), checkpoints that round-trip and are pruned, and what resume may pick.
 import assert from 'node:assert/strict';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

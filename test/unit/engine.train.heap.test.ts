@@ -1,3 +1,6 @@
+// Training when the wasm heap runs out (server/engine/train.ts over kernels/backends/wasm-kernels.ts):
+// the allocation fails cleanly and the run stops saying what to change, its last checkpoint kept.
+// Its own file: these tests grow the process's wasm heap to about 2.3 GiB, for good.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +17,6 @@ import { RunDirectory } from '../../server/engine/runs';
 import { train } from '../../server/engine/train';
 import { TOY_VOCAB, ToyModel, toyTokenizer } from '../helpers/toy-model';
 
-// Its own file: these tests grow the process's wasm heap to about 2.3 GiB, for good.
 const HALF_HEAP = 600_000_000; // float32 elements: 2.3 GiB; two of them do not fit in 4 GiB
 
 /** A model whose forward pass, from its `from`-th call on, also needs a tensor the heap cannot hold. */

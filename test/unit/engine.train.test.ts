@@ -1,3 +1,6 @@
+// The training loop (server/engine/train.ts) on a toy model and a next-letter task: metrics, mixer
+// snapshots and the files a run writes, determinism, cancel and resume, a NaN loss, checkpointing
+// auto, a flat tensor count; and multiple-choice accuracy.
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,6 @@
+// Opening a checkpoint folder (server/formats/checkpoint.ts), one file or shards with an index,
+// written here: the union of the shards' tensors, reads from each, and every malformed index or
+// shard named with what is wrong.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,6 @@
+// The safetensors reader and writer (server/formats/safetensors.ts): the reference layout byte for
+// byte, F16 and BF16 rounding over every bit pattern, header validation with the exact problem, and
+// lazy reads of a sparse 32 GiB file.
 import assert from 'node:assert/strict';
 import { constants as bufferConstants } from 'node:buffer';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';

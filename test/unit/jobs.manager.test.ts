@@ -1,3 +1,6 @@
+// The queue of trainer processes (server/jobs/manager.ts), driving the fake trainers of
+// test/fixtures/trainers/: records streamed and throttled, one job at a time, cancel, a native
+// crash, kill -9, and a trainer that ignores cancel.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';

@@ -1,3 +1,6 @@
+// Dropout masks (kernels/adapter/dropout.ts) as the JavaScript backends draw them: the kept share
+// and its scale, independence across elements, sequences and seeds, and one mask per sequence
+// wherever it sits in a batch.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

@@ -1,3 +1,5 @@
+// The adapter's initialisers (kernels/adapter/init.ts): the distributions PEFT and the reference
+// MoSLoRA code draw, orthogonal and identity mixers, and one draw per seed.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

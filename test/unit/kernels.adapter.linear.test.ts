@@ -1,3 +1,6 @@
+// The adapted linear layer (kernels/adapter/linear.ts) on cpu and wasm: every gradient against
+// finite differences, LoRA against a float64 hand computation, mixers, input ranks and dropout; and
+// no tensor left behind by 100 training steps.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

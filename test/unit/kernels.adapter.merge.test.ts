@@ -1,3 +1,6 @@
+// Merge, unmerge and fold (kernels/adapter/merge.ts) on trained-looking adapters: the merged layer
+// computes what the adapter layer does, unmerge restores W, folding is exact, the chain keeps its
+// order, and non-finite results are refused.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

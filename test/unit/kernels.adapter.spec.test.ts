@@ -1,3 +1,5 @@
+// The adapter spec (kernels/adapter/spec.ts): its defaults, each bad value refused with the allowed
+// ones, the trainable parameter count, and factors or inputs of the wrong shape named.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

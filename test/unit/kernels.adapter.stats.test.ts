@@ -1,3 +1,5 @@
+// Mixer statistics (kernels/adapter/stats.ts) on matrices whose singular values and distance from
+// the identity are known.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mixerStats } from '../../kernels/adapter/stats';

@@ -1,3 +1,5 @@
+// Backend choice (kernels/backends/backend.ts) on this machine: what auto takes and why it skipped
+// the others, a named backend that cannot start, wasm against cpu, and an unknown name.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';

@@ -1,3 +1,6 @@
+// The wasm backend's products on onnxruntime's MLAS (kernels/backends/mlas-matmul.ts): values
+// against a float64 product, gradients against XNNPACK's, the heap growing under them, and XNNPACK
+// where onnxruntime-node is missing.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { cp, mkdtemp, rm } from 'node:fs/promises';

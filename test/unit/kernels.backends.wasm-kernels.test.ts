@@ -1,10 +1,10 @@
+// The wasm backend's Slice, Unpack, SplitV and Identity are replaced (kernels/backends/wasm-kernels.ts);
+// each replacement must give what the plain-JavaScript cpu backend gives.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
 
-// The wasm backend's Slice, Unpack, SplitV and Identity are replaced (kernels/backends/wasm-kernels.ts);
-// each replacement must give what the plain-JavaScript cpu backend gives.
 type Values = number[] | boolean[];
 
 function valuesOf(shape: number[], dtype: 'float32' | 'int32' | 'bool'): Values {

@@ -1,3 +1,6 @@
+// The loss's log-probabilities of the targets (kernels/ops/log-probs.ts) on wasm and cpu: values
+// and gradients against log-softmax and a one-hot pick, without [rows × vocab] temporaries kept for
+// the backward pass.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

@@ -1,3 +1,5 @@
+// Products without transpose flags (kernels/ops/matmul.ts) on wasm and cpu: values and gradients
+// equal tf.matMul's with flags, for 2-D, batched and constant operands.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

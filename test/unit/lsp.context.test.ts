@@ -1,3 +1,5 @@
+// Where the cursor is in a config (server/lsp/context.ts), YAML by indentation and JSON by tokens:
+// the key or value being typed, its range and the entries around it, in text that need not parse.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cursorContext, type CursorContext } from '../../server/lsp/context';

@@ -1,3 +1,6 @@
+// What the editor reads from disk for a config (server/lsp/facts.ts): a model folder's linear
+// modules as the engine sees them, its problems as training would name them, and a dataset's first
+// lines.
 import assert from 'node:assert/strict';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

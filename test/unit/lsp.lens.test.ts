@@ -1,3 +1,6 @@
+// The code lenses above a config (server/lsp/lens.ts), on run folders made here: Train and
+// Estimate, then Open panel and Merge for the newest run, looked for in the config's or the
+// editor's runs folder.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,6 @@
+// Models with adapters (server/models/model.ts, adapters from server/models/adapters.ts) on tiny
+// random checkpoints: B = 0 gives the base model, gradients are finite and match finite
+// differences, no tensor is left behind, gradient checkpointing, dropout, and checked inputs.
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';

@@ -1,3 +1,6 @@
+// A checkpoint's linear modules read from its header (server/models/modules.ts): Llama and GPT-2
+// layouts, a missing tensor or a shape that disagrees with config.json, and target_modules matched
+// as PEFT matches them.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseModelConfig } from '../../server/models/config';
