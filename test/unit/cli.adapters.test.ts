@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import type { AdapterMethod } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
-import { initAdapterWeights } from '../../kernels/adapter/init';
 import { deltaWeight } from '../../kernels/adapter/merge';
 import { loadAdapter, saveAdapter } from '../../server/engine/adapter-files';
+import { trainedAdapters } from '../helpers/adapters';
 import { maxAbsDiff } from '../helpers/tensors';
 import type { Adapter } from '../../kernels/adapter/linear';
 
@@ -23,11 +23,7 @@ const V = 'model.layers.0.self_attn.v_proj';
 let dir: string;
 
 async function writeAdapter(name: string, method: AdapterMethod, r: number, modules: string[], seed: number): Promise<Map<string, Adapter>> {
-  const adapters = new Map<string, Adapter>();
-  modules.forEach((module, i) => {
-    const spec = resolveAdapterSpec({ method, dIn: 16, dOut: 12, r, alpha: 2 * r, bInit: 'kaiming' });
-    adapters.set(module, { spec, weights: initAdapterWeights(spec, seed + i) });
-  });
+  const adapters = trainedAdapters(modules.map((module) => ({ name: module, dIn: 16, dOut: 12 })), { method, r, alpha: 2 * r }, seed);
   await saveAdapter(join(dir, name), adapters, {
     baseModel: 'base', method, r, alpha: 2 * r, dropout: 0, useRslora: false, mixerInit: 'kaiming', chainLength: 2, targetModules: ['q_proj', 'v_proj'], fanInFanOut: false,
   });

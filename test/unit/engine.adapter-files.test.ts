@@ -7,22 +7,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
+import type { AdapterMethod } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
-import { initAdapterWeights } from '../../kernels/adapter/init';
 import { adaptedLinear, type BaseLinear, type Adapter } from '../../kernels/adapter/linear';
 import { exportPeft, loadAdapter, saveAdapter, type AdapterSettings } from '../../server/engine/adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';
+import { trainedAdapters } from '../helpers/adapters';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
 
 const MODULES = ['model.layers.0.self_attn.q_proj', 'model.layers.1.mlp.down_proj'];
 
 function trained(method: AdapterMethod): { adapters: Map<string, Adapter>; settings: AdapterSettings } {
-  const adapters = new Map<string, Adapter>();
-  MODULES.forEach((module, i) => {
-    const spec = resolveAdapterSpec({ method, dIn: 24, dOut: 16, r: 4, alpha: 8, chainLength: 3, bInit: 'kaiming' });
-    adapters.set(module, { spec, weights: initAdapterWeights(spec, 10 * i) });
-  });
+  const adapters = trainedAdapters(MODULES.map((name) => ({ name, dIn: 24, dOut: 16 })), { method, r: 4, alpha: 8, chainLength: 3 }, 1);
   const settings: AdapterSettings = {
     baseModel: '../tiny-model', method, r: 4, alpha: 8, dropout: 0.05, useRslora: false, mixerInit: 'kaiming', chainLength: 3,
     targetModules: ['q_proj', 'down_proj'], fanInFanOut: false,

@@ -9,6 +9,7 @@ import { selectBackend } from '../../kernels/backends/backend';
 import { initAdapterWeights } from '../../kernels/adapter/init';
 import { deltaWeight } from '../../kernels/adapter/merge';
 import { combineAdapters, type CombineInput } from '../../server/engine/combine';
+import { trainedAdapter } from '../helpers/adapters';
 import { maxAbsDiff } from '../helpers/tensors';
 import type { Adapter } from '../../kernels/adapter/linear';
 
@@ -17,10 +18,7 @@ const D_IN = 28;
 const Q = 'model.layers.0.self_attn.q_proj';
 const V = 'model.layers.0.self_attn.v_proj';
 
-function adapter(method: AdapterMethod, r: number, alpha: number, seed: number): Adapter {
-  const spec = resolveAdapterSpec({ method, dIn: D_IN, dOut: D_OUT, r, alpha, chainLength: 2, bInit: 'kaiming' });
-  return { spec, weights: initAdapterWeights(spec, seed) };
-}
+const adapter = (method: AdapterMethod, r: number, alpha: number, seed: number): Adapter => trainedAdapter(D_IN, D_OUT, { method, r, alpha, chainLength: 2 }, seed);
 
 function weightedSum(inputs: CombineInput[], module: string): tf.Tensor2D {
   return tf.tidy(() =>

@@ -15,10 +15,11 @@ import { runTrainingJob } from '../../server/engine/session';
 import { RunDirectory } from '../../server/engine/runs';
 import { Checkpoint } from '../../server/formats/checkpoint';
 import { writeSafetensors, type TensorToWrite } from '../../server/formats/safetensors';
-import { adaptersFor } from '../../server/models/adapters';
+import { selectModules } from '../../server/models/adapters';
 import { CausalLM } from '../../server/models/model';
 import { readModelLayout } from '../../server/models/modules';
 import type { Adapter } from '../../kernels/adapter/linear';
+import { trainedAdapters } from '../helpers/adapters';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'models');
 let dir: string;
@@ -36,10 +37,10 @@ async function asFloat32(name: string): Promise<string> {
 }
 
 /** A trained-looking MoSLoRA adapter (B away from zero) on every linear module but the head. */
-async function trainedAdapters(modelDir: string): Promise<Map<string, Adapter>> {
+async function adaptersOn(modelDir: string): Promise<Map<string, Adapter>> {
   const { layout } = await readModelLayout(modelDir);
   const targets = layout.linears.map((m) => m.name).filter((name) => !name.endsWith('lm_head'));
-  return adaptersFor(layout.linears, targets, { method: 'moslora', r: 4, alpha: 8, bInit: 'kaiming' }, 7).adapters;
+  return trainedAdapters(selectModules(layout.linears, targets).selected, { method: 'moslora', r: 4, alpha: 8 }, 7);
 }
 
 const settings = (baseModel: string): AdapterSettings => ({
@@ -58,7 +59,7 @@ describe('the engine on the reference checkpoints', () => {
   for (const fixture of ['tiny-llama', 'tiny-gpt2'] as const) {
     it(`${fixture}: the merged model reproduces base + adapter (max |Δlogit| < 1e-4)`, async () => {
       const base = await asFloat32(fixture);
-      const adapters = await trainedAdapters(base);
+      const adapters = await adaptersOn(base);
       const { layout } = await readModelLayout(base);
       const merged = await mergeIntoModel(base, join(dir, `${fixture}-merged`), adapters, layout.linears);
       assert.equal(merged.mergedModules.length, adapters.size);
@@ -71,7 +72,7 @@ describe('the engine on the reference checkpoints', () => {
 
   it('the PEFT export (mixer folded in) gives the MoSLoRA model’s logits', async () => {
     const base = join(FIXTURES, 'tiny-llama');
-    const native = await trainedAdapters(base);
+    const native = await adaptersOn(base);
     await exportPeft(join(dir, 'peft'), native, settings(base));
     const plain = await loadAdapter(join(dir, 'peft'));
     assert.equal(plain.settings.method, 'lora');

@@ -7,13 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
-import { initAdapterWeights } from '../../kernels/adapter/init';
 import { mergeWeight } from '../../kernels/adapter/merge';
 import { mergeIntoModel } from '../../server/engine/merge';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';
 import type { LinearModule } from '../../server/models/modules';
+import { trainedAdapters } from '../helpers/adapters';
 import { linearModule } from '../helpers/modules';
 import type { Adapter } from '../../kernels/adapter/linear';
 
@@ -28,13 +27,7 @@ let dir: string;
 let base: string;
 const values = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k) / 4);
 
-function adapters(): Map<string, Adapter> {
-  const make = (dIn: number, dOut: number, seed: number) => {
-    const spec = resolveAdapterSpec({ method: 'moslora', dIn, dOut, r: 2, alpha: 4, bInit: 'kaiming' });
-    return { spec, weights: initAdapterWeights(spec, seed) };
-  };
-  return new Map([[Q, make(8, 6, 1)], [C, make(8, 12, 2)]]);
-}
+const adapters = (): Map<string, Adapter> => trainedAdapters(modules, { method: 'moslora', r: 2, alpha: 4 }, 1);
 
 describe('merging into the base model', () => {
   before(async () => {

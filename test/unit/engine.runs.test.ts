@@ -6,13 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
-import { initAdapterWeights } from '../../kernels/adapter/init';
 import type { Adapter } from '../../kernels/adapter/linear';
 import type { AdapterSettings } from '../../server/engine/adapter-files';
 import { AdamW } from '../../server/engine/optim';
 import { RunDirectory, type TrainerState } from '../../server/engine/runs';
+import { trainedAdapters } from '../helpers/adapters';
 
 const settings: AdapterSettings = {
   baseModel: 'm', method: 'moslora', r: 2, alpha: 4, dropout: 0, useRslora: false, mixerInit: 'kaiming', chainLength: 2, targetModules: ['q_proj'], fanInFanOut: false,
@@ -20,10 +19,7 @@ const settings: AdapterSettings = {
 
 let root: string;
 
-function adapters(): Map<string, Adapter> {
-  const spec = resolveAdapterSpec({ method: 'moslora', dIn: 6, dOut: 5, r: 2, alpha: 4, bInit: 'kaiming' });
-  return new Map([['model.layers.0.self_attn.q_proj', { spec, weights: initAdapterWeights(spec, 3) }]]);
-}
+const adapters = (): Map<string, Adapter> => trainedAdapters([{ name: 'model.layers.0.self_attn.q_proj', dIn: 6, dOut: 5 }], { method: 'moslora', r: 2, alpha: 4 }, 3);
 
 const state = (step: number): TrainerState => ({ step, epoch: 0, batchInEpoch: step, tokensSeen: 100 * step, elapsedSeconds: step / 10 });
 

@@ -6,21 +6,16 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { ADAPTER_METHODS, resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
-import { initAdapterWeights, type AdapterWeights } from '../../kernels/adapter/init';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
 import { deltaWeight, foldToLora, mergeWeight, NonFiniteMergeError, unmergeWeight } from '../../kernels/adapter/merge';
+import { trainedAdapter } from '../helpers/adapters';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
 
 const D = 64;
 const R = 8;
 
 // A trained-looking adapter: B and the mixers away from their initial values.
-function trainedAdapter(method: AdapterMethod, seed: number): Adapter {
-  const spec = resolveAdapterSpec({ method, dIn: D, dOut: D, r: R, alpha: 16, chainLength: 3, bInit: 'kaiming' });
-  const init = initAdapterWeights(spec, seed);
-  const weights: AdapterWeights = { ...init, mixers: init.mixers.map((m, i) => tf.add(m, seeded([R, R], seed + 50 + i, 0.3)) as tf.Tensor2D) };
-  return { spec, weights };
-}
+const trained = (method: AdapterMethod, seed: number): Adapter => trainedAdapter(D, D, { method, r: R, alpha: 16, chainLength: 3 }, seed, 0.3);
 
 function base(layout: BaseLinear['layout'], seed: number): BaseLinear {
   return { weight: seeded([D, D], seed, 0.2) as tf.Tensor2D, bias: seeded([D], seed + 1) as tf.Tensor1D, layout };
@@ -34,7 +29,7 @@ describe('merge, unmerge and fold', () => {
   for (const method of ADAPTER_METHODS) {
     for (const layout of ['out_in', 'in_out'] as const) {
       it(`${method}, ${layout}: the merged layer equals the adapter layer and unmerge restores W`, async () => {
-        const adapter = trainedAdapter(method, 3);
+        const adapter = trained(method, 3);
         const layer = base(layout, 7);
         const x = seeded([16, D], 11);
         const merged: BaseLinear = { ...layer, weight: await mergeWeight(layer, adapter.spec, adapter.weights) };
@@ -49,7 +44,7 @@ describe('merge, unmerge and fold', () => {
 
   it('foldToLora is exact: A′ = M·A with B′ = B reproduces MoSLoRA and linchain outputs', () => {
     for (const method of ['moslora', 'moslora-fixed', 'linchain'] as const) {
-      const adapter = trainedAdapter(method, 13);
+      const adapter = trained(method, 13);
       const folded = foldToLora(adapter.weights);
       const lora: Adapter = { spec: resolveAdapterSpec({ ...adapter.spec, method: 'lora' }), weights: { ...folded, mixers: [] } };
       const layer = base('out_in', 17);
@@ -60,7 +55,7 @@ describe('merge, unmerge and fold', () => {
   });
 
   it('ΔW applies the chain in order M_k···M_1 (mixers do not commute)', () => {
-    const adapter = trainedAdapter('linchain', 23);
+    const adapter = trained('linchain', 23);
     const [m1, m2, m3] = adapter.weights.mixers as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
     const expected = tf.mul(tf.matMul(adapter.weights.B, tf.matMul(m3, tf.matMul(m2, tf.matMul(m1, adapter.weights.A)))), 2);
     assert.ok(maxAbsDiff(deltaWeight(adapter.spec, adapter.weights), expected) < 1e-6);
@@ -69,7 +64,7 @@ describe('merge, unmerge and fold', () => {
   });
 
   it('refuses to merge a non-finite adapter and names the module', async () => {
-    const adapter = trainedAdapter('moslora', 29);
+    const adapter = trained('moslora', 29);
     const poisoned = { ...adapter.weights, B: tf.fill([D, R], Number.NaN) as tf.Tensor2D };
     await assert.rejects(
       () => mergeWeight(base('out_in', 31), adapter.spec, poisoned, 'model.layers.0.self_attn.q_proj'),
