@@ -1,5 +1,5 @@
 // RMSNorm with its gradient written out (kernels/ops/rms-norm.ts) must give what tfjs's own gradient
-// of the plain formula gives, on the CPU backends (the webgpu kernels: test/integration/webgpu-rms-norm.test.ts).
+// of the plain formula gives, on the CPU backends (the webgpu kernels: test/integration/webgpu-kernels.test.ts).
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

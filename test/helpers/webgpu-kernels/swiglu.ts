@@ -1,15 +1,21 @@
-// Run by test/integration/webgpu-swiglu.test.ts in a process of its own (on SwiftShader): SwiGLU's
+// Run by test/integration/webgpu-kernels.test.ts in a process of its own (on SwiftShader): SwiGLU's
 // value and both inputs' gradients on the webgpu backend, on its WGSL kernel and as tfjs ops, with
-// the dispatches of each. Prints one JSON line.
+// the dispatches of each.
 import * as tf from '@tensorflow/tfjs-core';
-import { swiglu } from '../../kernels/ops/swiglu';
-import { relativeError } from './tensors';
-import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
+import { swiglu } from '../../../kernels/ops/swiglu';
+import { relativeError } from '../tensors';
+import { runCases, valueAndGradsCounted } from '../webgpu-start';
 
-const CASES: { name: string; shape: number[] }[] = [
-  { name: '[2, 16, 48]', shape: [2, 16, 48] },
-  { name: '[1, 256, 2048], large gates', shape: [1, 256, 2048] },
-];
+export interface Case {
+  name: string;
+  shape: number[];
+}
+
+export interface Result {
+  name: string;
+  errors: number[];
+  dispatches: { fused: number; composite: number };
+}
 
 async function runWay(shape: number[], way: 'fused' | 'composite' | 'none') {
   const gate = tf.randomNormal(shape, 0, 4, 'float32', 7);
@@ -22,10 +28,9 @@ async function runWay(shape: number[], way: 'fused' | 'composite' | 'none') {
   return { values, dispatches: traffic.dispatches - (way === 'none' ? 1 : 0) };
 }
 
-runHelper(async () => {
-  await startWebgpu();
+runCases<Case, Result>(async (cases) => {
   const results = [];
-  for (const c of CASES) {
+  for (const c of cases) {
     const none = await runWay(c.shape, 'none');
     const [fused, composite] = [await runWay(c.shape, 'fused'), await runWay(c.shape, 'composite')];
     results.push({
@@ -35,5 +40,5 @@ runHelper(async () => {
       dispatches: { fused: fused.dispatches - none.dispatches, composite: composite.dispatches - none.dispatches },
     });
   }
-  console.log(JSON.stringify({ results }));
+  return results;
 });

@@ -1,19 +1,24 @@
-// Run by test/integration/webgpu-rms-norm.test.ts in a process of its own (on SwiftShader): RMSNorm's
+// Run by test/integration/webgpu-kernels.test.ts in a process of its own (on SwiftShader): RMSNorm's
 // value and input gradient on the webgpu backend, three ways: the WGSL kernels, the composite
 // version (tfjs ops with the written-out gradient) and tfjs's own gradient of the plain formula,
-// with the dispatches of each. Prints one JSON line.
+// with the dispatches of each.
 import * as tf from '@tensorflow/tfjs-core';
-import { rmsNorm } from '../../kernels/ops/rms-norm';
-import { relativeError } from './tensors';
-import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
+import { rmsNorm } from '../../../kernels/ops/rms-norm';
+import { relativeError } from '../tensors';
+import { runCases, valueAndGradsCounted, type Traffic } from '../webgpu-start';
 
-const CASES: { name: string; shape: number[]; eps: number }[] = [
-  { name: 'width 48, under a workgroup', shape: [2, 16, 48], eps: 1e-5 },
-  { name: 'width 200, not a multiple of 64', shape: [3, 5, 200], eps: 1e-6 },
-  { name: 'width 768, 2-D', shape: [37, 768], eps: 1e-5 },
-  // a workgroup a row: past WebGPU's 65,535 workgroups a dimension
-  { name: '65,600 rows', shape: [2, 32800, 8], eps: 1e-5 },
-];
+export interface Case {
+  name: string;
+  shape: number[];
+  eps: number;
+}
+
+export interface Result {
+  name: string;
+  fusedErrors: number[];
+  compositeErrors: number[];
+  traffic: { fused: Traffic; composite: Traffic; autodiff: Traffic };
+}
 
 // 'identity' (y = x) counts what the loss and the gradient's seed take, to subtract
 type Way = 'fused' | 'composite' | 'autodiff' | 'identity';
@@ -37,11 +42,10 @@ async function runWay(shape: number[], eps: number, way: Way) {
   return result;
 }
 
-runHelper(async () => {
-  await startWebgpu();
+runCases<Case, Result>(async (cases) => {
   const results = [];
   // the first case twice: its first run makes what later runs find made (tfjs's cached scalars)
-  for (const [i, c] of [CASES[0]!, ...CASES].entries()) {
+  for (const [i, c] of [cases[0]!, ...cases].entries()) {
     const identity = await runWay(c.shape, c.eps, 'identity');
     const [fused, composite, autodiff] = [await runWay(c.shape, c.eps, 'fused'), await runWay(c.shape, c.eps, 'composite'), await runWay(c.shape, c.eps, 'autodiff')];
     if (i === 0) continue;
@@ -55,5 +59,5 @@ runHelper(async () => {
       traffic: { fused: own(fused.traffic), composite: own(composite.traffic), autodiff: own(autodiff.traffic) },
     });
   }
-  console.log(JSON.stringify({ results }));
+  return results;
 });

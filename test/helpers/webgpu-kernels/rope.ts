@@ -1,19 +1,25 @@
-// Run by test/integration/webgpu-rope.test.ts in a process of its own (on SwiftShader): RoPE's value
+// Run by test/integration/webgpu-kernels.test.ts in a process of its own (on SwiftShader): RoPE's value
 // and input gradient on the webgpu backend, on its WGSL kernel and as tfjs ops, with the
-// dispatches of each. Prints one JSON line.
+// dispatches of each.
 import * as tf from '@tensorflow/tfjs-core';
-import { applyRope } from '../../kernels/ops/rope';
-import { ropeTables } from '../../server/models/layers';
-import { relativeError } from './tensors';
-import { runHelper, startWebgpu, valueAndGradsCounted } from './webgpu-start';
+import { applyRope } from '../../../kernels/ops/rope';
+import { ropeTables } from '../../../server/models/layers';
+import { relativeError } from '../tensors';
+import { runCases, valueAndGradsCounted } from '../webgpu-start';
 
-const CASES: { name: string; shape: [number, number, number, number]; past: number }[] = [
-  { name: 'head_dim 8, 2 sequences', shape: [2, 4, 16, 8], past: 0 },
-  { name: 'head_dim 64, 12 heads, 256 tokens', shape: [1, 12, 256, 64], past: 0 },
-  { name: 'head_dim 64, after 100 cached tokens', shape: [3, 2, 5, 64], past: 100 },
-];
+export interface Case {
+  name: string;
+  shape: [number, number, number, number];
+  past: number;
+}
 
-async function runWay(c: (typeof CASES)[number], composite: boolean | 'none') {
+export interface Result {
+  name: string;
+  errors: number[];
+  dispatches: { fused: number; composite: number };
+}
+
+async function runWay(c: Case, composite: boolean | 'none') {
   const [, , T, hd] = c.shape;
   const frequencies = Float32Array.from({ length: hd / 2 }, (_, i) => 1 / Math.pow(10000, (2 * i) / hd));
   const { cos, sin } = ropeTables(frequencies, c.past, T);
@@ -26,10 +32,9 @@ async function runWay(c: (typeof CASES)[number], composite: boolean | 'none') {
   return { values, dispatches: traffic.dispatches };
 }
 
-runHelper(async () => {
-  await startWebgpu();
+runCases<Case, Result>(async (cases) => {
   const results = [];
-  for (const c of CASES) {
+  for (const c of cases) {
     const none = await runWay(c, 'none');
     const [fused, composite] = [await runWay(c, false), await runWay(c, true)];
     results.push({
@@ -39,5 +44,5 @@ runHelper(async () => {
       dispatches: { fused: fused.dispatches - none.dispatches, composite: composite.dispatches - none.dispatches },
     });
   }
-  console.log(JSON.stringify({ results }));
+  return results;
 });

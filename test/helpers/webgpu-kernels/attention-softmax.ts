@@ -1,20 +1,26 @@
-// Run by test/integration/webgpu-attention-softmax.test.ts in a process of its own (on
-// SwiftShader): attention's softmax(scores·scale + mask) on the webgpu backend, on its WGSL kernels
-// and as tfjs ops (tfjs's gradient), each against the value and gradient computed here in float64,
-// with the dispatches of each. Prints one JSON line.
+// Run by test/integration/webgpu-kernels.test.ts in a process of its own (on SwiftShader):
+// attention's softmax(scores·scale + mask) on the webgpu backend, on its WGSL kernels and as tfjs
+// ops (tfjs's gradient), each against the value and gradient computed here in float64, with the
+// dispatches of each.
 import * as tf from '@tensorflow/tfjs-core';
-import { attentionSoftmax } from '../../kernels/ops/attention-softmax';
-import { causalMask } from '../../server/models/layers';
-import { relativeError } from './tensors';
-import { compareWays, runHelper, startWebgpu, valueAndGradsCounted, type Way } from './webgpu-start';
+import { attentionSoftmax } from '../../../kernels/ops/attention-softmax';
+import { causalMask } from '../../../server/models/layers';
+import { relativeError } from '../tensors';
+import { compareWays, runCases, valueAndGradsCounted, type Way } from '../webgpu-start';
 
-const CASES: { name: string; shape: [number, number, number, number]; past: number; std: number }[] = [
-  { name: '[2, 4, 16, 16], causal', shape: [2, 4, 16, 16], past: 0, std: 1 },
-  { name: '[1, 3, 5, 105], 100 cached keys, width not a multiple of 64', shape: [1, 3, 5, 105], past: 100, std: 1 },
-  { name: '[1, 2, 40, 40], scores of spread 60 (exp overflows without the maximum)', shape: [1, 2, 40, 40], past: 0, std: 60 },
-  // a workgroup a row: past WebGPU's 65,535 workgroups a dimension
-  { name: '[700, 12, 8, 8], 67,200 rows', shape: [700, 12, 8, 8], past: 0, std: 1 },
-];
+export interface Case {
+  name: string;
+  shape: [number, number, number, number];
+  past: number;
+  std: number;
+}
+
+export interface Result {
+  name: string;
+  errors: { fused: number[]; composite: number[] };
+  finite: boolean;
+  dispatches: { fused: number; composite: number };
+}
 
 const SCALE = 0.125;
 
@@ -38,7 +44,7 @@ function reference(scores: Float32Array, mask: Float32Array, dy: Float32Array, T
   return [value, gradient];
 }
 
-async function runWay(c: (typeof CASES)[number], way: Way) {
+async function runWay(c: Case, way: Way) {
   const [, , T, S] = c.shape;
   const scores = tf.randomNormal(c.shape, 0, c.std, 'float32', 7);
   const dy = tf.randomNormal(c.shape, 0, 1, 'float32', 8);
@@ -51,14 +57,12 @@ async function runWay(c: (typeof CASES)[number], way: Way) {
   return { ...result, errors: result.values.map((v, i) => relativeError(v, expected[i]!)) };
 }
 
-runHelper(async () => {
-  await startWebgpu();
-  const results = (await compareWays(CASES, runWay)).map(({ c, fused, composite, own }) => ({
+runCases<Case, Result>(async (cases) =>
+  (await compareWays(cases, runWay)).map(({ c, fused, composite, own }) => ({
     name: c.name,
     // value, then the scores' gradient, against float64
     errors: { fused: fused.errors, composite: composite.errors },
     finite: fused.values.every((v) => v.every(Number.isFinite)),
     dispatches: { fused: own.fused.dispatches, composite: own.composite.dispatches },
-  }));
-  console.log(JSON.stringify({ results }));
-});
+  })),
+);
