@@ -1,3 +1,5 @@
+// The A/B report's SVG figures (server/ab/figures.ts): learning curves as a mean line with a band
+// per method, paired differences as a dot per seed, and round axis ticks.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { band, curvesFigure, pairedFigure, ticks } from '../../server/ab/figures';

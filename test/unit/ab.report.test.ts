@@ -1,3 +1,5 @@
+// The A/B report (server/ab/report.ts, results.ts) recomputed from planted runs' metrics.jsonl: its
+// numbers, how one run's change moves the paired difference, and the runs it leaves out and says so.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,5 @@
+// `moslora ab`'s runner (server/ab/run.ts, schedule.ts) with a fake trainer that records what it is
+// asked: what it trains, what an interrupted A/B resumes, what it refuses, how it shares the cores.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';

@@ -1,3 +1,5 @@
+// The A/B statistics (server/ab/stats.ts) against values worked by hand and by scipy
+// (scripts/reference/ab_stats.py wrote test/fixtures/ab/stats-reference.json).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,3 +1,6 @@
+// Generation (server/models/generate.ts) on tiny random checkpoints of each architecture: the KV
+// cache gives the full sequence's logits and tokens, seeded sampling repeats, and tokens are chosen
+// as torch chooses them.
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
