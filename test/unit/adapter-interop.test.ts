@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec } from '../../kernels/adapter';
-import { selectBackend } from '../../kernels/backend';
-import { initAdapterWeights } from '../../kernels/init';
-import { deltaWeight } from '../../kernels/merge';
-import { exportPeft, loadAdapter, peftBaseModel, saveAdapter, type AdapterSettings, type ModuleAdapter } from '../../server/engine/adapter-files';
+import { resolveAdapterSpec } from '../../kernels/adapter/spec';
+import { selectBackend } from '../../kernels/backends/backend';
+import { initAdapterWeights } from '../../kernels/adapter/init';
+import type { Adapter } from '../../kernels/adapter/linear';
+import { deltaWeight } from '../../kernels/adapter/merge';
+import { exportPeft, loadAdapter, peftBaseModel, saveAdapter, type AdapterSettings } from '../../server/engine/adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';
 import { readModelLayout } from '../../server/models/modules';
 import { maxAbsDiff } from '../helpers/tensors';
@@ -49,8 +50,8 @@ async function safetensorsTwin(): Promise<string> {
 }
 
 /** A MoSLoRA adapter on Q and V written natively, then with its config rewritten by `edit`. */
-async function foreignAdapter(name: string, edit: (config: Record<string, unknown>) => void): Promise<{ path: string; adapters: Map<string, ModuleAdapter> }> {
-  const adapters = new Map<string, ModuleAdapter>();
+async function foreignAdapter(name: string, edit: (config: Record<string, unknown>) => void): Promise<{ path: string; adapters: Map<string, Adapter> }> {
+  const adapters = new Map<string, Adapter>();
   [Q, V].forEach((module, i) => {
     const spec = resolveAdapterSpec({ method: 'moslora', dIn: 16, dOut: 12, r: 4, alpha: 8, bInit: 'kaiming' });
     adapters.set(module, { spec, weights: initAdapterWeights(spec, 3 + i) });
@@ -239,7 +240,7 @@ describe('adapters from elsewhere', () => {
       const { layout } = await readModelLayout(gpt2);
       // c_attn in both layers and the MLP's c_proj, not the attention's: `c_proj` alone names both
       const held = layout.linears.filter((m) => m.name.endsWith('attn.c_attn') || m.name.endsWith('mlp.c_proj'));
-      const adapters = new Map<string, ModuleAdapter>(
+      const adapters = new Map<string, Adapter>(
         held.map((m, i) => {
           const spec = resolveAdapterSpec({ method: 'lora', dIn: m.dIn, dOut: m.dOut, r: 2, alpha: 4 });
           return [m.name, { spec, weights: initAdapterWeights(spec, i) }];
