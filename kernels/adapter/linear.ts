@@ -35,6 +35,11 @@ export interface BaseLinear {
 export interface Adapter {
   spec: ResolvedAdapterSpec;
   weights: AdapterWeights;
+  /**
+   * DoRA's ‖W + ΔW‖ ([d_out]) for an adapter whose weights do not change while it is used
+   * (generation), read by each call instead of computed; absent, each call computes it.
+   */
+  fixedNorms?: tf.Tensor1D;
 }
 
 export interface AdaptedLinearOptions {
@@ -314,7 +319,7 @@ function doraAdapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter, 
     const magnitude = rest.pop() as tf.Tensor1D;
     const B = rest.pop() as tf.Tensor2D;
     const mixers = learned ? (rest as tf.Tensor2D[]) : weights.mixers;
-    const norms = doraWeightNorms(base, spec, { A: A as tf.Tensor2D, B, mixers });
+    const norms = adapter.fixedNorms ?? doraWeightNorms(base, spec, { A: A as tf.Tensor2D, B, mixers });
     const scale = tf.div<tf.Tensor1D>(magnitude, norms); // f [d_out]
     const xd: tf.Tensor2D = mask ? tf.mul(xIn as tf.Tensor2D, mask) : (xIn as tf.Tensor2D);
     const v = mixForward(matMul(xd, A as tf.Tensor2D, false, true), mixers);

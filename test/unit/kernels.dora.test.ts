@@ -198,12 +198,15 @@ for (const backend of ['cpu', 'wasm'] as const) {
       }
     });
 
-    it('reads the norms a model keeps rather than the weight', () => {
+    it("reads the norms a model keeps rather than the weight, and an adapter's fixed norms (generation) rather than computing them", () => {
       const adapter = makeAdapter('lora', 35);
       const base = makeBase('out_in', 6);
       const x = seeded([N, D_IN], 2);
       const wrong: BaseLinear = { ...base, weightNormsSquared: tf.mul(weightNormsSquared(base), 4) as tf.Tensor1D };
       assert.ok(maxAbsDiff(adaptedLinear(x, wrong, adapter), adaptedLinear(x, base, adapter)) > 1e-3);
+      const norms = doraWeightNorms(base, adapter.spec, adapter.weights);
+      assert.equal(maxAbsDiff(adaptedLinear(x, base, { ...adapter, fixedNorms: norms }), adaptedLinear(x, base, adapter)), 0);
+      assert.ok(maxAbsDiff(adaptedLinear(x, base, { ...adapter, fixedNorms: tf.mul(norms, 2) as tf.Tensor1D }), adaptedLinear(x, base, adapter)) > 1e-3);
     });
 
     it('with m at the norms of W + ΔW (how a DoRA adapter starts), the layer is the same method without DoRA', () => {
