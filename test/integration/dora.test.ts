@@ -23,20 +23,23 @@ async function cli(args: string[]): Promise<{ stdout: string; stderr: string }> 
   return promisify(execFile)(process.execPath, [CLI, ...args], { maxBuffer: 64 * 1024 * 1024 });
 }
 
-/** Trains MoSLoRA with DoRA on the tiny model with `workers` threads; the run folder and its train records. */
-async function train(workers: number) {
-  const name = `dora-${workers}`;
+/**
+ * Trains MoSLoRA with DoRA on the tiny model with `workers` threads for `steps` steps (or
+ * continues the run in `resume` to that step); the run folder and its train records.
+ */
+async function train(workers: number, steps = STEPS, resume?: string) {
+  const name = `dora-${workers}-${steps}`;
   const config = join(dir, `${name}.moslora.yaml`);
   await writeFile(config, [
     `model: ${join(EXAMPLES, 'tiny-model')}`, 'method: moslora', 'use_dora: true', 'r: 8', 'alpha: 16', 'dropout: 0.1',
     'target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]',
     'data:', `  train: ${join(EXAMPLES, 'tiny-task', 'train.jsonl')}`, '  max_length: 32',
-    'training:', `  max_steps: ${STEPS}`, '  batch_size: 5', '  gradient_accumulation: 1', '  learning_rate: 5.0e-3', '  warmup_steps: 0', '  schedule: constant',
-    '  seed: 7', `  workers: ${workers}`, '  log_interval: 1', `  eval_interval: ${STEPS}`, `  checkpoint_interval: ${STEPS}`, `  mixer_interval: ${STEPS}`,
+    'training:', `  max_steps: ${steps}`, '  batch_size: 5', '  gradient_accumulation: 1', '  learning_rate: 5.0e-3', '  warmup_steps: 0', '  schedule: constant',
+    '  seed: 7', `  workers: ${workers}`, '  log_interval: 1', `  eval_interval: ${STEPS}`, `  checkpoint_interval: ${steps}`, `  mixer_interval: ${STEPS}`,
     'output:', `  runs_dir: ${dir}`, `  run_name: ${name}`,
   ].join('\n'));
-  await cli(['train', config, '--backend', 'wasm']);
-  const runDir = join(dir, name);
+  await cli(['train', config, '--backend', 'wasm', ...(resume ? ['--resume', resume] : [])]);
+  const runDir = resume ?? join(dir, name);
   return { runDir, records: await trainRecords(runDir) };
 }
 
@@ -75,6 +78,13 @@ describe('DoRA on the tiny model through the CLI', { skip: existsSync(CLI) ? fal
       const reference = one.records[i]!;
       assert.ok(Math.abs(r.loss - reference.loss) / reference.loss < 1e-5, `step ${r.step}: loss ${r.loss} vs ${reference.loss}`);
     });
+  });
+
+  it('a run stopped at step 6 and resumed ends where the uninterrupted one does', async () => {
+    await train(1, 6);
+    const resumed = await train(1, STEPS, join(dir, 'dora-1-6'));
+    assert.deepEqual(resumed.records.map((r) => r.step), one.records.map((r) => r.step));
+    resumed.records.forEach((r, i) => assert.ok(Math.abs(r.loss - one.records[i]!.loss) / one.records[i]!.loss < 1e-5, `step ${r.step}: ${r.loss} vs ${one.records[i]!.loss}`));
   });
 
   it('the adapter and its PEFT export merge into the model, which gives the adapted logits; both generate', async () => {
