@@ -48,6 +48,8 @@ export interface TrainSummary {
   /** Threads that shared each micro-batch (training.workers). */
   threads: number;
   method: string;
+  /** DoRA on top of the method (use_dora); absent in summaries from before DoRA. */
+  useDora?: boolean;
   steps: number;
   totalSteps: number;
   trainableParameters: number;

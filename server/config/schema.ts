@@ -119,6 +119,12 @@ export const configSchema = z
       .describe('Initial mixer: kaiming (the reference code), orthogonal (keeps all r subspaces at the start), identity (starts as LoRA), zeros.'),
     chain_length: z.number().int().min(2).default(2).describe('Mixers in a linchain (method: linchain).'),
     use_rslora: z.boolean().default(false).describe('Scale by alpha / √r (rank-stabilised LoRA).'),
+    use_dora: z
+      .boolean()
+      .default(false)
+      .describe(
+        "DoRA, as PEFT's use_dora, with any method: each adapted weight becomes m · (W + ΔW) / ‖W + ΔW‖, a learned magnitude m per output feature (d_out more parameters per module, starting at the norms of W) times the direction of W + ΔW. With dropout above 0, training computes the base layer's product twice, as PEFT does.",
+      ),
     target_modules: z
       .union([
         z.array(z.string().min(1)).min(1),

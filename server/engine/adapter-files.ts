@@ -4,6 +4,8 @@
 //                               base_model.model.<module>.lora_AB.weight [r, r]   (the mixer, named
 //                               as in the reference MoSLoRA code; a linchain stores lora_AB.<i>.weight,
 //                               M_1 first)
+//                               base_model.model.<module>.lora_magnitude_vector [d_out]  (DoRA's
+//                               magnitude, PEFT's key: no ".weight"; "use_dora": true in the config)
 //   adapter_config.json         PEFT's LoraConfig fields; the native adapter adds "lora_use_mixer"
 //                               (as the reference code) and a "moslora" block with the method.
 //   adapter_model.bin           read where there is no .safetensors: the same tensors as torch.save
@@ -11,13 +13,15 @@
 // Every tensor of the file is used, or loading fails naming the rest: an adapter never loads with
 // part of it dropped.
 // `exportPeft` folds the mixers in (A′ = M·A) and writes only what stock PEFT reads, so any
-// PEFT-style tool loads a MoSLoRA adapter as a plain LoRA adapter.
+// PEFT-style tool loads a MoSLoRA adapter as a plain LoRA adapter (a DoRA one as LoRA with DoRA:
+// the fold leaves ΔW, hence ‖W + ΔW‖, as it was).
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { MIXER_INITS, mixerCount, resolveAdapterSpec, type MixerInit, type ResolvedAdapterSpec } from '../../kernels/adapter/spec';
 import { checkAdapterShapes, type Adapter } from '../../kernels/adapter/linear';
 import { foldToLora } from '../../kernels/adapter/merge';
+import { disposeAdapterWeights } from '../../kernels/adapter/init';
 import { readValues } from '../../kernels/backends/read';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors';
 import { TorchCheckpoint } from '../formats/torch-checkpoint';
@@ -37,6 +41,8 @@ export interface AdapterSettings {
   alpha: number;
   dropout: number;
   useRslora: boolean;
+  /** DoRA (PEFT's use_dora): each module also has a magnitude vector. Absent: false. */
+  useDora?: boolean;
   mixerInit: MixerInit;
   chainLength: number;
   targetModules: string[];
@@ -61,6 +67,11 @@ function mixerKey(module: string, index: number, count: number): string {
   return count === 1 ? `${PREFIX}${module}.lora_AB.weight` : `${PREFIX}${module}.lora_AB.${index}.weight`;
 }
 
+/** PEFT saves DoRA's magnitude without the ".weight" its module's parameter has in memory (and reads either). */
+function magnitudeKey(module: string): string {
+  return `${PREFIX}${module}.lora_magnitude_vector`;
+}
+
 async function tensorsOf(adapters: ReadonlyMap<string, Adapter>, fold: boolean): Promise<TensorToWrite[]> {
   const out: TensorToWrite[] = [];
   const write = async (name: string, t: tf.Tensor) => out.push({ name, dtype: 'F32', shape: t.shape, data: (await readValues(t)) as Float32Array });
@@ -73,6 +84,7 @@ async function tensorsOf(adapters: ReadonlyMap<string, Adapter>, fold: boolean):
     else {
       for (const [i, m] of weights.mixers.entries()) await write(mixerKey(module, i, weights.mixers.length), m);
     }
+    if (weights.magnitude) await write(magnitudeKey(module), weights.magnitude);
   }
   return out;
 }
@@ -106,7 +118,7 @@ function peftConfig(settings: AdapterSettings, adapters: ReadonlyMap<string, Ada
     layers_to_transform: null,
     layers_pattern: null,
     ...patterns(adapters, settings),
-    use_dora: false,
+    use_dora: settings.useDora ?? false,
     revision: null,
   };
 }
@@ -203,7 +215,7 @@ export async function convertTorchAdapter(dir: string, options: { overwrite?: bo
     fail(target, `already exists, and loading reads it before ${ADAPTER_TORCH_FILE}; pass --force to replace it`);
   }
   const { adapters, notes } = await loadAdapterFrom(dir, () => TorchCheckpoint.open(source));
-  for (const { weights } of adapters.values()) tf.dispose([weights.A, weights.B, ...weights.mixers]);
+  for (const { weights } of adapters.values()) disposeAdapterWeights(weights);
   const checkpoint = await TorchCheckpoint.open(source);
   try {
     const tensors: TensorToWrite[] = [];
@@ -229,6 +241,7 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
   if (!ADAPTER_METHODS.includes(method)) fail(file, `moslora.method ${JSON.stringify(method)} is unknown; allowed: ${ADAPTER_METHODS.join(', ')}`);
   const mixerInit = (moslora.mixer_init ?? 'kaiming') as MixerInit;
   if (!MIXER_INITS.includes(mixerInit)) fail(file, `moslora.mixer_init ${JSON.stringify(mixerInit)} is unknown`);
+  if (config.use_dora !== undefined && config.use_dora !== null && typeof config.use_dora !== 'boolean') fail(file, `"use_dora" must be true or false, got ${JSON.stringify(config.use_dora)}`);
   const targets = config.target_modules;
   const numbers = (key: string): Record<string, number> => {
     const value = config[key];
@@ -243,6 +256,7 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
     alpha: number('lora_alpha'),
     dropout: typeof config.lora_dropout === 'number' ? config.lora_dropout : 0,
     useRslora: config.use_rslora === true,
+    useDora: config.use_dora === true,
     mixerInit,
     chainLength: typeof moslora.chain_length === 'number' ? moslora.chain_length : 2,
     targetModules: Array.isArray(targets) ? targets.map(String) : typeof targets === 'string' ? [targets] : [],
@@ -283,6 +297,7 @@ function listNames(names: readonly string[], count = 4): string {
 }
 
 const MIXER_TENSOR = /\.lora_AB(?:\.\d+)?\.weight$/;
+const MAGNITUDE_TENSOR = /\.lora_magnitude_vector(?:\.weight)?$/;
 
 export interface LoadedAdapter {
   settings: AdapterSettings;
@@ -343,14 +358,25 @@ async function loadAdapterFrom(dir: string, openWeights: () => Promise<AdapterWe
     const modules = new Set<string>();
     const foreign: string[] = [];
     for (const name of names) {
-      const match = /^base_model\.model\.(.+)\.lora_(?:A|B|AB(?:\.\d+)?)\.weight$/.exec(name);
+      const match = /^base_model\.model\.(.+)\.(?:lora_(?:A|B|AB(?:\.\d+)?)\.weight|lora_magnitude_vector(?:\.weight)?)$/.exec(name);
       if (match) modules.add(match[1]!);
       else foreign.push(name);
     }
     if (foreign.length > 0) {
-      fail(weightsFile, `${listNames(foreign)} ${foreign.length === 1 ? 'is not a LoRA factor' : 'are not LoRA factors'} (expected base_model.model.<module>.lora_A|lora_B|lora_AB.weight); this tool reads LoRA and MoSLoRA adapters only`);
+      fail(
+        weightsFile,
+        `${listNames(foreign)} ${foreign.length === 1 ? 'is not a LoRA factor' : 'are not LoRA factors'} (expected base_model.model.<module>.lora_A|lora_B|lora_AB.weight or .lora_magnitude_vector); this tool reads LoRA, MoSLoRA and DoRA adapters only`,
+      );
     }
     if (modules.size === 0) fail(weightsFile, 'no adapter tensors');
+    const magnitudes = names.filter((name) => MAGNITUDE_TENSOR.test(name));
+    if (!settings.useDora && magnitudes.length > 0) {
+      fail(
+        weightsFile,
+        `holds ${magnitudes.length} DoRA magnitude vector${magnitudes.length === 1 ? '' : 's'} (${listNames(magnitudes)}), but ${configFile} does not set "use_dora": true; ` +
+          'set it to load the adapter as DoRA (without the magnitudes it is not the adapter that was trained)',
+      );
+    }
     if (settings.method === 'lora' && names.some((name) => MIXER_TENSOR.test(name))) {
       const { method, note } = mixerMethod(configFile, weightsFile, raw as Record<string, unknown>, names, modules);
       settings = { ...settings, method };
@@ -365,10 +391,19 @@ async function loadAdapterFrom(dir: string, openWeights: () => Promise<AdapterWe
         used.add(name);
         return tf.tensor2d(await file.readFloat32(name), info.shape as [number, number]);
       };
+      const readMagnitude = async () => {
+        const name = [magnitudeKey(module), `${magnitudeKey(module)}.weight`].find((key) => file.tensors.has(key));
+        if (name === undefined) fail(weightsFile, `module ${module} has no tensor "${magnitudeKey(module)}" (DoRA's magnitude; ${configFile} sets "use_dora": true)`);
+        const info = file.tensors.get(name)!;
+        if (info.shape.length !== 1) fail(weightsFile, `"${name}" must be 1-D [d_out], its shape is [${info.shape.join(', ')}]`);
+        used.add(name);
+        return tf.tensor1d(await file.readFloat32(name));
+      };
       const A = await read(`${PREFIX}${module}.lora_A.weight`);
       const B = await read(`${PREFIX}${module}.lora_B.weight`);
       let spec: ResolvedAdapterSpec;
       let mixers: tf.Tensor2D[];
+      let magnitude: tf.Tensor1D | undefined;
       try {
         const probe = resolveAdapterSpec({
           method: settings.method,
@@ -381,16 +416,18 @@ async function loadAdapterFrom(dir: string, openWeights: () => Promise<AdapterWe
           // A trained adapter's mixers are what they are; only its init would be rejected.
           mixerInit: settings.mixerInit === 'zeros' ? 'kaiming' : settings.mixerInit,
           dropout: settings.dropout,
+          useDora: settings.useDora ?? false,
         });
         const count = mixerCount(probe);
         mixers = await Promise.all(Array.from({ length: count }, (_, i) => read(mixerKey(module, i, count))));
+        if (settings.useDora) magnitude = await readMagnitude();
         spec = { ...probe, mixerInit: settings.mixerInit };
-        checkAdapterShapes(spec, { A, B, mixers });
+        checkAdapterShapes(spec, { A, B, mixers, ...(magnitude ? { magnitude } : {}) });
       } catch (error) {
         const message = (error as Error).message;
         fail(weightsFile, message.startsWith(weightsFile) ? message.slice(weightsFile.length + 2) : `module ${module}: ${message}`);
       }
-      adapters.set(module, { spec, weights: { A, B, mixers } });
+      adapters.set(module, { spec, weights: { A, B, mixers, ...(magnitude ? { magnitude } : {}) } });
     }
     const unused = names.filter((name) => !used.has(name));
     if (unused.length > 0) {

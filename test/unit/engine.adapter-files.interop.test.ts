@@ -198,7 +198,10 @@ describe('adapters from elsewhere', () => {
       tensors.delete(stray);
       tensors.set(`base_model.model.${Q}.lora_magnitude_vector`, { dtype: 'F32', shape: [12], values: new Float32Array(12) });
       await writeSafetensors(file, [...tensors].map(([name, { shape, values }]) => ({ name, dtype: 'F32' as const, shape, data: values })));
-      await assert.rejects(loadAdapter(path), /"base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_magnitude_vector" is not a LoRA factor/);
+      await assert.rejects(
+        loadAdapter(path),
+        /holds 1 DoRA magnitude vector \("base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_magnitude_vector"\), but .*adapter_config\.json does not set "use_dora": true; set it to load the adapter as DoRA/,
+      );
     });
   });
 

@@ -105,4 +105,78 @@ describe('adapter folders', () => {
     await assert.rejects(loadAdapter(out), /module q: mixers\[0\]: shape \[3, 3\] does not match the expected \[4, 4\]/);
     await assert.rejects(loadAdapter(join(dir, 'nowhere')), /nowhere\/adapter_config\.json: cannot read the adapter config \(ENOENT\)/);
   });
+
+  describe('DoRA (use_dora)', () => {
+    /** The trained adapters with magnitudes away from any norm, as after training. */
+    function dora(method: AdapterMethod) {
+      const { adapters, settings } = trained(method);
+      for (const [i, adapter] of [...adapters.values()].entries()) {
+        adapter.spec = resolveAdapterSpec({ ...adapter.spec, useDora: true });
+        adapter.weights.magnitude = tf.add(seeded([16], 30 + i, 0.5), 2) as tf.Tensor1D;
+      }
+      return { adapters, settings: { ...settings, useDora: true } };
+    }
+
+    for (const method of ['lora', 'moslora', 'linchain'] as const) {
+      it(`${method}: the native adapter round-trips its magnitudes under PEFT's key, and says use_dora`, async () => {
+        const { adapters, settings } = dora(method);
+        const out = join(dir, `dora-${method}`);
+        await saveAdapter(out, adapters, settings);
+        const config = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8'));
+        assert.equal(config.use_dora, true);
+        const file = await SafetensorsFile.open(join(out, 'adapter_model.safetensors'));
+        assert.deepEqual(file.tensors.get(`base_model.model.${MODULES[0]}.lora_magnitude_vector`)?.shape, [16]);
+        await file.close();
+        const loaded = await loadAdapter(out);
+        assert.equal(loaded.settings.useDora, true);
+        for (const [module, { weights }] of adapters) {
+          const back = loaded.adapters.get(module)!;
+          assert.equal(back.spec.useDora, true);
+          assert.equal(maxAbsDiff(back.weights.magnitude!, weights.magnitude!), 0);
+        }
+      });
+    }
+
+    it('the PEFT export is LoRA with DoRA: A′ = M·A, B, the magnitudes, use_dora: true, and the same outputs', async () => {
+      const { adapters, settings } = dora('moslora');
+      const out = join(dir, 'dora-peft');
+      await exportPeft(out, adapters, settings);
+      const config = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8'));
+      assert.equal(config.use_dora, true);
+      assert.equal(config.lora_use_mixer, undefined);
+      const file = await SafetensorsFile.open(join(out, 'adapter_model.safetensors'));
+      const names = [...file.tensors.keys()].sort();
+      await file.close();
+      assert.deepEqual(names, MODULES.flatMap((m) => ['lora_A.weight', 'lora_B.weight', 'lora_magnitude_vector'].map((t) => `base_model.model.${m}.${t}`)).sort());
+      const loaded = await loadAdapter(out);
+      assert.equal(loaded.settings.method, 'lora');
+      const module = MODULES[0]!;
+      const base: BaseLinear = { weight: seeded([16, 24], 3) as tf.Tensor2D, bias: seeded([16], 5) as tf.Tensor1D, layout: 'out_in' };
+      const x = seeded([5, 24], 4);
+      const diff = maxAbsDiff(adaptedLinear(x, base, loaded.adapters.get(module)!), adaptedLinear(x, base, adapters.get(module)!));
+      assert.ok(diff < 1e-5, `exported LoRA+DoRA vs native MoSLoRA+DoRA: ${diff}`);
+    });
+
+    it('reads the magnitude saved as lora_magnitude_vector.weight too, and refuses a missing or misshapen one', async () => {
+      const { adapters, settings } = dora('lora');
+      const out = join(dir, 'dora-damaged');
+      await saveAdapter(out, adapters, settings);
+      const path = join(out, 'adapter_model.safetensors');
+      const file = await SafetensorsFile.open(path);
+      const tensors = await Promise.all([...file.tensors].map(async ([name, { shape }]) => ({ name, dtype: 'F32' as const, shape: [...shape], data: await file.readFloat32(name) })));
+      await file.close();
+      const q = `base_model.model.${MODULES[0]}.lora_magnitude_vector`;
+      await writeSafetensors(path, tensors.map((t) => (t.name === q ? { ...t, name: `${q}.weight` } : t)));
+      const loaded = await loadAdapter(out);
+      assert.equal(maxAbsDiff(loaded.adapters.get(MODULES[0]!)!.weights.magnitude!, adapters.get(MODULES[0]!)!.weights.magnitude!), 0);
+      await writeSafetensors(path, tensors.filter((t) => t.name !== q));
+      await assert.rejects(loadAdapter(out), new RegExp(`module ${MODULES[0]!.replaceAll('.', '\\.')} has no tensor "${q.replaceAll('.', '\\.')}" \\(DoRA's magnitude; .*adapter_config\\.json sets "use_dora": true\\)`));
+      await writeSafetensors(path, tensors.map((t) => (t.name === q ? { ...t, shape: [4, 4] } : t)));
+      await assert.rejects(loadAdapter(out), /lora_magnitude_vector" must be 1-D \[d_out\], its shape is \[4, 4\]/);
+      await writeSafetensors(path, tensors.map((t) => (t.name === q ? { ...t, shape: [8], data: t.data.slice(0, 8) } : t)));
+      await assert.rejects(loadAdapter(out), /module model\.layers\.0\.self_attn\.q_proj: magnitude: shape \[8\] does not match the expected \[16\]/);
+      await writeFile(join(out, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 4, lora_alpha: 8, use_dora: 'yes' }));
+      await assert.rejects(loadAdapter(out), /adapter_config\.json: "use_dora" must be true or false, got "yes"/);
+    });
+  });
 });

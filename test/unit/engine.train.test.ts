@@ -19,6 +19,8 @@ import { choiceAccuracy, train } from '../../server/engine/train';
 import { IGNORE_INDEX, type LogitsOptions } from '../../server/models/model';
 import type { Adapter } from '../../kernels/adapter/linear';
 import { TOY_VOCAB, ToyModel, toyTokenizer } from '../helpers/toy-model';
+import { maxAbsDiff } from '../helpers/tensors';
+import { SafetensorsFile } from '../../server/formats/safetensors';
 import type { TrainEvent } from '../../protocol/trainer';
 
 let dir: string;
@@ -125,6 +127,42 @@ describe('training engine', () => {
     const second = await run(cfg, { resume: true });
     assert.equal(second.state, 'done');
     assert.deepEqual(await trainLosses('halves'), await trainLosses('whole'));
+  });
+
+  it('DoRA: the magnitudes train and are counted; a checkpoint keeps them and their moments, and resume reproduces the uninterrupted curve', async () => {
+    const dora = { use_dora: true };
+    const model = new ToyModel(TOY_VOCAB, 16);
+    const whole = await run(await config('dora-whole', dora), { model });
+    assert.equal(whole.state, 'done');
+    assert.equal(whole.useDora, true);
+    assert.equal(whole.trainableParameters, 4 * (16 + 16) + 16 + 16 + 4 * (16 + TOY_VOCAB) + 16 + TOY_VOCAB);
+    const losses = (await trainLosses('dora-whole')).map(([, loss]) => loss!);
+    assert.ok(losses.at(-1)! < losses[0]!, `the loss falls: ${losses[0]} → ${losses.at(-1)}`);
+    const native = await loadAdapter(join(whole.runDir, 'adapter'));
+    assert.equal(native.settings.useDora, true);
+    for (const [module, { weights }] of native.adapters) {
+      const base = model.base(module);
+      const start = tf.norm(base.weight, 'euclidean', base.layout === 'out_in' ? 1 : 0);
+      assert.ok(maxAbsDiff(weights.magnitude!, start) > 1e-3, `${module}: m moved from ‖W‖`);
+    }
+    const exported = await loadAdapter(join(whole.runDir, 'peft'));
+    assert.equal(exported.settings.useDora, true);
+    assert.equal(maxAbsDiff(exported.adapters.get('model.head')!.weights.magnitude!, native.adapters.get('model.head')!.weights.magnitude!), 0);
+    const optimizer = await SafetensorsFile.open(join(whole.runDir, 'checkpoints', 'step-12', 'optimizer.safetensors'));
+    assert.ok(optimizer.tensors.has('model.head.lora_magnitude_vector.exp_avg_sq'));
+    await optimizer.close();
+
+    const controller = new AbortController();
+    const cfg = await config('dora-halves', dora);
+    const first = await run(cfg, {
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'metrics' && e.record.kind === 'train' && e.record.step === 6) controller.abort();
+      },
+    });
+    assert.equal(first.state, 'cancelled');
+    await run(cfg, { resume: true });
+    assert.deepEqual(await trainLosses('dora-halves'), await trainLosses('dora-whole'));
   });
 
   it('a NaN loss stops the run with a message and keeps the last good checkpoint', async () => {

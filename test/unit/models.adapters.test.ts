@@ -2,10 +2,13 @@
 // adapters whose every tensor draws its own random stream, independent across run seeds,
 // modules and mixers, whatever the model's size.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import '@tensorflow/tfjs-backend-cpu';
-import { adaptersFor, createAdapters, disposeAdapters, selectModules, tensorSeed } from '../../server/models/adapters';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../kernels/backends/backend';
+import { doraWeightNorms, type BaseLinear } from '../../kernels/adapter/linear';
+import { adaptersFor, createAdapters, disposeAdapters, makeTrainable, selectModules, tensorSeed } from '../../server/models/adapters';
 import { linearModule } from '../helpers/modules';
+import { maxAbsDiff, seeded } from '../helpers/tensors';
 
 /** An 8B Llama's adapted modules: 32 layers × 7 projections = 224. */
 function llama8bModules() {
@@ -17,6 +20,10 @@ function llama8bModules() {
   }
   return modules;
 }
+
+before(async () => {
+  await selectBackend('cpu');
+});
 
 describe('adapter seeds', () => {
   it('no two tensors share a seed across run seeds, modules and a chain of 8 mixers', () => {
@@ -85,5 +92,44 @@ describe('the adapter factory', () => {
 
   it('refuses targets that select no module, naming what the modules are called', () => {
     assert.throws(() => adaptersFor(modules, ['c_attn'], { method: 'lora', r: 2, alpha: 2 }, 0), /selects no linear module .* q_proj, up_proj, lm_head/);
+  });
+});
+
+describe('DoRA adapters from the factory', () => {
+  const modules = [linearModule('model.layers.0.self_attn.q_proj', 8, 6), linearModule('model.layers.0.mlp.up_proj', 8, 12)];
+  const bases = new Map<string, BaseLinear>([
+    ['model.layers.0.self_attn.q_proj', { weight: seeded([6, 8], 1) as tf.Tensor2D, layout: 'out_in' }],
+    ['model.layers.0.mlp.up_proj', { weight: seeded([8, 12], 2) as tf.Tensor2D, layout: 'in_out' }],
+  ]);
+  const baseOf = (module: string) => bases.get(module)!;
+
+  it('starts each magnitude at the norms of its weight (W + ΔW, with ΔW = 0 when B starts at zero)', async () => {
+    const adapters = createAdapters(modules, { method: 'moslora', r: 2, alpha: 4, useDora: true }, 3, undefined, baseOf);
+    for (const [module, { weights }] of adapters) {
+      const base = baseOf(module);
+      const expected = tf.norm(base.weight, 'euclidean', base.layout === 'out_in' ? 1 : 0);
+      assert.ok(maxAbsDiff(weights.magnitude!, expected) < 1e-6, module);
+    }
+    const kaiming = createAdapters(modules, { method: 'moslora', r: 2, alpha: 4, useDora: true, bInit: 'kaiming' }, 3, undefined, baseOf);
+    const q = kaiming.get('model.layers.0.self_attn.q_proj')!;
+    assert.ok(maxAbsDiff(q.weights.magnitude!, doraWeightNorms(baseOf('model.layers.0.self_attn.q_proj'), q.spec, q.weights)) < 1e-6);
+    disposeAdapters(adapters);
+    disposeAdapters(kaiming);
+  });
+
+  it('makes the magnitude a trainable variable named lora_magnitude_vector, after the module\'s factors', () => {
+    const adapters = createAdapters(modules.slice(0, 1), { method: 'moslora', r: 2, alpha: 4, useDora: true }, 3, undefined, baseOf);
+    assert.deepEqual([...makeTrainable(adapters).keys()], ['lora_A', 'lora_B', 'lora_AB.0', 'lora_magnitude_vector'].map((t) => `model.layers.0.self_attn.q_proj.${t}`));
+    disposeAdapters(adapters);
+  });
+
+  it('needs the base weight for a fresh DoRA adapter, and refuses saved weights that do not match use_dora', () => {
+    assert.throws(() => createAdapters(modules, { method: 'lora', r: 2, alpha: 4, useDora: true }, 3), /model\.layers\.0\.self_attn\.q_proj: a DoRA adapter \(use_dora\) starts from its module's weight/);
+    const plain = createAdapters(modules, { method: 'lora', r: 2, alpha: 4 }, 3);
+    assert.throws(
+      () => createAdapters(modules, { method: 'lora', r: 2, alpha: 4, useDora: true }, 3, plain, baseOf),
+      /the saved adapter has no DoRA magnitude \(lora_magnitude_vector\) but the config says use_dora: true/,
+    );
+    disposeAdapters(plain);
   });
 });
