@@ -5,7 +5,7 @@ import type { Adapter } from '../../kernels/linear';
 import { loadAdapter } from '../engine/adapter-files';
 import { mergedLogitDifference, mergeIntoModel } from '../engine/merge';
 import { runTrainingJob } from '../engine/session';
-import { generate } from '../models/generate';
+import { generateText } from '../models/generate';
 import { formatInspection, inspectModel } from '../models/inspect';
 import { CausalLM } from '../models/model';
 import { readModelLayout } from '../models/modules';
@@ -93,11 +93,9 @@ export function registerModelCommands(program: Command): void {
       const [lm, tokenizer] = await Promise.all([CausalLM.load(dir), ModelTokenizer.load(dir)]);
       const adapters: Map<string, Adapter> = options.adapter ? (await loadAdapter(resolve(options.adapter))).adapters : new Map();
       const text = options.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: options.prompt }], true) : options.prompt;
-      const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(text)];
-      const result = await generate(lm, prompt, { maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, seed: options.seed, adapters });
-      const output = tokenizer.decode(result.tokens, { skipSpecialTokens: true });
-      if (options.json) printJson({ text: output, tokens: result.tokens, stoppedBy: result.stoppedBy });
-      else console.log(`${options.prompt}${output}`);
+      const result = await generateText(lm, tokenizer, text, { maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, seed: options.seed, adapters });
+      if (options.json) printJson({ text: result.text, tokens: result.tokens, stoppedBy: result.stoppedBy });
+      else console.log(`${options.prompt}${result.text}`);
     });
 
   program

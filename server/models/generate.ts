@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { takeValues } from '../../kernels/read';
 import { KVCache, type AdapterSet } from './layers';
 import type { CausalLM } from './model';
+import type { ModelTokenizer } from './tokenizer';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -103,4 +104,14 @@ export async function generate(model: CausalLM, prompt: readonly number[], optio
   } finally {
     cache?.dispose();
   }
+}
+
+/**
+ * A text prompt as `moslora generate` (and so Try Adapter) runs it: encoded after the BOS token
+ * where the model has one, continued, and the new tokens decoded without special tokens.
+ */
+export async function generateText(model: CausalLM, tokenizer: ModelTokenizer, text: string, options: GenerateOptions): Promise<Generation & { text: string }> {
+  const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(text)];
+  const result = await generate(model, prompt, options);
+  return { ...result, text: tokenizer.decode(result.tokens, { skipSpecialTokens: true }) };
 }
