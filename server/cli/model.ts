@@ -5,7 +5,7 @@ import type { Adapter } from '../../kernels/adapter/linear';
 import { recordedBaseModelDir } from '../engine/adapter-files';
 import { mergedLogitDifference, mergeIntoModel } from '../engine/merge';
 import { runTrainingJob } from '../engine/session';
-import { generate } from '../models/generate';
+import { generateText } from '../models/generate';
 import { formatInspection, inspectModel } from '../models/inspect';
 import { CausalLM } from '../models/model';
 import { readModelLayout } from '../models/modules';
@@ -90,11 +90,9 @@ export function registerModelCommands(program: Command): void {
       const [lm, tokenizer] = await Promise.all([CausalLM.load(dir), ModelTokenizer.load(dir)]);
       const adapters: Map<string, Adapter> = options.adapter ? (await loadAdapterWithNotes(options.adapter)).adapters : new Map();
       const text = options.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: options.prompt }], true) : options.prompt;
-      const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(text)];
-      const result = await generate(lm, prompt, { maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, seed: options.seed, adapters });
-      const output = tokenizer.decode(result.tokens, { skipSpecialTokens: true });
-      if (options.json) printResult('generate', { text: output, tokens: result.tokens.length, tokenIds: result.tokens, stoppedBy: result.stoppedBy });
-      else console.log(`${options.prompt}${output}`);
+      const result = await generateText(lm, tokenizer, text, { maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, seed: options.seed, adapters });
+      if (options.json) printResult('generate', { text: result.text, tokens: result.tokens.length, tokenIds: result.tokens, stoppedBy: result.stoppedBy });
+      else console.log(`${options.prompt}${result.text}`);
     });
 
   program

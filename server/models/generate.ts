@@ -6,6 +6,7 @@ import { doraWeightNorms, type Adapter } from '../../kernels/adapter/linear';
 import { takeValues } from '../../kernels/backends/read';
 import { KVCache, type AdapterSet } from './layers';
 import type { CausalLM } from './model';
+import type { ModelTokenizer } from './tokenizer';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -126,4 +127,14 @@ function withFixedNorms(model: CausalLM, adapters: AdapterSet, made: tf.Tensor[]
     fixed.set(name, { ...adapter, fixedNorms });
   }
   return fixed;
+}
+
+/**
+ * A text prompt as `moslora generate` (and so Try Adapter) runs it: encoded after the BOS token
+ * where the model has one, continued, and the new tokens decoded without special tokens.
+ */
+export async function generateText(model: CausalLM, tokenizer: ModelTokenizer, text: string, options: GenerateOptions): Promise<Generation & { text: string }> {
+  const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(text)];
+  const result = await generate(model, prompt, options);
+  return { ...result, text: tokenizer.decode(result.tokens, { skipSpecialTokens: true }) };
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
+import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { adaptedLinear, type BaseLinear, type Adapter } from '../../kernels/adapter/linear';
 import { exportPeft, loadAdapter, saveAdapter, type AdapterSettings } from '../../server/engine/adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAPTER_METHODS, adapterScaling, mixersTrainable, resolveAdapterSpec, trainableParameterCount, type AdapterMethod } from '../../kernels/adapter/spec';
+import { adapterScaling, mixersTrainable, resolveAdapterSpec, trainableParameterCount } from '../../kernels/adapter/spec';
+import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 import { selectBackend } from '../../kernels/backends/backend';
 import type { AdapterWeights } from '../../kernels/adapter/init';
 import { dropoutMaskAttrs, dropoutMaskValues } from '../../kernels/adapter/dropout';
