@@ -1,0 +1,339 @@
+// The stored precisions of a frozen base weight, and how each packs a matrix W [rows, cols]
+// (rows = d_out, cols = d_in: nn.Linear's layout, row-major). The adapter stays float32 (QLoRA's
+// design); only the frozen base is stored low, and every product reads deq(W), the float32 values
+// the stored codes stand for.
+//
+//   float32   4 B a weight, as given
+//   bfloat16  2 B, float32 rounded to nearest even (kernels/half-precision.ts)
+//   float16   2 B, likewise; beyond ±65504 it overflows to ±Inf
+//   int8      1 B + a float32 scale per group of `groupSize` weights along a row (d_in):
+//             symmetric, s = max|w| / 127, q = round(w / s) in [−127, 127] (ties away from zero),
+//             deq = q·s. Codes [rows, cols] as int8, scales [rows, ⌈cols / g⌉]: the layout of
+//             ONNX's blocked DequantizeLinear (axis 1, block_size g)
+//   int4      ½ B + a float32 scale per group: symmetric with all 16 levels, s = m / −8 where m is
+//             the group's value of largest magnitude, q = round(w / s) in [−8, 7] (ties away from
+//             zero), stored as the code q + 8 in 0…15, deq = (code − 8)·s, so m itself is exact
+//             and a weight opposite m beyond 7.5 steps clips to the 7th level (at most a step off).
+//             Two codes a byte, the even column in the low nibble; each row padded to whole
+//             groups: bytes [rows, ⌈cols / g⌉, g / 2], scales [rows, ⌈cols / g⌉]. This is the
+//             layout of onnxruntime's MatMulNBits (bits 4, its default zero point 8)
+//   nf4       ½ B + a float32 absmax per group: QLoRA's NormalFloat4 (Dettmers et al., 2023,
+//             bitsandbytes' quant_type 'nf4'): code = the nearest of NF4's 16 levels to w / absmax,
+//             deq = NF4[code]·absmax; packed as int4
+//
+// deq is computed in float64 and rounded once to float32. Scales are float32. Groups run along
+// d_in, so the row of one output (one token's embedding, a block of lm_head) dequantises alone.
+
+import { float16ToNumber, float32BitsToBfloat16, float32BitsToFloat16 } from './half-precision';
+
+export const BASE_PRECISIONS = ['float32', 'bfloat16', 'float16', 'int8', 'int4', 'nf4'] as const;
+export type BasePrecision = (typeof BASE_PRECISIONS)[number];
+
+/** The precisions stored in groups with a scale each. */
+export const GROUPED_PRECISIONS: readonly BasePrecision[] = ['int8', 'int4', 'nf4'];
+
+/** Weights per scale where the precision has groups and none is named: bitsandbytes' 4-bit blocksize. */
+export const DEFAULT_GROUP_SIZE = 64;
+export const MIN_GROUP_SIZE = 16;
+export const MAX_GROUP_SIZE = 1024;
+
+export interface BaseFormat {
+  precision: BasePrecision;
+  /** Weights per scale along d_in: a power of two from 16 to 1024; ignored by float32, bfloat16, float16. */
+  groupSize: number;
+}
+
+/** QLoRA's NF4 levels: the quantiles of N(0, 1) scaled into [−1, 1], with an exact 0 (bitsandbytes' table). */
+export const NF4_LEVELS = Float32Array.of(
+  -1, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0,
+  0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1,
+);
+/** The midpoints between neighbouring NF4 levels: a value below midpoint i takes a code ≤ i. */
+const NF4_MIDPOINTS = Float64Array.from({ length: 15 }, (_, i) => (NF4_LEVELS[i]! + NF4_LEVELS[i + 1]!) / 2);
+const NF4_ZERO = 7;
+const INT4_ZERO = 8;
+
+export function isGrouped(precision: BasePrecision): boolean {
+  return GROUPED_PRECISIONS.includes(precision);
+}
+
+export function isBasePrecision(value: unknown): value is BasePrecision {
+  return typeof value === 'string' && (BASE_PRECISIONS as readonly string[]).includes(value);
+}
+
+/** Throws, saying what is allowed, for an unknown precision or a group size that is not a power of two in range. */
+export function checkBaseFormat(format: BaseFormat): void {
+  if (!isBasePrecision(format.precision)) {
+    throw new RangeError(`base precision ${JSON.stringify(format.precision)} is not one of ${BASE_PRECISIONS.join(', ')}`);
+  }
+  const g = format.groupSize;
+  if (isGrouped(format.precision) && !(Number.isInteger(g) && g >= MIN_GROUP_SIZE && g <= MAX_GROUP_SIZE && (g & (g - 1)) === 0)) {
+    throw new RangeError(`group size ${g} for ${format.precision} must be a power of two from ${MIN_GROUP_SIZE} to ${MAX_GROUP_SIZE} (e.g. ${DEFAULT_GROUP_SIZE})`);
+  }
+}
+
+/** Bytes a [rows, cols] matrix takes at this format: codes and scales. */
+export function packedBytes(rows: number, cols: number, format: BaseFormat): number {
+  const groups = Math.ceil(cols / format.groupSize);
+  switch (format.precision) {
+    case 'float32':
+      return 4 * rows * cols;
+    case 'bfloat16':
+    case 'float16':
+      return 2 * rows * cols;
+    case 'int8':
+      return rows * cols + 4 * rows * groups;
+    case 'int4':
+    case 'nf4':
+      return rows * groups * (format.groupSize / 2) + 4 * rows * groups;
+  }
+}
+
+/** What a matrix's memory is, to hand it to another thread (SharedArrayBuffers travel without a copy). */
+export interface PackedMatrixParts {
+  rows: number;
+  cols: number;
+  format: BaseFormat;
+  codes: SharedArrayBuffer;
+  scales: SharedArrayBuffer | null;
+}
+
+let float16Table: Float32Array | undefined;
+
+/** The float32 value of every float16 bit pattern, made when first needed (256 KiB). */
+function float16Values(): Float32Array {
+  float16Table ??= Float32Array.from({ length: 65536 }, (_, half) => float16ToNumber(half));
+  return float16Table;
+}
+
+/**
+ * A matrix W [rows, cols] stored at a precision, in SharedArrayBuffers: outside the wasm heap and
+ * V8's heap, and shareable with worker threads. Written by blocks (write), read back as float32
+ * by rows (readRows).
+ */
+export class PackedMatrix {
+  readonly groups: number;
+  /** Bytes of codes per row (int4, nf4: padded to whole groups). */
+  readonly rowBytes: number;
+  private readonly bytes: Uint8Array;
+  private readonly scaleValues: Float32Array | null;
+
+  private constructor(
+    readonly rows: number,
+    readonly cols: number,
+    readonly format: BaseFormat,
+    private readonly codes: SharedArrayBuffer,
+    private readonly scaleBuffer: SharedArrayBuffer | null,
+  ) {
+    this.groups = Math.ceil(cols / format.groupSize);
+    this.rowBytes = format.precision === 'int4' || format.precision === 'nf4' ? this.groups * (format.groupSize / 2) : (cols * bitsOf(format.precision)) / 8;
+    this.bytes = new Uint8Array(codes);
+    this.scaleValues = scaleBuffer ? new Float32Array(scaleBuffer) : null;
+  }
+
+  /** A zero matrix (every code standing for 0) of this shape and format. */
+  static allocate(rows: number, cols: number, format: BaseFormat): PackedMatrix {
+    checkBaseFormat(format);
+    if (!(Number.isSafeInteger(rows) && rows > 0 && Number.isSafeInteger(cols) && cols > 0)) {
+      throw new RangeError(`a packed matrix needs positive integer rows and columns, got [${rows}, ${cols}]`);
+    }
+    const grouped = isGrouped(format.precision);
+    const groups = Math.ceil(cols / format.groupSize);
+    const scaleBytes = grouped ? 4 * rows * groups : 0;
+    const matrix = new PackedMatrix(rows, cols, format, new SharedArrayBuffer(packedBytes(rows, cols, format) - scaleBytes), grouped ? new SharedArrayBuffer(scaleBytes) : null);
+    const zero = format.precision === 'int4' ? INT4_ZERO * 0x11 : format.precision === 'nf4' ? NF4_ZERO * 0x11 : 0;
+    if (zero !== 0) matrix.bytes.fill(zero);
+    return matrix;
+  }
+
+  /** The matrix over memory another thread made (PackedMatrix.parts there). */
+  static fromParts(parts: PackedMatrixParts): PackedMatrix {
+    checkBaseFormat(parts.format);
+    const matrix = new PackedMatrix(parts.rows, parts.cols, parts.format, parts.codes, parts.scales);
+    const expected = packedBytes(parts.rows, parts.cols, parts.format);
+    const actual = parts.codes.byteLength + (parts.scales?.byteLength ?? 0);
+    if (actual !== expected || (parts.scales === null) === isGrouped(parts.format.precision)) {
+      throw new RangeError(`packed matrix parts hold ${actual} bytes, but [${parts.rows}, ${parts.cols}] at ${parts.format.precision} (group ${parts.format.groupSize}) takes ${expected}`);
+    }
+    return matrix;
+  }
+
+  get parts(): PackedMatrixParts {
+    return { rows: this.rows, cols: this.cols, format: this.format, codes: this.codes, scales: this.scaleBuffer };
+  }
+
+  /** Bytes held: codes and scales. */
+  get byteLength(): number {
+    return this.codes.byteLength + (this.scaleBuffer?.byteLength ?? 0);
+  }
+
+  /** The stored codes, as bytes (host byte order for float32 and the 16-bit precisions). */
+  get codeBytes(): Uint8Array {
+    return this.bytes;
+  }
+
+  /** The scales [rows, groups] (null for float32, bfloat16, float16). */
+  get scales(): Float32Array | null {
+    return this.scaleValues;
+  }
+
+  /**
+   * Stores `values` [rowCount, colCount] (row-major) at rows row0… and columns col0…, rounding
+   * or quantising them. A grouped precision quantises whole groups: col0 must start a group and
+   * the block end on a group's end or the row's. Throws on a non-finite value there (its scale
+   * would make the whole group NaN).
+   */
+  write(values: Float32Array, row0: number, rowCount: number, col0 = 0, colCount = this.cols): void {
+    const { precision, groupSize } = this.format;
+    if (row0 < 0 || col0 < 0 || rowCount < 0 || colCount < 0 || row0 + rowCount > this.rows || col0 + colCount > this.cols) {
+      throw new RangeError(`block [${row0}…${row0 + rowCount}) × [${col0}…${col0 + colCount}) is outside the matrix [${this.rows}, ${this.cols}]`);
+    }
+    if (values.length < rowCount * colCount) throw new RangeError(`${values.length} values for a block of ${rowCount} × ${colCount}`);
+    if (isGrouped(precision) && (col0 % groupSize !== 0 || (colCount % groupSize !== 0 && col0 + colCount !== this.cols))) {
+      throw new RangeError(`columns [${col0}…${col0 + colCount}) do not cover whole groups of ${groupSize}`);
+    }
+    for (let r = 0; r < rowCount; r++) {
+      const row = values.subarray(r * colCount, (r + 1) * colCount);
+      const at = row0 + r;
+      switch (precision) {
+        case 'float32':
+          new Float32Array(this.codes, 4 * (at * this.cols + col0), colCount).set(row);
+          break;
+        case 'bfloat16':
+        case 'float16': {
+          const out = new Uint16Array(this.codes, 2 * (at * this.cols + col0), colCount);
+          const bits = new Uint32Array(row.buffer, row.byteOffset, colCount);
+          const round = precision === 'bfloat16' ? float32BitsToBfloat16 : float32BitsToFloat16;
+          for (let c = 0; c < colCount; c++) out[c] = round(bits[c]!);
+          break;
+        }
+        default:
+          for (let start = 0; start < colCount; start += groupSize) {
+            const group = row.subarray(start, Math.min(start + groupSize, colCount));
+            const bad = group.findIndex((v) => !Number.isFinite(v));
+            if (bad >= 0) throw new RangeError(`row ${at}, column ${col0 + start + bad} is ${group[bad]}: ${precision} cannot quantise a non-finite weight`);
+            this.quantizeGroup(group, at, (col0 + start) / groupSize);
+          }
+      }
+    }
+  }
+
+  private quantizeGroup(group: Float32Array, row: number, g: number): void {
+    const scales = this.scaleValues!;
+    const { precision, groupSize } = this.format;
+    let extreme = 0;
+    for (const v of group) if (Math.abs(v) > Math.abs(extreme)) extreme = v;
+    if (precision === 'int8') {
+      const s = Math.fround(Math.abs(extreme) / 127);
+      scales[row * this.groups + g] = s;
+      const codes = new Int8Array(this.codes, row * this.cols + g * groupSize, group.length);
+      for (let i = 0; i < group.length; i++) codes[i] = s === 0 ? 0 : clamp(roundAway(group[i]! / s), -127, 127);
+      return;
+    }
+    // (+0, not −0, for a group of zeros)
+    const s = precision === 'int4' ? Math.fround(extreme / -8) || 0 : Math.fround(Math.abs(extreme));
+    scales[row * this.groups + g] = s;
+    const base = row * this.rowBytes + (g * groupSize) / 2;
+    for (let i = 0; i < group.length; i++) {
+      const code = precision === 'int4' ? (s === 0 ? INT4_ZERO : clamp(roundAway(group[i]! / s), -8, 7) + INT4_ZERO) : s === 0 ? NF4_ZERO : nearestNf4(group[i]! / s);
+      const at = base + (i >> 1);
+      this.bytes[at] = i & 1 ? (this.bytes[at]! & 0x0f) | (code << 4) : (this.bytes[at]! & 0xf0) | code;
+    }
+  }
+
+  /** deq(W) of rows [row0, row0 + count) into out [count, cols]. */
+  readRows(row0: number, count: number, out: Float32Array): void {
+    if (row0 < 0 || count < 0 || row0 + count > this.rows) throw new RangeError(`rows [${row0}…${row0 + count}) are outside the matrix's ${this.rows}`);
+    if (out.length < count * this.cols) throw new RangeError(`an output of ${out.length} values cannot hold ${count} rows of ${this.cols}`);
+    const cols = this.cols;
+    const n = count * cols;
+    switch (this.format.precision) {
+      case 'float32':
+        out.set(new Float32Array(this.codes, 4 * row0 * cols, n));
+        return;
+      case 'bfloat16': {
+        const halves = new Uint16Array(this.codes, 2 * row0 * cols, n);
+        const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+        for (let i = 0; i < n; i++) bits[i] = halves[i]! << 16;
+        return;
+      }
+      case 'float16': {
+        const halves = new Uint16Array(this.codes, 2 * row0 * cols, n);
+        const table = float16Values();
+        for (let i = 0; i < n; i++) out[i] = table[halves[i]!]!;
+        return;
+      }
+      case 'int8':
+        this.readInt8(row0, count, out);
+        return;
+      default:
+        this.readNibbles(row0, count, out);
+    }
+  }
+
+  private readInt8(row0: number, count: number, out: Float32Array): void {
+    const { cols, groups } = this;
+    const g = this.format.groupSize;
+    const codes = new Int8Array(this.codes, row0 * cols, count * cols);
+    const scales = this.scaleValues!;
+    for (let r = 0; r < count; r++) {
+      for (let k = 0; k < groups; k++) {
+        const s = scales[(row0 + r) * groups + k]!;
+        const end = r * cols + Math.min((k + 1) * g, cols);
+        for (let i = r * cols + k * g; i < end; i++) out[i] = codes[i]! * s;
+      }
+    }
+  }
+
+  private readNibbles(row0: number, count: number, out: Float32Array): void {
+    const { cols, groups, rowBytes } = this;
+    const g = this.format.groupSize;
+    const bytes = this.bytes;
+    const scales = this.scaleValues!;
+    const nf4 = this.format.precision === 'nf4';
+    const levels = new Float32Array(16);
+    for (let r = 0; r < count; r++) {
+      const row = row0 + r;
+      for (let k = 0; k < groups; k++) {
+        const s = scales[row * groups + k]!;
+        for (let v = 0; v < 16; v++) levels[v] = nf4 ? NF4_LEVELS[v]! * s : (v - INT4_ZERO) * s;
+        const first = k * g;
+        const last = Math.min(first + g, cols);
+        let byte = row * rowBytes + first / 2;
+        let o = r * cols + first;
+        // pairs of columns, then the row's odd last column (its high nibble is padding)
+        for (let c = first; c + 1 < last; c += 2, byte++, o += 2) {
+          const b = bytes[byte]!;
+          out[o] = levels[b & 0x0f]!;
+          out[o + 1] = levels[b >> 4]!;
+        }
+        if ((last - first) % 2 === 1) out[o] = levels[bytes[byte]! & 0x0f]!;
+      }
+    }
+  }
+}
+
+function bitsOf(precision: BasePrecision): number {
+  return precision === 'float32' ? 32 : precision === 'bfloat16' || precision === 'float16' ? 16 : precision === 'int8' ? 8 : 4;
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/** Nearest integer, ties away from zero. */
+function roundAway(v: number): number {
+  return Math.sign(v) * Math.round(Math.abs(v));
+}
+
+/** The NF4 code nearest to x in [−1, 1] (ties to the lower level). */
+function nearestNf4(x: number): number {
+  let lo = 0;
+  let hi = 15;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (x > NF4_MIDPOINTS[mid]!) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
