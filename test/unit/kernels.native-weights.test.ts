@@ -103,9 +103,33 @@ describe("the native weight store's products", () => {
     tf.dispose([x, y]);
   });
 
-  it('refuse an x whose last dimension is not d_in, and a backend they do not run on', () => {
+  it('refuse an x whose last dimension is not d_in', () => {
     const { matrix } = packed(4, 32, format('int4'), 1);
     assert.throws(() => nativeLinear(seeded([3, 31], 2), matrix), /shape \[3, 31\] does not end in the weight's d_in = 32/);
+  });
+
+  it('run on the cpu backend too: the same values and gradient as on wasm', async () => {
+    const { matrix } = packed(9, 40, format('nf4'), 12);
+    const x = seeded([3, 40], 13);
+    const r = seeded([3, 9], 14);
+    const run = () => {
+      const [dx] = tf.grads((input: tf.Tensor) => tf.sum(tf.mul(nativeLinear(input, matrix), r)))([x]);
+      return { y: nativeLinear(x, matrix).dataSync(), dx: dx!.dataSync(), rows: nativeGather(matrix, tf.tensor1d([8, 2], 'int32')).dataSync() };
+    };
+    const onWasm = run();
+    await tf.setBackend('cpu');
+    try {
+      const onCpu = tf.tidy(() => {
+        const [xc, rc] = [tf.tensor(x.dataSync(), x.shape), tf.tensor(r.dataSync(), r.shape)];
+        const [dx] = tf.grads((input: tf.Tensor) => tf.sum(tf.mul(nativeLinear(input, matrix), rc)))([xc]);
+        return { y: nativeLinear(xc, matrix).dataSync(), dx: dx!.dataSync(), rows: nativeGather(matrix, tf.tensor1d([8, 2], 'int32')).dataSync() };
+      });
+      assert.ok(relativeError(onCpu.y, onWasm.y) < 1e-6, 'value');
+      assert.ok(relativeError(onCpu.dx, onWasm.dx) < 1e-6, 'gradient');
+      assert.deepEqual(onCpu.rows, onWasm.rows);
+    } finally {
+      await tf.setBackend('wasm');
+    }
   });
 
   for (const precision of BASE_PRECISIONS) {
