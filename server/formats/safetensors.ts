@@ -325,7 +325,25 @@ export class SafetensorsFile {
 
   /** Reads one tensor's bytes (and only those) and converts them to float32. */
   async readFloat32(name: string): Promise<Float32Array> {
-    const { dtype, shape, byteLength, offset } = this.info(name);
+    return this.readFloat32Span(name, 0, this.info(name).byteLength, '');
+  }
+
+  /**
+   * Reads rows [first, first + count) of a tensor along its first axis, and only their bytes, as
+   * float32: a large tensor converted a block at a time.
+   */
+  async readFloat32Rows(name: string, first: number, count: number): Promise<Float32Array> {
+    const { shape, byteLength } = this.info(name);
+    const rows = shape[0];
+    if (rows === undefined || !Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count < 0 || first + count > rows) {
+      throw new SafetensorsError(this.path, `tensor ${JSON.stringify(name)}: rows [${first}, ${first + count}) are not within its shape ${formatShape(shape)}`);
+    }
+    const rowBytes = rows === 0 ? 0 : byteLength / rows;
+    return this.readFloat32Span(name, first * rowBytes, count * rowBytes, ` rows [${first}, ${first + count})`);
+  }
+
+  private async readFloat32Span(name: string, start: number, length: number, part: string): Promise<Float32Array> {
+    const { dtype, shape, offset } = this.info(name);
     const fail = (problem: string): never => {
       throw new SafetensorsError(this.path, `tensor ${JSON.stringify(name)}: ${problem}`);
     };
@@ -334,13 +352,13 @@ export class SafetensorsFile {
       fail(`dtype ${dtype} cannot be read as float32 (readable: ${FLOAT32_READABLE_DTYPES.join(', ')})`);
     }
     const floatDtype = dtype as (typeof FLOAT32_READABLE_DTYPES)[number];
-    const float32Bytes = (byteLength / (DTYPE_BITS[floatDtype] / 8)) * 4;
+    const float32Bytes = (length / (DTYPE_BITS[floatDtype] / 8)) * 4;
     const limit = bufferConstants.MAX_LENGTH;
-    if (byteLength > limit || float32Bytes > limit) {
-      fail(`shape ${formatShape(shape)} × ${dtype} needs ${Math.max(byteLength, float32Bytes)} bytes as float32, more than the ${limit} bytes one array can hold`);
+    if (length > limit || float32Bytes > limit) {
+      fail(`shape ${formatShape(shape)}${part} × ${dtype} needs ${Math.max(length, float32Bytes)} bytes as float32, more than the ${limit} bytes one array can hold`);
     }
-    const bytes = new Uint8Array(byteLength);
-    await readInto(this.handle, this.path, bytes, offset, `tensor ${JSON.stringify(name)}`);
+    const bytes = new Uint8Array(length);
+    await readInto(this.handle, this.path, bytes, offset + start, `tensor ${JSON.stringify(name)}${part}`);
     return decodeFloat32(bytes, floatDtype);
   }
 
