@@ -6,7 +6,6 @@
 export function float32BitsToFloat16(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const abs = bits & 0x7fffffff;
-  const roundUp = (rest: number, half: number, lsb: number) => (rest > half || (rest === half && lsb === 1) ? 1 : 0);
   if (abs > 0x7f800000) return sign | 0x7e00 | ((abs >>> 13) & 0x3ff); // NaN: quiet bit set, top of payload kept
   if (abs >= 0x47800000) return sign | 0x7c00; // ≥ 65536 or Inf
   if (abs >= 0x38800000) {
@@ -22,6 +21,11 @@ export function float32BitsToFloat16(bits: number): number {
   const shift = 126 - exponent;
   const half = mantissa >>> shift;
   return sign | (half + roundUp(mantissa & ((1 << shift) - 1), 1 << (shift - 1), half & 1));
+}
+
+/** 1 where the dropped bits `rest` round the kept ones up: above half, or at half with an odd last kept bit. */
+function roundUp(rest: number, half: number, lsb: number): number {
+  return rest > half || (rest === half && lsb === 1) ? 1 : 0;
 }
 
 /** float32 bits → bfloat16 bits, round to nearest even; NaN stays NaN (quiet). */
