@@ -208,37 +208,39 @@ export class PackedMatrix {
           break;
         }
         default:
-          for (let start = 0; start < colCount; start += groupSize) {
-            const group = row.subarray(start, Math.min(start + groupSize, colCount));
-            const bad = group.findIndex((v) => !Number.isFinite(v));
-            if (bad >= 0) throw new RangeError(`row ${at}, column ${col0 + start + bad} is ${group[bad]}: ${precision} cannot quantise a non-finite weight`);
-            this.quantizeGroup(group, at, (col0 + start) / groupSize);
-          }
+          for (let start = 0; start < colCount; start += groupSize) this.quantizeGroup(row, start, Math.min(start + groupSize, colCount), at, col0 + start);
       }
     }
   }
 
-  private quantizeGroup(group: Float32Array, row: number, g: number): void {
+  /** Quantises row[start, end) into row `at`'s group that starts at column `col`. */
+  private quantizeGroup(row: Float32Array, start: number, end: number, at: number, col: number): void {
     const scales = this.scaleValues!;
     const { precision, groupSize } = this.format;
+    const g = col / groupSize;
     let extreme = 0;
-    for (const v of group) if (Math.abs(v) > Math.abs(extreme)) extreme = v;
+    for (let i = start; i < end; i++) {
+      const v = row[i]!;
+      if (!(Math.abs(v) < Infinity)) throw new RangeError(`row ${at}, column ${col + i - start} is ${v}: ${precision} cannot quantise a non-finite weight`);
+      if (Math.abs(v) > Math.abs(extreme)) extreme = v;
+    }
     if (precision === 'int8') {
       const s = Math.fround(Math.abs(extreme) / 127);
-      scales[row * this.groups + g] = s;
-      const codes = new Int8Array(this.codes, row * this.cols + g * groupSize, group.length);
-      for (let i = 0; i < group.length; i++) codes[i] = s === 0 ? 0 : clamp(roundAway(group[i]! / s), -127, 127);
+      scales[at * this.groups + g] = s;
+      const codes = new Int8Array(this.codes, at * this.cols + col, end - start);
+      for (let i = start; i < end; i++) codes[i - start] = s === 0 ? 0 : clamp(roundAway(row[i]! / s), -127, 127);
       return;
     }
     // (+0, not −0, for a group of zeros)
     const s = precision === 'int4' ? Math.fround(extreme / -8) || 0 : Math.fround(Math.abs(extreme));
-    scales[row * this.groups + g] = s;
-    const base = row * this.rowBytes + (g * groupSize) / 2;
-    for (let i = 0; i < group.length; i++) {
-      const code = precision === 'int4' ? (s === 0 ? INT4_ZERO : clamp(roundAway(group[i]! / s), -8, 7) + INT4_ZERO) : s === 0 ? NF4_ZERO : nearestNf4(group[i]! / s);
-      const at = base + (i >> 1);
-      this.bytes[at] = i & 1 ? (this.bytes[at]! & 0x0f) | (code << 4) : (this.bytes[at]! & 0xf0) | code;
-    }
+    scales[at * this.groups + g] = s;
+    const code = (v: number): number => {
+      if (precision === 'nf4') return s === 0 ? NF4_ZERO : nearestNf4(v / s);
+      return s === 0 ? INT4_ZERO : clamp(roundAway(v / s), -8, 7) + INT4_ZERO;
+    };
+    const pad = precision === 'nf4' ? NF4_ZERO : INT4_ZERO;
+    let byte = at * this.rowBytes + col / 2;
+    for (let i = start; i < end; i += 2, byte++) this.bytes[byte] = code(row[i]!) | ((i + 1 < end ? code(row[i + 1]!) : pad) << 4);
   }
 
   /** deq(W) of rows [row0, row0 + count) into out [count, cols]. */
@@ -323,7 +325,7 @@ function clamp(v: number, lo: number, hi: number): number {
 
 /** Nearest integer, ties away from zero. */
 function roundAway(v: number): number {
-  return Math.sign(v) * Math.round(Math.abs(v));
+  return v < 0 ? -Math.round(-v) : Math.round(v);
 }
 
 /** The NF4 code nearest to x in [−1, 1] (ties to the lower level). */
