@@ -191,10 +191,16 @@ export function nativeLinear<R extends tf.Rank>(x: tf.Tensor<R>, matrix: PackedM
     save([]);
     return {
       value: tf.tidy(() => tf.reshape(runProduct(tf.reshape(input, [-1, matrix.cols]), matrix, false), outShape)),
-      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => tf.reshape(runProduct(tf.reshape(dy, [-1, matrix.rows]), matrix, true), input.shape))],
+      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => tf.reshape(nativeInputGradient(tf.reshape(dy, [-1, matrix.rows]), matrix), input.shape))],
     };
   });
   return product(x) as tf.Tensor<R>;
+}
+
+/** dy [M, rows] · deq(W) → [M, cols]: nativeLinear's input gradient, alone. */
+export function nativeInputGradient(dy: tf.Tensor2D, matrix: PackedMatrix): tf.Tensor2D {
+  ensureKernels();
+  return runProduct(dy, matrix, true);
 }
 
 /** The rows ids of deq(W): int32 ids [...] → [..., cols]; a frozen table, so no gradient. */
