@@ -7,8 +7,9 @@
 //
 // and the gather of a frozen embedding table's rows (a tied lm_head's W serves both).
 //
-// A product dequantises W a block of rows at a time into a float32 scratch array of this thread
-// (BLOCK_BYTES at most) and multiplies by the block there: onnxruntime's binding takes neither a
+// A product dequantises W a block at a time into a float32 scratch array of this thread
+// (BLOCK_BYTES, or one group's width of columns where that is more) and multiplies by the block
+// there: onnxruntime's binding takes neither a
 // SharedArrayBuffer (where the store lives, to be shared by threads) nor the 4-bit types, and
 // doing the dequantisation in the graph makes a float32 copy of the whole W per call (an lm_head's
 // 0.9 GB for Qwen2.5-1.5B). Forward and backward read the same stored codes, so the input's
@@ -19,7 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { mlasProductInto } from './mlas-matmul';
-import type { PackedMatrix } from './quant';
+import { isGrouped, type PackedMatrix } from './quant';
 import { heapOf } from './wasm-kernels';
 
 export const NATIVE_PRODUCT = 'MosloraNativeProduct';
@@ -79,12 +80,42 @@ export function forwardProduct(matrix: PackedMatrix, x: Float32Array, y: Float32
   }
 }
 
-/** dx [m, cols] = dy [m, rows] · deq(W): the blocks' shares summed in order. */
+/**
+ * How dx = dy · deq(W) splits W that does not fit one block: by blocks of rows, each a share of
+ * dx, summed (moving dy's columns of the block and a sum of dx per block), or by blocks of columns
+ * (whole groups), each a block of dx's columns (reading dy once per block): whichever moves fewer
+ * values. An lm_head (many rows) splits by rows, a down_proj (many columns) by columns.
+ */
+export function backwardSplit(matrix: PackedMatrix, m: number): { by: 'rows' | 'columns'; size: number; blocks: number } {
+  const { rows: n, cols: k } = matrix;
+  const rowsPer = blockRows(matrix);
+  const byRows = { by: 'rows' as const, size: rowsPer, blocks: Math.ceil(n / rowsPer) };
+  if (byRows.blocks === 1) return byRows;
+  const unit = isGrouped(matrix.format.precision) ? matrix.format.groupSize : 1;
+  const colsPer = Math.min(k, Math.max(unit, Math.floor(blockBytes / (4 * n) / unit) * unit));
+  const byColumns = { by: 'columns' as const, size: colsPer, blocks: Math.ceil(k / colsPer) };
+  const rowsMoved = (byRows.blocks - 1) * m * k + m * n;
+  const columnsMoved = (byColumns.blocks - 1) * m * n + m * k;
+  return columnsMoved < rowsMoved ? byColumns : byRows;
+}
+
+/** dx [m, cols] = dy [m, rows] · deq(W), a block of W at a time (backwardSplit). */
 export function backwardProduct(matrix: PackedMatrix, dy: Float32Array, dx: Float32Array, m: number): void {
   const { rows: n, cols: k } = matrix;
-  const per = blockRows(matrix);
-  for (let r0 = 0; r0 < n; r0 += per) {
-    const nb = Math.min(per, n - r0);
+  const split = backwardSplit(matrix, m);
+  if (split.by === 'columns') {
+    for (let c0 = 0; c0 < k; c0 += split.size) {
+      const kb = Math.min(split.size, k - c0);
+      const w = scratchOf('weights', n * kb);
+      matrix.readBlock(0, n, c0, kb, w);
+      const block = scratchOf('out', m * kb);
+      mlasProductInto({ data: dy, shape: [m, n] }, { data: w, shape: [n, kb] }, { data: block, shape: [m, kb] }, false, false);
+      for (let i = 0; i < m; i++) dx.set(block.subarray(i * kb, (i + 1) * kb), i * k + c0);
+    }
+    return;
+  }
+  for (let r0 = 0; r0 < n; r0 += split.size) {
+    const nb = Math.min(split.size, n - r0);
     const w = scratchOf('weights', nb * k);
     matrix.readRows(r0, nb, w);
     if (nb === n) {

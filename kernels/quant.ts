@@ -117,6 +117,8 @@ export class PackedMatrix {
   readonly rowBytes: number;
   private readonly bytes: Uint8Array;
   private readonly scaleValues: Float32Array | null;
+  /** A 4-bit group's 16 dequantised levels, reused from group to group. */
+  private readonly levels = new Float32Array(16);
 
   private constructor(
     readonly rows: number,
@@ -245,72 +247,78 @@ export class PackedMatrix {
 
   /** deq(W) of rows [row0, row0 + count) into out [count, cols]. */
   readRows(row0: number, count: number, out: Float32Array): void {
-    if (row0 < 0 || count < 0 || row0 + count > this.rows) throw new RangeError(`rows [${row0}…${row0 + count}) are outside the matrix's ${this.rows}`);
-    if (out.length < count * this.cols) throw new RangeError(`an output of ${out.length} values cannot hold ${count} rows of ${this.cols}`);
-    const cols = this.cols;
-    const n = count * cols;
-    switch (this.format.precision) {
-      case 'float32':
-        out.set(new Float32Array(this.codes, 4 * row0 * cols, n));
-        return;
-      case 'bfloat16': {
-        const halves = new Uint16Array(this.codes, 2 * row0 * cols, n);
-        const bits = new Uint32Array(out.buffer, out.byteOffset, n);
-        for (let i = 0; i < n; i++) bits[i] = halves[i]! << 16;
-        return;
-      }
-      case 'float16': {
-        const halves = new Uint16Array(this.codes, 2 * row0 * cols, n);
-        const table = float16Values();
-        for (let i = 0; i < n; i++) out[i] = table[halves[i]!]!;
-        return;
-      }
-      case 'int8':
-        this.readInt8(row0, count, out);
-        return;
-      default:
-        this.readNibbles(row0, count, out);
-    }
+    this.readBlock(row0, count, 0, this.cols, out);
   }
 
-  private readInt8(row0: number, count: number, out: Float32Array): void {
+  /**
+   * deq(W) of rows [row0, row0 + count) and columns [col0, col0 + width) into out [count, width].
+   * A grouped precision's block starts on a group.
+   */
+  readBlock(row0: number, count: number, col0: number, width: number, out: Float32Array): void {
     const { cols, groups } = this;
-    const g = this.format.groupSize;
-    const codes = new Int8Array(this.codes, row0 * cols, count * cols);
+    const { precision, groupSize: g } = this.format;
+    if (row0 < 0 || count < 0 || row0 + count > this.rows || col0 < 0 || width < 0 || col0 + width > cols) {
+      throw new RangeError(`block [${row0}…${row0 + count}) × [${col0}…${col0 + width}) is outside the matrix [${this.rows}, ${cols}]`);
+    }
+    if (isGrouped(precision) && col0 % g !== 0) throw new RangeError(`column ${col0} does not start a group of ${g}`);
+    if (out.length < count * width) throw new RangeError(`an output of ${out.length} values cannot hold a block of ${count} × ${width}`);
     const scales = this.scaleValues!;
     for (let r = 0; r < count; r++) {
-      for (let k = 0; k < groups; k++) {
-        const s = scales[(row0 + r) * groups + k]!;
-        const end = r * cols + Math.min((k + 1) * g, cols);
-        for (let i = r * cols + k * g; i < end; i++) out[i] = codes[i]! * s;
+      const row = row0 + r;
+      const from = row * cols + col0;
+      const o = r * width;
+      switch (precision) {
+        case 'float32':
+          out.set(new Float32Array(this.codes, 4 * from, width), o);
+          break;
+        case 'bfloat16': {
+          const halves = new Uint16Array(this.codes, 2 * from, width);
+          const bits = new Uint32Array(out.buffer, out.byteOffset + 4 * o, width);
+          for (let i = 0; i < width; i++) bits[i] = halves[i]! << 16;
+          break;
+        }
+        case 'float16': {
+          const halves = new Uint16Array(this.codes, 2 * from, width);
+          const table = float16Values();
+          for (let i = 0; i < width; i++) out[o + i] = table[halves[i]!]!;
+          break;
+        }
+        case 'int8': {
+          const codes = new Int8Array(this.codes, from, width);
+          for (let c = 0; c < width; c += g) {
+            const s = scales[row * groups + (col0 + c) / g]!;
+            const end = Math.min(c + g, width);
+            for (let i = c; i < end; i++) out[o + i] = codes[i]! * s;
+          }
+          break;
+        }
+        default:
+          this.readNibbleRow(row, col0, width, out, o);
       }
     }
   }
 
-  private readNibbles(row0: number, count: number, out: Float32Array): void {
-    const { cols, groups, rowBytes } = this;
+  /** deq(W) of one row's columns [col0, col0 + width) (col0 starting a group) into out at `at`. */
+  private readNibbleRow(row: number, col0: number, width: number, out: Float32Array, at: number): void {
     const g = this.format.groupSize;
     const bytes = this.bytes;
     const scales = this.scaleValues!;
     const nf4 = this.format.precision === 'nf4';
-    const levels = new Float32Array(16);
-    for (let r = 0; r < count; r++) {
-      const row = row0 + r;
-      for (let k = 0; k < groups; k++) {
-        const s = scales[row * groups + k]!;
-        for (let v = 0; v < 16; v++) levels[v] = nf4 ? NF4_LEVELS[v]! * s : (v - INT4_ZERO) * s;
-        const first = k * g;
-        const last = Math.min(first + g, cols);
-        let byte = row * rowBytes + first / 2;
-        let o = r * cols + first;
-        // pairs of columns, then the row's odd last column (its high nibble is padding)
-        for (let c = first; c + 1 < last; c += 2, byte++, o += 2) {
-          const b = bytes[byte]!;
-          out[o] = levels[b & 0x0f]!;
-          out[o + 1] = levels[b >> 4]!;
-        }
-        if ((last - first) % 2 === 1) out[o] = levels[bytes[byte]! & 0x0f]!;
+    const levels = this.levels;
+    for (let c = 0; c < width; c += g) {
+      const s = scales[row * this.groups + (col0 + c) / g]!;
+      for (let v = 0; v < 16; v++) levels[v] = nf4 ? NF4_LEVELS[v]! * s : (v - INT4_ZERO) * s;
+      const end = Math.min(c + g, width);
+      let byte = row * this.rowBytes + (col0 + c) / 2;
+      let o = at + c;
+      // pairs of columns, then an odd last one (the high nibble is the next column's or padding)
+      let i = c;
+      for (; i + 1 < end; i += 2, byte++, o += 2) {
+        const b = bytes[byte]!;
+        out[o] = levels[b & 0x0f]!;
+        out[o + 1] = levels[b >> 4]!;
       }
+      if (i < end) out[o] = levels[bytes[byte]! & 0x0f]!;
     }
   }
 }

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { selectBackend } from '../../kernels/backend';
 import { mlasProductCount } from '../../kernels/mlas-matmul';
-import { BLOCK_BYTES, blockRows, nativeGather, nativeLinear, setBlockBytes } from '../../kernels/native-weights';
+import { BLOCK_BYTES, backwardSplit, blockRows, nativeGather, nativeInputGradient, nativeLinear, setBlockBytes } from '../../kernels/native-weights';
 import { BASE_PRECISIONS, PackedMatrix, type BaseFormat, type BasePrecision } from '../../kernels/quant';
 import { heapOf } from '../../kernels/wasm-kernels';
 import { relativeError, seeded } from '../helpers/tensors';
@@ -71,6 +71,34 @@ describe("the native weight store's products", () => {
           setBlockBytes(BLOCK_BYTES);
         });
       }
+    }
+  }
+
+  // W [d_out, d_in] in 3 blocks of rows, and what the input gradient splits by (fewest values moved):
+  // columns of W [40, 200] 70 at a time, or 64 (whole groups of 16)
+  const splits: [number, number, 'rows' | 'columns', (grouped: boolean) => number][] = [
+    [40, 200, 'columns', (grouped) => (grouped ? 4 : 3)],
+    [200, 40, 'rows', () => 3],
+  ];
+  for (const precision of BASE_PRECISIONS) {
+    for (const [dOut, dIn, by, blocksOf] of splits) {
+      const blocks = blocksOf(['int8', 'int4', 'nf4'].includes(precision));
+      it(`${precision}: the input gradient through W [${dOut}, ${dIn}] split by ${by}, against float64 on deq(W)`, () => {
+        const { matrix, deq } = packed(dOut, dIn, format(precision), 21);
+        setBlockBytes(4 * dIn * Math.ceil(dOut / 3));
+        try {
+          const m = 4;
+          assert.deepEqual(({ by: backwardSplit(matrix, m).by, blocks: backwardSplit(matrix, m).blocks }), { by, blocks });
+          const dy = seeded([m, dOut], 22) as tf.Tensor2D;
+          const before = mlasProductCount();
+          const dx = nativeInputGradient(dy, matrix);
+          assert.equal(mlasProductCount() - before, blocks, 'products on MLAS');
+          const expected = product64(dy.dataSync(), deq, m, dOut, dIn, false);
+          assert.ok(relativeError(dx.dataSync(), expected) < 1e-6, `relative difference ${relativeError(dx.dataSync(), expected)}`);
+        } finally {
+          setBlockBytes(BLOCK_BYTES);
+        }
+      });
     }
   }
 

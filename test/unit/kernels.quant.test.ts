@@ -134,13 +134,29 @@ describe('packed matrices: round trips', () => {
     });
   }
 
+  for (const precision of BASE_PRECISIONS) {
+    it(`${precision}: a block of rows and columns reads what whole rows read there`, () => {
+      const [r, c] = [4, 37];
+      const matrix = PackedMatrix.allocate(r, c, { precision, groupSize: 16 });
+      matrix.write(normals(r * c, 5), 0, r);
+      const all = new Float32Array(r * c);
+      matrix.readRows(0, r, all);
+      for (const [col0, width] of [[16, 21], [0, 20], [32, 5], [16, 1]] as const) {
+        const block = new Float32Array(2 * width);
+        matrix.readBlock(1, 2, col0, width, block);
+        const expected = Float32Array.from({ length: 2 * width }, (_, i) => all[(1 + Math.floor(i / width)) * c + col0 + (i % width)]!);
+        assert.deepEqual(block, expected, `columns [${col0}, ${col0 + width})`);
+      }
+    });
+  }
+
   it('sizes: codes and scales per precision', () => {
     const at = (precision: BasePrecision) => packedBytes(10, 100, { precision, groupSize: 64 });
     assert.deepEqual(BASE_PRECISIONS.map(at), [4000, 2000, 2000, 1000 + 80, 10 * 2 * 32 + 80, 10 * 2 * 32 + 80]);
     for (const precision of BASE_PRECISIONS) assert.equal(PackedMatrix.allocate(10, 100, { precision, groupSize: 64 }).byteLength, at(precision));
   });
 
-  it('parts travel to another thread as shared memory: what one side writes, the other reads', () => {
+  it('parts are shared memory: a structured clone (what postMessage sends a worker) reads what the original writes', () => {
     const matrix = PackedMatrix.allocate(2, 32, { precision: 'int4', groupSize: 16 });
     const other = PackedMatrix.fromParts(structuredClone(matrix.parts));
     matrix.write(Float32Array.from({ length: 64 }, (_, i) => i - 32), 0, 2);
@@ -164,7 +180,8 @@ describe('packed matrices: bad input', () => {
     const m = PackedMatrix.allocate(2, 40, { precision: 'nf4', groupSize: 16 });
     assert.throws(() => m.write(new Float32Array(8), 0, 1, 8, 8), /columns \[8…16\) do not cover whole groups of 16/);
     assert.throws(() => m.write(new Float32Array(16), 0, 1, 32, 16), /outside the matrix \[2, 40\]/);
-    assert.throws(() => m.readRows(1, 2, new Float32Array(80)), /rows \[1…3\) are outside the matrix's 2/);
+    assert.throws(() => m.readRows(1, 2, new Float32Array(80)), /block \[1…3\) × \[0…40\) is outside the matrix \[2, 40\]/);
+    assert.throws(() => m.readBlock(0, 1, 8, 8, new Float32Array(8)), /column 8 does not start a group of 16/);
   });
 
   it('a non-finite weight in a quantised group, by row and column', () => {
