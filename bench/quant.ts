@@ -10,12 +10,11 @@
 // - the quantisation error: deq(W) against the checkpoint's values, and the forward product's
 //   output against today's float32 one, relative (root mean square).
 // Each precision runs in a process of its own, so that one's memory does not count in another's.
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { loadPackedMatrices, type LoadProgress } from '../kernels/native-load';
@@ -213,6 +212,17 @@ export function parsePrecisions(list: string): BasePrecision[] {
   });
 }
 
+/** The last line a child node process prints, its progress (stderr) shown as it comes. */
+function childOutput(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out.trim().split('\n').at(-1)!) : reject(new Error(`node ${args.join(' ')} exited with ${code}`))));
+  });
+}
+
 export async function benchQuant(options: QuantOptions): Promise<QuantBenchResult> {
   const shape = shapeOf(options.shape);
   const loadBefore = loadavg()[0]!;
@@ -226,8 +236,7 @@ export async function benchQuant(options: QuantOptions): Promise<QuantBenchResul
     const precisions: PrecisionMeasurement[] = [];
     for (const precision of options.precisions) {
       const one = JSON.stringify({ dir, shape: options.shape, precision, groupSize: options.groupSize, tokens: options.tokens, rounds: options.rounds });
-      const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, process.argv[1]!, 'quant', '--one', one], { maxBuffer: 1 << 24 });
-      precisions.push(JSON.parse(stdout.trim().split('\n').at(-1)!) as PrecisionMeasurement);
+      precisions.push(JSON.parse(await childOutput([...process.execArgv, process.argv[1]!, 'quant', '--one', one])) as PrecisionMeasurement);
     }
     const parameters = llamaLinearModules(shape).reduce((n, m) => n + m.dIn * m.dOut, 0) + shape.vocab * shape.hidden;
     return {
