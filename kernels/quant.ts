@@ -336,14 +336,22 @@ function roundAway(v: number): number {
   return v < 0 ? -Math.round(-v) : Math.round(v);
 }
 
-/** The NF4 code nearest to x in [−1, 1] (ties to the lower level). */
+/** Buckets of [−1, 1] for nearestNf4: narrower than any gap between midpoints, so a bucket holds at most one. */
+const NF4_BUCKETS = 1024;
+/** The code of each bucket's lower end. */
+const NF4_BUCKET_CODES = Uint8Array.from({ length: NF4_BUCKETS + 1 }, (_, b) => {
+  const x = -1 + (2 * b) / NF4_BUCKETS;
+  let code = 0;
+  while (code < 15 && x > NF4_MIDPOINTS[code]!) code++;
+  while (code > 0 && x <= NF4_MIDPOINTS[code - 1]!) code--;
+  return code;
+});
+
+/** The NF4 code nearest to x in [−1, 1] (ties to the lower level; x beyond ±1 takes the end's). */
 function nearestNf4(x: number): number {
-  let lo = 0;
-  let hi = 15;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (x > NF4_MIDPOINTS[mid]!) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  const bucket = Math.floor(((x + 1) * NF4_BUCKETS) / 2);
+  let code = NF4_BUCKET_CODES[bucket < 0 ? 0 : bucket > NF4_BUCKETS ? NF4_BUCKETS : bucket]!;
+  while (code < 15 && x > NF4_MIDPOINTS[code]!) code++;
+  while (code > 0 && x <= NF4_MIDPOINTS[code - 1]!) code--;
+  return code;
 }

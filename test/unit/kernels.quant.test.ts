@@ -37,6 +37,23 @@ describe('packed matrices: formats known by hand', () => {
     assert.deepEqual(deq, [12, 0, 8, 11].map((code) => f32(NF4_LEVELS[code]! * 2)));
   });
 
+  it('nf4: every code the nearest level, for 4,096 values across [−1, 1] (ties to the lower level)', () => {
+    const n = 4096;
+    // each group of 1024 starts with 1 (its absmax: x = w); value 1 is an exact tie between levels 6 and 7
+    const row = Float32Array.from({ length: n }, (_, i) => (i % 1024 === 0 ? 1 : Math.fround(Math.sin(i * 12.9898))));
+    row[1] = NF4_LEVELS[6]! / 2;
+    const matrix = PackedMatrix.allocate(1, n, { precision: 'nf4', groupSize: 1024 });
+    matrix.write(row, 0, 1);
+    assert.deepEqual([...matrix.scales!], [1, 1, 1, 1]);
+    const nearest = (x: number) => {
+      let best = 0;
+      for (let c = 1; c < 16; c++) if (Math.abs(x - NF4_LEVELS[c]!) < Math.abs(x - NF4_LEVELS[best]!)) best = c;
+      return best;
+    };
+    const codes = [...matrix.codeBytes].flatMap((b) => [b & 0x0f, b >> 4]);
+    assert.deepEqual(codes, [...row].map(nearest));
+  });
+
   it('int8: q = round(w / s) with s = max|w| / 127, ties away from zero, scales per group along the row', () => {
     const s = 2 ** -7; // max|w| = 127 · 2^-7
     const row = [127 * s, -64 * s, 1.5 * s, -1.5 * s, 0.4 * s];
