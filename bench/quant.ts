@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { loadPackedMatrices, type LoadProgress } from '../kernels/native-load';
-import { nativeInputGradient, nativeLinear } from '../kernels/native-weights';
+import { nativeInputGradient, nativeLinear, nativeScratchBytes } from '../kernels/native-weights';
 import { BASE_PRECISIONS, type BasePrecision, type PackedMatrix } from '../kernels/quant';
 import { heapOf } from '../kernels/wasm-kernels';
 import { Checkpoint } from '../server/formats/checkpoint';
@@ -65,6 +65,8 @@ export interface PrecisionMeasurement {
   modules: ModuleMeasurement[];
   /** Sums over the modules measured: ours / today's time, forward and input gradient together. */
   time_ratio: number;
+  /** The scratch arrays the products left in this thread (kernels/native-weights.ts). */
+  scratch_mib: number;
 }
 
 export interface QuantBenchResult {
@@ -157,6 +159,7 @@ export async function measurePrecision(dir: string, shapeName: string, precision
       load_s: round(loadSeconds, 1),
       modules,
       time_ratio: round(ours / today),
+      scratch_mib: round(nativeScratchBytes() / 1024 ** 2, 1),
     };
   } finally {
     await checkpoint.close();

@@ -9,13 +9,12 @@
 //
 // A product dequantises W a block at a time into a float32 scratch array of this thread
 // (BLOCK_BYTES, or one group's width of columns where that is more) and multiplies by the block
-// there: onnxruntime's binding takes neither a
-// SharedArrayBuffer (where the store lives, to be shared by threads) nor the 4-bit types, and
-// doing the dequantisation in the graph makes a float32 copy of the whole W per call (an lm_head's
-// 0.9 GB for Qwen2.5-1.5B). Forward and backward read the same stored codes, so the input's
-// gradient flows through exactly the weight the forward used. The input comes from, and the
-// output goes to, the wasm heap where tfjs allocated them, as views (no copy), on the `wasm`
-// backend; on `cpu` through its arrays.
+// there: onnxruntime's binding takes neither a SharedArrayBuffer (where the store lives, to be
+// shared by threads) nor the 4-bit types, and dequantising inside its graph makes a float32 copy
+// of the whole W per call (an lm_head's 0.9 GB for Qwen2.5-1.5B). Forward and backward read the
+// same stored codes, so the input's gradient flows through exactly the weight the forward used.
+// The input comes from, and the output goes to, the wasm heap where tfjs allocated them, as views
+// (no copy), on the `wasm` backend; on `cpu` through its arrays.
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -29,7 +28,7 @@ export const NATIVE_GATHER = 'MosloraNativeGather';
 /** The backends the native products run on. */
 export const NATIVE_BACKENDS = ['wasm', 'cpu'] as const;
 
-/** At most this many bytes of W are dequantised at once (a block of whole rows), unless setBlockBytes says otherwise. */
+/** At most this many bytes of W are dequantised at once (a block of whole rows or whole groups of columns), unless setBlockBytes says otherwise. */
 export const BLOCK_BYTES = 16 * 1024 ** 2;
 let blockBytes = BLOCK_BYTES;
 
