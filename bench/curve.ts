@@ -3,7 +3,8 @@
 // backends must agree step by step (float32 rounding apart) before a speed on either means
 // anything. The GPU check of issue 7: webgpu for a few hundred steps against wasm.
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend, type BackendChoice, type BackendName } from '../kernels/backend';
+import { selectBackend } from '../kernels/backends/backend';
+import { type BackendChoice, type BackendName } from '../protocol/backends';
 import { median } from '../server/engine/median';
 import { loadBenchModel, TrainingWorkload, type WorkloadOptions, type WorkloadRecord } from './workload';
 

@@ -1,15 +1,15 @@
 // Two pieces of a ~100M Llama step (hidden 768, vocabulary 32000, MoSLoRA on q,k,v,up,down) against
 // the plain tfjs way of doing them, alternating in one run:
-// - dropout masks: the step's 60 masks at batch × 256 tokens from kernels/dropout.ts (a kernel on
+// - dropout masks: the step's 60 masks at batch × 256 tokens from kernels/adapter/dropout.ts (a kernel on
 //   webgpu, the hash in JavaScript elsewhere) against tf.randomUniform's draws, which tfjs makes
 //   in JavaScript and uploads; host time (until the call returns) and time until the values are read;
 // - lm_head's forward product [batch·256, 768]·[768, 32000] by a frozen weight
-//   (kernels/matmul.ts matMulByConstant: column blocks on wasm) against one tf.matMul.
+//   (kernels/ops/matmul.ts matMulByConstant: column blocks on wasm) against one tf.matMul.
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendChoice } from '../kernels/backend';
-import { dropoutMask } from '../kernels/dropout';
-import { matMulByConstant } from '../kernels/matmul';
-import { readValues } from '../kernels/read';
+import type { BackendChoice } from '../protocol/backends';
+import { dropoutMask } from '../kernels/adapter/dropout';
+import { matMulByConstant } from '../kernels/ops/matmul';
+import { readValues } from '../kernels/backends/read';
 import { median } from '../server/engine/median';
 import { inTurn } from './measure';
 

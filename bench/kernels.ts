@@ -4,14 +4,15 @@
 // each side's dispatches. The ratios are the figures that matter; absolute times are only
 // meaningful on a quiet, known machine.
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterMethod } from '../kernels/adapter';
-import type { BackendChoice } from '../kernels/backend';
-import { initAdapterWeights } from '../kernels/init';
-import { fusedAdapterAvailable } from '../kernels/fused-adapter';
-import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/linear';
-import { readValues } from '../kernels/read';
+import { resolveAdapterSpec } from '../kernels/adapter/spec';
+import type { BackendChoice } from '../protocol/backends';
+import { initAdapterWeights } from '../kernels/adapter/init';
+import { fusedAdapterAvailable } from '../kernels/adapter/fused-adapter';
+import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/adapter/linear';
+import { readValues } from '../kernels/backends/read';
 import { median } from '../server/engine/median';
 import { computingKernels, inTurn } from './measure';
+import type { AdapterMethod } from '../protocol/methods';
 
 export interface KernelBenchOptions {
   dim: number;

@@ -3,16 +3,16 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveAdapterSpec } from '../kernels/adapter';
-import type { BackendChoice } from '../kernels/backend';
-import { initAdapterWeights } from '../kernels/init';
-import type { ModuleAdapter } from '../server/engine/adapter-files';
+import { resolveAdapterSpec } from '../kernels/adapter/spec';
+import type { BackendChoice } from '../protocol/backends';
+import { initAdapterWeights } from '../kernels/adapter/init';
 import { mergeIntoModel } from '../server/engine/merge';
 import { Checkpoint } from '../server/formats/checkpoint';
 import { writeSafetensors, type TensorToWrite, type WritableDtype } from '../server/formats/safetensors';
 import { LLAMA_100M, llamaLinearModules, llamaParameterCount, writeRandomLlama } from './random-llama';
 import { median } from '../server/engine/median';
 import { inTurn } from './measure';
+import type { Adapter } from '../kernels/adapter/linear';
 
 export interface MergeBenchResult {
   bench: 'merge';
@@ -47,7 +47,7 @@ export async function benchMerge(choice: BackendChoice, options: { rounds: numbe
     await writeRandomLlama(base, LLAMA_100M, options.dtype);
     const modules = llamaLinearModules(LLAMA_100M);
     const targets = modules.filter((m) => /\.(q_proj|k_proj|v_proj|up_proj|down_proj)$/.test(m.name));
-    const adapters = new Map<string, ModuleAdapter>(
+    const adapters = new Map<string, Adapter>(
       targets.map((m, i) => {
         const spec = resolveAdapterSpec({ method: 'moslora', dIn: m.dIn, dOut: m.dOut, r: options.rank, alpha: 2 * options.rank, bInit: 'kaiming' });
         return [m.name, { spec, weights: initAdapterWeights(spec, i) }];

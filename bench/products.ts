@@ -1,11 +1,11 @@
-// The wasm backend's products on MLAS (onnxruntime's native GEMM, kernels/mlas-matmul.ts) against
+// The wasm backend's products on MLAS (onnxruntime's native GEMM, kernels/backends/mlas-matmul.ts) against
 // XNNPACK (tfjs-backend-wasm's own, in WebAssembly, one thread): the training workload's step in
 // this thread with each (MLAS on --product-threads threads), the two sides alternating rounds. They start from the same adapters and take the same
 // steps with the same seeds, so their losses must agree too (to float32 rounding: the two sum in
 // different orders).
 import { median } from '../server/engine/median';
 import { CausalLM } from '../server/models/model';
-import { mlasProductCount, setProductThreads, useProductEngine, type ProductEngine } from '../kernels/mlas-matmul';
+import { mlasProductCount, setProductThreads, useProductEngine, type ProductEngine } from '../kernels/backends/mlas-matmul';
 import { inTurn } from './measure';
 import { TrainingWorkload, withBenchModel, type WorkloadOptions, type WorkloadRecord } from './workload';
 

@@ -2,9 +2,9 @@
 // under tf.profile, by kernel, with the arithmetic rate of the step and of its matrix products,
 // next to the rate a large plain product reaches on the same backend in the same run.
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendChoice } from '../kernels/backend';
+import type { BackendChoice } from '../protocol/backends';
 import { median } from '../server/engine/median';
-import { takeValues } from '../kernels/read';
+import { takeValues } from '../kernels/backends/read';
 import { computingKernels } from './measure';
 import { loadBenchModel, TrainingWorkload, type WorkloadOptions, type WorkloadRecord } from './workload';
 

@@ -3,8 +3,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import seedrandom from 'seedrandom';
-import type { LinearModule } from '../server/engine/train';
 import { writeSafetensors, type TensorToWrite, type WritableDtype } from '../server/formats/safetensors';
+import type { LinearModule } from '../server/models/modules';
 
 export interface LlamaShape {
   hidden: number;
@@ -24,7 +24,7 @@ export function llamaLinearModules(shape: LlamaShape): LinearModule[] {
   const out: LinearModule[] = [];
   for (let i = 0; i < shape.layers; i++) {
     const p = `model.layers.${i}`;
-    const add = (name: string, dIn: number, dOut: number) => out.push({ name: `${p}.${name}`, dIn, dOut, layout: 'out_in' });
+    const add = (name: string, dIn: number, dOut: number) => out.push({ name: `${p}.${name}`, weight: `${p}.${name}.weight`, bias: null, dIn, dOut, layout: 'out_in' });
     add('self_attn.q_proj', shape.hidden, shape.hidden);
     add('self_attn.k_proj', shape.hidden, kv);
     add('self_attn.v_proj', shape.hidden, kv);

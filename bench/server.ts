@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CompletionRequest } from 'vscode-languageserver-protocol/node';
-import { cancelTrainingRequest, jobUpdateNotification, startTrainingRequest } from '../server/protocol';
+import { cancelTrainingRequest, jobUpdateNotification, startTrainingRequest } from '../protocol/editor';
 import { LspClient } from '../test/helpers/lsp-client';
 
 export interface ServerBenchResult {

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { BackendChoice } from '../kernels/backend';
+import type { BackendChoice } from '../protocol/backends';
 import { CausalLM } from '../server/models/model';
 import { TARGETS, TrainingWorkload, withBenchModel, type WorkloadOptions } from './workload';
 import { median } from '../server/engine/median';

@@ -6,7 +6,7 @@
 // one. Counted besides: dispatches (kernels that reach the GPU: tfjs runs some, such as a cast to
 // the same type, without one), uploads of values from the host, and readbacks.
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendChoice } from '../kernels/backend';
+import type { BackendChoice } from '../protocol/backends';
 import { median } from '../server/engine/median';
 import { loadBenchModel, TrainingWorkload, type WorkloadOptions, type WorkloadRecord } from './workload';
 

@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendName } from '../kernels/backend-names';
-import type { Adapter } from '../kernels/linear';
+import type { BackendName } from '../protocol/backends';
+import type { Adapter } from '../kernels/adapter/linear';
 import type { Batch } from '../server/engine/data';
-import { createAdapters, makeTrainable } from '../server/models/adapters';
+import { adaptersFor, makeTrainable } from '../server/models/adapters';
 import { AdamW } from '../server/engine/optim';
 import { DataParallel, shardWorkerInit, ShardWorkers } from '../server/engine/parallel';
 import { CausalLM } from '../server/models/model';
@@ -53,7 +53,7 @@ export class TrainingWorkload {
     private readonly options: WorkloadOptions,
   ) {
     const { rank } = options;
-    ({ adapters: this.adapters } = createAdapters(model.linearModules, model.config.family === 'gpt2' ? GPT2_TARGETS : TARGETS, { method: 'moslora', r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: 0.05 }, 1));
+    ({ adapters: this.adapters } = adaptersFor(model.linearModules, model.config.family === 'gpt2' ? GPT2_TARGETS : TARGETS, { method: 'moslora', r: rank, alpha: 2 * rank, bInit: 'kaiming', dropout: 0.05 }, 1));
     this.params = makeTrainable(this.adapters);
     const vocab = model.config.vocabSize;
     this.tokens = Math.min(options.tokens, model.config.maxPositions);

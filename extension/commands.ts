@@ -6,21 +6,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
-import {
-  BACKEND_PREFERENCES,
-  cancelTrainingRequest,
-  configCommands,
-  environmentRequest,
-  estimateRequest,
-  exportAdapterRequest,
-  generateRequest,
-  mergeAdapterRequest,
-  startTrainingRequest,
-  type BackendPreference,
-  type RunListing as ServerRunListing,
-} from '../server/protocol';
-import type { PanelTab } from '../webview/protocol';
-import { formatNumber } from '../webview/lib/format';
+import { cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, mergeAdapterRequest, startTrainingRequest, type RunFolder } from '../protocol/editor';
+import type { PanelTab } from '../protocol/webview';
+import { formatNumber } from '../protocol/format';
 import { SECTION, SETTINGS } from './config';
 import type { Ctx } from './ctx';
 import { isFinal, type TrackedJob } from './jobs';
@@ -28,6 +16,8 @@ import { TrainingPanel } from './panel';
 import { runModel } from './runs';
 import { describeEstimate } from './estimate';
 import { configTemplate, examplePaths, PLACEHOLDER_PATHS } from './template';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../protocol/backends';
+import { commandIds, type CommandName } from '../protocol/commands';
 
 type Cmd = (...args: unknown[]) => unknown;
 
@@ -37,27 +27,28 @@ interface CommandSpec {
   make: (ctx: Ctx) => Cmd;
 }
 
-export const COMMANDS: Record<string, CommandSpec> = {
-  'moslora.newConfig': { what: 'New Adapter Config', make: newConfig },
-  [configCommands.startTraining]: { what: 'Start Training', make: startTraining },
-  'moslora.stopTraining': { what: 'Stop Training', make: stopTraining },
-  [configCommands.openPanel]: { what: 'Open Training Panel', make: openPanel },
-  'moslora.compareRuns': { what: 'Compare Runs', make: (ctx) => () => showPanel(ctx, 'compare') },
-  'moslora.showMixers': { what: 'Show Mixer Heatmaps', make: (ctx) => () => showPanel(ctx, 'mixers') },
-  [configCommands.mergeAdapter]: { what: 'Merge Adapter', make: mergeAdapter },
-  'moslora.exportAdapter': { what: 'Export PEFT Adapter', make: exportAdapter },
-  'moslora.tryAdapter': { what: 'Try Adapter', make: tryAdapter },
-  'moslora.selectBackend': { what: 'Select Backend', make: selectBackend },
-  'moslora.showServerLog': { what: 'Show Server Log', make: (ctx) => () => ctx.serverLog.show() },
-  'moslora.restartServer': { what: 'Restart Server', make: restartServer },
-  [configCommands.estimate]: { what: 'Estimate', make: estimate },
-  'moslora.showEnvironment': { what: 'Show Compute Environment', make: showEnvironment },
+export const COMMANDS: Record<CommandName, CommandSpec> = {
+  newConfig: { what: 'New Adapter Config', make: newConfig },
+  startTraining: { what: 'Start Training', make: startTraining },
+  stopTraining: { what: 'Stop Training', make: stopTraining },
+  openPanel: { what: 'Open Training Panel', make: openPanel },
+  compareRuns: { what: 'Compare Runs', make: (ctx) => () => showPanel(ctx, 'compare') },
+  showMixers: { what: 'Show Mixer Heatmaps', make: (ctx) => () => showPanel(ctx, 'mixers') },
+  mergeAdapter: { what: 'Merge Adapter', make: mergeAdapter },
+  exportAdapter: { what: 'Export PEFT Adapter', make: exportAdapter },
+  tryAdapter: { what: 'Try Adapter', make: tryAdapter },
+  selectBackend: { what: 'Select Backend', make: selectBackend },
+  showServerLog: { what: 'Show Server Log', make: (ctx) => () => ctx.serverLog.show() },
+  restartServer: { what: 'Restart Server', make: restartServer },
+  estimate: { what: 'Estimate', make: estimate },
+  showEnvironment: { what: 'Show Compute Environment', make: showEnvironment },
 };
 
 export function registerCommands(ctx: Ctx): vscode.Disposable[] {
-  return Object.entries(COMMANDS).map(([id, { what, make }]) => {
+  return (Object.keys(COMMANDS) as CommandName[]).map((name) => {
+    const { what, make } = COMMANDS[name];
     const command = make(ctx);
-    return vscode.commands.registerCommand(id, async (...args: unknown[]) => {
+    return vscode.commands.registerCommand(commandIds[name], async (...args: unknown[]) => {
       try {
         return await command(...args);
       } catch (error) {
@@ -124,7 +115,7 @@ async function configUri(ctx: Ctx, arg: unknown, title: string): Promise<vscode.
   const configs = await ctx.findConfigs();
   if (configs.length === 0) {
     const choice = await vscode.window.showInformationMessage('MoSLoRA: there is no *.moslora.yaml in this workspace.', 'New Adapter Config');
-    if (choice) await vscode.commands.executeCommand('moslora.newConfig');
+    if (choice) await vscode.commands.executeCommand(commandIds.newConfig);
     return undefined;
   }
   if (configs.length === 1) return configs[0];
@@ -220,7 +211,7 @@ function estimate(ctx: Ctx): Cmd {
 interface PickedAdapter {
   adapterDir: string;
   /** The run that trained it, when picked from the runs list. */
-  run?: ServerRunListing;
+  run?: RunFolder;
   name: string;
 }
 

@@ -1,7 +1,7 @@
 // One typed facade over the extension's settings. No 'vscode' import at run time: ctx.ts hands
 // it a reader, so the facade is unit-tested on its own.
 import { isAbsolute, resolve } from 'node:path';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../server/protocol';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../protocol/backends';
 
 export const SECTION = 'moslora';
 

@@ -15,13 +15,14 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
-import { jobUpdateNotification, listRunsRequest, settingsNotification, type JobUpdate, type RunListing as ServerRunListing, type ServerSettings } from '../server/protocol';
-import type { RunListing } from '../webview/protocol';
+import { jobUpdateNotification, listRunsRequest, settingsNotification, type JobUpdate, type ServerSettings, type RunFolder } from '../protocol/editor';
+import type { RunListing } from '../protocol/webview';
 import { Config, SECTION, SETTINGS } from './config';
 import { JobTracker, runStateOf, type Applied, type TrackedJob } from './jobs';
 import { RestartBudget } from './restarts';
 import { listingOf, runMethod, runsDirOf } from './runs';
-import { formatDuration, formatNumber } from '../webview/lib/format';
+import { formatDuration, formatNumber } from '../protocol/format';
+import { commandIds } from '../protocol/commands';
 
 export const CONFIG_GLOB = '**/*.moslora.{yaml,yml,json}';
 const EXCLUDE_GLOB = '{**/node_modules/**,**/.git/**}';
@@ -179,7 +180,7 @@ export class Ctx implements vscode.Disposable {
       this.log.error(`job ${tracked.name} failed: ${job.message ?? ''}`);
       void vscode.window.showErrorMessage(`MoSLoRA: training ${tracked.name} failed: ${reason}`, 'Show Job Log', 'Open Training Panel').then((choice) => {
         if (choice === 'Show Job Log') this.showJobLog(tracked);
-        if (choice === 'Open Training Panel') void vscode.commands.executeCommand('moslora.openPanel');
+        if (choice === 'Open Training Panel') void vscode.commands.executeCommand(commandIds.openPanel);
       });
     } else if (job.state === 'done') {
       const s = job.summary;
@@ -192,8 +193,8 @@ export class Ctx implements vscode.Disposable {
       void vscode.window
         .showInformationMessage(`MoSLoRA: ${tracked.name} done${figures.length ? `: ${figures.join(', ')}` : ''}.`, 'Open Training Panel', 'Try Adapter')
         .then((choice) => {
-          if (choice === 'Open Training Panel') void vscode.commands.executeCommand('moslora.openPanel');
-          if (choice === 'Try Adapter') void vscode.commands.executeCommand('moslora.tryAdapter');
+          if (choice === 'Open Training Panel') void vscode.commands.executeCommand(commandIds.openPanel);
+          if (choice === 'Try Adapter') void vscode.commands.executeCommand(commandIds.tryAdapter);
         });
     }
   }
@@ -246,7 +247,7 @@ export class Ctx implements vscode.Disposable {
   }
 
   /** Every run on disk, newest first, in the webview's terms (live jobs with their live state). */
-  async listRuns(): Promise<{ runs: RunListing[]; onDisk: ServerRunListing[] }> {
+  async listRuns(): Promise<{ runs: RunListing[]; onDisk: RunFolder[] }> {
     const onDisk = await this.ready().client.sendRequest(listRunsRequest, { runsDirs: await this.runsDirs() });
     const runs = await Promise.all(
       onDisk.map(async (run) => {

@@ -5,10 +5,11 @@
 // server's generation. A job's run id (what the webview calls it) is its run folder's name once
 // the trainer has made one; before that (queued, loading) a provisional `job-<n>`.
 import { basename } from 'node:path';
-import type { JobInfo, JobUpdate, MetricRecord } from '../server/protocol';
-import type { RunPhase, RunState } from '../webview/protocol';
-import { formatCount, formatDuration, formatNumber } from '../webview/lib/format';
+import type { JobInfo, JobUpdate } from '../protocol/editor';
+import type { RunPhase, RunState } from '../protocol/webview';
+import { formatCount, formatDuration, formatNumber } from '../protocol/format';
 import { RunIds } from './runIds';
+import type { MetricRecord } from '../protocol/records';
 
 export type JobState = JobInfo['state'];
 

@@ -5,12 +5,14 @@
 // this extension handed out: anything else is ignored with a log line.
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
-import { runDataRequest, type MetricRecord, type MixerSnapshot } from '../server/protocol';
-import { PANEL_ASSETS, webviewHtml } from '../webview/html';
-import { parseWebviewMessage, type ExtensionMessage, type PanelTab, type ThemeKind, type WebviewMessage } from '../webview/protocol';
+import { runDataRequest } from '../protocol/editor';
+import { PANEL_ASSETS, webviewHtml } from '../protocol/webview-page';
+import { parseWebviewMessage, type ExtensionMessage, type PanelTab, type ThemeKind, type WebviewMessage } from '../protocol/webview';
 import type { Ctx, JobChange } from './ctx';
 import { isFinal, runStateOf } from './jobs';
 import { finishedPhase } from './runs';
+import type { MetricRecord, MixerSnapshot } from '../protocol/records';
+import { commandIds } from '../protocol/commands';
 
 export const PANEL_VIEW_TYPE = 'moslora.training';
 const SMOOTHING_KEY = 'moslora.panel.smoothing';
@@ -153,7 +155,7 @@ export class TrainingPanel {
           this.ctx.log.info(`panel: stop for ${JSON.stringify(message.runId)} ignored: no running job has that run`);
           return;
         }
-        await vscode.commands.executeCommand('moslora.stopTraining', tracked.key);
+        await vscode.commands.executeCommand(commandIds.stopTraining, tracked.key);
         return;
       }
       case 'requestRun':

@@ -3,9 +3,9 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import type { RunListing as ServerRunListing } from '../server/protocol';
-import type { RunListing, RunPhase, RunState } from '../webview/protocol';
+import type { RunListing, RunPhase, RunState } from '../protocol/webview';
 import type { RunIds } from './runIds';
+import type { RunFolder } from '../protocol/editor';
 
 /** The folder a config writes its runs into: its `output.runs_dir` (default `runs`), relative to the config. */
 export function runsDirOf(configText: string, configPath: string): string {
@@ -34,7 +34,7 @@ export function finishedPhase(summary: Record<string, unknown> | null): RunPhase
 }
 
 /** A run folder from `moslora/listRuns` as the webview lists it (for a run that is not a live job). */
-export function listingOf(run: ServerRunListing, runIds: RunIds, method: string | undefined): RunListing {
+export function listingOf(run: RunFolder, runIds: RunIds, method: string | undefined): RunListing {
   const runId = runIds.idOf(run.runDir);
   const s = run.summary;
   const text = (key: string) => (typeof s?.[key] === 'string' ? (s[key] as string) : undefined);

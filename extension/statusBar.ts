@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
 import { statusOf } from './jobs';
+import { commandIds } from '../protocol/commands';
 
 export class JobStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('moslora.job', vscode.StatusBarAlignment.Left, 10);
@@ -10,7 +11,7 @@ export class JobStatusBar implements vscode.Disposable {
 
   constructor(private readonly ctx: Ctx) {
     this.item.name = 'MoSLoRA Training';
-    this.item.command = 'moslora.openPanel';
+    this.item.command = commandIds.openPanel;
     this.subscription = ctx.onJob(() => this.update());
     this.update();
   }

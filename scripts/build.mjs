@@ -14,7 +14,7 @@ const nodeEntries = [
   { in: 'server/server.ts', out: 'server' },
   { in: 'server/trainer.ts', out: 'trainer' },
   { in: 'server/engine/shard-worker.ts', out: 'shard-worker' },
-  { in: 'server/cli.ts', out: 'cli' },
+  { in: 'server/cli/main.ts', out: 'cli' },
   { in: 'bench/main.ts', out: 'bench' },
 ];
 
@@ -34,7 +34,7 @@ const options = {
 };
 
 // The webview panels: browser code, one IIFE per page (loaded by <script nonce src>), and one
-// stylesheet per page with uPlot's CSS bundled in (webview/html.ts writes the page around them).
+// stylesheet per page with uPlot's CSS bundled in (protocol/webview-page.ts writes the page around them).
 // @vscode-elements (Lit) style their shadow roots with constructable stylesheets, which a strict
 // CSP allows; nothing injects inline <style> or style="" attributes.
 const webviewOutdir = join(outdir, 'webview');
@@ -53,7 +53,7 @@ const webviewOptions = {
   logLevel: 'warning',
 };
 
-// The wasm backend loads its .wasm binaries from beside the bundle (kernels/backend.ts).
+// The wasm backend loads its .wasm binaries from beside the bundle (kernels/backends/backend.ts).
 mkdirSync(outdir, { recursive: true });
 const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/dist';
 for (const file of readdirSync(wasmDir).filter((name) => name.endsWith('.wasm'))) {

@@ -3,7 +3,7 @@
 // what they load at run time beside them is the wasm backend's binaries (dist/*.wasm) and, for
 // the WebGPU backend, the `webgpu` package (Dawn for Node): its index.js and the one native
 // dawn.node build of the target platform (~20 MB unpacked), which makes the .vsix per platform,
-// and, for the wasm backend's products (kernels/mlas-matmul.ts), onnxruntime-node's JavaScript,
+// and, for the wasm backend's products (kernels/backends/mlas-matmul.ts), onnxruntime-node's JavaScript,
 // onnxruntime-common's CommonJS build and onnxruntime's native library for the target (~45 MB
 // unpacked on linux-x64).
 //   node scripts/package.mjs [--target linux-x64|linux-arm64|darwin-x64|darwin-arm64|win32-x64|win32-arm64] [--out FILE.vsix]

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-const projects = ['kernels', 'server', 'extension', 'webview', 'bench', 'test', 'test/browser']
+const projects = ['protocol', 'kernels', 'server', 'extension', 'webview', 'bench', 'test', 'test/browser']
   .map((dir) => `${dir}/tsconfig.json`)
   .filter((file) => existsSync(file));
 let failed = false;

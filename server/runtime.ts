@@ -1,8 +1,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { selectBackend, type BackendChoice, type BackendPreference } from '../kernels/backend';
-import type { ProductEngine } from '../kernels/mlas-matmul';
+import { selectBackend } from '../kernels/backends/backend';
+import { type BackendChoice, type BackendPreference } from '../protocol/backends';
+import type { ProductEngine } from '../kernels/backends/mlas-matmul';
 import { probeWebgpu } from './webgpu-probe';
 
 /**
@@ -25,7 +26,7 @@ let expectedProducts: ProductEngine | undefined;
 
 /**
  * What the wasm backend will multiply with, known without starting it: MLAS where onnxruntime-node
- * and its native binding for this platform are installed (kernels/mlas-matmul.ts), else XNNPACK.
+ * and its native binding for this platform are installed (kernels/backends/mlas-matmul.ts), else XNNPACK.
  * For the language server's memory estimate, which runs before any backend does, on every
  * validation of a config: looked up once.
  */

@@ -18,28 +18,8 @@ import { filePathOf } from './lsp/document';
 import { configLenses } from './lsp/lens';
 import { runCliJson } from './tasks/cli-task';
 import { estimateConfig } from './tasks/estimate';
-import {
-  cancelTrainingRequest,
-  environmentRequest,
-  estimateRequest,
-  exportAdapterRequest,
-  generateRequest,
-  combineAdaptersRequest,
-  mergeAdapterRequest,
-  jobUpdateNotification,
-  listJobsRequest,
-  listRunsRequest,
-  runDataRequest,
-  serverSettingsOf,
-  settingsNotification,
-  startTrainingRequest,
-  type EnvironmentReport,
-  type ExportResult,
-  type GenerateResult,
-  type CombineResult,
-  type MergeResult,
-  type ServerSettings,
-} from './protocol';
+import { cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, combineAdaptersRequest, mergeAdapterRequest, jobUpdateNotification, listJobsRequest, listRunsRequest, runDataRequest, serverSettingsOf, settingsNotification, startTrainingRequest, type ServerSettings } from '../protocol/editor';
+import type { CliCommand, CliResults } from '../protocol/cli';
 
 const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
@@ -119,32 +99,22 @@ connection.onRequest(estimateRequest, ({ configUri }) => {
 });
 
 // Merge, export, combine and generate load models or adapters: each runs the CLI in a child process, killed on cancel.
-const cli = (args: string[], token: CancellationToken) =>
-  runCliJson<unknown>(args, { cli: join(__dirname, 'cli.js'), token, onStderr: (line) => connection.console.log(`[${args[0]}] ${line}`) });
-connection.onRequest(combineAdaptersRequest, async ({ adapterDirs, method, weights, rank, outDir }, token) =>
-  (await cli(
-    ['combine', ...adapterDirs, '--method', method, ...(weights ? ['--weights', weights.join(',')] : []), ...(rank ? ['--rank', String(rank)] : []), '--out', outDir, '--json'],
-    token,
-  )) as CombineResult,
+const cli = <K extends CliCommand>(command: K, args: string[], token: CancellationToken) =>
+  runCliJson<CliResults[K]>([command, ...args, '--json'], { cli: join(__dirname, 'cli.js'), token, onStderr: (line) => connection.console.log(`[${command}] ${line}`) });
+connection.onRequest(combineAdaptersRequest, ({ adapterDirs, method, weights, rank, outDir }, token) =>
+  cli('combine', [...adapterDirs, '--method', method, ...(weights ? ['--weights', weights.join(',')] : []), ...(rank ? ['--rank', String(rank)] : []), '--out', outDir], token),
 );
-connection.onRequest(mergeAdapterRequest, async ({ adapterDir, outDir, force }, token) =>
-  (await cli(['merge', adapterDir, '--out', outDir, ...(force ? ['--force'] : []), '--json'], token)) as MergeResult,
-);
-connection.onRequest(exportAdapterRequest, async ({ adapterDir, outDir }, token) =>
-  (await cli(['export', adapterDir, '--out', outDir, '--json'], token)) as ExportResult,
-);
-connection.onRequest(generateRequest, async ({ modelDir, adapterDir, prompt, maxNewTokens }, token) =>
-  (await cli(
-    ['generate', modelDir, ...(adapterDir ? ['--adapter', adapterDir] : []), '--prompt', prompt, '--max-new-tokens', String(maxNewTokens), '--json'],
-    token,
-  )) as GenerateResult,
+connection.onRequest(mergeAdapterRequest, ({ adapterDir, outDir, force }, token) => cli('merge', [adapterDir, '--out', outDir, ...(force ? ['--force'] : [])], token));
+connection.onRequest(exportAdapterRequest, ({ adapterDir, outDir }, token) => cli('export', [adapterDir, '--out', outDir], token));
+connection.onRequest(generateRequest, ({ modelDir, adapterDir, prompt, maxNewTokens }, token) =>
+  cli('generate', [modelDir, ...(adapterDir ? ['--adapter', adapterDir] : []), '--prompt', prompt, '--max-new-tokens', String(maxNewTokens)], token),
 );
 
-connection.onRequest(environmentRequest, async (): Promise<EnvironmentReport> => {
+connection.onRequest(environmentRequest, async (): Promise<CliResults['backends']> => {
   const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, 'cli.js'), 'backends', '--json'], {
     timeout: 120_000,
   });
-  return JSON.parse(stdout) as EnvironmentReport;
+  return JSON.parse(stdout) as CliResults['backends'];
 });
 
 // Watchers and timers end with the session, so nothing keeps the process alive after `exit`.

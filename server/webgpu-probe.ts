@@ -5,7 +5,7 @@
 // `auto` gives for passing webgpu over.
 import { execFile } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import { NO_WEBGPU_ADAPTER, type WebgpuProbe } from '../kernels/backend';
+import { NO_WEBGPU_ADAPTER, type WebgpuProbe } from '../kernels/backends/backend';
 
 const PROBE = `
 const { create } = await import(process.argv[1]);
@@ -24,7 +24,7 @@ function complaint(stderr: string): string | null {
   return lines.length ? lines.join('; ').replace(/^Warning: /, '') : null;
 }
 
-/** Dawn's adapter as create(dawnFlags) finds it (kernels/backend.ts BackendOptions.dawnFlags). */
+/** Dawn's adapter as create(dawnFlags) finds it (kernels/backends/backend.ts BackendOptions.dawnFlags). */
 export function probeWebgpu(dawnFlags: readonly string[] = []): Promise<WebgpuProbe> {
   let entry: string;
   try {

@@ -12,14 +12,14 @@
 // of ΔW come from the R×R core. No d_out×d_in matrix is formed.
 import * as tf from '@tensorflow/tfjs-core';
 import { Matrix, QrDecomposition, SingularValueDecomposition } from 'ml-matrix';
-import { adapterScaling, resolveAdapterSpec } from '../../kernels/adapter';
-import type { ModuleAdapter } from './adapter-files';
+import { adapterScaling, resolveAdapterSpec } from '../../kernels/adapter/spec';
+import type { Adapter } from '../../kernels/adapter/linear';
 
 export const COMBINE_METHODS = ['cat', 'linear', 'svd'] as const;
 export type CombineMethod = (typeof COMBINE_METHODS)[number];
 
 export interface CombineInput {
-  adapters: ReadonlyMap<string, ModuleAdapter>;
+  adapters: ReadonlyMap<string, Adapter>;
   weight: number;
 }
 
@@ -41,7 +41,7 @@ function toTensor(m: Matrix): tf.Tensor2D {
 }
 
 /** Per input: the weighted up factor w·s·B·M ([d_out, r]) and the down factor A ([r, d_in]), as float64. */
-function factors(adapter: ModuleAdapter, weight: number): { up: Matrix; down: Matrix; mixer: Matrix } {
+function factors(adapter: Adapter, weight: number): { up: Matrix; down: Matrix; mixer: Matrix } {
   // M = M_k···M_1 (identity for LoRA)
   const m = adapter.weights.mixers.map(toMatrix).reduce((product, mixer) => mixer.mmul(product), Matrix.eye(adapter.spec.r));
   const b = toMatrix(adapter.weights.B).mul(weight * adapterScaling(adapter.spec));
@@ -99,16 +99,23 @@ export function combineAdapters(
   inputs: readonly CombineInput[],
   method: CombineMethod,
   options: { rank?: number } = {},
-): { adapters: Map<string, ModuleAdapter>; reports: ModuleReport[] } {
+): { adapters: Map<string, Adapter>; reports: ModuleReport[] } {
   if (inputs.length < 2) throw new Error(`combine: needs at least two adapters, got ${inputs.length}`);
   if (!COMBINE_METHODS.includes(method)) throw new Error(`combine: unknown method "${method}"; allowed: ${COMBINE_METHODS.join(', ')}`);
   if (method === 'svd' && !(options.rank !== undefined && Number.isInteger(options.rank) && options.rank > 0)) {
     throw new Error('combine: svd needs --rank, a positive integer');
   }
+  const dora = inputs.findIndex((input) => [...input.adapters.values()].some((a) => a.spec.useDora));
+  if (dora >= 0) {
+    throw new Error(
+      `combine: adapter ${dora + 1} is a DoRA adapter (use_dora): its magnitudes rescale each W + ΔW as a whole, so DoRA adapters do not combine ` +
+        'by their factors; merge it into its base model (moslora merge) and combine adapters of that model instead',
+    );
+  }
   const modules = [...new Set(inputs.flatMap((input) => [...input.adapters.keys()]))].sort();
   // One adapter has one method: if any input mixes, every module of a cat result gets a mixer.
   const anyMixer = inputs.some((input) => [...input.adapters.values()].some((a) => a.spec.method !== 'lora'));
-  const adapters = new Map<string, ModuleAdapter>();
+  const adapters = new Map<string, Adapter>();
   const reports: ModuleReport[] = [];
   for (const module of modules) {
     const present = inputs.filter((input) => input.adapters.has(module));

@@ -6,7 +6,7 @@
 //   weights      = copies × 4 B × base parameters  float32 (tfjs has no fp16); 2 copies where the
 //                                                 products run on XNNPACK, which keeps a packed copy
 //                                                 of every weight matrix it multiplies by; 1 where
-//                                                 they run on MLAS (kernels/mlas-matmul.ts), which
+//                                                 they run on MLAS (kernels/backends/mlas-matmul.ts), which
 //                                                 packs a product's operand for that product only,
 //                                                 outside the heap
 //   adapter      = 3 × 4 B × trainable             the weights and AdamW's two moments
@@ -24,7 +24,7 @@
 // temporaries: PER_VOCAB floats per token. Fitted to the wasm heap's high-water mark of a ~100M
 // Llama (hidden 768, 12 layers, 12 heads, vocab 32000, 256 tokens, MoSLoRA r 16 on
 // q,k,v,up,down; `npm run bench -- memory`) measured on 2026-11-23 with XNNPACK's products, after
-// frozen weights stopped getting gradients (kernels/matmul.ts matMulByConstant): batch 1 / 2
+// frozen weights stopped getting gradients (kernels/ops/matmul.ts matMulByConstant): batch 1 / 2
 // 2.12 / 3.57 GiB without checkpointing; with it, batch 2 / 4 / 8 1.35 / 1.77 / 2.62 GiB, and a
 // 4-layer variant at batch 4 1.32 GiB. The formula gives 2.23, 3.62, 1.32, 1.79, 2.73 and 1.38
 // GiB: within −2% and +5%, on the safe side where it matters (batch 2 without checkpointing, near
@@ -33,8 +33,8 @@
 // and 1.19: +1% to +15%, all on the safe side. PER_SCORE is assumed (six [T × S] tensors per
 // head), not separated by those measurements, which all use 256 tokens.
 import { totalmem } from 'node:os';
-import type { BackendPreference } from '../../kernels/backend-names';
-import type { ProductEngine } from '../../kernels/mlas-matmul';
+import type { BackendPreference } from '../../protocol/backends';
+import type { ProductEngine } from '../../kernels/backends/mlas-matmul';
 import type { ModelShape } from '../models/config';
 
 export const BYTES = 4;

@@ -4,14 +4,13 @@
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { mergeWeight } from '../../kernels/merge';
-import { maxAbsDifference, takeValues } from '../../kernels/read';
+import { mergeWeight } from '../../kernels/adapter/merge';
+import { maxAbsDifference, takeValues } from '../../kernels/backends/read';
 import { Checkpoint } from '../formats/checkpoint';
 import { CausalLM } from '../models/model';
-import { ModelTokenizer } from '../models/tokenizer';
 import { WRITABLE_DTYPES, writeSafetensors, type TensorToWrite, type WritableDtype } from '../formats/safetensors';
-import type { ModuleAdapter } from './adapter-files';
-import type { LinearModule } from './train';
+import type { LinearModule } from '../models/modules';
+import type { Adapter } from '../../kernels/adapter/linear';
 
 export interface MergeProgress {
   shard: string;
@@ -20,7 +19,7 @@ export interface MergeProgress {
   mergedModules: number;
 }
 
-export interface MergeResult {
+export interface MergedModel {
   outDir: string;
   mergedModules: string[];
   shards: number;
@@ -33,10 +32,10 @@ export interface MergeResult {
 export async function mergeIntoModel(
   baseDir: string,
   outDir: string,
-  adapters: ReadonlyMap<string, ModuleAdapter>,
+  adapters: ReadonlyMap<string, Adapter>,
   modules: readonly LinearModule[],
   options: { overwrite?: boolean; onProgress?: (progress: MergeProgress) => void } = {},
-): Promise<MergeResult> {
+): Promise<MergedModel> {
   if (resolve(baseDir) === resolve(outDir)) throw new Error(`merge: the output folder must differ from the base model folder (${baseDir})`);
   const existing = await readdir(outDir).catch(() => null);
   if (existing && existing.length > 0 && !options.overwrite) {
@@ -47,7 +46,7 @@ export async function mergeIntoModel(
   for (const module of adapters.keys()) {
     const info = byName.get(module);
     if (!info) throw new Error(`merge: the adapter has module "${module}", which the base model in ${baseDir} does not have; is it an adapter of another model?`);
-    const weight = info.weight ?? `${module}.weight`;
+    const { weight } = info;
     if (weight !== `${module}.weight`) {
       throw new Error(`merge: ${module} shares its weight ${weight} with another module (tied embeddings); merging would change both. Export the adapter instead (moslora export)`);
     }
@@ -101,19 +100,26 @@ export async function mergeIntoModel(
   }
 }
 
-// The same fixed text for every check, so reports compare across runs.
-const CHECK_TEXT = 'It was the best of times, it was the worst of times; call me Ishmael. 1 + 2 = 3.';
+// The check's input: the same token ids for every check, so reports compare across runs, and no
+// tokenizer needed (a model folder need not have one). A stride coprime to power-of-two
+// vocabularies spreads them over the embedding table.
+const CHECK_TOKENS = 32;
+const CHECK_STRIDE = 7919;
+
+/** The merge check's token ids for a vocabulary of `vocab` and at most `positions` positions. */
+function checkTokenIds(vocab: number, positions: number): number[] {
+  return Array.from({ length: Math.min(CHECK_TOKENS, positions) }, (_, i) => (1 + i * CHECK_STRIDE) % vocab);
+}
 
 /**
  * The merge check: one fixed batch through the base model with the adapter and through the
  * merged model; the largest absolute logit difference. Float32 merges land near 1e-6; a merged
  * model stored in BF16 or F16 adds that format's rounding.
  */
-export async function mergedLogitDifference(baseDir: string, mergedDir: string, adapters: ReadonlyMap<string, ModuleAdapter>): Promise<number> {
-  const tokenizer = await ModelTokenizer.load(baseDir);
-  const ids = [tokenizer.encode(CHECK_TEXT).slice(0, 32)];
+export async function mergedLogitDifference(baseDir: string, mergedDir: string, adapters: ReadonlyMap<string, Adapter>): Promise<number> {
   const [base, merged] = await Promise.all([CausalLM.load(baseDir), CausalLM.load(mergedDir)]);
   try {
+    const ids = [checkTokenIds(base.config.vocabSize, base.config.maxPositions)];
     return await maxAbsDifference(() => [base.forward(ids, { adapters }), merged.forward(ids)]);
   } finally {
     base.dispose();

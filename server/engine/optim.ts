@@ -9,7 +9,7 @@
 // averaged and clipped as one tensor, and AdamW updates the concatenated parameters with it:
 // a few kernels a step for what was a handful per parameter tensor (on a GPU, each a dispatch).
 import * as tf from '@tensorflow/tfjs-core';
-import { readValues, takeNumber } from '../../kernels/read';
+import { readValues, takeNumber } from '../../kernels/backends/read';
 
 /** The tensors flattened and concatenated in order: the layout of a flat gradient. */
 export function flatConcat(tensors: readonly tf.Tensor[]): tf.Tensor1D {

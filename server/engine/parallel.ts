@@ -4,21 +4,20 @@
 // wasm heap) the others, at the same time. Each shard returns the gradient of its summed token
 // losses; the trainer adds them and divides by the micro-batch's labelled-token count, which is
 // the gradient of the whole micro-batch's mean loss, up to the order of summation. Dropout masks
-// are drawn a sequence at a time (kernels/linear.ts), so the curve does not depend on how many
+// are drawn a sequence at a time (kernels/adapter/linear.ts), so the curve does not depend on how many
 // workers there are.
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ResolvedAdapterSpec } from '../../kernels/adapter';
-import type { BackendName } from '../../kernels/backend-names';
-import type { Adapter } from '../../kernels/linear';
-import { readValues, takeNumber, takeValues } from '../../kernels/read';
-import { WasmHeapExhausted } from '../../kernels/wasm-kernels';
-import { labelLogProbs } from '../models/model';
+import type { ResolvedAdapterSpec } from '../../kernels/adapter/spec';
+import type { BackendName } from '../../protocol/backends';
+import type { Adapter } from '../../kernels/adapter/linear';
+import { readValues, takeNumber, takeValues } from '../../kernels/backends/read';
+import { WasmHeapExhausted } from '../../kernels/backends/wasm-kernels';
+import { labelLogProbs, type EngineModel } from '../models/model';
 import type { Batch } from './data';
 import { flatConcat } from './optim';
 import { SHARD_WORKER_FILE } from './plan-workers';
-import type { EngineModel } from './train';
 
 /** Rows of a batch, and where they start in it (for their dropout masks). */
 export interface Shard {
@@ -85,7 +84,7 @@ export interface ShardWorkerInit {
   modelDir: string;
   /** Threads each of the worker's products takes (WorkerPlan.productThreads). */
   productThreads: number;
-  adapters: { module: string; spec: ResolvedAdapterSpec; A: Float32Array; B: Float32Array; mixers: Float32Array[] }[];
+  adapters: { module: string; spec: ResolvedAdapterSpec; A: Float32Array; B: Float32Array; mixers: Float32Array[]; magnitude?: Float32Array }[];
 }
 
 /** The adapters as a worker rebuilds them: specs and current values. */
@@ -93,7 +92,10 @@ export async function shardWorkerInit(backend: BackendName, modelDir: string, ad
   const values = async (t: tf.Tensor) => (await readValues(t)) as Float32Array;
   const list: ShardWorkerInit['adapters'] = [];
   for (const [module, { spec, weights }] of adapters) {
-    list.push({ module, spec, A: await values(weights.A), B: await values(weights.B), mixers: await Promise.all(weights.mixers.map(values)) });
+    list.push({
+      module, spec, A: await values(weights.A), B: await values(weights.B), mixers: await Promise.all(weights.mixers.map(values)),
+      ...(weights.magnitude ? { magnitude: await values(weights.magnitude) } : {}),
+    });
   }
   return { backend, modelDir, productThreads, adapters: list };
 }

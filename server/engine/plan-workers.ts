@@ -3,8 +3,8 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism, freemem } from 'node:os';
 import { join } from 'node:path';
-import type { BackendName } from '../../kernels/backend-names';
-import { productEngine } from '../../kernels/mlas-matmul';
+import type { BackendName } from '../../protocol/backends';
+import { productEngine } from '../../kernels/backends/mlas-matmul';
 import { estimateMemory, formatBytes, memoryLimit, resolveCheckpointing, type MemoryInputs } from './memory';
 
 /** The worker's bundle, beside the bundle this runs from (dist/). */
@@ -27,7 +27,7 @@ interface Machine {
 export interface WorkerPlan {
   /** Shards per micro-batch: this thread plus count − 1 workers. */
   count: number;
-  /** Threads each of a shard's products takes where they run on MLAS (kernels/mlas-matmul.ts): the cores the shards leave over, shared out; else 1. */
+  /** Threads each of a shard's products takes where they run on MLAS (kernels/backends/mlas-matmul.ts): the cores the shards leave over, shared out; else 1. */
   productThreads: number;
   /** Why, when it is not what the setting asked for or it is more than one. */
   reason?: string;

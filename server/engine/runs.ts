@@ -9,13 +9,13 @@
 import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import type { MetricRecord, MixerSnapshot } from '../../webview/protocol';
 import type { AdamWState } from './optim';
-import { loadAdapter, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
+import { loadAdapter, saveAdapter, type AdapterSettings } from './adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../formats/safetensors';
+import type { RunFolder } from '../../protocol/editor';
+import type { MetricRecord, MixerSnapshot } from '../../protocol/records';
+import type { Adapter } from '../../kernels/adapter/linear';
 
-// The record shapes are declared once, in the (DOM- and Node-free) protocol the panel reads them with.
-export type { MetricRecord, MixerSnapshot };
 
 /** Where in the data the run stands, enough to continue exactly. */
 export interface TrainerState {
@@ -31,7 +31,7 @@ export interface LoadedCheckpoint {
   dir: string;
   state: TrainerState;
   optimizer: AdamWState;
-  adapters: Map<string, ModuleAdapter>;
+  adapters: Map<string, Adapter>;
 }
 
 const CHECKPOINTS = 'checkpoints';
@@ -81,7 +81,7 @@ export class RunDirectory {
    * crash never leaves a half checkpoint that resume would pick. Keeps the newest `keep`.
    */
   async saveCheckpoint(
-    adapters: ReadonlyMap<string, ModuleAdapter>,
+    adapters: ReadonlyMap<string, Adapter>,
     settings: AdapterSettings,
     optimizer: AdamWState,
     state: TrainerState,
@@ -169,25 +169,15 @@ export class RunDirectory {
   }
 }
 
-/** A run as listed for the panel: from what is on disk, so past runs survive restarts. */
-export interface RunListing {
-  runDir: string;
-  name: string;
-  /** summary.json, when the run ended (done, cancelled or failed). */
-  summary: Record<string, unknown> | null;
-  checkpoints: number[];
-  lastStep: number;
-}
-
 /** Every run folder (one holding config.yaml) directly under `runsDir`, newest first. */
-export async function listRuns(runsDir: string): Promise<RunListing[]> {
+export async function listRuns(runsDir: string): Promise<RunFolder[]> {
   let names: string[];
   try {
     names = await readdir(runsDir);
   } catch {
     return [];
   }
-  const runs: (RunListing & { modified: number })[] = [];
+  const runs: (RunFolder & { modified: number })[] = [];
   for (const name of names) {
     const dir = join(runsDir, name);
     const config = await stat(join(dir, 'config.yaml')).catch(() => null);

@@ -3,10 +3,10 @@
 // loss and gradient, or its rows' scores, and hands them back.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Adapter } from '../../kernels/linear';
-import { takeNumber, takeValues } from '../../kernels/read';
-import { setProductThreads } from '../../kernels/mlas-matmul';
-import { isWasmHeapExhausted } from '../../kernels/wasm-kernels';
+import type { Adapter } from '../../kernels/adapter/linear';
+import { takeNumber, takeValues } from '../../kernels/backends/read';
+import { setProductThreads } from '../../kernels/backends/mlas-matmul';
+import { isWasmHeapExhausted } from '../../kernels/backends/wasm-kernels';
 import { CausalLM } from '../models/model';
 import { startBackend } from '../runtime';
 import { makeTrainable } from '../models/adapters';
@@ -23,9 +23,15 @@ async function load() {
   setProductThreads(init.productThreads);
   const model = await CausalLM.load(init.modelDir);
   const adapters = new Map<string, Adapter>(
-    init.adapters.map(({ module, spec, A, B, mixers }) => [
+    init.adapters.map(({ module, spec, A, B, mixers, magnitude }) => [
       module,
-      { spec, weights: { A: tf.tensor2d(A, [spec.r, spec.dIn]), B: tf.tensor2d(B, [spec.dOut, spec.r]), mixers: mixers.map((m) => tf.tensor2d(m, [spec.r, spec.r])) } },
+      {
+        spec,
+        weights: {
+          A: tf.tensor2d(A, [spec.r, spec.dIn]), B: tf.tensor2d(B, [spec.dOut, spec.r]), mixers: mixers.map((m) => tf.tensor2d(m, [spec.r, spec.r])),
+          ...(magnitude ? { magnitude: tf.tensor1d(magnitude) } : {}),
+        },
+      },
     ]),
   );
   return { model, adapters, params: [...makeTrainable(adapters).values()] };

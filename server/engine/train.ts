@@ -5,18 +5,19 @@
 // from the newest checkpoint and reproduces the uninterrupted curve.
 import { basename } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, trainableParameterCount, type ResolvedAdapterSpec } from '../../kernels/adapter';
-import type { BackendChoice } from '../../kernels/backend';
-import { initAdapterWeights } from '../../kernels/init';
-import type { Adapter } from '../../kernels/linear';
-import { mixerProduct } from '../../kernels/merge';
-import { readValues } from '../../kernels/read';
-import { mixerStats } from '../../kernels/stats';
-import { isGpuError } from '../../kernels/gpu-errors';
-import { productEngine, setProductThreads } from '../../kernels/mlas-matmul';
-import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/wasm-kernels';
+import { trainableParameterCount } from '../../kernels/adapter/spec';
+import type { Adapter } from '../../kernels/adapter/linear';
+import { mixerProduct } from '../../kernels/adapter/merge';
+import { readValues } from '../../kernels/backends/read';
+import { mixerStats } from '../../kernels/adapter/stats';
+import { isGpuError } from '../../kernels/backends/gpu-errors';
+import { productEngine, setProductThreads } from '../../kernels/backends/mlas-matmul';
+import { isWasmAbort, isWasmHeapExhausted } from '../../kernels/backends/wasm-kernels';
 import type { ResolvedConfig } from '../config/load';
-import { exportPeft, saveAdapter, type AdapterSettings, type ModuleAdapter } from './adapter-files';
+import type { BackendChoice } from '../../protocol/backends';
+import type { MetricRecord, MixerSnapshot, TrainSummary } from '../../protocol/records';
+import type { TrainEvent, TrainPhase } from '../../protocol/trainer';
+import { exportPeft, saveAdapter, type AdapterSettings } from './adapter-files';
 import {
   choiceExamples,
   collate,
@@ -31,64 +32,15 @@ import {
   type DataTokenizer,
   type TokenizedExample,
 } from './data';
-import type { ModelShape } from '../models/config';
-import { IGNORE_INDEX, type LogitsOptions } from '../models/model';
-import { matchTargetModules } from '../models/modules';
+import { IGNORE_INDEX, type EngineModel } from '../models/model';
+import type { LinearModule } from '../models/modules';
 import { AdamW, scheduleFactor } from './optim';
-import { RunDirectory, type MetricRecord, type MixerSnapshot, type TrainerState } from './runs';
+import { RunDirectory, type TrainerState } from './runs';
 import { median } from './median';
 import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer } from './parallel';
-import { makeTrainable } from '../models/adapters';
+import { createAdapters, disposeAdapters, makeTrainable, selectModules } from '../models/adapters';
 import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
-
-/** A linear module the model exposes to adapters, with its size. */
-export interface LinearModule {
-  name: string;
-  dIn: number;
-  dOut: number;
-  /** How the checkpoint stores the weight: nn.Linear [out, in] or GPT-2 Conv1D [in, out]. */
-  layout: 'out_in' | 'in_out';
-  /** The tensor that holds W, when it is not `<name>.weight` (a tied lm_head names the embedding). */
-  weight?: string;
-}
-
-/** What the engine needs from a loaded causal language model. */
-export interface EngineModel {
-  readonly linearModules: readonly LinearModule[];
-  readonly parameterCount: number;
-  /** Width, depth, heads and vocabulary, for the memory estimate; absent: unknown. */
-  readonly shape?: ModelShape;
-  /** Logits [B, T, V] for token ids [B, T]; adapters by module name; dropout only while training. */
-  logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D;
-}
-
-export type RunState = 'loading' | 'training' | 'saving' | 'done' | 'cancelled' | 'failed';
-
-export type TrainEvent =
-  | { type: 'state'; state: RunState; runDir: string; step: number; totalSteps: number; message?: string; backend?: string; device?: string }
-  | { type: 'metrics'; record: MetricRecord }
-  | { type: 'mixers'; snapshots: MixerSnapshot[] };
-
-export interface TrainSummary {
-  runDir: string;
-  state: 'done' | 'cancelled' | 'failed';
-  reason?: string;
-  backend: string;
-  device: string;
-  /** Threads that shared each micro-batch (training.workers). */
-  threads: number;
-  method: string;
-  steps: number;
-  totalSteps: number;
-  trainableParameters: number;
-  baseParameters: number;
-  finalLoss: number | null;
-  evalLoss: number | null;
-  accuracy: number | null;
-  medianStepSeconds: number | null;
-  wallSeconds: number;
-}
 
 export interface TrainInputs {
   config: ResolvedConfig;
@@ -147,10 +99,6 @@ export async function choiceAccuracy(score: Scorer, examples: ChoiceExample[], t
   return right / examples.length;
 }
 
-function moduleSeed(seed: number, index: number): number {
-  return seed * 1000 + index * 7 + 1;
-}
-
 function settingsOf(config: ResolvedConfig, layouts: LinearModule[]): AdapterSettings {
   return {
     baseModel: config.model,
@@ -159,6 +107,7 @@ function settingsOf(config: ResolvedConfig, layouts: LinearModule[]): AdapterSet
     alpha: config.alpha,
     dropout: config.dropout,
     useRslora: config.use_rslora,
+    useDora: config.use_dora,
     mixerInit: config.mixer_init,
     chainLength: config.chain_length,
     // a pattern ('all-linear', a regular expression) is saved as the modules it selected
@@ -202,30 +151,23 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const totalSteps = t.max_steps ?? Math.max(1, Math.ceil((t.epochs * batchesPerEpoch) / t.gradient_accumulation));
 
   // Adapters
-  const { modules: targeted, unmatched } = matchTargetModules(model.linearModules.map((m) => m.name), config.target_modules);
-  const matched = model.linearModules.filter((m) => targeted.includes(m.name));
+  const { selected: matched, unmatched } = selectModules(model.linearModules, config.target_modules);
   if (unmatched.length) {
     throw new Error(`${config.configPath}: target_modules ${unmatched.map((u) => `"${u}"`).join(', ')} match no linear module of ${config.model}`);
   }
   const run = inputs.resume ? new RunDirectory(inputs.runDir) : await RunDirectory.create(inputs.runDir, config);
   const checkpoint = inputs.resume ? await run.loadLatestCheckpoint() : null;
   if (inputs.resume && !checkpoint) throw new Error(`${run.dir}: no checkpoint to resume from`);
-  const specs = new Map<string, ResolvedAdapterSpec>();
-  const adapters = new Map<string, Adapter>();
-  matched.forEach((module, index) => {
-    const spec = resolveAdapterSpec({
-      method: config.method, dIn: module.dIn, dOut: module.dOut, r: config.r, alpha: config.alpha,
-      useRslora: config.use_rslora, chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout,
-    });
-    const weights = checkpoint?.adapters.get(module.name)?.weights ?? initAdapterWeights(spec, moduleSeed(t.seed, index));
-    specs.set(module.name, spec);
-    adapters.set(module.name, { spec, weights });
-  });
+  const template = {
+    method: config.method, r: config.r, alpha: config.alpha, useRslora: config.use_rslora,
+    chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout, useDora: config.use_dora,
+  };
+  const adapters = createAdapters(matched, template, t.seed, checkpoint?.adapters, (module) => model.base(module));
   const params = makeTrainable(adapters);
   const threads = inputs.workers?.plan.count ?? 1;
   const productThreads = inputs.workers?.plan.productThreads ?? 1;
   setProductThreads(productThreads);
-  const trainable = [...specs.values()].reduce((n, spec) => n + trainableParameterCount(spec), 0);
+  const trainable = [...adapters.values()].reduce((n, { spec }) => n + trainableParameterCount(spec), 0);
   const checkpointing = resolveCheckpointing(
     t.gradient_checkpointing,
     // each thread's backend holds its share of the batch
@@ -238,19 +180,18 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     await run.truncateAfter(checkpoint.state.step);
   }
   const settings = settingsOf(config, matched);
-  const moduleAdapters = (): Map<string, ModuleAdapter> => new Map([...adapters].map(([name, a]) => [name, { spec: a.spec, weights: a.weights }]));
 
   let state: TrainerState = checkpoint?.state ?? { step: 0, epoch: 0, batchInEpoch: 0, tokensSeen: 0, elapsedSeconds: 0 };
   const resumedElapsed = state.elapsedSeconds;
   const elapsed = () => resumedElapsed + (performance.now() - started) / 1000;
-  const event = (s: RunState, message?: string) => emit({ type: 'state', state: s, runDir: run.dir, step: state.step, totalSteps, ...(message ? { message } : {}) });
+  const event = (s: TrainPhase, message?: string) => emit({ type: 'state', state: s, runDir: run.dir, step: state.step, totalSteps, ...(message ? { message } : {}) });
   const log = async (record: MetricRecord) => {
     await run.appendMetrics(record);
     emit({ type: 'metrics', record });
   };
   const saveCheckpoint = async () => {
     event('saving');
-    await run.saveCheckpoint(moduleAdapters(), settings, await optimizer.getState(), { ...state, elapsedSeconds: elapsed() }, t.checkpoints_kept);
+    await run.saveCheckpoint(adapters, settings, await optimizer.getState(), { ...state, elapsedSeconds: elapsed() }, t.checkpoints_kept);
     // a checkpoint mid-run: back to training (the status bar and panel would say "saving" to the end)
     if (state.step < totalSteps) event('training');
   };
@@ -284,7 +225,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
 
   const finish = async (outcome: TrainSummary['state'], reason: string | undefined, last: { loss: number | null; accuracy: number | null }, lossWindow: number[], stepSeconds: number[]) => {
     const summary: TrainSummary = {
-      runDir: run.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, threads, method: config.method,
+      runDir: run.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, threads, method: config.method, useDora: config.use_dora,
       steps: state.step, totalSteps, trainableParameters: trainable, baseParameters: model.parameterCount,
       finalLoss: lossWindow.length ? lossWindow.reduce((a, b) => a + b, 0) / lossWindow.length : null,
       evalLoss: last.loss, accuracy: last.accuracy, medianStepSeconds: stepSeconds.length ? median(stepSeconds) : null, wallSeconds: elapsed(),
@@ -357,8 +298,8 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
       if (state.step % t.checkpoint_interval === 0 || state.step === totalSteps) await saveCheckpoint();
     }
     event('saving');
-    await saveAdapter(`${run.dir}/adapter`, moduleAdapters(), settings);
-    await exportPeft(`${run.dir}/peft`, moduleAdapters(), settings);
+    await saveAdapter(`${run.dir}/adapter`, adapters, settings);
+    await exportPeft(`${run.dir}/peft`, adapters, settings, config.model);
     return await finish('done', undefined, last, lastLogged, stepSeconds);
   } catch (error) {
     if (!isWasmHeapExhausted(error) && !isGpuError(error) && !isShardWorkerError(error)) throw error;
@@ -389,7 +330,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     // After a wasm abort nothing in the module can be freed (or needs to be): the process ends.
     if (!moduleAborted) {
       optimizer.dispose();
-      for (const { weights } of adapters.values()) tf.dispose([weights.A, weights.B, ...weights.mixers]);
+      disposeAdapters(adapters);
     }
   }
 }

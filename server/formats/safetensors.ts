@@ -15,7 +15,7 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { TextDecoder } from 'node:util';
-import { float32BitsToBfloat16, float32BitsToFloat16 } from '../../kernels/half-precision';
+import { float32BitsToBfloat16, float32BitsToFloat16 } from '../../kernels/base/half-precision';
 import { unknownTensorProblem } from './names';
 
 /** Bits per element of every dtype the reference implementation knows (its `Dtype::bitsize`). */
@@ -227,7 +227,8 @@ async function readInto(handle: FileHandle, path: string, target: Uint8Array, po
   }
 }
 
-function decodeFloat32(bytes: Uint8Array, dtype: (typeof FLOAT32_READABLE_DTYPES)[number]): Float32Array {
+/** Little-endian F64, F32, F16 or BF16 values → float32 (a view, not a copy, for F32 on a little-endian host). */
+export function decodeFloat32(bytes: Uint8Array, dtype: (typeof FLOAT32_READABLE_DTYPES)[number]): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const count = bytes.byteLength / (DTYPE_BITS[dtype] / 8);
   if (dtype === 'F32' && HOST_IS_LITTLE_ENDIAN) return new Float32Array(bytes.buffer, bytes.byteOffset, count);

@@ -2,37 +2,9 @@
 // kills the job, never the language server, and the GPU memory is freed when it exits.
 // One job runs at a time by default (one GPU); further jobs wait in a queue and say so.
 import { fork, type ChildProcess } from 'node:child_process';
-import type { MetricRecord, MixerSnapshot } from '../engine/runs';
-import type { RunState, TrainSummary } from '../engine/train';
-import type { FromTrainer, ToTrainer, TrainRequest } from './ipc';
-
-export type JobState = 'queued' | RunState;
-
-export interface JobInfo {
-  id: number;
-  request: TrainRequest;
-  state: JobState;
-  runDir?: string;
-  /** The trainer process, while it runs. */
-  pid?: number;
-  step: number;
-  totalSteps: number;
-  /** Why the job is queued, failed or was cancelled. */
-  message?: string;
-  /** The trainer's last lines of output, kept for a failed job's report. */
-  lastOutput: string[];
-  summary?: TrainSummary;
-  /** The backend the trainer started, and its device in words (once it has loaded). */
-  backend?: string;
-  device?: string;
-}
-
-/** What listeners receive: a job's new state, and the records that arrived since the last update. */
-export interface JobUpdate {
-  job: JobInfo;
-  metrics: MetricRecord[];
-  mixers: MixerSnapshot[];
-}
+import type { JobInfo, JobState, JobUpdate } from '../../protocol/editor';
+import type { MetricRecord, MixerSnapshot } from '../../protocol/records';
+import type { FromTrainer, ToTrainer, TrainRequest } from '../../protocol/trainer';
 
 export interface JobManagerOptions {
   /** The trainer entry point (dist/trainer.js). */

@@ -6,9 +6,8 @@ import { dirname, join, relative, sep } from 'node:path';
 import { CompletionItemKind, InsertTextFormat, MarkupKind, type CompletionItem } from 'vscode-languageserver';
 import { cursorContext, type CursorContext } from './context';
 import { ConfigSource, filePathOf, languageOf, resolveFrom, writtenModel } from './document';
-import type { FactCache } from './facts';
-import { targetNames } from './facts';
-import { ALL_LINEAR } from '../models/modules';
+import { targetNames, type FactCache } from './facts';
+import { ALL_LINEAR, type ModuleSize } from '../models/modules';
 import { fieldAt, fieldMarkdown, formatValue, keysAt } from './schema-info';
 
 export const TRIGGER_CHARACTERS = [' ', ':', '-', '[', ',', '"', '/', '.'];
@@ -99,7 +98,7 @@ function keyItems(context: Extract<CursorContext, { kind: 'key' }>, json: boolea
     });
 }
 
-function moduleItems(context: Extract<CursorContext, { kind: 'item' }>, modules: readonly { name: string; dIn: number; dOut: number }[], json: boolean): CompletionItem[] {
+function moduleItems(context: Extract<CursorContext, { kind: 'item' }>, modules: readonly ModuleSize[], json: boolean): CompletionItem[] {
   const { suffixes, names } = targetNames(modules);
   const text = (name: string) => (json && !context.quoted ? JSON.stringify(name) : name);
   const item = (label: string, detail: string, group: number, i: number): CompletionItem => ({

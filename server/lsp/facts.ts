@@ -9,19 +9,12 @@ import { dirname, join, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { DataRecord } from '../engine/data';
 import type { ModelShape } from '../models/config';
-import { matchTargetModules, readModelLayout } from '../models/modules';
+import { matchTargetModules, readModelLayout, type ModuleSize } from '../models/modules';
 import { regexProblem } from '../config/schema';
 import type { ConfigSource } from './document';
 
-export interface LinearModule {
-  /** The checkpoint's own name, e.g. `model.layers.0.self_attn.q_proj`. */
-  name: string;
-  dIn: number;
-  dOut: number;
-}
-
 /** The modules target_modules selects: PEFT's rules, as training applies them (matchTargetModules). */
-export function targetedModules(modules: readonly LinearModule[], targets: string | readonly string[]): LinearModule[] {
+export function targetedModules(modules: readonly ModuleSize[], targets: string | readonly string[]): ModuleSize[] {
   const selected = new Set(matchTargetModules(modules.map((m) => m.name), targets).modules);
   return modules.filter((module) => selected.has(module.name));
 }
@@ -44,14 +37,14 @@ export function writtenTargets(source: ConfigSource, fallback: string | readonly
 }
 
 /** What a target can be written as: the distinct last names (`q_proj`) first, then the full names. */
-export function targetNames(modules: readonly LinearModule[]): { suffixes: string[]; names: string[] } {
+export function targetNames(modules: readonly ModuleSize[]): { suffixes: string[]; names: string[] } {
   const suffixes = [...new Set(modules.map((module) => module.name.slice(module.name.lastIndexOf('.') + 1)))];
   return { suffixes, names: modules.map((module) => module.name) };
 }
 
 /** A model folder as the configs see it; `shape` is what the memory estimate needs from config.json. */
 export type ModelFacts =
-  | { ok: true; dir: string; architecture: string; modules: LinearModule[]; totalParameters: number; shape: ModelShape }
+  | { ok: true; dir: string; architecture: string; modules: ModuleSize[]; totalParameters: number; shape: ModelShape }
   | { ok: false; dir: string; problem: string };
 
 export async function readModelFacts(dir: string): Promise<ModelFacts> {

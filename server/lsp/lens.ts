@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import type { CodeLens } from 'vscode-languageserver';
 import { parse } from 'yaml';
 import { outputSchema } from '../config/schema';
-import { configCommands } from '../protocol';
+import { commandIds } from '../../protocol/commands';
 import { ConfigSource, filePathOf, resolveFrom } from './document';
 
 const DEFAULT_RUNS_DIR = outputSchema.parse({}).runs_dir;
@@ -17,8 +17,8 @@ const DEFAULT_RUNS_DIR = outputSchema.parse({}).runs_dir;
 export async function configLenses(uri: string, text: string, runsDirectory: string | null = null): Promise<CodeLens[]> {
   const range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
   const lenses: CodeLens[] = [
-    { range, command: { title: '$(play) Train', command: configCommands.startTraining, arguments: [uri] } },
-    { range, command: { title: 'Estimate', command: configCommands.estimate, arguments: [uri] } },
+    { range, command: { title: '$(play) Train', command: commandIds.startTraining, arguments: [uri] } },
+    { range, command: { title: 'Estimate', command: commandIds.estimate, arguments: [uri] } },
   ];
   const configPath = filePathOf(uri);
   if (!configPath) return lenses;
@@ -27,10 +27,10 @@ export async function configLenses(uri: string, text: string, runsDirectory: str
   const runDir = await newestRunOf(configPath, runsDir);
   if (!runDir) return lenses;
   const name = basename(runDir);
-  lenses.push({ range, command: { title: 'Open panel', tooltip: `Show run ${name} in the training panel`, command: configCommands.openPanel, arguments: [runDir] } });
+  lenses.push({ range, command: { title: 'Open panel', tooltip: `Show run ${name} in the training panel`, command: commandIds.openPanel, arguments: [runDir] } });
   const adapterDir = join(runDir, 'adapter');
   if (existsSync(join(adapterDir, 'adapter_config.json'))) {
-    lenses.push({ range, command: { title: 'Merge', tooltip: `Merge the adapter of run ${name} into its base model`, command: configCommands.mergeAdapter, arguments: [adapterDir] } });
+    lenses.push({ range, command: { title: 'Merge', tooltip: `Merge the adapter of run ${name} into its base model`, command: commandIds.mergeAdapter, arguments: [adapterDir] } });
   }
   return lenses;
 }

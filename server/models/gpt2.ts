@@ -2,8 +2,8 @@
 // LayerNorm, one fused q/k/v projection (c_attn), a gelu_new MLP, Conv1D weights stored [in, out].
 
 import * as tf from '@tensorflow/tfjs-core';
-import { geluNew } from '../../kernels/gelu';
-import { layerNorm } from '../../kernels/layer-norm';
+import { geluNew } from '../../kernels/ops/gelu';
+import { layerNorm } from '../../kernels/ops/layer-norm';
 import type { Gpt2Config } from './config';
 import { attention, causalMask, decoderBlock, embed, linear, splitHeads, type Embedding, type ForwardOptions, type LoadedLinear, type LoadedTensors } from './layers';
 

@@ -2,10 +2,10 @@
 // masked multi-head attention with grouped K/V heads, and the KV cache used in generation.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { attentionSoftmax } from '../../kernels/attention-softmax';
-import { checkpointed } from '../../kernels/checkpoint';
-import { matMul } from '../../kernels/matmul';
-import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/linear';
+import { attentionSoftmax } from '../../kernels/ops/attention-softmax';
+import { checkpointed } from '../../kernels/ops/checkpoint';
+import { matMul } from '../../kernels/ops/matmul';
+import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
 import type { LlamaConfig } from './config';
 
 /** Adapters by module name ('model.layers.3.self_attn.q_proj'); modules not in it run frozen. */
@@ -15,9 +15,9 @@ export interface ForwardOptions {
   adapters?: AdapterSet;
   /** Applies adapter dropout. */
   training?: boolean;
-  /** Seeds the dropout masks (see moduleSeed). */
+  /** Seeds the dropout masks (see moduleDropoutSeed). */
   dropoutSeed?: number;
-  /** The index of these ids' first row in the whole batch (kernels/linear.ts ForwardOptions). */
+  /** The index of these ids' first row in the whole batch (kernels/adapter/linear.ts AdaptedLinearOptions). */
   firstSequence?: number;
   /** Reuses and extends the keys and values of earlier calls (generation). */
   cache?: KVCache;
@@ -44,7 +44,7 @@ const MAX_MODULES = 4096;
  * The dropout seed of module i in a call seeded s: s + i/4096, exact in float64, so no two
  * (call, module) pairs share a mask even when callers number their calls s, s + 1, ….
  */
-export function moduleSeed(dropoutSeed: number, index: number): number {
+export function moduleDropoutSeed(dropoutSeed: number, index: number): number {
   return dropoutSeed + index / MAX_MODULES;
 }
 
@@ -72,7 +72,7 @@ export function embed(embedding: Embedding, ids: tf.Tensor2D): tf.Tensor3D {
 /** x → x·Wᵀ + b (+ the module's adapter, if the set has one), for x of shape [..., d_in]. */
 export function linear<R extends tf.Rank>(x: tf.Tensor<R>, module: LoadedLinear, options: ForwardOptions): tf.Tensor<R> {
   const adapter = options.adapters?.get(module.name) ?? null;
-  const dropoutSeed = options.dropoutSeed === undefined ? undefined : moduleSeed(options.dropoutSeed, module.index);
+  const dropoutSeed = options.dropoutSeed === undefined ? undefined : moduleDropoutSeed(options.dropoutSeed, module.index);
   return adaptedLinear(x, module.base, adapter, { training: options.training ?? false, dropoutSeed, ...(options.firstSequence === undefined ? {} : { firstSequence: options.firstSequence }) });
 }
 
@@ -91,7 +91,9 @@ export function decoderBlock(
   if (!options.checkpoint || !options.training || options.cache) return body(x, context);
   const weights = modules.flatMap((m) => {
     const adapter = options.adapters?.get(m.name);
-    return adapter ? [adapter.weights.A, adapter.weights.B, ...adapter.weights.mixers] : [];
+    if (!adapter) return [];
+    const { A, B, mixers, magnitude } = adapter.weights;
+    return [A, B, ...mixers, ...(magnitude ? [magnitude] : [])];
   });
   return checkpointed(body, x, context, weights.filter((t) => t instanceof tf.Variable && t.trainable));
 }

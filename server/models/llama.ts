@@ -2,9 +2,9 @@
 // pre-norm blocks with RMSNorm, rotary positions, grouped-query attention and a SwiGLU MLP.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { rmsNorm } from '../../kernels/rms-norm';
-import { applyRope } from '../../kernels/rope';
-import { swiglu } from '../../kernels/swiglu';
+import { rmsNorm } from '../../kernels/ops/rms-norm';
+import { applyRope } from '../../kernels/ops/rope';
+import { swiglu } from '../../kernels/ops/swiglu';
 import type { LlamaConfig } from './config';
 import {
   attention,

@@ -30,6 +30,9 @@ export interface LinearModule {
   dIn: number;
 }
 
+/** A linear module's name and size: what adapters and the editor's checks need of it. */
+export type ModuleSize = Pick<LinearModule, 'name' | 'dIn' | 'dOut'>;
+
 /** One tensor the model reads, with the shape config.json implies. */
 export interface ParameterTensor {
   /** As transformers names it, e.g. 'transformer.wte.weight'. */

@@ -1,4 +1,4 @@
-// Serves the BUILT panel (dist/webview/) the way VS Code shows it: the page from webview/html.ts
+// Serves the BUILT panel (dist/webview/) the way VS Code shows it: the page from protocol/webview-page.ts
 // with its strict CSP and a nonce, plus a stub of what VS Code injects (acquireVsCodeApi, which
 // here records every posted message and keeps setState in sessionStorage so a reload restores;
 // the theme's CSS variables and body class). Listens on 127.0.0.1 only, on a random port.
@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { PANEL_ASSETS, webviewHtml } from '../../webview/html';
+import { PANEL_ASSETS, webviewHtml } from '../../protocol/webview-page';
 import { THEMES, type ThemeName } from './themes';
 
 const DIST = join(import.meta.dirname, '..', '..', 'dist', 'webview');

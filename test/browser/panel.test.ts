@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { diverging } from '../../webview/heatmap/colormap';
-import { parseWebviewMessage, type ExtensionMessage, type MixerSnapshot, type WebviewMessage } from '../../webview/protocol';
+import { parseWebviewMessage, type ExtensionMessage, type WebviewMessage } from '../../protocol/webview';
 import { startHarness, type Harness } from './harness';
 import { hexToRgb, THEMES, type ThemeName } from './themes';
+import type { MixerSnapshot } from '../../protocol/records';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -2,9 +2,9 @@
 // GPU must refuse (addN binds every input at once, and 12 inputs and an output are past WebGPU's limit
 // of 8 per shader), then a read of its values. Prints what the read did, as JSON.
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
-import { isGpuError } from '../../kernels/gpu-errors';
-import { takeValues } from '../../kernels/read';
+import { selectBackend } from '../../kernels/backends/backend';
+import { isGpuError } from '../../kernels/backends/gpu-errors';
+import { takeValues } from '../../kernels/backends/read';
 
 async function main(): Promise<void> {
   const choice = await selectBackend('webgpu');

@@ -2,10 +2,12 @@
 // adapted output head. Two linear modules, one stored [out, in] and one [in, out], so both
 // layouts go through training, checkpoints and exports.
 import * as tf from '@tensorflow/tfjs-core';
-import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/linear';
-import { tfSeed } from '../../kernels/seed';
+import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
+import { tfSeed } from '../../kernels/adapter/seed';
 import type { DataTokenizer } from '../../server/engine/data';
-import type { EngineModel, LinearModule } from '../../server/engine/train';
+import type { EngineModel } from '../../server/models/model';
+import type { LinearModule } from '../../server/models/modules';
+import { linearModule } from './modules';
 
 export const ALPHABET = ' abcdefghijklmnopqrstuvwxyz.?';
 
@@ -24,10 +26,16 @@ export class ToyModel implements EngineModel {
     this.proj = { weight: tf.keep(tf.randomNormal([dim, dim], 0, 0.3, 'float32', tfSeed(seed + 1))), layout: 'out_in' };
     this.head = { weight: tf.keep(tf.randomNormal([dim, vocab], 0, 0.3, 'float32', tfSeed(seed + 2))), layout: 'in_out' };
     this.linearModules = [
-      { name: 'model.layers.0.proj', dIn: dim, dOut: dim, layout: 'out_in' },
-      { name: 'model.head', dIn: dim, dOut: vocab, layout: 'in_out' },
+      linearModule('model.layers.0.proj', dim, dim, 'out_in'),
+      linearModule('model.head', dim, vocab, 'in_out'),
     ];
     this.parameterCount = vocab * dim * 2 + dim * dim;
+  }
+
+  base(module: string): BaseLinear {
+    if (module === 'model.layers.0.proj') return this.proj;
+    if (module === 'model.head') return this.head;
+    throw new Error(`the toy model has no linear module ${module}`);
   }
 
   logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {

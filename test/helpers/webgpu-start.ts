@@ -1,8 +1,8 @@
 // For helpers run on SwiftShader (test/helpers/swiftshader.ts): the webgpu backend on the adapter
-// Dawn finds, started as training starts it when named (kernels/backend.ts: our kernels, the GPU's errors watched).
+// Dawn finds, started as training starts it when named (kernels/backends/backend.ts: our kernels, the GPU's errors watched).
 import * as tf from '@tensorflow/tfjs-core';
 import { countGpuTraffic, type GpuTraffic } from '../../bench/webgpu-host';
-import { selectBackend } from '../../kernels/backend';
+import { selectBackend } from '../../kernels/backends/backend';
 
 /** dawnFlags: Dawn's options (['backend=null'] for its null device, which computes nothing). */
 export async function startWebgpu(dawnFlags: string[] = []): Promise<void> {
@@ -18,6 +18,18 @@ export function runHelper(main: () => Promise<void>): void {
       process.exit(1);
     },
   );
+}
+
+/**
+ * A kernel runner's main (test/helpers/webgpu-kernels/): the cases the test passed as JSON (the
+ * first argument) run on the webgpu backend, their results printed as one JSON line.
+ */
+export function runCases<C, R>(run: (cases: C[]) => Promise<R[]>): void {
+  runHelper(async () => {
+    const cases = JSON.parse(process.argv[2]!) as C[];
+    await startWebgpu();
+    console.log(JSON.stringify({ results: await run(cases) }));
+  });
 }
 
 /**

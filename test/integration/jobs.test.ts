@@ -17,7 +17,7 @@ import {
   runDataRequest,
   startTrainingRequest,
   type JobUpdate,
-} from '../../server/protocol';
+} from '../../protocol/editor';
 import { LspClient, SERVER } from '../helpers/lsp-client';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');

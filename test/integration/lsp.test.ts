@@ -23,7 +23,8 @@ import {
   type TextEdit,
 } from 'vscode-languageserver-protocol/node';
 import { writeSafetensors, type TensorToWrite } from '../../server/formats/safetensors';
-import { configCommands, settingsNotification } from '../../server/protocol';
+import { commandIds } from '../../protocol/commands';
+import { settingsNotification } from '../../protocol/editor';
 import { LspClient, SERVER } from '../helpers/lsp-client';
 
 const HIDDEN = 64;
@@ -227,8 +228,8 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
     assert.deepEqual(
       lenses?.map((lens) => [lens.command?.command, lens.command?.arguments]),
       [
-        [configCommands.startTraining, [main()]],
-        [configCommands.estimate, [main()]],
+        [commandIds.startTraining, [main()]],
+        [commandIds.estimate, [main()]],
       ],
     );
     // a finished run of this config (its resolved config names the config's path) adds its lenses
@@ -240,8 +241,8 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
     assert.deepEqual(
       after?.slice(2).map((lens) => [lens.command?.command, lens.command?.arguments]),
       [
-        [configCommands.openPanel, [runDir]],
-        [configCommands.mergeAdapter, [join(runDir, 'adapter')]],
+        [commandIds.openPanel, [runDir]],
+        [commandIds.mergeAdapter, [join(runDir, 'adapter')]],
       ],
     );
     // the editor's moslora.runsDirectory, sent when it changes, overrides the config's runs_dir

@@ -129,7 +129,7 @@ describe('webgpu backend on a software Vulkan driver', { skip }, () => {
     const generate = async (backend: string) =>
       (JSON.parse(
         await cli(['generate', join(EXAMPLES, 'tiny-model'), '--adapter', join(dir, 'webgpu', 'adapter'), '--prompt', 'Reverse the words: red fish blue\nReversed:', '--max-new-tokens', '6', '--json', '--backend', backend]),
-      ) as { tokens: number[] }).tokens;
+      ) as { tokenIds: number[] }).tokenIds;
     const [wasm, webgpu] = [await generate('wasm'), await generate('webgpu')];
     assert.equal(wasm.length, 6);
     assert.deepEqual(webgpu, wasm);

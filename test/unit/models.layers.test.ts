@@ -1,7 +1,9 @@
+// Attention (server/models/layers.ts) against transformers' eager attention with repeat_kv: grouped
+// K/V heads, the causal mask and the sliding window.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../../kernels/backend';
+import { selectBackend } from '../../kernels/backends/backend';
 import { attention, causalMask } from '../../server/models/layers';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
 

@@ -3,13 +3,13 @@
 // or a grid of small multiples (rows: layers, columns: modules). A step slider and Play scrub
 // through the snapshots; beside the heatmap, ‖M − I‖_F over steps and the singular values.
 // "M − M₀" shows what training changed since the first snapshot.
-import type { MixerSnapshot } from '../protocol';
-import { formatCount, formatNumber } from '../lib/format';
+import { formatCount, formatNumber } from '../../protocol/format';
 import { css, currentPalette, type Rgb } from '../lib/theme';
 import type { RunData } from '../lib/store';
 import { Chart } from '../panel/chart';
 import { $, html, type Context } from '../panel/context';
 import { diverging, frobenius, splitModule, subtract, symmetricLimit } from './colormap';
+import type { MixerSnapshot } from '../../protocol/records';
 
 const PLAY_INTERVAL_MS = 250;
 

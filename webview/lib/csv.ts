@@ -1,5 +1,5 @@
+import type { MetricRecord } from '../../protocol/records';
 // CSV of metric records (RFC 4180), one row per record, one column per metric.
-import type { MetricRecord } from '../protocol';
 
 const LEADING = ['step', 'kind', 'wall_s'];
 

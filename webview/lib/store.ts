@@ -1,6 +1,7 @@
 // Everything the panel knows about runs, kept whole (every record, every snapshot): charts thin
 // it for display, exports and smoothing use all of it.
-import type { MetricRecord, MixerSnapshot, RunListing, RunState } from '../protocol';
+import type { RunListing, RunState } from '../../protocol/webview';
+import type { MetricRecord, MixerSnapshot } from '../../protocol/records';
 
 /** One metric of one kind over steps, NaN where a record lacked it or it was not finite. */
 export class Column {

@@ -2,7 +2,7 @@
 // <html> and a class on <body> (vscode-light, vscode-dark, vscode-high-contrast,
 // vscode-high-contrast-light), and changes both when the user switches theme. Canvases (uPlot,
 // the heatmaps) cannot use CSS variables, so we resolve them to rgb here and redraw on change.
-import type { ThemeKind } from '../protocol';
+import type { ThemeKind } from '../../protocol/webview';
 
 export interface Rgb {
   r: number;

@@ -1,5 +1,5 @@
 // The one handle on VS Code: typed messages out, typed persisted state.
-import type { WebviewMessage } from '../protocol';
+import type { WebviewMessage } from '../../protocol/webview';
 
 interface RawApi {
   postMessage(message: unknown): void;

@@ -3,7 +3,7 @@
 // few points per pixel column (lib/decimate.ts) and aligns the groups on one x for uPlot.
 import uPlot from 'uplot';
 import { lowerBound, m4 } from '../lib/decimate';
-import { formatDuration, formatNumber } from '../lib/format';
+import { formatDuration, formatNumber } from '../../protocol/format';
 import { css, currentPalette, type Rgb } from '../lib/theme';
 
 export type XMode = 'step' | 'wall';

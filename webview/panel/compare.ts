@@ -2,7 +2,7 @@
 // colours, then dashed), smoothed like the Training tab; a legend table with each run's final
 // and best figures.
 import { metricsCsv } from '../lib/csv';
-import { formatCount, formatDuration, formatNumber } from '../lib/format';
+import { formatCount, formatDuration, formatNumber } from '../../protocol/format';
 import { currentPalette, SERIES_COLOURS, type Rgb } from '../lib/theme';
 import type { RunData } from '../lib/store';
 import { Chart, type LineGroup } from './chart';

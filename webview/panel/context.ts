@@ -1,5 +1,5 @@
 // What every tab of the panel shares: the data, the user's choices, the way out to VS Code.
-import type { PanelTab, WebviewMessage } from '../protocol';
+import type { PanelTab, WebviewMessage } from '../../protocol/webview';
 import type { Store } from '../lib/store';
 import type { XMode } from './chart';
 

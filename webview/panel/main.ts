@@ -13,20 +13,11 @@ import { MixersView } from '../heatmap/mixers';
 import { Store } from '../lib/store';
 import { watchTheme } from '../lib/theme';
 import { vscodeApi } from '../lib/vscode-api';
-import {
-  LIMITS,
-  PANEL_TABS,
-  PROTOCOL_VERSION,
-  parseExtensionMessage,
-  type ExtensionMessage,
-  type MetricRecord,
-  type MixerSnapshot,
-  type RunListing,
-  type RunState,
-} from '../protocol';
+import { LIMITS, PANEL_TABS, PROTOCOL_VERSION, parseExtensionMessage, type ExtensionMessage, type RunListing, type RunState } from '../../protocol/webview';
 import { CompareView } from './compare';
 import { $, DEFAULT_UI, html, type Context, type UiState } from './context';
 import { TrainingView } from './training';
+import type { MetricRecord, MixerSnapshot } from '../../protocol/records';
 
 /** What vscode.setState keeps. Data only while small: VS Code serialises it on every save. */
 interface Persisted {

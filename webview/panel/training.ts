@@ -2,7 +2,7 @@
 // faint, smoothed, eval), eval accuracy, learning rate, gradient norm, tokens/s, and any other
 // metric the run logs, on charts that share the x axis, the hover and the zoom.
 import { metricsCsv } from '../lib/csv';
-import { formatCount, formatDuration, formatNumber } from '../lib/format';
+import { formatCount, formatDuration, formatNumber } from '../../protocol/format';
 import { currentPalette, type SeriesColour } from '../lib/theme';
 import type { RunData } from '../lib/store';
 import { Chart, type LineGroup } from './chart';

@@ -1,0 +1,170 @@
+// The custom protocol between the extension and the language server: every method name and
+// shape, imported by both ends. Nothing else spells a method name.
+import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserver-protocol';
+import type { BackendPreference } from './backends';
+import type { CombineResult, EnvironmentReport, ExportResult, GenerateResult, MergeResult } from './cli';
+import type { MetricRecord, MixerSnapshot, TrainSummary } from './records';
+import type { TrainPhase, TrainRequest } from './trainer';
+
+/** A job's state: waiting for the one GPU job slot, or its trainer's phase. */
+export type JobState = 'queued' | TrainPhase;
+
+export interface JobInfo {
+  id: number;
+  request: TrainRequest;
+  state: JobState;
+  runDir?: string;
+  /** The trainer process, while it runs. */
+  pid?: number;
+  step: number;
+  totalSteps: number;
+  /** Why the job is queued, failed or was cancelled. */
+  message?: string;
+  /** The trainer's last lines of output, kept for a failed job's report. */
+  lastOutput: string[];
+  summary?: TrainSummary;
+  /** The backend the trainer started, and its device in words (once it has loaded). */
+  backend?: string;
+  device?: string;
+}
+
+/** What listeners receive: a job's new state, and the records that arrived since the last update. */
+export interface JobUpdate {
+  job: JobInfo;
+  metrics: MetricRecord[];
+  mixers: MixerSnapshot[];
+}
+
+export const environmentRequest = new RequestType0<EnvironmentReport, void>('moslora/environment');
+
+export interface StartTrainingParams {
+  /** The config file's URI (file:). */
+  configUri: string;
+  /** Continue this run folder from its newest checkpoint instead of starting a new run. */
+  resumeRunDir?: string;
+  /** The editor's `moslora.backend` when not `auto`: overrides the config's `backend`. */
+  backend?: BackendPreference;
+  /** The editor's `moslora.runsDirectory` (absolute): overrides the config's `output.runs_dir`. */
+  runsDir?: string;
+}
+
+/** Queues a training job; it runs in its own process. Answers at once with the job (queued or loading). */
+export const startTrainingRequest = new RequestType<StartTrainingParams, JobInfo, void>('moslora/startTraining');
+
+/** Asks a job to stop: it saves a checkpoint first. A queued job is dropped at once. */
+export const cancelTrainingRequest = new RequestType<{ jobId: number }, JobInfo, void>('moslora/cancelTraining');
+
+export const listJobsRequest = new RequestType0<JobInfo[], void>('moslora/listJobs');
+
+/** A run folder as listed from what is on disk, so past runs survive restarts. */
+export interface RunFolder {
+  runDir: string;
+  name: string;
+  /** summary.json as written (TrainSummary), unchecked: null until the run ended (done, cancelled or failed). */
+  summary: Record<string, unknown> | null;
+  checkpoints: number[];
+  lastStep: number;
+}
+
+/** Past and present runs found on disk under the given runs folders, newest first in each. */
+export const listRunsRequest = new RequestType<{ runsDirs: string[] }, RunFolder[], void>('moslora/listRuns');
+
+export interface RunData {
+  runDir: string;
+  metrics: MetricRecord[];
+  mixers: MixerSnapshot[];
+  /** summary.json as written (TrainSummary), unchecked; null while the run has not ended. */
+  summary: Record<string, unknown> | null;
+}
+
+/** Everything a panel needs to draw a run from disk (metrics.jsonl is the truth). */
+export const runDataRequest = new RequestType<{ runDir: string }, RunData, void>('moslora/runData');
+
+/** A job's new state and the records that arrived since its last update (at most ~5 per second). */
+export const jobUpdateNotification = new NotificationType<JobUpdate>('moslora/jobUpdate');
+
+/**
+ * The editor's settings the server reads itself: `moslora.runsDirectory` as an absolute path
+ * (null: each config's own `output.runs_dir`), where the lenses look for a config's runs. Sent
+ * as the initialize request's initializationOptions, and again whenever it changes.
+ */
+export interface ServerSettings {
+  runsDirectory: string | null;
+}
+export const settingsNotification = new NotificationType<ServerSettings>('moslora/settings');
+
+/** Settings as received: anything that is not a non-empty string counts as unset. */
+export function serverSettingsOf(value: unknown): ServerSettings {
+  const runsDirectory = (value as { runsDirectory?: unknown } | null | undefined)?.runsDirectory;
+  return { runsDirectory: typeof runsDirectory === 'string' && runsDirectory !== '' ? runsDirectory : null };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Estimate (the "Estimate" code lens): what a config would train, read from headers and line counts
+
+export interface EstimateReport {
+  configPath: string;
+  /** The model folder, absolute. */
+  model: string;
+  architecture: string;
+  method: string;
+  r: number;
+  /** Adapted linear modules. */
+  modules: number;
+  baseParameters: number;
+  /** Trainable parameters of the same targets as plain LoRA, as MoSLoRA (+ r² per module), and as this config trains. */
+  lora: number;
+  moslora: number;
+  trainable: number;
+  /** DoRA's magnitude vectors (d_out per module), counted in `trainable`; present when the config sets use_dora. */
+  magnitudes?: number;
+  /** Training examples after any eval_split. */
+  trainExamples: number;
+  batchSize: number;
+  gradientAccumulation: number;
+  /** Optimizer steps the run will take. */
+  totalSteps: number;
+  /** Why `totalSteps` is only approximate (packing), when it is. */
+  note?: string;
+}
+
+export const estimateRequest = new RequestType<{ configUri: string }, EstimateReport, void>('moslora/estimate');
+
+// ---------------------------------------------------------------------------------------------
+// Long operations on adapters and models. Each runs `moslora <command> --json` as a child process
+// of the server (never on its event loop); cancelling the request kills the child.
+
+export interface MergeParams {
+  adapterDir: string;
+  outDir: string;
+  /** Replace `outDir` if it exists. */
+  force?: boolean;
+}
+export const mergeAdapterRequest = new RequestType<MergeParams, MergeResult, void>('moslora/mergeAdapter');
+
+export interface ExportParams {
+  adapterDir: string;
+  outDir: string;
+}
+/** Writes the adapter as plain LoRA in the PEFT layout (the mixer folded in: A′ = M·A). */
+export const exportAdapterRequest = new RequestType<ExportParams, ExportResult, void>('moslora/exportAdapter');
+
+export interface CombineParams {
+  adapterDirs: string[];
+  method: 'cat' | 'linear' | 'svd';
+  /** One per adapter; 1 each when left out. */
+  weights?: number[];
+  /** The result's rank (svd). */
+  rank?: number;
+  outDir: string;
+}
+/** Combines adapters of one base model (cat exact; linear/svd from the full ΔW). */
+export const combineAdaptersRequest = new RequestType<CombineParams, CombineResult, void>('moslora/combineAdapters');
+
+export interface GenerateParams {
+  modelDir: string;
+  adapterDir?: string;
+  prompt: string;
+  maxNewTokens: number;
+}
+export const generateRequest = new RequestType<GenerateParams, GenerateResult, void>('moslora/generate');
