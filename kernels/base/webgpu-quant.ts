@@ -11,7 +11,9 @@
 // kernel per chunk, each making its chunk's columns of y, joined along d_out; the input gradient
 // runs a kernel per chunk, each adding its rows' share dy[:, chunk] · deq(W[chunk]) to the sum
 // of the chunks before it (the first starts from zero), so dx is made in as many dispatches as
-// chunks and never summed apart.
+// chunks and never summed apart. The rows of a frozen embedding table (a tied lm_head's W serves
+// both) are gathered the same way: a kernel per chunk writes the rows of the ids in its chunk
+// and copies the rest from the chunk before.
 //
 // Each kernel is a tiled product: a workgroup of 16 × 16 threads makes a 16 × 16 tile of the
 // output, walking the inner dimension 16 at a time; each thread loads one element of the input
@@ -22,9 +24,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { NF4_LEVELS, isGrouped, type BaseFormat, type BasePrecision, type PackedMatrix } from './quant';
 import { chunkRows, rowCodeBytes, type BufferLimits, type RowChunk } from './webgpu-plan';
-import { registerWebgpuProgram, runOwnKernel, ownKernelAvailable, type WebgpuUtil } from '../backends/webgpu-program';
+import { elementwiseProgram, registerWebgpuProgram, runOwnKernel, ownKernelAvailable, type WebgpuUtil } from '../backends/webgpu-program';
 
 export const QUANT_PRODUCT = 'MosloraQuantProduct';
+export const QUANT_GATHER = 'MosloraQuantGather';
 
 /** A PackedMatrix on the GPU: its chunks of rows, each its codes (int32 words) and its scales. */
 export interface GpuPackedMatrix {
@@ -115,7 +118,7 @@ function quantProductProgram(util: WebgpuUtil, outShape: [number, number], a: Qu
     dispatchLayout: util.flatDispatchLayout(outShape),
     dispatch: util.computeDispatch({ x: [0] }, [tiles * THREADS], workgroupSize),
     workgroupSize,
-    uniforms: 'row0 : i32, rows : i32, cols : i32, groups : i32, groupSize : i32, rowBytes : i32,',
+    uniforms: CHUNK_UNIFORMS,
     getUserCode: () => `
       ${weightFunction(a.precision)}
       var<workgroup> aTile : array<f32, ${THREADS}>;
@@ -152,18 +155,61 @@ function quantProductProgram(util: WebgpuUtil, outShape: [number, number], a: Qu
   };
 }
 
-/** Registers the kernel on the webgpu backend (with its package's webgpu_util). */
-export function registerWebgpuQuantProduct(util: WebgpuUtil): void {
+/** Registers the product and the gather on the webgpu backend (with its package's webgpu_util). */
+export function registerWebgpuQuantKernels(util: WebgpuUtil): void {
+  registerWebgpuQuantProduct(util);
+  registerWebgpuQuantGather(util);
+}
+
+function registerWebgpuQuantProduct(util: WebgpuUtil): void {
   registerWebgpuProgram<QuantProductAttrs>(QUANT_PRODUCT, (inputs, a) => {
     const { x, codes, scales, acc } = inputs;
     const m = x!.shape[0]!;
     const outShape: [number, number] = a.transpose ? [m, a.cols] : [m, a.rows];
-    const format = { precision: a.precision, groupSize: a.groupSize };
-    const groups = Math.ceil(a.cols / a.groupSize);
     return {
       program: quantProductProgram(util, outShape, a, acc !== undefined),
       inputs: [x!, codes!, ...(scales ? [scales] : []), ...(acc ? [acc] : [])],
-      uniforms: [a.row0, a.rows, a.cols, groups, a.groupSize, rowCodeBytes(a.cols, format)].map((v) => ({ type: 'int32', data: [v] })),
+      uniforms: chunkUniforms(a),
+    };
+  });
+}
+
+/** The uniforms weight() reads, and the chunk's first row and rows. */
+const CHUNK_UNIFORMS = 'row0 : i32, rows : i32, cols : i32, groups : i32, groupSize : i32, rowBytes : i32,';
+
+function chunkUniforms(a: Omit<QuantProductAttrs, 'transpose'>) {
+  const groups = Math.ceil(a.cols / a.groupSize);
+  const rowBytes = rowCodeBytes(a.cols, { precision: a.precision, groupSize: a.groupSize });
+  return [a.row0, a.rows, a.cols, groups, a.groupSize, rowBytes].map((v) => ({ type: 'int32', data: [v] }));
+}
+
+/** out [n, cols]: row t is deq(W)'s row ids[t] where the chunk holds it, else acc's row t (0 without acc). */
+function quantGatherProgram(util: WebgpuUtil, shape: [number, number], precision: BasePrecision, accumulate: boolean) {
+  const grouped = isGrouped(precision);
+  return elementwiseProgram(util, {
+    key: `moslora_quant_gather_${precision}${accumulate ? '_acc' : ''}`,
+    variableNames: ['ids', 'codes', ...(grouped ? ['scales'] : []), ...(accumulate ? ['acc'] : [])],
+    shape,
+    uniforms: CHUNK_UNIFORMS,
+    declarations: weightFunction(precision),
+    body: `
+      let t = index / uniforms.cols;
+      let j = index % uniforms.cols;
+      let o = ids[t] - uniforms.row0;
+      var value = ${accumulate ? 'acc[index]' : '0.0'};
+      if (o >= 0 && o < uniforms.rows) { value = weight(o, j); }
+      setOutputAtIndex(index, value);`,
+  });
+}
+
+/** Registers the gather on the webgpu backend (with its package's webgpu_util). */
+function registerWebgpuQuantGather(util: WebgpuUtil): void {
+  registerWebgpuProgram<Omit<QuantProductAttrs, 'transpose'>>(QUANT_GATHER, (inputs, a) => {
+    const { ids, codes, scales, acc } = inputs;
+    return {
+      program: quantGatherProgram(util, [ids!.shape[0]!, a.cols], a.precision, acc !== undefined),
+      inputs: [ids!, codes!, ...(scales ? [scales] : []), ...(acc ? [acc] : [])],
+      uniforms: chunkUniforms(a),
     };
   });
 }
@@ -269,4 +315,27 @@ export function quantLinear<R extends tf.Rank>(x: tf.Tensor<R>, packed: GpuPacke
     };
   });
   return product(x) as tf.Tensor<R>;
+}
+
+/**
+ * The rows ids of deq(W): int32 ids [...] → [..., cols], a kernel per chunk. A frozen table, so
+ * no gradient. The ids are read back and checked first: an id outside [0, rows) throws.
+ */
+export async function quantGather(packed: GpuPackedMatrix, ids: tf.Tensor): Promise<tf.Tensor> {
+  if (ids.dtype !== 'int32') throw new Error(`${QUANT_GATHER}: ids must be int32, got ${ids.dtype}`);
+  const values = await ids.data();
+  const bad = values.findIndex((id) => !(id >= 0 && id < packed.rows));
+  if (bad >= 0) throw new RangeError(`token id ${values[bad]} (position ${bad}) is outside the embedding table's ${packed.rows} rows`);
+  return tf.tidy(() => {
+    const flat = tf.reshape(ids, [-1]);
+    let out: tf.Tensor2D | null = null;
+    for (const chunk of packed.chunks) {
+      const attrs = { precision: packed.format.precision, groupSize: packed.format.groupSize, row0: chunk.row0, rows: chunk.rows, cols: packed.cols };
+      const inputs: tf.NamedTensorMap = { ids: flat, codes: chunk.codes };
+      if (chunk.scales) inputs['scales'] = chunk.scales;
+      if (out) inputs['acc'] = out;
+      out = runOwnKernel<tf.Tensor2D>(QUANT_GATHER, inputs, attrs);
+    }
+    return tf.reshape(out!, [...ids.shape, packed.cols]);
+  });
 }

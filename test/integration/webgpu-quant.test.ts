@@ -1,7 +1,7 @@
 // The frozen base's quantised products on the webgpu backend (kernels/base/webgpu-quant.ts) where
 // no GPU is (Dawn on SwiftShader): value and input gradient of each stored precision against
-// float64 on the dequantised weights, deq(W) itself bit for bit, and a chunked lm_head equal to
-// the unchunked one. And the buffer plan (kernels/base/webgpu-plan.ts) of a Llama-3.1-8B-shaped
+// float64 on the dequantised weights, deq(W) itself bit for bit (in the product and gathered as
+// an embedding's rows), and a chunked lm_head equal to the unchunked one. And the buffer plan (kernels/base/webgpu-plan.ts) of a Llama-3.1-8B-shaped
 // base within the limits Dawn's null device reports, its largest buffers made and bound there.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -33,6 +33,8 @@ const CASES: QuantLinear.Case[] = BASE_PRECISIONS.flatMap((precision): QuantLine
     chunks: 2,
     identity: true,
     specials: precision === 'float16' ? [[0, 3e-7], [1, -5.96e-8], [50, 6.1e-5], [51, 65504], [52, -65504], [100, 1e-4]] : [],
+    // the first and last rows of both chunks (11 and 10 rows)
+    gather: [0, 10, 11, 20, 10, 5],
   },
 ]);
 
@@ -44,6 +46,8 @@ const LM_HEAD: QuantLinear.Case[] = (['int4', 'nf4', 'int8', 'bfloat16'] as cons
   dOut: 1000,
   chunks: 4,
   unchunked: true,
+  // rows at both ends of the 4 chunks of 250
+  gather: [0, 249, 250, 999, 750, 3, 499, 500],
 }));
 
 describe('the quantised products on the webgpu backend (software Vulkan)', { skip }, () => {
@@ -69,6 +73,16 @@ describe('the quantised products on the webgpu backend (software Vulkan)', { ski
 
   it("runs one kernel per chunk in each product (y, then the gradient's forward and backward)", () => {
     for (const r of results) assert.equal(r.kernels, 3 * r.chunks, `${r.name}: ${r.kernels} kernels for ${r.chunks} chunks`);
+  });
+
+  it('gathers the rows of deq(W) across chunks, bit for bit, and refuses an id past the table', () => {
+    const gathered = results.filter((r) => r.gather !== null);
+    assert.equal(gathered.length, BASE_PRECISIONS.length + LM_HEAD.length);
+    for (const r of gathered) {
+      assert.equal(r.gather!.mismatches, 0, `${r.name}: ${r.gather!.mismatches} gathered elements differ`);
+      assert.equal(r.gather!.shape.length, 3, r.name);
+      assert.match(r.gather!.refusal, /token id \d+ \(position 1\) is outside the embedding table's \d+ rows/, r.name);
+    }
   });
 
   it('gives in row chunks what it gives in one: y bit for bit, dx to float32 rounding', () => {

@@ -2,10 +2,11 @@
 // base's product on packed weights (kernels/base/webgpu-quant.ts), its value and input gradient
 // against float64 products on deq(W) (PackedMatrix.readRows), the weights in as many row chunks as
 // the case asks; with `identity`, x = I, so y = deq(W)ᵀ bit for bit; with `unchunked`, the same
-// product in one chunk beside it.
+// product in one chunk beside it; with `gather`, those rows of deq(W) gathered (quantGather), bit
+// for bit, and an id past the table refused.
 import * as tf from '@tensorflow/tfjs-core';
 import { PackedMatrix, type BaseFormat } from '../../../kernels/base/quant';
-import { QUANT_PRODUCT, quantLinear, uploadPacked } from '../../../kernels/base/webgpu-quant';
+import { QUANT_PRODUCT, quantGather, quantLinear, uploadPacked } from '../../../kernels/base/webgpu-quant';
 import { rowCodeBytes } from '../../../kernels/base/webgpu-plan';
 import { relativeError, seeded } from '../tensors';
 import { runCases } from '../webgpu-start';
@@ -24,6 +25,8 @@ export interface Case {
   specials?: [index: number, value: number][];
   /** Also run the product in one chunk and compare. */
   unchunked?: boolean;
+  /** Rows of W to gather, as ids [2, n / 2]. */
+  gather?: number[];
 }
 
 export interface Result {
@@ -37,6 +40,8 @@ export interface Result {
   mismatches: number | null;
   /** One chunk against the case's: y's largest difference and dx's relative error (unchunked cases). */
   chunking: { y: number; dx: number } | null;
+  /** Gathered elements that differ from deq(W)'s rows, and the error an id past the table gave (gather cases). */
+  gather: { mismatches: number; shape: number[]; refusal: string } | null;
 }
 
 /** a [m, k] · b, in float64: b [n, k] used transposed, or b [k, n] as it is. */
@@ -52,12 +57,16 @@ function product64(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: num
   return out;
 }
 
-/** y and dx = d/dx Σ y ⊙ r on the GPU for W uploaded in `chunks` chunks (limits that hold that many rows), and the quantised kernel's runs. */
+/** Buffer limits that hold W in `chunks` chunks of rows. */
+function limitsFor(matrix: PackedMatrix, chunks: number) {
+  const perRow = Math.max(rowCodeBytes(matrix.cols, matrix.format), matrix.scales ? 4 * matrix.groups : 0);
+  const bytes = Math.ceil((Math.ceil(matrix.rows / chunks) * perRow) / 4) * 4;
+  return { maxStorageBufferBindingSize: bytes, maxBufferSize: bytes };
+}
+
+/** y and dx = d/dx Σ y ⊙ r on the GPU for W uploaded in `chunks` chunks, and the quantised kernel's runs. */
 async function run(matrix: PackedMatrix, chunks: number, x: tf.Tensor, r: tf.Tensor) {
-  const { rows, cols, format } = matrix;
-  const perRow = Math.max(rowCodeBytes(cols, format), matrix.scales ? 4 * matrix.groups : 0);
-  const bytes = Math.ceil((Math.ceil(rows / chunks) * perRow) / 4) * 4;
-  const packed = uploadPacked(matrix, { maxStorageBufferBindingSize: bytes, maxBufferSize: bytes });
+  const packed = uploadPacked(matrix, limitsFor(matrix, chunks));
   let values: [number[], number[]] = [[], []];
   const profile = await tf.profile(async () => {
     const y = quantLinear(x, packed);
@@ -67,6 +76,26 @@ async function run(matrix: PackedMatrix, chunks: number, x: tf.Tensor, r: tf.Ten
   });
   packed.dispose();
   return { values, chunks: packed.chunks.length, kernels: profile.kernels.filter((k) => k.name === QUANT_PRODUCT).length };
+}
+
+/** The rows `ids` of deq(W) gathered from W in `chunks` chunks, compared with deq's rows; and an id past the table. */
+async function gatherRows(matrix: PackedMatrix, chunks: number, ids: number[], deq: Float32Array): Promise<Result['gather']> {
+  const packed = uploadPacked(matrix, limitsFor(matrix, chunks));
+  const idTensor = tf.tensor2d(ids, [2, ids.length / 2], 'int32');
+  const out = await quantGather(packed, idTensor);
+  const values = await out.data();
+  let mismatches = 0;
+  ids.forEach((id, t) => {
+    for (let j = 0; j < matrix.cols; j++) if (values[t * matrix.cols + j] !== deq[id * matrix.cols + j]) mismatches++;
+  });
+  const refusal = await quantGather(packed, tf.tensor1d([0, matrix.rows], 'int32')).then(
+    () => '',
+    (error: Error) => error.message,
+  );
+  const shape = out.shape;
+  tf.dispose([idTensor, out]);
+  packed.dispose();
+  return { mismatches, shape, refusal };
 }
 
 runCases<Case, Result>(async (cases) => {
@@ -98,7 +127,8 @@ runCases<Case, Result>(async (cases) => {
       const one = await run(matrix, 1, x, r);
       chunking = { y: Math.max(...one.values[0].map((v, i) => Math.abs(v - y[i]!))), dx: relativeError(dx, one.values[1]) };
     }
-    results.push({ name: c.name, chunks: got.chunks, kernels: got.kernels, errors: [relativeError(y, expectedY), relativeError(dx, expectedDx)], mismatches, chunking });
+    const gather = c.gather ? await gatherRows(matrix, c.chunks, c.gather, deq) : null;
+    results.push({ name: c.name, chunks: got.chunks, kernels: got.kernels, errors: [relativeError(y, expectedY), relativeError(dx, expectedDx)], mismatches, chunking, gather });
     tf.dispose([x, r]);
   }
   return results;
