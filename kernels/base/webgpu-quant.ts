@@ -1,6 +1,6 @@
 // The frozen base's products on the webgpu backend, reading the weights as stored
 // (kernels/base/quant.ts: float32, bfloat16, float16, int8, int4, nf4 with per-group scales along
-// d_in) and dequantising inside the kernel; the weight never exists as float32 on the GPU.
+// d_in) and dequantising inside the kernel: no float32 copy of a packed weight is made on the GPU.
 //
 //   forward         y [M, d_out] = x [M, d_in] · deq(W)ᵀ
 //   input gradient  dx [M, d_in] = dy [M, d_out] · deq(W)          (W is frozen: no weight gradient)
