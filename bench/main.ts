@@ -15,11 +15,13 @@ import { benchMerge } from './merge';
 import { benchParallel, type ParallelOptions } from './parallel';
 import { benchProducts, type ProductsOptions } from './products';
 import { benchProfile } from './profile';
+import { benchQuant, measurePrecision, parsePrecisions, QUANT_SHAPES } from './quant';
 import { parseRecords, renderBenchReadme } from './readme';
 import { benchServer } from './server';
 import { benchTrain } from './train';
 import { benchWebgpuHost, DAWN_NULL_DEVICE } from './webgpu-host';
 import { backendOption, integer } from '../server/cli/options';
+import { DEFAULT_GROUP_SIZE, type BasePrecision } from '../kernels/base/quant';
 
 function record(name: string, result: object): void {
   const dir = join(process.cwd(), 'bench', 'results');
@@ -261,6 +263,35 @@ workloadCommand('products', "the wasm backend's products on MLAS (onnxruntime's 
       `${r.model}, ${r.batch}×${r.tokens} tokens${r.checkpointing ? ', checkpointing' : ''}, one thread: MLAS ${r.mlas_ms} ms/step (${r.mlas_products_per_step} products on ${r.product_threads} thread${r.product_threads > 1 ? 's' : ''}) · ` +
         `XNNPACK ${r.xnnpack_ms} ms/step · speedup ${r.speedup} (median of ${r.rounds} × ${r.steps} steps, alternating) · losses agree to ${r.max_loss_rel_diff}`),
   );
+
+program
+  .command('quant')
+  .description("the frozen base in the native weight store at each precision, for a real model's linear weights and embedding (random BF16 checkpoint): stored bytes, resident memory, wasm heap, load time, products vs today's float32 in the heap, quantisation error")
+  .option('--shape <name>', Object.keys(QUANT_SHAPES).join(' | '), 'qwen2.5-1.5b')
+  .option('--precisions <list>', 'comma-separated', 'float32,bfloat16,float16,int8,int4,nf4')
+  .option('--group-size <n>', 'weights per scale (int8, int4, nf4)', integer('--group-size', 16), DEFAULT_GROUP_SIZE)
+  .option('--tokens <n>', 'rows of the products timed', integer('--tokens', 1), 256)
+  .option('--rounds <n>', 'timed rounds of each product (alternating)', integer('--rounds', 1), 5)
+  .option('--model <folder>', 'where the checkpoint is: reused if written there earlier (same shape), else written there and kept (default: a scratch folder, removed)')
+  .option('--one <json>', '(internal) measure one precision in this process')
+  .action(async (options: { shape: string; precisions: string; groupSize: number; tokens: number; rounds: number; model?: string; one?: string }) => {
+    if (options.one) {
+      const { dir, shape, precision, ...rest } = JSON.parse(options.one) as { dir: string; shape: string; precision: BasePrecision; groupSize: number; tokens: number; rounds: number };
+      await startBackend(backendOption('wasm'));
+      console.log(JSON.stringify(await measurePrecision(dir, shape, precision, rest)));
+      return;
+    }
+    const result = await benchQuant({ ...options, precisions: parsePrecisions(options.precisions) });
+    console.log(JSON.stringify(result));
+    for (const p of result.precisions) {
+      console.error(
+        `${p.precision.padEnd(8)}${p.group_size ? ` g${p.group_size}` : '    '}: stored ${p.stored_gib} GiB · RSS ${p.rss_before_gib} → ${p.rss_after_gib} GiB (peak ${p.rss_peak_gib}) · heap ${p.heap_mib} MiB · load ${p.load_s} s · ` +
+          `products ours/today ${p.time_ratio} · weight error ${p.modules[2]!.weight_rel_rms_error} · output error ${p.modules[2]!.output_rel_rms_error} (up_proj)`,
+      );
+    }
+    console.error(`(load average ${result.load_average[0]} → ${result.load_average[1]}: the machine was shared)`);
+    record('quant', result);
+  });
 
 program
   .command('readme')

@@ -68,6 +68,49 @@ export async function writeRandomLlama(dir: string, shape: LlamaShape, dtype: Wr
   }
   tensors.push({ name: 'model.norm.weight', dtype, shape: [shape.hidden], data: ones(shape.hidden) });
   await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  await writeLlamaConfig(dir, shape, dtype);
+}
+
+/** Qwen2.5's shapes (tied embeddings; its q, k, v biases left out), for the benchmarks of real model sizes. */
+export const QWEN2_5_SHAPES: Record<string, LlamaShape> = {
+  'qwen2.5-0.5b': { hidden: 896, layers: 24, heads: 14, kvHeads: 2, intermediate: 4864, vocab: 151936 },
+  'qwen2.5-1.5b': { hidden: 1536, layers: 28, heads: 12, kvHeads: 2, intermediate: 8960, vocab: 151936 },
+  'qwen2.5-3b': { hidden: 2048, layers: 36, heads: 16, kvHeads: 2, intermediate: 11008, vocab: 151936 },
+};
+
+/**
+ * writeRandomLlama's model as shards, one per decoder layer and one for the embedding and the
+ * final norm, with model.safetensors.index.json: billions of parameters written with one
+ * shard's values in memory at a time.
+ */
+export async function writeRandomLlamaShards(dir: string, shape: LlamaShape, dtype: WritableDtype, seed = 1): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const normal = randomNormals(seed);
+  const ones = (n: number) => new Float32Array(n).fill(1);
+  const weightMap: Record<string, string> = {};
+  const shards = shape.layers + 1;
+  const shardName = (i: number) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+  const write = async (i: number, tensors: TensorToWrite[]) => {
+    for (const t of tensors) weightMap[t.name] = shardName(i);
+    await writeSafetensors(join(dir, shardName(i)), tensors, { format: 'pt' });
+  };
+  await write(0, [
+    { name: 'model.embed_tokens.weight', dtype, shape: [shape.vocab, shape.hidden], data: normal(shape.vocab * shape.hidden) },
+    { name: 'model.norm.weight', dtype, shape: [shape.hidden], data: ones(shape.hidden) },
+  ]);
+  const modules = llamaLinearModules(shape);
+  for (let layer = 0; layer < shape.layers; layer++) {
+    const p = `model.layers.${layer}`;
+    const tensors: TensorToWrite[] = modules.filter((m) => m.name.startsWith(`${p}.`)).map((m) => ({ name: `${m.name}.weight`, dtype, shape: [m.dOut, m.dIn], data: normal(m.dIn * m.dOut) }));
+    tensors.push({ name: `${p}.input_layernorm.weight`, dtype, shape: [shape.hidden], data: ones(shape.hidden) });
+    tensors.push({ name: `${p}.post_attention_layernorm.weight`, dtype, shape: [shape.hidden], data: ones(shape.hidden) });
+    await write(layer + 1, tensors);
+  }
+  await writeFile(join(dir, 'model.safetensors.index.json'), `${JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 2)}\n`);
+  await writeLlamaConfig(dir, shape, dtype);
+}
+
+async function writeLlamaConfig(dir: string, shape: LlamaShape, dtype: WritableDtype): Promise<void> {
   const config = {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: shape.hidden, intermediate_size: shape.intermediate,
     num_hidden_layers: shape.layers, num_attention_heads: shape.heads, num_key_value_heads: shape.kvHeads, vocab_size: shape.vocab,

@@ -223,6 +223,24 @@ export function setProductThreads(count: number): void {
   threads = count;
 }
 
+/** A float32 operand in row-major order: an array (or a view) and its shape. */
+export interface FloatMatrix {
+  data: Float32Array;
+  shape: readonly number[];
+}
+
+/**
+ * c = op(a)·op(b) on MLAS, on setProductThreads' threads, for any float32 arrays (views of the wasm
+ * heap or arrays of their own): the products of kernels/native-weights.ts. onnxruntime's binding
+ * refuses arrays over a SharedArrayBuffer. Throws until installMlasProducts() has succeeded.
+ */
+export function mlasProductInto(a: FloatMatrix, b: FloatMatrix, c: FloatMatrix, transposeA: boolean, transposeB: boolean): void {
+  if (!mlas) throw new Error('products cannot run on MLAS: installMlasProducts() has not succeeded');
+  const tensor = (m: FloatMatrix) => new mlas!.Tensor('float32', m.data, m.shape);
+  mlas.session(transposeA, transposeB, threads).run({ a: tensor(a), b: tensor(b) }, { c: tensor(c) }, {});
+  mlasProducts++;
+}
+
 /** How many products MLAS has computed in this thread. */
 export function mlasProductCount(): number {
   return mlasProducts;

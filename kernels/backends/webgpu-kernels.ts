@@ -3,6 +3,7 @@
 import { registerWebgpuAttentionSoftmax } from '../ops/attention-softmax';
 import { registerWebgpuDropoutMask } from '../adapter/dropout';
 import { registerWebgpuAdapterKernels } from '../adapter/fused-adapter';
+import { registerWebgpuQuantKernels } from '../base/webgpu-quant';
 import { registerWebgpuGelu } from '../ops/gelu';
 import { registerWebgpuLayerNorm } from '../ops/layer-norm';
 import { registerWebgpuRmsNorm } from '../ops/rms-norm';
@@ -17,6 +18,7 @@ export function registerWebgpuKernels(util: WebgpuUtil): void {
   registerWebgpuAdapterKernels(util);
   registerWebgpuGelu(util);
   registerWebgpuLayerNorm(util);
+  registerWebgpuQuantKernels(util);
   registerWebgpuRmsNorm(util);
   registerWebgpuRope(util);
   registerWebgpuSwiglu(util);

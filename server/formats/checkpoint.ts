@@ -135,6 +135,11 @@ export class Checkpoint {
     return this.byPath.get(this.info(name).file)!.readFloat32(name);
   }
 
+  /** Rows [first, first + count) of a tensor along its first axis, as float32 (SafetensorsFile.readFloat32Rows). */
+  async readFloat32Rows(name: string, first: number, count: number): Promise<Float32Array> {
+    return this.byPath.get(this.info(name).file)!.readFloat32Rows(name, first, count);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.files.map((file) => file.close()));
   }

@@ -15,6 +15,7 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { TextDecoder } from 'node:util';
+import { float32BitsToBfloat16, float32BitsToFloat16 } from '../../kernels/base/half-precision';
 import { unknownTensorProblem } from './names';
 
 /** Bits per element of every dtype the reference implementation knows (its `Dtype::bitsize`). */
@@ -325,7 +326,25 @@ export class SafetensorsFile {
 
   /** Reads one tensor's bytes (and only those) and converts them to float32. */
   async readFloat32(name: string): Promise<Float32Array> {
-    const { dtype, shape, byteLength, offset } = this.info(name);
+    return this.readFloat32Span(name, 0, this.info(name).byteLength, '');
+  }
+
+  /**
+   * Reads rows [first, first + count) of a tensor along its first axis, and only their bytes, as
+   * float32: a large tensor converted a block at a time.
+   */
+  async readFloat32Rows(name: string, first: number, count: number): Promise<Float32Array> {
+    const { shape, byteLength } = this.info(name);
+    const rows = shape[0];
+    if (rows === undefined || !Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count < 0 || first + count > rows) {
+      throw new SafetensorsError(this.path, `tensor ${JSON.stringify(name)}: rows [${first}, ${first + count}) are not within its shape ${formatShape(shape)}`);
+    }
+    const rowBytes = rows === 0 ? 0 : byteLength / rows;
+    return this.readFloat32Span(name, first * rowBytes, count * rowBytes, ` rows [${first}, ${first + count})`);
+  }
+
+  private async readFloat32Span(name: string, start: number, length: number, part: string): Promise<Float32Array> {
+    const { dtype, shape, offset } = this.info(name);
     const fail = (problem: string): never => {
       throw new SafetensorsError(this.path, `tensor ${JSON.stringify(name)}: ${problem}`);
     };
@@ -334,13 +353,13 @@ export class SafetensorsFile {
       fail(`dtype ${dtype} cannot be read as float32 (readable: ${FLOAT32_READABLE_DTYPES.join(', ')})`);
     }
     const floatDtype = dtype as (typeof FLOAT32_READABLE_DTYPES)[number];
-    const float32Bytes = (byteLength / (DTYPE_BITS[floatDtype] / 8)) * 4;
+    const float32Bytes = (length / (DTYPE_BITS[floatDtype] / 8)) * 4;
     const limit = bufferConstants.MAX_LENGTH;
-    if (byteLength > limit || float32Bytes > limit) {
-      fail(`shape ${formatShape(shape)} × ${dtype} needs ${Math.max(byteLength, float32Bytes)} bytes as float32, more than the ${limit} bytes one array can hold`);
+    if (length > limit || float32Bytes > limit) {
+      fail(`shape ${formatShape(shape)}${part} × ${dtype} needs ${Math.max(length, float32Bytes)} bytes as float32, more than the ${limit} bytes one array can hold`);
     }
-    const bytes = new Uint8Array(byteLength);
-    await readInto(this.handle, this.path, bytes, offset, `tensor ${JSON.stringify(name)}`);
+    const bytes = new Uint8Array(length);
+    await readInto(this.handle, this.path, bytes, offset + start, `tensor ${JSON.stringify(name)}${part}`);
     return decodeFloat32(bytes, floatDtype);
   }
 
@@ -357,34 +376,6 @@ export interface TensorToWrite {
   shape: readonly number[];
   /** Row-major values; F16 and BF16 are rounded to nearest, ties to even. */
   data: Float32Array;
-}
-
-/** float32 bits → float16 bits, round to nearest even; NaN stays NaN (quiet), overflow becomes ±Inf. */
-export function float32BitsToFloat16(bits: number): number {
-  const sign = (bits >>> 16) & 0x8000;
-  const abs = bits & 0x7fffffff;
-  const roundUp = (rest: number, half: number, lsb: number) => (rest > half || (rest === half && lsb === 1) ? 1 : 0);
-  if (abs > 0x7f800000) return sign | 0x7e00 | ((abs >>> 13) & 0x3ff); // NaN: quiet bit set, top of payload kept
-  if (abs >= 0x47800000) return sign | 0x7c00; // ≥ 65536 or Inf
-  if (abs >= 0x38800000) {
-    // Normal half (≥ 2^-14): rebias the exponent 127 → 15, drop 13 mantissa bits. A carry out of
-    // the mantissa bumps the exponent, which is right, up to 65520 → Inf.
-    const half = (abs >>> 13) - (112 << 10);
-    return sign | (half + roundUp(abs & 0x1fff, 0x1000, half & 1));
-  }
-  const exponent = abs >>> 23;
-  if (exponent < 102) return sign; // below 2^-25, half of the smallest subnormal: rounds to ±0
-  // Subnormal half: m · 2^-24 with m = (1.f · 2^(e-127)) / 2^-24 = (1f) >> (126 - e).
-  const mantissa = (abs & 0x7fffff) | 0x800000;
-  const shift = 126 - exponent;
-  const half = mantissa >>> shift;
-  return sign | (half + roundUp(mantissa & ((1 << shift) - 1), 1 << (shift - 1), half & 1));
-}
-
-/** float32 bits → bfloat16 bits, round to nearest even; NaN stays NaN (quiet). */
-export function float32BitsToBfloat16(bits: number): number {
-  if ((bits & 0x7fffffff) > 0x7f800000) return (bits >>> 16) | 0x40;
-  return (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
 }
 
 function encode(tensor: TensorToWrite): Uint8Array {

@@ -46,7 +46,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   extension: ['protocol'],
   webview: ['protocol'],
   kernels: ['protocol'],
-  'server/formats': [],
+  'server/formats': ['kernels'],
   'server/models': ['server/formats', 'kernels', 'protocol'],
   'server/config': ['server/models', 'kernels', 'protocol'],
   'server/engine': ['server/models', 'server/formats', 'server/config', 'kernels', 'protocol', 'server'],

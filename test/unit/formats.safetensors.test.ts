@@ -384,6 +384,28 @@ describe('SafetensorsFile reads lazily', () => {
       assert.deepEqual(file.metadata, { format: 'pt' });
       assertSameFloats(await file.readFloat32('small'), [1, -2, Infinity, -0]);
       await rejectsWith(file.readFloat32('big'), path, `tensor "big": shape [8589934592] × F32 needs 34359738368 bytes as float32, more than the ${bufferConstants.MAX_LENGTH} bytes one array can hold`);
+      // a few rows of the big one, read alone (the sparse file's zeros)
+      assertSameFloats(await file.readFloat32Rows('big', 2 ** 33 - 3, 3), [0, 0, 0]);
+      await rejectsWith(file.readFloat32Rows('big', 0, 2 ** 33), path, 'tensor "big": shape [8589934592] rows [0, 8589934592) × F32 needs 34359738368 bytes as float32');
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('reads a block of rows as float32, only its bytes, and refuses rows outside the tensor', async () => {
+    const path = join(dir, 'model.safetensors');
+    const values = Float32Array.from({ length: 15 }, (_, i) => i - 7.5);
+    await writeSafetensors(path, [
+      { name: 'w', dtype: 'BF16', shape: [5, 3], data: values },
+      { name: 'v', dtype: 'F32', shape: [15], data: values },
+    ]);
+    const file = await SafetensorsFile.open(path);
+    try {
+      assertSameFloats(await file.readFloat32Rows('w', 1, 3), [...values.subarray(3, 12)]);
+      assertSameFloats(await file.readFloat32Rows('v', 14, 1), [6.5]);
+      assert.deepEqual(await file.readFloat32Rows('w', 5, 0), new Float32Array(0));
+      await rejectsWith(file.readFloat32Rows('w', 3, 3), path, 'tensor "w": rows [3, 6) are not within its shape [5, 3]');
+      await rejectsWith(file.readFloat32Rows('w', -1, 1), path, 'tensor "w": rows [-1, 0) are not within its shape [5, 3]');
     } finally {
       await file.close();
     }
