@@ -2,7 +2,8 @@
 // `model.safetensors.index.json` ({"metadata": {...}, "weight_map": {tensor name: shard file}}).
 // Every shard is opened lazily (headers only); tensors are read one at a time.
 
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
+import { FileReadError, readTextFile } from './files';
 import { basename, join } from 'node:path';
 import { unknownTensorProblem } from './names';
 import { MAX_HEADER_BYTES, SafetensorsError, SafetensorsFile, type TensorInfo } from './safetensors';
@@ -51,11 +52,16 @@ interface Index {
 }
 
 async function readIndex(path: string): Promise<Index> {
-  const { size } = await stat(path);
-  if (size > MAX_HEADER_BYTES) throw new SafetensorsError(path, `the index is ${size} bytes, over the ${MAX_HEADER_BYTES}-byte limit`);
+  let text: string;
+  try {
+    text = await readTextFile(path, 'the shard index', MAX_HEADER_BYTES);
+  } catch (error) {
+    if (!(error instanceof FileReadError)) throw error;
+    throw new SafetensorsError(error.path, error.problem, { cause: error });
+  }
   let index: unknown;
   try {
-    index = JSON.parse(await readFile(path, 'utf8'));
+    index = JSON.parse(text);
   } catch (error) {
     throw new SafetensorsError(path, `the index is not valid JSON: ${(error as Error).message}`, { cause: error });
   }

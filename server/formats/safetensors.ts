@@ -11,6 +11,7 @@
 
 import { constants as bufferConstants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -283,12 +284,15 @@ export class SafetensorsFile {
   static async open(path: string): Promise<SafetensorsFile> {
     let handle: FileHandle;
     try {
-      handle = await open(path, 'r');
+      // without blocking: a FIFO would wait for a writer for ever
+      handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (error) {
       throw new SafetensorsError(path, `cannot open: ${(error as Error).message}`, { cause: error });
     }
     try {
-      const { size } = await handle.stat();
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw new SafetensorsError(path, 'is not a regular file (a FIFO, a device or a folder); safetensors weights must be a file');
+      const { size } = stats;
       if (size < LENGTH_PREFIX_BYTES) {
         throw new SafetensorsError(path, `the file is ${size} bytes, too short for the 8-byte header length that starts a safetensors file`);
       }

@@ -2,10 +2,12 @@
 // Fields a transformers config class gives a default are optional here with the same default;
 // the fields that fix the shapes of the weights are required.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FileReadError, readTextFile } from '../formats/files';
 
 export const CONFIG_FILE = 'config.json';
+/** config.json holds a few dozen keys; anything near this size is not one. */
+const MAX_CONFIG_BYTES = 16 * 1024 ** 2;
 
 export const LLAMA_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
 export const GPT2_ARCHITECTURES = ['GPT2LMHeadModel'] as const;
@@ -314,9 +316,11 @@ export async function loadModelConfig(modelDir: string): Promise<ModelConfig> {
   const file = join(modelDir, CONFIG_FILE);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readTextFile(file, CONFIG_FILE, MAX_CONFIG_BYTES);
   } catch (error) {
-    throw new ModelConfigError(file, null, `cannot be read (${(error as Error).message}); a Hugging Face model folder holds config.json beside its weights`);
+    if (!(error instanceof FileReadError)) throw error;
+    const missing = (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+    throw new ModelConfigError(error.path, null, `${error.problem}${missing ? '; a Hugging Face model folder holds config.json beside its weights' : ''}`);
   }
   let json: unknown;
   try {

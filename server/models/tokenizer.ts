@@ -1,10 +1,10 @@
 // A model folder's tokenizer: tokenizer.json + tokenizer_config.json through
 // @huggingface/tokenizers, and the chat template of tokenizer_config.json through @huggingface/jinja.
 
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { FileReadError, readTextFile } from '../formats/files';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -26,12 +26,17 @@ export class TokenizerError extends Error {
 
 type Json = Record<string, unknown>;
 
+/** The largest tokenizer file read (the largest vocabularies' tokenizer.json are tens of MiB). */
+const MAX_TOKENIZER_BYTES = 256 * 1024 ** 2;
+
 async function readJson(file: string, what: string): Promise<Json> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readTextFile(file, basename(file), MAX_TOKENIZER_BYTES);
   } catch (error) {
-    throw new TokenizerError(file, `cannot be read (${(error as Error).message}); ${what}`);
+    if (!(error instanceof FileReadError)) throw error;
+    const missing = (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+    throw new TokenizerError(error.path, `${error.problem}${missing ? `; ${what}` : ''}`);
   }
   let json: unknown;
   try {
@@ -41,6 +46,57 @@ async function readJson(file: string, what: string): Promise<Json> {
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TokenizerError(file, 'must be a JSON object');
   return json as Json;
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const json = JSON.stringify(value);
+  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
+}
+
+const isTokenId = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/**
+ * The parts of tokenizer.json that @huggingface/tokenizers reads without checking them: a file
+ * that lacks one or holds the wrong type there failed inside the library ("Cannot read properties
+ * of undefined"). Names the key, what it must be and what it is.
+ */
+function checkTokenizerJson(file: string, json: Json): void {
+  const fail = (key: string, problem: string): never => {
+    throw new TokenizerError(file, `"${key}" ${problem}; the file is not a tokenizers file, or it is corrupt`);
+  };
+  const model = json.model;
+  if (!isObject(model)) return fail('model', `must be an object (the tokenizer model: its type and vocabulary), got ${describe(model)}`);
+  const { vocab, merges } = model;
+  if (model.type === 'Unigram' || Array.isArray(vocab)) {
+    const pair = (entry: unknown) => Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'number';
+    if (!Array.isArray(vocab)) fail('model.vocab', `must list [piece, score] pairs (a Unigram model), got ${describe(vocab)}`);
+    const bad = (vocab as unknown[]).findIndex((entry) => !pair(entry));
+    if (bad >= 0) fail(`model.vocab[${bad}]`, `must be a [piece, score] pair, got ${describe((vocab as unknown[])[bad])}`);
+  } else {
+    if (!isObject(vocab)) fail('model.vocab', `must map each token to its id, got ${describe(vocab)}`);
+    const bad = Object.entries(vocab as Json).find(([, id]) => !isTokenId(id));
+    if (bad) fail(`model.vocab[${JSON.stringify(bad[0])}]`, `must be a token id (a non-negative integer), got ${describe(bad[1])}`);
+  }
+  if (model.type === 'BPE' || merges !== undefined) {
+    const merge = (entry: unknown) =>
+      (typeof entry === 'string' && entry.split(' ').length === 2) || (Array.isArray(entry) && entry.length === 2 && entry.every((part) => typeof part === 'string'));
+    if (!Array.isArray(merges)) fail('model.merges', `must list the BPE merges, got ${describe(merges)}`);
+    const bad = (merges as unknown[]).findIndex((entry) => !merge(entry));
+    if (bad >= 0) fail(`model.merges[${bad}]`, `must be a merge, "a b" or ["a", "b"], got ${describe((merges as unknown[])[bad])}`);
+  }
+  const added = json.added_tokens;
+  if (!Array.isArray(added)) fail('added_tokens', `must be a list (empty when the tokenizer adds none), got ${describe(added)}`);
+  const bad = (added as unknown[]).findIndex((token) => !isObject(token) || !isTokenId(token.id) || typeof token.content !== 'string');
+  if (bad >= 0) fail(`added_tokens[${bad}]`, `must be an object with a token id "id" and a string "content", got ${describe((added as unknown[])[bad])}`);
+  for (const key of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) {
+    const value = json[key];
+    if (value !== undefined && value !== null && !(isObject(value) && typeof value.type === 'string')) fail(key, `must be null or an object with a "type", got ${describe(value)}`);
+  }
 }
 
 /** A special token as tokenizer_config.json gives it: a string, or an AddedToken object with "content". */
@@ -84,6 +140,7 @@ export class ModelTokenizer {
     const configFile = join(modelDir, TOKENIZER_CONFIG_FILE);
     const tokenizerJson = await readJson(tokenizerFile, 'the model folder needs the fast-tokenizer file tokenizer.json (save it with transformers: tokenizer.save_pretrained(dir))');
     const config = await readJson(configFile, 'the model folder needs tokenizer_config.json beside tokenizer.json');
+    checkTokenizerJson(tokenizerFile, tokenizerJson);
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(tokenizerJson, config);
@@ -123,7 +180,11 @@ export class ModelTokenizer {
         'has no "chat_template", so chat data cannot be formatted for this model; use a chat (instruct) model, add a template, or use the "text" or "completion" data format',
       );
     }
-    this.template ??= new Template(this.chatTemplate);
-    return this.template.render({ messages, add_generation_prompt: addGenerationPrompt, ...this.specialTokens });
+    try {
+      this.template ??= new Template(this.chatTemplate);
+      return this.template.render({ messages, add_generation_prompt: addGenerationPrompt, ...this.specialTokens });
+    } catch (error) {
+      throw new TokenizerError(join(this.dir, TOKENIZER_CONFIG_FILE), `"chat_template" cannot be rendered: ${(error as Error).message}`);
+    }
   }
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { constants as bufferConstants } from 'node:buffer';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -354,6 +355,12 @@ describe('SafetensorsFile.open: header validation', () => {
   it('names the file when it cannot be opened', async () => {
     const path = join(dir, 'absent.safetensors');
     await rejectsWith(SafetensorsFile.open(path), path, 'cannot open: ENOENT');
+  });
+
+  it('refuses a FIFO, a device or a folder at once instead of waiting on it', { timeout: 10_000 }, async () => {
+    const fifo = join(dir, 'pipe.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    for (const path of [fifo, '/dev/zero', dir]) await rejectsWith(SafetensorsFile.open(path), path, 'is not a regular file (a FIFO, a device or a folder); safetensors weights must be a file');
   });
 });
 
