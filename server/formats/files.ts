@@ -6,7 +6,8 @@
 // its byte in that line.
 import { isUtf8 } from 'node:buffer';
 import { constants, type Stats } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 const CHUNK_BYTES = 1 << 16;
 const NEWLINE = 0x0a;
@@ -194,5 +195,30 @@ export async function* readLines(path: string, what: string, maxLineBytes: numbe
     if (length > 0 || overlong) yield finish();
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * mkdir -p, one level at a time from the nearest folder that exists. Node's recursive mkdir
+ * retries for ever where mkdir answers ENOENT under a folder that exists (/proc, some network
+ * and FUSE file systems); here that ENOENT is the error.
+ */
+export async function makeFolders(path: string): Promise<void> {
+  const missing: string[] = [];
+  let current = path;
+  for (;;) {
+    const info = await stat(current).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return null;
+      throw error;
+    });
+    if (info) break;
+    missing.unshift(current);
+    if (dirname(current) === current) break;
+    current = dirname(current);
+  }
+  for (const folder of missing) {
+    await mkdir(folder).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
   }
 }
