@@ -72,6 +72,7 @@ connection.onNotification(settingsNotification, (received) => {
 
 const jobs = new JobManager({
   trainerModule: join(__dirname, 'trainer.js'),
+  log: (line) => connection.console.error(line),
   onUpdate: (update) => {
     void connection.sendNotification(jobUpdateNotification, update);
     // A finished run brings its config the "Open panel" and "Merge" lenses.

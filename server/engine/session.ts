@@ -2,14 +2,19 @@
 import { join } from 'node:path';
 import { loadConfigFile } from '../config/load';
 import { CausalLM } from '../models/model';
+import { readModelLayout } from '../models/modules';
 import { ModelTokenizer } from '../models/tokenizer';
-import type { BackendPreference } from '../../protocol/backends';
+import type { BackendName, BackendPreference } from '../../protocol/backends';
 import { productEngine } from '../../kernels/backends/mlas-matmul';
 import { startBackend } from '../runtime';
+import { machineRefusal } from './memory';
 import { planWorkers } from './plan-workers';
 import { defaultRunName, train } from './train';
 import type { TrainEvent } from '../../protocol/trainer';
 import type { TrainSummary } from '../../protocol/records';
+
+/** The backends whose memory is the machine's. */
+const CPU_BACKENDS: readonly BackendName[] = ['wasm', 'cpu'];
 
 export interface SessionOptions {
   /** Overrides the config's backend (CLI --backend, the editor's moslora.backend setting). */
@@ -32,14 +37,20 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
   const backend = await startBackend(options.backend ?? config.backend);
   // the backend that started, for the status bar and the panel's header while the run is young
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}`, backend: backend.backend, device: backend.device });
-  const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
+  // From config.json and the safetensors headers: a run that cannot fit this machine is refused before the weights load.
+  const { config: shape, layout } = await readModelLayout(config.model);
   const t = config.training;
-  const plan = planWorkers(t.workers, backend.backend, {
-    batch: t.batch_size,
-    checkpointing: t.gradient_checkpointing,
-    // the adapter's few MiB aside
-    memory: { ...model.shape, baseParameters: model.parameterCount, products: productEngine(), trainable: 0, maxLength: config.data.max_length },
-  });
+  // the adapter's few MiB aside
+  const memory = {
+    hidden: shape.hiddenSize, layers: shape.numLayers, heads: shape.numHeads, vocab: shape.vocabSize,
+    baseParameters: layout.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0), products: productEngine(), trainable: 0, maxLength: config.data.max_length,
+  };
+  const plan = planWorkers(t.workers, backend.backend, { batch: t.batch_size, checkpointing: t.gradient_checkpointing, memory });
+  if (CPU_BACKENDS.includes(backend.backend)) {
+    const refusal = machineRefusal({ ...memory, batch: t.batch_size, checkpointing: t.gradient_checkpointing, threads: plan.count });
+    if (refusal) throw new Error(`${config.configPath}: ${refusal}`);
+  }
+  const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
   try {
     return await train({
       config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model },
