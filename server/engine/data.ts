@@ -287,6 +287,8 @@ export function tokenizeRecord(
 
 export interface DatasetOptions {
   format: DataFormat;
+  /** The model's vocabulary size: a token id the tokenizer gives at or past it is refused (the tokenizer is another model's). */
+  vocabSize?: number;
   /** data.fields: the dataset's own field names. */
   fields?: FieldNames;
   maxLength: number;
@@ -304,6 +306,11 @@ export async function loadExamples(file: string, tokenizer: DataTokenizer, optio
   for (const record of records) {
     try {
       const example = tokenizeRecord(record.value, options.format, tokenizer, options);
+      const outside = options.vocabSize === undefined ? undefined : example.inputIds.find((id) => id >= options.vocabSize!);
+      if (outside !== undefined) {
+        problems.push(`${file}:${record.line}: token id ${outside} is past the model's vocabulary of ${options.vocabSize} (config.json's vocab_size); the tokenizer is not this model's`);
+        continue;
+      }
       if (example.labels.every((l) => l === IGNORE_INDEX)) {
         problems.push(`${file}:${record.line}: the prompt fills all ${options.maxLength} tokens (max_length), nothing is left to train on; raise data.max_length or shorten the prompt`);
       }

@@ -134,7 +134,10 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const started = performance.now();
 
   // Data
-  const dataOptions = { format: config.data.format, maxLength: config.data.max_length, trainOnPrompt: config.data.train_on_prompt, ...(config.data.fields ? { fields: config.data.fields } : {}) };
+  const dataOptions = {
+    format: config.data.format, maxLength: config.data.max_length, trainOnPrompt: config.data.train_on_prompt,
+    ...(config.data.fields ? { fields: config.data.fields } : {}), ...(model.shape ? { vocabSize: model.shape.vocab } : {}),
+  };
   let trainRows = await loadExamples(config.data.train, tokenizer, dataOptions);
   let evalRows: TokenizedExample[] = [];
   let choices: ChoiceExample[] | null = null;

@@ -85,6 +85,9 @@ function checkOptions(options: GenerateOptions): void {
  */
 function checkContext(model: CausalLM, prompt: readonly number[], maxNewTokens: number): void {
   if (prompt.length === 0) throw new Error('generate: the prompt is empty; give at least one token');
+  const vocab = model.config.vocabSize;
+  const outside = prompt.find((id) => !(Number.isInteger(id) && id >= 0 && id < vocab));
+  if (outside !== undefined) throw new Error(`generate: the prompt's token id ${outside} is past the vocabulary of ${model.dir} (${vocab} tokens, config.json's vocab_size); the tokenizer is not this model's`);
   const context = model.config.maxPositions;
   if (prompt.length + maxNewTokens <= context) return;
   const where = `${model.dir} reads at most ${context} positions (its context length, config.json's ${model.config.family === 'gpt2' ? 'n_positions' : 'max_position_embeddings'})`;

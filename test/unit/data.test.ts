@@ -160,6 +160,17 @@ describe('datasets', () => {
     await assert.rejects(loadExamples(chat, chars, { format: 'chat', maxLength: 64, trainOnPrompt: false }), /blank-chat\.jsonl:1: every assistant message is empty/);
   });
 
+  it('refuses a token id past the model\'s vocabulary (a tokenizer of another model), naming the line', async () => {
+    const path = await file('vocab.jsonl', '{"text": "ab"}\n{"text": "a\u00ff"}\n');
+    // chars gives code point + 10: "a" 107, "b" 108, "ÿ" 265
+    assert.equal((await loadExamples(path, chars, { format: 'text', maxLength: 16, trainOnPrompt: false, vocabSize: 266 })).length, 2);
+    await assert.rejects(loadExamples(path, chars, { format: 'text', maxLength: 16, trainOnPrompt: false, vocabSize: 200 }), (error: unknown) => {
+      assert.ok(error instanceof DatasetError);
+      assert.deepEqual(error.problems, [`${path}:2: token id 265 is past the model's vocabulary of 200 (config.json's vocab_size); the tokenizer is not this model's`]);
+      return true;
+    });
+  });
+
   it('data.fields maps the dataset’s own field names; a missing mapped field is named as the dataset names it', async () => {
     const path = await file('own.jsonl', `${JSON.stringify({ question: 'Q?', answer: ' A' })}\n${JSON.stringify({ question: 'R?' })}\n`);
     const options = { format: 'completion' as const, maxLength: 32, trainOnPrompt: false, fields: { prompt: 'question', completion: 'answer' } };

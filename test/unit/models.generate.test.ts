@@ -98,6 +98,7 @@ describe('generation with a KV cache', () => {
     const llama = models.get('llama')!;
     await assert.rejects(generate(llama, Array(64).fill(1), { maxNewTokens: 1 }), /the prompt is 64 tokens, and .* reads at most 64 positions \(its context length, config\.json's max_position_embeddings\); shorten the prompt$/);
     await assert.rejects(generate(llama, [], { maxNewTokens: 1 }), /the prompt is empty/);
+    await assert.rejects(generate(llama, [3, 48], { maxNewTokens: 1 }), /^Error: generate: the prompt's token id 48 is past the vocabulary of .* \(48 tokens, config\.json's vocab_size\); the tokenizer is not this model's$/);
     assert.equal((await generate(llama, Array(60).fill(1), { maxNewTokens: 4, eosTokenIds: [] })).tokens.length, 4, 'up to the context length exactly');
   });
 });
