@@ -3,6 +3,7 @@
 // it starts, with the file, the line and what is missing.
 import seedrandom from 'seedrandom';
 import { FileReadError, readLines, readTextFile, type FileLine } from '../formats/files';
+import { preview } from '../formats/preview';
 import type { DATA_FORMATS } from '../config/schema';
 import { IGNORE_INDEX } from '../models/model';
 import type { ChatMessage } from '../models/tokenizer';
@@ -79,7 +80,7 @@ export type ScannedRecord = DataRecord | { line: number; problem: string };
 
 function scanned(value: unknown, line: number): ScannedRecord {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) return { line, value: value as Record<string, unknown> };
-  return { line, problem: `expected a JSON object, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value).slice(0, 80)}` };
+  return { line, problem: `expected a JSON object, got ${Array.isArray(value) ? 'an array' : preview(value, 80)}` };
 }
 
 /**
@@ -177,7 +178,7 @@ function fieldProblem(file: string, record: DataRecord, format: DataFormat): str
   }
   for (const field of [...REQUIRED_FIELDS[format], ...(format === 'alpaca' ? ['input'] : [])]) {
     if (field in record.value && typeof record.value[field] !== 'string') {
-      return `${where}: field "${field}" must be a string, got ${JSON.stringify(record.value[field])?.slice(0, 80)}`;
+      return `${where}: field "${field}" must be a string, got ${preview(record.value[field], 80)}`;
     }
   }
   const trained = TRAINED_FIELD[format];
@@ -330,7 +331,7 @@ function choiceProblem(file: string, { value, line }: DataRecord): string | null
     return `${file}:${line}: "choices" must be a list of at least two strings`;
   }
   if (!Number.isInteger(answer) || (answer as number) < 0 || (answer as number) >= choices.length) {
-    return `${file}:${line}: "answer" must be an index into choices (0..${choices.length - 1}), got ${JSON.stringify(answer)}`;
+    return `${file}:${line}: "answer" must be an index into choices (0..${choices.length - 1}), got ${preview(answer)}`;
   }
   return null;
 }

@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { FileReadError, readTextFile } from '../formats/files';
+import { preview } from '../formats/preview';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -52,12 +53,6 @@ function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const json = JSON.stringify(value);
-  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
-}
-
 const isTokenId = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
 
 /**
@@ -70,32 +65,32 @@ function checkTokenizerJson(file: string, json: Json): void {
     throw new TokenizerError(file, `"${key}" ${problem}; the file is not a tokenizers file, or it is corrupt`);
   };
   const model = json.model;
-  if (!isObject(model)) return fail('model', `must be an object (the tokenizer model: its type and vocabulary), got ${describe(model)}`);
+  if (!isObject(model)) return fail('model', `must be an object (the tokenizer model: its type and vocabulary), got ${preview(model)}`);
   const { vocab, merges } = model;
   if (model.type === 'Unigram' || Array.isArray(vocab)) {
     const pair = (entry: unknown) => Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'number';
-    if (!Array.isArray(vocab)) fail('model.vocab', `must list [piece, score] pairs (a Unigram model), got ${describe(vocab)}`);
+    if (!Array.isArray(vocab)) fail('model.vocab', `must list [piece, score] pairs (a Unigram model), got ${preview(vocab)}`);
     const bad = (vocab as unknown[]).findIndex((entry) => !pair(entry));
-    if (bad >= 0) fail(`model.vocab[${bad}]`, `must be a [piece, score] pair, got ${describe((vocab as unknown[])[bad])}`);
+    if (bad >= 0) fail(`model.vocab[${bad}]`, `must be a [piece, score] pair, got ${preview((vocab as unknown[])[bad])}`);
   } else {
-    if (!isObject(vocab)) fail('model.vocab', `must map each token to its id, got ${describe(vocab)}`);
+    if (!isObject(vocab)) fail('model.vocab', `must map each token to its id, got ${preview(vocab)}`);
     const bad = Object.entries(vocab as Json).find(([, id]) => !isTokenId(id));
-    if (bad) fail(`model.vocab[${JSON.stringify(bad[0])}]`, `must be a token id (a non-negative integer), got ${describe(bad[1])}`);
+    if (bad) fail(`model.vocab[${preview(bad[0])}]`, `must be a token id (a non-negative integer), got ${preview(bad[1])}`);
   }
   if (model.type === 'BPE' || merges !== undefined) {
     const merge = (entry: unknown) =>
       (typeof entry === 'string' && entry.split(' ').length === 2) || (Array.isArray(entry) && entry.length === 2 && entry.every((part) => typeof part === 'string'));
-    if (!Array.isArray(merges)) fail('model.merges', `must list the BPE merges, got ${describe(merges)}`);
+    if (!Array.isArray(merges)) fail('model.merges', `must list the BPE merges, got ${preview(merges)}`);
     const bad = (merges as unknown[]).findIndex((entry) => !merge(entry));
-    if (bad >= 0) fail(`model.merges[${bad}]`, `must be a merge, "a b" or ["a", "b"], got ${describe((merges as unknown[])[bad])}`);
+    if (bad >= 0) fail(`model.merges[${bad}]`, `must be a merge, "a b" or ["a", "b"], got ${preview((merges as unknown[])[bad])}`);
   }
   const added = json.added_tokens;
-  if (!Array.isArray(added)) fail('added_tokens', `must be a list (empty when the tokenizer adds none), got ${describe(added)}`);
+  if (!Array.isArray(added)) fail('added_tokens', `must be a list (empty when the tokenizer adds none), got ${preview(added)}`);
   const bad = (added as unknown[]).findIndex((token) => !isObject(token) || !isTokenId(token.id) || typeof token.content !== 'string');
-  if (bad >= 0) fail(`added_tokens[${bad}]`, `must be an object with a token id "id" and a string "content", got ${describe((added as unknown[])[bad])}`);
+  if (bad >= 0) fail(`added_tokens[${bad}]`, `must be an object with a token id "id" and a string "content", got ${preview((added as unknown[])[bad])}`);
   for (const key of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) {
     const value = json[key];
-    if (value !== undefined && value !== null && !(isObject(value) && typeof value.type === 'string')) fail(key, `must be null or an object with a "type", got ${describe(value)}`);
+    if (value !== undefined && value !== null && !(isObject(value) && typeof value.type === 'string')) fail(key, `must be null or an object with a "type", got ${preview(value)}`);
   }
 }
 
@@ -105,7 +100,7 @@ function specialToken(config: Json, key: string, file: string): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value === 'string') return value;
   if (typeof value === 'object' && typeof (value as Json).content === 'string') return (value as Json).content as string;
-  throw new TokenizerError(file, `"${key}" must be a string or an object with "content", got ${JSON.stringify(value)}`);
+  throw new TokenizerError(file, `"${key}" must be a string or an object with "content", got ${preview(value)}`);
 }
 
 /** tokenizer_config.json's "chat_template": one template, or named ones of which "default" is used. */
@@ -117,7 +112,7 @@ function chatTemplateOf(config: Json, file: string): string | null {
     const named = value.find((t) => typeof t === 'object' && t !== null && (t as Json).name === 'default');
     if (named && typeof (named as Json).template === 'string') return (named as Json).template as string;
   }
-  throw new TokenizerError(file, `"chat_template" must be a string or a list holding {"name": "default", "template": ...}, got ${JSON.stringify(value).slice(0, 80)}`);
+  throw new TokenizerError(file, `"chat_template" must be a string or a list holding {"name": "default", "template": ...}, got ${preview(value, 80)}`);
 }
 
 export class ModelTokenizer {
@@ -154,7 +149,7 @@ export class ModelTokenizer {
       const token = specialTokens[key];
       if (token === null || token === undefined) return null;
       const id = tokenizer.token_to_id(token);
-      if (id === undefined) throw new TokenizerError(configFile, `"${key}" ${JSON.stringify(token)} is not in the vocabulary of ${TOKENIZER_FILE}`);
+      if (id === undefined) throw new TokenizerError(configFile, `"${key}" ${preview(token)} is not in the vocabulary of ${TOKENIZER_FILE}`);
       return id;
     };
     const eosTokenId = idOf('eos_token');

@@ -110,6 +110,21 @@ describe('datasets', () => {
     await assert.rejects(readRecords(await file('empty.jsonl', '\n\n')), /empty\.jsonl: no examples/);
   });
 
+  it('quotes a bad value short, and describes one nested too deeply to print (quoting it overflowed the stack)', async () => {
+    const long = await file('long.jsonl', `"${'x'.repeat(500)}"\n`);
+    await assert.rejects(readRecords(long), (error: unknown) => {
+      assert.ok(error instanceof DatasetError);
+      assert.deepEqual(error.problems, [`${long}:1: expected a JSON object, got "${'x'.repeat(76)}...`]);
+      return true;
+    });
+    const deep = await file('deep.jsonl', `{"prompt": "a", "completion": ${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}\n`);
+    await assert.rejects(loadExamples(deep, chars, { format: 'completion', maxLength: 16, trainOnPrompt: false }), (error: unknown) => {
+      assert.ok(error instanceof DatasetError);
+      assert.deepEqual(error.problems, [`${deep}:1: field "completion" must be a string, got an object nested too deeply to show`]);
+      return true;
+    });
+  });
+
   it('reads a line at a time: a line over the record limit is refused with its file, line and the limit, the lines around it still read', async () => {
     const huge = JSON.stringify({ text: 'x'.repeat(MAX_RECORD_BYTES) });
     const path = await file('huge.jsonl', `{"text": "a"}\n${huge}\n{"text": "b"}\n5\n`);

@@ -24,6 +24,11 @@ function rejects(json: unknown, key: string | null, ...fragments: string[]): voi
 }
 
 describe('model config', () => {
+  it('quotes a bad value short, and describes one nested too deeply to print', () => {
+    rejects({ ...TINY_LLAMA_CONFIG, hidden_size: JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`) }, 'hidden_size', 'must be a positive integer, got a list nested too deeply to show');
+    rejects({ ...TINY_LLAMA_CONFIG, hidden_size: 'x'.repeat(10_000) }, 'hidden_size', `must be a positive integer, got "${'x'.repeat(56)}...`);
+  });
+
   it('reads a Llama config, deriving head_dim and defaults', () => {
     const config = parseModelConfig(TINY_LLAMA_CONFIG, FILE);
     assert.equal(config.family, 'llama');
