@@ -2,7 +2,7 @@
 // train_on_prompt) → seeded, shuffled, padded or packed batches. A bad line stops the run before
 // it starts, with the file, the line and what is missing.
 import seedrandom from 'seedrandom';
-import { FileReadError, readLines, readTextFile, type FileLine } from '../formats/files';
+import { FileReadError, jsonErrorPlace, readLines, readTextFile, type FileLine } from '../formats/files';
 import { preview } from '../formats/preview';
 import type { DATA_FORMATS } from '../config/schema';
 import { IGNORE_INDEX } from '../models/model';
@@ -104,7 +104,7 @@ export async function* scanRecords(file: string, limit = Infinity): AsyncGenerat
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      throw new DatasetError(file, [`${file}: invalid JSON (${(error as Error).message})`]);
+      throw new DatasetError(file, [`${file}${jsonErrorPlace(text, error)}: invalid JSON (${(error as Error).message})`]);
     }
     if (!Array.isArray(parsed)) throw new DatasetError(file, [`${file}: a .json dataset must be an array of objects; use .jsonl for one object per line`]);
     for (const [i, value] of parsed.slice(0, Math.min(parsed.length, limit)).entries()) yield scanned(value, i + 1);

@@ -3,7 +3,7 @@
 // Every shard is opened lazily (headers only); tensors are read one at a time.
 
 import { readdir, stat } from 'node:fs/promises';
-import { FileReadError, readTextFile } from './files';
+import { FileReadError, jsonErrorPlace, readTextFile } from './files';
 import { basename, join } from 'node:path';
 import { unknownTensorProblem } from './names';
 import { MAX_HEADER_BYTES, SafetensorsError, SafetensorsFile, type TensorInfo } from './safetensors';
@@ -63,7 +63,7 @@ async function readIndex(path: string): Promise<Index> {
   try {
     index = JSON.parse(text);
   } catch (error) {
-    throw new SafetensorsError(path, `the index is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new SafetensorsError(`${path}${jsonErrorPlace(text, error)}`, `the index is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   if (!isObject(index) || !isObject(index.weight_map)) {
     throw new SafetensorsError(path, 'the index must be an object with a "weight_map" object mapping tensor names to shard files');

@@ -8,6 +8,7 @@ import { isUtf8 } from 'node:buffer';
 import { constants, type Stats } from 'node:fs';
 import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { parse as parseJsonc, type ParseError } from 'jsonc-parser';
 
 const CHUNK_BYTES = 1 << 16;
 const NEWLINE = 0x0a;
@@ -139,6 +140,34 @@ export function decodeUtf8(path: string, bytes: Uint8Array): string {
 /** A regular UTF-8 text file, whole, of at most `maxBytes` (readRegularFile). */
 export async function readTextFile(path: string, what: string, maxBytes: number, hint?: string): Promise<string> {
   return decodeUtf8(path, await readRegularFile(path, what, maxBytes, hint));
+}
+
+/**
+ * Where in `text` JSON.parse failed with `error`, as ":line:column" (1-based) to follow a path:
+ * V8's position where its message gives one, else the first error jsonc-parser finds (V8 quotes
+ * the text around an unexpected token instead); "" when neither says.
+ */
+export function jsonErrorPlace(text: string, error: unknown): string {
+  const at = /at position (\d+)/.exec((error as Error).message);
+  let position = at ? Number(at[1]) : firstJsonError(text);
+  if (position === null) return '';
+  position = Math.min(position, text.length);
+  const lineStart = text.lastIndexOf('\n', position - 1) + 1;
+  let line = 1;
+  for (let i = text.indexOf('\n'); i >= 0 && i < lineStart; i = text.indexOf('\n', i + 1)) line++;
+  return `:${line}:${position - lineStart + 1}`;
+}
+
+/** The offset of the first error in `text` read as strict JSON, or null (none, or nested past the parser's stack). */
+function firstJsonError(text: string): number | null {
+  const errors: ParseError[] = [];
+  try {
+    parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  } catch (error) {
+    if (error instanceof RangeError) return null;
+    throw error;
+  }
+  return errors[0]?.offset ?? null;
 }
 
 /** One line of a file: its text, or why it cannot be read (too long, not UTF-8). 1-based. */

@@ -3,7 +3,7 @@
 // the fields that fix the shapes of the weights are required.
 
 import { join } from 'node:path';
-import { FileReadError, readTextFile } from '../formats/files';
+import { FileReadError, jsonErrorPlace, readTextFile } from '../formats/files';
 import { preview } from '../formats/preview';
 
 export const CONFIG_FILE = 'config.json';
@@ -327,7 +327,7 @@ export async function loadModelConfig(modelDir: string): Promise<ModelConfig> {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new ModelConfigError(file, null, `is not valid JSON: ${(error as Error).message}`);
+    throw new ModelConfigError(`${file}${jsonErrorPlace(text, error)}`, null, `is not valid JSON: ${(error as Error).message}`);
   }
   return parseModelConfig(json, file);
 }

@@ -4,7 +4,7 @@
 import { basename, join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { FileReadError, readTextFile } from '../formats/files';
+import { FileReadError, jsonErrorPlace, readTextFile } from '../formats/files';
 import { preview } from '../formats/preview';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
@@ -43,7 +43,7 @@ async function readJson(file: string, what: string): Promise<Json> {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new TokenizerError(file, `is not valid JSON: ${(error as Error).message}`);
+    throw new TokenizerError(`${file}${jsonErrorPlace(text, error)}`, `is not valid JSON: ${(error as Error).message}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TokenizerError(file, 'must be a JSON object');
   return json as Json;

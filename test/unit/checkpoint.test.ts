@@ -132,7 +132,7 @@ describe('Checkpoint.open errors', () => {
 
   it('rejects an index that is not JSON', async () => {
     await writeFile(indexPath(), '{"weight_map": {');
-    await rejectsWith(Checkpoint.open(dir), indexPath(), 'the index is not valid JSON');
+    await rejectsWith(Checkpoint.open(dir), `${indexPath()}:1:17`, 'the index is not valid JSON');
   });
 
   it('rejects an index without a weight_map object', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import seedrandom from 'seedrandom';
-import { firstInvalidUtf8 } from '../../server/formats/files';
+import { firstInvalidUtf8, jsonErrorPlace } from '../../server/formats/files';
 
 const valid = (bytes: Uint8Array) => {
   try {
@@ -32,5 +32,28 @@ describe('UTF-8 checks', () => {
       assert.equal(bad === -1, valid(bytes), `${Buffer.from(bytes).toString('hex')}`);
       if (bad >= 0) assert.ok(valid(bytes.subarray(0, bad)), `the bytes before ${bad} of ${Buffer.from(bytes).toString('hex')} are UTF-8`);
     }
+  });
+});
+
+describe('jsonErrorPlace', () => {
+  const place = (text: string) => {
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      return jsonErrorPlace(text, error);
+    }
+    throw new Error(`${text} parsed`);
+  };
+
+  it('gives the line and column where JSON.parse stopped, 1-based', () => {
+    assert.equal(place('{"a": x}'), ':1:7');
+    assert.equal(place('{\n  "a": 1,\n  "b" 2\n}'), ':3:7');
+    assert.equal(place('[1,\n\n\n]'), ':4:1');
+  });
+
+  it('gives the end of a text cut short, and nothing for one nested deeper than the parser reaches', () => {
+    assert.equal(place('{\n"a": '), ':2:6');
+    assert.equal(place(''), ':1:1');
+    assert.equal(place(`${'['.repeat(100_000)}x`), '');
   });
 });
