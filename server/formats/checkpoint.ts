@@ -2,8 +2,8 @@
 // `model.safetensors.index.json` ({"metadata": {...}, "weight_map": {tensor name: shard file}}).
 // Every shard is opened lazily (headers only); tensors are read one at a time.
 
-import { readdir, stat } from 'node:fs/promises';
-import { FileReadError, jsonErrorPlace, readTextFile } from './files';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { FileReadError, jsonErrorPlace, kindOf, readTextFile } from './files';
 import { basename, join } from 'node:path';
 import { unknownTensorProblem } from './names';
 import { MAX_HEADER_BYTES, SafetensorsError, SafetensorsFile, type TensorInfo } from './safetensors';
@@ -110,7 +110,13 @@ export class Checkpoint {
       return new Checkpoint(dir, [file], tensors, file.metadata);
     }
     const indexPath = join(dir, INDEX_FILE);
-    if (!(await isFile(indexPath))) throw await noWeightsError(dir);
+    if (!(await isFile(indexPath))) {
+      if (await lstat(single).catch(() => null)) {
+        const target = await stat(single).catch(() => null);
+        throw new SafetensorsError(single, target ? `is ${kindOf(target)}, not a regular file; the weights must be a file` : `is a link to ${await readlink(single)}, which does not exist`);
+      }
+      throw await noWeightsError(dir);
+    }
     const index = await readIndex(indexPath);
     const files: SafetensorsFile[] = [];
     try {

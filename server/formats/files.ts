@@ -33,7 +33,8 @@ export function formatSize(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-function kindOf(stats: Stats): string {
+/** What a path that is not a regular file is, for a refusal: "a folder", "a FIFO (named pipe)", … */
+export function kindOf(stats: Stats): string {
   if (stats.isDirectory()) return 'a folder';
   if (stats.isFIFO()) return 'a FIFO (named pipe)';
   if (stats.isCharacterDevice()) return 'a character device';

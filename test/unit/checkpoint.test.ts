@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -121,6 +121,14 @@ describe('Checkpoint.open errors', () => {
     );
     await rm(join(dir, 'pytorch_model.bin'));
     await rejectsWith(Checkpoint.open(dir), dir, 'it holds no weight files');
+  });
+
+  it('says that a model.safetensors which is not a regular file is not one (it said the folder had no weights)', async () => {
+    await symlink('/dev/zero', join(dir, SINGLE_FILE));
+    await rejectsWith(Checkpoint.open(dir), join(dir, SINGLE_FILE), 'is a character device, not a regular file; the weights must be a file');
+    await rm(join(dir, SINGLE_FILE));
+    await symlink(join(dir, 'gone'), join(dir, SINGLE_FILE));
+    await rejectsWith(Checkpoint.open(dir), join(dir, SINGLE_FILE), `is a link to ${join(dir, 'gone')}, which does not exist`);
   });
 
   it('names a folder that does not exist', async () => {
