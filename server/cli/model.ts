@@ -85,9 +85,10 @@ export function registerModelCommands(program: Command): void {
     .option('--backend <name>', 'compute backend', backendOption, 'auto')
     .option('--json', 'print JSON {text, tokens, tokenIds, stoppedBy}')
     .action(async (model: string, options: { prompt: string; adapter?: string; maxNewTokens: number; temperature: number; topP: number; seed: number; chat?: boolean; backend: BackendPreference; json?: boolean }) => {
-      await startBackend(options.backend);
       const dir = resolve(model);
-      const [lm, tokenizer] = await Promise.all([CausalLM.load(dir), ModelTokenizer.load(dir)]);
+      const tokenizer = await ModelTokenizer.load(dir);
+      await startBackend(options.backend);
+      const lm = await CausalLM.load(dir);
       const adapters: Map<string, Adapter> = options.adapter ? (await loadAdapter(resolve(options.adapter))).adapters : new Map();
       if (options.adapter) await checkFiniteAdapter(resolve(options.adapter), adapters);
       const text = options.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: options.prompt }], true) : options.prompt;

@@ -9,7 +9,7 @@ import { productEngine } from '../../kernels/backends/mlas-matmul';
 import { startBackend } from '../runtime';
 import { machineRefusal } from './memory';
 import { planWorkers } from './plan-workers';
-import { defaultRunName, train } from './train';
+import { defaultRunName, readDatasets, train } from './train';
 import type { TrainEvent } from '../../protocol/trainer';
 import type { TrainSummary } from '../../protocol/records';
 
@@ -29,11 +29,17 @@ export interface SessionOptions {
   onEvent?: (event: TrainEvent) => void;
 }
 
+/**
+ * Runs one training job. What can be checked cheaply is checked before the model loads: the
+ * datasets, the tokenizer, and whether the run fits the machine at all.
+ */
 export async function runTrainingJob(configPath: string, options: SessionOptions = {}): Promise<TrainSummary> {
   const config = await loadConfigFile(configPath);
   const runDir = options.resumeRunDir ?? options.runDir ?? join(options.runsDir ?? config.output.runs_dir, defaultRunName(config));
   const emit = options.onEvent ?? (() => {});
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}` });
+  const datasets = await readDatasets(config);
+  const tokenizer = await ModelTokenizer.load(config.model);
   const backend = await startBackend(options.backend ?? config.backend);
   // the backend that started, for the status bar and the panel's header while the run is young
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}`, backend: backend.backend, device: backend.device });
@@ -50,10 +56,10 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
     const refusal = machineRefusal({ ...memory, batch: t.batch_size, checkpointing: t.gradient_checkpointing, threads: plan.count });
     if (refusal) throw new Error(`${config.configPath}: ${refusal}`);
   }
-  const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
+  const model = await CausalLM.load(config.model);
   try {
     return await train({
-      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model },
+      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model }, datasets,
       ...(options.signal ? { signal: options.signal } : {}), onEvent: emit,
     });
   } finally {

@@ -19,6 +19,7 @@ import type { MetricRecord, MixerSnapshot, TrainSummary } from '../../protocol/r
 import type { TrainEvent, TrainPhase } from '../../protocol/trainer';
 import { exportPeft, saveAdapter, type AdapterSettings } from './adapter-files';
 import {
+  checkRecords,
   choiceExamples,
   collate,
   epochBatches,
@@ -29,6 +30,7 @@ import {
   splitExamples,
   type Batch,
   type ChoiceExample,
+  type DataRecord,
   type DataTokenizer,
   type TokenizedExample,
 } from './data';
@@ -54,6 +56,25 @@ export interface TrainInputs {
   onEvent?: (event: TrainEvent) => void;
   /** Threads that share each micro-batch (parallel.ts planWorkers), loading the model from modelDir; absent: one. */
   workers?: { plan: WorkerPlan; modelDir: string };
+  /** The datasets as readDatasets read them, when read before the model was loaded; absent: read here. */
+  datasets?: Datasets;
+}
+
+/** The records of a run's datasets, each line checked for the fields its format needs. */
+export interface Datasets {
+  train: DataRecord[];
+  eval?: DataRecord[];
+}
+
+/** Reads and checks the config's datasets: cheap next to loading a model, so a bad line is refused first. */
+export async function readDatasets(config: ResolvedConfig): Promise<Datasets> {
+  const { train: trainFile, eval: evalFile, format, fields } = config.data;
+  const train = await readRecords(trainFile);
+  checkRecords(trainFile, train, format, fields);
+  if (evalFile === undefined) return { train };
+  const evalRecords = await readRecords(evalFile);
+  checkRecords(evalFile, evalRecords, format, fields);
+  return { train, eval: evalRecords };
 }
 
 async function evalLoss(score: Scorer, rows: TokenizedExample[], batchSize: number, padId: number): Promise<number> {
@@ -138,11 +159,12 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     format: config.data.format, maxLength: config.data.max_length, trainOnPrompt: config.data.train_on_prompt,
     ...(config.data.fields ? { fields: config.data.fields } : {}), ...(model.shape ? { vocabSize: model.shape.vocab } : {}),
   };
-  let trainRows = await loadExamples(config.data.train, tokenizer, dataOptions);
+  const datasets = inputs.datasets ?? (await readDatasets(config));
+  let trainRows = await loadExamples(config.data.train, tokenizer, dataOptions, datasets.train);
   let evalRows: TokenizedExample[] = [];
   let choices: ChoiceExample[] | null = null;
   if (config.data.eval !== undefined) {
-    const records = await readRecords(config.data.eval);
+    const records = datasets.eval ?? (await readRecords(config.data.eval));
     evalRows = await loadExamples(config.data.eval, tokenizer, dataOptions, records);
     choices = choiceExamples(config.data.eval, renameFields(records, config.data.fields));
   } else if (config.data.eval_split > 0) {

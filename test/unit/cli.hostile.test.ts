@@ -58,6 +58,23 @@ describe('the CLI on hostile input', { skip: CLI_MISSING }, () => {
     assert.deepEqual(await readdir(home), [], 'nothing queued under ~/.cache/Microsoft');
   });
 
+  it('train refuses a bad dataset before loading the model, and a batch no machine holds before loading the weights, leaving no run folder', async () => {
+    const project = await mkdtemp(join(dir, 'train-'));
+    await writeFile(join(project, 'data.jsonl'), '{"prompt": "a", "completion": "b"}\n{"prompt": "c"}\n');
+    const config = (model: string, training: string) =>
+      `model: ${model}\ndata:\n  train: data.jsonl\n  format: completion\n  max_length: 4096\ntraining:\n${training}\noutput:\n  runs_dir: runs\nbackend: wasm\n`;
+    await writeFile(join(project, 'a.moslora.yaml'), config(join(project, 'no-model-here'), '  max_steps: 1'));
+    const data = await runCli(['train', join(project, 'a.moslora.yaml')]);
+    assert.equal(data.code, 1);
+    assert.match(data.stderr, /^moslora: .*data\.jsonl:2: missing field "completion"/);
+    await writeFile(join(project, 'data.jsonl'), '{"prompt": "a", "completion": "b"}\n');
+    await writeFile(join(project, 'b.moslora.yaml'), config(TINY_MODEL, '  max_steps: 1\n  batch_size: 1000\n  workers: 1'));
+    const batch = await runCli(['train', join(project, 'b.moslora.yaml')]);
+    assert.equal(batch.code, 1);
+    assert.match(batch.stderr, /^moslora: .*b\.moslora\.yaml: training\.batch_size 1000 × data\.max_length 4096 needs an estimated [\d.]+ GiB even with gradient checkpointing, more than this machine's [\d.]+ GiB of memory; lower training\.batch_size/);
+    assert.equal(existsSync(join(project, 'runs')), false);
+  });
+
   it('merge and export refuse an output that is or holds their input; --force replaces only an earlier output', async () => {
     const project = await mkdtemp(join(dir, 'project-'));
     const adapter = join(project, 'runs', 'a', 'adapter');
