@@ -1,19 +1,29 @@
-// `moslora export` and `moslora combine`: adapter folders in, adapter folders out; no model needed.
+// `moslora export`, `moslora combine` and `moslora convert`: adapter folders in, adapter folders
+// out; no model needed.
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { startBackend } from '../runtime';
-import { exportPeft, loadAdapter, saveAdapter, type AdapterSettings } from '../engine/adapter-files';
+import {
+  ADAPTER_TORCH_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  convertTorchAdapter,
+  exportPeft,
+  recordedBaseModelDir,
+  saveAdapter,
+  type AdapterSettings,
+} from '../engine/adapter-files';
 import { checkFiniteAdapter } from '../engine/adapter-checks';
 import { COMBINE_METHODS, combineAdapters, type CombineMethod } from '../engine/combine';
 import { checkOutputFolder, writeOutputFolder } from '../engine/outputs';
+import { loadAdapterWithNotes } from './load-adapter';
 import { integer, numberList } from './options';
-import { printResult } from './result';
+import { printJson, printResult } from './result';
 
 export function registerAdapterCommands(program: Command): void {
   program
     .command('export')
     .description('write an adapter as plain LoRA in the PEFT layout (A′ = M·A, exact), loadable by stock PEFT')
-    .argument('<adapter>', 'adapter folder (adapter_config.json + adapter_model.safetensors), e.g. runs/NAME/adapter')
+    .argument('<adapter>', `adapter folder (adapter_config.json + ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_TORCH_FILE}), e.g. runs/NAME/adapter`)
     .requiredOption('--out <dir>', 'output folder')
     .option('--peft', 'the PEFT LoRA layout (the only export format, on by default)')
     .option('--force', 'replace --out if it is a folder moslora wrote (an earlier export)')
@@ -22,11 +32,31 @@ export function registerAdapterCommands(program: Command): void {
       const out = resolve(options.out);
       await checkOutputFolder('export', out, [{ what: 'adapter', path: resolve(adapterDir) }], options.force === true);
       await startBackend('cpu');
-      const { settings, adapters } = await loadAdapter(resolve(adapterDir));
+      const { settings, adapters } = await loadAdapterWithNotes(adapterDir);
       await checkFiniteAdapter(resolve(adapterDir), adapters);
-      await writeOutputFolder('export', out, (dir) => exportPeft(dir, adapters, settings));
-      if (options.json) printResult('export', { outDir: out, modules: adapters.size });
-      else console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
+      const base = await writeOutputFolder('export', out, (dir) => exportPeft(dir, adapters, settings, settings.baseModel ? recordedBaseModelDir(adapterDir, settings.baseModel) : undefined));
+      const naming = `base_model_name_or_path: ${JSON.stringify(base.name)}, ${base.source}`;
+      if (options.json) {
+        console.error(`note: ${naming}`);
+        printResult('export', { outDir: out, modules: adapters.size });
+      } else {
+        console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
+        console.log(naming);
+      }
+    });
+
+  program
+    .command('convert')
+    .description(`write an adapter saved by torch.save (${ADAPTER_TORCH_FILE}) as ${ADAPTER_WEIGHTS_FILE} beside it: the same tensors, names and dtypes`)
+    .argument('<adapter>', `adapter folder holding adapter_config.json and ${ADAPTER_TORCH_FILE}`)
+    .option('--force', `replace an existing ${ADAPTER_WEIGHTS_FILE}`)
+    .option('--json', 'print JSON {file, tensors}')
+    .action(async (adapterDir: string, options: { force?: boolean; json?: boolean }) => {
+      await startBackend('cpu');
+      const result = await convertTorchAdapter(resolve(adapterDir), options.force ? { overwrite: true } : {});
+      for (const note of result.notes) console.error(`note: ${note}`);
+      if (options.json) printJson({ file: result.file, tensors: result.tensors });
+      else console.log(`wrote ${result.tensors} tensors to ${result.file}; ${ADAPTER_TORCH_FILE} is left as it was`);
     });
 
   program
@@ -50,7 +80,7 @@ export function registerAdapterCommands(program: Command): void {
       const out = resolve(options.out);
       await checkOutputFolder('combine', out, dirs.map((dir) => ({ what: 'adapter', path: resolve(dir) })), options.force === true);
       await startBackend('cpu');
-      const loaded = await Promise.all(dirs.map((dir) => loadAdapter(resolve(dir))));
+      const loaded = await Promise.all(dirs.map((dir) => loadAdapterWithNotes(dir)));
       for (const [i, { adapters }] of loaded.entries()) await checkFiniteAdapter(resolve(dirs[i]!), adapters);
       const bases = new Set(loaded.map((l) => l.settings.baseModel));
       if (bases.size > 1) console.warn(`warning: the adapters name different base models (${[...bases].join(', ')}); combining them only makes sense for one base`);

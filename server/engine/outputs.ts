@@ -66,14 +66,15 @@ export async function replaceOutput(temporary: string, out: string, command: str
 }
 
 /** Writes `out` whole with `write` (into a temporary folder, renamed over `out` at the end), after checkOutputFolder. */
-export async function writeOutputFolder(command: string, out: string, write: (dir: string) => Promise<void>): Promise<void> {
+export async function writeOutputFolder<T>(command: string, out: string, write: (dir: string) => Promise<T>): Promise<T> {
   const temporary = temporaryOutput(out, command);
   await makeFolders(dirname(resolve(out)));
   await rm(temporary, { recursive: true, force: true });
   await mkdir(temporary);
   try {
-    await write(temporary);
+    const result = await write(temporary);
     await replaceOutput(temporary, out, command);
+    return result;
   } catch (error) {
     await rm(temporary, { recursive: true, force: true });
     throw error;

@@ -1,6 +1,8 @@
 // One training job from a config file: what `moslora train` and the trainer process both run.
+import { existsSync } from 'node:fs';
+import { freemem } from 'node:os';
 import { join } from 'node:path';
-import { loadConfigFile } from '../config/load';
+import { loadConfigFile, type ResolvedConfig } from '../config/load';
 import { CausalLM } from '../models/model';
 import { readModelLayout } from '../models/modules';
 import { ModelTokenizer } from '../models/tokenizer';
@@ -8,9 +10,9 @@ import type { BackendName, BackendPreference } from '../../protocol/backends';
 import { productEngine } from '../../kernels/backends/mlas-matmul';
 import { startBackend } from '../runtime';
 import { machineRefusal } from './memory';
-import { planWorkers } from './plan-workers';
+import { planWorkers, SHARD_WORKER_FILE } from './plan-workers';
 import { defaultRunName, readDatasets, train } from './train';
-import type { TrainEvent } from '../../protocol/trainer';
+import type { ConfigOverrides, TrainEvent } from '../../protocol/trainer';
 import type { TrainSummary } from '../../protocol/records';
 
 /** The backends whose memory is the machine's. */
@@ -25,8 +27,24 @@ export interface SessionOptions {
   runDir?: string;
   /** Overrides the config's `output.runs_dir` (the editor's `moslora.runsDirectory`). */
   runsDir?: string;
+  /** What this run changes of the config (an A/B's method, seed and threads); the rest stays as written. */
+  overrides?: ConfigOverrides;
+  /** Cores this job may use (an A/B that trains several runs at once gives each its share); default: the machine's. */
+  cores?: number;
   signal?: AbortSignal;
   onEvent?: (event: TrainEvent) => void;
+}
+
+function withOverrides(config: ResolvedConfig, overrides: ConfigOverrides): ResolvedConfig {
+  return {
+    ...config,
+    ...(overrides.method ? { method: overrides.method } : {}),
+    training: {
+      ...config.training,
+      ...(overrides.seed !== undefined ? { seed: overrides.seed } : {}),
+      ...(overrides.workers !== undefined ? { workers: overrides.workers } : {}),
+    },
+  };
 }
 
 /**
@@ -34,7 +52,7 @@ export interface SessionOptions {
  * datasets, the tokenizer, and whether the run fits the machine at all.
  */
 export async function runTrainingJob(configPath: string, options: SessionOptions = {}): Promise<TrainSummary> {
-  const config = await loadConfigFile(configPath);
+  const config = withOverrides(await loadConfigFile(configPath), options.overrides ?? {});
   const runDir = options.resumeRunDir ?? options.runDir ?? join(options.runsDir ?? config.output.runs_dir, defaultRunName(config));
   const emit = options.onEvent ?? (() => {});
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}` });
@@ -51,7 +69,8 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
     hidden: shape.hiddenSize, layers: shape.numLayers, heads: shape.numHeads, vocab: shape.vocabSize,
     baseParameters: layout.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0), products: productEngine(), trainable: 0, maxLength: config.data.max_length,
   };
-  const plan = planWorkers(t.workers, backend.backend, { batch: t.batch_size, checkpointing: t.gradient_checkpointing, memory });
+  const machine = options.cores === undefined ? undefined : { cores: options.cores, freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) };
+  const plan = planWorkers(t.workers, backend.backend, { batch: t.batch_size, checkpointing: t.gradient_checkpointing, memory }, machine);
   if (CPU_BACKENDS.includes(backend.backend)) {
     const refusal = machineRefusal({ ...memory, batch: t.batch_size, checkpointing: t.gradient_checkpointing, threads: plan.count });
     if (refusal) throw new Error(`${config.configPath}: ${refusal}`);

@@ -40,7 +40,7 @@ import { AdamW, scheduleFactor } from './optim';
 import { isFileError, RunDirectory, type LoadedCheckpoint, type TrainerState } from './runs';
 import { median } from './median';
 import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer } from './parallel';
-import { createAdapters, makeTrainable, selectModules } from '../models/adapters';
+import { createAdapters, disposeAdapters, makeTrainable, selectModules } from '../models/adapters';
 import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
 
@@ -128,6 +128,7 @@ function settingsOf(config: ResolvedConfig, layouts: LinearModule[]): AdapterSet
     alpha: config.alpha,
     dropout: config.dropout,
     useRslora: config.use_rslora,
+    useDora: config.use_dora,
     mixerInit: config.mixer_init,
     chainLength: config.chain_length,
     // a pattern ('all-linear', a regular expression) is saved as the modules it selected
@@ -181,7 +182,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   }
   const template = {
     method: config.method, r: config.r, alpha: config.alpha, useRslora: config.use_rslora,
-    chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout,
+    chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout, useDora: config.use_dora,
   };
 
   // The run folder, locked while this trainer writes it. A fresh run's folder is made only once
@@ -194,7 +195,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   let moduleAborted = false;
   try {
     const checkpoint = resumed ? await checkpointToResume(resumed, totalSteps, config) : null;
-    adapters = withConfigPath(config, () => createAdapters(matched, template, t.seed, checkpoint?.adapters));
+    adapters = withConfigPath(config, () => createAdapters(matched, template, t.seed, checkpoint?.adapters, (module) => model.base(module)));
     run ??= await RunDirectory.create(inputs.runDir, config, { unique: config.output.run_name === undefined });
     const params = makeTrainable(adapters);
     const threads = inputs.workers?.plan.count ?? 1;
@@ -270,7 +271,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
 
     const finish = async (outcome: TrainSummary['state'], reason: string | undefined, lossWindow: number[], stepSeconds: number[]) => {
       const summary: TrainSummary = {
-        runDir: folder.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, threads, method: config.method,
+        runDir: folder.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, threads, method: config.method, useDora: config.use_dora,
         steps: state.step, totalSteps, trainableParameters: trainable, baseParameters: model.parameterCount,
         finalLoss: lossWindow.length ? lossWindow.reduce((a, b) => a + b, 0) / lossWindow.length : null,
         evalLoss: last.loss, accuracy: last.accuracy, medianStepSeconds: stepSeconds.length ? median(stepSeconds) : null, wallSeconds: elapsed(),
@@ -350,7 +351,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
       }
       event('saving');
       await saveAdapter(`${folder.dir}/adapter`, weights, settings);
-      await exportPeft(`${folder.dir}/peft`, weights, settings);
+      await exportPeft(`${folder.dir}/peft`, weights, settings, config.model);
       return await finish('done', undefined, lastLogged, stepSeconds);
     } catch (error) {
       if (!isWasmHeapExhausted(error) && !isGpuError(error) && !isShardWorkerError(error) && !isFileError(error)) throw error;
@@ -390,7 +391,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     // After a wasm abort nothing in the module can be freed (or needs to be): the process ends.
     if (!moduleAborted) {
       optimizer?.dispose();
-      for (const { weights } of adapters?.values() ?? []) tf.dispose([weights.A, weights.B, ...weights.mixers]);
+      if (adapters) disposeAdapters(adapters);
     }
     await run?.release();
   }
