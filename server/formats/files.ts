@@ -45,6 +45,8 @@ export function kindOf(stats: Stats): string {
 
 /** Opens `path` for reading if it is a regular file; `what` says what the file should be, for the refusal. */
 export async function openRegularFile(path: string, what: string): Promise<FileHandle> {
+  // Node refuses such a path with a message that repeats it, NUL bytes and all
+  if (path.includes('\0')) throw new FileReadError(path.replaceAll('\0', '\\0'), `cannot read ${what}: the path holds a NUL byte (shown as \\0), which no file name can; fix the path`);
   let handle: FileHandle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import seedrandom from 'seedrandom';
-import { firstInvalidUtf8, jsonErrorPlace } from '../../server/formats/files';
+import { firstInvalidUtf8, jsonErrorPlace, readTextFile } from '../../server/formats/files';
 
 const valid = (bytes: Uint8Array) => {
   try {
@@ -57,5 +57,13 @@ describe('jsonErrorPlace', () => {
     assert.equal(place('{\n"a": '), ':2:6');
     assert.equal(place(''), ':1:1');
     assert.equal(place(`${'['.repeat(100_000)}x`), '');
+  });
+});
+
+describe('reading a file a user names', () => {
+  it('refuses a path that holds a NUL byte, showing it as \\0 (Node\'s message repeated the path with the byte itself)', async () => {
+    await assert.rejects(readTextFile('/tmp/data\0\0.jsonl', 'the dataset', 1024), {
+      message: '/tmp/data\\0\\0.jsonl: cannot read the dataset: the path holds a NUL byte (shown as \\0), which no file name can; fix the path',
+    });
   });
 });
