@@ -156,6 +156,8 @@ describe('run directories', () => {
 
   it('names the folder and the reason when the runs folder cannot be made', async () => {
     await assert.rejects(RunDirectory.create('/proc/moslora-runs/a', {}), /^RunFileError: cannot create the runs folder \/proc\/moslora-runs: a folder on its path does not exist and cannot be made there \(ENOENT\); choose a writable output\.runs_dir$/);
+    // sysfs takes no new folders: EPERM as root, EACCES otherwise (Node's message said neither the folder nor why)
+    await assert.rejects(RunDirectory.create('/sys/moslora-runs/a', {}), /^RunFileError: cannot create the runs folder \/sys\/moslora-runs: (not permitted \(EPERM\)|permission denied \(EACCES\)|the file system is read-only \(EROFS\)); choose a writable output\.runs_dir$/);
   });
 
   it('an empty run has no checkpoint to resume from', async () => {
