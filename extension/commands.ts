@@ -300,8 +300,14 @@ function exportAdapter(ctx: Ctx): Cmd {
     if (!adapter) return;
     const outDir = await askOutDir(title, 'Folder for the plain-LoRA adapter (PEFT layout; the mixer folded in: A′ = M·A)', join(adapter.run?.runDir ?? dirname(adapter.adapterDir), 'peft-export'));
     if (!outDir) return;
+    let force = false;
+    if (existsSync(outDir)) {
+      const choice = await vscode.window.showWarningMessage(`${outDir} exists. Replace it with the export?`, { modal: true }, 'Replace');
+      if (choice !== 'Replace') return;
+      force = true;
+    }
     const result = await withCancel(ctx, `exporting ${adapter.name} as a PEFT LoRA adapter`, (client, token) =>
-      client.sendRequest(exportAdapterRequest, { adapterDir: adapter.adapterDir, outDir }, token),
+      client.sendRequest(exportAdapterRequest, { adapterDir: adapter.adapterDir, outDir, force }, token),
     );
     if (!result) return;
     await done(`MoSLoRA: exported ${result.modules} modules to ${result.outDir}; PEFT loads it as an ordinary LoRA adapter.`, result.outDir);

@@ -145,6 +145,8 @@ export const mergeAdapterRequest = new RequestType<MergeParams, MergeResult, voi
 export interface ExportParams {
   adapterDir: string;
   outDir: string;
+  /** Replace `outDir` if it exists (an earlier export). */
+  force?: boolean;
 }
 /** Writes the adapter as plain LoRA in the PEFT layout (the mixer folded in: A′ = M·A). */
 export const exportAdapterRequest = new RequestType<ExportParams, ExportResult, void>('moslora/exportAdapter');

@@ -44,4 +44,4 @@ export type ToTrainer = { type: 'start'; request: TrainRequest } | { type: 'canc
 export type FromTrainer =
   | { type: 'event'; event: TrainEvent }
   | { type: 'result'; summary: TrainSummary }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string; /** Where it was thrown: for the server log, never shown as the job's output. */ stack?: string };

@@ -16,8 +16,21 @@ function bundledWasmPaths(): string | undefined {
   return hasWasm ? join(__dirname, '/') : undefined;
 }
 
+/**
+ * onnxruntime-node (the wasm backend's products) starts Microsoft's telemetry SDK with its
+ * environment unless ORT_DISABLE_TELEMETRY is set: every process that loads it then leaves an empty
+ * /tmp/mat-debug-<pid>.log and queues events in ~/.cache/Microsoft/DeveloperTools/, and the SDK,
+ * reading the process's command line as it starts, overflows the native stack on one of many
+ * thousands of words (a long `generate --prompt`): a segmentation fault before any output.
+ * Set before any backend starts; worker threads and child processes inherit it.
+ */
+function disableOnnxruntimeTelemetry(): void {
+  process.env.ORT_DISABLE_TELEMETRY = '1';
+}
+
 /** The backend preferred, started as training starts it; dawnFlags: Dawn's options (BackendOptions.dawnFlags). */
 export function startBackend(preference: BackendPreference, dawnFlags: readonly string[] = []): Promise<BackendChoice> {
+  disableOnnxruntimeTelemetry();
   const wasmPaths = bundledWasmPaths();
   return selectBackend(preference, { probeWebgpu: () => probeWebgpu(dawnFlags), dawnFlags, ...(wasmPaths ? { wasmPaths } : {}) });
 }

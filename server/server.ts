@@ -72,6 +72,7 @@ connection.onNotification(settingsNotification, (received) => {
 
 const jobs = new JobManager({
   trainerModule: join(__dirname, 'trainer.js'),
+  log: (line) => connection.console.error(line),
   onUpdate: (update) => {
     void connection.sendNotification(jobUpdateNotification, update);
     // A finished run brings its config the "Open panel" and "Merge" lenses.
@@ -105,7 +106,7 @@ connection.onRequest(combineAdaptersRequest, ({ adapterDirs, method, weights, ra
   cli('combine', [...adapterDirs, '--method', method, ...(weights ? ['--weights', weights.join(',')] : []), ...(rank ? ['--rank', String(rank)] : []), '--out', outDir], token),
 );
 connection.onRequest(mergeAdapterRequest, ({ adapterDir, outDir, force }, token) => cli('merge', [adapterDir, '--out', outDir, ...(force ? ['--force'] : [])], token));
-connection.onRequest(exportAdapterRequest, ({ adapterDir, outDir }, token) => cli('export', [adapterDir, '--out', outDir], token));
+connection.onRequest(exportAdapterRequest, ({ adapterDir, outDir, force }, token) => cli('export', [adapterDir, '--out', outDir, ...(force ? ['--force'] : [])], token));
 connection.onRequest(generateRequest, ({ modelDir, adapterDir, prompt, maxNewTokens }, token) =>
   cli('generate', [modelDir, ...(adapterDir ? ['--adapter', adapterDir] : []), '--prompt', prompt, '--max-new-tokens', String(maxNewTokens)], token),
 );

@@ -35,8 +35,9 @@ process.on('message', (message: ToTrainer) => {
   })
     .then((summary) => send({ type: 'result', summary }))
     .catch((error: unknown) => {
-      console.error(error instanceof Error ? error.stack : String(error));
-      send({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+      // the message is the user's; the stack goes to the server log only
+      const stack = error instanceof Error ? error.stack : undefined;
+      send({ type: 'error', message: error instanceof Error ? error.message : String(error), ...(stack ? { stack } : {}) });
     })
     .finally(() => process.disconnect?.());
 });

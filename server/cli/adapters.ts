@@ -12,7 +12,9 @@ import {
   saveAdapter,
   type AdapterSettings,
 } from '../engine/adapter-files';
+import { checkFiniteAdapter } from '../engine/adapter-checks';
 import { COMBINE_METHODS, combineAdapters, type CombineMethod } from '../engine/combine';
+import { checkOutputFolder, writeOutputFolder } from '../engine/outputs';
 import { loadAdapterWithNotes } from './load-adapter';
 import { integer, numberList } from './options';
 import { printJson, printResult } from './result';
@@ -24,15 +26,19 @@ export function registerAdapterCommands(program: Command): void {
     .argument('<adapter>', `adapter folder (adapter_config.json + ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_TORCH_FILE}), e.g. runs/NAME/adapter`)
     .requiredOption('--out <dir>', 'output folder')
     .option('--peft', 'the PEFT LoRA layout (the only export format, on by default)')
+    .option('--force', 'replace --out if it is a folder moslora wrote (an earlier export)')
     .option('--json', 'print JSON {outDir, modules}')
-    .action(async (adapterDir: string, options: { out: string; json?: boolean }) => {
+    .action(async (adapterDir: string, options: { out: string; force?: boolean; json?: boolean }) => {
+      const out = resolve(options.out);
+      await checkOutputFolder('export', out, [{ what: 'adapter', path: resolve(adapterDir) }], options.force === true);
       await startBackend('cpu');
       const { settings, adapters } = await loadAdapterWithNotes(adapterDir);
-      const base = await exportPeft(resolve(options.out), adapters, settings, settings.baseModel ? recordedBaseModelDir(adapterDir, settings.baseModel) : undefined);
+      await checkFiniteAdapter(resolve(adapterDir), adapters);
+      const base = await writeOutputFolder('export', out, (dir) => exportPeft(dir, adapters, settings, settings.baseModel ? recordedBaseModelDir(adapterDir, settings.baseModel) : undefined));
       const naming = `base_model_name_or_path: ${JSON.stringify(base.name)}, ${base.source}`;
       if (options.json) {
         console.error(`note: ${naming}`);
-        printResult('export', { outDir: resolve(options.out), modules: adapters.size });
+        printResult('export', { outDir: out, modules: adapters.size });
       } else {
         console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
         console.log(naming);
@@ -64,14 +70,18 @@ export function registerAdapterCommands(program: Command): void {
     }, 'cat')
     .option('--weights <w1,w2,...>', 'one weight per adapter (default: 1 each)', numberList)
     .option('--rank <n>', 'rank of the result (svd)', integer('--rank', 1))
+    .option('--force', 'replace --out if it is a folder moslora wrote (an earlier combine)')
     .option('--json', 'print JSON {outDir, modules, rank, relativeError}')
-    .action(async (dirs: string[], options: { out: string; method: CombineMethod; weights?: number[]; rank?: number; json?: boolean }) => {
+    .action(async (dirs: string[], options: { out: string; method: CombineMethod; weights?: number[]; rank?: number; force?: boolean; json?: boolean }) => {
       if (dirs.length < 2) throw new Error('combine: give at least two adapter folders');
       if (options.weights && options.weights.length !== dirs.length) {
         throw new Error(`combine: --weights has ${options.weights.length} values for ${dirs.length} adapters`);
       }
+      const out = resolve(options.out);
+      await checkOutputFolder('combine', out, dirs.map((dir) => ({ what: 'adapter', path: resolve(dir) })), options.force === true);
       await startBackend('cpu');
       const loaded = await Promise.all(dirs.map((dir) => loadAdapterWithNotes(dir)));
+      for (const [i, { adapters }] of loaded.entries()) await checkFiniteAdapter(resolve(dirs[i]!), adapters);
       const bases = new Set(loaded.map((l) => l.settings.baseModel));
       if (bases.size > 1) console.warn(`warning: the adapters name different base models (${[...bases].join(', ')}); combining them only makes sense for one base`);
       const { adapters, reports } = combineAdapters(
@@ -91,10 +101,10 @@ export function registerAdapterCommands(program: Command): void {
         targetModules: [...new Set(loaded.flatMap((l) => l.settings.targetModules))],
         fanInFanOut: loaded.some((l) => l.settings.fanInFanOut),
       };
-      await saveAdapter(resolve(options.out), adapters, settings);
+      await writeOutputFolder('combine', out, (dir) => saveAdapter(dir, adapters, settings));
       const worst = Math.max(...reports.map((report) => report.relativeError));
       if (options.json) {
-        printResult('combine', { outDir: resolve(options.out), modules: adapters.size, rank: r, relativeError: worst });
+        printResult('combine', { outDir: out, modules: adapters.size, rank: r, relativeError: worst });
         return;
       }
       console.log(`combined ${dirs.length} adapters (${options.method}) into ${options.out}: ${adapters.size} modules, rank ${r}, largest relative error ${worst.toExponential(2)}`);

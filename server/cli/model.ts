@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import type { Adapter } from '../../kernels/adapter/linear';
+import { checkFiniteAdapter } from '../engine/adapter-checks';
 import { recordedBaseModelDir } from '../engine/adapter-files';
 import { mergedLogitDifference, mergeIntoModel } from '../engine/merge';
 import { runTrainingJob } from '../engine/session';
@@ -85,10 +86,12 @@ export function registerModelCommands(program: Command): void {
     .option('--backend <name>', 'compute backend', backendOption, 'auto')
     .option('--json', 'print JSON {text, tokens, tokenIds, stoppedBy}')
     .action(async (model: string, options: { prompt: string; adapter?: string; maxNewTokens: number; temperature: number; topP: number; seed: number; chat?: boolean; backend: BackendPreference; json?: boolean }) => {
-      await startBackend(options.backend);
       const dir = resolve(model);
-      const [lm, tokenizer] = await Promise.all([CausalLM.load(dir), ModelTokenizer.load(dir)]);
+      const tokenizer = await ModelTokenizer.load(dir);
+      await startBackend(options.backend);
+      const lm = await CausalLM.load(dir);
       const adapters: Map<string, Adapter> = options.adapter ? (await loadAdapterWithNotes(options.adapter)).adapters : new Map();
+      if (options.adapter) await checkFiniteAdapter(resolve(options.adapter), adapters);
       const text = options.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: options.prompt }], true) : options.prompt;
       const result = await generateText(lm, tokenizer, text, { maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, seed: options.seed, adapters });
       if (options.json) printResult('generate', { text: result.text, tokens: result.tokens.length, tokenIds: result.tokens, stoppedBy: result.stoppedBy });
@@ -101,16 +104,18 @@ export function registerModelCommands(program: Command): void {
     .argument('<adapter>', 'adapter folder, e.g. runs/NAME/adapter')
     .requiredOption('--out <dir>', 'output folder for the merged model')
     .option('--model <dir>', 'base model folder (default: the one the adapter records)')
-    .option('--force', 'replace --out if it exists')
+    .option('--force', 'replace --out if it is a folder moslora wrote (an earlier merge)')
     .option('--backend <name>', 'compute backend', backendOption, 'auto')
     .option('--json', 'print JSON {outDir, mergedModules, maxAbsLogitDiff}')
     .action(async (adapterDir: string, options: { out: string; model?: string; force?: boolean; backend: BackendPreference; json?: boolean }) => {
       await startBackend(options.backend);
       const { settings, adapters } = await loadAdapterWithNotes(adapterDir);
+      await checkFiniteAdapter(resolve(adapterDir), adapters);
       const base = baseModelOf(adapterDir, settings.baseModel, options.model);
       const { layout } = await readModelLayout(base);
       const result = await mergeIntoModel(base, resolve(options.out), adapters, layout.linears, {
         ...(options.force ? { overwrite: true } : {}),
+        inputs: [{ what: 'adapter', path: resolve(adapterDir) }],
         onProgress: (p) => console.error(`merge: shard ${p.shardIndex}/${p.shards} (${p.shard}), ${p.mergedModules} modules merged`),
       });
       const diff = await mergedLogitDifference(base, result.outDir, adapters);

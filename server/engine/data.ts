@@ -1,8 +1,9 @@
 // Datasets: JSONL or JSON-array files → tokenized examples with labels (-100 on the prompt unless
 // train_on_prompt) → seeded, shuffled, padded or packed batches. A bad line stops the run before
 // it starts, with the file, the line and what is missing.
-import { readFile } from 'node:fs/promises';
 import seedrandom from 'seedrandom';
+import { FileReadError, jsonErrorPlace, readLines, readTextFile, type FileLine } from '../formats/files';
+import { preview } from '../formats/preview';
 import type { DATA_FORMATS } from '../config/schema';
 import { IGNORE_INDEX } from '../models/model';
 import type { ChatMessage } from '../models/tokenizer';
@@ -57,6 +58,9 @@ export class DatasetError extends Error {
   }
 }
 
+/** The field whose text a record trains on (chat: its assistant messages). */
+const TRAINED_FIELD: Record<Exclude<DataFormat, 'chat'>, string> = { text: 'text', completion: 'completion', alpaca: 'output' };
+
 const REQUIRED_FIELDS: Record<DataFormat, string[]> = {
   text: ['text'],
   completion: ['prompt', 'completion'],
@@ -64,45 +68,89 @@ const REQUIRED_FIELDS: Record<DataFormat, string[]> = {
   chat: ['messages'],
 };
 
-/** Reads every record of a .jsonl (one object per line) or .json (an array of objects) file. */
-export async function readRecords(file: string): Promise<DataRecord[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new DatasetError(file, [`${file}: cannot read the dataset (${(error as NodeJS.ErrnoException).code ?? String(error)})`]);
-  }
-  const problems: string[] = [];
-  const records: DataRecord[] = [];
-  const accept = (value: unknown, line: number) => {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      problems.push(`${file}:${line}: expected a JSON object, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`);
-    } else {
-      records.push({ line, value: value as Record<string, unknown> });
-    }
+/** The longest line (one record) of a .jsonl dataset: data.max_length keeps only a record's first tokens anyway. */
+export const MAX_RECORD_BYTES = 8 * 1024 ** 2;
+/** The largest .json dataset (one array, read whole); larger data belongs in .jsonl, read a line at a time. */
+export const MAX_JSON_DATASET_BYTES = 256 * 1024 ** 2;
+/** Reading stops after this many bad lines: enough to show what is wrong. */
+const MAX_PROBLEMS = 100;
+
+/** A record, or why the line (or array entry) is not one; `line` is 1-based. */
+export type ScannedRecord = DataRecord | { line: number; problem: string };
+
+function scanned(value: unknown, line: number): ScannedRecord {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) return { line, value: value as Record<string, unknown> };
+  return { line, problem: `expected a JSON object, got ${Array.isArray(value) ? 'an array' : preview(value, 80)}` };
+}
+
+/**
+ * The records of a .jsonl file (one JSON object per line, blank lines skipped) or a .json file
+ * (an array of objects), the first `limit` of them when a limit is given, each with its line, or
+ * why it is not one. Throws a DatasetError for a file that cannot be read at all: missing, not
+ * a regular file, a .json over MAX_JSON_DATASET_BYTES or not an array.
+ */
+export async function* scanRecords(file: string, limit = Infinity): AsyncGenerator<ScannedRecord> {
+  const refuse = (error: unknown): never => {
+    throw new DatasetError(file, [error instanceof FileReadError ? error.message : `${file}: cannot read the dataset (${(error as Error).message})`]);
   };
   if (file.endsWith('.json')) {
+    let text: string;
+    try {
+      text = await readTextFile(file, 'the dataset', MAX_JSON_DATASET_BYTES, 'give a larger dataset as .jsonl, one record per line');
+    } catch (error) {
+      return refuse(error);
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      throw new DatasetError(file, [`${file}: invalid JSON (${(error as Error).message})`]);
+      throw new DatasetError(file, [`${file}${jsonErrorPlace(text, error)}: invalid JSON (${(error as Error).message})`]);
     }
     if (!Array.isArray(parsed)) throw new DatasetError(file, [`${file}: a .json dataset must be an array of objects; use .jsonl for one object per line`]);
-    parsed.forEach((value, i) => accept(value, i + 1));
-  } else {
-    text.split('\n').forEach((raw, i) => {
-      const line = raw.trim();
-      if (!line) return;
-      try {
-        accept(JSON.parse(line), i + 1);
-      } catch (error) {
-        problems.push(`${file}:${i + 1}: invalid JSON (${(error as Error).message})`);
+    for (const [i, value] of parsed.slice(0, Math.min(parsed.length, limit)).entries()) yield scanned(value, i + 1);
+    return;
+  }
+  let lines: AsyncGenerator<FileLine>;
+  try {
+    lines = readLines(file, 'the dataset', MAX_RECORD_BYTES);
+    let seen = 0;
+    for await (const read of lines) {
+      if ('problem' in read) {
+        yield read;
+      } else {
+        const text = read.text.trim();
+        if (!text) continue;
+        try {
+          yield scanned(JSON.parse(text), read.line);
+        } catch (error) {
+          yield { line: read.line, problem: `invalid JSON (${(error as Error).message})` };
+        }
       }
-    });
+      if (++seen >= limit) return;
+    }
+  } catch (error) {
+    if (error instanceof DatasetError) throw error;
+    refuse(error);
+  }
+}
+
+/** Reads every record of a dataset file (scanRecords); throws a DatasetError naming each bad line. */
+export async function readRecords(file: string): Promise<DataRecord[]> {
+  const problems: string[] = [];
+  const records: DataRecord[] = [];
+  for await (const record of scanRecords(file)) {
+    if ('value' in record) {
+      records.push(record);
+      continue;
+    }
+    problems.push(`${file}:${record.line}: ${record.problem}`);
+    if (problems.length >= MAX_PROBLEMS) {
+      problems.push(`${file}: stopped reading at line ${record.line} after ${MAX_PROBLEMS} bad lines`);
+      break;
+    }
   }
   if (problems.length) throw new DatasetError(file, problems);
-  if (records.length === 0) throw new DatasetError(file, [`${file}: no examples`]);
+  if (records.length === 0) throw new DatasetError(file, [`${file}: no examples (the file holds no records)`]);
   return records;
 }
 
@@ -125,13 +173,16 @@ function fieldProblem(file: string, record: DataRecord, format: DataFormat): str
     const bad = messages.findIndex((m) => typeof m?.role !== 'string' || typeof m?.content !== 'string');
     if (bad >= 0) return `${where}: messages[${bad}] needs string "role" and "content"`;
     if (!messages.some((m: ChatMessage) => m.role === 'assistant')) return `${where}: no assistant message to train on`;
+    if (messages.every((m: ChatMessage) => m.role !== 'assistant' || m.content === '')) return `${where}: every assistant message is empty, so the record has nothing to train on; fill them in or remove the record`;
     return null;
   }
   for (const field of [...REQUIRED_FIELDS[format], ...(format === 'alpaca' ? ['input'] : [])]) {
     if (field in record.value && typeof record.value[field] !== 'string') {
-      return `${where}: field "${field}" must be a string, got ${JSON.stringify(record.value[field])}`;
+      return `${where}: field "${field}" must be a string, got ${preview(record.value[field], 80)}`;
     }
   }
+  const trained = TRAINED_FIELD[format];
+  if (record.value[trained] === '') return `${where}: field "${trained}" is empty, so the record has nothing to train on; fill it in or remove the record`;
   return null;
 }
 
@@ -164,7 +215,7 @@ export function checkRecords(file: string, records: DataRecord[], format: DataFo
   const problems = renamed
     .map((r) => fieldProblem(file, r, format))
     .filter((p): p is string => p !== null)
-    .map((problem) => problem.replace(/missing field "(\w+)"/, (all, field: string) => (fields?.[field] ? `missing field "${fields[field]}" (data.fields.${field})` : all)));
+    .map((problem) => problem.replace(/field "(\w+)"/, (all, field: string) => (fields?.[field] ? `field "${fields[field]}" (data.fields.${field})` : all)));
   if (problems.length) throw new DatasetError(file, problems);
   return renamed;
 }
@@ -237,6 +288,8 @@ export function tokenizeRecord(
 
 export interface DatasetOptions {
   format: DataFormat;
+  /** The model's vocabulary size: a token id the tokenizer gives at or past it is refused (the tokenizer is another model's). */
+  vocabSize?: number;
   /** data.fields: the dataset's own field names. */
   fields?: FieldNames;
   maxLength: number;
@@ -254,6 +307,11 @@ export async function loadExamples(file: string, tokenizer: DataTokenizer, optio
   for (const record of records) {
     try {
       const example = tokenizeRecord(record.value, options.format, tokenizer, options);
+      const outside = options.vocabSize === undefined ? undefined : example.inputIds.find((id) => id >= options.vocabSize!);
+      if (outside !== undefined) {
+        problems.push(`${file}:${record.line}: token id ${outside} is past the model's vocabulary of ${options.vocabSize} (config.json's vocab_size); the tokenizer is not this model's`);
+        continue;
+      }
       if (example.labels.every((l) => l === IGNORE_INDEX)) {
         problems.push(`${file}:${record.line}: the prompt fills all ${options.maxLength} tokens (max_length), nothing is left to train on; raise data.max_length or shorten the prompt`);
       }
@@ -273,7 +331,7 @@ function choiceProblem(file: string, { value, line }: DataRecord): string | null
     return `${file}:${line}: "choices" must be a list of at least two strings`;
   }
   if (!Number.isInteger(answer) || (answer as number) < 0 || (answer as number) >= choices.length) {
-    return `${file}:${line}: "answer" must be an index into choices (0..${choices.length - 1}), got ${JSON.stringify(answer)}`;
+    return `${file}:${line}: "answer" must be an index into choices (0..${choices.length - 1}), got ${preview(answer)}`;
   }
   return null;
 }

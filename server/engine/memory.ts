@@ -111,3 +111,24 @@ export function resolveCheckpointing(
     reason: `gradient checkpointing on (training.gradient_checkpointing: auto): without it this run needs an estimated ${formatBytes(without)}, more than ${limit.what}; with it ${formatBytes(withIt)}`,
   };
 }
+
+/**
+ * Why a run on a CPU backend cannot start, or null: its estimate, with gradient checkpointing
+ * unless the config turns it off, is more than the machine's whole memory, shared by `threads`
+ * threads each holding its share of the batch. Such a run could only fail after loading the
+ * model (the wasm heap exhausted, or the machine out of memory).
+ */
+export function machineRefusal(
+  run: Omit<MemoryInputs, 'checkpointing' | 'batch'> & { batch: number; checkpointing: boolean | 'auto'; threads: number },
+  machineMemory = totalmem(),
+): string | null {
+  const checkpointing = run.checkpointing !== false;
+  const perThread = estimateMemory({ ...run, batch: Math.ceil(run.batch / run.threads), checkpointing }).total;
+  const need = perThread * run.threads;
+  if (need <= machineMemory) return null;
+  return (
+    `training.batch_size ${run.batch} × data.max_length ${run.maxLength} needs an estimated ${formatBytes(need)}${checkpointing ? ' even with gradient checkpointing' : ''}, ` +
+    `more than this machine's ${formatBytes(machineMemory)} of memory; lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length` +
+    `${checkpointing ? '' : ', or set training.gradient_checkpointing: true'}`
+  );
+}

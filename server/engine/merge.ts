@@ -1,13 +1,15 @@
 // Merging an adapter into its base model: a new model folder in the base's own layout (same
 // shards, tensor names and dtypes), with W′ = W + s·B·M·A computed in float32 for each adapted
 // module. Shard by shard, so peak memory is about one shard, not the whole model.
-import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { copyFile, readdir, rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeWeight } from '../../kernels/adapter/merge';
 import { maxAbsDifference, takeValues } from '../../kernels/backends/read';
 import { Checkpoint } from '../formats/checkpoint';
 import { CausalLM } from '../models/model';
+import { makeFolders } from '../formats/files';
+import { checkOutputFolder, replaceOutput, temporaryOutput, type OutputInput } from './outputs';
 import { WRITABLE_DTYPES, writeSafetensors, type TensorToWrite, type WritableDtype } from '../formats/safetensors';
 import type { LinearModule } from '../models/modules';
 import type { Adapter } from '../../kernels/adapter/linear';
@@ -28,19 +30,17 @@ export interface MergedModel {
 /**
  * Writes `outDir` as a copy of the model in `baseDir` with the adapters merged in. The folder is
  * built under a temporary name and renamed at the end: an interrupted merge leaves no half model.
+ * `outDir` is checked as every output is (outputs.ts): never the base model or one of `inputs`
+ * (the adapter's folder), replaced (`overwrite`) only when an earlier output of ours.
  */
 export async function mergeIntoModel(
   baseDir: string,
   outDir: string,
   adapters: ReadonlyMap<string, Adapter>,
   modules: readonly LinearModule[],
-  options: { overwrite?: boolean; onProgress?: (progress: MergeProgress) => void } = {},
+  options: { overwrite?: boolean; inputs?: readonly OutputInput[]; onProgress?: (progress: MergeProgress) => void } = {},
 ): Promise<MergedModel> {
-  if (resolve(baseDir) === resolve(outDir)) throw new Error(`merge: the output folder must differ from the base model folder (${baseDir})`);
-  const existing = await readdir(outDir).catch(() => null);
-  if (existing && existing.length > 0 && !options.overwrite) {
-    throw new Error(`merge: ${outDir} already exists and is not empty; choose another folder or pass --force to replace it`);
-  }
+  await checkOutputFolder('merge', outDir, [{ what: 'base model', path: baseDir }, ...(options.inputs ?? [])], options.overwrite === true);
   const byName = new Map(modules.map((m) => [m.name, m]));
   const byWeight = new Map<string, string>();
   for (const module of adapters.keys()) {
@@ -53,9 +53,9 @@ export async function mergeIntoModel(
     byWeight.set(weight, module);
   }
   const checkpoint = await Checkpoint.open(baseDir);
-  const temporary = join(resolve(outDir, '..'), `.${basename(outDir)}.merging-${process.pid}`);
+  const temporary = temporaryOutput(outDir, 'merge');
   await rm(temporary, { recursive: true, force: true });
-  await mkdir(temporary, { recursive: true });
+  await makeFolders(temporary);
   const merged: string[] = [];
   try {
     for (const [index, file] of checkpoint.files.entries()) {
@@ -89,8 +89,7 @@ export async function mergeIntoModel(
       if (written.has(name) || name.endsWith('.safetensors') || name.endsWith('.bin')) continue;
       if ((await stat(join(baseDir, name))).isFile()) await copyFile(join(baseDir, name), join(temporary, name));
     }
-    await rm(outDir, { recursive: true, force: true });
-    await rename(temporary, outDir);
+    await replaceOutput(temporary, outDir, 'merge');
     return { outDir, mergedModules: merged, shards: checkpoint.files.length };
   } catch (error) {
     await rm(temporary, { recursive: true, force: true });

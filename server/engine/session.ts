@@ -4,14 +4,19 @@ import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile, type ResolvedConfig } from '../config/load';
 import { CausalLM } from '../models/model';
+import { readModelLayout } from '../models/modules';
 import { ModelTokenizer } from '../models/tokenizer';
-import type { BackendPreference } from '../../protocol/backends';
+import type { BackendName, BackendPreference } from '../../protocol/backends';
 import { productEngine } from '../../kernels/backends/mlas-matmul';
 import { startBackend } from '../runtime';
+import { machineRefusal } from './memory';
 import { planWorkers, SHARD_WORKER_FILE } from './plan-workers';
-import { defaultRunName, train } from './train';
+import { defaultRunName, readDatasets, train } from './train';
 import type { ConfigOverrides, TrainEvent } from '../../protocol/trainer';
 import type { TrainSummary } from '../../protocol/records';
+
+/** The backends whose memory is the machine's. */
+const CPU_BACKENDS: readonly BackendName[] = ['wasm', 'cpu'];
 
 export interface SessionOptions {
   /** Overrides the config's backend (CLI --backend, the editor's moslora.backend setting). */
@@ -43,25 +48,38 @@ function withOverrides(config: ResolvedConfig, overrides: ConfigOverrides): Reso
   };
 }
 
+/**
+ * Runs one training job. What can be checked cheaply is checked before the model loads: the
+ * datasets, the tokenizer, and whether the run fits the machine at all.
+ */
 export async function runTrainingJob(configPath: string, options: SessionOptions = {}): Promise<TrainSummary> {
   const config = withOverrides(await loadConfigFile(configPath), options.overrides ?? {});
   const runDir = options.resumeRunDir ?? options.runDir ?? join(options.runsDir ?? config.output.runs_dir, defaultRunName(config));
   const emit = options.onEvent ?? (() => {});
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}` });
+  const datasets = await readDatasets(config);
+  const tokenizer = await ModelTokenizer.load(config.model);
   const backend = await startBackend(options.backend ?? config.backend);
   // the backend that started, for the status bar and the panel's header while the run is young
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}`, backend: backend.backend, device: backend.device });
-  const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
+  // From config.json and the safetensors headers: a run that cannot fit this machine is refused before the weights load.
+  const { config: shape, layout } = await readModelLayout(config.model);
   const t = config.training;
-  const plan = planWorkers(t.workers, backend.backend, {
-    batch: t.batch_size,
-    checkpointing: t.gradient_checkpointing,
-    // the adapter's few MiB aside
-    memory: { ...model.shape, baseParameters: model.parameterCount, products: productEngine(), trainable: 0, maxLength: config.data.max_length },
-  }, options.cores === undefined ? undefined : { cores: options.cores, freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) });
+  // the adapter's few MiB aside
+  const memory = {
+    hidden: shape.hiddenSize, layers: shape.numLayers, heads: shape.numHeads, vocab: shape.vocabSize,
+    baseParameters: layout.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0), products: productEngine(), trainable: 0, maxLength: config.data.max_length,
+  };
+  const machine = options.cores === undefined ? undefined : { cores: options.cores, freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) };
+  const plan = planWorkers(t.workers, backend.backend, { batch: t.batch_size, checkpointing: t.gradient_checkpointing, memory }, machine);
+  if (CPU_BACKENDS.includes(backend.backend)) {
+    const refusal = machineRefusal({ ...memory, batch: t.batch_size, checkpointing: t.gradient_checkpointing, threads: plan.count });
+    if (refusal) throw new Error(`${config.configPath}: ${refusal}`);
+  }
+  const model = await CausalLM.load(config.model);
   try {
     return await train({
-      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model },
+      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model }, datasets,
       ...(options.signal ? { signal: options.signal } : {}), onEvent: emit,
     });
   } finally {

@@ -2,7 +2,8 @@
 // `model.safetensors.index.json` ({"metadata": {...}, "weight_map": {tensor name: shard file}}).
 // Every shard is opened lazily (headers only); tensors are read one at a time.
 
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { FileReadError, jsonErrorPlace, kindOf, readTextFile } from './files';
 import { basename, join } from 'node:path';
 import { unknownTensorProblem } from './names';
 import { MAX_HEADER_BYTES, SafetensorsError, SafetensorsFile, type TensorInfo } from './safetensors';
@@ -51,13 +52,18 @@ interface Index {
 }
 
 async function readIndex(path: string): Promise<Index> {
-  const { size } = await stat(path);
-  if (size > MAX_HEADER_BYTES) throw new SafetensorsError(path, `the index is ${size} bytes, over the ${MAX_HEADER_BYTES}-byte limit`);
+  let text: string;
+  try {
+    text = await readTextFile(path, 'the shard index', MAX_HEADER_BYTES);
+  } catch (error) {
+    if (!(error instanceof FileReadError)) throw error;
+    throw new SafetensorsError(error.path, error.problem, { cause: error });
+  }
   let index: unknown;
   try {
-    index = JSON.parse(await readFile(path, 'utf8'));
+    index = JSON.parse(text);
   } catch (error) {
-    throw new SafetensorsError(path, `the index is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new SafetensorsError(`${path}${jsonErrorPlace(text, error)}`, `the index is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   if (!isObject(index) || !isObject(index.weight_map)) {
     throw new SafetensorsError(path, 'the index must be an object with a "weight_map" object mapping tensor names to shard files');
@@ -104,7 +110,13 @@ export class Checkpoint {
       return new Checkpoint(dir, [file], tensors, file.metadata);
     }
     const indexPath = join(dir, INDEX_FILE);
-    if (!(await isFile(indexPath))) throw await noWeightsError(dir);
+    if (!(await isFile(indexPath))) {
+      if (await lstat(single).catch(() => null)) {
+        const target = await stat(single).catch(() => null);
+        throw new SafetensorsError(single, target ? `is ${kindOf(target)}, not a regular file; the weights must be a file` : `is a link to ${await readlink(single)}, which does not exist`);
+      }
+      throw await noWeightsError(dir);
+    }
     const index = await readIndex(indexPath);
     const files: SafetensorsFile[] = [];
     try {

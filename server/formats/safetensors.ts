@@ -11,12 +11,14 @@
 
 import { constants as bufferConstants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { TextDecoder } from 'node:util';
 import { float32BitsToBfloat16, float32BitsToFloat16 } from '../../kernels/base/half-precision';
 import { unknownTensorProblem } from './names';
+import { preview } from './preview';
 
 /** Bits per element of every dtype the reference implementation knows (its `Dtype::bitsize`). */
 export const DTYPE_BITS = {
@@ -83,12 +85,6 @@ function formatShape(shape: readonly unknown[]): string {
   return `[${shape.join(', ')}]`;
 }
 
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const json = JSON.stringify(value);
-  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
-}
-
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -112,17 +108,17 @@ function parseEntry(path: string, name: string, value: unknown, dataStart: numbe
   const fail = (problem: string): never => {
     throw new SafetensorsError(path, `tensor ${JSON.stringify(name)}: ${problem}`);
   };
-  if (!isObject(value)) return fail(`expected an object {dtype, shape, data_offsets}, got ${describe(value)}`);
+  if (!isObject(value)) return fail(`expected an object {dtype, shape, data_offsets}, got ${preview(value)}`);
   const { dtype, shape, data_offsets: offsets } = value;
   if (dtype === undefined) fail('missing "dtype"');
-  if (!isDtype(dtype)) return fail(`dtype ${describe(dtype)} is not a safetensors dtype (known: ${Object.keys(DTYPE_BITS).join(', ')})`);
+  if (!isDtype(dtype)) return fail(`dtype ${preview(dtype)} is not a safetensors dtype (known: ${Object.keys(DTYPE_BITS).join(', ')})`);
   if (shape === undefined) fail('missing "shape"');
   if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) {
-    return fail(`"shape" must be an array of non-negative integers, got ${describe(shape)}`);
+    return fail(`"shape" must be an array of non-negative integers, got ${preview(shape)}`);
   }
   if (offsets === undefined) fail('missing "data_offsets"');
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger)) {
-    return fail(`"data_offsets" must be [begin, end], two non-negative integers, got ${describe(offsets)}`);
+    return fail(`"data_offsets" must be [begin, end], two non-negative integers, got ${preview(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
   if (begin > end) fail(`data_offsets [${begin}, ${end}] end before they begin`);
@@ -137,10 +133,10 @@ function parseEntry(path: string, name: string, value: unknown, dataStart: numbe
 
 function parseMetadata(path: string, value: unknown): Record<string, string> {
   if (value === undefined || value === null) return {};
-  if (!isObject(value)) throw new SafetensorsError(path, `"${METADATA_KEY}" must be an object of strings, got ${describe(value)}`);
+  if (!isObject(value)) throw new SafetensorsError(path, `"${METADATA_KEY}" must be an object of strings, got ${preview(value)}`);
   for (const [key, item] of Object.entries(value)) {
     if (typeof item !== 'string') {
-      throw new SafetensorsError(path, `"${METADATA_KEY}" entry ${JSON.stringify(key)} must be a string, got ${describe(item)}`);
+      throw new SafetensorsError(path, `"${METADATA_KEY}" entry ${JSON.stringify(key)} must be a string, got ${preview(item)}`);
     }
   }
   return Object.fromEntries(Object.entries(value as Record<string, string>));
@@ -197,7 +193,7 @@ function parseHeader(
     throw new SafetensorsError(path, `header is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   if (!isObject(header)) {
-    throw new SafetensorsError(path, `header must be a JSON object mapping tensor names to {dtype, shape, data_offsets}, got ${describe(header)}`);
+    throw new SafetensorsError(path, `header must be a JSON object mapping tensor names to {dtype, shape, data_offsets}, got ${preview(header)}`);
   }
   const spans = Object.entries(header)
     .filter(([name]) => name !== METADATA_KEY)
@@ -285,12 +281,15 @@ export class SafetensorsFile {
   static async open(path: string): Promise<SafetensorsFile> {
     let handle: FileHandle;
     try {
-      handle = await open(path, 'r');
+      // without blocking: a FIFO would wait for a writer for ever
+      handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (error) {
       throw new SafetensorsError(path, `cannot open: ${(error as Error).message}`, { cause: error });
     }
     try {
-      const { size } = await handle.stat();
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw new SafetensorsError(path, 'is not a regular file (a FIFO, a device or a folder); safetensors weights must be a file');
+      const { size } = stats;
       if (size < LENGTH_PREFIX_BYTES) {
         throw new SafetensorsError(path, `the file is ${size} bytes, too short for the 8-byte header length that starts a safetensors file`);
       }
@@ -411,7 +410,7 @@ function checkTensors(path: string, tensors: readonly TensorToWrite[]): void {
     if (name === METADATA_KEY) fail(`"${METADATA_KEY}" is reserved for the header's metadata`);
     if (seen.has(name)) fail('given twice');
     seen.add(name);
-    if (!(WRITABLE_DTYPES as readonly string[]).includes(dtype)) fail(`cannot write dtype ${describe(dtype)} (writable: ${WRITABLE_DTYPES.join(', ')})`);
+    if (!(WRITABLE_DTYPES as readonly string[]).includes(dtype)) fail(`cannot write dtype ${preview(dtype)} (writable: ${WRITABLE_DTYPES.join(', ')})`);
     if (!shape.every(isNonNegativeInteger)) fail(`shape ${formatShape(shape)} must hold non-negative integers`);
     const count = shape.reduce((product, dim) => product * BigInt(dim), 1n);
     if (count !== BigInt(data.length)) fail(`shape ${formatShape(shape)} holds ${count} values but data has ${data.length}`);
@@ -424,7 +423,7 @@ function headerBytes(path: string, ordered: readonly TensorToWrite[], metadata: 
   const metadataKeys = Object.keys(metadata).sort();
   for (const key of metadataKeys) {
     if (typeof metadata[key] !== 'string') {
-      throw new SafetensorsError(path, `metadata ${JSON.stringify(key)} must be a string, got ${describe(metadata[key])}`);
+      throw new SafetensorsError(path, `metadata ${JSON.stringify(key)} must be a string, got ${preview(metadata[key])}`);
     }
   }
   if (metadataKeys.length > 0) {

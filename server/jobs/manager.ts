@@ -16,6 +16,8 @@ export interface JobManagerOptions {
   /** After a cancel, how long a trainer may take to save its checkpoint before it is killed. */
   cancelGraceMs?: number;
   onUpdate: (update: JobUpdate) => void;
+  /** The server log: where a failed trainer's stack trace goes (its job shows the message alone). */
+  log?: (line: string) => void;
 }
 
 const KEPT_LINES = 40;
@@ -156,6 +158,7 @@ export class JobManager {
       this.flush(job, run);
       this.finish(job, message.summary.state, message.summary.reason);
     } else {
+      if (message.stack) this.options.log?.(`job ${job.id} failed: ${message.stack}`);
       this.flush(job, run);
       this.finish(job, 'failed', message.message);
     }

@@ -3,11 +3,11 @@
 // headers, never the weights) and a dataset's first lines. Each is cached per path and watched;
 // when a file changes the entry is dropped and the owner is told, so that the configs using it
 // are checked again.
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
-import type { DataRecord } from '../engine/data';
+import { scanRecords, type DataRecord } from '../engine/data';
 import type { ModelShape } from '../models/config';
 import { matchTargetModules, readModelLayout, type ModuleSize } from '../models/modules';
 import { regexProblem } from '../config/schema';
@@ -73,7 +73,6 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
 }
 
 export const DATASET_HEAD_LINES = 20;
-const JSONL_HEAD_BYTES = 1 << 20;
 const JSON_MAX_BYTES = 16 << 20;
 
 export interface DatasetHead {
@@ -87,7 +86,7 @@ export interface DatasetHead {
 
 export type DatasetFacts = ({ ok: true } & DatasetHead) | { ok: false; problem: string };
 
-/** The first lines of a .jsonl dataset (or first entries of a .json array), without reading the whole file. */
+/** The first lines of a .jsonl dataset (or first entries of a .json array), read as training reads them (scanRecords), without reading the whole file. */
 export async function readDatasetHead(file: string, count = DATASET_HEAD_LINES): Promise<DatasetFacts> {
   let size: number;
   try {
@@ -99,54 +98,18 @@ export async function readDatasetHead(file: string, count = DATASET_HEAD_LINES):
     return { ok: false, problem: code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file} (${code ?? String(error)})` };
   }
   const head = { records: [] as DataRecord[], problems: [] as string[], checked: true };
-  const accept = (value: unknown, line: number) => {
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) head.records.push({ line, value: value as Record<string, unknown> });
-    else head.problems.push(`line ${line}: expected a JSON object, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`);
-  };
-  let text: string;
+  if (file.endsWith('.json') && size > JSON_MAX_BYTES) return { ok: true, ...head, checked: false };
   try {
-    text = await readHead(file, file.endsWith('.json') ? Math.min(size, JSON_MAX_BYTES) : Math.min(size, JSONL_HEAD_BYTES));
+    for await (const record of scanRecords(file, count)) {
+      if ('value' in record) head.records.push(record);
+      else head.problems.push(`line ${record.line}: ${record.problem}`);
+    }
   } catch (error) {
-    return { ok: false, problem: `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})` };
-  }
-  if (file.endsWith('.json')) {
-    if (size > JSON_MAX_BYTES) return { ok: true, ...head, checked: false };
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      return { ok: false, problem: `invalid JSON (${(error as Error).message})` };
-    }
-    if (!Array.isArray(parsed)) return { ok: false, problem: 'a .json dataset must be an array of objects; use .jsonl for one object per line' };
-    parsed.slice(0, count).forEach((value, i) => accept(value, i + 1));
-  } else {
-    const lines = text.split('\n');
-    if (size > text.length) lines.pop(); // cut mid-line
-    let seen = 0;
-    for (let i = 0; i < lines.length && seen < count; i++) {
-      const line = lines[i]!.trim();
-      if (!line) continue;
-      seen++;
-      try {
-        accept(JSON.parse(line), i + 1);
-      } catch (error) {
-        head.problems.push(`line ${i + 1}: invalid JSON (${(error as Error).message})`);
-      }
-    }
+    const message = (error as Error).message;
+    return { ok: false, problem: message.startsWith(`${file}: `) ? message.slice(file.length + 2) : message };
   }
   if (head.records.length === 0 && head.problems.length === 0) return { ok: false, problem: `no examples in ${file}` };
   return { ok: true, ...head };
-}
-
-async function readHead(file: string, bytes: number): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(bytes);
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
-    return buffer.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await handle.close();
-  }
 }
 
 /** The path itself if it exists, else its nearest ancestor that does. */

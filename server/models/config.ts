@@ -2,10 +2,13 @@
 // Fields a transformers config class gives a default are optional here with the same default;
 // the fields that fix the shapes of the weights are required.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FileReadError, jsonErrorPlace, readTextFile } from '../formats/files';
+import { preview } from '../formats/preview';
 
 export const CONFIG_FILE = 'config.json';
+/** config.json holds a few dozen keys; anything near this size is not one. */
+const MAX_CONFIG_BYTES = 16 * 1024 ** 2;
 
 export const LLAMA_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
 export const GPT2_ARCHITECTURES = ['GPT2LMHeadModel'] as const;
@@ -118,7 +121,7 @@ class Fields {
   positiveInt(key: string, fallback?: number): number {
     if (fallback !== undefined && !this.has(key)) return fallback;
     const value = this.value(key, 'a positive integer');
-    if (!Number.isSafeInteger(value) || (value as number) <= 0) this.fail(key, `must be a positive integer, got ${JSON.stringify(value)}`);
+    if (!Number.isSafeInteger(value) || (value as number) <= 0) this.fail(key, `must be a positive integer, got ${preview(value)}`);
     return value as number;
   }
 
@@ -126,7 +129,7 @@ class Fields {
     if (fallback !== undefined && !this.has(key)) return fallback;
     const value = this.value(key, 'a positive number');
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-      this.fail(key, `must be a positive number, got ${JSON.stringify(value)}`);
+      this.fail(key, `must be a positive number, got ${preview(value)}`);
     }
     return value;
   }
@@ -134,13 +137,13 @@ class Fields {
   boolean(key: string, fallback: boolean): boolean {
     if (!this.has(key)) return fallback;
     const value = this.json[key];
-    if (typeof value !== 'boolean') this.fail(key, `must be true or false, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'boolean') this.fail(key, `must be true or false, got ${preview(value)}`);
     return value;
   }
 
   string(key: string): string {
     const value = this.value(key, 'a string');
-    if (typeof value !== 'string') this.fail(key, `must be a string, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'string') this.fail(key, `must be a string, got ${preview(value)}`);
     return value;
   }
 
@@ -152,7 +155,7 @@ class Fields {
   tokenId(key: string): number | null {
     if (!this.has(key)) return null;
     const value = this.json[key];
-    if (!Number.isSafeInteger(value) || (value as number) < 0) this.fail(key, `must be a token id (an integer ≥ 0), got ${JSON.stringify(value)}`);
+    if (!Number.isSafeInteger(value) || (value as number) < 0) this.fail(key, `must be a token id (an integer ≥ 0), got ${preview(value)}`);
     return value as number;
   }
 
@@ -162,7 +165,7 @@ class Fields {
     const value = this.json[key];
     const ids = Array.isArray(value) ? value : [value];
     if (!ids.every((id) => Number.isSafeInteger(id) && (id as number) >= 0)) {
-      this.fail(key, `must be a token id or a list of token ids, got ${JSON.stringify(value)}`);
+      this.fail(key, `must be a token id or a list of token ids, got ${preview(value)}`);
     }
     return ids as number[];
   }
@@ -170,7 +173,7 @@ class Fields {
   object(key: string): Fields | null {
     if (!this.has(key)) return null;
     const value = this.json[key];
-    if (!isObject(value)) this.fail(key, `must be an object, got ${JSON.stringify(value)}`);
+    if (!isObject(value)) this.fail(key, `must be an object, got ${preview(value)}`);
     return new Fields(this.file, value, `${this.prefix}${key}.`);
   }
 }
@@ -179,11 +182,11 @@ function architectureOf(fields: Fields, json: Json): Architecture {
   const supported = `supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`;
   const listed = json.architectures;
   if (!Array.isArray(listed) || listed.length === 0 || !listed.every((a) => typeof a === 'string')) {
-    fields.fail('architectures', `must be a list naming the model class, e.g. ["LlamaForCausalLM"], got ${JSON.stringify(listed)}; ${supported}`);
+    fields.fail('architectures', `must be a list naming the model class, e.g. ["LlamaForCausalLM"], got ${preview(listed)}; ${supported}`);
   }
   const found = (listed as string[]).find((a) => (SUPPORTED_ARCHITECTURES as readonly string[]).includes(a));
   if (!found) {
-    fields.fail('architectures', `${JSON.stringify(listed)} is not supported; ${supported}`);
+    fields.fail('architectures', `${preview(listed)} is not supported; ${supported}`);
   }
   return found as Architecture;
 }
@@ -246,7 +249,7 @@ function ropeOf(fields: Fields, architecture: Architecture): { ropeTheta: number
         },
       };
     default:
-      return scaling.fail(typeKey, `${JSON.stringify(type)} is not supported; supported: default, linear, llama3`);
+      return scaling.fail(typeKey, `${preview(type)} is not supported; supported: default, linear, llama3`);
   }
 }
 
@@ -257,7 +260,7 @@ function llamaConfig(fields: Fields, architecture: (typeof LLAMA_ARCHITECTURES)[
     fields.fail('num_key_value_heads', `${numKvHeads} does not divide num_attention_heads = ${base.numHeads}`);
   }
   if (fields.has('hidden_act') && fields.string('hidden_act') !== 'silu') {
-    fields.fail('hidden_act', `${JSON.stringify(fields.string('hidden_act'))} is not supported; the Llama family uses "silu"`);
+    fields.fail('hidden_act', `${preview(fields.string('hidden_act'))} is not supported; the Llama family uses "silu"`);
   }
   const isQwen2 = architecture === 'Qwen2ForCausalLM';
   const attentionBias = !isQwen2 && fields.boolean('attention_bias', false);
@@ -287,7 +290,7 @@ function gpt2Config(fields: Fields): Gpt2Config {
   const base = baseConfig(fields, 'GPT2LMHeadModel', { hidden: 'n_embd', layers: 'n_layer', heads: 'n_head', positions: 'n_positions' }, true);
   const activation = fields.has('activation_function') ? fields.string('activation_function') : 'gelu_new';
   if (!GPT2_ACTIVATIONS.includes(activation)) {
-    fields.fail('activation_function', `${JSON.stringify(activation)} is not supported; supported: ${GPT2_ACTIVATIONS.join(', ')} (the same tanh approximation)`);
+    fields.fail('activation_function', `${preview(activation)} is not supported; supported: ${GPT2_ACTIVATIONS.join(', ')} (the same tanh approximation)`);
   }
   if (!fields.boolean('scale_attn_weights', true)) fields.fail('scale_attn_weights', 'false is not supported; GPT-2 scales attention by 1/√head_dim');
   if (fields.boolean('scale_attn_by_inverse_layer_idx', false)) fields.fail('scale_attn_by_inverse_layer_idx', 'true is not supported');
@@ -314,15 +317,17 @@ export async function loadModelConfig(modelDir: string): Promise<ModelConfig> {
   const file = join(modelDir, CONFIG_FILE);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readTextFile(file, CONFIG_FILE, MAX_CONFIG_BYTES);
   } catch (error) {
-    throw new ModelConfigError(file, null, `cannot be read (${(error as Error).message}); a Hugging Face model folder holds config.json beside its weights`);
+    if (!(error instanceof FileReadError)) throw error;
+    const missing = (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+    throw new ModelConfigError(error.path, null, `${error.problem}${missing ? '; a Hugging Face model folder holds config.json beside its weights' : ''}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new ModelConfigError(file, null, `is not valid JSON: ${(error as Error).message}`);
+    throw new ModelConfigError(`${file}${jsonErrorPlace(text, error)}`, null, `is not valid JSON: ${(error as Error).message}`);
   }
   return parseModelConfig(json, file);
 }

@@ -80,9 +80,27 @@ function checkOptions(options: GenerateOptions): void {
   if (!(topP > 0 && topP <= 1)) throw new Error(`top_p: must be in (0, 1], got ${topP}`);
 }
 
+/**
+ * The prompt and the tokens to generate must fit the positions the model was trained for
+ * (max_position_embeddings, GPT-2's n_positions): past them a Llama's outputs are untrained and
+ * GPT-2 has no position embedding, and attention's memory grows with the square of the length.
+ */
+function checkContext(model: CausalLM, prompt: readonly number[], maxNewTokens: number): void {
+  if (prompt.length === 0) throw new Error('generate: the prompt is empty; give at least one token');
+  const vocab = model.config.vocabSize;
+  const outside = prompt.find((id) => !(Number.isInteger(id) && id >= 0 && id < vocab));
+  if (outside !== undefined) throw new Error(`generate: the prompt's token id ${outside} is past the vocabulary of ${model.dir} (${vocab} tokens, config.json's vocab_size); the tokenizer is not this model's`);
+  const context = model.config.maxPositions;
+  if (prompt.length + maxNewTokens <= context) return;
+  const where = `${model.dir} reads at most ${context} positions (its context length, config.json's ${model.config.family === 'gpt2' ? 'n_positions' : 'max_position_embeddings'})`;
+  if (prompt.length >= context) throw new Error(`generate: the prompt is ${prompt.length} tokens, and ${where}; shorten the prompt`);
+  throw new Error(`generate: the prompt is ${prompt.length} tokens and max_new_tokens ${maxNewTokens} would make ${prompt.length + maxNewTokens}, but ${where}; lower max_new_tokens to ${context - prompt.length} or shorten the prompt`);
+}
+
 /** Continues `prompt` by up to maxNewTokens tokens. */
 export async function generate(model: CausalLM, prompt: readonly number[], options: GenerateOptions): Promise<Generation> {
   checkOptions(options);
+  checkContext(model, prompt, options.maxNewTokens);
   const { maxNewTokens, temperature = 0, topP = 1, seed = 0, useCache = true } = options;
   const eos = options.eosTokenIds ?? model.config.eosTokenIds;
   const uniform = uniforms(seed);

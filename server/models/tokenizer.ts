@@ -1,10 +1,11 @@
 // A model folder's tokenizer: tokenizer.json + tokenizer_config.json through
 // @huggingface/tokenizers, and the chat template of tokenizer_config.json through @huggingface/jinja.
 
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { FileReadError, jsonErrorPlace, readTextFile } from '../formats/files';
+import { preview } from '../formats/preview';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -26,21 +27,71 @@ export class TokenizerError extends Error {
 
 type Json = Record<string, unknown>;
 
+/** The largest tokenizer file read (the largest vocabularies' tokenizer.json are tens of MiB). */
+const MAX_TOKENIZER_BYTES = 256 * 1024 ** 2;
+
 async function readJson(file: string, what: string): Promise<Json> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readTextFile(file, basename(file), MAX_TOKENIZER_BYTES);
   } catch (error) {
-    throw new TokenizerError(file, `cannot be read (${(error as Error).message}); ${what}`);
+    if (!(error instanceof FileReadError)) throw error;
+    const missing = (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+    throw new TokenizerError(error.path, `${error.problem}${missing ? `; ${what}` : ''}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new TokenizerError(file, `is not valid JSON: ${(error as Error).message}`);
+    throw new TokenizerError(`${file}${jsonErrorPlace(text, error)}`, `is not valid JSON: ${(error as Error).message}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TokenizerError(file, 'must be a JSON object');
   return json as Json;
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const isTokenId = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/**
+ * The parts of tokenizer.json that @huggingface/tokenizers reads without checking them: a file
+ * that lacks one or holds the wrong type there failed inside the library ("Cannot read properties
+ * of undefined"). Names the key, what it must be and what it is.
+ */
+function checkTokenizerJson(file: string, json: Json): void {
+  const fail = (key: string, problem: string): never => {
+    throw new TokenizerError(file, `"${key}" ${problem}; the file is not a tokenizers file, or it is corrupt`);
+  };
+  const model = json.model;
+  if (!isObject(model)) return fail('model', `must be an object (the tokenizer model: its type and vocabulary), got ${preview(model)}`);
+  const { vocab, merges } = model;
+  if (model.type === 'Unigram' || Array.isArray(vocab)) {
+    const pair = (entry: unknown) => Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'number';
+    if (!Array.isArray(vocab)) fail('model.vocab', `must list [piece, score] pairs (a Unigram model), got ${preview(vocab)}`);
+    const bad = (vocab as unknown[]).findIndex((entry) => !pair(entry));
+    if (bad >= 0) fail(`model.vocab[${bad}]`, `must be a [piece, score] pair, got ${preview((vocab as unknown[])[bad])}`);
+  } else {
+    if (!isObject(vocab)) fail('model.vocab', `must map each token to its id, got ${preview(vocab)}`);
+    const bad = Object.entries(vocab as Json).find(([, id]) => !isTokenId(id));
+    if (bad) fail(`model.vocab[${preview(bad[0])}]`, `must be a token id (a non-negative integer), got ${preview(bad[1])}`);
+  }
+  if (model.type === 'BPE' || merges !== undefined) {
+    const merge = (entry: unknown) =>
+      (typeof entry === 'string' && entry.split(' ').length === 2) || (Array.isArray(entry) && entry.length === 2 && entry.every((part) => typeof part === 'string'));
+    if (!Array.isArray(merges)) fail('model.merges', `must list the BPE merges, got ${preview(merges)}`);
+    const bad = (merges as unknown[]).findIndex((entry) => !merge(entry));
+    if (bad >= 0) fail(`model.merges[${bad}]`, `must be a merge, "a b" or ["a", "b"], got ${preview((merges as unknown[])[bad])}`);
+  }
+  const added = json.added_tokens;
+  if (!Array.isArray(added)) fail('added_tokens', `must be a list (empty when the tokenizer adds none), got ${preview(added)}`);
+  const bad = (added as unknown[]).findIndex((token) => !isObject(token) || !isTokenId(token.id) || typeof token.content !== 'string');
+  if (bad >= 0) fail(`added_tokens[${bad}]`, `must be an object with a token id "id" and a string "content", got ${preview((added as unknown[])[bad])}`);
+  for (const key of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) {
+    const value = json[key];
+    if (value !== undefined && value !== null && !(isObject(value) && typeof value.type === 'string')) fail(key, `must be null or an object with a "type", got ${preview(value)}`);
+  }
 }
 
 /** A special token as tokenizer_config.json gives it: a string, or an AddedToken object with "content". */
@@ -49,7 +100,7 @@ function specialToken(config: Json, key: string, file: string): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value === 'string') return value;
   if (typeof value === 'object' && typeof (value as Json).content === 'string') return (value as Json).content as string;
-  throw new TokenizerError(file, `"${key}" must be a string or an object with "content", got ${JSON.stringify(value)}`);
+  throw new TokenizerError(file, `"${key}" must be a string or an object with "content", got ${preview(value)}`);
 }
 
 /** tokenizer_config.json's "chat_template": one template, or named ones of which "default" is used. */
@@ -61,7 +112,7 @@ function chatTemplateOf(config: Json, file: string): string | null {
     const named = value.find((t) => typeof t === 'object' && t !== null && (t as Json).name === 'default');
     if (named && typeof (named as Json).template === 'string') return (named as Json).template as string;
   }
-  throw new TokenizerError(file, `"chat_template" must be a string or a list holding {"name": "default", "template": ...}, got ${JSON.stringify(value).slice(0, 80)}`);
+  throw new TokenizerError(file, `"chat_template" must be a string or a list holding {"name": "default", "template": ...}, got ${preview(value, 80)}`);
 }
 
 export class ModelTokenizer {
@@ -84,6 +135,7 @@ export class ModelTokenizer {
     const configFile = join(modelDir, TOKENIZER_CONFIG_FILE);
     const tokenizerJson = await readJson(tokenizerFile, 'the model folder needs the fast-tokenizer file tokenizer.json (save it with transformers: tokenizer.save_pretrained(dir))');
     const config = await readJson(configFile, 'the model folder needs tokenizer_config.json beside tokenizer.json');
+    checkTokenizerJson(tokenizerFile, tokenizerJson);
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(tokenizerJson, config);
@@ -97,7 +149,7 @@ export class ModelTokenizer {
       const token = specialTokens[key];
       if (token === null || token === undefined) return null;
       const id = tokenizer.token_to_id(token);
-      if (id === undefined) throw new TokenizerError(configFile, `"${key}" ${JSON.stringify(token)} is not in the vocabulary of ${TOKENIZER_FILE}`);
+      if (id === undefined) throw new TokenizerError(configFile, `"${key}" ${preview(token)} is not in the vocabulary of ${TOKENIZER_FILE}`);
       return id;
     };
     const eosTokenId = idOf('eos_token');
@@ -123,7 +175,11 @@ export class ModelTokenizer {
         'has no "chat_template", so chat data cannot be formatted for this model; use a chat (instruct) model, add a template, or use the "text" or "completion" data format',
       );
     }
-    this.template ??= new Template(this.chatTemplate);
-    return this.template.render({ messages, add_generation_prompt: addGenerationPrompt, ...this.specialTokens });
+    try {
+      this.template ??= new Template(this.chatTemplate);
+      return this.template.render({ messages, add_generation_prompt: addGenerationPrompt, ...this.specialTokens });
+    } catch (error) {
+      throw new TokenizerError(join(this.dir, TOKENIZER_CONFIG_FILE), `"chat_template" cannot be rendered: ${(error as Error).message}`);
+    }
   }
 }

@@ -2,6 +2,7 @@
 // expectation reads off the text: the formats and their label masks, truncation, file errors with
 // their line, batching and packing.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import {
   DatasetError,
   epochBatches,
   loadExamples,
+  MAX_RECORD_BYTES,
   pack,
   readRecords,
   splitExamples,
@@ -107,8 +109,84 @@ describe('datasets', () => {
     const array = await file('a.json', JSON.stringify([{ text: 'x' }, { text: 'y' }]));
     assert.equal((await loadExamples(array, chars, { format: 'text', maxLength: 16, trainOnPrompt: false })).length, 2);
     await assert.rejects(readRecords(await file('o.json', '{"text": "x"}')), /must be an array of objects; use \.jsonl/);
-    await assert.rejects(readRecords(join(dir, 'absent.jsonl')), /absent\.jsonl: cannot read the dataset \(ENOENT\)/);
+    await assert.rejects(readRecords(join(dir, 'absent.jsonl')), /absent\.jsonl: cannot read the dataset: no such file \(ENOENT\)/);
     await assert.rejects(readRecords(await file('empty.jsonl', '\n\n')), /empty\.jsonl: no examples/);
+  });
+
+  it('quotes a bad value short, and describes one nested too deeply to print (quoting it overflowed the stack)', async () => {
+    const long = await file('long.jsonl', `"${'x'.repeat(500)}"\n`);
+    await assert.rejects(readRecords(long), (error: unknown) => {
+      assert.ok(error instanceof DatasetError);
+      assert.deepEqual(error.problems, [`${long}:1: expected a JSON object, got "${'x'.repeat(76)}...`]);
+      return true;
+    });
+    const deep = await file('deep.jsonl', `{"prompt": "a", "completion": ${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}\n`);
+    await assert.rejects(loadExamples(deep, chars, { format: 'completion', maxLength: 16, trainOnPrompt: false }), (error: unknown) => {
+      assert.ok(error instanceof DatasetError);
+      assert.deepEqual(error.problems, [`${deep}:1: field "completion" must be a string, got an object nested too deeply to show`]);
+      return true;
+    });
+  });
+
+  it('reads a line at a time: a line over the record limit is refused with its file, line and the limit, the lines around it still read', async () => {
+    const huge = JSON.stringify({ text: 'x'.repeat(MAX_RECORD_BYTES) });
+    const path = await file('huge.jsonl', `{"text": "a"}\n${huge}\n{"text": "b"}\n5\n`);
+    await assert.rejects(readRecords(path), (error: unknown) => {
+      assert.ok(error instanceof DatasetError);
+      assert.deepEqual(error.problems, [`${path}:2: the line is longer than 8 MiB, the limit for one line; split or shorten it`, `${path}:4: expected a JSON object, got 5`]);
+      return true;
+    });
+    const big = JSON.stringify({ text: 'y'.repeat(2 * 1024 ** 2) });
+    assert.equal((await readRecords(await file('big.jsonl', `${big}\n{"text": "b"}\n`))).length, 2, 'a 2 MiB record is a record');
+  });
+
+  it('refuses what is not a regular file without waiting on it: a FIFO, /dev/zero, a folder', { timeout: 10_000 }, async () => {
+    const fifo = join(dir, 'fifo.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    await assert.rejects(readRecords(fifo), new RegExp(`^DatasetError: ${fifo}: is a FIFO \\(named pipe\\), not a regular file; the dataset must be a file$`));
+    await assert.rejects(readRecords('/dev/zero'), /^DatasetError: \/dev\/zero: is a character device, not a regular file; the dataset must be a file$/);
+    await assert.rejects(readRecords(dir), /is a folder, not a regular file/);
+  });
+
+  it('refuses invalid UTF-8 with its file, line and byte, in JSONL and JSON', async () => {
+    const jsonl = join(dir, 'latin1.jsonl');
+    await writeFile(jsonl, Buffer.concat([Buffer.from('{"text": "ok"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+    await assert.rejects(readRecords(jsonl), (error: unknown) => {
+      assert.ok(error instanceof DatasetError);
+      assert.deepEqual(error.problems, [`${jsonl}:2: byte 14 (0xe9) is not valid UTF-8; save the file as UTF-8`]);
+      return true;
+    });
+    const json = join(dir, 'latin1.json');
+    await writeFile(json, Buffer.concat([Buffer.from('[\n{"text": "a"},\n{"text": "'), Buffer.from([0xc0, 0xaf]), Buffer.from('"}]')]));
+    await assert.rejects(readRecords(json), new RegExp(`${json}:3: byte 11 \\(0xc0\\) is not valid UTF-8`));
+    const bom = await file('bom.jsonl', '\ufeff{"text": "a"}\n');
+    assert.deepEqual((await readRecords(bom)).map((r) => r.value), [{ text: 'a' }], 'a byte-order mark is not part of the first record');
+  });
+
+  it('refuses records with nothing to train on: an empty text, completion, output or assistant turn', async () => {
+    const path = await file('blank.jsonl', ['{"prompt": "a", "completion": ""}', '{"prompt": "", "completion": "b"}'].join('\n'));
+    await assert.rejects(loadExamples(path, chars, { format: 'completion', maxLength: 16, trainOnPrompt: false }), (error: unknown) => {
+      assert.ok(error instanceof DatasetError);
+      assert.deepEqual(error.problems, [`${path}:1: field "completion" is empty, so the record has nothing to train on; fill it in or remove the record`]);
+      return true;
+    });
+    const text = await file('blank-text.jsonl', '{"text": ""}\n');
+    await assert.rejects(loadExamples(text, chars, { format: 'text', maxLength: 16, trainOnPrompt: false }), /blank-text\.jsonl:1: field "text" is empty/);
+    const own = await file('blank-own.jsonl', '{"q": "a", "a": ""}\n');
+    await assert.rejects(loadExamples(own, chars, { format: 'completion', maxLength: 16, trainOnPrompt: false, fields: { prompt: 'q', completion: 'a' } }), /blank-own\.jsonl:1: field "a" \(data\.fields\.completion\) is empty/);
+    const chat = await file('blank-chat.jsonl', `${JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: '' }] })}\n`);
+    await assert.rejects(loadExamples(chat, chars, { format: 'chat', maxLength: 64, trainOnPrompt: false }), /blank-chat\.jsonl:1: every assistant message is empty/);
+  });
+
+  it('refuses a token id past the model\'s vocabulary (a tokenizer of another model), naming the line', async () => {
+    const path = await file('vocab.jsonl', '{"text": "ab"}\n{"text": "a\u00ff"}\n');
+    // chars gives code point + 10: "a" 107, "b" 108, "ÿ" 265
+    assert.equal((await loadExamples(path, chars, { format: 'text', maxLength: 16, trainOnPrompt: false, vocabSize: 266 })).length, 2);
+    await assert.rejects(loadExamples(path, chars, { format: 'text', maxLength: 16, trainOnPrompt: false, vocabSize: 200 }), (error: unknown) => {
+      assert.ok(error instanceof DatasetError);
+      assert.deepEqual(error.problems, [`${path}:2: token id 265 is past the model's vocabulary of 200 (config.json's vocab_size); the tokenizer is not this model's`]);
+      return true;
+    });
   });
 
   it('data.fields maps the dataset’s own field names; a missing mapped field is named as the dataset names it', async () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ProductEngine } from '../../kernels/backends/mlas-matmul';
-import { estimateMemory, memoryLimit, resolveCheckpointing, WASM_HEAP_BYTES } from '../../server/engine/memory';
+import { estimateMemory, machineRefusal, memoryLimit, resolveCheckpointing, WASM_HEAP_BYTES } from '../../server/engine/memory';
 
 // The measured case (server/engine/memory.ts): a ~100M Llama trained with MoSLoRA r 16 on q,k,v,up,down.
 const LLAMA_100M = { baseParameters: 100_092_672, products: 'xnnpack' as const, layers: 12, hidden: 768, heads: 12, vocab: 32_000, maxLength: 256 };
@@ -67,5 +67,16 @@ describe('memory estimate', () => {
     assert.equal(memoryLimit('cpu', 8 * 1024 ** 3)?.bytes, 8 * 1024 ** 3);
     assert.equal(memoryLimit('webgpu'), null);
     assert.equal(memoryLimit('tensorflow'), null);
+  });
+
+  it('refuses a run that would not fit the whole machine even with checkpointing, and passes one that does', () => {
+    const run = { ...LLAMA_100M, trainable: 0, checkpointing: 'auto' as const, threads: 2 };
+    const machine = 24 * GiB;
+    assert.equal(machineRefusal({ ...run, batch: 8 }, machine), null);
+    assert.match(
+      machineRefusal({ ...run, batch: 2_147_483_647 }, machine)!,
+      /^training\.batch_size 2147483647 × data\.max_length 256 needs an estimated \d+\.\d GiB even with gradient checkpointing, more than this machine's 24\.0 GiB of memory; lower training\.batch_size \(raising training\.gradient_accumulation keeps the effective batch\) or data\.max_length$/,
+    );
+    assert.match(machineRefusal({ ...run, batch: 400, checkpointing: false }, machine)!, /needs an estimated .* GiB, more than .*, or set training\.gradient_checkpointing: true$/);
   });
 });

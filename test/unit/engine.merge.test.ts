@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
 import { mergeWeight } from '../../kernels/adapter/merge';
 import { mergeIntoModel } from '../../server/engine/merge';
+import { OUTPUT_MARKER } from '../../server/engine/outputs';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';
 import type { LinearModule } from '../../server/models/modules';
 import { trainedAdapters } from '../helpers/adapters';
@@ -58,7 +59,7 @@ describe('merging into the base model', () => {
     const result = await mergeIntoModel(base, out, adapters(), modules, { onProgress: (p) => progress.push(p.shardIndex) });
     assert.deepEqual(result.mergedModules.sort(), [Q, C].sort());
     assert.deepEqual(progress, [1, 2]);
-    assert.deepEqual((await readdir(out)).sort(), ['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.json']);
+    assert.deepEqual((await readdir(out)).sort(), [OUTPUT_MARKER, 'config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.json']);
     const shard1 = await SafetensorsFile.open(join(out, 'model-00001-of-00002.safetensors'));
     const shard2 = await SafetensorsFile.open(join(out, 'model-00002-of-00002.safetensors'));
     try {
@@ -80,13 +81,22 @@ describe('merging into the base model', () => {
     assert.equal(await readFile(join(out, 'config.json'), 'utf8'), '{"architectures": ["LlamaForCausalLM"]}');
   });
 
-  it('never overwrites an existing folder unless asked, nor the base itself', async () => {
+  it('never overwrites an existing folder unless asked, and with --force only an earlier merge; never the base or a folder holding it', async () => {
     const out = join(dir, 'taken');
     await mkdir(out);
     await writeFile(join(out, 'precious.txt'), 'keep me');
     await assert.rejects(mergeIntoModel(base, out, adapters(), modules), /taken already exists and is not empty; choose another folder or pass --force/);
+    await assert.rejects(mergeIntoModel(base, out, adapters(), modules, { overwrite: true }), /taken is not a folder moslora wrote \(it has no \.moslora-output\.json\), and --force replaces only those/);
     assert.equal(await readFile(join(out, 'precious.txt'), 'utf8'), 'keep me');
-    await assert.rejects(mergeIntoModel(base, base, adapters(), modules), /must differ from the base model folder/);
+    await assert.rejects(mergeIntoModel(base, base, adapters(), modules, { overwrite: true }), /^Error: merge: --out .*base is the base model .*base, which writing there would destroy; choose a folder outside it$/);
+    await assert.rejects(mergeIntoModel(base, dir, adapters(), modules, { overwrite: true }), /--out .* holds the base model/);
+    const adapterDir = join(dir, 'runs', 'r', 'adapter');
+    await mkdir(adapterDir, { recursive: true });
+    await assert.rejects(mergeIntoModel(base, join(dir, 'runs'), adapters(), modules, { overwrite: true, inputs: [{ what: 'adapter', path: adapterDir }] }), /--out .*runs holds the adapter .*adapter/);
+    const again = join(dir, 'again');
+    await mergeIntoModel(base, again, adapters(), modules);
+    await mergeIntoModel(base, again, adapters(), modules, { overwrite: true });
+    assert.ok((await readdir(again)).includes('config.json'), 'an earlier merge is replaced with --force');
   });
 
   it('refuses an adapter of another model, naming the module', async () => {

@@ -1,8 +1,10 @@
 // Run folders (server/engine/runs.ts) in a temporary folder: the config, metrics and mixer records
 // (a torn last line skipped), checkpoints that round-trip and are pruned, and what resume may pick.
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,7 +12,7 @@ import { selectBackend } from '../../kernels/backends/backend';
 import type { Adapter } from '../../kernels/adapter/linear';
 import type { AdapterSettings } from '../../server/engine/adapter-files';
 import { AdamW } from '../../server/engine/optim';
-import { RunDirectory, type TrainerState } from '../../server/engine/runs';
+import { LOCK_FILE, RunDirectory, type TrainerState } from '../../server/engine/runs';
 import { trainedAdapters } from '../helpers/adapters';
 
 const settings: AdapterSettings = {
@@ -20,6 +22,14 @@ const settings: AdapterSettings = {
 let root: string;
 
 const adapters = (): Map<string, Adapter> => trainedAdapters([{ name: 'model.layers.0.self_attn.q_proj', dIn: 6, dOut: 5 }], { method: 'moslora', r: 2, alpha: 4 }, 3);
+
+/** The pid of a process that has run and ended. */
+function endedPid(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(process.execPath, ['-e', '']);
+    child.on('error', reject).on('exit', () => resolve(child.pid!));
+  });
+}
 
 const state = (step: number): TrainerState => ({ step, epoch: 0, batchInEpoch: step, tokensSeen: 100 * step, elapsedSeconds: step / 10 });
 
@@ -85,10 +95,69 @@ describe('run directories', () => {
     assert.deepEqual(await run.readMixers(), []);
   });
 
-  it('a new run never appends to an existing one', async () => {
+  it('a new run never appends to an existing one, and says how to go on', async () => {
     const run = await RunDirectory.create(join(root, 'taken'), {});
     await run.appendMetrics({ step: 1, kind: 'train', loss: 1 });
+    await assert.rejects(RunDirectory.create(join(root, 'taken'), {}), /taken already holds a run that stopped before its first checkpoint; delete the folder to start it again, or choose another output\.run_name$/);
+    await run.saveCheckpoint(adapters(), settings, await new AdamW().getState(), state(5), 3);
     await assert.rejects(RunDirectory.create(join(root, 'taken'), {}), /taken already holds a run; resume it \(--resume .*taken\) or choose another output\.run_name/);
+  });
+
+  it('simultaneous starts each get their own folder under a default name, and one wins a fixed name', async () => {
+    const runs = await Promise.all(Array.from({ length: 4 }, () => RunDirectory.create(join(root, 'same-second'), {}, { unique: true })));
+    assert.deepEqual(runs.map((r) => r.dir).sort(), ['same-second', 'same-second-2', 'same-second-3', 'same-second-4'].map((name) => join(root, name)));
+    const fixed = await Promise.allSettled([0, 1].map(() => RunDirectory.create(join(root, 'fixed'), {})));
+    assert.deepEqual(fixed.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    assert.match(String((fixed.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason), /fixed (already holds a run|is being written by trainer)/);
+  });
+
+  it('one trainer at a time: a second is refused with the holder named; a lock of a process that has ended is taken over, and said so', async () => {
+    const first = await RunDirectory.create(join(root, 'locked'), {});
+    const lock = JSON.parse(await readFile(join(first.dir, LOCK_FILE), 'utf8')) as { pid: number; host: string; started: string };
+    assert.deepEqual([lock.pid, lock.host], [process.pid, hostname()]);
+    await assert.rejects(
+      RunDirectory.open(first.dir),
+      new RegExp(`locked is being written by trainer ${process.pid} on ${hostname()}, started ${lock.started}; wait for it to finish or stop it first \\(if no trainer runs any more, delete .*trainer\\.lock\\)$`),
+    );
+    await first.release();
+    assert.equal(existsSync(join(first.dir, LOCK_FILE)), false, 'released');
+    const gone = await endedPid();
+    await writeFile(join(first.dir, LOCK_FILE), JSON.stringify({ pid: gone, host: hostname(), started: '2026-01-01T00:00:00.000Z' }));
+    const second = await RunDirectory.open(first.dir);
+    assert.match(second.lockNote ?? '', new RegExp(`^took over .*trainer\\.lock from trainer ${gone} \\(started 2026-01-01T00:00:00\\.000Z\\), which is no longer running$`));
+    assert.equal((JSON.parse(await readFile(join(first.dir, LOCK_FILE), 'utf8')) as { pid: number }).pid, process.pid);
+    await second.release();
+  });
+
+  it('a resume removes temporary checkpoints left by a trainer killed mid-write', async () => {
+    const run = await RunDirectory.create(join(root, 'killed'), {});
+    await run.saveCheckpoint(adapters(), settings, await new AdamW().getState(), state(5), 3);
+    await run.release();
+    const gone = await endedPid();
+    await mkdir(join(run.dir, 'checkpoints', `.step-9.tmp-${gone}`), { recursive: true });
+    const resumed = await RunDirectory.open(run.dir);
+    assert.deepEqual(await readdir(join(run.dir, 'checkpoints')), ['step-5']);
+    await resumed.release();
+  });
+
+  it('discard removes what a refused start wrote, and the folder it made', async () => {
+    const run = await RunDirectory.create(join(root, 'refused'), { r: 1 });
+    await run.appendMixers([{ step: 0, module: 'q', r: 1, values: [1], distanceFromIdentity: 0, singularValues: [1] }]);
+    await run.discard();
+    assert.equal(existsSync(run.dir), false);
+    await mkdir(join(root, 'own'));
+    await writeFile(join(root, 'own', 'notes.txt'), 'mine');
+    await assert.rejects(RunDirectory.create(join(root, 'own'), {}), /own already holds a run/, 'a folder holding anything is not a new run\'s');
+    await rm(join(root, 'own', 'notes.txt'));
+    const inOwn = await RunDirectory.create(join(root, 'own'), {});
+    await inOwn.discard();
+    assert.deepEqual(await readdir(join(root, 'own')), [], 'a folder the run did not make stays');
+  });
+
+  it('names the folder and the reason when the runs folder cannot be made', async () => {
+    await assert.rejects(RunDirectory.create('/proc/moslora-runs/a', {}), /^RunFileError: cannot create the runs folder \/proc\/moslora-runs: a folder on its path does not exist and cannot be made there \(ENOENT\); choose a writable output\.runs_dir$/);
+    // sysfs takes no new folders: EPERM as root, EACCES otherwise (Node's message said neither the folder nor why)
+    await assert.rejects(RunDirectory.create('/sys/moslora-runs/a', {}), /^RunFileError: cannot create the runs folder \/sys\/moslora-runs: (not permitted \(EPERM\)|permission denied \(EACCES\)|the file system is read-only \(EROFS\)); choose a writable output\.runs_dir$/);
   });
 
   it('an empty run has no checkpoint to resume from', async () => {

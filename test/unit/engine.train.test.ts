@@ -2,6 +2,7 @@
 // snapshots and the files a run writes, determinism, cancel and resume, a NaN loss, checkpointing
 // auto, a flat tensor count; and multiple-choice accuracy.
 import assert from 'node:assert/strict';
+import { existsSync, rmSync, symlinkSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -206,6 +207,62 @@ describe('training engine', () => {
       },
     });
     assert.equal(counts.get(200), counts.get(10), `tensors at step 10: ${counts.get(10)}, at 200: ${counts.get(200)}`);
+  });
+
+  it('weights that become non-finite fail the run, keep only finite checkpoints and write no adapter', async () => {
+    const cfg = await config('decay', { training: { max_steps: 6, eval_interval: 100, checkpoint_interval: 1 } });
+    // 1 − lr·decay overflows float32 once warmup has made the learning rate non-zero (step 2):
+    // past any bound the schema sets, as the engine must not trust it
+    cfg.training.weight_decay = 1e41;
+    const summary = await run(cfg);
+    assert.equal(summary.state, 'failed');
+    assert.match(summary.reason!, /^the adapter's weights became non-finite \(NaN or infinite\) at step 2, in model\.\S+\.lora_\w+; stopped, the last good checkpoint is kept\. Lower training\.learning_rate or training\.weight_decay \(1e\+41\), or set training\.grad_clip$/);
+    const folder = new RunDirectory(summary.runDir);
+    const latest = await folder.loadLatestCheckpoint();
+    assert.ok(latest, 'the steps before the failure left a checkpoint');
+    for (const [module, { weights }] of latest.adapters) {
+      for (const tensor of [weights.A, weights.B, ...weights.mixers]) assert.ok((await tensor.data()).every(Number.isFinite), `${module} in step ${latest.state.step}`);
+    }
+    await assert.rejects(readdir(join(summary.runDir, 'adapter')), /ENOENT/);
+  });
+
+  it('resuming a done run says so and changes nothing; a larger max_steps trains on and the summary stays right', async () => {
+    const cfg = await config('done', { training: { max_steps: 4, eval_interval: 2 } });
+    const done = await run(cfg);
+    const summaryFile = join(done.runDir, 'summary.json');
+    const before = await readFile(summaryFile, 'utf8');
+    await assert.rejects(run(cfg, { resume: true }), new RegExp(`done: the run is done \\(4 of 4 steps trained\\); nothing to resume\\. To train it further, raise training\\.max_steps in .*done\\.moslora\\.yaml above 4 and resume again$`));
+    assert.equal(await readFile(summaryFile, 'utf8'), before);
+    const longer = await run(await config('done', { training: { max_steps: 6, eval_interval: 2 } }), { resume: true });
+    assert.equal(longer.state, 'done');
+    assert.equal(longer.steps, 6);
+    assert.ok(typeof longer.finalLoss === 'number' && typeof longer.evalLoss === 'number' && typeof longer.accuracy === 'number', JSON.stringify(longer));
+    const steps = (await new RunDirectory(done.runDir).readMetrics()).filter((m) => m.kind === 'train').map((m) => m.step);
+    assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
+  });
+
+  it('a config refused after the data has been read leaves no run folder behind, so the fixed one starts under its name', async () => {
+    const cfg = await config('too-wide', { r: 64 });
+    await assert.rejects(run(cfg), /too-wide\.moslora\.yaml: r: 64 exceeds min\(d_in, d_out\)/);
+    assert.equal(existsSync(join(dir, 'runs', 'too-wide')), false);
+    assert.equal((await run(await config('too-wide', { training: { max_steps: 2 } }))).state, 'done');
+  });
+
+  it('names the file and the reason when the disk fills up, and keeps the checkpoint', async () => {
+    const cfg = await config('full-disk', { training: { max_steps: 8, checkpoint_interval: 2, eval_interval: 100 } });
+    const metrics = join(dir, 'runs', 'full-disk', 'metrics.jsonl');
+    let swapped = false;
+    const failure = run(cfg, {
+      onEvent: (e) => {
+        // /dev/full answers every write with ENOSPC
+        if (!swapped && e.type === 'metrics' && e.record.step === 3) {
+          swapped = true;
+          rmSync(metrics);
+          symlinkSync('/dev/full', metrics);
+        }
+      },
+    });
+    await assert.rejects(failure, new RegExp(`full-disk\\.moslora\\.yaml: training stopped after step 4: cannot append to ${metrics.replace(/[.]/g, '\\.')}: the disk is full \\(ENOSPC\\)\\. The checkpoint of step 2 is kept in `));
   });
 
   it('refuses target_modules that match nothing, naming them', async () => {

@@ -2,7 +2,7 @@
 // written here: the union of the shards' tensors, reads from each, and every malformed index or
 // shard named with what is wrong.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -126,6 +126,14 @@ describe('Checkpoint.open errors', () => {
     await rejectsWith(Checkpoint.open(dir), dir, 'it holds no weight files');
   });
 
+  it('says that a model.safetensors which is not a regular file is not one (it said the folder had no weights)', async () => {
+    await symlink('/dev/zero', join(dir, SINGLE_FILE));
+    await rejectsWith(Checkpoint.open(dir), join(dir, SINGLE_FILE), 'is a character device, not a regular file; the weights must be a file');
+    await rm(join(dir, SINGLE_FILE));
+    await symlink(join(dir, 'gone'), join(dir, SINGLE_FILE));
+    await rejectsWith(Checkpoint.open(dir), join(dir, SINGLE_FILE), `is a link to ${join(dir, 'gone')}, which does not exist`);
+  });
+
   it('names a folder that does not exist', async () => {
     const missing = join(dir, 'nowhere');
     await rejectsWith(Checkpoint.open(missing), missing, 'cannot read the model folder: ENOENT');
@@ -135,7 +143,7 @@ describe('Checkpoint.open errors', () => {
 
   it('rejects an index that is not JSON', async () => {
     await writeFile(indexPath(), '{"weight_map": {');
-    await rejectsWith(Checkpoint.open(dir), indexPath(), 'the index is not valid JSON');
+    await rejectsWith(Checkpoint.open(dir), `${indexPath()}:1:17`, 'the index is not valid JSON');
   });
 
   it('rejects an index without a weight_map object', async () => {

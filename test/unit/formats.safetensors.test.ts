@@ -3,6 +3,7 @@
 // lazy reads of a sparse 32 GiB file.
 import assert from 'node:assert/strict';
 import { constants as bufferConstants } from 'node:buffer';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -265,6 +266,8 @@ describe('SafetensorsFile.open: header validation', () => {
     { what: 'a header longer than the file', bytes: fileBytes('{}', 0, 1000n), problem: 'header length 1000 runs past the end of the file (10 bytes)' },
     { what: 'a header that is not UTF-8', bytes: fileBytes(new Uint8Array([0x7b, 0xff, 0x7d])), problem: 'header is not valid UTF-8' },
     { what: 'a header that is not JSON', bytes: fileBytes('{"w":'), problem: 'header is not valid JSON' },
+    // JSON.parse reads it; JSON.stringify, quoting it in the message, overflowed the stack
+    { what: 'an entry nested 100,000 deep', bytes: fileBytes(`{"w":${'['.repeat(100_000)}${']'.repeat(100_000)}}`), problem: 'tensor "w": expected an object {dtype, shape, data_offsets}, got a list nested too deeply to show' },
     { what: 'a header that is a JSON array', bytes: fileBytes('[]'), problem: 'header must be a JSON object mapping tensor names to {dtype, shape, data_offsets}, got []' },
     { what: 'an entry that is not an object', bytes: fileBytes('{"w":5}'), problem: 'tensor "w": expected an object {dtype, shape, data_offsets}, got 5' },
     { what: 'a missing dtype', bytes: fileBytes(json({ w: { shape: [1], data_offsets: [0, 4] } }), 4), problem: 'tensor "w": missing "dtype"' },
@@ -357,6 +360,12 @@ describe('SafetensorsFile.open: header validation', () => {
   it('names the file when it cannot be opened', async () => {
     const path = join(dir, 'absent.safetensors');
     await rejectsWith(SafetensorsFile.open(path), path, 'cannot open: ENOENT');
+  });
+
+  it('refuses a FIFO, a device or a folder at once instead of waiting on it', { timeout: 10_000 }, async () => {
+    const fifo = join(dir, 'pipe.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    for (const path of [fifo, '/dev/zero', dir]) await rejectsWith(SafetensorsFile.open(path), path, 'is not a regular file (a FIFO, a device or a folder); safetensors weights must be a file');
   });
 });
 

@@ -2,11 +2,15 @@
 // test/fixtures/trainers/: records streamed and throttled, one job at a time, cancel, a native
 // crash, kill -9, and a trainer that ignores cancel.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { JobManager } from '../../server/jobs/manager';
 import type { JobUpdate } from '../../protocol/editor';
 
+const TRAINER = join(import.meta.dirname, '..', '..', 'dist', 'trainer.js');
 const fixture = (name: string) => join(import.meta.dirname, '..', 'fixtures', 'trainers', `${name}.mjs`);
 
 function manager(trainer: string, options: { cancelGraceMs?: number; throttleMs?: number } = {}) {
@@ -79,6 +83,32 @@ describe('training jobs in their own processes', () => {
     const failed = await until((u) => u.job.state === 'failed');
     assert.match(failed.job.message!, /the trainer was killed by SIGABRT at step 3; its last output:/);
     assert.match(failed.job.message!, /CUDA error: out of memory/);
+  });
+
+  it('a refused config fails the job with its message alone; the stack trace goes to the server log', { skip: existsSync(TRAINER) ? false : 'dist/trainer.js is missing: run `npm run build` first' }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'moslora-job-'));
+    try {
+      const config = join(dir, 'missing-data.moslora.yaml');
+      await writeFile(config, `model: ${join(import.meta.dirname, '..', '..', 'examples', 'tiny-model')}\ndata:\n  train: absent.jsonl\ntraining:\n  max_steps: 1\n  workers: 1\nbackend: wasm\n`);
+      const logged: string[] = [];
+      const updates: JobUpdate[] = [];
+      const failed = await new Promise<JobUpdate>((resolve) => {
+        const jobs = new JobManager({
+          trainerModule: TRAINER,
+          log: (line) => logged.push(line),
+          onUpdate: (update) => {
+            updates.push(update);
+            if (update.job.state === 'failed') resolve(update);
+          },
+        });
+        jobs.start({ configPath: config });
+      });
+      assert.match(failed.job.message!, /absent\.jsonl: cannot read the dataset: no such file \(ENOENT\)$/);
+      assert.deepEqual(failed.job.lastOutput.filter((line) => /^\s+at /.test(line)), [], 'no stack frames in the job\'s output');
+      assert.match(logged.join('\n'), /^job 1 failed: DatasetError: .*absent\.jsonl: cannot read the dataset[^]*\n\s+at /);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('kill -9 of the trainer fails the job, and the manager keeps serving new jobs', async () => {

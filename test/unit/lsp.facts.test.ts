@@ -2,6 +2,7 @@
 // modules as the engine sees them, its problems as training would name them, and a dataset's first
 // lines.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +84,21 @@ describe('dataset first lines', () => {
     assert.equal(head.records.length + head.problems.length, 20);
     assert.equal(head.records[0]!.line, 1);
     assert.match(head.problems[0]!, /^line 3: invalid JSON/);
+  });
+
+  it('reads a first record over 1 MiB as a record, not as "no examples"', async () => {
+    const file = join(dir, 'long-first.jsonl');
+    await writeFile(file, `${JSON.stringify({ text: 'x'.repeat(1.5 * 1024 ** 2) })}\n{"text": "b"}\n`);
+    const head = await readDatasetHead(file);
+    assert.ok(head.ok, JSON.stringify(head).slice(0, 200));
+    assert.deepEqual(head.records.map((r) => r.line), [1, 2]);
+  });
+
+  it('refuses a FIFO or a device at once instead of waiting on it (which held one of the server\'s four I/O threads)', { timeout: 10_000 }, async () => {
+    const fifo = join(dir, 'pipe.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    assert.deepEqual(await readDatasetHead(fifo), { ok: false, problem: 'is a FIFO (named pipe), not a regular file; the dataset must be a file' });
+    assert.deepEqual(await readDatasetHead('/dev/zero'), { ok: false, problem: 'is a character device, not a regular file; the dataset must be a file' });
   });
 
   it('reads the first entries of a JSON array and explains a file that is not one', async () => {

@@ -26,6 +26,11 @@ function rejects(json: unknown, key: string | null, ...fragments: string[]): voi
 }
 
 describe('model config', () => {
+  it('quotes a bad value short, and describes one nested too deeply to print', () => {
+    rejects({ ...TINY_LLAMA_CONFIG, hidden_size: JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`) }, 'hidden_size', 'must be a positive integer, got a list nested too deeply to show');
+    rejects({ ...TINY_LLAMA_CONFIG, hidden_size: 'x'.repeat(10_000) }, 'hidden_size', `must be a positive integer, got "${'x'.repeat(56)}...`);
+  });
+
   it('reads a Llama config, deriving head_dim and defaults', () => {
     const config = parseModelConfig(TINY_LLAMA_CONFIG, FILE);
     assert.equal(config.family, 'llama');
@@ -155,7 +160,9 @@ describe('model config', () => {
     try {
       await assert.rejects(loadModelConfig(dir), (error: Error) => error instanceof ModelConfigError && error.message.startsWith(join(dir, 'config.json')));
       await writeFile(join(dir, 'config.json'), '{"architectures": [');
-      await assert.rejects(loadModelConfig(dir), /config\.json: is not valid JSON/);
+      await assert.rejects(loadModelConfig(dir), /config\.json:1:20: is not valid JSON: Unexpected end of JSON input/, 'a file cut short: its end');
+      await writeFile(join(dir, 'config.json'), '{\n  "architectures": ["x"\n');
+      await assert.rejects(loadModelConfig(dir), /config\.json:3:1: is not valid JSON: Expected ',' or '\]' after array element/, 'the line and column where the parser stopped');
       await writeFile(join(dir, 'config.json'), JSON.stringify(TINY_GPT2_CONFIG));
       assert.equal((await loadModelConfig(dir)).architecture, 'GPT2LMHeadModel');
     } finally {

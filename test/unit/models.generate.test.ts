@@ -119,7 +119,20 @@ describe('generation with a KV cache', () => {
     await assert.rejects(generate(model, [1], { maxNewTokens: 0 }), /max_new_tokens: must be a positive integer, got 0/);
     await assert.rejects(generate(model, [1], { maxNewTokens: 2, topP: 0 }), /top_p: must be in \(0, 1\]/);
     await assert.rejects(generate(model, [1], { maxNewTokens: 2, temperature: -1 }), /temperature/);
-    await assert.rejects(generate(model, Array(30).fill(1), { maxNewTokens: 5 }), /33 positions exceed n_positions = 32/);
+  });
+
+  it('refuses a prompt and max_new_tokens past the context length, with both counts and the fix', async () => {
+    const gpt2 = models.get('gpt2')!;
+    await assert.rejects(
+      generate(gpt2, Array(30).fill(1), { maxNewTokens: 5 }),
+      /^Error: generate: the prompt is 30 tokens and max_new_tokens 5 would make 35, but .* reads at most 32 positions \(its context length, config\.json's n_positions\); lower max_new_tokens to 2 or shorten the prompt$/,
+    );
+    // Llama's RoPE has no table to run out of: without the check, a long prompt runs on past its context.
+    const llama = models.get('llama')!;
+    await assert.rejects(generate(llama, Array(64).fill(1), { maxNewTokens: 1 }), /the prompt is 64 tokens, and .* reads at most 64 positions \(its context length, config\.json's max_position_embeddings\); shorten the prompt$/);
+    await assert.rejects(generate(llama, [], { maxNewTokens: 1 }), /the prompt is empty/);
+    await assert.rejects(generate(llama, [3, 48], { maxNewTokens: 1 }), /^Error: generate: the prompt's token id 48 is past the vocabulary of .* \(48 tokens, config\.json's vocab_size\); the tokenizer is not this model's$/);
+    assert.equal((await generate(llama, Array(60).fill(1), { maxNewTokens: 4, eosTokenIds: [] })).tokens.length, 4, 'up to the context length exactly');
   });
 });
 

@@ -72,6 +72,37 @@ describe('tokenizer', () => {
     }
   });
 
+  it('names the key of a corrupt tokenizer.json, and a chat template that cannot render', async () => {
+    const dir = await copyOf('tiny-gpt2');
+    try {
+      const file = join(dir, 'tokenizer.json');
+      const json = JSON.parse(await readFile(file, 'utf8')) as { model: Record<string, unknown>; added_tokens: unknown };
+      const corrupt = async (change: (copy: typeof json) => void, expected: RegExp) => {
+        const copy = structuredClone(json);
+        change(copy);
+        await writeFile(file, JSON.stringify(copy));
+        await assert.rejects(ModelTokenizer.load(dir), (error: unknown) => {
+          assert.ok(error instanceof TokenizerError);
+          assert.equal(error.file, file);
+          assert.match(error.problem, expected);
+          return true;
+        });
+      };
+      await corrupt((t) => delete t.model.merges, /^"model\.merges" must list the BPE merges, got nothing; the file is not a tokenizers file, or it is corrupt$/);
+      await corrupt((t) => (t.model.vocab = { a: 0, b: 'one' }), /^"model\.vocab\["b"\]" must be a token id \(a non-negative integer\), got "one"/);
+      await corrupt((t) => (t.added_tokens = [{ id: -1, content: '<x>' }]), /^"added_tokens\[0\]" must be an object with a token id "id" and a string "content"/);
+      await corrupt((t) => ((t as Record<string, unknown>).model = null), /^"model" must be an object/);
+      await writeFile(file, JSON.stringify(json));
+      const configFile = join(dir, 'tokenizer_config.json');
+      const config = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>;
+      await writeFile(configFile, JSON.stringify({ ...config, chat_template: '{% for m in messages %}{{ m.content' }));
+      const tokenizer = await ModelTokenizer.load(dir);
+      assert.throws(() => tokenizer.applyChatTemplate([{ role: 'user', content: 'hi' }], true), new RegExp(`^TokenizerError: ${configFile}: "chat_template" cannot be rendered: `));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('names the missing file, and an eos_token that is not in the vocabulary', async () => {
     const dir = await copyOf('tiny-gpt2');
     try {
@@ -80,7 +111,7 @@ describe('tokenizer', () => {
       await writeFile(configFile, JSON.stringify({ ...config, eos_token: '</s>' }));
       await assert.rejects(ModelTokenizer.load(dir), new RegExp(`^TokenizerError: ${configFile}: "eos_token" "</s>" is not in the vocabulary`));
       await rm(join(dir, 'tokenizer.json'));
-      await assert.rejects(ModelTokenizer.load(dir), /tokenizer\.json: cannot be read .* tokenizer\.save_pretrained/);
+      await assert.rejects(ModelTokenizer.load(dir), /tokenizer\.json: cannot read tokenizer\.json: no such file \(ENOENT\); .* tokenizer\.save_pretrained/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
