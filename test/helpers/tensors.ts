@@ -39,3 +39,16 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   }
   return diff / scale;
 }
+
+/** a [m, k] · b, in float64: b [n, k] used transposed, or b [k, n] as it is. */
+export function product64(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number, bTransposed: boolean): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let p = 0; p < k; p++) sum += a[i * k + p]! * b[bTransposed ? j * k + p : p * n + j]!;
+      out[i * n + j] = sum;
+    }
+  }
+  return out;
+}

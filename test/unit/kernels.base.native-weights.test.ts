@@ -7,7 +7,7 @@ import { mlasProductCount } from '../../kernels/backends/mlas-matmul';
 import { BLOCK_BYTES, backwardSplit, blockRows, nativeGather, nativeInputGradient, nativeLinear, setBlockBytes } from '../../kernels/base/native-weights';
 import { BASE_PRECISIONS, PackedMatrix, type BaseFormat, type BasePrecision } from '../../kernels/base/quant';
 import { heapOf } from '../../kernels/backends/wasm-kernels';
-import { relativeError, seeded } from '../helpers/tensors';
+import { product64, relativeError, seeded } from '../helpers/tensors';
 
 /** A [rows, cols] matrix of seeded values in [−1, 1), stored at `format`, and deq(W) read back. */
 function packed(rows: number, cols: number, format: BaseFormat, seed: number): { matrix: PackedMatrix; deq: Float32Array } {
@@ -19,18 +19,6 @@ function packed(rows: number, cols: number, format: BaseFormat, seed: number): {
   return { matrix, deq };
 }
 
-/** a [m, k] · b, in float64: b [n, k] used transposed, or b [k, n] as it is. */
-function product64(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number, bTransposed: boolean): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let sum = 0;
-      for (let p = 0; p < k; p++) sum += a[i * k + p]! * b[bTransposed ? j * k + p : p * n + j]!;
-      out[i * n + j] = sum;
-    }
-  }
-  return out;
-}
 
 const format = (precision: BasePrecision, groupSize = 16): BaseFormat => ({ precision, groupSize });
 

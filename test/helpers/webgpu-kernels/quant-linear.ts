@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { PackedMatrix, type BaseFormat } from '../../../kernels/base/quant';
 import { QUANT_PRODUCT, quantGather, quantLinear, uploadPacked } from '../../../kernels/base/webgpu-quant';
 import { rowCodeBytes } from '../../../kernels/base/webgpu-plan';
-import { relativeError, seeded } from '../tensors';
+import { product64, relativeError, seeded } from '../tensors';
 import { runCases } from '../webgpu-start';
 
 export interface Case {
@@ -44,18 +44,6 @@ export interface Result {
   gather: { mismatches: number; shape: number[]; refusal: string } | null;
 }
 
-/** a [m, k] · b, in float64: b [n, k] used transposed, or b [k, n] as it is. */
-function product64(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number, bTransposed: boolean): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let sum = 0;
-      for (let p = 0; p < k; p++) sum += a[i * k + p]! * b[bTransposed ? j * k + p : p * n + j]!;
-      out[i * n + j] = sum;
-    }
-  }
-  return out;
-}
 
 /** Buffer limits that hold W in `chunks` chunks of rows. */
 function limitsFor(matrix: PackedMatrix, chunks: number) {
