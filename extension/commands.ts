@@ -392,7 +392,7 @@ const BACKEND_DETAILS: Record<BackendPreference, string> = {
   auto: "as the config's `backend` says (auto there: the first that starts of tensorflow, webgpu, wasm, cpu)",
   tensorflow: 'libtensorflow through @tensorflow/tfjs-node(-gpu): CUDA on NVIDIA machines where it installed',
   webgpu: 'any GPU with Vulkan, Metal or D3D12 (Dawn for Node: the `webgpu` package)',
-  wasm: 'CPU with XNNPACK and SIMD: the embedded default, about 35× the plain JavaScript backend',
+  wasm: "CPU with WebAssembly SIMD, the embedded default: matrix products on onnxruntime's MLAS where onnxruntime-node is installed (it ships in the extension), else on XNNPACK (a run's device says which)",
   cpu: 'plain JavaScript: the last resort',
 };
 
