@@ -52,6 +52,9 @@ export class Ctx implements vscode.Disposable {
   /** Every job update (server notification, startTraining answer, server gone). */
   readonly onJob = this.jobEmitter.event;
   private readonly disposables: vscode.Disposable[] = [];
+  /** Output channels, closed after the server has stopped (see shutdown). */
+  private readonly channels: vscode.Disposable[] = [];
+  private stopped: Promise<void> | undefined;
 
   constructor(readonly extension: vscode.ExtensionContext) {
     this.config = new Config(
@@ -61,7 +64,8 @@ export class Ctx implements vscode.Disposable {
     this.log = vscode.window.createOutputChannel('MoSLoRA Studio', { log: true });
     this.jobLog = vscode.window.createOutputChannel('MoSLoRA Job Log');
     this.serverLog = vscode.window.createOutputChannel('MoSLoRA Server', { log: true });
-    this.disposables.push(this.log, this.jobLog, this.serverLog, this.jobEmitter);
+    this.channels.push(this.log, this.jobLog, this.serverLog);
+    this.disposables.push(this.jobEmitter);
     // One listener for every server this context starts (restarts included): the running one hears.
     this.disposables.push(
       vscode.workspace.onDidChangeConfiguration((change) => {
@@ -260,7 +264,27 @@ export class Ctx implements vscode.Disposable {
     return { runs, onDisk };
   }
 
+  /**
+   * Deactivation: stops the server, then closes the output channels. VS Code disposes the
+   * subscriptions right after calling deactivate, without waiting for it; the language client
+   * still writes to its channel while it stops, and a closed channel throws "Channel has been
+   * closed". So the channels close only once the client has stopped.
+   */
+  shutdown(): Promise<void> {
+    this.stopped ??= (async () => {
+      try {
+        if (this._client?.isRunning()) await this._client.stop();
+      } catch {
+        // stopping a server that is already gone
+      } finally {
+        for (const channel of this.channels) channel.dispose();
+      }
+    })();
+    return this.stopped;
+  }
+
   dispose(): void {
     for (const d of this.disposables) d.dispose();
+    void this.shutdown();
   }
 }

@@ -116,8 +116,9 @@ export class MixersView {
       this.changed();
     });
     this.playButton.addEventListener('click', () => this.togglePlay());
-    // sizes follow the panel (and are right once the tab is first shown)
-    new ResizeObserver(() => this.draw()).observe(this.element);
+    // sizes follow the panel (and are right once the tab is first shown); drawn on the next
+    // frame, as drawing inside the callback changes the layout it reports on
+    new ResizeObserver(() => requestAnimationFrame(() => this.draw())).observe(this.element);
     for (const canvas of [this.heatmap, this.grid]) {
       canvas.addEventListener('pointermove', (event) => this.hover(event));
       canvas.addEventListener('pointerleave', () => (this.tooltip.hidden = true));

@@ -64,7 +64,9 @@ export class Chart {
     this.plotHost.className = 'chart-plot';
     this.element.append(title, this.plotHost);
     parent.append(this.element);
-    new ResizeObserver(() => this.resize()).observe(this.plotHost);
+    // resizing the plot inside the observer's callback would change the layout it reports on
+    // (the browser's "ResizeObserver loop" note): the next frame does it
+    new ResizeObserver(() => requestAnimationFrame(() => this.resize())).observe(this.plotHost);
   }
 
   /** Redraw on the next frame (coalesces bursts of live updates). */

@@ -226,7 +226,14 @@ function report(error: unknown): void {
   const message = error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error);
   vscode.post({ type: 'error', message: message.slice(0, LIMITS.errorLength) });
 }
-window.addEventListener('error', (event) => report(event.error ?? event.message));
+// "ResizeObserver loop completed with undelivered notifications" is the browser saying that
+// layout changed while it reported sizes, and that it reports the rest next frame: a note, not
+// an error of ours (no Error object comes with it), so it is not reported as one.
+const RESIZE_OBSERVER_NOTE = /^ResizeObserver loop/;
+window.addEventListener('error', (event) => {
+  if (!event.error && RESIZE_OBSERVER_NOTE.test(event.message)) return;
+  report(event.error ?? event.message);
+});
 window.addEventListener('unhandledrejection', (event) => report(event.reason));
 
 // ---------------------------------------------------------------------------------------------
