@@ -18,9 +18,9 @@ import {
 import { jobUpdateNotification, listRunsRequest, settingsNotification, type JobUpdate, type ServerSettings, type RunFolder } from '../protocol/editor';
 import type { RunListing } from '../protocol/webview';
 import { Config, SECTION, SETTINGS } from './config';
-import { JobTracker, runStateOf, type Applied, type TrackedJob } from './jobs';
+import { isFinal, JobTracker, runStateOf, type Applied, type TrackedJob } from './jobs';
 import { RestartBudget } from './restarts';
-import { listingOf, runMethod, runsDirOf } from './runs';
+import { listingOf, newestFirst, readRunConfig, runsDirOf } from './runs';
 import { formatDuration, formatNumber } from '../protocol/format';
 import { commandIds } from '../protocol/commands';
 
@@ -252,16 +252,24 @@ export class Ctx implements vscode.Disposable {
 
   /** Every run on disk, newest first, in the webview's terms (live jobs with their live state). */
   async listRuns(): Promise<{ runs: RunListing[]; onDisk: RunFolder[] }> {
-    const onDisk = await this.ready().client.sendRequest(listRunsRequest, { runsDirs: await this.runsDirs() });
+    const onDisk = await newestFirst(await this.ready().client.sendRequest(listRunsRequest, { runsDirs: await this.runsDirs() }));
     const runs = await Promise.all(
       onDisk.map(async (run) => {
-        const listing = listingOf(run, this.tracker.runIds, (run.summary?.method as string | undefined) ?? (await runMethod(run.runDir)));
+        const listing = listingOf(run, this.tracker.runIds, await readRunConfig(run.runDir));
         const live = this.tracker.byRunId(listing.runId);
-        if (live) listing.state = runStateOf(live);
+        if (live) {
+          listing.state = runStateOf(live);
+          if (!isFinal(live.job.state)) delete listing.resumable;
+        }
         return listing;
       }),
     );
     return { runs, onDisk };
+  }
+
+  /** The live job (running or queued) that trains or will train this run folder, if any. */
+  jobOfRun(runDir: string): TrackedJob | undefined {
+    return this.tracker.active().find((t) => t.job.runDir === runDir || t.job.request.resumeRunDir === runDir);
   }
 
   /**

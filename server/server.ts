@@ -64,7 +64,14 @@ connection.onHover(({ textDocument, position }) => {
   return document ? hoverConfig(document.uri, document.getText(), position, facts) : null;
 });
 connection.onCodeAction((params) => quickFixes(params));
-connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri, documents.get(textDocument.uri)?.getText() ?? '', settings.runsDirectory));
+connection.onCodeLens(({ textDocument }) =>
+  configLenses(
+    textDocument.uri,
+    documents.get(textDocument.uri)?.getText() ?? '',
+    settings.runsDirectory,
+    jobs.list().flatMap((job) => (job.runDir && (job.state === 'loading' || job.state === 'training' || job.state === 'saving') ? [job.runDir] : [])),
+  ),
+);
 connection.onNotification(settingsNotification, (received) => {
   settings = serverSettingsOf(received);
   refreshLenses();
@@ -74,8 +81,8 @@ const jobs = new JobManager({
   trainerModule: join(__dirname, 'trainer.js'),
   onUpdate: (update) => {
     void connection.sendNotification(jobUpdateNotification, update);
-    // A finished run brings its config the "Open panel" and "Merge" lenses.
-    if (update.job.state === 'done') refreshLenses();
+    // A run that starts or ends changes its config's lenses ("Open panel", "Merge", "Resume").
+    if (['loading', 'done', 'cancelled', 'failed'].includes(update.job.state)) refreshLenses();
   },
 });
 

@@ -2,18 +2,23 @@
 // ETA, the status bar's words, run ids, the restart cap, the settings facade, runs on disk, the
 // config template (checked with the server's own loader) and the estimate's words.
 import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import { Config } from '../../extension/config';
 import { describeEstimate } from '../../extension/estimate';
-import { JobTracker, phaseOf, Progress, runStateOf, statusOf } from '../../extension/jobs';
+import { JobTracker, phaseOf, Progress, queuedJobs, runStateOf, statusOf } from '../../extension/jobs';
 import { RestartBudget } from '../../extension/restarts';
 import { RunIds } from '../../extension/runIds';
-import { finishedPhase, listingOf, runsDirOf } from '../../extension/runs';
+import { checkpointSteps, chooseMixerRun, chooseRun, finishedPhase, flatten, listingOf, newestFirst, readRunConfig, runsDirOf } from '../../extension/runs';
+import { evalFor, kindOf, namedForTraining, scanWorkspace, targetModulesFor, trainCandidates } from '../../extension/scan';
 import { configTemplate, examplePaths, PLACEHOLDER_PATHS } from '../../extension/template';
 import { parseConfigText } from '../../server/config/load';
-import type { JobInfo, JobUpdate } from '../../protocol/editor';
-import { RUN_PHASES } from '../../protocol/webview';
+import { commandIds, paletteTitles } from '../../protocol/commands';
+import type { JobInfo, JobUpdate, RunFolder } from '../../protocol/editor';
+import { RUN_PHASES, type RunListing, type RunPhase } from '../../protocol/webview';
 import type { MetricRecord } from '../../protocol/records';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -91,6 +96,30 @@ describe('JobTracker', () => {
     tracker.apply(update(job({ id: 2, state: 'cancelled', message: 'cancelled before it started' })));
     assert.equal(tracker.current(), b);
   });
+
+  it('lists the queued jobs, each with what it waits for; a resumed job is named by its run', () => {
+    const tracker = new JobTracker();
+    tracker.apply(update(job({ id: 1, state: 'training', runDir: '/r/tiny-1' })));
+    tracker.apply(update(job({ id: 2, state: 'queued' })));
+    tracker.apply(update(job({ id: 3, state: 'queued', request: { configPath: '/ws/tiny.moslora.yaml', resumeRunDir: '/r/tiny-0' } })));
+    assert.deepEqual(queuedJobs(tracker), [
+      { jobKey: '1:2', name: 'tiny', reason: 'waits for tiny-1: one job trains at a time' },
+      { jobKey: '1:3', name: 'tiny-0', reason: 'waits for tiny-1 and 1 queued before it: one job trains at a time' },
+    ]);
+    tracker.apply(update(job({ id: 2, state: 'cancelled' })));
+    assert.deepEqual(tracker.queued().map((t) => t.key), ['1:3']);
+  });
+
+  it('follows a renamed run folder, and forgets a deleted one', () => {
+    const tracker = new JobTracker();
+    const done = tracker.apply(update(job({ state: 'done', runDir: '/r/a' }))).tracked;
+    tracker.runMoved('/r/a', '/r/baseline');
+    assert.deepEqual([done.runId, done.name, done.job.runDir], ['baseline', 'baseline', '/r/baseline']);
+    assert.equal(tracker.runIds.dirOf('a'), undefined, 'the old id means nothing any more');
+    assert.equal(tracker.runIds.dirOf('baseline'), '/r/baseline');
+    tracker.runMoved('/r/baseline', undefined);
+    assert.equal(tracker.runIds.dirOf('baseline'), undefined);
+  });
 });
 
 describe('Progress and the status bar', () => {
@@ -115,10 +144,14 @@ describe('Progress and the status bar', () => {
     assert.deepEqual([statusOf(queued).text, statusOf(queued).severity], ['$(clock) MoSLoRA: queued', 'warning']);
     const training = tracker.apply(update(job({ state: 'training', runDir: '/r/t', step: 20, totalSteps: 1200 }), [train(10, 3.21, 5), train(20, 3.1234, 10)])).tracked;
     assert.equal(statusOf(training).text, '$(sync~spin) MoSLoRA 20/1,200 · loss 3.123 · ETA 9:50');
+    const behind = statusOf(training, 2);
+    assert.equal(behind.text, '$(sync~spin) MoSLoRA 20/1,200 · loss 3.123 · ETA 9:50 · 2 queued', 'the jobs waiting behind it');
+    assert.match(behind.tooltip, /2 more jobs queued/);
     const failed = tracker.apply(update(job({ state: 'failed', runDir: '/r/t', step: 20, totalSteps: 1200, message: 'the trainer was killed by SIGKILL at step 20' }))).tracked;
     const view = statusOf(failed);
     assert.deepEqual([view.text, view.severity], ['$(error) MoSLoRA failed', 'error']);
     assert.match(view.tooltip, /SIGKILL/);
+    assert.equal(statusOf(failed, 1).text, '$(error) MoSLoRA failed', 'a finished job has nothing behind it');
   });
 });
 
@@ -188,13 +221,187 @@ describe('runs on disk', () => {
       undefined,
     );
     assert.deepEqual(done, { runId: 'a', name: 'a', method: 'moslora', state: { runId: 'a', name: 'a', phase: 'done', step: 60, total: 60, backend: 'wasm', device: 'CPU', startedAt: null } });
-    const crashed = listingOf({ runDir: '/ws/runs/b', name: 'b', summary: null, checkpoints: [30], lastStep: 42 }, ids, 'lora');
+    const crashed = listingOf({ runDir: '/ws/runs/b', name: 'b', summary: null, checkpoints: [30], lastStep: 42 }, ids, { method: 'lora', hyperparameters: { r: 8 } });
     assert.equal(crashed.method, 'lora');
     assert.equal(crashed.state?.phase, 'stopped');
     assert.equal(crashed.state?.step, 42);
     assert.match(crashed.state?.reason ?? '', /without a summary/);
     assert.equal(finishedPhase({ state: 'cancelled' }), 'stopped');
     assert.equal(finishedPhase({ state: 'failed' }), 'failed');
+  });
+
+  it('says which runs resume (stopped or failed, with a checkpoint), their final loss and settings', () => {
+    const ids = new RunIds();
+    const folder = (name: string, summary: Record<string, unknown> | null, checkpoints: number[]): RunFolder => ({ runDir: `/ws/runs/${name}`, name, summary, checkpoints, lastStep: 30 });
+    const stopped = listingOf(folder('s', { state: 'cancelled', finalLoss: 2.632, steps: 30, totalSteps: 60 }, [30]), ids, { hyperparameters: { r: 8, 'training.learning_rate': 0.002 } });
+    assert.deepEqual([stopped.resumable, stopped.finalLoss, stopped.hyperparameters], [true, 2.632, { r: 8, 'training.learning_rate': 0.002 }]);
+    assert.equal(listingOf(folder('f', { state: 'failed' }, [20]), ids).resumable, true);
+    assert.equal(listingOf(folder('n', { state: 'failed' }, []), ids).resumable, undefined, 'nothing to resume from');
+    assert.equal(listingOf(folder('d', { state: 'done' }, [60]), ids).resumable, undefined, 'a finished run');
+  });
+
+  it('orders the runs of every runs folder newest first, by when each started', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moslora-runs-'));
+    try {
+      const made = [
+        ['a/runs/old', 1000],
+        ['b/runs/newest', 3000],
+        ['a/runs/middle', 2000],
+      ] as const;
+      const folders: RunFolder[] = made.map(([path, seconds]) => {
+        mkdirSync(join(dir, path), { recursive: true });
+        writeFileSync(join(dir, path, 'config.yaml'), 'method: lora\n');
+        utimesSync(join(dir, path, 'config.yaml'), seconds, seconds);
+        return { runDir: join(dir, path), name: path.split('/').at(-1)!, summary: null, checkpoints: [], lastStep: 0 };
+      });
+      assert.deepEqual((await newestFirst(folders)).map((r) => r.name), ['newest', 'middle', 'old']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the run a command shows when none is named', () => {
+  const run = (name: string, phase: RunPhase, method = 'moslora'): RunListing => ({
+    runId: name,
+    name,
+    method,
+    state: { runId: name, name, phase, step: 1, total: 1, backend: 'wasm', device: 'CPU', startedAt: null },
+  });
+
+  it("Open Training Panel: a live job's run; else the newest that finished, saying why when a newer one did not", () => {
+    assert.deepEqual(chooseRun([run('b', 'done'), run('a', 'done')], undefined), { runId: 'b' });
+    assert.deepEqual(chooseRun([run('b', 'done')], 'live'), { runId: 'live' });
+    const chosen = chooseRun([run('c', 'stopped'), run('b', 'failed'), run('a', 'done')], undefined);
+    assert.equal(chosen?.runId, 'a');
+    assert.match(chosen?.note ?? '', /showing a, the newest finished run \(c stopped\)/);
+    assert.deepEqual(chooseRun([run('b', 'stopped'), run('a', 'failed')], undefined), { runId: 'b' }, 'none finished: the newest');
+    assert.equal(chooseRun([], undefined), undefined);
+  });
+
+  it('Show Mixer Heatmaps: after a LoRA run it says so and shows the newest run with mixers', () => {
+    const chosen = chooseMixerRun([run('lora-2', 'done', 'lora'), run('mos-1', 'done'), run('mos-0', 'done')], undefined);
+    assert.equal(chosen?.runId, 'mos-1');
+    assert.match(chosen?.note ?? '', /lora-2 is a lora run: it learns no mixer.*showing mos-1 \(moslora\)/);
+    assert.deepEqual(chooseMixerRun([run('mos-1', 'done'), run('lora-0', 'done', 'lora')], undefined), { runId: 'mos-1' });
+    const none = chooseMixerRun([run('lora-1', 'done', 'lora')], undefined);
+    assert.equal(none?.runId, 'lora-1');
+    assert.match(none?.note ?? '', /no run here learns one/);
+  });
+});
+
+describe("a run's config.yaml", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moslora-runconfig-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('gives the config it came from, the method, the model and the hyperparameters as dotted keys', async () => {
+    const runDir = join(dir, 'runs', 'a');
+    mkdirSync(join(runDir, 'checkpoints', 'step-30'), { recursive: true });
+    mkdirSync(join(runDir, 'checkpoints', '.step-40.tmp-123'));
+    mkdirSync(join(runDir, 'checkpoints', 'step-10'));
+    writeFileSync(
+      join(runDir, 'config.yaml'),
+      stringify({ model: '/ws/tiny-model', method: 'moslora', r: 8, target_modules: ['q_proj', 'v_proj'], data: { train: '/ws/t.jsonl', eval: null }, training: { learning_rate: 0.002, gradient_checkpointing: 'auto' }, output: { runs_dir: '/ws/runs' }, configPath: '/ws/tiny.moslora.yaml' }),
+    );
+    const config = await readRunConfig(runDir);
+    assert.deepEqual({ ...config!, hyperparameters: { ...config!.hyperparameters } }, {
+      configPath: '/ws/tiny.moslora.yaml',
+      method: 'moslora',
+      model: '/ws/tiny-model',
+      hyperparameters: { model: '/ws/tiny-model', method: 'moslora', r: 8, target_modules: '["q_proj","v_proj"]', 'data.train': '/ws/t.jsonl', 'data.eval': null, 'training.learning_rate': 0.002, 'training.gradient_checkpointing': 'auto' },
+    });
+    assert.deepEqual(await checkpointSteps(runDir), [10, 30], 'complete checkpoints only, ascending');
+    assert.deepEqual(await checkpointSteps(join(dir, 'nowhere')), []);
+    assert.equal(await readRunConfig(join(dir, 'nowhere')), undefined);
+    writeFileSync(join(runDir, 'config.yaml'), '- a list\n');
+    assert.equal(await readRunConfig(runDir), undefined, 'not a mapping');
+  });
+
+  it('flattens nested keys, and a key named __proto__ stays a key', () => {
+    const flat = flatten(JSON.parse('{"a": {"b": 1, "__proto__": {"c": 2}}, "d": [1, {"e": 2}]}') as Record<string, unknown>);
+    assert.deepEqual(Object.entries(flat), [
+      ['a.b', 1],
+      ['a.__proto__.c', 2],
+      ['d', '[1,{"e":2}]'],
+    ]);
+  });
+});
+
+describe('New Adapter Config in a workspace without examples/', () => {
+  const root = mkdtempSync(join(tmpdir(), 'moslora-scan-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('finds the model folder and the data of a copy of examples/, and picks the eval file of the same format', async () => {
+    cpSync(join(ROOT, 'examples', 'tiny-model'), join(root, 'tiny-model'), { recursive: true });
+    cpSync(join(ROOT, 'examples', 'tiny-task'), join(root, 'tiny-task'), { recursive: true });
+    mkdirSync(join(root, 'node_modules', 'x'), { recursive: true });
+    writeFileSync(join(root, 'node_modules', 'x', 'train.jsonl'), '{"text": "not ours"}\n');
+    const found = await scanWorkspace(root);
+    assert.deepEqual(found.models, [{ dir: join(root, 'tiny-model'), architecture: 'LlamaForCausalLM' }]);
+    assert.deepEqual(
+      found.datasets.map((d) => [d.file.slice(root.length + 1), d.kind]),
+      [
+        ['tiny-task/eval-mc.jsonl', 'choices'],
+        ['tiny-task/eval.jsonl', 'completion'],
+        ['tiny-task/train.jsonl', 'completion'],
+      ],
+    );
+    const train = trainCandidates(found.datasets);
+    assert.deepEqual(train.map((d) => d.file.slice(root.length + 1)), ['tiny-task/train.jsonl', 'tiny-task/eval.jsonl'], 'training data first; multiple choice cannot train');
+    assert.deepEqual(train.filter(namedForTraining).length, 1);
+    assert.equal(evalFor(train[0]!, found.datasets)?.file, join(root, 'tiny-task', 'eval.jsonl'), 'the same format before multiple choice');
+    assert.equal(evalFor({ file: join(root, 'tiny-task', 'train.jsonl'), kind: 'text' }, found.datasets), undefined, 'no eval file in that format');
+
+    // what New Adapter Config writes from it: a config with no problems by the server's loader
+    const text = configTemplate({ model: './tiny-model', train: './tiny-task/train.jsonl', eval: './tiny-task/eval.jsonl', format: 'completion', targetModules: targetModulesFor('LlamaForCausalLM') }, 'found');
+    writeFileSync(join(root, 'adapter.moslora.yaml'), text);
+    assert.deepEqual(parseConfigText(text, join(root, 'adapter.moslora.yaml')).issues, []);
+  });
+
+  it('reads each format by its first record, and writes a config for each', () => {
+    assert.equal(kindOf('{"text": "x"}'), 'text');
+    assert.equal(kindOf('{"prompt": "p", "completion": "c"}'), 'completion');
+    assert.equal(kindOf('{"instruction": "i", "input": "", "output": "o"}'), 'alpaca');
+    assert.equal(kindOf('{"messages": [{"role": "user", "content": "hi"}]}'), 'chat');
+    assert.equal(kindOf('{"prompt": "p", "choices": ["a", "b"], "answer": 0}'), 'choices');
+    for (const line of ['not json', '[1, 2]', '{"question": "?"}', '']) assert.equal(kindOf(line), undefined, line);
+    assert.deepEqual(targetModulesFor('GPT2LMHeadModel'), ['c_attn']);
+    for (const format of ['text', 'alpaca', 'chat', 'completion'] as const) {
+      const text = configTemplate({ model: './m', train: './t.jsonl', format, targetModules: ['c_attn'] }, 'found', ['Also beside the data: x.jsonl (text).']);
+      const { config, issues } = parseConfigText(text, '/ws/a.moslora.yaml');
+      assert.deepEqual(issues, [], format);
+      assert.equal(config?.data.format, format);
+      assert.equal(config?.data.eval, undefined, 'no eval file: no eval key');
+      assert.match(text, /^# Also beside the data: x\.jsonl \(text\)\.$/m);
+    }
+  });
+});
+
+describe('the panel names the palette commands as package.json contributes them', () => {
+  it('"MoSLoRA: Start Training" is the start command\'s category and title', () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { contributes: { commands: { command: string; title: string; category: string }[] } };
+    for (const [name, title] of Object.entries(paletteTitles)) {
+      const command = manifest.contributes.commands.find((c) => c.command === commandIds[name as keyof typeof commandIds]);
+      assert.equal(command ? `${command.category}: ${command.title}` : undefined, title);
+    }
+  });
+
+  it('contributes every command id, and a walkthrough whose steps complete on our commands', () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      icon: string;
+      contributes: { commands: { command: string }[]; walkthroughs: { steps: { completionEvents: string[]; media: { markdown?: string; image?: string } }[] }[] };
+    };
+    assert.deepEqual(manifest.contributes.commands.map((c) => c.command).sort(), Object.values(commandIds).sort());
+    const png = readFileSync(join(ROOT, manifest.icon));
+    assert.equal(png.readUInt32BE(16), 128, 'a 128 px wide PNG icon');
+    const ids = new Set<string>(Object.values(commandIds));
+    for (const step of manifest.contributes.walkthroughs[0]!.steps) {
+      const media = step.media.markdown ?? step.media.image!;
+      assert.ok(readFileSync(join(ROOT, media)).length > 0, media);
+      for (const event of step.completionEvents) {
+        if (event.startsWith('onCommand:')) assert.ok(ids.has(event.slice('onCommand:'.length)), event);
+      }
+    }
   });
 });
 
@@ -209,7 +416,7 @@ describe('the New Adapter Config template', () => {
   });
 
   it("is a valid config by the server's own loader, with the example and with placeholders", () => {
-    for (const text of [configTemplate(examplePaths(ROOT, join(ROOT, 'examples')), true), configTemplate(PLACEHOLDER_PATHS, false)]) {
+    for (const text of [configTemplate(examplePaths(ROOT, join(ROOT, 'examples')), 'example'), configTemplate(PLACEHOLDER_PATHS, 'placeholders')]) {
       const { config, issues } = parseConfigText(text, join(ROOT, 'new.moslora.yaml'));
       assert.deepEqual(issues, []);
       assert.equal(config?.method, 'moslora');

@@ -1,11 +1,13 @@
-// The panel's pure parts: smoothing, decimation, colour map, CSV, the run store.
+// The panel's pure parts: smoothing, decimation, colour map, CSV, the run store, the settings that differ.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { diverging, splitModule, symmetricLimit } from '../../webview/heatmap/colormap';
 import { metricsCsv } from '../../webview/lib/csv';
 import { lowerBound, m4 } from '../../webview/lib/decimate';
 import { Ema, ema } from '../../webview/lib/ema';
-import { RunData } from '../../webview/lib/store';
+import { differingKeys, valueText, type Configured } from '../../webview/lib/hyperparameters';
+import { RunData, Store } from '../../webview/lib/store';
+import type { RunState } from '../../protocol/webview';
 
 describe('smoothing (TensorBoard debiased EMA)', () => {
   it('matches the formula, first value unchanged', () => {
@@ -99,5 +101,71 @@ describe('run store', () => {
     run.addRecords([{ step: 1, kind: 'train', loss: null }]);
     assert.ok(Number.isNaN(run.column('train', 'loss')!.values[0]));
     assert.equal(run.last('train', 'loss'), undefined);
+  });
+});
+
+describe('the runs the panel shows', () => {
+  const state = (runId: string, phase: RunState['phase'] = 'training'): RunState => ({ runId, name: runId, phase, step: 1, total: 2, backend: 'wasm', device: 'CPU', startedAt: null });
+
+  it('keeps the run picked while another reports its state; shows the newest when none is picked', () => {
+    const store = new Store();
+    store.setListing([{ runId: 'new', name: 'new' }, { runId: 'old', name: 'old' }]);
+    assert.equal(store.currentRunId, 'new', 'nothing picked: the newest listed');
+    store.currentRunId = 'old';
+    store.setState(state('live'));
+    assert.equal(store.currentRunId, 'old', "a live run's state does not take the picker away");
+    assert.deepEqual(store.newestFirst().map((r) => r.runId), ['live', 'new', 'old'], 'a live run the list does not have yet comes first');
+    assert.deepEqual(store.comparable().map((r) => r.runId), ['new', 'old', 'live']);
+    const empty = new Store();
+    empty.setState(state('first'));
+    assert.equal(empty.currentRunId, 'first');
+  });
+
+  it('asks for a run once per page, and not for one the extension sent whole', () => {
+    const store = new Store();
+    assert.equal(store.needs('a'), true);
+    assert.equal(store.needs('a'), false);
+    store.addRecords('b', [{ step: 1, kind: 'train', loss: 1 }]);
+    assert.equal(store.needs('b'), true, 'live records alone are not the whole run');
+    store.addRecords('c', [{ step: 1, kind: 'train', loss: 1 }], true);
+    assert.equal(store.needs('c'), false);
+    store.setListing([{ runId: 'd', name: 'd', metrics: [] }]);
+    assert.equal(store.needs('d'), false);
+  });
+
+  it('forgets a removed run, and shows the newest listed instead', () => {
+    const store = new Store();
+    store.setListing([{ runId: 'a', name: 'a', finalLoss: 2.5, resumable: true }, { runId: 'b', name: 'b' }]);
+    assert.deepEqual([store.run('a').lastLoss(), store.run('a').resumable, store.run('b').resumable], [2.5, true, false]);
+    store.currentRunId = 'b';
+    store.remove('b');
+    assert.deepEqual([store.currentRunId, store.listed, store.runs.has('b')], ['a', ['a'], false]);
+    assert.equal(store.needs('b'), true, 'a run that comes back is asked for again');
+  });
+
+  it('the last logged loss is raw: the records first, then the summary', () => {
+    const run = new RunData('r');
+    run.finalLoss = 2.5;
+    assert.equal(run.lastLoss(), 2.5);
+    run.addRecords([{ step: 1, kind: 'train', loss: 3 }, { step: 2, kind: 'train', loss: 2.632 }]);
+    assert.equal(run.lastLoss(), 2.632);
+  });
+});
+
+describe('the settings that differ between runs', () => {
+  it('lists the keys whose values differ, in the configs\' order; a key one run lacks differs', () => {
+    const runs: Configured[] = [
+      { hyperparameters: { method: 'moslora', r: 8, 'training.learning_rate': 0.003, mixer_init: 'kaiming', seed: 42 } },
+      { hyperparameters: { method: 'lora', r: 8, 'training.learning_rate': 0.003, seed: 42 } },
+      { hyperparameters: undefined },
+    ];
+    assert.deepEqual(differingKeys(runs), ['method', 'mixer_init']);
+    assert.deepEqual(differingKeys([runs[0]!, runs[0]!]), []);
+    assert.deepEqual(differingKeys([runs[0]!, runs[2]!]), [], 'one config: nothing to compare');
+    assert.deepEqual(differingKeys([{ hyperparameters: { 'data.eval': null } }, { hyperparameters: { 'data.eval': 'null' } }]), [], 'null and "null" read the same');
+    assert.deepEqual(differingKeys([{ hyperparameters: { r: 8 } }, { hyperparameters: { r: '8' } }]), []);
+    assert.equal(valueText(runs[1]!.hyperparameters, 'mixer_init'), '–');
+    assert.equal(valueText(runs[0]!.hyperparameters, 'seed'), '42');
+    assert.equal(valueText(runs[0]!.hyperparameters, 'toString'), '–', 'an inherited name is not a key');
   });
 });

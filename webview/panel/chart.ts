@@ -30,6 +30,8 @@ export interface LineGroup {
 
 export interface ChartOptions {
   title: string;
+  /** The y axis's title (the x axis's is the x mode: step or wall time). */
+  yLabel: string;
   /** Cursor sync key: charts with the same key share the hover position. */
   sync?: string;
   legend?: boolean;
@@ -48,6 +50,8 @@ export class Chart {
   private zoom: [number, number] | null = null;
   xMode: XMode = 'step';
   logY = false;
+  /** The y axis's title; a change shows at the next rebuild. */
+  yLabel: string;
   /** Called when the user drags a zoom window (or double-clicks back to all). */
   onZoom: (window: [number, number] | null) => void = (w) => this.setZoom(w);
 
@@ -56,6 +60,7 @@ export class Chart {
     private readonly options: ChartOptions,
     private readonly provide: () => LineGroup[],
   ) {
+    this.yLabel = options.yLabel;
     this.element = document.createElement('section');
     this.element.className = 'chart';
     const title = document.createElement('h3');
@@ -184,9 +189,13 @@ export class Chart {
   private uplotOptions(specs: LineSpec[]): uPlot.Options {
     const p = currentPalette();
     const foreground = css(p.foreground);
-    const axis = (values: uPlot.Axis['values']): uPlot.Axis => ({
+    const axis = (label: string, values: uPlot.Axis['values']): uPlot.Axis => ({
       stroke: foreground,
       font: p.font,
+      label,
+      labelFont: p.font,
+      labelSize: 16,
+      labelGap: 2,
       grid: { stroke: p.grid, width: 1 },
       ticks: { stroke: p.grid, width: 1 },
       values,
@@ -210,8 +219,12 @@ export class Chart {
       },
       axes: [
         // a split uPlot leaves unlabelled (log scales thin their labels) comes as null
-        axis((_u, splits) => splits.map((v) => (v == null ? '' : this.xMode === 'wall' ? formatDuration(v) : formatNumber(v)))),
-        { ...axis((_u, splits) => splits.map((v) => (v == null ? '' : formatNumber(v)))), size: 56 },
+        {
+          ...axis(this.xMode === 'wall' ? 'wall time (m:ss)' : 'step', (_u, splits) => splits.map((v) => (v == null ? '' : this.xMode === 'wall' ? formatDuration(v) : formatNumber(v)))),
+          // steps are whole: ticks at 1, 2, 5 × 10ⁿ, never between two steps
+          ...(this.xMode === 'step' ? { incrs: WHOLE_INCREMENTS } : {}),
+        },
+        { ...axis(this.yLabel, (_u, splits) => splits.map((v) => (v == null ? '' : formatNumber(v)))), size: fitLabels },
       ],
       series: [
         { label: this.xMode === 'wall' ? 'time' : 'step', value: (_u, v) => (v == null ? '–' : this.xMode === 'wall' ? formatDuration(v) : String(v)) },
@@ -221,7 +234,8 @@ export class Chart {
             stroke: () => css(s.colour(), s.faint ? currentPalette().rawAlpha : 1),
             width: s.width ?? (s.faint ? 1 : 1.75),
             ...(s.dash ? { dash: s.dash } : {}),
-            points: s.points ? { show: true, size: 5, fill: () => css(s.colour()) } : { show: false },
+            // a line needs two points: until then (and for sparse series) each point is drawn
+            points: { show: s.points ? true : (u, si) => finiteCount(u.data[si]) < 2, size: 5, fill: () => css(s.colour()) },
             value: (_u, v) => formatNumber(v),
             spanGaps: false,
             ...(s.hideInLegend ? { class: 'legend-hidden' } : {}),
@@ -260,4 +274,33 @@ export class Chart {
     ctx.stroke();
     ctx.restore();
   }
+}
+
+/** 1, 2, 5 × 10ⁿ up to 10¹²: the tick spacings of a step axis. */
+const WHOLE_INCREMENTS = Array.from({ length: 13 }, (_, n) => [1, 2, 5].map((m) => m * 10 ** n)).flat();
+
+/**
+ * The y axis as wide as its widest tick label (uPlot's fixed default cuts labels such as
+ * "3.000e-3" at the left edge, on screen and in exported PNGs). uPlot asks again as the ticks
+ * settle; after two rounds it keeps the size it has, as its own auto-size example does.
+ */
+function fitLabels(u: uPlot, values: string[] | null, axisIndex: number, cycle: number): number {
+  const axis = u.axes[axisIndex]!;
+  const current = (axis as { _size?: number })._size;
+  if (cycle > 1 && current !== undefined) return current;
+  const longest = (values ?? []).reduce((a, v) => (v.length > a.length ? v : a), '');
+  let width = 0;
+  if (longest) {
+    u.ctx.save();
+    u.ctx.font = (axis.font as unknown as [string, number])[0] ?? u.ctx.font;
+    width = u.ctx.measureText(longest).width / devicePixelRatio;
+    u.ctx.restore();
+  }
+  return Math.ceil((axis.ticks?.size ?? 10) + (axis.gap ?? 5) + width + 4);
+}
+
+function finiteCount(values: uPlot.AlignedData[number] | undefined): number {
+  let n = 0;
+  for (const v of values ?? []) if (v != null && Number.isFinite(v)) n++;
+  return n;
 }

@@ -45,6 +45,15 @@ const ctx: Context = {
   saveSoon: () => {
     if (saveTimer === undefined) saveTimer = setTimeout(save, SAVE_DELAY_MS);
   },
+  ensure: (runId) => {
+    if (store.needs(runId)) vscode.post({ type: 'requestRun', runId });
+  },
+  show: (runId) => {
+    store.currentRunId = runId;
+    ctx.ensure(runId);
+    ctx.saveSoon();
+    update();
+  },
 };
 
 function save(): void {
@@ -160,6 +169,8 @@ function update(): void {
   updatePending = true;
   requestAnimationFrame(() => {
     updatePending = false;
+    // the run the Training and Mixers tabs show: its records from disk, once
+    if (store.currentRunId !== undefined) ctx.ensure(store.currentRunId);
     training.update();
     compare.update();
     mixers.update();
@@ -183,19 +194,25 @@ function apply(message: ExtensionMessage): void {
       store.setState(message.state);
       break;
     case 'metrics':
-      store.run(message.runId).addRecords(message.records, message.replace);
+      store.addRecords(message.runId, message.records, message.replace);
       break;
     case 'mixers':
       store.run(message.runId).addMixers(message.snapshots, message.replace);
       break;
     case 'runs':
       store.setListing(message.runs);
-      store.currentRunId ??= message.runs[0]?.runId;
+      break;
+    case 'runRemoved':
+      store.remove(message.runId);
+      break;
+    case 'queue':
+      store.queue = message.jobs;
       break;
     case 'focus': {
-      store.currentRunId = message.runId;
-      const run = store.run(message.runId);
-      if (!run.loaded) vscode.post({ type: 'requestRun', runId: message.runId });
+      if (message.runId !== undefined) {
+        store.currentRunId = message.runId;
+        ctx.ensure(message.runId);
+      }
       if (message.tab) {
         ui.tab = message.tab;
         tabs.selectedIndex = PANEL_TABS.indexOf(message.tab);
@@ -239,14 +256,15 @@ window.addEventListener('unhandledrejection', (event) => report(event.reason));
 // ---------------------------------------------------------------------------------------------
 // Start: restore, then ask for the data
 
+/** The page as it was, drawn at once; each run shown is still asked for again (a run may have gone on since). */
 function restore(state: Persisted): void {
   const listings: RunListing[] = [];
   for (const run of state.runs) {
     const listing: RunListing = { runId: run.runId, name: run.name };
     if (run.method) listing.method = run.method;
     if (run.state) listing.state = run.state;
-    if (run.records) listing.metrics = run.records;
     listings.push(listing);
+    if (run.records) store.run(run.runId).addRecords(run.records);
     if (run.mixers) store.run(run.runId).addMixers(run.mixers);
   }
   store.setListing(listings);
