@@ -1,5 +1,5 @@
 // The config "MoSLoRA: New Adapter Config" writes: every line commented, with the model folder
-// and the data the workspace holds (the shipped tiny Llama and its word-reversal task when the
+// and the data the workspace holds (the shipped tiny Llama and its name-the-kind task when the
 // workspace has examples/), paths relative to the new file as the loader reads them.
 import { relativeToConfig } from './scan';
 
@@ -39,8 +39,8 @@ export function configTemplate(paths: TemplatePaths, about: 'example' | 'found' 
   const intro =
     about === 'example'
       ? [
-          '# Trains MoSLoRA adapters on the shipped tiny Llama (722k parameters, Moby-Dick) to reverse',
-          '# word lists, a skill the base model lacks: a few minutes on a laptop CPU.',
+          '# Trains MoSLoRA adapters on the shipped tiny Llama (722k parameters, Moby-Dick) to name the',
+          '# kind of a few words (animals, colors, numbers, foods), a skill the base model lacks.',
         ]
       : about === 'found'
         ? ['# The model folder and the data below were found in this workspace; the training settings', '# are a short first run to see the curves move: raise max_steps for a real one.']

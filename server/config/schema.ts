@@ -3,8 +3,9 @@
 // Defaults follow the reference MoSLoRA commonsense setup (r 16, α 32, dropout 0.05, lr 3e-4,
 // warmup 100, adapters on q, k, v, up and down projections).
 import { z } from 'zod';
-import { ADAPTER_METHODS, MIXER_INITS } from '../../kernels/adapter/spec';
+import { MIXER_INITS } from '../../kernels/adapter/spec';
 import { BACKEND_PREFERENCES } from '../../protocol/backends';
+import { ADAPTER_METHODS } from '../../protocol/methods';
 
 export const DATA_FORMATS = ['text', 'alpaca', 'chat', 'completion'] as const;
 export const SCHEDULES = ['linear', 'cosine', 'constant'] as const;
@@ -118,6 +119,12 @@ export const configSchema = z
       .describe('Initial mixer: kaiming (the reference code), orthogonal (keeps all r subspaces at the start), identity (starts as LoRA), zeros.'),
     chain_length: z.number().int().min(2).default(2).describe('Mixers in a linchain (method: linchain).'),
     use_rslora: z.boolean().default(false).describe('Scale by alpha / √r (rank-stabilised LoRA).'),
+    use_dora: z
+      .boolean()
+      .default(false)
+      .describe(
+        "DoRA, as PEFT's use_dora, with any method: each adapted weight becomes m · (W + ΔW) / ‖W + ΔW‖, a learned magnitude m per output feature (d_out more parameters per module, starting at the norms of W) times the direction of W + ΔW. With dropout above 0, training computes the base layer's product twice, as PEFT does.",
+      ),
     target_modules: z
       .union([
         z.array(z.string().min(1)).min(1),

@@ -17,7 +17,7 @@ export async function estimateConfig(configPath: string, facts: FactCache, text?
     throw new Error(`${configPath}: target_modules (${describeTargets(config.target_modules)}) match no linear module of ${config.model}`);
   }
   const counts = parameterCounts(modules, config.r, config.chain_length);
-  const trainable = trainableCount(counts, config.method);
+  const trainable = trainableCount(counts, config.method, config.use_dora);
 
   const records = (await readRecords(config.data.train)).length;
   // as splitExamples: round(n · share), at least one, held out when there is no eval file
@@ -37,6 +37,7 @@ export async function estimateConfig(configPath: string, facts: FactCache, text?
     lora: counts.lora,
     moslora: counts.moslora,
     trainable,
+    ...(config.use_dora ? { magnitudes: counts.magnitudes } : {}),
     trainExamples,
     batchSize: t.batch_size,
     gradientAccumulation: t.gradient_accumulation,

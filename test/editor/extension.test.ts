@@ -325,7 +325,7 @@ describe('the packaged extension in VS Code (code-server)', { skip }, () => {
     // the prompt: the run's first eval example, offered to edit
     const input = page.locator('.quick-input-widget input');
     await page.locator('.quick-input-widget', { hasText: 'Prompt' }).waitFor();
-    assert.match(await input.inputValue(), /^Reverse the words: .*\\nReversed:$/);
+    assert.match(await input.inputValue(), /^What are these: .*\\nAnswer:$/);
     await page.keyboard.press('Enter');
     const output = page.locator('.part.panel .monaco-editor .view-lines', { hasText: 'with adapter:' });
     await output.waitFor({ timeout: 150_000 });
