@@ -223,6 +223,8 @@ export class Chart {
           ...axis(this.xMode === 'wall' ? 'wall time (m:ss)' : 'step', (_u, splits) => splits.map((v) => (v == null ? '' : this.xMode === 'wall' ? formatDuration(v) : formatNumber(v)))),
           // steps are whole: ticks at 1, 2, 5 × 10ⁿ, never between two steps
           ...(this.xMode === 'step' ? { incrs: WHOLE_INCREMENTS } : {}),
+          // tick, gap and one line of values: the axis title sits right under them
+          size: 32,
         },
         { ...axis(this.yLabel, (_u, splits) => splits.map((v) => (v == null ? '' : formatNumber(v)))), size: fitLabels },
       ],
