@@ -206,6 +206,14 @@ export class TrainingPanel {
       case 'renameRun':
         await this.renameRun(message.runId);
         return;
+      case 'openAbReport': {
+        const runDir = this.ctx.tracker.runIds.dirOf(message.runId);
+        if (!runDir) return this.ctx.log.info(`panel: openAbReport for unknown run id ${JSON.stringify(message.runId)} ignored`);
+        const report = join(dirname(runDir), 'report.md');
+        if (!existsSync(report)) throw new Error(`${dirname(runDir)} has no report.md yet: it is written when the A/B ends (moslora ab ${dirname(runDir)} --report-only writes it from the runs so far)`);
+        await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(report));
+        return;
+      }
       case 'deleteRun':
         await this.deleteRun(message.runId);
         return;
