@@ -79,3 +79,18 @@ describe('the runs the panel shows', () => {
     assert.equal(run.lastLoss(), 2.632);
   });
 });
+
+describe('a restored page', () => {
+  it('drops the runs of its saved state that the extension no longer lists, keeping a live one', () => {
+    const store = new Store();
+    store.setListing([{ runId: 'kept', name: 'kept' }, { runId: 'deleted', name: 'deleted' }, { runId: 'live', name: 'live' }]);
+    store.currentRunId = 'deleted';
+    store.markRestored();
+    store.setState({ runId: 'live', name: 'live', phase: 'training', step: 1, total: 2, backend: 'wasm', device: 'CPU', startedAt: null });
+    store.setListing([{ runId: 'kept', name: 'kept' }]);
+    assert.deepEqual([...store.runs.keys()].sort(), ['kept', 'live']);
+    assert.equal(store.currentRunId, 'kept', 'the run shown went: the newest listed instead');
+    store.setListing([]);
+    assert.ok(store.runs.has('kept'), 'only the first listing after the restore confirms: later ones keep what they do not list');
+  });
+});

@@ -193,6 +193,8 @@ export class Store {
   /** Runs whose records the extension sent whole in this page's life (a restored page's may be stale). */
   private readonly synced = new Set<string>();
   private readonly requested = new Set<string>();
+  /** Runs a restored page brought back from its saved state, not yet confirmed by the extension. */
+  private unconfirmed = new Set<string>();
 
   run(runId: string): RunData {
     let run = this.runs.get(runId);
@@ -210,12 +212,22 @@ export class Store {
     run.state = state;
     run.name = state.name;
     run.version++;
+    this.unconfirmed.delete(state.runId);
     this.currentRunId ??= state.runId;
+  }
+
+  /** The runs held now came from a restored page's saved state: the next listing confirms or drops each. */
+  markRestored(): void {
+    this.unconfirmed = new Set(this.runs.keys());
   }
 
   /** The extension's list of runs, newest first. */
   setListing(listings: readonly RunListing[]): void {
     this.listed = listings.map((l) => l.runId);
+    // a restored run the extension no longer lists was deleted or renamed while the page was away
+    const gone = [...this.unconfirmed].filter((id) => !this.listed.includes(id));
+    this.unconfirmed.clear();
+    for (const id of gone) this.remove(id);
     for (const listing of listings) {
       const run = this.run(listing.runId);
       run.name = listing.name;

@@ -204,6 +204,7 @@ function apply(message: ExtensionMessage): void {
       break;
     case 'runRemoved':
       store.remove(message.runId);
+      ctx.saveSoon();
       break;
     case 'queue':
       store.queue = message.jobs;
@@ -270,6 +271,7 @@ function restore(state: Persisted): void {
   store.setListing(listings);
   store.listed = state.listed.filter((id) => store.runs.has(id));
   store.currentRunId = state.currentRunId;
+  store.markRestored();
 }
 
 if (persisted?.version === 1) restore(persisted);
