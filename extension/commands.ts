@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
-import { abTestRequest, MAX_AB_SEEDS, cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, mergeAdapterRequest, startTrainingRequest, type RunFolder } from '../protocol/editor';
+import { abTestRequest, MAX_AB_SEEDS, MIN_AB_SEEDS, cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, mergeAdapterRequest, startTrainingRequest, type RunFolder } from '../protocol/editor';
 import { formatCount, formatNumber } from '../protocol/format';
 import { SECTION, SETTINGS } from './config';
 import type { Ctx } from './ctx';
@@ -433,7 +433,7 @@ function abTest(ctx: Ctx): Cmd {
       title: `${title}: seeds per method`,
       prompt: `Each method trains once per seed (the config's training.seed and the ones after it): ${methods.length} methods × N runs. More seeds narrow the interval.`,
       value: String(AB_DEFAULT_SEEDS),
-      validateInput: (value) => (/^\d+$/.test(value.trim()) && Number(value) >= 1 && Number(value) <= MAX_AB_SEEDS ? undefined : `a whole number from 1 to ${MAX_AB_SEEDS}`),
+      validateInput: (value) => (/^\d+$/.test(value.trim()) && Number(value) >= MIN_AB_SEEDS && Number(value) <= MAX_AB_SEEDS ? undefined : `a whole number from ${MIN_AB_SEEDS} (an interval needs two) to ${MAX_AB_SEEDS}`),
     });
     if (!seedsText) return;
     const seeds = Number(seedsText.trim());

@@ -170,7 +170,8 @@ export interface GenerateParams {
 }
 export const generateRequest = new RequestType<GenerateParams, GenerateResult, void>('moslora/generate');
 
-/** How many seeds per method the editor asks `moslora ab` for, at most. */
+/** Seeds per method the editor asks `moslora ab` for: two at least (an interval needs two), 20 at most. */
+export const MIN_AB_SEEDS = 2;
 export const MAX_AB_SEEDS = 20;
 
 export interface AbTestParams {

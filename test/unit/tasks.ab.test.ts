@@ -11,13 +11,13 @@ describe('the A/B command line', () => {
     assert.deepEqual(abArgs('/ws/t.moslora.yaml', { methods: ['moslora', 'linchain', 'lora'], seeds: 5, backend: 'wasm', runsDir: '/out' }), [
       'ab', '/ws/t.moslora.yaml', '--methods', 'moslora,linchain,lora', '--seeds', '5', '--backend', 'wasm', '--runs-dir', '/out', '--json',
     ]);
-    assert.ok(!abArgs('/c', { methods: ['lora', 'moslora'], seeds: 1, backend: 'auto' }).includes('--backend'), "auto leaves it to the config's backend");
+    assert.ok(!abArgs('/c', { methods: ['lora', 'moslora'], seeds: 2, backend: 'auto' }).includes('--backend'), "auto leaves it to the config's backend");
   });
 
   it('refuses one method, a method twice, an unknown method and seeds out of range', () => {
     assert.throws(() => abArgs('/c', { methods: ['lora'], seeds: 3 }), /at least two methods/);
     assert.throws(() => abArgs('/c', { methods: ['lora', 'lora'], seeds: 3 }), /each method once/);
     assert.throws(() => abArgs('/c', { methods: ['lora', 'dora' as never], seeds: 3 }), /unknown method "dora"/);
-    for (const seeds of [0, 1.5, MAX_AB_SEEDS + 1]) assert.throws(() => abArgs('/c', { methods: ['lora', 'moslora'], seeds }), /seeds: a whole number from 1 to 20/);
+    for (const seeds of [1, 2.5, MAX_AB_SEEDS + 1]) assert.throws(() => abArgs('/c', { methods: ['lora', 'moslora'], seeds }), /seeds: a whole number from 2 to 20/);
   });
 });
