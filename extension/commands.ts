@@ -449,6 +449,8 @@ function abTest(ctx: Ctx): Cmd {
       return;
     }
     ctx.log.info(`A/B report ${result.reportFile}: ${result.sentences.join(' ')}`);
+    // its runs trained outside the job slot: the panel lists them now
+    await TrainingPanel.instance?.refreshRuns();
     const choice = await vscode.window.showInformationMessage(`MoSLoRA: ${result.sentences[0] ?? 'the A/B finished'}`, 'Open Report', 'Show Runs in Compare');
     if (choice === 'Open Report') await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(result.reportFile));
     if (choice === 'Show Runs in Compare') await vscode.commands.executeCommand(commandIds.compareRuns);

@@ -335,7 +335,8 @@ export class TrainingPanel {
     if (runIdChanged || isFinal(tracked.job.state)) void this.refreshRuns();
   }
 
-  private async refreshRuns(): Promise<void> {
+  /** Lists the runs on disk again (an A/B's runs, trained outside the job slot, come in so). */
+  async refreshRuns(): Promise<void> {
     try {
       this.post({ type: 'runs', runs: (await this.ctx.listRuns()).runs });
     } catch (error) {
