@@ -6,18 +6,20 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
-import { cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, mergeAdapterRequest, startTrainingRequest, type RunFolder } from '../protocol/editor';
-import type { PanelTab } from '../protocol/webview';
-import { formatNumber } from '../protocol/format';
+import { abTestRequest, MAX_AB_SEEDS, MIN_AB_SEEDS, cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, mergeAdapterRequest, startTrainingRequest, type RunFolder } from '../protocol/editor';
+import { formatCount, formatNumber } from '../protocol/format';
 import { SECTION, SETTINGS } from './config';
 import type { Ctx } from './ctx';
 import { isFinal, type TrackedJob } from './jobs';
 import { TrainingPanel } from './panel';
-import { runModel } from './runs';
+import { offerFolder } from './results';
+import { checkpointSteps, readRunConfig } from './runs';
+import { datasetAt, evalFor, formatOf, modelAt, namedForTraining, relativeToConfig, scanWorkspace, targetModulesFor, trainCandidates, type FoundDataset, type FoundModel } from './scan';
 import { describeEstimate } from './estimate';
-import { configTemplate, examplePaths, PLACEHOLDER_PATHS } from './template';
+import { configTemplate, examplePaths, PLACEHOLDER_PATHS, type TemplatePaths } from './template';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../protocol/backends';
 import { commandIds, type CommandName } from '../protocol/commands';
+import { ADAPTER_METHODS, type AdapterMethod } from '../protocol/methods';
 
 type Cmd = (...args: unknown[]) => unknown;
 
@@ -31,12 +33,14 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
   newConfig: { what: 'New Adapter Config', make: newConfig },
   startTraining: { what: 'Start Training', make: startTraining },
   stopTraining: { what: 'Stop Training', make: stopTraining },
+  resumeTraining: { what: 'Resume Training', make: resumeTraining },
   openPanel: { what: 'Open Training Panel', make: openPanel },
-  compareRuns: { what: 'Compare Runs', make: (ctx) => () => showPanel(ctx, 'compare') },
-  showMixers: { what: 'Show Mixer Heatmaps', make: (ctx) => () => showPanel(ctx, 'mixers') },
+  compareRuns: { what: 'Compare Runs', make: (ctx) => () => void TrainingPanel.createOrShow(ctx, { tab: 'compare' }) },
+  showMixers: { what: 'Show Mixer Heatmaps', make: (ctx) => () => void TrainingPanel.createOrShow(ctx, { tab: 'mixers', choose: 'mixers' }) },
   mergeAdapter: { what: 'Merge Adapter', make: mergeAdapter },
   exportAdapter: { what: 'Export PEFT Adapter', make: exportAdapter },
   tryAdapter: { what: 'Try Adapter', make: tryAdapter },
+  abTest: { what: 'A/B Test', make: abTest },
   selectBackend: { what: 'Select Backend', make: selectBackend },
   showServerLog: { what: 'Show Server Log', make: (ctx) => () => ctx.serverLog.show() },
   restartServer: { what: 'Restart Server', make: restartServer },
@@ -81,7 +85,7 @@ function newConfig(ctx: Ctx): Cmd {
       : vscode.workspace.workspaceFolders?.[0];
     if (!folder || folder.uri.scheme !== 'file') {
       // no folder: an untitled config; its paths mean something once it is saved beside the model
-      const document = await vscode.workspace.openTextDocument({ language: 'moslora-config', content: configTemplate(PLACEHOLDER_PATHS, false) });
+      const document = await vscode.workspace.openTextDocument({ language: 'moslora-config', content: configTemplate(PLACEHOLDER_PATHS, 'placeholders') });
       await vscode.window.showTextDocument(document);
       return;
     }
@@ -97,13 +101,99 @@ function newConfig(ctx: Ctx): Cmd {
     });
     if (!name) return;
     const file = join(root, `${name}.moslora.yaml`);
-    // the shipped example trains when the workspace holds it (the repository itself, or a copy)
-    const examples = join(root, 'examples');
-    const hasExamples = existsSync(join(examples, 'tiny-model', 'config.json')) && existsSync(join(examples, 'tiny-task', 'train.jsonl'));
-    await writeFile(file, configTemplate(hasExamples ? examplePaths(root, examples) : PLACEHOLDER_PATHS, hasExamples), { flag: 'wx' });
-    ctx.log.info(`new config ${file} (${hasExamples ? 'the shipped example' : 'placeholders: no examples/ in the workspace'})`);
+    const template = await templateFor(root);
+    if (!template) return;
+    await writeFile(file, configTemplate(template.paths, template.about, template.notes), { flag: 'wx' });
+    ctx.log.info(`new config ${file}: model ${template.paths.model}, data ${template.paths.train}${template.paths.eval ? ` and ${template.paths.eval}` : ''} (${template.about})`);
     await vscode.window.showTextDocument(vscode.Uri.file(file));
   };
+}
+
+interface Template {
+  paths: TemplatePaths;
+  about: 'example' | 'found' | 'placeholders';
+  notes: string[];
+}
+
+/**
+ * What a new config in `root` trains: the shipped example when the workspace holds examples/;
+ * else the model folder and the data found in the workspace, asking only where there is a
+ * choice (or nothing found: browse, or leave a placeholder). Undefined when the user cancels.
+ */
+async function templateFor(root: string): Promise<Template | undefined> {
+  const examples = join(root, 'examples');
+  if (existsSync(join(examples, 'tiny-model', 'config.json')) && existsSync(join(examples, 'tiny-task', 'train.jsonl'))) {
+    return { paths: examplePaths(root, examples), about: 'example', notes: [] };
+  }
+  const found = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MoSLoRA: looking for models and data' }, () => scanWorkspace(root));
+  const model = await pickModel(root, found.models);
+  if (model === undefined) return undefined;
+  const train = await pickTrain(root, trainCandidates(found.datasets));
+  if (train === undefined) return undefined;
+  const rel = (path: string) => relativeToConfig(root, path);
+  const notes: string[] = [];
+  let eval_: FoundDataset | undefined;
+  if (train) {
+    eval_ = evalFor(train, found.datasets);
+    const others = found.datasets.filter((d) => d !== eval_ && d.file !== train.file && dirname(d.file) === dirname(train.file) && d.kind !== undefined);
+    if (others.length) notes.push(`Also beside the data: ${others.map((d) => `${basename(d.file)} (${d.kind === 'choices' ? 'multiple choice: eval loss and accuracy' : d.kind})`).join(', ')}.`);
+  }
+  if (found.truncated) notes.push('The workspace is large: only part of it was searched for models and data.');
+  if (!model && !train) return { paths: PLACEHOLDER_PATHS, about: 'placeholders', notes };
+  return {
+    paths: {
+      model: model ? rel(model.dir) : PLACEHOLDER_PATHS.model,
+      train: train ? rel(train.file) : PLACEHOLDER_PATHS.train,
+      ...(eval_ ? { eval: rel(eval_.file) } : {}),
+      ...(train?.kind ? { format: formatOf(train.kind) } : {}),
+      targetModules: targetModulesFor(model?.architecture),
+    },
+    about: model && train ? 'found' : 'placeholders',
+    notes,
+  };
+}
+
+type Choice<T> = vscode.QuickPickItem & { value: T | 'browse' | 'placeholder' };
+
+/** One found: it. Several: a pick. None: browse or a placeholder. `null`: a placeholder; undefined: cancelled. */
+async function pickOne<T>(title: string, found: readonly T[], item: (value: T) => vscode.QuickPickItem, what: string, placeHolder: string): Promise<T | 'browse' | null | undefined> {
+  if (found.length === 1) return found[0]!;
+  const items: Choice<T>[] = [
+    ...found.map((value) => ({ ...item(value), value })),
+    { label: `$(folder-opened) Browse for ${what}…`, value: 'browse' as const },
+    { label: `$(edit) Leave a placeholder for ${what}`, detail: 'the config shows it as a problem until you fill it in', value: 'placeholder' as const },
+  ];
+  const picked = await vscode.window.showQuickPick(items, { title, placeHolder: found.length ? placeHolder : `no ${what} in this workspace: browse for one, or leave a placeholder` });
+  if (!picked) return undefined;
+  return picked.value === 'placeholder' ? null : picked.value;
+}
+
+async function pickModel(root: string, models: readonly FoundModel[]): Promise<FoundModel | null | undefined> {
+  const title = 'MoSLoRA: New Adapter Config: the base model';
+  const picked = await pickOne(
+    title,
+    models,
+    (m) => ({ label: relativeToConfig(root, m.dir), ...(m.architecture ? { description: m.architecture } : {}) }),
+    'a model folder',
+    'a Hugging Face model folder (config.json and *.safetensors)',
+  );
+  if (picked !== 'browse') return picked;
+  const [folder] = (await vscode.window.showOpenDialog({ title, canSelectFolders: true, canSelectFiles: false, openLabel: 'Use This Model' })) ?? [];
+  if (!folder) return undefined;
+  if (!existsSync(join(folder.fsPath, 'config.json'))) throw new Error(`${folder.fsPath} is not a Hugging Face model folder: it has no config.json`);
+  return modelAt(folder.fsPath);
+}
+
+/** The one file named like training data, else a pick among every dataset that can train. */
+async function pickTrain(root: string, datasets: readonly FoundDataset[]): Promise<FoundDataset | null | undefined> {
+  const title = 'MoSLoRA: New Adapter Config: the training data';
+  const named = datasets.filter(namedForTraining);
+  if (named.length === 1) return named[0]!;
+  const picked = await pickOne(title, datasets, (d) => ({ label: relativeToConfig(root, d.file), description: d.kind ?? '' }), 'training data', 'the training data (JSONL)');
+  if (picked !== 'browse') return picked;
+  const [file] = (await vscode.window.showOpenDialog({ title, canSelectFiles: true, canSelectFolders: false, filters: { JSONL: ['jsonl'] }, openLabel: 'Train on This' })) ?? [];
+  if (!file) return undefined;
+  return datasetAt(file.fsPath);
 }
 
 /** The config a command is about: its argument (a code lens passes the URI), the active editor, or a pick. */
@@ -130,31 +220,92 @@ function startTraining(ctx: Ctx): Cmd {
     if (!trusted('Training')) return;
     const uri = await configUri(ctx, arg, 'MoSLoRA: Start Training');
     if (!uri) return;
-    if (uri.scheme !== 'file') throw new Error(`${uri.toString(true)}: save the config to a file first; its paths are relative to it`);
-    const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
-    if (document?.isDirty && !(await document.save())) return;
-    const errors = vscode.languages.getDiagnostics(uri).filter((d) => d.severity === vscode.DiagnosticSeverity.Error);
-    if (errors.length) {
-      const first = errors[0]!;
-      const choice = await vscode.window.showErrorMessage(
-        `MoSLoRA: ${basename(uri.fsPath)} has ${errors.length === 1 ? 'an error' : `${errors.length} errors`}; fix ${errors.length === 1 ? 'it' : 'them'} first. Line ${first.range.start.line + 1}: ${first.message}`,
-        'Show Problems',
-      );
-      if (choice) await vscode.commands.executeCommand('workbench.actions.view.problems');
-      return;
-    }
-    const backend = ctx.config.backendOverride;
-    const runsDir = ctx.config.runsDirectory;
-    const job = await ctx.ready().client.sendRequest(startTrainingRequest, {
-      configUri: uri.toString(),
-      ...(backend ? { backend } : {}),
-      ...(runsDir ? { runsDir } : {}),
-    });
-    ctx.receive({ job, metrics: [], mixers: [] });
-    ctx.log.info(`started job ${job.id} for ${uri.fsPath} (backend ${backend ?? "the config's"}, runs in ${runsDir ?? "the config's runs_dir"})`);
-    // the new job is the current one: the panel shows it as soon as the trainer names its run folder
-    TrainingPanel.createOrShow(ctx, { tab: 'training' });
+    await start(ctx, uri);
   };
+}
+
+/** Queues a job for the config at `uri` (continuing `resumeRunDir` when given) and shows the panel. */
+async function start(ctx: Ctx, uri: vscode.Uri, resumeRunDir?: string): Promise<void> {
+  if (uri.scheme !== 'file') throw new Error(`${uri.toString(true)}: save the config to a file first; its paths are relative to it`);
+  const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
+  if (document?.isDirty && !(await document.save())) return;
+  const errors = vscode.languages.getDiagnostics(uri).filter((d) => d.severity === vscode.DiagnosticSeverity.Error);
+  if (errors.length) {
+    const first = errors[0]!;
+    const choice = await vscode.window.showErrorMessage(
+      `MoSLoRA: ${basename(uri.fsPath)} has ${errors.length === 1 ? 'an error' : `${errors.length} errors`}; fix ${errors.length === 1 ? 'it' : 'them'} first. Line ${first.range.start.line + 1}: ${first.message}`,
+      'Show Problems',
+    );
+    if (choice) await vscode.commands.executeCommand('workbench.actions.view.problems');
+    return;
+  }
+  const backend = ctx.config.backendOverride;
+  const runsDir = ctx.config.runsDirectory;
+  const job = await ctx.ready().client.sendRequest(startTrainingRequest, {
+    configUri: uri.toString(),
+    ...(resumeRunDir ? { resumeRunDir } : {}),
+    ...(backend ? { backend } : {}),
+    ...(runsDir ? { runsDir } : {}),
+  });
+  const tracked = ctx.receive({ job, metrics: [], mixers: [] });
+  ctx.log.info(`${resumeRunDir ? `resumed ${resumeRunDir} as` : 'started'} job ${job.id} for ${uri.fsPath} (backend ${backend ?? "the config's"}, runs in ${runsDir ?? "the config's runs_dir"})`);
+  // the panel shows the job's run as soon as the trainer names its run folder (a resumed one: at once)
+  TrainingPanel.createOrShow(ctx, resumeRunDir ? { tab: 'training', runId: ctx.tracker.runIds.idOf(resumeRunDir) } : { tab: 'training', jobKey: tracked.key });
+  if (tracked.job.state === 'queued') announceQueued(ctx, tracked);
+}
+
+/** A job that waits: say so, and what for, with a way to drop it. */
+function announceQueued(ctx: Ctx, tracked: TrackedJob): void {
+  const ahead = ctx.tracker.active().filter((t) => t !== tracked);
+  const running = ahead.filter((t) => t.job.state !== 'queued').map((t) => t.name);
+  const waiting = ahead.length - running.length;
+  const after = [running.length ? running.join(', ') : '', waiting ? `${waiting} queued job${waiting === 1 ? '' : 's'}` : ''].filter(Boolean).join(' and ');
+  void vscode.window
+    .showInformationMessage(`MoSLoRA: ${tracked.name} is queued: one job trains at a time, and it starts when ${after || 'the running job'} ends.`, 'Cancel Queued Job', 'Open Training Panel')
+    .then((choice) => {
+      if (choice === 'Cancel Queued Job') void vscode.commands.executeCommand(commandIds.stopTraining, tracked.key);
+      if (choice === 'Open Training Panel') void vscode.commands.executeCommand(commandIds.openPanel);
+    });
+}
+
+function resumeTraining(ctx: Ctx): Cmd {
+  return async (arg) => {
+    if (!trusted('Resume')) return;
+    const runDir = typeof arg === 'string' ? arg : await pickResumable(ctx);
+    if (!runDir) return;
+    const name = basename(runDir);
+    const busy = ctx.jobOfRun(runDir);
+    if (busy) throw new Error(`${name} is ${busy.job.state === 'queued' ? 'already queued' : 'training'}: one job per run`);
+    const steps = await checkpointSteps(runDir);
+    if (!steps.length) {
+      throw new Error(`${name} has no checkpoint to continue from (one is written every training.checkpoint_interval steps, and when a run is stopped); Start Training begins a new run`);
+    }
+    const config = await readRunConfig(runDir);
+    if (!config?.configPath) throw new Error(`${join(runDir, 'config.yaml')} does not say which config the run was started from (no configPath)`);
+    if (!existsSync(config.configPath)) {
+      throw new Error(`${name} was started from ${config.configPath}, which is gone: put the config back to resume (${join(runDir, 'config.yaml')} holds what ran)`);
+    }
+    vscode.window.setStatusBarMessage(`MoSLoRA: resuming ${name} from step ${formatCount(steps.at(-1)!)}`, 5000);
+    await start(ctx, vscode.Uri.file(config.configPath), runDir);
+  };
+}
+
+/** A stopped or failed run with a checkpoint, newest first; undefined when none or cancelled. */
+async function pickResumable(ctx: Ctx): Promise<string | undefined> {
+  const { runs } = await ctx.listRuns();
+  const resumable = runs.filter((run) => run.resumable);
+  if (!resumable.length) {
+    void vscode.window.showInformationMessage('MoSLoRA: no stopped or failed run with a checkpoint to resume here.');
+    return undefined;
+  }
+  const items = resumable.map((run) => ({
+    label: run.name,
+    description: [run.state?.phase, run.state ? `step ${formatCount(run.state.step)}/${formatCount(run.state.total)}` : '', run.method ?? ''].filter(Boolean).join(' · '),
+    ...(run.state?.reason ? { detail: run.state.reason } : {}),
+    runDir: ctx.tracker.runIds.dirOf(run.runId),
+  }));
+  const picked = items.length === 1 ? items[0] : await vscode.window.showQuickPick(items, { title: 'MoSLoRA: Resume Training', placeHolder: 'the run to continue from its newest checkpoint' });
+  return picked?.runDir;
 }
 
 async function pickJob(ctx: Ctx, arg: unknown): Promise<TrackedJob | undefined> {
@@ -179,20 +330,20 @@ function stopTraining(ctx: Ctx): Cmd {
   return async (arg) => {
     const tracked = await pickJob(ctx, arg);
     if (!tracked) return;
+    const queued = tracked.job.state === 'queued';
     const job = await ctx.ready().client.sendRequest(cancelTrainingRequest, { jobId: tracked.job.id });
     ctx.receive({ job, metrics: [], mixers: [] });
-    vscode.window.setStatusBarMessage(`MoSLoRA: stopping ${tracked.name}; it saves a checkpoint first`, 5000);
+    vscode.window.setStatusBarMessage(queued ? `MoSLoRA: ${tracked.name} left the queue` : `MoSLoRA: stopping ${tracked.name}; it saves a checkpoint first`, 5000);
   };
 }
 
-function showPanel(ctx: Ctx, tab: PanelTab): void {
-  TrainingPanel.createOrShow(ctx, { tab });
-}
-
-/** The panel, on a run folder when given one (the "Open panel" code lens passes its run). */
+/**
+ * The panel, on a run folder when given one (the "Open panel" code lens passes its run); else on
+ * a live job's run, or the newest finished run (saying so when a newer one did not finish).
+ */
 function openPanel(ctx: Ctx): Cmd {
   return (arg) => {
-    TrainingPanel.createOrShow(ctx, { tab: 'training', ...(typeof arg === 'string' ? { runId: ctx.tracker.runIds.idOf(arg) } : {}) });
+    TrainingPanel.createOrShow(ctx, typeof arg === 'string' ? { tab: 'training', runId: ctx.tracker.runIds.idOf(arg) } : { tab: 'training', choose: 'run' });
   };
 }
 
@@ -250,6 +401,62 @@ async function askOutDir(title: string, prompt: string, value: string): Promise<
  * A long server request under a cancellable progress notification; undefined when cancelled.
  * Cancelling sends $/cancelRequest, and the server kills the CLI child that does the work.
  */
+const AB_METHODS: Record<AdapterMethod, string> = {
+  lora: 'B·A: plain LoRA, the usual baseline',
+  moslora: 'B·M·A with a learned r×r mixer M',
+  'moslora-fixed': 'B·M·A with M frozen at its init',
+  linchain: 'B·M_k···M_1·A, a chain of learned mixers',
+};
+const AB_DEFAULT_SEEDS = 3;
+
+/**
+ * `moslora ab` on a config: which methods (the baseline first) and how many seeds, then the runs
+ * (an interrupted A/B of the same config continues with the runs it lacks) and the report.
+ */
+function abTest(ctx: Ctx): Cmd {
+  return async (arg) => {
+    if (!trusted('An A/B test')) return;
+    const title = 'MoSLoRA: A/B Test';
+    const uri = await configUri(ctx, arg, title);
+    if (!uri) return;
+    if (uri.scheme !== 'file') throw new Error(`${uri.toString(true)}: save the config to a file first; an A/B trains from it`);
+    const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
+    if (document?.isDirty && !(await document.save())) return;
+    const picked = await vscode.window.showQuickPick(
+      ADAPTER_METHODS.map((method) => ({ label: method, description: AB_METHODS[method], picked: method === 'lora' || method === 'moslora', method })),
+      { title: `${title}: methods (the first ticked, in this order, is the baseline)`, canPickMany: true, placeHolder: 'two or more methods, each trained once per seed on this config' },
+    );
+    if (!picked) return;
+    if (picked.length < 2) throw new Error(`an A/B compares at least two methods; ${picked.length === 1 ? `only ${picked[0]!.method} was` : 'none was'} ticked`);
+    const methods = ADAPTER_METHODS.filter((method) => picked.some((p) => p.method === method));
+    const seedsText = await vscode.window.showInputBox({
+      title: `${title}: seeds per method`,
+      prompt: `Each method trains once per seed (the config's training.seed and the ones after it): ${methods.length} methods × N runs. More seeds narrow the interval.`,
+      value: String(AB_DEFAULT_SEEDS),
+      validateInput: (value) => (/^\d+$/.test(value.trim()) && Number(value) >= MIN_AB_SEEDS && Number(value) <= MAX_AB_SEEDS ? undefined : `a whole number from ${MIN_AB_SEEDS} (an interval needs two) to ${MAX_AB_SEEDS}`),
+    });
+    if (!seedsText) return;
+    const seeds = Number(seedsText.trim());
+    const backend = ctx.config.backendOverride;
+    const runsDir = ctx.config.runsDirectory;
+    const what = `${basename(uri.fsPath)}: ${methods.join(' vs ')}, ${seeds} seed${seeds === 1 ? '' : 's'} (${methods.length * seeds} runs)`;
+    ctx.log.info(`A/B of ${what} (backend ${backend ?? "the config's"}, runs in ${runsDir ?? "the config's runs_dir"})`);
+    const result = await withCancel(ctx, `A/B test of ${what}; each run's steps are in the server log`, (client, token) =>
+      client.sendRequest(abTestRequest, { configUri: uri.toString(), methods, seeds, ...(backend ? { backend } : {}), ...(runsDir ? { runsDir } : {}) }, token),
+    );
+    if (!result) {
+      void vscode.window.showInformationMessage(`MoSLoRA: the A/B of ${basename(uri.fsPath)} stopped; its finished runs stay, and running it again continues with the rest.`);
+      return;
+    }
+    ctx.log.info(`A/B report ${result.reportFile}: ${result.sentences.join(' ')}`);
+    // its runs trained outside the job slot: the panel lists them now
+    await TrainingPanel.instance?.refreshRuns();
+    const choice = await vscode.window.showInformationMessage(`MoSLoRA: ${result.sentences[0] ?? 'the A/B finished'}`, 'Open Report', 'Show Runs in Compare');
+    if (choice === 'Open Report') await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(result.reportFile));
+    if (choice === 'Show Runs in Compare') await vscode.commands.executeCommand(commandIds.compareRuns);
+  };
+}
+
 async function withCancel<R>(ctx: Ctx, title: string, request: (client: LanguageClient, token: vscode.CancellationToken) => Promise<R>): Promise<R | undefined> {
   const { client } = ctx.ready();
   return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoSLoRA: ${title}`, cancellable: true }, async (_progress, token) => {
@@ -285,7 +492,7 @@ function mergeAdapter(ctx: Ctx): Cmd {
     );
     if (!result) return;
     ctx.log.info(`merged ${adapter.adapterDir} → ${result.outDir}: ${result.mergedModules} modules, max |Δlogit| ${result.maxAbsLogitDiff}`);
-    await done(
+    await offerFolder(
       `MoSLoRA: merged ${result.mergedModules} modules into ${result.outDir}. Largest logit difference against base + adapter: ${result.maxAbsLogitDiff.toExponential(1)}.`,
       result.outDir,
     );
@@ -310,16 +517,8 @@ function exportAdapter(ctx: Ctx): Cmd {
       client.sendRequest(exportAdapterRequest, { adapterDir: adapter.adapterDir, outDir, force }, token),
     );
     if (!result) return;
-    await done(`MoSLoRA: exported ${result.modules} modules to ${result.outDir}; PEFT loads it as an ordinary LoRA adapter.`, result.outDir);
+    await offerFolder(`MoSLoRA: exported ${result.modules} modules to ${result.outDir}; PEFT loads it as an ordinary LoRA adapter.`, result.outDir);
   };
-}
-
-async function done(message: string, folder: string): Promise<void> {
-  const uri = vscode.Uri.file(folder);
-  const inWorkspace = vscode.workspace.getWorkspaceFolder(uri) !== undefined;
-  const choice = await vscode.window.showInformationMessage(message, ...(inWorkspace ? ['Reveal in Explorer'] : []), 'Copy Path');
-  if (choice === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', uri);
-  if (choice === 'Copy Path') await vscode.env.clipboard.writeText(folder);
 }
 
 const PROMPT_KEY = 'moslora.try.prompt';
@@ -349,7 +548,7 @@ function tryAdapter(ctx: Ctx): Cmd {
     const title = 'MoSLoRA: Try Adapter';
     const adapter = await pickAdapter(ctx, title);
     if (!adapter) return;
-    let modelDir = adapter.run ? await runModel(adapter.run.runDir) : undefined;
+    let modelDir = adapter.run ? (await readRunConfig(adapter.run.runDir))?.model : undefined;
     if (!modelDir || !existsSync(modelDir)) {
       const [folder] = (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use This Base Model', title: `${title}: the base model folder` })) ?? [];
       if (!folder) return;
@@ -398,7 +597,7 @@ const BACKEND_DETAILS: Record<BackendPreference, string> = {
   auto: "as the config's `backend` says (auto there: the first that starts of tensorflow, webgpu, wasm, cpu)",
   tensorflow: 'libtensorflow through @tensorflow/tfjs-node(-gpu): CUDA on NVIDIA machines where it installed',
   webgpu: 'any GPU with Vulkan, Metal or D3D12 (Dawn for Node: the `webgpu` package)',
-  wasm: 'CPU with XNNPACK and SIMD: the embedded default, about 35× the plain JavaScript backend',
+  wasm: "CPU with WebAssembly SIMD, the embedded default: matrix products on onnxruntime's MLAS where onnxruntime-node is installed (it ships in the extension), else on XNNPACK (a run's device says which)",
   cpu: 'plain JavaScript: the last resort',
 };
 

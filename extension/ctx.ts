@@ -18,9 +18,9 @@ import {
 import { jobUpdateNotification, listRunsRequest, settingsNotification, type JobUpdate, type ServerSettings, type RunFolder } from '../protocol/editor';
 import type { RunListing } from '../protocol/webview';
 import { Config, SECTION, SETTINGS } from './config';
-import { JobTracker, runStateOf, type Applied, type TrackedJob } from './jobs';
+import { isFinal, JobTracker, runStateOf, type Applied, type TrackedJob } from './jobs';
 import { RestartBudget } from './restarts';
-import { listingOf, runMethod, runsDirOf } from './runs';
+import { abDirsIn, listingOf, newestFirst, readRunConfig, runsDirOf } from './runs';
 import { formatDuration, formatNumber } from '../protocol/format';
 import { commandIds } from '../protocol/commands';
 
@@ -52,6 +52,9 @@ export class Ctx implements vscode.Disposable {
   /** Every job update (server notification, startTraining answer, server gone). */
   readonly onJob = this.jobEmitter.event;
   private readonly disposables: vscode.Disposable[] = [];
+  /** Output channels, closed after the server has stopped (see shutdown). */
+  private readonly channels: vscode.Disposable[] = [];
+  private stopped: Promise<void> | undefined;
 
   constructor(readonly extension: vscode.ExtensionContext) {
     this.config = new Config(
@@ -61,7 +64,8 @@ export class Ctx implements vscode.Disposable {
     this.log = vscode.window.createOutputChannel('MoSLoRA Studio', { log: true });
     this.jobLog = vscode.window.createOutputChannel('MoSLoRA Job Log');
     this.serverLog = vscode.window.createOutputChannel('MoSLoRA Server', { log: true });
-    this.disposables.push(this.log, this.jobLog, this.serverLog, this.jobEmitter);
+    this.channels.push(this.log, this.jobLog, this.serverLog);
+    this.disposables.push(this.jobEmitter);
     // One listener for every server this context starts (restarts included): the running one hears.
     this.disposables.push(
       vscode.workspace.onDidChangeConfiguration((change) => {
@@ -229,7 +233,7 @@ export class Ctx implements vscode.Disposable {
 
   /**
    * Where runs are: `moslora.runsDirectory` when set; else each workspace config's own
-   * `output.runs_dir`. Live jobs' runs folders are always included.
+   * `output.runs_dir`. Live jobs' runs folders are always included, and the A/B folders in each.
    */
   async runsDirs(): Promise<string[]> {
     const dirs = new Set<string>();
@@ -243,24 +247,54 @@ export class Ctx implements vscode.Disposable {
       }
     }
     for (const tracked of this.tracker.all()) if (tracked.job.runDir) dirs.add(dirname(tracked.job.runDir));
+    // an A/B's runs, one folder per method and seed, in <runs dir>/ab-<name>/
+    for (const dir of [...dirs]) for (const ab of await abDirsIn(dir)) dirs.add(ab);
     return [...dirs];
   }
 
   /** Every run on disk, newest first, in the webview's terms (live jobs with their live state). */
   async listRuns(): Promise<{ runs: RunListing[]; onDisk: RunFolder[] }> {
-    const onDisk = await this.ready().client.sendRequest(listRunsRequest, { runsDirs: await this.runsDirs() });
+    const onDisk = await newestFirst(await this.ready().client.sendRequest(listRunsRequest, { runsDirs: await this.runsDirs() }));
     const runs = await Promise.all(
       onDisk.map(async (run) => {
-        const listing = listingOf(run, this.tracker.runIds, (run.summary?.method as string | undefined) ?? (await runMethod(run.runDir)));
+        const listing = listingOf(run, this.tracker.runIds, await readRunConfig(run.runDir));
         const live = this.tracker.byRunId(listing.runId);
-        if (live) listing.state = runStateOf(live);
+        if (live) {
+          listing.state = runStateOf(live);
+          if (!isFinal(live.job.state)) delete listing.resumable;
+        }
         return listing;
       }),
     );
     return { runs, onDisk };
   }
 
+  /** The live job (running or queued) that trains or will train this run folder, if any. */
+  jobOfRun(runDir: string): TrackedJob | undefined {
+    return this.tracker.active().find((t) => t.job.runDir === runDir || t.job.request.resumeRunDir === runDir);
+  }
+
+  /**
+   * Deactivation: stops the server, then closes the output channels. VS Code disposes the
+   * subscriptions right after calling deactivate, without waiting for it; the language client
+   * still writes to its channel while it stops, and a closed channel throws "Channel has been
+   * closed". So the channels close only once the client has stopped.
+   */
+  shutdown(): Promise<void> {
+    this.stopped ??= (async () => {
+      try {
+        if (this._client?.isRunning()) await this._client.stop();
+      } catch {
+        // stopping a server that is already gone
+      } finally {
+        for (const channel of this.channels) channel.dispose();
+      }
+    })();
+    return this.stopped;
+  }
+
   dispose(): void {
     for (const d of this.disposables) d.dispose();
+    void this.shutdown();
   }
 }

@@ -21,6 +21,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   }
 }
 
-export function deactivate(): Thenable<void> | undefined {
-  return ctx?.client?.stop();
+export function deactivate(): Promise<void> | undefined {
+  return ctx?.shutdown();
 }

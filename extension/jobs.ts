@@ -6,7 +6,7 @@
 // the trainer has made one; before that (queued, loading) a provisional `job-<n>`.
 import { basename } from 'node:path';
 import type { JobInfo, JobUpdate } from '../protocol/editor';
-import type { RunPhase, RunState } from '../protocol/webview';
+import type { QueuedJob, RunPhase, RunState } from '../protocol/webview';
 import { formatCount, formatDuration, formatNumber } from '../protocol/format';
 import { RunIds } from './runIds';
 import type { MetricRecord } from '../protocol/records';
@@ -124,7 +124,7 @@ export class JobTracker {
         key,
         job,
         runId: '',
-        name: configName(job.request.configPath),
+        name: job.request.resumeRunDir ? basename(job.request.resumeRunDir) : configName(job.request.configPath),
         startedAt: null,
         progress: new Progress(),
         requestedBackend,
@@ -159,6 +159,21 @@ export class JobTracker {
     return lost;
   }
 
+  /**
+   * A finished job's run folder was renamed (`to`) or deleted (undefined): its id is forgotten,
+   * and a renamed run keeps its jobs under the new name.
+   */
+  runMoved(from: string, to: string | undefined): void {
+    this.runIds.forget(from);
+    if (to === undefined) return;
+    for (const tracked of this.jobs.values()) {
+      if (tracked.job.runDir !== from || !isFinal(tracked.job.state)) continue;
+      tracked.job = { ...tracked.job, runDir: to };
+      tracked.runId = this.runIds.idOf(to);
+      tracked.name = basename(to);
+    }
+  }
+
   get(key: string): TrackedJob | undefined {
     return this.jobs.get(key);
   }
@@ -166,6 +181,11 @@ export class JobTracker {
   /** Unfinished jobs, oldest first. */
   active(): TrackedJob[] {
     return this.order.map((key) => this.jobs.get(key)!).filter((t) => !isFinal(t.job.state));
+  }
+
+  /** Jobs waiting for the job slot, oldest first. */
+  queued(): TrackedJob[] {
+    return this.active().filter((t) => t.job.state === 'queued');
   }
 
   /** The job the status bar shows: the newest that is running, else queued, else the newest at all. */
@@ -207,6 +227,17 @@ export function runStateOf(tracked: TrackedJob): RunState {
   return state;
 }
 
+/** The queued jobs as the panel lists them, each with what it waits for. */
+export function queuedJobs(tracker: JobTracker): QueuedJob[] {
+  const running = tracker.active().filter((t) => t.job.state !== 'queued');
+  const waitsFor = running.length ? running.map((t) => t.name).join(', ') : 'the running job';
+  return tracker.queued().map((t, i) => ({
+    jobKey: t.key,
+    name: t.name,
+    reason: `waits for ${waitsFor}${i ? ` and ${i} queued before it` : ''}: one job trains at a time`,
+  }));
+}
+
 export interface StatusView {
   text: string;
   tooltip: string;
@@ -214,27 +245,32 @@ export interface StatusView {
   severity: 'normal' | 'warning' | 'error';
 }
 
-/** The status bar item: step/total, loss and ETA while training; queued and failed visibly. */
-export function statusOf(tracked: TrackedJob): StatusView {
+/**
+ * The status bar item: step/total, loss and ETA while training; queued and failed visibly.
+ * `queued`: how many jobs wait behind the one shown.
+ */
+export function statusOf(tracked: TrackedJob, queued = 0): StatusView {
   const { job, progress } = tracked;
+  const waiting = queued > 0 && !isFinal(job.state) ? `${queued} queued` : '';
   const steps = job.totalSteps ? `${formatCount(job.step)}/${formatCount(job.totalSteps)}` : '';
   const loss = progress.lastLoss !== undefined ? `loss ${formatNumber(progress.lastLoss)}` : '';
   const eta = progress.eta(job.step, job.totalSteps);
   const parts = (...items: string[]) => items.filter(Boolean).join(' · ');
-  const tip = (first: string) => [first, job.message ?? '', 'Click to open the training panel.'].filter(Boolean).join('\n');
+  const queuedTip = waiting ? `${queued} more job${queued === 1 ? '' : 's'} queued: each starts when the one before it ends.` : '';
+  const tip = (first: string) => [first, job.message ?? '', queuedTip, 'Click to open the training panel.'].filter(Boolean).join('\n');
   switch (job.state) {
     case 'queued':
-      return { text: `$(clock) MoSLoRA: queued`, tooltip: tip(`${tracked.name}: waiting for the running job`), severity: 'warning' };
+      return { text: `$(clock) ${parts('MoSLoRA: queued', waiting)}`, tooltip: tip(`${tracked.name}: waiting for the running job`), severity: 'warning' };
     case 'loading':
-      return { text: `$(sync~spin) MoSLoRA: loading`, tooltip: tip(`${tracked.name}: loading the model and data`), severity: 'normal' };
+      return { text: `$(sync~spin) ${parts('MoSLoRA: loading', waiting)}`, tooltip: tip(`${tracked.name}: loading the model and data`), severity: 'normal' };
     case 'training':
       return {
-        text: `$(sync~spin) ${parts(`MoSLoRA ${steps}`, loss, eta !== undefined ? `ETA ${formatDuration(eta)}` : '')}`,
+        text: `$(sync~spin) ${parts(`MoSLoRA ${steps}`, loss, eta !== undefined ? `ETA ${formatDuration(eta)}` : '', waiting)}`,
         tooltip: tip(`${tracked.name}: training, step ${steps}`),
         severity: 'normal',
       };
     case 'saving':
-      return { text: `$(sync~spin) MoSLoRA: saving`, tooltip: tip(`${tracked.name}: saving the adapter`), severity: 'normal' };
+      return { text: `$(sync~spin) ${parts('MoSLoRA: saving', waiting)}`, tooltip: tip(`${tracked.name}: saving the adapter`), severity: 'normal' };
     case 'done':
       return { text: `$(check) ${parts('MoSLoRA done', loss)}`, tooltip: tip(`${tracked.name}: done after ${steps} steps`), severity: 'normal' };
     case 'cancelled':

@@ -4,13 +4,17 @@
 // the webview goes through parseWebviewMessage first, and run ids are resolved against the runs
 // this extension handed out: anything else is ignored with a log line.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { runDataRequest } from '../protocol/editor';
 import { PANEL_ASSETS, webviewHtml } from '../protocol/webview-page';
-import { parseWebviewMessage, type ExtensionMessage, type PanelTab, type ThemeKind, type WebviewMessage } from '../protocol/webview';
+import { parseWebviewMessage, type ExtensionMessage, type PanelTab, type QueuedJob, type ThemeKind, type WebviewMessage } from '../protocol/webview';
 import type { Ctx, JobChange } from './ctx';
-import { isFinal, runStateOf } from './jobs';
-import { finishedPhase } from './runs';
+import { isFinal, queuedJobs, runStateOf } from './jobs';
+import { offerFile } from './results';
+import { chooseMixerRun, chooseRun, finishedPhase } from './runs';
 import type { MetricRecord, MixerSnapshot } from '../protocol/records';
 import { commandIds } from '../protocol/commands';
 
@@ -19,10 +23,21 @@ const SMOOTHING_KEY = 'moslora.panel.smoothing';
 const DEFAULT_SMOOTHING = 0.6;
 
 export interface PanelFocus {
-  /** A run id (a run folder's name); default: the current job's run, else the newest on disk. */
+  /** A run id (a run folder's name). */
   runId?: string;
+  /** A job's key: its run, once the trainer has named the run folder. */
+  jobKey?: string;
+  /**
+   * Without a run or a job: the running job's run, else the run `chooseRun` (`run`) or
+   * `chooseMixerRun` (`mixers`) picks, saying why when it is not the newest. Left out: the
+   * panel stays on the run it shows.
+   */
+  choose?: 'run' | 'mixers';
   tab?: PanelTab;
 }
+
+/** Run folder names, as `output.run_name` allows them. */
+const RUN_NAME = /^[A-Za-z0-9._-]+$/;
 
 /** Records of a run being read from disk: live updates wait here, then go after what the disk had. */
 interface Loading {
@@ -41,6 +56,11 @@ export class TrainingPanel {
   /** A job to show once it has a run folder (a job reaches the page only then: run ids are folder names). */
   private focusOnRun: { jobKey: string; tab?: PanelTab } | undefined;
   private disposed = false;
+  private markAnswered: () => void = () => {};
+  /** Settles when the page's `ready` has been answered: other messages wait for it (their run ids come with it). */
+  private readonly answered: Promise<void> = new Promise((resolve) => (this.markAnswered = resolve));
+  /** The queue as last sent, to send it only when it changes. */
+  private queueSent = '';
 
   static get instance(): TrainingPanel | undefined {
     return TrainingPanel.current;
@@ -56,7 +76,7 @@ export class TrainingPanel {
       const webviewPanel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, 'MoSLoRA Training', { viewColumn: column, preserveFocus: true }, TrainingPanel.options(ctx));
       panel = new TrainingPanel(webviewPanel, ctx);
     }
-    void panel.focus(focus);
+    panel.focus(focus).catch((error: unknown) => ctx.log.warn(`panel: could not pick the run to show: ${error instanceof Error ? error.message : String(error)}`));
     return panel;
   }
 
@@ -101,22 +121,33 @@ export class TrainingPanel {
     });
   }
 
-  /** Shows a run (default: the current job's, else the newest on disk) on a tab. */
-  async focus({ runId, tab }: PanelFocus): Promise<void> {
-    const current = this.ctx.tracker.current();
-    if (!runId && current && !current.job.runDir) {
-      // queued or just started: shown when the trainer names its run folder
-      this.focusOnRun = { jobKey: current.key, ...(tab ? { tab } : {}) };
+  /** Shows a run on a tab: the one named, a job's, or the one `choose` picks (see PanelFocus). */
+  async focus({ runId, jobKey, choose, tab }: PanelFocus): Promise<void> {
+    const withTab = tab ? { tab } : {};
+    if (runId) return this.post({ type: 'focus', runId, ...withTab });
+    const running = this.ctx.tracker.active().filter((t) => t.job.state !== 'queued');
+    const job = jobKey ? this.ctx.tracker.get(jobKey) : choose ? running.at(-1) : undefined;
+    if (job && !job.job.runDir) {
+      // queued or just started: shown when the trainer names its run folder; the tab at once
+      this.focusOnRun = { jobKey: job.key, ...withTab };
+      if (tab) this.post({ type: 'focus', tab });
       return;
     }
-    let id = runId ?? current?.runId;
-    if (!id && (await this.ctx.serverStarted)) {
-      id = await this.ctx.listRuns().then(
-        ({ runs }) => runs[0]?.runId,
-        () => undefined,
-      );
+    if (job) return this.post({ type: 'focus', runId: job.runId, ...withTab });
+    if (!choose || !(await this.ctx.serverStarted)) {
+      if (tab) this.post({ type: 'focus', tab });
+      return;
     }
-    if (id) this.post({ type: 'focus', runId: id, ...(tab ? { tab } : {}) });
+    const { runs } = await this.ctx.listRuns();
+    // what was just listed is the page's list too (a run may have come or gone on disk)
+    this.post({ type: 'runs', runs });
+    const chosen = (choose === 'mixers' ? chooseMixerRun : chooseRun)(runs, undefined);
+    if (!chosen) {
+      if (tab) this.post({ type: 'focus', tab });
+      return;
+    }
+    this.post({ type: 'focus', runId: chosen.runId, ...withTab });
+    if (chosen.note) void vscode.window.showInformationMessage(`MoSLoRA: ${chosen.note}.`);
   }
 
   post(message: ExtensionMessage): void {
@@ -138,6 +169,7 @@ export class TrainingPanel {
       return;
     }
     try {
+      if (parsed.message.type !== 'ready') await this.answered;
       await this.handle(parsed.message);
     } catch (error) {
       this.ctx.showError(`the training panel's "${parsed.message.type}"`, error);
@@ -165,6 +197,32 @@ export class TrainingPanel {
         }
         await this.loadRun(message.runId);
         return;
+      case 'resume': {
+        const runDir = this.ctx.tracker.runIds.dirOf(message.runId);
+        if (!runDir) return this.ctx.log.info(`panel: resume for unknown run id ${JSON.stringify(message.runId)} ignored`);
+        await vscode.commands.executeCommand(commandIds.resumeTraining, runDir);
+        return;
+      }
+      case 'renameRun':
+        await this.renameRun(message.runId);
+        return;
+      case 'openAbReport': {
+        const runDir = this.ctx.tracker.runIds.dirOf(message.runId);
+        if (!runDir) return this.ctx.log.info(`panel: openAbReport for unknown run id ${JSON.stringify(message.runId)} ignored`);
+        const report = join(dirname(runDir), 'report.md');
+        if (!existsSync(report)) throw new Error(`${dirname(runDir)} has no report.md yet: it is written when the A/B ends (moslora ab ${dirname(runDir)} --report-only writes it from the runs so far)`);
+        await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(report));
+        return;
+      }
+      case 'deleteRun':
+        await this.deleteRun(message.runId);
+        return;
+      case 'cancelQueued': {
+        const tracked = this.ctx.tracker.get(message.jobKey);
+        if (tracked?.job.state !== 'queued') return this.ctx.log.info(`panel: cancelQueued for ${JSON.stringify(message.jobKey)} ignored: no such queued job`);
+        await vscode.commands.executeCommand(commandIds.stopTraining, tracked.key);
+        return;
+      }
       case 'exportCsv':
         await this.save(message.fileName, Buffer.from(message.csv, 'utf8'), { CSV: ['csv'] });
         return;
@@ -180,26 +238,35 @@ export class TrainingPanel {
     }
   }
 
-  /** The page (new or restored) listens: settings, theme, the runs, live jobs, then anything queued. */
+  /**
+   * The page (new or restored) listens: settings, theme, the runs, live jobs and the queue, then
+   * anything queued. The page asks for the records of the runs it shows (requestRun).
+   */
   private async sendAll(): Promise<void> {
     const queued = this.queued;
     this.queued = [];
     this.ready = true;
-    this.post({ type: 'settings', smoothing: this.ctx.extension.workspaceState.get<number>(SMOOTHING_KEY, DEFAULT_SMOOTHING) });
-    this.post({ type: 'theme', kind: themeKind(vscode.window.activeColorTheme.kind) });
-    let newest: string | undefined;
-    // a panel restored with the window comes back before the server has started
-    if (await this.ctx.serverStarted) {
-      const { runs } = await this.ctx.listRuns();
-      this.post({ type: 'runs', runs });
-      newest = runs[0]?.runId;
+    try {
+      this.post({ type: 'settings', smoothing: this.ctx.extension.workspaceState.get<number>(SMOOTHING_KEY, DEFAULT_SMOOTHING) });
+      this.post({ type: 'theme', kind: themeKind(vscode.window.activeColorTheme.kind) });
+      // a panel restored with the window comes back before the server has started
+      if (await this.ctx.serverStarted) this.post({ type: 'runs', runs: (await this.ctx.listRuns()).runs });
+      for (const tracked of this.ctx.tracker.active().filter((t) => t.job.runDir)) this.post({ type: 'runState', state: runStateOf(tracked) });
+      this.queueSent = '';
+      this.postQueue();
+    } finally {
+      this.markAnswered();
     }
-    const active = this.ctx.tracker.active().filter((tracked) => tracked.job.runDir);
-    for (const tracked of active) this.post({ type: 'runState', state: runStateOf(tracked) });
-    // the run shown: a live job's, else the newest on disk; its records come from metrics.jsonl
-    const shown = active.at(-1)?.runId ?? this.ctx.tracker.current()?.runId ?? newest;
-    if (shown && this.ctx.tracker.runIds.dirOf(shown)) await this.loadRun(shown);
     for (const message of queued) this.post(message);
+  }
+
+  /** The queued jobs, when they changed since last sent. */
+  private postQueue(): void {
+    const jobs: QueuedJob[] = queuedJobs(this.ctx.tracker);
+    const key = JSON.stringify(jobs);
+    if (key === this.queueSent) return;
+    this.queueSent = key;
+    this.post({ type: 'queue', jobs });
   }
 
   /** Sends a run from disk (metrics.jsonl is the truth), then the live records that came meanwhile. */
@@ -245,7 +312,8 @@ export class TrainingPanel {
   // From the server
 
   private jobChanged({ tracked, update, runIdChanged }: JobChange): void {
-    // before its run folder exists a job has no run id the page could keep (the status bar shows it)
+    if (this.ready) this.postQueue();
+    // before its run folder exists a job has no run id the page could keep (the queue shows it)
     if (!tracked.job.runDir) return;
     this.post({ type: 'runState', state: runStateOf(tracked) });
     if (this.focusOnRun?.jobKey === tracked.key) {
@@ -267,7 +335,8 @@ export class TrainingPanel {
     if (runIdChanged || isFinal(tracked.job.state)) void this.refreshRuns();
   }
 
-  private async refreshRuns(): Promise<void> {
+  /** Lists the runs on disk again (an A/B's runs, trained outside the job slot, come in so). */
+  async refreshRuns(): Promise<void> {
     try {
       this.post({ type: 'runs', runs: (await this.ctx.listRuns()).runs });
     } catch (error) {
@@ -281,6 +350,59 @@ export class TrainingPanel {
     if (!target) return;
     await vscode.workspace.fs.writeFile(target, bytes);
     this.ctx.log.info(`panel: exported ${target.fsPath} (${bytes.byteLength} bytes)`);
+    void offerFile(`MoSLoRA: exported ${basename(target.fsPath)} (${formatBytes(bytes.byteLength)}) to ${dirname(target.fsPath)}.`, target);
+  }
+
+  /** Renames a run's folder (asking for the name); never a run that trains or waits to. */
+  private async renameRun(runId: string): Promise<void> {
+    const runDir = this.ctx.tracker.runIds.dirOf(runId);
+    if (!runDir) return this.ctx.log.info(`panel: renameRun for unknown run id ${JSON.stringify(runId)} ignored`);
+    const old = basename(runDir);
+    if (this.ctx.jobOfRun(runDir)) {
+      void vscode.window.showWarningMessage(`MoSLoRA: ${old} is training or queued; rename it once it has ended.`);
+      return;
+    }
+    const name = await vscode.window.showInputBox({
+      title: `MoSLoRA: Rename Run ${old}`,
+      prompt: `New name of the run folder (in ${dirname(runDir)})`,
+      value: old,
+      validateInput: (value) =>
+        !RUN_NAME.test(value) ? 'letters, digits, ".", "_" and "-" only' : value !== old && existsSync(join(dirname(runDir), value)) ? `${value} exists` : undefined,
+    });
+    if (!name || name === old) return;
+    const target = join(dirname(runDir), name);
+    if (existsSync(target)) throw new Error(`${target} exists`);
+    await rename(runDir, target);
+    this.ctx.log.info(`panel: renamed run ${runDir} → ${target}`);
+    this.ctx.tracker.runMoved(runDir, target);
+    this.post({ type: 'runRemoved', runId });
+    await this.refreshRuns();
+    this.post({ type: 'focus', runId: this.ctx.tracker.runIds.idOf(target) });
+  }
+
+  /** Deletes a run's folder after asking; never a run that trains or waits to. */
+  private async deleteRun(runId: string): Promise<void> {
+    const runDir = this.ctx.tracker.runIds.dirOf(runId);
+    if (!runDir) return this.ctx.log.info(`panel: deleteRun for unknown run id ${JSON.stringify(runId)} ignored`);
+    const name = basename(runDir);
+    if (this.ctx.jobOfRun(runDir)) {
+      void vscode.window.showWarningMessage(`MoSLoRA: ${name} is training or queued; stop it before deleting it.`);
+      return;
+    }
+    const choice = await vscode.window.showWarningMessage(
+      `Delete run ${name}?`,
+      { modal: true, detail: `Its folder goes, with its metrics, checkpoints and adapter, and cannot be brought back:\n${runDir}` },
+      'Delete',
+    );
+    if (choice !== 'Delete') return;
+    // asked once more: it may have been resumed while the dialog was open
+    if (this.ctx.jobOfRun(runDir)) throw new Error(`${name} started training meanwhile; it was not deleted`);
+    await vscode.workspace.fs.delete(vscode.Uri.file(runDir), { recursive: true, useTrash: false });
+    this.ctx.log.info(`panel: deleted run ${runDir}`);
+    this.ctx.tracker.runMoved(runDir, undefined);
+    this.post({ type: 'runRemoved', runId });
+    await this.refreshRuns();
+    vscode.window.setStatusBarMessage(`MoSLoRA: deleted run ${name}`, 5000);
   }
 
   dispose(): void {
@@ -299,6 +421,10 @@ export function registerPanelSerializer(ctx: Ctx): vscode.Disposable {
       TrainingPanel.revive(webviewPanel, ctx);
     },
   });
+}
+
+function formatBytes(bytes: number): string {
+  return bytes < 1024 ? `${bytes} B` : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(0)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
 function maxStep(records: readonly { step: number }[]): number {

@@ -29,4 +29,12 @@ export class RunIds {
   dirOf(runId: string): string | undefined {
     return this.dirs.get(runId);
   }
+
+  /** A run folder that was renamed or deleted: its id means nothing any more (and may be reused). */
+  forget(runDir: string): void {
+    const id = this.ids.get(runDir);
+    if (id === undefined) return;
+    this.ids.delete(runDir);
+    this.dirs.delete(id);
+  }
 }

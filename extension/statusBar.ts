@@ -24,7 +24,9 @@ export class JobStatusBar implements vscode.Disposable {
       this.item.hide();
       return;
     }
-    const view = statusOf(tracked);
+    // the jobs waiting behind the one shown (a queued job shown is itself one of them)
+    const queued = this.ctx.tracker.queued().filter((t) => t !== tracked).length;
+    const view = statusOf(tracked, queued);
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
     this.item.backgroundColor =

@@ -1,16 +1,21 @@
-// The config "MoSLoRA: New Adapter Config" writes: every line commented, training the shipped
-// tiny Llama (examples/tiny-model) on the name-the-kind task (examples/tiny-task) when the
-// workspace holds them, with paths relative to the new file as the loader reads them.
-import { relative, sep } from 'node:path';
+// The config "MoSLoRA: New Adapter Config" writes: every line commented, with the model folder
+// and the data the workspace holds (the shipped tiny Llama and its name-the-kind task when the
+// workspace has examples/), paths relative to the new file as the loader reads them.
+import { relativeToConfig } from './scan';
 
 export interface TemplatePaths {
   /** Model folder, written as is (relative to the config). */
   model: string;
   train: string;
-  eval: string;
+  /** Left out: the config has no `eval` (no evaluation). */
+  eval?: string;
+  /** `data.format`; default completion. */
+  format?: 'text' | 'completion' | 'alpaca' | 'chat';
+  /** Default: the Llama family's q, k, v, up and down projections. */
+  targetModules?: readonly string[];
 }
 
-/** Placeholders for a workspace without the examples: diagnostics point at each one. */
+/** Placeholders for a workspace without a model or data: diagnostics point at each one. */
 export const PLACEHOLDER_PATHS: TemplatePaths = {
   model: 'path/to/hf-model-folder',
   train: 'path/to/train.jsonl',
@@ -19,27 +24,31 @@ export const PLACEHOLDER_PATHS: TemplatePaths = {
 
 /** The examples' paths as the config at `configDir` must write them (forward slashes, `./` when inside). */
 export function examplePaths(configDir: string, examplesDir: string): TemplatePaths {
-  const rel = (path: string) => {
-    const r = relative(configDir, path).split(sep).join('/');
-    return r.startsWith('.') ? r : `./${r}`;
-  };
   return {
-    model: rel(`${examplesDir}/tiny-model`),
-    train: rel(`${examplesDir}/tiny-task/train.jsonl`),
-    eval: rel(`${examplesDir}/tiny-task/eval.jsonl`),
+    model: relativeToConfig(configDir, `${examplesDir}/tiny-model`),
+    train: relativeToConfig(configDir, `${examplesDir}/tiny-task/train.jsonl`),
+    eval: relativeToConfig(configDir, `${examplesDir}/tiny-task/eval.jsonl`),
   };
 }
 
-export function configTemplate(paths: TemplatePaths, examples: boolean): string {
-  const about = examples
-    ? [
-        '# Trains MoSLoRA adapters on the shipped tiny Llama (722k parameters, Moby-Dick) to name the',
-        '# kind of a few words (animals, colors, numbers, foods), a skill the base model lacks.',
-      ]
-    : ['# Point `model` at a Hugging Face model folder and `data` at your JSONL files.'];
+/**
+ * `about`: `example` (the shipped tiny model and task), `found` (what the workspace holds, picked
+ * by New Adapter Config; each line of `notes` goes in as a comment), `placeholders`.
+ */
+export function configTemplate(paths: TemplatePaths, about: 'example' | 'found' | 'placeholders', notes: readonly string[] = []): string {
+  const intro =
+    about === 'example'
+      ? [
+          '# Trains MoSLoRA adapters on the shipped tiny Llama (722k parameters, Moby-Dick) to name the',
+          '# kind of a few words (animals, colors, numbers, foods), a skill the base model lacks.',
+        ]
+      : about === 'found'
+        ? ['# The model folder and the data below were found in this workspace; the training settings', '# are a short first run to see the curves move: raise max_steps for a real one.']
+        : ['# Point `model` at a Hugging Face model folder and `data` at your JSONL files.'];
   return [
     '# MoSLoRA adapter config: LoRA with a learned r×r mixer between A and B (ΔW = s·B·M·A).',
-    ...about,
+    ...intro,
+    ...notes.map((note) => `# ${note}`),
     '# Paths are relative to this file. Hover a key for its documentation; Ctrl+Space completes',
     '# keys, values, model folders and module names. "Train" above starts a run.',
     '',
@@ -56,13 +65,13 @@ export function configTemplate(paths: TemplatePaths, examples: boolean): string 
     '# kaiming (the reference code), orthogonal (keeps all r subspaces at the start), identity, zeros.',
     'mixer_init: orthogonal',
     '# Matched by name suffix, as PEFT does (c_attn for GPT-2).',
-    'target_modules: [q_proj, k_proj, v_proj, up_proj, down_proj]',
+    `target_modules: [${(paths.targetModules ?? ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj']).join(', ')}]`,
     '',
     'data:',
-    '  # JSONL, one {"prompt", "completion"} per line; the loss is on the completion only.',
+    `  # ${FORMAT_NOTES[paths.format ?? 'completion']}`,
     `  train: ${paths.train}`,
-    `  eval: ${paths.eval}`,
-    '  format: completion',
+    ...(paths.eval ? [`  eval: ${paths.eval}`] : []),
+    `  format: ${paths.format ?? 'completion'}`,
     '  max_length: 64',
     '',
     'training:',
@@ -72,7 +81,7 @@ export function configTemplate(paths: TemplatePaths, examples: boolean): string 
     '  learning_rate: 0.002',
     '  warmup_steps: 6',
     '  log_interval: 2',
-    '  eval_interval: 20',
+    ...(paths.eval ? ['  eval_interval: 20'] : []),
     '  mixer_interval: 10',
     '  checkpoint_interval: 30',
     '  seed: 42',
@@ -86,3 +95,10 @@ export function configTemplate(paths: TemplatePaths, examples: boolean): string 
     '',
   ].join('\n');
 }
+
+const FORMAT_NOTES: Record<NonNullable<TemplatePaths['format']>, string> = {
+  completion: 'JSONL, one {"prompt", "completion"} per line; the loss is on the completion only.',
+  text: 'JSONL, one {"text"} per line; the loss is on every token.',
+  alpaca: 'JSONL, one {"instruction", "input"?, "output"} per line; the loss is on the output only.',
+  chat: "JSONL, one {\"messages\": [{\"role\", \"content\"}]} per line, rendered with the model's chat template.",
+};

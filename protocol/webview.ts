@@ -9,7 +9,7 @@
 import type { MetricRecord, MixerSnapshot } from './records';
 
 /** Bumped when a message changes shape; the webview sends it in `ready`. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export const RUN_PHASES = ['queued', 'loading', 'training', 'saving', 'done', 'failed', 'stopped'] as const;
 export type RunPhase = (typeof RUN_PHASES)[number];
@@ -34,7 +34,10 @@ export interface RunState {
   reason?: string;
 }
 
-/** A run offered for comparison. `metrics` may be left out: the webview then asks with requestRun. */
+/** A hyperparameter's value as a run's config.yaml wrote it (lists and objects as their YAML/JSON text). */
+export type Hyperparameter = string | number | boolean | null;
+
+/** A run on disk or live, for the run pickers and Compare. `metrics` may be left out: the webview then asks with requestRun. */
 export interface RunListing {
   runId: string;
   name: string;
@@ -42,6 +45,27 @@ export interface RunListing {
   method?: string;
   state?: RunState;
   metrics?: MetricRecord[];
+  /** The last logged train loss (summary.json's `finalLoss`: raw, as the status bar shows it). */
+  finalLoss?: number;
+  /** It has a checkpoint to continue from and is not training: Resume applies. */
+  resumable?: boolean;
+  /**
+   * The run's config.yaml (the resolved config that ran) flattened to dotted keys, e.g.
+   * `training.learning_rate`: Compare shows the keys whose values differ between runs.
+   */
+  hyperparameters?: Record<string, Hyperparameter>;
+  /** The A/B this run is one seed of (its folder's name, `ab-<name>`): Compare groups its runs by method. */
+  ab?: string;
+}
+
+/** A job waiting for the one job slot (it has no run folder yet). */
+export interface QueuedJob {
+  /** The extension's key for the job (`<server generation>:<job id>`), for cancelQueued. */
+  jobKey: string;
+  /** The config it trains, e.g. `tiny` for tiny.moslora.yaml. */
+  name: string;
+  /** Why it waits, in words. */
+  reason: string;
 }
 
 export const THEME_KINDS = ['light', 'dark', 'highContrast', 'highContrastLight'] as const;
@@ -60,10 +84,14 @@ export type ExtensionMessage =
   | { type: 'metrics'; runId: string; records: MetricRecord[]; replace?: boolean }
   /** Mixer snapshots of a run; `replace` as for metrics. */
   | { type: 'mixers'; runId: string; snapshots: MixerSnapshot[]; replace?: boolean }
-  /** The runs the user can compare (replaces the previous list). */
+  /** The runs on disk and live, newest first (replaces the previous list). */
   | { type: 'runs'; runs: RunListing[] }
-  /** Show this run (and optionally this tab), e.g. after "Show mixers" on a finished run. */
-  | { type: 'focus'; runId: string; tab?: PanelTab }
+  /** A run was deleted or renamed: forget it (a renamed run comes back under its new id in `runs`). */
+  | { type: 'runRemoved'; runId: string }
+  /** The jobs waiting for the running one, oldest first (replaces the previous list; empty when none waits). */
+  | { type: 'queue'; jobs: QueuedJob[] }
+  /** Show this run and/or this tab, e.g. after "Show Mixer Heatmaps". */
+  | { type: 'focus'; runId?: string; tab?: PanelTab }
   /** The user's saved settings, sent once after `ready`. */
   | { type: 'settings'; smoothing: number }
   /** VS Code's theme kind; the colours themselves come from its CSS variables. */
@@ -77,6 +105,16 @@ export type WebviewMessage =
   | { type: 'ready'; protocol: number }
   /** The user pressed Stop. */
   | { type: 'stop'; runId: string }
+  /** Resume a stopped or failed run from its newest checkpoint. */
+  | { type: 'resume'; runId: string }
+  /** Rename a run's folder: the extension asks for the new name. */
+  | { type: 'renameRun'; runId: string }
+  /** Delete a run's folder: the extension asks first, and refuses a run that trains. */
+  | { type: 'deleteRun'; runId: string }
+  /** Open the report of the A/B this run belongs to. */
+  | { type: 'openAbReport'; runId: string }
+  /** Drop a queued job before it starts. */
+  | { type: 'cancelQueued'; jobKey: string }
   /** Send this run's metrics and mixers (for Compare, or to show a finished run). */
   | { type: 'requestRun'; runId: string }
   /** Save this CSV: the extension asks where (a webview cannot write files). */
@@ -101,6 +139,12 @@ export const LIMITS = {
   pngBytes: 32 * 1024 * 1024,
   errorLength: 10_000,
   smoothingMax: 0.999,
+  jobKeyLength: 40,
+  /** Per run: a config has a few dozen keys; this bounds a hostile or broken config.yaml. */
+  hyperparameters: 500,
+  hyperparameterKeyLength: 200,
+  hyperparameterValueLength: 2_000,
+  queuedJobs: 100,
 } as const;
 
 const PNG_PREFIX = 'data:image/png;base64,';
@@ -194,6 +238,13 @@ function fileName(value: unknown, where: string, extension: string): string {
   return name;
 }
 
+/** `<server generation>:<job id>`, as the extension keys its jobs. */
+function jobKey(value: unknown, where: string): string {
+  const key = string(value, where, LIMITS.jobKeyLength);
+  if (!/^\d+:\d+$/.test(key)) fail(`${where}: expected a job key like "1:2", got ${JSON.stringify(key)}`);
+  return key;
+}
+
 function oneOf<T extends string>(value: unknown, options: readonly T[], where: string): T {
   if (typeof value !== 'string' || !options.includes(value as T)) fail(`${where}: expected one of ${options.join(', ')}`);
   return value as T;
@@ -208,8 +259,15 @@ function webviewMessage(value: unknown): WebviewMessage {
       return { type, protocol: count(o.protocol, 'ready.protocol') };
     case 'stop':
     case 'requestRun':
+    case 'resume':
+    case 'renameRun':
+    case 'deleteRun':
+    case 'openAbReport':
       exactKeys(o, type, ['type', 'runId']);
       return { type, runId: runId(o.runId, `${type}.runId`) };
+    case 'cancelQueued':
+      exactKeys(o, type, ['type', 'jobKey']);
+      return { type, jobKey: jobKey(o.jobKey, 'cancelQueued.jobKey') };
     case 'exportCsv': {
       exactKeys(o, type, ['type', 'fileName', 'csv']);
       // a UTF-16 length bounds the UTF-8 size within 3×; the cap is a sanity limit, not exact
@@ -261,9 +319,19 @@ function extensionMessage(value: unknown): ExtensionMessage {
       if (!Array.isArray(o.runs)) fail('runs.runs: expected an array');
       return { type, runs: o.runs.map((r, i) => runListing(r, `runs.runs[${i}]`)) };
     }
+    case 'runRemoved':
+      exactKeys(o, type, ['type', 'runId']);
+      return { type, runId: runId(o.runId, 'runRemoved.runId') };
+    case 'queue': {
+      exactKeys(o, type, ['type', 'jobs']);
+      if (!Array.isArray(o.jobs)) fail('queue.jobs: expected an array');
+      if (o.jobs.length > LIMITS.queuedJobs) fail(`queue.jobs: more than ${LIMITS.queuedJobs} jobs (${o.jobs.length})`);
+      return { type, jobs: o.jobs.map((j, i) => queuedJob(j, `queue.jobs[${i}]`)) };
+    }
     case 'focus': {
-      exactKeys(o, type, ['type', 'runId'], ['tab']);
-      const message: ExtensionMessage = { type, runId: runId(o.runId, 'focus.runId') };
+      exactKeys(o, type, ['type'], ['runId', 'tab']);
+      const message: ExtensionMessage = { type };
+      if (o.runId !== undefined) message.runId = runId(o.runId, 'focus.runId');
       if (o.tab !== undefined) message.tab = oneOf(o.tab, PANEL_TABS, 'focus.tab');
       return message;
     }
@@ -347,10 +415,39 @@ function numbers(value: unknown, where: string): (number | null)[] {
 
 function runListing(value: unknown, where: string): RunListing {
   const o = object(value, where);
-  exactKeys(o, where, ['runId', 'name'], ['method', 'state', 'metrics']);
+  exactKeys(o, where, ['runId', 'name'], ['method', 'state', 'metrics', 'finalLoss', 'resumable', 'hyperparameters', 'ab']);
   const listing: RunListing = { runId: runId(o.runId, `${where}.runId`), name: string(o.name, `${where}.name`, 500) };
   if (o.method !== undefined) listing.method = string(o.method, `${where}.method`, 100);
   if (o.state !== undefined) listing.state = runState(o.state, `${where}.state`);
   if (o.metrics !== undefined) listing.metrics = metricRecords(o.metrics, `${where}.metrics`);
+  if (o.finalLoss !== undefined) listing.finalLoss = finite(o.finalLoss, `${where}.finalLoss`);
+  if (o.resumable !== undefined) {
+    if (typeof o.resumable !== 'boolean') fail(`${where}.resumable: expected true or false`);
+    listing.resumable = o.resumable;
+  }
+  if (o.hyperparameters !== undefined) listing.hyperparameters = hyperparameters(o.hyperparameters, `${where}.hyperparameters`);
+  if (o.ab !== undefined) listing.ab = string(o.ab, `${where}.ab`, 200);
   return listing;
+}
+
+function hyperparameters(value: unknown, where: string): Record<string, Hyperparameter> {
+  const o = object(value, where);
+  const keys = Object.keys(o);
+  if (keys.length > LIMITS.hyperparameters) fail(`${where}: more than ${LIMITS.hyperparameters} keys (${keys.length})`);
+  // a fresh object without a prototype: a key named __proto__ stays a key
+  const out: Record<string, Hyperparameter> = Object.create(null) as Record<string, Hyperparameter>;
+  for (const key of keys) {
+    string(key, `${where} key`, LIMITS.hyperparameterKeyLength);
+    const v = o[key];
+    if (v === null || typeof v === 'boolean') out[key] = v;
+    else if (typeof v === 'number') out[key] = finite(v, `${where}.${key}`);
+    else out[key] = string(v, `${where}.${key}`, LIMITS.hyperparameterValueLength);
+  }
+  return out;
+}
+
+function queuedJob(value: unknown, where: string): QueuedJob {
+  const o = object(value, where);
+  exactKeys(o, where, ['jobKey', 'name', 'reason']);
+  return { jobKey: jobKey(o.jobKey, `${where}.jobKey`), name: string(o.name, `${where}.name`, 500), reason: string(o.reason, `${where}.reason`, LIMITS.errorLength) };
 }

@@ -16,9 +16,10 @@ import { RunDirectory, listRuns } from './engine/runs';
 import { JobManager } from './jobs/manager';
 import { filePathOf } from './lsp/document';
 import { configLenses } from './lsp/lens';
+import { abArgs } from './tasks/ab';
 import { runCliJson } from './tasks/cli-task';
 import { estimateConfig } from './tasks/estimate';
-import { cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, combineAdaptersRequest, mergeAdapterRequest, jobUpdateNotification, listJobsRequest, listRunsRequest, runDataRequest, serverSettingsOf, settingsNotification, startTrainingRequest, type ServerSettings } from '../protocol/editor';
+import { abTestRequest, cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, combineAdaptersRequest, mergeAdapterRequest, jobUpdateNotification, listJobsRequest, listRunsRequest, runDataRequest, serverSettingsOf, settingsNotification, startTrainingRequest, type ServerSettings } from '../protocol/editor';
 import type { CliCommand, CliResults } from '../protocol/cli';
 
 const connection = createConnection(ProposedFeatures.all);
@@ -64,7 +65,14 @@ connection.onHover(({ textDocument, position }) => {
   return document ? hoverConfig(document.uri, document.getText(), position, facts) : null;
 });
 connection.onCodeAction((params) => quickFixes(params));
-connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri, documents.get(textDocument.uri)?.getText() ?? '', settings.runsDirectory));
+connection.onCodeLens(({ textDocument }) =>
+  configLenses(
+    textDocument.uri,
+    documents.get(textDocument.uri)?.getText() ?? '',
+    settings.runsDirectory,
+    jobs.list().flatMap((job) => (job.runDir && (job.state === 'loading' || job.state === 'training' || job.state === 'saving') ? [job.runDir] : [])),
+  ),
+);
 connection.onNotification(settingsNotification, (received) => {
   settings = serverSettingsOf(received);
   refreshLenses();
@@ -75,8 +83,8 @@ const jobs = new JobManager({
   log: (line) => connection.console.error(line),
   onUpdate: (update) => {
     void connection.sendNotification(jobUpdateNotification, update);
-    // A finished run brings its config the "Open panel" and "Merge" lenses.
-    if (update.job.state === 'done') refreshLenses();
+    // A run that starts or ends changes its config's lenses ("Open panel", "Merge", "Resume").
+    if (['loading', 'done', 'cancelled', 'failed'].includes(update.job.state)) refreshLenses();
   },
 });
 
@@ -110,6 +118,19 @@ connection.onRequest(exportAdapterRequest, ({ adapterDir, outDir, force }, token
 connection.onRequest(generateRequest, ({ modelDir, adapterDir, prompt, maxNewTokens }, token) =>
   cli('generate', [modelDir, ...(adapterDir ? ['--adapter', adapterDir] : []), '--prompt', prompt, '--max-new-tokens', String(maxNewTokens)], token),
 );
+
+// An A/B trains for minutes to hours: a cancel stops it as Ctrl+C does (its trainers checkpoint), and it may take its time to.
+connection.onRequest(abTestRequest, ({ configUri, ...params }, token) => {
+  const configPath = filePathOf(configUri);
+  if (!configPath) throw new Error(`${configUri}: save the config to a file first; an A/B trains from it`);
+  return runCliJson<CliResults['ab']>(abArgs(configPath, params), {
+    cli: join(__dirname, 'cli.js'),
+    token,
+    cancelSignal: 'SIGINT',
+    killGraceMs: 60_000,
+    onStderr: (line) => connection.console.log(`[ab] ${line}`),
+  });
+});
 
 connection.onRequest(environmentRequest, async (): Promise<CliResults['backends']> => {
   const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, 'cli.js'), 'backends', '--json'], {

@@ -1,20 +1,26 @@
 // Code lenses at the top of a config: "Train" and "Estimate" (argument: the config's URI), and,
-// once a run of this config exists (in the editor's runs folder setting, else the config's own),
-// "Open panel" and "Merge" for its newest run (arguments: the run folder, and its adapter
-// folder). The extension implements the commands; their ids live in the protocol file.
+// once runs of this config exist (in the editor's runs folder setting, else the config's own):
+// "Open panel" on its newest finished run (else its newest), "Merge" for the newest finished run
+// with an adapter, "Resume" when its newest run stopped or failed with a checkpoint (arguments:
+// the run folder, or its adapter folder). Each names its run. The extension implements the
+// commands; their ids live in the protocol file.
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { CodeLens } from 'vscode-languageserver';
 import { parse } from 'yaml';
 import { outputSchema } from '../config/schema';
+import { RunDirectory } from '../engine/runs';
 import { commandIds } from '../../protocol/commands';
 import { ConfigSource, filePathOf, resolveFrom } from './document';
 
 const DEFAULT_RUNS_DIR = outputSchema.parse({}).runs_dir;
 
-/** `runsDirectory`: the editor's `moslora.runsDirectory`, which overrides the config's `output.runs_dir`. */
-export async function configLenses(uri: string, text: string, runsDirectory: string | null = null): Promise<CodeLens[]> {
+/**
+ * `runsDirectory`: the editor's `moslora.runsDirectory`, which overrides the config's
+ * `output.runs_dir`. `liveRunDirs`: the run folders jobs train now (no Resume for those).
+ */
+export async function configLenses(uri: string, text: string, runsDirectory: string | null = null, liveRunDirs: readonly string[] = []): Promise<CodeLens[]> {
   const range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
   const lenses: CodeLens[] = [
     { range, command: { title: '$(play) Train', command: commandIds.startTraining, arguments: [uri] } },
@@ -24,27 +30,43 @@ export async function configLenses(uri: string, text: string, runsDirectory: str
   if (!configPath) return lenses;
   const written = new ConfigSource(text).scalar(['output', 'runs_dir'])?.value;
   const runsDir = runsDirectory ?? resolveFrom(configPath, typeof written === 'string' && written ? written : DEFAULT_RUNS_DIR);
-  const runDir = await newestRunOf(configPath, runsDir);
-  if (!runDir) return lenses;
-  const name = basename(runDir);
-  lenses.push({ range, command: { title: 'Open panel', tooltip: `Show run ${name} in the training panel`, command: commandIds.openPanel, arguments: [runDir] } });
-  const adapterDir = join(runDir, 'adapter');
-  if (existsSync(join(adapterDir, 'adapter_config.json'))) {
-    lenses.push({ range, command: { title: 'Merge', tooltip: `Merge the adapter of run ${name} into its base model`, command: commandIds.mergeAdapter, arguments: [adapterDir] } });
+  const runs = await runsOf(configPath, runsDir);
+  const newest = runs[0];
+  if (!newest) return lenses;
+  const finished = await firstAsync(runs, async (dir) => (await new RunDirectory(dir).readSummary())?.state === 'done');
+  const shown = finished ?? newest;
+  lenses.push({
+    range,
+    command: { title: `Open panel: ${basename(shown)}`, tooltip: `Show run ${basename(shown)}${finished ? ', the newest that finished,' : ''} in the training panel`, command: commandIds.openPanel, arguments: [shown] },
+  });
+  const merged = await firstAsync(runs, async (dir) => existsSync(join(dir, 'adapter', 'adapter_config.json')) && (await new RunDirectory(dir).readSummary())?.state === 'done');
+  if (merged) {
+    const name = basename(merged);
+    lenses.push({ range, command: { title: `Merge ${name}`, tooltip: `Merge the adapter of run ${name} into its base model`, command: commandIds.mergeAdapter, arguments: [join(merged, 'adapter')] } });
+  }
+  const live = new Set(liveRunDirs.map((dir) => resolve(dir)));
+  if (newest !== finished && !live.has(newest) && (await new RunDirectory(newest).checkpointSteps()).length > 0) {
+    const name = basename(newest);
+    lenses.push({ range, command: { title: `$(debug-continue) Resume ${name}`, tooltip: `Continue run ${name} from its newest checkpoint`, command: commandIds.resumeTraining, arguments: [newest] } });
   }
   return lenses;
 }
 
+async function firstAsync<T>(items: readonly T[], test: (item: T) => Promise<boolean>): Promise<T | undefined> {
+  for (const item of items) if (await test(item)) return item;
+  return undefined;
+}
+
 /**
- * The newest run folder under `runsDir` (by its config.yaml's time, as `listRuns` orders) whose
- * config.yaml, the resolved config that ran, names `configPath`. Null when there is none.
+ * The run folders under `runsDir` whose config.yaml, the resolved config that ran, names
+ * `configPath`: newest first, by config.yaml's time, as `listRuns` orders.
  */
-export async function newestRunOf(configPath: string, runsDir: string): Promise<string | null> {
+export async function runsOf(configPath: string, runsDir: string): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(runsDir);
   } catch {
-    return null;
+    return [];
   }
   const runs = await Promise.all(
     names.map(async (name) => {
@@ -54,13 +76,14 @@ export async function newestRunOf(configPath: string, runsDir: string): Promise<
     }),
   );
   const target = resolve(configPath);
+  const mine: string[] = [];
   for (const run of runs.filter((r) => r !== null).sort((a, b) => b.modified - a.modified)) {
     try {
       const config = parse(await readFile(run.file, 'utf8')) as { configPath?: unknown } | null;
-      if (typeof config?.configPath === 'string' && resolve(config.configPath) === target) return run.dir;
+      if (typeof config?.configPath === 'string' && resolve(config.configPath) === target) mine.push(run.dir);
     } catch {
       // a torn or foreign config.yaml: not a run of this config
     }
   }
-  return null;
+  return mine;
 }

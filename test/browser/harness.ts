@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { PANEL_ASSETS, webviewHtml } from '../../protocol/webview-page';
-import { THEMES, type ThemeName } from './themes';
+import { THEME_NAMES, THEMES, type ThemeName } from './themes';
 
 const DIST = join(import.meta.dirname, '..', '..', 'dist', 'webview');
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
@@ -19,8 +19,10 @@ function stub(theme: ThemeName): string {
   window.__setTheme = (name) => {
     const t = themes[name];
     const html = document.documentElement;
+    // VS Code replaces the variables whole: one theme's never linger under another's
+    html.removeAttribute('style');
     for (const [key, value] of Object.entries(t.vars)) html.style.setProperty(key, value);
-    document.body.classList.remove('vscode-light', 'vscode-dark');
+    document.body.classList.remove('vscode-light', 'vscode-dark', 'vscode-high-contrast');
     document.body.classList.add(t.bodyClass);
     document.body.dataset.vscodeThemeKind = t.kind;
   };
@@ -51,7 +53,8 @@ export async function startHarness(): Promise<Harness> {
   const server: Server = createServer((request, response) => {
     void (async () => {
       const url = new URL(request.url ?? '/', origin);
-      const theme: ThemeName = url.searchParams.get('theme') === 'light' ? 'light' : 'dark';
+      const asked = url.searchParams.get('theme');
+      const theme: ThemeName = THEME_NAMES.find((name) => name === asked) ?? 'dark';
       if (url.pathname === '/panel.html') {
         const nonce = randomBytes(16).toString('base64');
         const page = webviewHtml({

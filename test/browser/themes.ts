@@ -1,6 +1,7 @@
-// The CSS variables VS Code sets on a webview's <html>, for two stock themes (values from VS Code's
-// Dark Modern and Light Modern). Enough for the panel, uPlot and @vscode-elements.
-export type ThemeName = 'dark' | 'light';
+// The CSS variables VS Code sets on a webview's <html>, for three stock themes (values from VS
+// Code's Dark Modern, Light Modern and Dark High Contrast). Enough for the panel, uPlot and
+// @vscode-elements.
+export type ThemeName = 'dark' | 'light' | 'highContrast';
 
 export const THEMES: Record<ThemeName, { bodyClass: string; kind: string; vars: Record<string, string> }> = {
   dark: {
@@ -41,6 +42,9 @@ export const THEMES: Record<ThemeName, { bodyClass: string; kind: string; vars: 
       '--vscode-settings-checkboxBackground': '#313131',
       '--vscode-settings-checkboxBorder': '#3c3c3c',
       '--vscode-settings-checkboxForeground': '#cccccc',
+      '--vscode-textLink-foreground': '#4daafc',
+      '--vscode-textLink-activeForeground': '#4daafc',
+      '--vscode-disabledForeground': '#cccccc80',
       '--vscode-list-focusOutline': '#0078d4',
       '--vscode-list-hoverForeground': '#cccccc',
       '--vscode-list-highlightForeground': '#2aaaff',
@@ -109,6 +113,9 @@ export const THEMES: Record<ThemeName, { bodyClass: string; kind: string; vars: 
       '--vscode-settings-checkboxBackground': '#f8f8f8',
       '--vscode-settings-checkboxBorder': '#cecece',
       '--vscode-settings-checkboxForeground': '#3b3b3b',
+      '--vscode-textLink-foreground': '#005fb8',
+      '--vscode-textLink-activeForeground': '#005fb8',
+      '--vscode-disabledForeground': '#61616180',
       '--vscode-list-focusOutline': '#005fb8',
       '--vscode-list-hoverForeground': '#3b3b3b',
       '--vscode-list-highlightForeground': '#0066bf',
@@ -139,7 +146,73 @@ export const THEMES: Record<ThemeName, { bodyClass: string; kind: string; vars: 
       '--vscode-charts-purple': '#652d90',
     },
   },
+  highContrast: {
+    bodyClass: 'vscode-high-contrast',
+    kind: 'vscode-high-contrast',
+    vars: {
+      '--vscode-font-family': 'system-ui, "Ubuntu", "Droid Sans", sans-serif',
+      '--vscode-font-size': '13px',
+      '--vscode-font-weight': 'normal',
+      '--vscode-foreground': '#ffffff',
+      '--vscode-descriptionForeground': '#ffffff',
+      '--vscode-contrastBorder': '#6fc3df',
+      '--vscode-contrastActiveBorder': '#f38518',
+      '--vscode-editor-background': '#000000',
+      '--vscode-editor-foreground': '#ffffff',
+      '--vscode-editor-selectionBackground': '#ffffff',
+      '--vscode-editorWidget-border': '#6fc3df',
+      '--vscode-panel-border': '#6fc3df',
+      '--vscode-panel-background': '#000000',
+      '--vscode-focusBorder': '#f38518',
+      '--vscode-button-foreground': '#ffffff',
+      '--vscode-button-border': '#6fc3df',
+      '--vscode-button-secondaryForeground': '#ffffff',
+      '--vscode-checkbox-background': '#000000',
+      '--vscode-checkbox-border': '#6fc3df',
+      '--vscode-checkbox-foreground': '#ffffff',
+      '--vscode-dropdown-background': '#000000',
+      '--vscode-dropdown-border': '#6fc3df',
+      '--vscode-dropdown-foreground': '#ffffff',
+      '--vscode-dropdown-listBackground': '#000000',
+      '--vscode-settings-dropdownBackground': '#000000',
+      '--vscode-settings-dropdownBorder': '#6fc3df',
+      '--vscode-settings-headerBorder': '#6fc3df',
+      '--vscode-settings-dropdownForeground': '#ffffff',
+      '--vscode-settings-dropdownListBorder': '#6fc3df',
+      '--vscode-settings-checkboxBackground': '#000000',
+      '--vscode-settings-checkboxBorder': '#6fc3df',
+      '--vscode-settings-checkboxForeground': '#ffffff',
+      '--vscode-textLink-foreground': '#21a6ff',
+      '--vscode-textLink-activeForeground': '#21a6ff',
+      '--vscode-disabledForeground': '#a5a5a5',
+      '--vscode-list-focusOutline': '#f38518',
+      '--vscode-list-highlightForeground': '#f38518',
+      '--vscode-toolbar-hoverOutline': '#f38518',
+      '--vscode-badge-background': '#000000',
+      '--vscode-badge-foreground': '#ffffff',
+      '--vscode-progressBar-background': '#6fc3df',
+      '--vscode-panelTitle-activeBorder': '#6fc3df',
+      '--vscode-panelTitle-activeForeground': '#ffffff',
+      '--vscode-panelTitle-inactiveForeground': '#ffffff',
+      '--vscode-editorHoverWidget-background': '#0c141f',
+      '--vscode-editorHoverWidget-foreground': '#ffffff',
+      '--vscode-editorHoverWidget-border': '#6fc3df',
+      '--vscode-textBlockQuote-background': '#000000',
+      '--vscode-inputValidation-errorBackground': '#000000',
+      '--vscode-inputValidation-errorBorder': '#6fc3df',
+      '--vscode-charts-foreground': '#ffffff',
+      '--vscode-charts-lines': '#ffffff80',
+      '--vscode-charts-red': '#f48771',
+      '--vscode-charts-blue': '#3794ff',
+      '--vscode-charts-yellow': '#ffd370',
+      '--vscode-charts-orange': '#ab5a00',
+      '--vscode-charts-green': '#89d185',
+      '--vscode-charts-purple': '#b180d7',
+    },
+  },
 };
+
+export const THEME_NAMES = Object.keys(THEMES) as ThemeName[];
 
 export function hexToRgb(hex: string): { r: number; g: number; b: number } {
   const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(hex);

@@ -237,6 +237,7 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
     await mkdir(join(runDir, 'adapter'), { recursive: true });
     await writeFile(join(runDir, 'config.yaml'), `configPath: ${join(dir, 'main.moslora.yaml')}\n`);
     await writeFile(join(runDir, 'adapter', 'adapter_config.json'), '{}');
+    await writeFile(join(runDir, 'summary.json'), JSON.stringify({ state: 'done' }));
     const after = await client.connection.sendRequest(CodeLensRequest.type, { textDocument: { uri: main() } });
     assert.deepEqual(
       after?.slice(2).map((lens) => [lens.command?.command, lens.command?.arguments]),

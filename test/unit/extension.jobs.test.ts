@@ -3,7 +3,7 @@
 // bar's text.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { JobTracker, phaseOf, Progress, runStateOf, statusOf } from '../../extension/jobs';
+import { JobTracker, phaseOf, Progress, queuedJobs, runStateOf, statusOf } from '../../extension/jobs';
 import { RunIds } from '../../extension/runIds';
 import type { JobInfo, JobUpdate } from '../../protocol/editor';
 import { RUN_PHASES } from '../../protocol/webview';
@@ -82,6 +82,30 @@ describe('JobTracker', () => {
     tracker.apply(update(job({ id: 2, state: 'cancelled', message: 'cancelled before it started' })));
     assert.equal(tracker.current(), b);
   });
+
+  it('lists the queued jobs, each with what it waits for; a resumed job is named by its run', () => {
+    const tracker = new JobTracker();
+    tracker.apply(update(job({ id: 1, state: 'training', runDir: '/r/tiny-1' })));
+    tracker.apply(update(job({ id: 2, state: 'queued' })));
+    tracker.apply(update(job({ id: 3, state: 'queued', request: { configPath: '/ws/tiny.moslora.yaml', resumeRunDir: '/r/tiny-0' } })));
+    assert.deepEqual(queuedJobs(tracker), [
+      { jobKey: '1:2', name: 'tiny', reason: 'waits for tiny-1: one job trains at a time' },
+      { jobKey: '1:3', name: 'tiny-0', reason: 'waits for tiny-1 and 1 queued before it: one job trains at a time' },
+    ]);
+    tracker.apply(update(job({ id: 2, state: 'cancelled' })));
+    assert.deepEqual(tracker.queued().map((t) => t.key), ['1:3']);
+  });
+
+  it('follows a renamed run folder, and forgets a deleted one', () => {
+    const tracker = new JobTracker();
+    const done = tracker.apply(update(job({ state: 'done', runDir: '/r/a' }))).tracked;
+    tracker.runMoved('/r/a', '/r/baseline');
+    assert.deepEqual([done.runId, done.name, done.job.runDir], ['baseline', 'baseline', '/r/baseline']);
+    assert.equal(tracker.runIds.dirOf('a'), undefined, 'the old id means nothing any more');
+    assert.equal(tracker.runIds.dirOf('baseline'), '/r/baseline');
+    tracker.runMoved('/r/baseline', undefined);
+    assert.equal(tracker.runIds.dirOf('baseline'), undefined);
+  });
 });
 
 describe('Progress and the status bar', () => {
@@ -106,9 +130,13 @@ describe('Progress and the status bar', () => {
     assert.deepEqual([statusOf(queued).text, statusOf(queued).severity], ['$(clock) MoSLoRA: queued', 'warning']);
     const training = tracker.apply(update(job({ state: 'training', runDir: '/r/t', step: 20, totalSteps: 1200 }), [train(10, 3.21, 5), train(20, 3.1234, 10)])).tracked;
     assert.equal(statusOf(training).text, '$(sync~spin) MoSLoRA 20/1,200 · loss 3.123 · ETA 9:50');
+    const behind = statusOf(training, 2);
+    assert.equal(behind.text, '$(sync~spin) MoSLoRA 20/1,200 · loss 3.123 · ETA 9:50 · 2 queued', 'the jobs waiting behind it');
+    assert.match(behind.tooltip, /2 more jobs queued/);
     const failed = tracker.apply(update(job({ state: 'failed', runDir: '/r/t', step: 20, totalSteps: 1200, message: 'the trainer was killed by SIGKILL at step 20' }))).tracked;
     const view = statusOf(failed);
     assert.deepEqual([view.text, view.severity], ['$(error) MoSLoRA failed', 'error']);
     assert.match(view.tooltip, /SIGKILL/);
+    assert.equal(statusOf(failed, 1).text, '$(error) MoSLoRA failed', 'a finished job has nothing behind it');
   });
 });

@@ -19,7 +19,7 @@ describe('the New Adapter Config template', () => {
   });
 
   it("is a valid config by the server's own loader, with the example and with placeholders", () => {
-    for (const text of [configTemplate(examplePaths(ROOT, join(ROOT, 'examples')), true), configTemplate(PLACEHOLDER_PATHS, false)]) {
+    for (const text of [configTemplate(examplePaths(ROOT, join(ROOT, 'examples')), 'example'), configTemplate(PLACEHOLDER_PATHS, 'placeholders')]) {
       const { config, issues } = parseConfigText(text, join(ROOT, 'new.moslora.yaml'));
       assert.deepEqual(issues, []);
       assert.equal(config?.method, 'moslora');

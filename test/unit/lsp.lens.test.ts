@@ -14,8 +14,9 @@ import { commandIds } from '../../protocol/commands';
 describe('config lenses', () => {
   let dir: string;
   let config: string;
-  const commands = async (text: string) => (await configLenses(pathToFileURL(config).href, text)).map((lens) => [lens.command?.command, lens.command?.arguments]);
-  const run = async (runsDir: string, name: string, configPath: string, seconds: number, adapter = false) => {
+  const commands = async (text: string, live: string[] = []) => (await configLenses(pathToFileURL(config).href, text, null, live)).map((lens) => [lens.command?.command, lens.command?.arguments]);
+  /** A run folder; `state`: its summary.json's (none while it trains or after a crash); `checkpoint`: a step-N folder. */
+  const run = async (runsDir: string, name: string, configPath: string, seconds: number, adapter = false, state?: 'done' | 'cancelled' | 'failed', checkpoint?: number) => {
     const runDir = join(dir, runsDir, name);
     await mkdir(join(runDir, 'checkpoints'), { recursive: true });
     await writeFile(join(runDir, 'config.yaml'), stringify({ configPath, model: '/m', output: { runs_dir: join(dir, runsDir) } }));
@@ -24,6 +25,8 @@ describe('config lenses', () => {
       await mkdir(join(runDir, 'adapter'));
       await writeFile(join(runDir, 'adapter', 'adapter_config.json'), '{}');
     }
+    if (state) await writeFile(join(runDir, 'summary.json'), JSON.stringify({ state }));
+    if (checkpoint !== undefined) await mkdir(join(runDir, 'checkpoints', `step-${checkpoint}`));
     return runDir;
   };
 
@@ -48,22 +51,58 @@ describe('config lenses', () => {
     assert.equal((await commands('model: ./m\n')).length, 2);
   });
 
-  it('Open panel on the newest run of this config, Merge when it has an adapter', async () => {
-    await run('runs', 'a-old', config, 1000, true);
-    const newest = await run('runs', 'a-new', config, 2000, false);
-    let lenses = await commands('model: ./m\n');
-    assert.deepEqual(lenses.slice(2), [[commandIds.openPanel, [newest]]]);
+  it('Open panel and Merge on the newest finished run, naming it; Resume when a newer one stopped with a checkpoint', async () => {
+    const older = await run('runs', 'a-old', config, 1000, true, 'done');
+    let newest = await run('runs', 'a-new', config, 2000, false);
+    // the newest trains (no summary yet) and has no checkpoint: the finished one is shown and merged
+    let lenses = await configLenses(pathToFileURL(config).href, 'model: ./m\n');
+    assert.deepEqual(
+      lenses.slice(2).map((lens) => [lens.command?.title, lens.command?.command, lens.command?.arguments]),
+      [
+        ['Open panel: a-old', commandIds.openPanel, [older]],
+        ['Merge a-old', commandIds.mergeAdapter, [join(older, 'adapter')]],
+      ],
+    );
+    // it stopped with a checkpoint and an adapter: the finished run keeps Merge; the stopped one resumes
+    await writeFile(join(newest, 'summary.json'), JSON.stringify({ state: 'cancelled' }));
+    await mkdir(join(newest, 'checkpoints', 'step-30'));
     await mkdir(join(newest, 'adapter'));
     await writeFile(join(newest, 'adapter', 'adapter_config.json'), '{}');
-    lenses = await commands('model: ./m\n');
-    assert.deepEqual(lenses.slice(2), [
+    lenses = await configLenses(pathToFileURL(config).href, 'model: ./m\n');
+    assert.deepEqual(
+      lenses.slice(2).map((lens) => [lens.command?.title, lens.command?.command, lens.command?.arguments]),
+      [
+        ['Open panel: a-old', commandIds.openPanel, [older]],
+        ['Merge a-old', commandIds.mergeAdapter, [join(older, 'adapter')]],
+        ['$(debug-continue) Resume a-new', commandIds.resumeTraining, [newest]],
+      ],
+    );
+    assert.equal((await commands('model: ./m\n', [newest])).length, 4, 'no Resume for a run a job trains now');
+    // the resumed run finished: it is the one shown and merged, and nothing resumes
+    await writeFile(join(newest, 'summary.json'), JSON.stringify({ state: 'done' }));
+    assert.deepEqual((await commands('model: ./m\n')).slice(2), [
       [commandIds.openPanel, [newest]],
       [commandIds.mergeAdapter, [join(newest, 'adapter')]],
     ]);
+    newest = await run('runs', 'a-failed', config, 3000, false, 'failed');
+    assert.deepEqual((await commands('model: ./m\n')).slice(2).map(([command]) => command), [commandIds.openPanel, commandIds.mergeAdapter], 'failed before its first checkpoint: nothing to resume');
+  });
+
+  it('Open panel on the newest run when none finished', async () => {
+    const alone = join(dir, 'alone.moslora.yaml');
+    const crashed = await run('runs', 'alone-1', alone, 4000, false, undefined, 10);
+    const lenses = await configLenses(pathToFileURL(alone).href, 'model: ./m\n');
+    assert.deepEqual(
+      lenses.slice(2).map((lens) => [lens.command?.title, lens.command?.arguments]),
+      [
+        ['Open panel: alone-1', [crashed]],
+        ['$(debug-continue) Resume alone-1', [crashed]],
+      ],
+    );
   });
 
   it("looks in the config's output.runs_dir, relative to the config", async () => {
-    const elsewhere = await run('elsewhere', 'x', config, 1000, true);
+    const elsewhere = await run('elsewhere', 'x', config, 1000, true, 'done');
     assert.deepEqual((await commands('model: ./m\noutput:\n  runs_dir: elsewhere\n')).slice(2), [
       [commandIds.openPanel, [elsewhere]],
       [commandIds.mergeAdapter, [join(elsewhere, 'adapter')]],

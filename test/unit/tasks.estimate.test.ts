@@ -23,7 +23,7 @@ describe('estimateConfig', () => {
 
   it("counts LoRA and MoSLoRA parameters of the tiny Llama and the run's steps", async () => {
     // the "New Adapter Config" template, written in a folder beside the repository's examples
-    const { temp: file } = write('estimate.moslora.yaml', configTemplate(examplePaths(temp, join(ROOT, 'examples')), true));
+    const { temp: file } = write('estimate.moslora.yaml', configTemplate(examplePaths(temp, join(ROOT, 'examples')), 'example'));
     const e = await estimateConfig(file, facts);
     // per layer at r = 8: q 8·(128+128), k and v 8·(128+64), up and down 8·(128+256); 4 layers
     const lora = 4 * 8 * (256 + 192 + 192 + 384 + 384);

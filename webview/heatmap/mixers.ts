@@ -2,16 +2,27 @@
 // at 0, symmetric limits shared over the snapshots shown, so scrubbing compares like with like),
 // or a grid of small multiples (rows: layers, columns: modules). A step slider and Play scrub
 // through the snapshots; beside the heatmap, ‖M − I‖_F over steps and the singular values.
-// "M − M₀" shows what training changed since the first snapshot.
+// "M − M₀" shows what training changed since the first snapshot. The run comes from the run
+// picker; a LoRA run (no mixer) says so and offers the runs that have one.
 import { formatCount, formatNumber } from '../../protocol/format';
 import { css, currentPalette, type Rgb } from '../lib/theme';
 import type { RunData } from '../lib/store';
 import { Chart } from '../panel/chart';
 import { $, html, type Context } from '../panel/context';
+import { RunPicker, runLabel } from '../panel/picker';
 import { diverging, frobenius, splitModule, subtract, symmetricLimit } from './colormap';
 import type { MixerSnapshot } from '../../protocol/records';
 
 const PLAY_INTERVAL_MS = 250;
+
+/** Methods that learn no mixer: their runs log no snapshots. */
+const NO_MIXER = new Set(['lora']);
+/** A heatmap cell of the all-modules grid, in CSS pixels: at least 2, at most 14. */
+const GRID_CELL = { min: 2, max: 14 } as const;
+/** Room the grid keeps beside its cells: the layer column, the colour bar, paddings. */
+const GRID_CHROME_PX = 150;
+/** Horizontal padding of a grid cell (two × the td padding, and its outline). */
+const GRID_CELL_PADDING_PX = 10;
 
 export class MixersView {
   readonly element: HTMLElement;
@@ -28,7 +39,9 @@ export class MixersView {
   private readonly colourbar: HTMLCanvasElement;
   private readonly bars: HTMLCanvasElement;
   private readonly distanceChart: Chart;
+  private readonly picker: RunPicker;
   private steps: number[] = [];
+  private choicesKey = '';
   private playing: ReturnType<typeof setInterval> | undefined;
   private optionsKey = '';
   private runVersion = -1;
@@ -40,7 +53,8 @@ export class MixersView {
   ) {
     this.element = html(`
       <div class="mixers">
-        <div class="toolbar">
+        <div class="toolbar run-bar"></div>
+        <div class="toolbar view-controls">
           <label class="control">View
             <vscode-single-select class="view">
               <vscode-option value="single">One module</vscode-option>
@@ -56,7 +70,10 @@ export class MixersView {
           <input class="step" type="range" min="0" max="0" value="0" aria-label="Snapshot">
           <span class="step-label"></span>
         </div>
-        <p class="empty">No mixer snapshots. Plain LoRA keeps M = I and logs none; a MoSLoRA run logs them as it trains.</p>
+        <div class="no-mixer" hidden>
+          <p class="empty"></p>
+          <div class="mixer-runs" role="group" aria-label="Runs with mixers"></div>
+        </div>
         <div class="mixer-single">
           <div class="heatmap-box">
             <div class="heatmap-title"></div>
@@ -79,6 +96,8 @@ export class MixersView {
         <div class="mixer-tooltip" role="tooltip" hidden></div>
       </div>`);
     parent.append(this.element);
+    this.picker = new RunPicker(ctx, (run) => (run.method && NO_MIXER.has(run.method) ? ' (no mixer)' : ''));
+    $(this.element, '.run-bar').append(this.picker.element);
     this.layerSelect = $(this.element, '.layer');
     this.kindSelect = $(this.element, '.kind');
     this.viewSelect = $(this.element, '.view');
@@ -93,7 +112,7 @@ export class MixersView {
     this.bars = $(this.element, '.bars');
     this.distanceChart = new Chart(
       $(this.element, '.distance-chart'),
-      { title: 'Distance from identity ‖M − I‖ (Frobenius) over steps', legend: false, height: 140, marker: () => this.currentStep() },
+      { title: 'Distance from identity ‖M − I‖ (Frobenius) over steps', yLabel: '‖M − I‖_F', legend: false, height: 140, marker: () => this.currentStep() },
       () => this.distanceGroups(),
     );
 
@@ -116,8 +135,9 @@ export class MixersView {
       this.changed();
     });
     this.playButton.addEventListener('click', () => this.togglePlay());
-    // sizes follow the panel (and are right once the tab is first shown)
-    new ResizeObserver(() => this.draw()).observe(this.element);
+    // sizes follow the panel (and are right once the tab is first shown); drawn on the next
+    // frame, as drawing inside the callback changes the layout it reports on
+    new ResizeObserver(() => requestAnimationFrame(() => this.draw())).observe(this.element);
     for (const canvas of [this.heatmap, this.grid]) {
       canvas.addEventListener('pointermove', (event) => this.hover(event));
       canvas.addEventListener('pointerleave', () => (this.tooltip.hidden = true));
@@ -144,6 +164,8 @@ export class MixersView {
   /** New snapshots or a new run. */
   update(): void {
     const run = this.run;
+    this.picker.update();
+    this.updateChoices();
     if (run?.runId === this.runId && run?.version === this.runVersion) return;
     this.runId = run?.runId;
     this.runVersion = run?.version ?? -1;
@@ -239,13 +261,39 @@ export class MixersView {
     return symmetricLimit(matrices);
   }
 
+  /** Without snapshots: why (a LoRA run has no mixer; a young run has logged none yet), and the runs that have some. */
+  private updateChoices(): void {
+    const run = this.run;
+    const lora = run?.method !== undefined && NO_MIXER.has(run.method);
+    const others = lora ? this.ctx.store.newestFirst().filter((r) => r !== run && !(r.method && NO_MIXER.has(r.method))) : [];
+    const text = !run
+      ? 'No run yet: a MoSLoRA run logs its mixers as it trains.'
+      : lora
+        ? `${run.name} is a ${run.method} run: it learns no mixer (M stays I) and logs no snapshots. ${others.length ? 'Runs with mixers:' : 'No run here has one yet: train a config with method: moslora.'}`
+        : 'No mixer snapshots yet: a MoSLoRA run logs them every training.mixer_interval steps, the first at step 0.';
+    const key = JSON.stringify([text, others.map((r) => [r.runId, runLabel(r)])]);
+    if (key === this.choicesKey) return;
+    this.choicesKey = key;
+    $(this.element, '.no-mixer .empty').textContent = text;
+    $(this.element, '.mixer-runs').replaceChildren(
+      ...others.slice(0, 8).map((other) => {
+        const button = html(`<vscode-button class="mixer-run" secondary></vscode-button>`);
+        button.textContent = runLabel(other);
+        button.dataset.runId = other.runId;
+        button.addEventListener('click', () => this.ctx.show(other.runId));
+        return button;
+      }),
+    );
+  }
+
   draw(): void {
     const ui = this.ctx.ui.mixer;
     const has = this.steps.length > 0;
-    $(this.element, '.empty').hidden = has;
+    $(this.element, '.no-mixer').hidden = has;
     this.single.hidden = !has || ui.view !== 'single';
     this.grid.hidden = !has || ui.view !== 'grid';
     $(this.element, '.scrubber').hidden = !has;
+    $(this.element, '.view-controls').hidden = !has;
     for (const el of this.element.querySelectorAll<HTMLElement>('.single-only')) el.hidden = ui.view !== 'single';
     if (!has) return;
     const index = this.stepIndex();
@@ -297,14 +345,22 @@ export class MixersView {
     const layers = [...new Set(modules.map((m) => splitModule(m).layer))];
     const kinds = [...new Set(modules.map((m) => splitModule(m).kind))];
     const r = Math.max(...modules.map((m) => this.run!.mixers.get(m)![0]!.r));
-    const cell = Math.max(2, Math.min(14, Math.floor(120 / r)));
+    // every module kind side by side in the width there is (the panel beside an editor is narrow)
+    const perKind = (this.element.clientWidth - GRID_CHROME_PX) / Math.max(1, kinds.length) - GRID_CELL_PADDING_PX;
+    const cell = Math.max(GRID_CELL.min, Math.min(GRID_CELL.max, Math.floor(120 / r), Math.floor(perKind / r)));
+    this.grid.dataset.cellPx = String(cell);
     const key = JSON.stringify([layers, kinds]);
     if (this.grid.dataset.key !== key) {
       this.grid.dataset.key = key;
       const table = document.createElement('table');
       const head = table.createTHead().insertRow();
       head.insertCell().textContent = 'layer';
-      for (const kind of kinds) head.insertCell().textContent = kind;
+      for (const kind of kinds) {
+        // `q_proj` says it; `self_attn.q_proj` in the tooltip
+        const cell = head.insertCell();
+        cell.textContent = kind.split('.').at(-1)!;
+        cell.title = kind;
+      }
       for (const layer of layers) {
         const row = table.insertRow();
         row.insertCell().textContent = layer || '–';
@@ -347,8 +403,12 @@ export class MixersView {
     const name = this.ctx.ui.mixer.diff ? 'ΔM' : 'M';
     this.tooltip.textContent = `${module}\n${name}[${i}, ${j}] = ${value == null ? 'not finite' : value.toPrecision(4)}`;
     this.tooltip.hidden = false;
+    // beside the pointer, on whichever side keeps it inside the panel
     const host = this.element.getBoundingClientRect();
-    this.tooltip.style.left = `${event.clientX - host.left + 14}px`;
+    const x = event.clientX - host.left;
+    const width = this.tooltip.offsetWidth;
+    const right = x + 14 + width <= Math.min(host.width, document.documentElement.clientWidth - host.left);
+    this.tooltip.style.left = `${Math.max(0, right ? x + 14 : x - 14 - width)}px`;
     this.tooltip.style.top = `${event.clientY - host.top + 14}px`;
   }
 

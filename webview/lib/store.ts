@@ -1,6 +1,6 @@
 // Everything the panel knows about runs, kept whole (every record, every snapshot): charts thin
 // it for display, exports and smoothing use all of it.
-import type { RunListing, RunState } from '../../protocol/webview';
+import type { Hyperparameter, QueuedJob, RunListing, RunState } from '../../protocol/webview';
 import type { MetricRecord, MixerSnapshot } from '../../protocol/records';
 
 /** One metric of one kind over steps, NaN where a record lacked it or it was not finite. */
@@ -38,6 +38,14 @@ export class RunData {
   name: string;
   method: string | undefined;
   state: RunState | undefined;
+  /** The last logged train loss as summary.json has it (raw); a live run's comes from its records. */
+  finalLoss: number | undefined;
+  /** A stopped or failed run with a checkpoint, not training: Resume applies. */
+  resumable = false;
+  /** The run's config.yaml as dotted keys, when the extension could read it. */
+  hyperparameters: Record<string, Hyperparameter> | undefined;
+  /** The A/B it is one seed of (`ab-<name>`). */
+  ab: string | undefined;
   readonly records: MetricRecord[] = [];
   /** `train/loss`, `eval/accuracy`, … */
   readonly columns = new Map<string, Column>();
@@ -120,6 +128,11 @@ export class RunData {
     return [...steps].sort((a, b) => a - b);
   }
 
+  /** The last logged train loss (raw): what the status bar and the notifications show. */
+  lastLoss(): number | undefined {
+    return this.last('train', 'loss') ?? this.finalLoss;
+  }
+
   /** The last value of a metric, or undefined. */
   last(kind: 'train' | 'eval', metric: string): number | undefined {
     const column = this.column(kind, metric);
@@ -171,10 +184,17 @@ export class RunData {
 /** Runs by id, in the order the extension listed them. */
 export class Store {
   readonly runs = new Map<string, RunData>();
-  /** The run the Training and Mixers tabs show. */
+  /** The run the Training and Mixers tabs show (the run pickers' choice). */
   currentRunId: string | undefined;
-  /** Run ids offered for comparison, in the extension's order. */
+  /** Run ids as the extension listed them, newest first. */
   listed: string[] = [];
+  /** Jobs waiting for the running one, oldest first. */
+  queue: QueuedJob[] = [];
+  /** Runs whose records the extension sent whole in this page's life (a restored page's may be stale). */
+  private readonly synced = new Set<string>();
+  private readonly requested = new Set<string>();
+  /** Runs a restored page brought back from its saved state, not yet confirmed by the extension. */
+  private unconfirmed = new Set<string>();
 
   run(runId: string): RunData {
     let run = this.runs.get(runId);
@@ -186,29 +206,80 @@ export class Store {
     return this.currentRunId === undefined ? undefined : this.runs.get(this.currentRunId);
   }
 
+  /** A run's state changed. It becomes the one shown only when none is (the extension says `focus` otherwise). */
   setState(state: RunState): void {
     const run = this.run(state.runId);
     run.state = state;
     run.name = state.name;
     run.version++;
-    this.currentRunId = state.runId;
+    this.unconfirmed.delete(state.runId);
+    this.currentRunId ??= state.runId;
   }
 
+  /** The runs held now came from a restored page's saved state: the next listing confirms or drops each. */
+  markRestored(): void {
+    this.unconfirmed = new Set(this.runs.keys());
+  }
+
+  /** The extension's list of runs, newest first. */
   setListing(listings: readonly RunListing[]): void {
     this.listed = listings.map((l) => l.runId);
+    // a restored run the extension no longer lists was deleted or renamed while the page was away
+    const gone = [...this.unconfirmed].filter((id) => !this.listed.includes(id));
+    this.unconfirmed.clear();
+    for (const id of gone) this.remove(id);
     for (const listing of listings) {
       const run = this.run(listing.runId);
       run.name = listing.name;
       run.method = listing.method;
+      run.finalLoss = listing.finalLoss;
+      run.resumable = listing.resumable === true;
+      run.hyperparameters = listing.hyperparameters;
+      run.ab = listing.ab;
       if (listing.state) run.state = listing.state;
-      if (listing.metrics) run.addRecords(listing.metrics, true);
+      if (listing.metrics) {
+        run.addRecords(listing.metrics, true);
+        this.synced.add(listing.runId);
+      }
       run.version++;
     }
+    this.currentRunId ??= this.listed[0];
+  }
+
+  /** Records of a run as the extension sent them; `replace`: the whole run, from disk. */
+  addRecords(runId: string, records: readonly MetricRecord[], replace = false): void {
+    this.run(runId).addRecords(records, replace);
+    if (replace) this.synced.add(runId);
+  }
+
+  /**
+   * True once per page for a run whose records have not come whole from the extension: the
+   * caller asks for them (requestRun).
+   */
+  needs(runId: string): boolean {
+    if (this.synced.has(runId) || this.requested.has(runId)) return false;
+    this.requested.add(runId);
+    return true;
+  }
+
+  /** A run was deleted or renamed. */
+  remove(runId: string): void {
+    this.runs.delete(runId);
+    this.listed = this.listed.filter((id) => id !== runId);
+    this.synced.delete(runId);
+    this.requested.delete(runId);
+    if (this.currentRunId === runId) this.currentRunId = this.listed[0];
   }
 
   /** Runs for the Compare tab: the listed ones, then any other we hold (the live run). */
   comparable(): RunData[] {
     const ids = [...this.listed, ...[...this.runs.keys()].filter((id) => !this.listed.includes(id))];
     return ids.map((id) => this.runs.get(id)!).filter(Boolean);
+  }
+
+  /** Runs for the run pickers, newest first: a live run the list does not have yet, then the list. */
+  newestFirst(): RunData[] {
+    const unlisted = [...this.runs.keys()].filter((id) => !this.listed.includes(id)).reverse();
+    return [...unlisted, ...this.listed].map((id) => this.runs.get(id)!).filter(Boolean);
   }
 }

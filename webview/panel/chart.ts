@@ -26,10 +26,17 @@ export interface LineGroup {
   x: ArrayLike<number>;
   ys: ArrayLike<number>[];
   specs: LineSpec[];
+  /** The area between two of `ys` (indices), filled: an A/B method's lowest to highest seed. */
+  band?: { upper: number; lower: number; colour: () => Rgb };
 }
+
+/** How strongly a band is filled. */
+const BAND_ALPHA = 0.18;
 
 export interface ChartOptions {
   title: string;
+  /** The y axis's title (the x axis's is the x mode: step or wall time). */
+  yLabel: string;
   /** Cursor sync key: charts with the same key share the hover position. */
   sync?: string;
   legend?: boolean;
@@ -48,6 +55,8 @@ export class Chart {
   private zoom: [number, number] | null = null;
   xMode: XMode = 'step';
   logY = false;
+  /** The y axis's title; a change shows at the next rebuild. */
+  yLabel: string;
   /** Called when the user drags a zoom window (or double-clicks back to all). */
   onZoom: (window: [number, number] | null) => void = (w) => this.setZoom(w);
 
@@ -56,6 +65,7 @@ export class Chart {
     private readonly options: ChartOptions,
     private readonly provide: () => LineGroup[],
   ) {
+    this.yLabel = options.yLabel;
     this.element = document.createElement('section');
     this.element.className = 'chart';
     const title = document.createElement('h3');
@@ -64,7 +74,9 @@ export class Chart {
     this.plotHost.className = 'chart-plot';
     this.element.append(title, this.plotHost);
     parent.append(this.element);
-    new ResizeObserver(() => this.resize()).observe(this.plotHost);
+    // resizing the plot inside the observer's callback would change the layout it reports on
+    // (the browser's "ResizeObserver loop" note): the next frame does it
+    new ResizeObserver(() => requestAnimationFrame(() => this.resize())).observe(this.plotHost);
   }
 
   /** Redraw on the next frame (coalesces bursts of live updates). */
@@ -123,12 +135,19 @@ export class Chart {
   draw(): void {
     this.groups = this.provide();
     const specs = this.groups.flatMap((g) => g.specs);
-    const key = JSON.stringify([specs.map((s) => [s.label, s.faint, s.points, s.dash, s.hideInLegend]), this.xMode, this.logY]);
+    // bands by uPlot's series index: 1 + the lines of the groups before
+    let offset = 1;
+    const bands = this.groups.flatMap((g) => {
+      const at = offset;
+      offset += g.ys.length;
+      return g.band ? [{ series: [at + g.band.upper, at + g.band.lower] as [number, number], colour: g.band.colour }] : [];
+    });
+    const key = JSON.stringify([specs.map((s) => [s.label, s.faint, s.points, s.dash, s.hideInLegend, s.width]), bands.map((b) => b.series), this.xMode, this.logY]);
     const plotWidth = this.plot ? this.plot.bbox.width / devicePixelRatio : 0;
     const { data, total } = this.align(plotWidth || this.width() - 60);
     if (key !== this.layoutKey || !this.plot) {
       this.plot?.destroy();
-      this.plot = new uPlot(this.uplotOptions(specs), data, this.plotHost);
+      this.plot = new uPlot(this.uplotOptions(specs, bands), data, this.plotHost);
       this.layoutKey = key;
       // for tests and debugging: the element carries its plot
       Object.defineProperty(this.element, 'uplot', { value: this.plot, configurable: true });
@@ -179,12 +198,16 @@ export class Chart {
     return { data: [x, ...ys], total };
   }
 
-  private uplotOptions(specs: LineSpec[]): uPlot.Options {
+  private uplotOptions(specs: LineSpec[], bands: { series: [number, number]; colour: () => Rgb }[]): uPlot.Options {
     const p = currentPalette();
     const foreground = css(p.foreground);
-    const axis = (values: uPlot.Axis['values']): uPlot.Axis => ({
+    const axis = (label: string, values: uPlot.Axis['values']): uPlot.Axis => ({
       stroke: foreground,
       font: p.font,
+      label,
+      labelFont: p.font,
+      labelSize: 16,
+      labelGap: 2,
       grid: { stroke: p.grid, width: 1 },
       ticks: { stroke: p.grid, width: 1 },
       values,
@@ -208,8 +231,14 @@ export class Chart {
       },
       axes: [
         // a split uPlot leaves unlabelled (log scales thin their labels) comes as null
-        axis((_u, splits) => splits.map((v) => (v == null ? '' : this.xMode === 'wall' ? formatDuration(v) : formatNumber(v)))),
-        { ...axis((_u, splits) => splits.map((v) => (v == null ? '' : formatNumber(v)))), size: 56 },
+        {
+          ...axis(this.xMode === 'wall' ? 'wall time (m:ss)' : 'step', (_u, splits) => splits.map((v) => (v == null ? '' : this.xMode === 'wall' ? formatDuration(v) : formatNumber(v)))),
+          // steps are whole: ticks at 1, 2, 5 × 10ⁿ, never between two steps
+          ...(this.xMode === 'step' ? { incrs: WHOLE_INCREMENTS } : {}),
+          // tick, gap and one line of values: the axis title sits right under them
+          size: 32,
+        },
+        { ...axis(this.yLabel, (_u, splits) => splits.map((v) => (v == null ? '' : formatNumber(v)))), size: fitLabels },
       ],
       series: [
         { label: this.xMode === 'wall' ? 'time' : 'step', value: (_u, v) => (v == null ? '–' : this.xMode === 'wall' ? formatDuration(v) : String(v)) },
@@ -219,13 +248,15 @@ export class Chart {
             stroke: () => css(s.colour(), s.faint ? currentPalette().rawAlpha : 1),
             width: s.width ?? (s.faint ? 1 : 1.75),
             ...(s.dash ? { dash: s.dash } : {}),
-            points: s.points ? { show: true, size: 5, fill: () => css(s.colour()) } : { show: false },
+            // a line needs two points: until then (and for sparse series) each point is drawn
+            points: { show: s.points ? true : (u, si) => finiteCount(u.data[si]) < 2, size: 5, fill: () => css(s.colour()) },
             value: (_u, v) => formatNumber(v),
             spanGaps: false,
             ...(s.hideInLegend ? { class: 'legend-hidden' } : {}),
           }),
         ),
       ],
+      bands: bands.map((b) => ({ series: b.series, fill: () => css(b.colour(), BAND_ALPHA) })),
       hooks: {
         setSelect: [
           (u) => {
@@ -258,4 +289,33 @@ export class Chart {
     ctx.stroke();
     ctx.restore();
   }
+}
+
+/** 1, 2, 5 × 10ⁿ up to 10¹²: the tick spacings of a step axis. */
+const WHOLE_INCREMENTS = Array.from({ length: 13 }, (_, n) => [1, 2, 5].map((m) => m * 10 ** n)).flat();
+
+/**
+ * The y axis as wide as its widest tick label (uPlot's fixed default cuts labels such as
+ * "3.000e-3" at the left edge, on screen and in exported PNGs). uPlot asks again as the ticks
+ * settle; after two rounds it keeps the size it has, as its own auto-size example does.
+ */
+function fitLabels(u: uPlot, values: string[] | null, axisIndex: number, cycle: number): number {
+  const axis = u.axes[axisIndex]!;
+  const current = (axis as { _size?: number })._size;
+  if (cycle > 1 && current !== undefined) return current;
+  const longest = (values ?? []).reduce((a, v) => (v.length > a.length ? v : a), '');
+  let width = 0;
+  if (longest) {
+    u.ctx.save();
+    u.ctx.font = (axis.font as unknown as [string, number])[0] ?? u.ctx.font;
+    width = u.ctx.measureText(longest).width / devicePixelRatio;
+    u.ctx.restore();
+  }
+  return Math.ceil((axis.ticks?.size ?? 10) + (axis.gap ?? 5) + width + 4);
+}
+
+function finiteCount(values: uPlot.AlignedData[number] | undefined): number {
+  let n = 0;
+  for (const v of values ?? []) if (v != null && Number.isFinite(v)) n++;
+  return n;
 }

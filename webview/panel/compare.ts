@@ -1,13 +1,18 @@
 // The Compare tab: any runs overlaid on one metric, one colour per run (the theme's chart
 // colours, then dashed), smoothed like the Training tab; a legend table with each run's final
-// and best figures.
+// and best figures (and Rename, Delete), and the hyperparameters that differ between the runs
+// shown. The seeds of one A/B are drawn per method as their mean with a band from the lowest to
+// the highest seed, and its report is a button away. Everything shown is built from `selected()`, the runs ticked, in the list's order.
+import { paletteTitles } from '../../protocol/commands';
 import { metricsCsv } from '../lib/csv';
 import { formatCount, formatDuration, formatNumber } from '../../protocol/format';
+import { differingKeys, valueText } from '../lib/hyperparameters';
 import { currentPalette, SERIES_COLOURS, type Rgb } from '../lib/theme';
 import type { RunData } from '../lib/store';
 import { Chart, type LineGroup } from './chart';
 import { $, html, type Context } from './context';
 import { chartsPng, type LegendLine } from './png';
+import { abGroups, band } from '../lib/bands';
 import { group, rawAndSmoothed, smoothed } from './series';
 import { safeName } from './training';
 
@@ -22,15 +27,21 @@ const METRICS: { id: string; label: string }[] = [
 
 const DASHES = [undefined, [6, 3], [2, 2], [10, 3, 2, 3]];
 
+const ACTIVE = new Set(['queued', 'loading', 'training', 'saving']);
+
+/** The legend table's columns after the swatch: what each run's row says (see summary). */
+const COLUMNS = ['run', 'method', 'steps', 'final loss', 'best eval loss', 'final eval loss', 'accuracy', 'time'] as const;
+
 export class CompareView {
   readonly element: HTMLElement;
   private readonly chart: Chart;
   private readonly runList: HTMLElement;
   private readonly metricSelect: HTMLElement & { value: string };
   private readonly table: HTMLTableSectionElement;
+  private readonly hyperTable: HTMLTableElement;
   private runsKey = '';
+  private abKey = '';
   private metricsKey = '';
-  private readonly requested = new Set<string>();
 
   constructor(
     parent: HTMLElement,
@@ -38,29 +49,45 @@ export class CompareView {
   ) {
     this.element = html(`
       <div class="compare">
-        <div class="compare-controls">
-          <label class="control">Metric <vscode-single-select class="metric"></vscode-single-select></label>
-          <div class="run-list" role="group" aria-label="Runs to compare"></div>
+        <div class="compare-body">
+          <div class="compare-controls">
+            <label class="control">Metric <vscode-single-select class="metric"></vscode-single-select></label>
+            <div class="run-list" role="group" aria-label="Runs to compare"></div>
+            <div class="ab-reports" role="group" aria-label="A/B reports" hidden></div>
+          </div>
+          <div class="compare-chart"></div>
+          <div class="table-scroll">
+            <table class="compare-legend">
+              <thead><tr><th></th>${COLUMNS.map((c) => `<th>${c}</th>`).join('')}<th></th></tr></thead>
+              <tbody></tbody>
+            </table>
+          </div>
+          <section class="hyperparameters">
+            <h3>Hyperparameters that differ</h3>
+            <p class="hyper-note"></p>
+            <div class="table-scroll"><table class="compare-hyper"></table></div>
+          </section>
         </div>
-        <div class="compare-chart"></div>
-        <table class="compare-legend">
-          <thead><tr><th></th><th>run</th><th>method</th><th>steps</th><th>final train loss (smoothed)</th><th>best eval loss</th><th>final eval loss</th><th>final accuracy</th><th>time</th></tr></thead>
-          <tbody></tbody>
-        </table>
-        <p class="empty">No runs to compare yet.</p>
+        <p class="empty"></p>
       </div>`);
     parent.append(this.element);
+    $(this.element, '.empty').textContent = `No runs to compare yet. Each run appears here as it starts: start one with "${paletteTitles.startTraining}".`;
     this.runList = $(this.element, '.run-list');
     this.table = $(this.element, '.compare-legend tbody');
+    this.hyperTable = $(this.element, '.compare-hyper');
     this.metricSelect = $(this.element, '.metric');
     this.metricSelect.addEventListener('change', () => {
       this.ctx.ui.compareMetric = this.metricSelect.value;
       this.ctx.saveSoon();
-      this.chart.setZoom(null);
+      this.rebuild();
       this.update();
     });
-    this.chart = new Chart($(this.element, '.compare-chart'), { title: 'Compare', legend: false, height: 320 }, () => this.groups());
+    this.chart = new Chart($(this.element, '.compare-chart'), { title: 'Compare', yLabel: this.metricLabel(), legend: false, height: 320 }, () => this.groups());
     this.chart.element.dataset.chart = 'compare';
+  }
+
+  private metricLabel(): string {
+    return METRICS.find((m) => m.id === this.ctx.ui.compareMetric)?.label ?? this.ctx.ui.compareMetric.replace('/', ' ');
   }
 
   private selected(): RunData[] {
@@ -80,7 +107,8 @@ export class CompareView {
     const metric = this.ctx.ui.compareMetric;
     const { xMode, smoothing } = this.ctx.ui;
     const isTrain = metric.startsWith('train/');
-    return this.selected().flatMap((run) => {
+    const { single, grouped } = abGroups(this.selected());
+    const lines = single.flatMap((run) => {
       const column = run.columns.get(metric);
       if (!column) return [];
       const { colour, dash } = this.colourOf(run);
@@ -89,24 +117,51 @@ export class CompareView {
         ? [rawAndSmoothed(column, xMode, smoothing, spec)]
         : [group(column, xMode, [column.values], [{ ...spec, points: !isTrain }])];
     });
+    // an A/B's seeds of one method: their mean and the band from the lowest to the highest seed,
+    // each seed smoothed as a single run would be (by step: seeds end at different times)
+    const smooth = isTrain && metric !== 'train/lr' && smoothing > 0;
+    const bands = grouped.flatMap(({ ab, method, runs }) => {
+      const curves = runs.flatMap((run) => {
+        const column = run.columns.get(metric);
+        return column ? [{ steps: column.steps, values: smooth ? smoothed(column, smoothing) : column.values }] : [];
+      });
+      const b = band(curves);
+      if (!b.steps.length) return [];
+      const { colour } = this.colourOf(runs[0]!);
+      const label = `${ab} ${method} (mean of ${curves.length})`;
+      return [
+        {
+          x: b.steps,
+          ys: [b.hi, b.lo, b.mean],
+          specs: [
+            { label: `${label} highest`, colour, faint: true, width: 0.5, hideInLegend: true },
+            { label: `${label} lowest`, colour, faint: true, width: 0.5, hideInLegend: true },
+            { label, colour, width: 2, points: !isTrain },
+          ],
+          band: { upper: 0, lower: 1, colour },
+        },
+      ];
+    });
+    return [...lines, ...bands];
   }
 
   update(): void {
     const runs = this.ctx.store.comparable();
+    // no runs: say so, rather than an empty chart with a made-up range
     $(this.element, '.empty').hidden = runs.length > 0;
+    $(this.element, '.compare-body').hidden = runs.length === 0;
+    if (!runs.length) return;
     this.updateMetricOptions(runs);
     this.updateRunList(runs);
-    for (const run of this.selected()) {
-      if (!run.loaded && !this.requested.has(run.runId)) {
-        this.requested.add(run.runId);
-        this.ctx.post({ type: 'requestRun', runId: run.runId });
-      }
-    }
+    this.updateAbReports(runs);
+    for (const run of this.selected()) this.ctx.ensure(run.runId);
     this.updateTable();
+    this.updateHyperparameters();
     this.chart.invalidate();
   }
 
   rebuild(): void {
+    this.chart.yLabel = this.metricLabel();
     this.chart.xMode = this.ctx.ui.xMode;
     this.chart.logY = this.ctx.ui.logY;
     this.chart.setZoom(null);
@@ -161,16 +216,37 @@ export class CompareView {
     );
   }
 
+  /** A button per A/B among the runs, opening its report (any of its runs names it). */
+  private updateAbReports(runs: RunData[]): void {
+    const abs = new Map<string, RunData>();
+    for (const run of runs) if (run.ab && !abs.has(run.ab)) abs.set(run.ab, run);
+    const key = JSON.stringify([...abs].map(([ab, run]) => [ab, run.runId]));
+    if (key === this.abKey) return;
+    this.abKey = key;
+    const host = $(this.element, '.ab-reports');
+    host.hidden = abs.size === 0;
+    host.replaceChildren(
+      ...[...abs].map(([ab, run]) => {
+        const button = html(`<vscode-button class="ab-report" secondary></vscode-button>`);
+        button.textContent = `Open report: ${ab}`;
+        button.title = `The A/B report of ${ab}: per method the mean and 95% interval over seeds, and the paired differences`;
+        button.dataset.ab = ab;
+        button.addEventListener('click', () => this.ctx.post({ type: 'openAbReport', runId: run.runId }));
+        return button;
+      }),
+    );
+  }
+
+  /** A run's row of the legend table, one text per COLUMNS entry. The loss is the last logged one (raw). */
   private summary(run: RunData): string[] {
     const loss = run.column('train', 'loss');
-    const finalLoss = loss?.length ? lastFinite(smoothed(loss, this.ctx.ui.smoothing)) : undefined;
     const steps = run.state?.step ?? Math.max(loss?.steps.at(-1) ?? 0, run.column('eval', 'eval_loss')?.steps.at(-1) ?? 0);
     const time = run.elapsedSeconds(Date.now());
     return [
       run.name,
       run.method ?? '',
       formatCount(steps),
-      formatNumber(finalLoss),
+      formatNumber(run.lastLoss()),
       formatNumber(run.best('eval', 'eval_loss', true)),
       formatNumber(run.last('eval', 'eval_loss')),
       formatNumber(run.last('eval', 'accuracy')),
@@ -178,26 +254,82 @@ export class CompareView {
     ];
   }
 
+  private swatch(run: RunData): HTMLElement {
+    const swatch = document.createElement('span');
+    swatch.className = 'swatch';
+    const c = this.colourOf(run).colour();
+    swatch.style.background = `rgb(${c.r}, ${c.g}, ${c.b})`;
+    return swatch;
+  }
+
   private updateTable(): void {
     this.table.replaceChildren(
       ...this.selected().map((run) => {
         const row = document.createElement('tr');
         const swatchCell = document.createElement('td');
-        const swatch = document.createElement('span');
-        swatch.className = 'swatch';
-        const c = this.colourOf(run).colour();
-        swatch.style.background = `rgb(${c.r}, ${c.g}, ${c.b})`;
-        swatchCell.append(swatch);
+        swatchCell.append(this.swatch(run));
         row.append(swatchCell);
         for (const text of this.summary(run)) {
           const cell = document.createElement('td');
           cell.textContent = text;
           row.append(cell);
         }
+        // rename and delete: never a run that trains or waits to (the extension checks again)
+        const actions = html(`<td class="row-actions"><button type="button" class="link rename">Rename…</button> <button type="button" class="link delete">Delete…</button></td>`);
+        const busy = run.state !== undefined && ACTIVE.has(run.state.phase);
+        for (const button of actions.querySelectorAll('button')) {
+          button.disabled = busy;
+          button.addEventListener('click', () => this.ctx.post({ type: button.classList.contains('rename') ? 'renameRun' : 'deleteRun', runId: run.runId }));
+        }
+        row.append(actions);
         row.dataset.runId = run.runId;
         return row;
       }),
     );
+  }
+
+  /** One row per hyperparameter whose value differs between the runs shown, one column per run. */
+  private updateHyperparameters(): void {
+    const runs = this.selected();
+    const configured = runs.filter((run) => run.hyperparameters);
+    const keys = differingKeys(runs);
+    const note = $(this.element, '.hyper-note');
+    note.textContent =
+      configured.length < 2
+        ? 'Tick two runs with a config.yaml to see how their settings differ.'
+        : keys.length === 0
+          ? `The ${configured.length} runs shown share every setting of their config.yaml.`
+          : `${keys.length} of their config.yaml's settings differ (the rest are the same).`;
+    if (!keys.length) {
+      this.hyperTable.replaceChildren();
+      return;
+    }
+    const head = document.createElement('tr');
+    head.append(document.createElement('th'));
+    for (const run of configured) {
+      const th = document.createElement('th');
+      th.append(this.swatch(run), ` ${run.name}`);
+      head.append(th);
+    }
+    const body = keys.map((key) => {
+      const row = document.createElement('tr');
+      row.dataset.key = key;
+      const name = document.createElement('th');
+      name.scope = 'row';
+      name.textContent = key;
+      row.append(name);
+      for (const run of configured) {
+        const cell = document.createElement('td');
+        cell.textContent = valueText(run.hyperparameters, key);
+        row.append(cell);
+      }
+      return row;
+    });
+    const thead = document.createElement('thead');
+    thead.append(head);
+    const tbody = document.createElement('tbody');
+    tbody.append(...body);
+    this.hyperTable.replaceChildren(thead, tbody);
   }
 
   exportCsv(): { fileName: string; csv: string } | undefined {
@@ -209,12 +341,12 @@ export class CompareView {
   exportPng(): { fileName: string; dataUrl: string } | undefined {
     const runs = this.selected();
     if (!runs.length) return undefined;
-    const metric = METRICS.find((m) => m.id === this.ctx.ui.compareMetric)?.label ?? this.ctx.ui.compareMetric;
+    const metric = this.metricLabel();
     const legend: LegendLine[] = runs.map((run) => {
       const [name, method, steps, finalLoss, bestEval, , accuracy, time] = this.summary(run);
       return {
         colour: this.colourOf(run).colour(),
-        text: `${name}${method ? ` (${method})` : ''} · ${steps} steps · final train loss ${finalLoss} · best eval loss ${bestEval} · accuracy ${accuracy} · ${time}`,
+        text: `${name}${method ? ` (${method})` : ''} · ${steps} steps · final loss ${finalLoss} · best eval loss ${bestEval} · accuracy ${accuracy} · ${time}`,
       };
     });
     legend.push({ text: `smoothing ${this.ctx.ui.smoothing} · x: ${this.ctx.ui.xMode === 'wall' ? 'wall time' : 'step'}${this.ctx.ui.logY ? ' · log y' : ''}` });
@@ -222,7 +354,3 @@ export class CompareView {
   }
 }
 
-function lastFinite(values: readonly number[]): number | undefined {
-  for (let i = values.length - 1; i >= 0; i--) if (Number.isFinite(values[i])) return values[i];
-  return undefined;
-}

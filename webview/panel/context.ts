@@ -41,6 +41,10 @@ export interface Context {
   post(message: WebviewMessage): void;
   /** The UI state changed: persist it (throttled). */
   saveSoon(): void;
+  /** Asks the extension for a run's records, once per page, unless it has sent them whole. */
+  ensure(runId: string): void;
+  /** Shows this run on the Training and Mixers tabs (a run picker's choice). */
+  show(runId: string): void;
 }
 
 /** Creates an element from static markup (never from data: data goes in with textContent). */

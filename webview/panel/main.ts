@@ -45,6 +45,15 @@ const ctx: Context = {
   saveSoon: () => {
     if (saveTimer === undefined) saveTimer = setTimeout(save, SAVE_DELAY_MS);
   },
+  ensure: (runId) => {
+    if (store.needs(runId)) vscode.post({ type: 'requestRun', runId });
+  },
+  show: (runId) => {
+    store.currentRunId = runId;
+    ctx.ensure(runId);
+    ctx.saveSoon();
+    update();
+  },
 };
 
 function save(): void {
@@ -160,6 +169,8 @@ function update(): void {
   updatePending = true;
   requestAnimationFrame(() => {
     updatePending = false;
+    // the run the Training and Mixers tabs show: its records from disk, once
+    if (store.currentRunId !== undefined) ctx.ensure(store.currentRunId);
     training.update();
     compare.update();
     mixers.update();
@@ -183,19 +194,26 @@ function apply(message: ExtensionMessage): void {
       store.setState(message.state);
       break;
     case 'metrics':
-      store.run(message.runId).addRecords(message.records, message.replace);
+      store.addRecords(message.runId, message.records, message.replace);
       break;
     case 'mixers':
       store.run(message.runId).addMixers(message.snapshots, message.replace);
       break;
     case 'runs':
       store.setListing(message.runs);
-      store.currentRunId ??= message.runs[0]?.runId;
+      break;
+    case 'runRemoved':
+      store.remove(message.runId);
+      ctx.saveSoon();
+      break;
+    case 'queue':
+      store.queue = message.jobs;
       break;
     case 'focus': {
-      store.currentRunId = message.runId;
-      const run = store.run(message.runId);
-      if (!run.loaded) vscode.post({ type: 'requestRun', runId: message.runId });
+      if (message.runId !== undefined) {
+        store.currentRunId = message.runId;
+        ctx.ensure(message.runId);
+      }
       if (message.tab) {
         ui.tab = message.tab;
         tabs.selectedIndex = PANEL_TABS.indexOf(message.tab);
@@ -226,25 +244,34 @@ function report(error: unknown): void {
   const message = error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error);
   vscode.post({ type: 'error', message: message.slice(0, LIMITS.errorLength) });
 }
-window.addEventListener('error', (event) => report(event.error ?? event.message));
+// "ResizeObserver loop completed with undelivered notifications" is the browser saying that
+// layout changed while it reported sizes, and that it reports the rest next frame: a note, not
+// an error of ours (no Error object comes with it), so it is not reported as one.
+const RESIZE_OBSERVER_NOTE = /^ResizeObserver loop/;
+window.addEventListener('error', (event) => {
+  if (!event.error && RESIZE_OBSERVER_NOTE.test(event.message)) return;
+  report(event.error ?? event.message);
+});
 window.addEventListener('unhandledrejection', (event) => report(event.reason));
 
 // ---------------------------------------------------------------------------------------------
 // Start: restore, then ask for the data
 
+/** The page as it was, drawn at once; each run shown is still asked for again (a run may have gone on since). */
 function restore(state: Persisted): void {
   const listings: RunListing[] = [];
   for (const run of state.runs) {
     const listing: RunListing = { runId: run.runId, name: run.name };
     if (run.method) listing.method = run.method;
     if (run.state) listing.state = run.state;
-    if (run.records) listing.metrics = run.records;
     listings.push(listing);
+    if (run.records) store.run(run.runId).addRecords(run.records);
     if (run.mixers) store.run(run.runId).addMixers(run.mixers);
   }
   store.setListing(listings);
   store.listed = state.listed.filter((id) => store.runs.has(id));
   store.currentRunId = state.currentRunId;
+  store.markRestored();
 }
 
 if (persisted?.version === 1) restore(persisted);
