@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
-import { abTestRequest, MAX_AB_SEEDS, MIN_AB_SEEDS, cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, mergeAdapterRequest, startTrainingRequest, type RunFolder } from '../protocol/editor';
+import { cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, mergeAdapterRequest, startTrainingRequest, type RunFolder } from '../protocol/editor';
 import { formatCount, formatNumber } from '../protocol/format';
 import { SECTION, SETTINGS } from './config';
 import type { Ctx } from './ctx';
@@ -19,7 +19,6 @@ import { describeEstimate } from './estimate';
 import { configTemplate, examplePaths, PLACEHOLDER_PATHS, type TemplatePaths } from './template';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../protocol/backends';
 import { commandIds, type CommandName } from '../protocol/commands';
-import { ADAPTER_METHODS, type AdapterMethod } from '../protocol/methods';
 
 type Cmd = (...args: unknown[]) => unknown;
 
@@ -40,7 +39,6 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
   mergeAdapter: { what: 'Merge Adapter', make: mergeAdapter },
   exportAdapter: { what: 'Export PEFT Adapter', make: exportAdapter },
   tryAdapter: { what: 'Try Adapter', make: tryAdapter },
-  abTest: { what: 'A/B Test', make: abTest },
   selectBackend: { what: 'Select Backend', make: selectBackend },
   showServerLog: { what: 'Show Server Log', make: (ctx) => () => ctx.serverLog.show() },
   restartServer: { what: 'Restart Server', make: restartServer },
@@ -401,62 +399,6 @@ async function askOutDir(title: string, prompt: string, value: string): Promise<
  * A long server request under a cancellable progress notification; undefined when cancelled.
  * Cancelling sends $/cancelRequest, and the server kills the CLI child that does the work.
  */
-const AB_METHODS: Record<AdapterMethod, string> = {
-  lora: 'B·A: plain LoRA, the usual baseline',
-  moslora: 'B·M·A with a learned r×r mixer M',
-  'moslora-fixed': 'B·M·A with M frozen at its init',
-  linchain: 'B·M_k···M_1·A, a chain of learned mixers',
-};
-const AB_DEFAULT_SEEDS = 3;
-
-/**
- * `moslora ab` on a config: which methods (the baseline first) and how many seeds, then the runs
- * (an interrupted A/B of the same config continues with the runs it lacks) and the report.
- */
-function abTest(ctx: Ctx): Cmd {
-  return async (arg) => {
-    if (!trusted('An A/B test')) return;
-    const title = 'MoSLoRA: A/B Test';
-    const uri = await configUri(ctx, arg, title);
-    if (!uri) return;
-    if (uri.scheme !== 'file') throw new Error(`${uri.toString(true)}: save the config to a file first; an A/B trains from it`);
-    const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
-    if (document?.isDirty && !(await document.save())) return;
-    const picked = await vscode.window.showQuickPick(
-      ADAPTER_METHODS.map((method) => ({ label: method, description: AB_METHODS[method], picked: method === 'lora' || method === 'moslora', method })),
-      { title: `${title}: methods (the first ticked, in this order, is the baseline)`, canPickMany: true, placeHolder: 'two or more methods, each trained once per seed on this config' },
-    );
-    if (!picked) return;
-    if (picked.length < 2) throw new Error(`an A/B compares at least two methods; ${picked.length === 1 ? `only ${picked[0]!.method} was` : 'none was'} ticked`);
-    const methods = ADAPTER_METHODS.filter((method) => picked.some((p) => p.method === method));
-    const seedsText = await vscode.window.showInputBox({
-      title: `${title}: seeds per method`,
-      prompt: `Each method trains once per seed (the config's training.seed and the ones after it): ${methods.length} methods × N runs. More seeds narrow the interval.`,
-      value: String(AB_DEFAULT_SEEDS),
-      validateInput: (value) => (/^\d+$/.test(value.trim()) && Number(value) >= MIN_AB_SEEDS && Number(value) <= MAX_AB_SEEDS ? undefined : `a whole number from ${MIN_AB_SEEDS} (an interval needs two) to ${MAX_AB_SEEDS}`),
-    });
-    if (!seedsText) return;
-    const seeds = Number(seedsText.trim());
-    const backend = ctx.config.backendOverride;
-    const runsDir = ctx.config.runsDirectory;
-    const what = `${basename(uri.fsPath)}: ${methods.join(' vs ')}, ${seeds} seed${seeds === 1 ? '' : 's'} (${methods.length * seeds} runs)`;
-    ctx.log.info(`A/B of ${what} (backend ${backend ?? "the config's"}, runs in ${runsDir ?? "the config's runs_dir"})`);
-    const result = await withCancel(ctx, `A/B test of ${what}; each run's steps are in the server log`, (client, token) =>
-      client.sendRequest(abTestRequest, { configUri: uri.toString(), methods, seeds, ...(backend ? { backend } : {}), ...(runsDir ? { runsDir } : {}) }, token),
-    );
-    if (!result) {
-      void vscode.window.showInformationMessage(`MoSLoRA: the A/B of ${basename(uri.fsPath)} stopped; its finished runs stay, and running it again continues with the rest.`);
-      return;
-    }
-    ctx.log.info(`A/B report ${result.reportFile}: ${result.sentences.join(' ')}`);
-    // its runs trained outside the job slot: the panel lists them now
-    await TrainingPanel.instance?.refreshRuns();
-    const choice = await vscode.window.showInformationMessage(`MoSLoRA: ${result.sentences[0] ?? 'the A/B finished'}`, 'Open Report', 'Show Runs in Compare');
-    if (choice === 'Open Report') await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(result.reportFile));
-    if (choice === 'Show Runs in Compare') await vscode.commands.executeCommand(commandIds.compareRuns);
-  };
-}
-
 async function withCancel<R>(ctx: Ctx, title: string, request: (client: LanguageClient, token: vscode.CancellationToken) => Promise<R>): Promise<R | undefined> {
   const { client } = ctx.ready();
   return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoSLoRA: ${title}`, cancellable: true }, async (_progress, token) => {

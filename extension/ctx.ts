@@ -20,7 +20,7 @@ import type { RunListing } from '../protocol/webview';
 import { Config, SECTION, SETTINGS } from './config';
 import { isFinal, JobTracker, runStateOf, type Applied, type TrackedJob } from './jobs';
 import { RestartBudget } from './restarts';
-import { abDirsIn, listingOf, newestFirst, readRunConfig, runsDirOf } from './runs';
+import { listingOf, newestFirst, readRunConfig, runsDirOf } from './runs';
 import { formatDuration, formatNumber } from '../protocol/format';
 import { commandIds } from '../protocol/commands';
 
@@ -233,7 +233,7 @@ export class Ctx implements vscode.Disposable {
 
   /**
    * Where runs are: `moslora.runsDirectory` when set; else each workspace config's own
-   * `output.runs_dir`. Live jobs' runs folders are always included, and the A/B folders in each.
+   * `output.runs_dir`. Live jobs' runs folders are always included.
    */
   async runsDirs(): Promise<string[]> {
     const dirs = new Set<string>();
@@ -247,8 +247,6 @@ export class Ctx implements vscode.Disposable {
       }
     }
     for (const tracked of this.tracker.all()) if (tracked.job.runDir) dirs.add(dirname(tracked.job.runDir));
-    // an A/B's runs, one folder per method and seed, in <runs dir>/ab-<name>/
-    for (const dir of [...dirs]) for (const ab of await abDirsIn(dir)) dirs.add(ab);
     return [...dirs];
   }
 

@@ -206,14 +206,6 @@ export class TrainingPanel {
       case 'renameRun':
         await this.renameRun(message.runId);
         return;
-      case 'openAbReport': {
-        const runDir = this.ctx.tracker.runIds.dirOf(message.runId);
-        if (!runDir) return this.ctx.log.info(`panel: openAbReport for unknown run id ${JSON.stringify(message.runId)} ignored`);
-        const report = join(dirname(runDir), 'report.md');
-        if (!existsSync(report)) throw new Error(`${dirname(runDir)} has no report.md yet: it is written when the A/B ends (moslora ab ${dirname(runDir)} --report-only writes it from the runs so far)`);
-        await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(report));
-        return;
-      }
       case 'deleteRun':
         await this.deleteRun(message.runId);
         return;
@@ -335,8 +327,7 @@ export class TrainingPanel {
     if (runIdChanged || isFinal(tracked.job.state)) void this.refreshRuns();
   }
 
-  /** Lists the runs on disk again (an A/B's runs, trained outside the job slot, come in so). */
-  async refreshRuns(): Promise<void> {
+  private async refreshRuns(): Promise<void> {
     try {
       this.post({ type: 'runs', runs: (await this.ctx.listRuns()).runs });
     } catch (error) {

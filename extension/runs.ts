@@ -2,8 +2,7 @@
 // in the webview's terms, the run a command shows when none is named, and a run's config.yaml
 // (its method, model, config file and hyperparameters). Node only (no 'vscode'), unit-tested.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import type { Hyperparameter, RunListing, RunPhase, RunState } from '../protocol/webview';
 import type { RunIds } from './runIds';
@@ -60,9 +59,6 @@ export function listingOf(run: RunFolder, runIds: RunIds, config?: RunConfig): R
   if (finalLoss !== undefined) listing.finalLoss = finalLoss;
   if (state.phase !== 'done' && run.checkpoints.length > 0) listing.resumable = true;
   if (config) listing.hyperparameters = config.hyperparameters;
-  // one seed of an A/B: `moslora ab` keeps its runs in <runs dir>/ab-<name>/, beside ab.json
-  const parent = dirname(run.runDir);
-  if (basename(parent).startsWith('ab-') && existsSync(join(parent, 'ab.json'))) listing.ab = basename(parent);
   return listing;
 }
 
@@ -177,19 +173,4 @@ export async function checkpointSteps(runDir: string): Promise<number[]> {
     .filter((step) => step !== undefined)
     .map(Number)
     .sort((a, b) => a - b);
-}
-
-/**
- * The A/B folders in a runs folder (`ab-<name>/` holding an ab.json, as `moslora ab` writes
- * them): each is a runs folder of its own, one run per method and seed.
- */
-export async function abDirsIn(runsDir: string): Promise<string[]> {
-  const names = await readdir(runsDir).catch(() => [] as string[]);
-  const found = await Promise.all(
-    names
-      .filter((name) => name.startsWith('ab-'))
-      .sort()
-      .map(async (name) => ((await stat(join(runsDir, name, 'ab.json')).then((s) => s.isFile(), () => false)) ? join(runsDir, name) : undefined)),
-  );
-  return found.filter((dir) => dir !== undefined);
 }

@@ -41,26 +41,8 @@ export interface GenerateResult {
   stoppedBy: 'eos' | 'max_new_tokens';
 }
 
-/** `moslora ab --json`: where the A/B and its report are, and what it found. */
-export interface AbResult {
-  /** The A/B's folder, <runs dir>/ab-<name>. */
-  abDir?: string;
-  /** report.md, absolute. */
-  reportFile: string;
-  /** The report's figures (SVG), absolute. */
-  figures: string[];
-  /** Runs this call trained to the end. */
-  trained?: number;
-  /** Runs that did not finish, with their state. */
-  unfinished?: { method: string; seed: number; state: string; message?: string }[];
-  cancelled?: boolean;
-  /** The report's result sentences, one per method compared with the baseline. */
-  sentences: string[];
-}
-
 /** The `--json` result of each CLI command the server runs. */
 export interface CliResults {
-  ab: AbResult;
   backends: EnvironmentReport;
   merge: MergeResult;
   export: ExportResult;

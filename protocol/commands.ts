@@ -12,8 +12,6 @@ export const commandIds = {
   /** The training panel; a lens passes the run folder to focus. */
   openPanel: 'moslora.openPanel',
   compareRuns: 'moslora.compareRuns',
-  /** `moslora ab` on a config (a lens or the palette): methods and seeds are asked for. */
-  abTest: 'moslora.abTest',
   showMixers: 'moslora.showMixers',
   /** Merge an adapter into its base model; a lens passes the adapter folder. */
   mergeAdapter: 'moslora.mergeAdapter',

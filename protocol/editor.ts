@@ -2,8 +2,7 @@
 // shape, imported by both ends. Nothing else spells a method name.
 import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserver-protocol';
 import type { BackendPreference } from './backends';
-import type { AbResult, CombineResult, EnvironmentReport, ExportResult, GenerateResult, MergeResult } from './cli';
-import type { AdapterMethod } from './methods';
+import type { CombineResult, EnvironmentReport, ExportResult, GenerateResult, MergeResult } from './cli';
 import type { MetricRecord, MixerSnapshot, TrainSummary } from './records';
 import type { TrainPhase, TrainRequest } from './trainer';
 
@@ -171,21 +170,3 @@ export interface GenerateParams {
   maxNewTokens: number;
 }
 export const generateRequest = new RequestType<GenerateParams, GenerateResult, void>('moslora/generate');
-
-/** Seeds per method the editor asks `moslora ab` for: two at least (an interval needs two), 20 at most. */
-export const MIN_AB_SEEDS = 2;
-export const MAX_AB_SEEDS = 20;
-
-export interface AbTestParams {
-  configUri: string;
-  /** The baseline first; at least two. */
-  methods: AdapterMethod[];
-  /** Seeds per method: the config's training.seed and the ones after it. */
-  seeds: number;
-  /** The editor's backend override. */
-  backend?: BackendPreference;
-  /** The editor's runs folder (moslora.runsDirectory), else the config's output.runs_dir. */
-  runsDir?: string;
-}
-/** `moslora ab`: trains the config once per method and seed (continuing an interrupted A/B), then writes its report. */
-export const abTestRequest = new RequestType<AbTestParams, AbResult, void>('moslora/abTest');

@@ -54,8 +54,6 @@ export interface RunListing {
    * `training.learning_rate`: Compare shows the keys whose values differ between runs.
    */
   hyperparameters?: Record<string, Hyperparameter>;
-  /** The A/B this run is one seed of (its folder's name, `ab-<name>`): Compare groups its runs by method. */
-  ab?: string;
 }
 
 /** A job waiting for the one job slot (it has no run folder yet). */
@@ -111,8 +109,6 @@ export type WebviewMessage =
   | { type: 'renameRun'; runId: string }
   /** Delete a run's folder: the extension asks first, and refuses a run that trains. */
   | { type: 'deleteRun'; runId: string }
-  /** Open the report of the A/B this run belongs to. */
-  | { type: 'openAbReport'; runId: string }
   /** Drop a queued job before it starts. */
   | { type: 'cancelQueued'; jobKey: string }
   /** Send this run's metrics and mixers (for Compare, or to show a finished run). */
@@ -262,7 +258,6 @@ function webviewMessage(value: unknown): WebviewMessage {
     case 'resume':
     case 'renameRun':
     case 'deleteRun':
-    case 'openAbReport':
       exactKeys(o, type, ['type', 'runId']);
       return { type, runId: runId(o.runId, `${type}.runId`) };
     case 'cancelQueued':
@@ -415,7 +410,7 @@ function numbers(value: unknown, where: string): (number | null)[] {
 
 function runListing(value: unknown, where: string): RunListing {
   const o = object(value, where);
-  exactKeys(o, where, ['runId', 'name'], ['method', 'state', 'metrics', 'finalLoss', 'resumable', 'hyperparameters', 'ab']);
+  exactKeys(o, where, ['runId', 'name'], ['method', 'state', 'metrics', 'finalLoss', 'resumable', 'hyperparameters']);
   const listing: RunListing = { runId: runId(o.runId, `${where}.runId`), name: string(o.name, `${where}.name`, 500) };
   if (o.method !== undefined) listing.method = string(o.method, `${where}.method`, 100);
   if (o.state !== undefined) listing.state = runState(o.state, `${where}.state`);
@@ -426,7 +421,6 @@ function runListing(value: unknown, where: string): RunListing {
     listing.resumable = o.resumable;
   }
   if (o.hyperparameters !== undefined) listing.hyperparameters = hyperparameters(o.hyperparameters, `${where}.hyperparameters`);
-  if (o.ab !== undefined) listing.ab = string(o.ab, `${where}.ab`, 200);
   return listing;
 }
 

@@ -16,10 +16,9 @@ import { RunDirectory, listRuns } from './engine/runs';
 import { JobManager } from './jobs/manager';
 import { filePathOf } from './lsp/document';
 import { configLenses } from './lsp/lens';
-import { abArgs } from './tasks/ab';
 import { runCliJson } from './tasks/cli-task';
 import { estimateConfig } from './tasks/estimate';
-import { abTestRequest, cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, combineAdaptersRequest, mergeAdapterRequest, jobUpdateNotification, listJobsRequest, listRunsRequest, runDataRequest, serverSettingsOf, settingsNotification, startTrainingRequest, type ServerSettings } from '../protocol/editor';
+import { cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, combineAdaptersRequest, mergeAdapterRequest, jobUpdateNotification, listJobsRequest, listRunsRequest, runDataRequest, serverSettingsOf, settingsNotification, startTrainingRequest, type ServerSettings } from '../protocol/editor';
 import type { CliCommand, CliResults } from '../protocol/cli';
 
 const connection = createConnection(ProposedFeatures.all);
@@ -118,19 +117,6 @@ connection.onRequest(exportAdapterRequest, ({ adapterDir, outDir, force }, token
 connection.onRequest(generateRequest, ({ modelDir, adapterDir, prompt, maxNewTokens }, token) =>
   cli('generate', [modelDir, ...(adapterDir ? ['--adapter', adapterDir] : []), '--prompt', prompt, '--max-new-tokens', String(maxNewTokens)], token),
 );
-
-// An A/B trains for minutes to hours: a cancel stops it as Ctrl+C does (its trainers checkpoint), and it may take its time to.
-connection.onRequest(abTestRequest, ({ configUri, ...params }, token) => {
-  const configPath = filePathOf(configUri);
-  if (!configPath) throw new Error(`${configUri}: save the config to a file first; an A/B trains from it`);
-  return runCliJson<CliResults['ab']>(abArgs(configPath, params), {
-    cli: join(__dirname, 'cli.js'),
-    token,
-    cancelSignal: 'SIGINT',
-    killGraceMs: 60_000,
-    onStderr: (line) => connection.console.log(`[ab] ${line}`),
-  });
-});
 
 connection.onRequest(environmentRequest, async (): Promise<CliResults['backends']> => {
   const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, 'cli.js'), 'backends', '--json'], {

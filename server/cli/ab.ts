@@ -13,7 +13,6 @@ import { writeReport, type WrittenReport } from '../ab/write';
 import { describeChoice, startBackend } from '../runtime';
 import { backendOption, integer } from './options';
 import { AB_METHODS, type AbMethod } from '../../protocol/methods';
-import type { AbResult } from '../../protocol/cli';
 
 function methodList(value: string): AbMethod[] {
   const methods = value.split(',').map((part) => part.trim()).filter(Boolean);
@@ -93,12 +92,11 @@ function reportJson(report: AbReport): object {
 function printResult(written: WrittenReport, options: { json?: boolean }, extra: Partial<AbOutcome> = {}): void {
   if (options.json) {
     const { abDir, trained, unfinished, cancelled } = extra;
-    const result: AbResult & { report: object } = {
+    console.log(JSON.stringify({
       ...(abDir ? { abDir } : {}), reportFile: written.reportFile, figures: written.figures,
       ...(trained === undefined ? {} : { trained, unfinished, cancelled }),
       sentences: written.report.comparisons.map((c) => c.sentence), report: reportJson(written.report),
-    };
-    console.log(JSON.stringify(result));
+    }));
     return;
   }
   for (const comparison of written.report.comparisons) console.log(comparison.sentence);

@@ -9,9 +9,7 @@ export interface CliTaskOptions {
   /** dist/cli.js. */
   cli: string;
   token?: CancellationToken;
-  /** The signal a cancel sends first (default SIGTERM); SIGKILL follows after killGraceMs. */
-  cancelSignal?: NodeJS.Signals;
-  /** After the first signal, how long the child has to exit before SIGKILL. */
+  /** After SIGTERM, how long the child has to exit before SIGKILL. */
   killGraceMs?: number;
   /** Each line the child writes to stderr, for the server log. */
   onStderr?: (line: string) => void;
@@ -47,7 +45,7 @@ export function runCliJson<T>(args: readonly string[], options: CliTaskOptions):
     let killTimer: NodeJS.Timeout | undefined;
     const cancellation = options.token?.onCancellationRequested(() => {
       cancelled = true;
-      child.kill(options.cancelSignal ?? 'SIGTERM');
+      child.kill('SIGTERM');
       killTimer = setTimeout(() => child.kill('SIGKILL'), options.killGraceMs ?? 3000);
     });
     child.on('error', (error) => {

@@ -767,33 +767,6 @@ describe('training panel in Chromium', { skip }, () => {
     await page.close();
   });
 
-  test('Compare draws the seeds of an A/B per method as a mean with a band, and opens its report', async () => {
-    const { page, errors } = await open('dark', SIDE_BY_SIDE);
-    await send(page, [{ type: 'theme', kind: 'dark' }]);
-    const shifted = (records: readonly MetricRecord[], by: number): MetricRecord[] => records.map((r) => (r.kind === 'train' ? { ...r, loss: Number(r.loss) + by } : r));
-    const lora = baselineRun!.metrics!;
-    const seed = (method: 'lora' | 'moslora', n: number, metrics: MetricRecord[]): RunListing => ({ runId: `${method}-seed${n}`, name: `${method}-seed${n}`, method, ab: 'ab-tiny', metrics });
-    await send(page, [
-      {
-        type: 'runs',
-        runs: [seed('lora', 1, lora), seed('lora', 2, shifted(lora, 0.4)), seed('moslora', 1, trainRecords), seed('moslora', 2, shifted(trainRecords, -0.3)), { ...baselineRun!, runId: 'single', name: 'single' }],
-      },
-    ]);
-    await tab(page, 'Compare');
-    await page.waitForFunction(() => (document.querySelector('[data-chart="compare"]') as ChartElement | null)?.uplot?.series.some((s) => s.label === 'ab-tiny moslora (mean of 2)'));
-    const drawn = await page.evaluate(() => {
-      const u = (document.querySelector('[data-chart="compare"]') as ChartElement & { uplot: { bands?: unknown[] } }).uplot;
-      return { labels: u.series.map((s) => s.label).filter((l) => !/raw|highest|lowest/.test(l)), bands: u.bands?.length ?? 0 };
-    });
-    assert.deepEqual(drawn, { labels: ['step', 'single', 'ab-tiny lora (mean of 2)', 'ab-tiny moslora (mean of 2)'], bands: 2 });
-    await shots(page, 'compare-ab');
-    await page.locator('vscode-button.ab-report', { hasText: 'Open report: ab-tiny' }).click();
-    await page.waitForTimeout(50);
-    assert.deepEqual((await posted(page)).filter((m) => m.type === 'openAbReport'), [{ type: 'openAbReport', runId: 'lora-seed1' }]);
-    assert.deepEqual(errors, []);
-    await page.close();
-  });
-
   test('resizing the panel raises no error: the charts and heatmaps redraw on the next frame', async () => {
     const { page, errors } = await open('dark', SIDE_BY_SIDE);
     await page.evaluate(() => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { abDirsIn, checkpointSteps, chooseMixerRun, chooseRun, finishedPhase, flatten, listingOf, newestFirst, readRunConfig, runsDirOf } from '../../extension/runs';
+import { checkpointSteps, chooseMixerRun, chooseRun, finishedPhase, flatten, listingOf, newestFirst, readRunConfig, runsDirOf } from '../../extension/runs';
 import { RunIds } from '../../extension/runIds';
 import type { RunFolder } from '../../protocol/editor';
 import type { RunListing, RunPhase } from '../../protocol/webview';
@@ -130,22 +130,5 @@ describe("a run's config.yaml", () => {
       ['a.__proto__.c', 2],
       ['d', '[1,{"e":2}]'],
     ]);
-  });
-});
-
-describe('the runs of an A/B', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'moslora-ab-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
-  it('finds the A/B folders of a runs folder (ab-<name> with an ab.json), and marks their runs', async () => {
-    for (const path of ['ab-tiny/lora-seed42', 'ab-tiny/moslora-seed42', 'ab-none/lora-seed1', 'tiny-1']) mkdirSync(join(dir, path), { recursive: true });
-    writeFileSync(join(dir, 'ab-tiny', 'ab.json'), '{}');
-    assert.deepEqual(await abDirsIn(dir), [join(dir, 'ab-tiny')], 'an ab- folder without ab.json is not an A/B');
-    assert.deepEqual(await abDirsIn(join(dir, 'nowhere')), []);
-    const ids = new RunIds();
-    const folder = (path: string): RunFolder => ({ runDir: join(dir, path), name: path.split('/').at(-1)!, summary: { state: 'done' }, checkpoints: [], lastStep: 60 });
-    assert.equal(listingOf(folder('ab-tiny/lora-seed42'), ids).ab, 'ab-tiny');
-    assert.equal(listingOf(folder('ab-none/lora-seed1'), ids).ab, undefined);
-    assert.equal(listingOf(folder('tiny-1'), ids).ab, undefined);
   });
 });

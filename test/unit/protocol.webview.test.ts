@@ -20,7 +20,6 @@ describe('parseWebviewMessage (the extension validates every message from the pa
       { type: 'resume', runId: 'moslora-r8' },
       { type: 'renameRun', runId: 'moslora-r8' },
       { type: 'deleteRun', runId: 'moslora-r8' },
-      { type: 'openAbReport', runId: 'lora-seed42' },
       { type: 'cancelQueued', jobKey: '2:14' },
       { type: 'requestRun', runId: 'run 2025-01-15 09.30' },
       { type: 'exportCsv', fileName: 'moslora-r8-metrics.csv', csv: 'run,step\r\nx,1\r\n' },
@@ -59,7 +58,7 @@ describe('parseWebviewMessage (the extension validates every message from the pa
 
   it('refuses run ids and file names that could name a path', () => {
     for (const runId of ['', '.', '..', '../secrets', 'runs/a', 'a\\b', 'C:evil', 'a\u0000b', 'x'.repeat(201)]) {
-      for (const type of ['stop', 'resume', 'renameRun', 'deleteRun', 'openAbReport']) refused({ type, runId }, /not a run id/);
+      for (const type of ['stop', 'resume', 'renameRun', 'deleteRun']) refused({ type, runId }, /not a run id/);
       assert.equal(isRunId(runId), false, runId);
     }
     refused({ type: 'exportCsv', fileName: '../../.bashrc.csv', csv: '' }, /plain file name/);
@@ -96,11 +95,10 @@ describe('parseExtensionMessage (the page checks what the extension sends)', () 
   });
 
   it('takes the run list with final loss, resumable and the config as dotted keys, exactly', () => {
-    const listing = { runId: 'a', name: 'a', method: 'lora', finalLoss: 2.632, resumable: true, ab: 'ab-tiny', hyperparameters: { r: 8, 'training.learning_rate': 0.002, backend: 'auto', 'data.eval': null, use_rslora: false } };
+    const listing = { runId: 'a', name: 'a', method: 'lora', finalLoss: 2.632, resumable: true, hyperparameters: { r: 8, 'training.learning_rate': 0.002, backend: 'auto', 'data.eval': null, use_rslora: false } };
     const parsed = parseExtensionMessage({ type: 'runs', runs: [listing] });
     assert.ok(parsed.ok && parsed.message.type === 'runs');
     assert.deepEqual({ ...parsed.message.runs[0]!.hyperparameters }, listing.hyperparameters);
-    assert.equal(parsed.message.runs[0]!.ab, 'ab-tiny');
     const bad = (patch: Record<string, unknown>, why: RegExp): void => {
       const result = parseExtensionMessage({ type: 'runs', runs: [{ ...listing, ...patch }] });
       assert.equal(result.ok, false, JSON.stringify(patch));
@@ -108,7 +106,6 @@ describe('parseExtensionMessage (the page checks what the extension sends)', () 
     };
     bad({ finalLoss: null }, /runs\.runs\[0\]\.finalLoss: expected a finite number/);
     bad({ resumable: 'yes' }, /resumable: expected true or false/);
-    bad({ ab: 3 }, /runs\.runs\[0\]\.ab: expected a string/);
     bad({ hyperparameters: { r: [8] } }, /hyperparameters\.r: expected a string/);
     bad({ hyperparameters: { lr: Number.POSITIVE_INFINITY } }, /hyperparameters\.lr: expected a finite number/);
     bad({ hyperparameters: { x: 'y'.repeat(LIMITS.hyperparameterValueLength + 1) } }, /longer than/);

@@ -44,8 +44,6 @@ export class RunData {
   resumable = false;
   /** The run's config.yaml as dotted keys, when the extension could read it. */
   hyperparameters: Record<string, Hyperparameter> | undefined;
-  /** The A/B it is one seed of (`ab-<name>`). */
-  ab: string | undefined;
   readonly records: MetricRecord[] = [];
   /** `train/loss`, `eval/accuracy`, … */
   readonly columns = new Map<string, Column>();
@@ -235,7 +233,6 @@ export class Store {
       run.finalLoss = listing.finalLoss;
       run.resumable = listing.resumable === true;
       run.hyperparameters = listing.hyperparameters;
-      run.ab = listing.ab;
       if (listing.state) run.state = listing.state;
       if (listing.metrics) {
         run.addRecords(listing.metrics, true);

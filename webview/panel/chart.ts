@@ -26,12 +26,7 @@ export interface LineGroup {
   x: ArrayLike<number>;
   ys: ArrayLike<number>[];
   specs: LineSpec[];
-  /** The area between two of `ys` (indices), filled: an A/B method's lowest to highest seed. */
-  band?: { upper: number; lower: number; colour: () => Rgb };
 }
-
-/** How strongly a band is filled. */
-const BAND_ALPHA = 0.18;
 
 export interface ChartOptions {
   title: string;
@@ -135,19 +130,12 @@ export class Chart {
   draw(): void {
     this.groups = this.provide();
     const specs = this.groups.flatMap((g) => g.specs);
-    // bands by uPlot's series index: 1 + the lines of the groups before
-    let offset = 1;
-    const bands = this.groups.flatMap((g) => {
-      const at = offset;
-      offset += g.ys.length;
-      return g.band ? [{ series: [at + g.band.upper, at + g.band.lower] as [number, number], colour: g.band.colour }] : [];
-    });
-    const key = JSON.stringify([specs.map((s) => [s.label, s.faint, s.points, s.dash, s.hideInLegend, s.width]), bands.map((b) => b.series), this.xMode, this.logY]);
+    const key = JSON.stringify([specs.map((s) => [s.label, s.faint, s.points, s.dash, s.hideInLegend]), this.xMode, this.logY]);
     const plotWidth = this.plot ? this.plot.bbox.width / devicePixelRatio : 0;
     const { data, total } = this.align(plotWidth || this.width() - 60);
     if (key !== this.layoutKey || !this.plot) {
       this.plot?.destroy();
-      this.plot = new uPlot(this.uplotOptions(specs, bands), data, this.plotHost);
+      this.plot = new uPlot(this.uplotOptions(specs), data, this.plotHost);
       this.layoutKey = key;
       // for tests and debugging: the element carries its plot
       Object.defineProperty(this.element, 'uplot', { value: this.plot, configurable: true });
@@ -198,7 +186,7 @@ export class Chart {
     return { data: [x, ...ys], total };
   }
 
-  private uplotOptions(specs: LineSpec[], bands: { series: [number, number]; colour: () => Rgb }[]): uPlot.Options {
+  private uplotOptions(specs: LineSpec[]): uPlot.Options {
     const p = currentPalette();
     const foreground = css(p.foreground);
     const axis = (label: string, values: uPlot.Axis['values']): uPlot.Axis => ({
@@ -256,7 +244,6 @@ export class Chart {
           }),
         ),
       ],
-      bands: bands.map((b) => ({ series: b.series, fill: () => css(b.colour(), BAND_ALPHA) })),
       hooks: {
         setSelect: [
           (u) => {

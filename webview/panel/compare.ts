@@ -1,8 +1,7 @@
 // The Compare tab: any runs overlaid on one metric, one colour per run (the theme's chart
 // colours, then dashed), smoothed like the Training tab; a legend table with each run's final
 // and best figures (and Rename, Delete), and the hyperparameters that differ between the runs
-// shown. The seeds of one A/B are drawn per method as their mean with a band from the lowest to
-// the highest seed, and its report is a button away. Everything shown is built from `selected()`, the runs ticked, in the list's order.
+// shown. Everything shown is built from `selected()`, the runs ticked, in the list's order.
 import { paletteTitles } from '../../protocol/commands';
 import { metricsCsv } from '../lib/csv';
 import { formatCount, formatDuration, formatNumber } from '../../protocol/format';
@@ -12,8 +11,7 @@ import type { RunData } from '../lib/store';
 import { Chart, type LineGroup } from './chart';
 import { $, html, type Context } from './context';
 import { chartsPng, type LegendLine } from './png';
-import { abGroups, band } from '../lib/bands';
-import { group, rawAndSmoothed, smoothed } from './series';
+import { group, rawAndSmoothed } from './series';
 import { safeName } from './training';
 
 const METRICS: { id: string; label: string }[] = [
@@ -40,7 +38,6 @@ export class CompareView {
   private readonly table: HTMLTableSectionElement;
   private readonly hyperTable: HTMLTableElement;
   private runsKey = '';
-  private abKey = '';
   private metricsKey = '';
 
   constructor(
@@ -53,7 +50,6 @@ export class CompareView {
           <div class="compare-controls">
             <label class="control">Metric <vscode-single-select class="metric"></vscode-single-select></label>
             <div class="run-list" role="group" aria-label="Runs to compare"></div>
-            <div class="ab-reports" role="group" aria-label="A/B reports" hidden></div>
           </div>
           <div class="compare-chart"></div>
           <div class="table-scroll">
@@ -107,8 +103,7 @@ export class CompareView {
     const metric = this.ctx.ui.compareMetric;
     const { xMode, smoothing } = this.ctx.ui;
     const isTrain = metric.startsWith('train/');
-    const { single, grouped } = abGroups(this.selected());
-    const lines = single.flatMap((run) => {
+    return this.selected().flatMap((run) => {
       const column = run.columns.get(metric);
       if (!column) return [];
       const { colour, dash } = this.colourOf(run);
@@ -117,32 +112,6 @@ export class CompareView {
         ? [rawAndSmoothed(column, xMode, smoothing, spec)]
         : [group(column, xMode, [column.values], [{ ...spec, points: !isTrain }])];
     });
-    // an A/B's seeds of one method: their mean and the band from the lowest to the highest seed,
-    // each seed smoothed as a single run would be (by step: seeds end at different times)
-    const smooth = isTrain && metric !== 'train/lr' && smoothing > 0;
-    const bands = grouped.flatMap(({ ab, method, runs }) => {
-      const curves = runs.flatMap((run) => {
-        const column = run.columns.get(metric);
-        return column ? [{ steps: column.steps, values: smooth ? smoothed(column, smoothing) : column.values }] : [];
-      });
-      const b = band(curves);
-      if (!b.steps.length) return [];
-      const { colour } = this.colourOf(runs[0]!);
-      const label = `${ab} ${method} (mean of ${curves.length})`;
-      return [
-        {
-          x: b.steps,
-          ys: [b.hi, b.lo, b.mean],
-          specs: [
-            { label: `${label} highest`, colour, faint: true, width: 0.5, hideInLegend: true },
-            { label: `${label} lowest`, colour, faint: true, width: 0.5, hideInLegend: true },
-            { label, colour, width: 2, points: !isTrain },
-          ],
-          band: { upper: 0, lower: 1, colour },
-        },
-      ];
-    });
-    return [...lines, ...bands];
   }
 
   update(): void {
@@ -153,7 +122,6 @@ export class CompareView {
     if (!runs.length) return;
     this.updateMetricOptions(runs);
     this.updateRunList(runs);
-    this.updateAbReports(runs);
     for (const run of this.selected()) this.ctx.ensure(run.runId);
     this.updateTable();
     this.updateHyperparameters();
@@ -212,27 +180,6 @@ export class CompareView {
           this.update();
         });
         return row;
-      }),
-    );
-  }
-
-  /** A button per A/B among the runs, opening its report (any of its runs names it). */
-  private updateAbReports(runs: RunData[]): void {
-    const abs = new Map<string, RunData>();
-    for (const run of runs) if (run.ab && !abs.has(run.ab)) abs.set(run.ab, run);
-    const key = JSON.stringify([...abs].map(([ab, run]) => [ab, run.runId]));
-    if (key === this.abKey) return;
-    this.abKey = key;
-    const host = $(this.element, '.ab-reports');
-    host.hidden = abs.size === 0;
-    host.replaceChildren(
-      ...[...abs].map(([ab, run]) => {
-        const button = html(`<vscode-button class="ab-report" secondary></vscode-button>`);
-        button.textContent = `Open report: ${ab}`;
-        button.title = `The A/B report of ${ab}: per method the mean and 95% interval over seeds, and the paired differences`;
-        button.dataset.ab = ab;
-        button.addEventListener('click', () => this.ctx.post({ type: 'openAbReport', runId: run.runId }));
-        return button;
       }),
     );
   }
@@ -353,4 +300,3 @@ export class CompareView {
     return { fileName: `moslora-compare-${safeName(metric)}.png`, dataUrl: chartsPng(`Compare: ${metric}`, [this.chart], legend, 1) };
   }
 }
-
