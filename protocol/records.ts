@@ -5,7 +5,7 @@
 //   summary.json   one TrainSummary, once the run has ended
 // and an A/B's manifest, ab.json (server/ab/layout.ts writes and checks it).
 import type { BackendName } from './backends';
-import type { AdapterMethod } from './methods';
+import type { AbMethod } from './methods';
 
 /**
  * One logged step. Known metrics: train `loss`, `lr`, `grad_norm`, `tokens_per_s`; eval
@@ -63,7 +63,7 @@ export interface TrainSummary {
 
 /** One run of an A/B: a method and a seed, in its own run folder (relative to the A/B's folder). */
 export interface AbRunEntry {
-  method: AdapterMethod;
+  method: AbMethod;
   seed: number;
   dir: string;
 }
@@ -77,7 +77,7 @@ export interface AbManifest {
   /** SHA-256 of the config file's text when the A/B started: runs of another text do not mix. */
   configSha256: string;
   /** The first is the baseline every other method is compared with. */
-  methods: AdapterMethod[];
+  methods: AbMethod[];
   seeds: number[];
   /** The backend every run trains on (the one `auto` picked when the A/B started). */
   backend: BackendName;

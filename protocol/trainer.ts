@@ -23,6 +23,8 @@ export interface TrainRequest {
 /** What a run changes of its config (an A/B's method, seed and threads); the rest stays as written. */
 export interface ConfigOverrides {
   method?: AdapterMethod;
+  /** adapter.use_dora */
+  useDora?: boolean;
   /** training.seed */
   seed?: number;
   /** training.workers */

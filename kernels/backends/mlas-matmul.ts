@@ -1,12 +1,12 @@
 // Products on the wasm backend through onnxruntime's MLAS.
 //
 // tfjs-backend-wasm multiplies with XNNPACK compiled to WebAssembly: 128-bit SIMD without fused
-// multiply-add, one thread (measured: a 1024² product at ~30 GFLOP/s on this 2-core EPYC). The
-// products are ~80% of a training step there. onnxruntime-node ships MLAS, onnxruntime's native
-// GEMM for AVX2 / AVX-512 / NEON, prebuilt in its npm package: ~60 GFLOP/s on one thread for the
-// same product. So on wasm each BatchMatMul kernel runs as one onnxruntime session of a single
-// FusedMatMul node (onnxruntime's contrib op: MatMul with transpose flags and batch broadcasting),
-// on views of the wasm heap: no copy in, none out (the output is written in place).
+// multiply-add, one thread, and the products are most of a training step there. onnxruntime-node
+// ships MLAS, onnxruntime's native GEMM for AVX2 / AVX-512 / NEON, prebuilt in its npm package,
+// about twice XNNPACK's rate a thread (`npm run bench -- products`). So on wasm each BatchMatMul
+// kernel runs as one onnxruntime session of a single FusedMatMul node (onnxruntime's contrib op:
+// MatMul with transpose flags and batch broadcasting), on views of the wasm heap: no copy in, none
+// out (the output is written in place).
 //
 // onnxruntime's public session.run is asynchronous (a setImmediate around its native run), and a
 // tfjs kernel must return its output; so this calls the native binding's synchronous run, which

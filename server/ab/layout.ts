@@ -13,7 +13,7 @@
 // runs' metrics.jsonl and summary.json.
 import { z } from 'zod';
 import { BACKENDS } from '../../protocol/backends';
-import { ADAPTER_METHODS } from '../../protocol/methods';
+import { AB_METHODS } from '../../protocol/methods';
 import type { AbManifest } from '../../protocol/records';
 
 export const MANIFEST_FILE = 'ab.json';
@@ -34,7 +34,7 @@ export function runFolderName(method: string, seed: number): string {
 
 const runEntry = z
   .object({
-    method: z.enum(ADAPTER_METHODS),
+    method: z.enum(AB_METHODS),
     seed: z.number().int().min(0),
     dir: z.string().min(1),
   })
@@ -47,7 +47,7 @@ export const manifestSchema = z
     name: z.string().regex(AB_NAME),
     config: z.string().min(1),
     configSha256: z.string().regex(/^[0-9a-f]{64}$/),
-    methods: z.array(z.enum(ADAPTER_METHODS)).min(2),
+    methods: z.array(z.enum(AB_METHODS)).min(2),
     seeds: z.array(z.number().int().min(0)).min(1),
     backend: z.enum(BACKENDS),
     schedule: z.object({ atOnce: z.number().int().min(1), coresPerRun: z.number().int().min(1) }).strict(),

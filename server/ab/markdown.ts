@@ -30,7 +30,7 @@ export function renderMarkdown(report: AbReport, figures: FigureLink[], rebuild:
   for (const comparison of report.comparisons) out.push(`**${comparison.sentence}**`, '');
   const { atOnce, coresPerRun } = report.schedule;
   out.push(
-    `Config \`${report.config}\`: every run trains it as written but for \`method\`, \`training.seed\` and \`training.workers\` (1: the A/B shares the cores out itself; threads change only rounding). ` +
+    `Config \`${report.config}\`: every run trains it as written but for \`method\`, \`use_dora\`, \`training.seed\` and \`training.workers\` (1: the A/B shares the cores out itself; threads change only rounding). ` +
       `Seeds ${report.seeds.join(', ')}; backend ${report.backend}; ${atOnce} run${atOnce === 1 ? '' : 's'} at a time with ${coresPerRun} core${coresPerRun === 1 ? '' : 's'} each (step times depend on it). ` +
       `The verdict is on ${METRIC_LABELS[report.primary]}${report.primary === 'trainLoss' ? ' (not every run evaluated)' : ''}; lower is better.`,
     '',

@@ -2,7 +2,7 @@
 // Pure: no files, so the tests plant results and the panel can recompute what it shows.
 import type { RunResult } from './results';
 import { CONFIDENCE, detectableDifference, pairedDifference, POWER, seedsToDetect, tInterval, type MeanInterval, type PairedDifference } from './stats';
-import type { AdapterMethod } from '../../protocol/methods';
+import type { AbMethod } from '../../protocol/methods';
 import type { AbManifest } from '../../protocol/records';
 
 export const METRICS = ['evalLoss', 'accuracy', 'trainLoss'] as const;
@@ -13,10 +13,19 @@ export const METRIC_LABELS: Record<Metric, string> = { evalLoss: 'final eval los
 /** More seeds than this are reported as "more than": a difference that small is not worth the runs. */
 export const SEEDS_LIMIT = 100_000;
 
-const METHOD_NAMES: Record<AdapterMethod, string> = { lora: 'LoRA', moslora: 'MoSLoRA', 'moslora-fixed': 'MoSLoRA-fixed', linchain: 'LinChain' };
+const METHOD_NAMES: Record<AbMethod, string> = {
+  lora: 'LoRA',
+  moslora: 'MoSLoRA',
+  'moslora-fixed': 'MoSLoRA-fixed',
+  linchain: 'LinChain',
+  dora: 'DoRA',
+  'moslora+dora': 'MoSLoRA+DoRA',
+  'moslora-fixed+dora': 'MoSLoRA-fixed+DoRA',
+  'linchain+dora': 'LinChain+DoRA',
+};
 
 export function methodName(method: string): string {
-  return METHOD_NAMES[method as AdapterMethod] ?? method;
+  return METHOD_NAMES[method as AbMethod] ?? method;
 }
 
 export interface MethodSummary {

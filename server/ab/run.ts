@@ -17,7 +17,7 @@ import { expectedWasmProducts } from '../runtime';
 import { abFolderName, AB_NAME, MANIFEST_FILE, MANIFEST_VERSION, parseManifest, runFolderName } from './layout';
 import { planSchedule, PROCESS_BYTES, type Schedule } from './schedule';
 import { writeReport, type WrittenReport } from './write';
-import type { AdapterMethod } from '../../protocol/methods';
+import { abMethodConfig, type AbMethod } from '../../protocol/methods';
 import type { JobInfo, JobUpdate } from '../../protocol/editor';
 import type { AbManifest } from '../../protocol/records';
 
@@ -25,7 +25,7 @@ export interface AbRequest {
   /** The config every run trains. */
   configPath: string;
   /** The first is the baseline. */
-  methods: AdapterMethod[];
+  methods: AbMethod[];
   /** Seeds per method: the config's training.seed and the ones after it. */
   seeds: number;
   /** The A/B's folder is <runs dir>/ab-<name>; default: the config's file name. */
@@ -48,7 +48,7 @@ export interface AbRequest {
 export type RunAction = 'train' | 'resume' | 'restart' | 'done' | 'failed';
 
 export interface PlannedRun {
-  method: AdapterMethod;
+  method: AbMethod;
   seed: number;
   /** The run folder, absolute. */
   runDir: string;
@@ -253,7 +253,7 @@ async function train(todo: PlannedRun[], manifest: AbManifest, schedule: Schedul
         configPath: manifest.config,
         ...(run.action === 'resume' ? { resumeRunDir: run.runDir } : { runDir: run.runDir }),
         backend: manifest.backend,
-        overrides: { method: run.method, seed: run.seed, workers: 1 },
+        overrides: { ...abMethodConfig(run.method), seed: run.seed, workers: 1 },
         cores: schedule.coresPerRun,
       });
     }

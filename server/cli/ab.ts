@@ -12,15 +12,15 @@ import { abDirFor, runAb, type AbEvent, type AbOutcome, type PlannedRun } from '
 import { writeReport, type WrittenReport } from '../ab/write';
 import { describeChoice, startBackend } from '../runtime';
 import { backendOption, integer } from './options';
-import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
+import { AB_METHODS, type AbMethod } from '../../protocol/methods';
 
-function methodList(value: string): AdapterMethod[] {
+function methodList(value: string): AbMethod[] {
   const methods = value.split(',').map((part) => part.trim()).filter(Boolean);
-  const unknown = methods.filter((m) => !(ADAPTER_METHODS as readonly string[]).includes(m));
-  if (unknown.length) throw new InvalidArgumentError(`unknown method${unknown.length > 1 ? 's' : ''} ${unknown.map((m) => `"${m}"`).join(', ')}; allowed: ${ADAPTER_METHODS.join(', ')}`);
+  const unknown = methods.filter((m) => !(AB_METHODS as readonly string[]).includes(m));
+  if (unknown.length) throw new InvalidArgumentError(`unknown method${unknown.length > 1 ? 's' : ''} ${unknown.map((m) => `"${m}"`).join(', ')}; allowed: ${AB_METHODS.join(', ')}`);
   if (new Set(methods).size !== methods.length) throw new InvalidArgumentError(`"${value}" names a method twice`);
   if (methods.length < 2) throw new InvalidArgumentError(`give two or more methods to compare, e.g. lora,moslora (got "${value}")`);
-  return methods as AdapterMethod[];
+  return methods as AbMethod[];
 }
 
 function parallelOption(value: string): number | 'auto' {
@@ -104,7 +104,7 @@ function printResult(written: WrittenReport, options: { json?: boolean }, extra:
 }
 
 interface AbOptions {
-  methods: AdapterMethod[];
+  methods: AbMethod[];
   seeds: number;
   name?: string;
   runsDir?: string;
@@ -126,8 +126,8 @@ export function registerAbCommand(program: Command): void {
   program
     .command('ab')
     .description('A/B test: train a config once per method and seed, then report the paired differences with 95% intervals; run it again to continue a stopped A/B')
-    .argument('<config>', 'the config every run trains (only method, training.seed and training.workers change); with --report-only also an A/B folder (ab-<name>)')
-    .addOption(new Option('--methods <list>', `methods to compare, the baseline first (${ADAPTER_METHODS.join(', ')})`).argParser(methodList).default(['lora', 'moslora'], 'lora,moslora'))
+    .argument('<config>', 'the config every run trains (only method, use_dora, training.seed and training.workers change); with --report-only also an A/B folder (ab-<name>)')
+    .addOption(new Option('--methods <list>', `methods to compare, the baseline first (${AB_METHODS.join(', ')}; dora is LoRA with use_dora, +dora turns it on for a method, the others train with it off)`).argParser(methodList).default(['lora', 'moslora'], 'lora,moslora'))
     .option('--seeds <n>', 'seeds per method: the config\'s training.seed and the ones after it', integer('--seeds', 2), 3)
     .option('--name <name>', 'the A/B\'s folder is <runs dir>/ab-<name> (default: the config\'s file name)')
     .option('--runs-dir <dir>', 'where the A/B\'s folder goes (default: the config\'s output.runs_dir)')

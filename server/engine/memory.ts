@@ -21,17 +21,12 @@
 // done, next to the gradients it makes: PER_HIDDEN hidden-wide floats (norms, q/k/v/o, the MLP's
 // gate/up/product, residuals, gradients) and PER_SCORE floats per head and key (scores, mask,
 // softmax, their gradients). The loss keeps the logits and makes their gradient and a chunk's
-// temporaries: PER_VOCAB floats per token. Fitted to the wasm heap's high-water mark of a ~100M
-// Llama (hidden 768, 12 layers, 12 heads, vocab 32000, 256 tokens, MoSLoRA r 16 on
-// q,k,v,up,down; `npm run bench -- memory`) measured on 2026-11-23 with XNNPACK's products, after
-// frozen weights stopped getting gradients (kernels/ops/matmul.ts matMulByConstant): batch 1 / 2
-// 2.12 / 3.57 GiB without checkpointing; with it, batch 2 / 4 / 8 1.35 / 1.77 / 2.62 GiB, and a
-// 4-layer variant at batch 4 1.32 GiB. The formula gives 2.23, 3.62, 1.32, 1.79, 2.73 and 1.38
-// GiB: within −2% and +5%, on the safe side where it matters (batch 2 without checkpointing, near
-// the 4 GiB heap). With MLAS's products (2026-12-03) the same cases measured 1.74, 3.21, 0.89,
-// 1.36, 2.25 and 1.04 GiB, the formula with one copy of the weights 1.86, 3.25, 0.95, 1.42, 2.36
-// and 1.19: +1% to +15%, all on the safe side. PER_SCORE is assumed (six [T × S] tensors per
-// head), not separated by those measurements, which all use 256 tokens.
+// temporaries: PER_VOCAB floats per token. The constants are fitted to the wasm heap's high-water
+// mark of a ~100M Llama (hidden 768, 12 layers, 12 heads, vocab 32000, 256 tokens, MoSLoRA r 16 on
+// q,k,v,up,down; `npm run bench -- memory`, records in bench/results/memory.jsonl), with and
+// without checkpointing and at several batch sizes; the rule is that the estimate errs on the safe
+// side (above the measured peak) wherever a run is near the heap's 4 GiB. PER_SCORE is assumed
+// (six [T × S] tensors per head), not separated by those measurements, which all use 256 tokens.
 import { totalmem } from 'node:os';
 import type { BackendPreference } from '../../protocol/backends';
 import type { ProductEngine } from '../../kernels/backends/mlas-matmul';

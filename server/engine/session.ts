@@ -34,6 +34,7 @@ function withOverrides(config: ResolvedConfig, overrides: ConfigOverrides): Reso
   return {
     ...config,
     ...(overrides.method ? { method: overrides.method } : {}),
+    ...(overrides.useDora !== undefined ? { use_dora: overrides.useDora } : {}),
     training: {
       ...config.training,
       ...(overrides.seed !== undefined ? { seed: overrides.seed } : {}),

@@ -125,8 +125,8 @@ describe('moslora ab with the built CLI', { skip: existsSync(CLI) && existsSync(
     const one = await ab([config, '--methods', 'lora']);
     assert.equal(one.code, 1);
     assert.match(one.stderr, /give two or more methods to compare, e\.g\. lora,moslora \(got "lora"\)/);
-    const unknown = await ab([config, '--methods', 'lora,dora']);
-    assert.match(unknown.stderr, /unknown method "dora"; allowed: lora, moslora, moslora-fixed, linchain/);
+    const unknown = await ab([config, '--methods', 'lora,dora,qlora']);
+    assert.match(unknown.stderr, /unknown method "qlora"; allowed: lora, moslora, moslora-fixed, linchain, dora, moslora\+dora, moslora-fixed\+dora, linchain\+dora/);
     const folder = await ab([dir, '--report-only']);
     assert.equal(folder.code, 1);
     assert.match(folder.stderr, /has no ab\.json: not an A\/B folder/);

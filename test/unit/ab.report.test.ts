@@ -125,7 +125,7 @@ describe('the A/B report from runs on disk', () => {
     const abDir = join(dir, 'ab-bad');
     await plantManifest(abDir, '/c.moslora.yaml', 'c'.repeat(64), ['lora', 'moslora'], [1]);
     const file = join(abDir, 'ab.json');
-    await writeFile(file, (await readFile(file, 'utf8')).replace('"lora"', '"dora"'));
+    await writeFile(file, (await readFile(file, 'utf8')).replace('"lora"', '"qlora"'));
     await assert.rejects(writeReport(abDir, 'x'), (error: Error) => error.message.startsWith(`${file}: not an A/B manifest of version 1: methods.0:`));
   });
 });

@@ -60,16 +60,16 @@ describe('moslora ab: what it trains', () => {
     await writeFile(config, CONFIG_TEXT);
   });
 
-  it("trains each method × seed as the config says but for method, training.seed and one worker, then writes the report", async () => {
+  it("trains each method × seed as the config says but for method, use_dora, training.seed and one worker, then writes the report", async () => {
     const outcome = await runAb(request());
     const abDir = join(dir, 'runs', 'ab-tiny');
     assert.equal(outcome.abDir, abDir);
     const requests = (await logged()).map((l) => l.request).sort((a, b) => a.runDir!.localeCompare(b.runDir!));
     assert.deepEqual(requests.map((r) => [r.runDir, r.overrides, r.backend, r.configPath]), [
-      [join(abDir, 'lora-seed42'), { method: 'lora', seed: 42, workers: 1 }, 'wasm', config],
-      [join(abDir, 'lora-seed43'), { method: 'lora', seed: 43, workers: 1 }, 'wasm', config],
-      [join(abDir, 'moslora-seed42'), { method: 'moslora', seed: 42, workers: 1 }, 'wasm', config],
-      [join(abDir, 'moslora-seed43'), { method: 'moslora', seed: 43, workers: 1 }, 'wasm', config],
+      [join(abDir, 'lora-seed42'), { method: 'lora', useDora: false, seed: 42, workers: 1 }, 'wasm', config],
+      [join(abDir, 'lora-seed43'), { method: 'lora', useDora: false, seed: 43, workers: 1 }, 'wasm', config],
+      [join(abDir, 'moslora-seed42'), { method: 'moslora', useDora: false, seed: 42, workers: 1 }, 'wasm', config],
+      [join(abDir, 'moslora-seed43'), { method: 'moslora', useDora: false, seed: 43, workers: 1 }, 'wasm', config],
     ]);
     assert.ok(requests.every((r) => r.cores === outcome.manifest.schedule.coresPerRun));
     assert.equal(outcome.trained, 4);
@@ -81,6 +81,20 @@ describe('moslora ab: what it trains', () => {
     assert.ok(Math.abs(outcome.report.comparisons[0]!.differences.evalLoss!.mean + 0.02) < 1e-12);
     assert.match(await readFile(outcome.reportFile, 'utf8'), /^# A\/B: LoRA vs MoSLoRA/);
     assert.ok(!existsSync(join(abDir, '.lock')), 'the lock is released');
+  });
+
+  it('DoRA is a method of its own: dora trains LoRA with use_dora, +dora turns it on for a method', async () => {
+    const outcome = await runAb(request({ methods: ['dora', 'moslora+dora', 'moslora'], seeds: 2 }));
+    const requests = (await logged()).map((l) => l.request).sort((a, b) => (a.runDir! < b.runDir! ? -1 : 1));
+    assert.deepEqual(requests.map((r) => [r.runDir, r.overrides]), [
+      [join(outcome.abDir, 'dora-seed42'), { method: 'lora', useDora: true, seed: 42, workers: 1 }],
+      [join(outcome.abDir, 'dora-seed43'), { method: 'lora', useDora: true, seed: 43, workers: 1 }],
+      [join(outcome.abDir, 'moslora+dora-seed42'), { method: 'moslora', useDora: true, seed: 42, workers: 1 }],
+      [join(outcome.abDir, 'moslora+dora-seed43'), { method: 'moslora', useDora: true, seed: 43, workers: 1 }],
+      [join(outcome.abDir, 'moslora-seed42'), { method: 'moslora', useDora: false, seed: 42, workers: 1 }],
+      [join(outcome.abDir, 'moslora-seed43'), { method: 'moslora', useDora: false, seed: 43, workers: 1 }],
+    ]);
+    assert.match(await readFile(outcome.reportFile, 'utf8'), /^# A\/B: DoRA vs MoSLoRA\+DoRA vs MoSLoRA/);
   });
 
   it('an interrupted A/B trains only what it lacks: finished runs untouched, a stopped run resumed, one without a checkpoint started again', async () => {
