@@ -212,7 +212,7 @@ export interface AbTestResult {
  */
 export const abTestRequest = new RequestType<AbTestParams, AbTestResult, void>('moslora/abTest');
 
-/** Where an A/B stands: runs ended of all, and the run that reported last with its step. */
+/** Where an A/B stands: runs finished (done, or failed: not trained again) of all, and the run that reported last with its step. */
 export interface AbProgress {
   done: number;
   total: number;

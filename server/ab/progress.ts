@@ -6,7 +6,8 @@ import type { AbEvent } from './run';
 
 export const PROGRESS_PREFIX = 'moslora-ab-progress ';
 
-const ENDED = new Set(['done', 'failed', 'cancelled']);
+/** A run that ends so is not trained again by the same A/B; a cancelled one is (it resumes). */
+const ENDED = new Set(['done', 'failed']);
 
 /** A function from each event to the progress after it, or null when the event changes nothing shown. */
 export function abProgressTracker(): (event: AbEvent) => AbProgress | null {

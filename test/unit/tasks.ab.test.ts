@@ -31,7 +31,7 @@ describe('A/B progress', () => {
     type: 'run', run, update: { job: { id: 1, request: { configPath: 'c' }, state, step, totalSteps: 10, lastOutput: [] }, metrics: [], mixers: [] },
   });
 
-  it('counts runs finished earlier as done, each run that ends once, and reports the step of the run that reported', () => {
+  it('counts runs finished earlier as done, each run that finishes once (a cancelled one not), and reports the step of the run that reported', () => {
     const runs = [planned('lora', 0, 'done'), planned('lora', 1, 'train'), planned('moslora', 0, 'resume'), planned('moslora', 1, 'train')];
     const track = abProgressTracker();
     const plan = { type: 'plan', abDir: '/ab', manifest: {} as never, schedule: {} as never, runs } as AbEvent;
@@ -40,7 +40,8 @@ describe('A/B progress', () => {
     assert.equal(track(update(runs[1]!, 'training', 3)), null, 'an update that changes nothing shown is not sent');
     assert.deepEqual(track(update(runs[1]!, 'done', 10))?.done, 2);
     assert.deepEqual(track(update(runs[1]!, 'done', 10)), null, 'a run that ended counts once');
-    assert.deepEqual(track(update(runs[2]!, 'cancelled', 6))?.done, 3);
+    assert.deepEqual(track(update(runs[2]!, 'cancelled', 6))?.done, 2, 'a cancelled run resumes next time: not done');
+    assert.deepEqual(track(update(runs[3]!, 'failed', 2))?.done, 3);
     assert.equal(track({ type: 'stopping' }), null);
   });
 
