@@ -2,13 +2,14 @@
 // under a cancellable progress notification; at the end the report's verdict with Open Report
 // (report.md in the Markdown preview) and Compare Runs. Cancelling stops the runs at a
 // checkpoint: the same A/B again continues them.
-import { readFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import { abProgressNotification, abTestRequest, type AbTestResult } from '../protocol/editor';
 import { commandIds } from '../protocol/commands';
 import { abTestParams, DEFAULT_SEEDS, MAX_SEEDS, MIN_SEEDS, methodChoices, progressMessage, seedsError } from './ab-choices';
+import { openReport } from './ab-report';
 import type { Ctx } from './ctx';
+import { TrainingPanel } from './panel';
 
 const TITLE = 'MoSLoRA: A/B Test';
 let nextProgressId = 1;
@@ -59,6 +60,7 @@ export function abTest(ctx: Ctx, configUri: (arg: unknown, title: string) => Pro
         listening.dispose();
       }
     });
+    TrainingPanel.refreshRuns();
     if (!result) {
       ctx.log.info(`A/B test ${what}: cancelled`);
       void vscode.window.showInformationMessage(`MoSLoRA: A/B test stopped. Every run kept its checkpoint: run "${TITLE}" again with the same methods and seeds to continue.`);
@@ -76,30 +78,4 @@ async function announce(ctx: Ctx, result: AbTestResult): Promise<void> {
   const choice = await show(text, 'Open Report', 'Compare Runs');
   if (choice === 'Open Report') await openReport(result.reportFile);
   else if (choice === 'Compare Runs') await vscode.commands.executeCommand(commandIds.compareRuns);
-}
-
-export async function openReport(reportFile: string): Promise<void> {
-  await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(reportFile));
-}
-
-/** Opens the report of the A/B whose folder is `abDir` (the report its ab.json names). */
-export async function openAbReport(abDir: string): Promise<void> {
-  const manifestFile = join(abDir, 'ab.json');
-  const text = await readFile(manifestFile, 'utf8').catch(() => {
-    throw new Error(`${abDir} has no ab.json: not an A/B folder`);
-  });
-  let report: unknown;
-  try {
-    report = (JSON.parse(text) as { report?: unknown }).report;
-  } catch (error) {
-    throw new Error(`${manifestFile}: not JSON (${(error as Error).message})`);
-  }
-  if (typeof report !== 'string' || !report) throw new Error(`${manifestFile}: no "report" file named`);
-  const file = join(abDir, report);
-  try {
-    await readFile(file);
-  } catch {
-    throw new Error(`${file} is not written yet: the report comes when the A/B's runs end; run "${TITLE}" on its config again to finish it`);
-  }
-  await openReport(file);
 }
