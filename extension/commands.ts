@@ -19,6 +19,7 @@ import { describeEstimate } from './estimate';
 import { configTemplate, examplePaths, PLACEHOLDER_PATHS, type TemplatePaths } from './template';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../protocol/backends';
 import { commandIds, type CommandName } from '../protocol/commands';
+import { abTest } from './ab';
 
 type Cmd = (...args: unknown[]) => unknown;
 
@@ -43,6 +44,7 @@ export const COMMANDS: Record<CommandName, CommandSpec> = {
   showServerLog: { what: 'Show Server Log', make: (ctx) => () => ctx.serverLog.show() },
   restartServer: { what: 'Restart Server', make: restartServer },
   estimate: { what: 'Estimate', make: estimate },
+  abTest: { what: 'A/B Test', make: (ctx) => (arg) => (trusted('A/B testing') ? abTest(ctx, (a, title) => configUri(ctx, a, title))(arg) : undefined) },
   showEnvironment: { what: 'Show Compute Environment', make: showEnvironment },
 };
 

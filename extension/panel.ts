@@ -13,6 +13,7 @@ import { PANEL_ASSETS, webviewHtml } from '../protocol/webview-page';
 import { parseWebviewMessage, type ExtensionMessage, type PanelTab, type QueuedJob, type ThemeKind, type WebviewMessage } from '../protocol/webview';
 import type { Ctx, JobChange } from './ctx';
 import { isFinal, queuedJobs, runStateOf } from './jobs';
+import { openAbReport } from './ab-report';
 import { offerFile } from './results';
 import { chooseMixerRun, chooseRun, finishedPhase } from './runs';
 import type { MetricRecord, MixerSnapshot } from '../protocol/records';
@@ -209,6 +210,12 @@ export class TrainingPanel {
       case 'deleteRun':
         await this.deleteRun(message.runId);
         return;
+      case 'openAbReport': {
+        const runDir = this.ctx.tracker.runIds.dirOf(message.runId);
+        if (!runDir) return this.ctx.log.info(`panel: openAbReport for unknown run id ${JSON.stringify(message.runId)} ignored`);
+        await openAbReport(dirname(runDir));
+        return;
+      }
       case 'cancelQueued': {
         const tracked = this.ctx.tracker.get(message.jobKey);
         if (tracked?.job.state !== 'queued') return this.ctx.log.info(`panel: cancelQueued for ${JSON.stringify(message.jobKey)} ignored: no such queued job`);
@@ -325,6 +332,11 @@ export class TrainingPanel {
     if (runIdChanged && this.ctx.tracker.runIds.dirOf(tracked.runId)) void this.loadRun(tracked.runId).catch((error: unknown) => this.ctx.log.warn(`panel: ${String(error)}`));
     // ... and the Compare list changes, as it does when a job ends
     if (runIdChanged || isFinal(tracked.job.state)) void this.refreshRuns();
+  }
+
+  /** The open panel lists the runs on disk again (runs trained outside the job queue: an A/B's). */
+  static refreshRuns(): void {
+    if (TrainingPanel.current?.ready) void TrainingPanel.current.refreshRuns();
   }
 
   private async refreshRuns(): Promise<void> {

@@ -59,6 +59,7 @@ export function listingOf(run: RunFolder, runIds: RunIds, config?: RunConfig): R
   if (finalLoss !== undefined) listing.finalLoss = finalLoss;
   if (state.phase !== 'done' && run.checkpoints.length > 0) listing.resumable = true;
   if (config) listing.hyperparameters = config.hyperparameters;
+  if (run.ab) listing.ab = run.ab;
   return listing;
 }
 

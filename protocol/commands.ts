@@ -19,6 +19,8 @@ export const commandIds = {
   tryAdapter: 'moslora.tryAdapter',
   /** Trainable parameters, memory and time per step of a config; a lens passes the config's URI. */
   estimate: 'moslora.estimate',
+  /** Train a config once per method and seed and report the paired differences; a menu passes the config's URI. */
+  abTest: 'moslora.abTest',
   selectBackend: 'moslora.selectBackend',
   showEnvironment: 'moslora.showEnvironment',
   showServerLog: 'moslora.showServerLog',

@@ -64,6 +64,15 @@ export interface RunFolder {
   summary: Record<string, unknown> | null;
   checkpoints: number[];
   lastStep: number;
+  /** The A/B it belongs to, for a run folder inside an A/B's folder (ab-<name>/ with ab.json). */
+  ab?: AbMembership;
+}
+
+/** A run's place in an A/B: the A/B's name (its folder is ab-<name>), the method and the seed it trains. */
+export interface AbMembership {
+  name: string;
+  method: string;
+  seed: number;
 }
 
 /** Past and present runs found on disk under the given runs folders, newest first in each. */
@@ -170,3 +179,46 @@ export interface GenerateParams {
   maxNewTokens: number;
 }
 export const generateRequest = new RequestType<GenerateParams, GenerateResult, void>('moslora/generate');
+
+// ---------------------------------------------------------------------------------------------
+// A/B test: `moslora ab CONFIG --methods … --seeds N --json` as a child process of the server.
+
+export interface AbTestParams {
+  /** The config file's URI (file:). */
+  configUri: string;
+  /** Two or more of AB_METHODS (protocol/methods.ts), the baseline first. */
+  methods: string[];
+  seeds: number;
+  /** The editor's `moslora.runsDirectory` (absolute): the A/B's folder goes there instead of the config's output.runs_dir. */
+  runsDir?: string;
+  /** Progress notifications for this request carry this id. */
+  progressId?: string;
+}
+
+/** What `moslora ab --json` prints last, less the report's numbers (report.md has them). */
+export interface AbTestResult {
+  abDir: string;
+  reportFile: string;
+  figures: string[];
+  /** Runs this call trained to the end. */
+  trained: number;
+  unfinished: { method: string; seed: number; state: string; message?: string }[];
+  cancelled: boolean;
+  /** The report's verdict, one sentence per method compared with the baseline. */
+  sentences: string[];
+}
+
+/**
+ * Trains the config once per method and seed, then writes the report. Cancelling stops the
+ * runs (each saves a checkpoint first): the same request again continues them.
+ */
+export const abTestRequest = new RequestType<AbTestParams, AbTestResult, void>('moslora/abTest');
+
+/** Where an A/B stands: runs finished (done, or failed: not trained again) of all, and the run that reported last with its step. */
+export interface AbProgress {
+  done: number;
+  total: number;
+  current?: { method: string; seed: number; step: number; totalSteps: number };
+}
+
+export const abProgressNotification = new NotificationType<{ progressId: string; progress: AbProgress }>('moslora/abProgress');

@@ -54,6 +54,8 @@ export interface RunListing {
    * `training.learning_rate`: Compare shows the keys whose values differ between runs.
    */
   hyperparameters?: Record<string, Hyperparameter>;
+  /** The A/B it belongs to: Compare draws an A/B's runs as one mean line with a band per method. */
+  ab?: { name: string; method: string; seed: number };
 }
 
 /** A job waiting for the one job slot (it has no run folder yet). */
@@ -109,6 +111,8 @@ export type WebviewMessage =
   | { type: 'renameRun'; runId: string }
   /** Delete a run's folder: the extension asks first, and refuses a run that trains. */
   | { type: 'deleteRun'; runId: string }
+  /** Open the report of the A/B this run belongs to. */
+  | { type: 'openAbReport'; runId: string }
   /** Drop a queued job before it starts. */
   | { type: 'cancelQueued'; jobKey: string }
   /** Send this run's metrics and mixers (for Compare, or to show a finished run). */
@@ -258,6 +262,7 @@ function webviewMessage(value: unknown): WebviewMessage {
     case 'resume':
     case 'renameRun':
     case 'deleteRun':
+    case 'openAbReport':
       exactKeys(o, type, ['type', 'runId']);
       return { type, runId: runId(o.runId, `${type}.runId`) };
     case 'cancelQueued':
@@ -410,7 +415,7 @@ function numbers(value: unknown, where: string): (number | null)[] {
 
 function runListing(value: unknown, where: string): RunListing {
   const o = object(value, where);
-  exactKeys(o, where, ['runId', 'name'], ['method', 'state', 'metrics', 'finalLoss', 'resumable', 'hyperparameters']);
+  exactKeys(o, where, ['runId', 'name'], ['method', 'state', 'metrics', 'finalLoss', 'resumable', 'hyperparameters', 'ab']);
   const listing: RunListing = { runId: runId(o.runId, `${where}.runId`), name: string(o.name, `${where}.name`, 500) };
   if (o.method !== undefined) listing.method = string(o.method, `${where}.method`, 100);
   if (o.state !== undefined) listing.state = runState(o.state, `${where}.state`);
@@ -421,6 +426,11 @@ function runListing(value: unknown, where: string): RunListing {
     listing.resumable = o.resumable;
   }
   if (o.hyperparameters !== undefined) listing.hyperparameters = hyperparameters(o.hyperparameters, `${where}.hyperparameters`);
+  if (o.ab !== undefined) {
+    const ab = object(o.ab, `${where}.ab`);
+    exactKeys(ab, `${where}.ab`, ['name', 'method', 'seed']);
+    listing.ab = { name: string(ab.name, `${where}.ab.name`, 200), method: string(ab.method, `${where}.ab.method`, 100), seed: count(ab.seed, `${where}.ab.seed`) };
+  }
   return listing;
 }
 

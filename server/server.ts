@@ -12,13 +12,14 @@ import { completeConfig, TRIGGER_CHARACTERS } from './lsp/completion';
 import { DiagnosticsScheduler } from './lsp/diagnostics';
 import { FactCache } from './lsp/facts';
 import { hoverConfig } from './lsp/hover';
-import { RunDirectory, listRuns } from './engine/runs';
+import { RunDirectory } from './engine/runs';
 import { JobManager } from './jobs/manager';
 import { filePathOf } from './lsp/document';
 import { configLenses } from './lsp/lens';
 import { runCliJson } from './tasks/cli-task';
 import { estimateConfig } from './tasks/estimate';
-import { cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, combineAdaptersRequest, mergeAdapterRequest, jobUpdateNotification, listJobsRequest, listRunsRequest, runDataRequest, serverSettingsOf, settingsNotification, startTrainingRequest, type ServerSettings } from '../protocol/editor';
+import { listRunsWithAb, runAbTask } from './tasks/ab';
+import { abProgressNotification, abTestRequest, cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, combineAdaptersRequest, mergeAdapterRequest, jobUpdateNotification, listJobsRequest, listRunsRequest, runDataRequest, serverSettingsOf, settingsNotification, startTrainingRequest, type ServerSettings } from '../protocol/editor';
 import type { CliCommand, CliResults } from '../protocol/cli';
 
 const connection = createConnection(ProposedFeatures.all);
@@ -94,7 +95,7 @@ connection.onRequest(startTrainingRequest, ({ configUri, resumeRunDir, backend, 
 });
 connection.onRequest(cancelTrainingRequest, ({ jobId }) => jobs.cancel(jobId));
 connection.onRequest(listJobsRequest, () => jobs.list());
-connection.onRequest(listRunsRequest, async ({ runsDirs }) => (await Promise.all(runsDirs.map(listRuns))).flat());
+connection.onRequest(listRunsRequest, async ({ runsDirs }) => (await Promise.all(runsDirs.map((dir) => listRunsWithAb(dir, (warning) => connection.console.warn(warning))))).flat());
 connection.onRequest(runDataRequest, async ({ runDir }) => {
   const run = new RunDirectory(runDir);
   return { runDir, metrics: await run.readMetrics(), mixers: await run.readMixers(), summary: await run.readSummary() };
@@ -117,6 +118,19 @@ connection.onRequest(exportAdapterRequest, ({ adapterDir, outDir, force }, token
 connection.onRequest(generateRequest, ({ modelDir, adapterDir, prompt, maxNewTokens }, token) =>
   cli('generate', [modelDir, ...(adapterDir ? ['--adapter', adapterDir] : []), '--prompt', prompt, '--max-new-tokens', String(maxNewTokens)], token),
 );
+
+connection.onRequest(abTestRequest, (params, token) => {
+  const configPath = filePathOf(params.configUri);
+  if (!configPath) throw new Error(`${params.configUri}: save the config to a file first; its paths are relative to it`);
+  return runAbTask(configPath, params, {
+    cli: join(__dirname, 'cli.js'),
+    token,
+    onProgress: (progress) => {
+      if (params.progressId) void connection.sendNotification(abProgressNotification, { progressId: params.progressId, progress });
+    },
+    onLog: (line) => connection.console.log(`[ab] ${line}`),
+  });
+});
 
 connection.onRequest(environmentRequest, async (): Promise<CliResults['backends']> => {
   const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, 'cli.js'), 'backends', '--json'], {

@@ -10,6 +10,7 @@ import { MANIFEST_FILE } from '../ab/layout';
 import { methodName, type AbReport } from '../ab/report';
 import { abDirFor, runAb, type AbEvent, type AbOutcome, type PlannedRun } from '../ab/run';
 import { writeReport, type WrittenReport } from '../ab/write';
+import { abProgressTracker, PROGRESS_PREFIX } from '../ab/progress';
 import { describeChoice, startBackend } from '../runtime';
 import { backendOption, integer } from './options';
 import { AB_METHODS, type AbMethod } from '../../protocol/methods';
@@ -112,6 +113,7 @@ interface AbOptions {
   parallel: number | 'auto';
   reportOnly?: boolean;
   json?: boolean;
+  progressJson?: boolean;
 }
 
 /** The A/B's folder a --report-only names: the folder itself, or the config and --name / --runs-dir. */
@@ -135,6 +137,7 @@ export function registerAbCommand(program: Command): void {
     .option('--parallel <n>', 'runs at once on the CPU backends, or auto (as measured fastest here)', parallelOption, 'auto')
     .option('--report-only', 'rebuild report.md and its figures from the runs on disk; train nothing')
     .option('--json', 'print JSON {abDir, reportFile, figures, trained, unfinished, cancelled, sentences, report} as the last line')
+    .option('--progress-json', `also write each change of progress on stderr as "${PROGRESS_PREFIX.trim()} {done, total, current}" (for the editor)`)
     .action(async (target: string, options: AbOptions) => {
       if (options.reportOnly) {
         const abDir = await abDirOf(target, options);
@@ -149,6 +152,8 @@ export function registerAbCommand(program: Command): void {
         controller.abort();
       });
       const write = (line: string) => process.stderr.write(`${line}\n`);
+      const lines = progressLines(write);
+      const progress = options.progressJson ? abProgressTracker() : null;
       const outcome = await runAb({
         configPath: target,
         methods: options.methods,
@@ -164,7 +169,11 @@ export function registerAbCommand(program: Command): void {
         },
         trainer: { module: trainer },
         signal: controller.signal,
-        onEvent: progressLines(write),
+        onEvent: (event) => {
+          lines(event);
+          const changed = progress?.(event);
+          if (changed) write(`${PROGRESS_PREFIX}${JSON.stringify(changed)}`);
+        },
       });
       for (const run of outcome.unfinished) write(`${label(run)}: ${run.state}${run.message ? ` — ${run.message}` : ''}`);
       if (outcome.cancelled) write(`stopped; the report covers the runs that finished. Run the same command again to continue.`);

@@ -9,7 +9,9 @@ export interface CliTaskOptions {
   /** dist/cli.js. */
   cli: string;
   token?: CancellationToken;
-  /** After SIGTERM, how long the child has to exit before SIGKILL. */
+  /** What cancelling sends the child (default SIGTERM); SIGINT asks `moslora ab` to stop its runs at a checkpoint. */
+  cancelSignal?: NodeJS.Signals;
+  /** After the cancel signal, how long the child has to exit before SIGKILL. */
   killGraceMs?: number;
   /** Each line the child writes to stderr, for the server log. */
   onStderr?: (line: string) => void;
@@ -45,7 +47,7 @@ export function runCliJson<T>(args: readonly string[], options: CliTaskOptions):
     let killTimer: NodeJS.Timeout | undefined;
     const cancellation = options.token?.onCancellationRequested(() => {
       cancelled = true;
-      child.kill('SIGTERM');
+      child.kill(options.cancelSignal ?? 'SIGTERM');
       killTimer = setTimeout(() => child.kill('SIGKILL'), options.killGraceMs ?? 3000);
     });
     child.on('error', (error) => {

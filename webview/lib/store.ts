@@ -44,6 +44,8 @@ export class RunData {
   resumable = false;
   /** The run's config.yaml as dotted keys, when the extension could read it. */
   hyperparameters: Record<string, Hyperparameter> | undefined;
+  /** The A/B it belongs to, when it is one of an A/B's runs. */
+  ab: RunListing['ab'];
   readonly records: MetricRecord[] = [];
   /** `train/loss`, `eval/accuracy`, … */
   readonly columns = new Map<string, Column>();
@@ -233,6 +235,7 @@ export class Store {
       run.finalLoss = listing.finalLoss;
       run.resumable = listing.resumable === true;
       run.hyperparameters = listing.hyperparameters;
+      run.ab = listing.ab;
       if (listing.state) run.state = listing.state;
       if (listing.metrics) {
         run.addRecords(listing.metrics, true);

@@ -19,6 +19,8 @@ export interface LineSpec {
   points?: boolean;
   /** Leave out of the hover legend (a raw line next to its smoothed curve). */
   hideInLegend?: boolean;
+  /** The upper edge of a band: the area down to the next line (its lower edge) is filled, faintly. */
+  bandUpper?: boolean;
 }
 
 /** Lines that share one x: e.g. raw loss and its smoothed curve. NaN in y draws a gap. */
@@ -228,6 +230,8 @@ export class Chart {
         },
         { ...axis(this.yLabel, (_u, splits) => splits.map((v) => (v == null ? '' : formatNumber(v)))), size: fitLabels },
       ],
+      // series 0 is x: spec i is series i + 1
+      bands: specs.flatMap((s, i): uPlot.Band[] => (s.bandUpper ? [{ series: [i + 1, i + 2], fill: () => css(s.colour(), 0.18) }] : [])),
       series: [
         { label: this.xMode === 'wall' ? 'time' : 'step', value: (_u, v) => (v == null ? '–' : this.xMode === 'wall' ? formatDuration(v) : String(v)) },
         ...specs.map(

@@ -7,11 +7,13 @@ import { metricsCsv } from '../lib/csv';
 import { formatCount, formatDuration, formatNumber } from '../../protocol/format';
 import { differingKeys, valueText } from '../lib/hyperparameters';
 import { currentPalette, SERIES_COLOURS, type Rgb } from '../lib/theme';
-import type { RunData } from '../lib/store';
+import type { Column, RunData } from '../lib/store';
+import { abKey, abSeries } from '../lib/ab-series';
+import { abLineGroup, renderAbControls } from './ab-groups';
 import { Chart, type LineGroup } from './chart';
 import { $, html, type Context } from './context';
 import { chartsPng, type LegendLine } from './png';
-import { group, rawAndSmoothed } from './series';
+import { group, rawAndSmoothed, smoothed } from './series';
 import { safeName } from './training';
 
 const METRICS: { id: string; label: string }[] = [
@@ -50,6 +52,7 @@ export class CompareView {
           <div class="compare-controls">
             <label class="control">Metric <vscode-single-select class="metric"></vscode-single-select></label>
             <div class="run-list" role="group" aria-label="Runs to compare"></div>
+            <div class="ab-controls" hidden></div>
           </div>
           <div class="compare-chart"></div>
           <div class="table-scroll">
@@ -92,9 +95,11 @@ export class CompareView {
     return ticked === null ? runs : runs.filter((r) => ticked.includes(r.runId));
   }
 
-  /** A run keeps its colour while the list stays the same, ticked or not. */
+  /** A run keeps its colour while the list stays the same, ticked or not; an A/B's runs of one method take the first one's. */
   private colourOf(run: RunData): { colour: () => Rgb; dash: number[] | undefined } {
-    const index = Math.max(0, this.ctx.store.comparable().indexOf(run));
+    const runs = this.ctx.store.comparable();
+    const key = this.ctx.ui.compareAbSingle ? undefined : abKey(run);
+    const index = Math.max(0, key ? runs.findIndex((r) => abKey(r) === key) : runs.indexOf(run));
     const name = SERIES_COLOURS[index % SERIES_COLOURS.length]!;
     return { colour: () => currentPalette().series[name], dash: DASHES[Math.floor(index / SERIES_COLOURS.length) % DASHES.length] };
   }
@@ -103,7 +108,12 @@ export class CompareView {
     const metric = this.ctx.ui.compareMetric;
     const { xMode, smoothing } = this.ctx.ui;
     const isTrain = metric.startsWith('train/');
-    return this.selected().flatMap((run) => {
+    const grouped = !this.ctx.ui.compareAbSingle;
+    // train metrics averaged as Compare shows them: after smoothing; the rest as logged
+    const valuesOf = isTrain && metric !== 'train/lr' && smoothing > 0 ? (column: Column) => smoothed(column, smoothing) : undefined;
+    const abLines = grouped ? abSeries(this.selected(), metric, valuesOf).map((series) => abLineGroup(series, xMode, this.colourOf(series.runs[0]!))) : [];
+    return abLines.concat(this.selected().flatMap((run) => {
+      if (grouped && run.ab) return [];
       const column = run.columns.get(metric);
       if (!column) return [];
       const { colour, dash } = this.colourOf(run);
@@ -111,7 +121,7 @@ export class CompareView {
       return isTrain && metric !== 'train/lr'
         ? [rawAndSmoothed(column, xMode, smoothing, spec)]
         : [group(column, xMode, [column.values], [{ ...spec, points: !isTrain }])];
-    });
+    }));
   }
 
   update(): void {
@@ -122,6 +132,15 @@ export class CompareView {
     if (!runs.length) return;
     this.updateMetricOptions(runs);
     this.updateRunList(runs);
+    renderAbControls($(this.element, '.ab-controls'), runs, this.ctx.ui.compareAbSingle, {
+      toggle: (single) => {
+        this.ctx.ui.compareAbSingle = single;
+        this.ctx.saveSoon();
+        this.rebuild();
+        this.update();
+      },
+      open: (runId) => this.ctx.post({ type: 'openAbReport', runId }),
+    });
     for (const run of this.selected()) this.ctx.ensure(run.runId);
     this.updateTable();
     this.updateHyperparameters();

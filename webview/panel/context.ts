@@ -22,6 +22,8 @@ export interface UiState {
   compareMetric: string;
   /** Runs ticked in Compare; null means "all of them". */
   compareRuns: string[] | null;
+  /** Compare draws an A/B's runs one line each instead of a mean and band per method. */
+  compareAbSingle: boolean;
   mixer: MixerUi;
 }
 
@@ -32,6 +34,7 @@ export const DEFAULT_UI: UiState = {
   logY: false,
   compareMetric: 'train/loss',
   compareRuns: null,
+  compareAbSingle: false,
   mixer: { module: undefined, view: 'single', diff: false, step: null },
 };
 

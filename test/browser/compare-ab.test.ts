@@ -1,0 +1,102 @@
+// Compare draws an A/B's runs (listed with their A/B, method and seed) as one mean line with a
+// min–max band per method, a plain run beside them as itself; "Show A/B runs as single runs"
+// goes back to a line per run, and "Open A/B Report" asks the extension for the report.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { parseWebviewMessage, type ExtensionMessage, type RunListing } from '../../protocol/webview';
+import type { MetricRecord } from '../../protocol/records';
+import { startHarness, type Harness } from './harness';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = join(import.meta.dirname, '..', '..');
+const ARTIFACTS = join(ROOT, 'test-artifacts', 'browser');
+
+const missing = existsSync(CHROMIUM)
+  ? existsSync(join(ROOT, 'dist', 'webview', 'panel.js'))
+    ? null
+    : 'dist/webview/panel.js is missing: run `npm run build` first (npm run test:browser does)'
+  : `no Chromium at ${CHROMIUM}: install it with \`apt-get install chromium\` to run the browser tests`;
+const skip = missing !== null && !process.env.CI ? missing : false;
+
+interface ChartElement extends HTMLElement {
+  uplot: { data: ArrayLike<number | null | undefined>[]; series: { label: string }[]; bands?: { series: [number, number] }[] };
+}
+
+const losses = (values: number[]): MetricRecord[] => values.map((loss, i) => ({ step: i + 1, kind: 'train', loss, wall_s: i + 1 }));
+
+/** Two methods × two seeds of the A/B "tiny", and a run of no A/B. */
+const RUNS: RunListing[] = [
+  { runId: 'r-l0', name: 'lora-seed0', method: 'lora', ab: { name: 'tiny', method: 'lora', seed: 0 }, metrics: losses([4, 3, 2]) },
+  { runId: 'r-l1', name: 'lora-seed1', method: 'lora', ab: { name: 'tiny', method: 'lora', seed: 1 }, metrics: losses([6, 5, 2]) },
+  { runId: 'r-m0', name: 'moslora-seed0', method: 'moslora', ab: { name: 'tiny', method: 'moslora', seed: 0 }, metrics: losses([3, 2, 1]) },
+  { runId: 'r-m1', name: 'moslora-seed1', method: 'moslora', ab: { name: 'tiny', method: 'moslora', seed: 1 }, metrics: losses([5, 2, 1.5]) },
+  { runId: 'r-plain', name: 'plain', method: 'lora', metrics: losses([9, 8, 7]) },
+];
+
+describe('Compare groups an A/B in Chromium', { skip }, () => {
+  let browser: Browser;
+  let harness: Harness;
+
+  before(async () => {
+    if (missing) throw new Error(missing);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    harness = await startHarness();
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await harness?.close();
+  });
+
+  async function chart(page: Page): Promise<{ labels: string[]; data: (number | null)[][]; bands: [number, number][] }> {
+    return page.evaluate(() => {
+      const u = document.querySelector<ChartElement>('[data-chart="compare"]')!.uplot;
+      return {
+        labels: u.series.map((s) => s.label),
+        data: u.data.map((column) => Array.from(column, (v) => (v === undefined ? null : v))),
+        bands: (u.bands ?? []).map((b) => b.series),
+      };
+    });
+  }
+
+  test('one mean line with a band per method, single runs on request, and Open A/B Report', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 }, deviceScaleFactor: 1 });
+    const errors: string[] = [];
+    page.on('console', (m) => (m.type() === 'error' || m.type() === 'warning') && errors.push(`console ${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+    await page.goto(harness.url('dark'));
+    await page.waitForSelector('body[data-ready="true"]');
+    const messages: ExtensionMessage[] = [{ type: 'settings', smoothing: 0 }, { type: 'runs', runs: RUNS }, { type: 'focus', tab: 'compare' }];
+    await page.evaluate((ms) => ms.forEach((m) => window.postMessage(m, '*')), messages);
+
+    // 3 lines per method (highest, lowest, mean) and the plain run's line
+    await page.waitForFunction(() => document.querySelector('[data-chart="compare"]')?.getAttribute('data-series') === '7');
+    const grouped = await chart(page);
+    const lora = 'lora (tiny, mean of 2 seeds)';
+    const moslora = 'moslora (tiny, mean of 2 seeds)';
+    assert.deepEqual(grouped.labels, ['step', `${lora} highest`, `${lora} lowest`, lora, `${moslora} highest`, `${moslora} lowest`, moslora, 'plain']);
+    assert.deepEqual(grouped.data[0], [1, 2, 3]);
+    assert.deepEqual(grouped.data.slice(1, 4), [[6, 5, 2], [4, 3, 2], [5, 4, 2]]);
+    assert.deepEqual(grouped.data.slice(4, 7), [[5, 2, 1.5], [3, 2, 1], [4, 2, 1.25]]);
+    assert.deepEqual(grouped.data[7], [9, 8, 7]);
+    assert.deepEqual(grouped.bands, [[1, 2], [4, 5]], 'each method fills between its highest and lowest line');
+    await page.screenshot({ path: join(ARTIFACTS, 'compare-ab-grouped.png'), fullPage: true });
+
+    await page.locator('.ab-controls vscode-checkbox.ab-single').click();
+    await page.waitForFunction(() => document.querySelector('[data-chart="compare"]')?.getAttribute('data-series') === '5');
+    const single = await chart(page);
+    assert.deepEqual(single.labels, ['step', 'lora-seed0', 'lora-seed1', 'moslora-seed0', 'moslora-seed1', 'plain']);
+    assert.deepEqual(single.bands, []);
+
+    await page.locator('.ab-controls .open-ab-report').click();
+    const posted = await page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted);
+    const opened = posted.map((m) => parseWebviewMessage(m)).filter((p) => p.ok && p.message.type === 'openAbReport');
+    assert.deepEqual(opened.map((p) => (p.ok ? p.message : null)), [{ type: 'openAbReport', runId: 'r-l0' }]);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
