@@ -8,6 +8,10 @@ import { ModelTokenizer } from '../models/tokenizer';
 import type { BackendPreference } from '../../protocol/backends';
 import { productEngine } from '../../kernels/backends/mlas-matmul';
 import { startBackend } from '../runtime';
+import { describeBaseFormats } from '../../kernels/base/quant';
+import type { LoadProgress } from '../../kernels/base/native-load';
+import { baseFormats } from '../config/schema';
+import { formatBytes } from './memory';
 import { planWorkers, SHARD_WORKER_FILE } from './plan-workers';
 import { defaultRunName, train } from './train';
 import type { ConfigOverrides, TrainEvent } from '../../protocol/trainer';
@@ -50,7 +54,15 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
   const backend = await startBackend(options.backend ?? config.backend);
   // the backend that started, for the status bar and the panel's header while the run is young
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}`, backend: backend.backend, device: backend.device });
-  const [model, tokenizer] = await Promise.all([CausalLM.load(config.model), ModelTokenizer.load(config.model)]);
+  const formats = baseFormats(config);
+  let reported = -1;
+  const onProgress = ({ bytesRead, bytesTotal }: LoadProgress) => {
+    const percent = Math.floor((100 * bytesRead) / bytesTotal);
+    if (percent === reported) return;
+    reported = percent;
+    emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}: ${percent}% of ${formatBytes(bytesTotal)} (${describeBaseFormats(formats)})`, backend: backend.backend, device: backend.device });
+  };
+  const [model, tokenizer] = await Promise.all([CausalLM.load(config.model, { formats, onProgress }), ModelTokenizer.load(config.model)]);
   const t = config.training;
   const plan = planWorkers(t.workers, backend.backend, {
     batch: t.batch_size,
@@ -60,7 +72,7 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
   }, options.cores === undefined ? undefined : { cores: options.cores, freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) });
   try {
     return await train({
-      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model },
+      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model, load: { formats, shared: model.sharedWeights() } },
       ...(options.signal ? { signal: options.signal } : {}), onEvent: emit,
     });
   } finally {

@@ -37,7 +37,7 @@ import type { LinearModule } from '../models/modules';
 import { AdamW, scheduleFactor } from './optim';
 import { RunDirectory, type TrainerState } from './runs';
 import { median } from './median';
-import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer } from './parallel';
+import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer, type ShardWorkerInit } from './parallel';
 import { createAdapters, disposeAdapters, makeTrainable, selectModules } from '../models/adapters';
 import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
@@ -52,8 +52,12 @@ export interface TrainInputs {
   resume: boolean;
   signal?: AbortSignal;
   onEvent?: (event: TrainEvent) => void;
-  /** Threads that share each micro-batch (parallel.ts planWorkers), loading the model from modelDir; absent: one. */
-  workers?: { plan: WorkerPlan; modelDir: string };
+  /**
+   * Threads that share each micro-batch (parallel.ts planWorkers), loading the model from modelDir
+   * as `load` says (its stored formats, and the native store's matrices, which they map rather
+   * than read); absent: one.
+   */
+  workers?: { plan: WorkerPlan; modelDir: string; load?: ShardWorkerInit['load'] };
 }
 
 async function evalLoss(score: Scorer, rows: TokenizedExample[], batchSize: number, padId: number): Promise<number> {
@@ -247,7 +251,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   let workers: ShardWorkers | null = null;
   try {
     if (inputs.workers && threads > 1) {
-      workers = await ShardWorkers.start(threads - 1, await shardWorkerInit(backend.backend, inputs.workers.modelDir, adapters, productThreads));
+      workers = await ShardWorkers.start(threads - 1, await shardWorkerInit(backend.backend, inputs.workers.modelDir, adapters, productThreads, inputs.workers.load));
       parallel = new DataParallel(model, adapters, params, workers);
     }
     while (state.step < totalSteps) {
