@@ -68,7 +68,7 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
     batch: t.batch_size,
     checkpointing: t.gradient_checkpointing,
     // the adapter's few MiB aside
-    memory: { ...model.shape, baseParameters: model.parameterCount, products: productEngine(), trainable: 0, maxLength: config.data.max_length },
+    memory: { ...model.shape, baseParameters: model.parameterCount, ...(model.nativeBytes !== undefined ? { nativeBytes: model.nativeBytes } : {}), products: productEngine(), trainable: 0, maxLength: config.data.max_length },
   }, options.cores === undefined ? undefined : { cores: options.cores, freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) });
   try {
     return await train({

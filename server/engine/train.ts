@@ -175,7 +175,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   const checkpointing = resolveCheckpointing(
     t.gradient_checkpointing,
     // each thread's backend holds its share of the batch
-    model.shape ? { ...model.shape, baseParameters: model.parameterCount, products: productEngine(), trainable, batch: Math.ceil(t.batch_size / threads), maxLength: config.data.max_length } : null,
+    model.shape ? { ...model.shape, baseParameters: model.parameterCount, ...(model.nativeBytes !== undefined ? { nativeBytes: model.nativeBytes } : {}), products: productEngine(), trainable, batch: Math.ceil(t.batch_size / threads), maxLength: config.data.max_length } : null,
     memoryLimit(backend.backend),
   );
   const optimizer = new AdamW({ weightDecay: t.weight_decay });

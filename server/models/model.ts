@@ -14,7 +14,7 @@ import { mlasAvailable } from '../../kernels/backends/mlas-matmul';
 import { FLOAT32_BASE, PackedMatrix, type BaseFormat, type BaseFormats, type PackedMatrixParts } from '../../kernels/base/quant';
 import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear } from './layers';
 import { llamaForward, llamaWeights } from './llama';
-import { modelLayout, type LinearModule } from './modules';
+import { EMBEDDING_NAMES, modelLayout, type LinearModule } from './modules';
 
 /** Where the frozen weights live: the native weight store (wasm, cpu), or float32 tensors. */
 export type WeightStore = 'native' | 'tensors';
@@ -92,6 +92,8 @@ export interface EngineModel {
   readonly parameterCount: number;
   /** Width, depth, heads and vocabulary, for the memory estimate; absent: unknown. */
   readonly shape?: ModelShape;
+  /** Bytes of its base in the native weight store, outside the heap; absent: none, the base is tensors. */
+  readonly nativeBytes?: number;
   /** Logits [B, T, V] for token ids [B, T]; adapters by module name; dropout only while training. */
   logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D;
   /** A linear module's frozen weight as the forward pass uses it (a DoRA adapter's magnitude starts from its norms). */
@@ -134,8 +136,7 @@ export class CausalLM implements EngineModel {
     const tensors = new Map<string, tf.Tensor>();
     try {
       const layout = modelLayout(config, checkpoint.tensors, modelDir);
-      const embeddingName = config.family === 'llama' ? 'model.embed_tokens.weight' : 'transformer.wte.weight';
-      const embeddingTensor = layout.parameters.find((p) => p.name === embeddingName)!.tensor;
+      const embeddingTensor = layout.parameters.find((p) => (EMBEDDING_NAMES as readonly string[]).includes(p.name))!.tensor;
       const lmHead = layout.linears.find((m) => m.name === 'lm_head')!;
       const formatOf = (tensor: string) => (tensor === embeddingTensor || tensor === lmHead.weight ? formats.embedding : formats.linear);
       const packedTensors = new Set([...layout.linears.map((m) => m.weight), embeddingTensor]);
@@ -217,9 +218,9 @@ export class CausalLM implements EngineModel {
     return new Map([...this.packed].map(([tensor, matrix]) => [tensor, matrix.parts]));
   }
 
-  /** Bytes of the native weight store (outside the wasm heap and V8's). */
-  get nativeBytes(): number {
-    return [...this.packed.values()].reduce((sum, m) => sum + m.byteLength, 0);
+  /** Bytes of the native weight store (outside the wasm heap and V8's); undefined where the weights are tensors. */
+  get nativeBytes(): number | undefined {
+    return this.packed.size === 0 ? undefined : [...this.packed.values()].reduce((sum, m) => sum + m.byteLength, 0);
   }
 
   /** The module's [d_out, d_in] and layout; throws, naming the nearest modules, for an unknown name. */
