@@ -3,11 +3,16 @@ import { basename } from 'node:path';
 import type { EstimateReport } from '../protocol/editor';
 import { formatCount, formatNumber } from '../protocol/format';
 
+function formatGiB(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(2)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
 export function describeEstimate(e: EstimateReport): string {
   const share = (n: number) => `${((100 * n) / e.baseParameters).toPrecision(3)} % of the base`;
   const mixers = e.moslora - e.lora;
   return [
     `Model: ${basename(e.model)} (${e.architecture}), ${formatCount(e.baseParameters)} parameters.`,
+    ...(e.base ? [`Frozen base: ${e.base.precision}, ${formatGiB(e.base.bytes)} (on wasm and cpu outside the 4 GiB heap). At each precision: ${(e.baseAtPrecisions ?? []).map((p) => `${p.setting} ${formatGiB(p.bytes)}`).join('; ')}.`] : []),
     `Adapters: ${e.method}, r = ${e.r}, on ${e.modules} module${e.modules === 1 ? '' : 's'}.`,
     '',
     `LoRA trains ${formatCount(e.lora)} parameters (${share(e.lora)}).`,

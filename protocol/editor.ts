@@ -135,6 +135,10 @@ export interface EstimateReport {
   totalSteps: number;
   /** Why `totalSteps` is only approximate (packing), when it is. */
   note?: string;
+  /** The frozen base at the config's stored precision (torch_dtype, load_in_8bit / load_in_4bit): in words, and its bytes in memory; absent where the checkpoint's layout is unknown. */
+  base?: { precision: string; bytes: number };
+  /** The base's bytes at each precision a config can ask for, as `moslora inspect` lists them. */
+  baseAtPrecisions?: { setting: string; bytes: number }[];
 }
 
 export const estimateRequest = new RequestType<{ configUri: string }, EstimateReport, void>('moslora/estimate');

@@ -15,13 +15,15 @@ import type { AdapterWeights } from './init';
 import { dropoutMaskAttrs, dropoutMaskTensor, type DropoutMaskAttrs } from './dropout';
 import { expand, fusedAdapterAvailable, outer, project } from './fused-adapter';
 import { matMul, matMulByConstant } from '../ops/matmul';
+import { nativeInputGradient, nativeLinear } from '../base/native-weights';
+import type { PackedMatrix } from '../base/quant';
 
 /**
- * A frozen linear layer. `layout` says how the checkpoint stores W: 'out_in' is nn.Linear's
- * [d_out, d_in]; 'in_out' is GPT-2's Conv1D [d_in, d_out]. The weight is used as stored, never
- * transposed into a copy.
+ * A frozen linear layer held as a tensor. `layout` says how the checkpoint stores W: 'out_in' is
+ * nn.Linear's [d_out, d_in]; 'in_out' is GPT-2's Conv1D [d_in, d_out]. The weight is used as
+ * stored, never transposed into a copy.
  */
-export interface BaseLinear {
+export interface TensorBaseLinear {
   weight: tf.Tensor2D;
   bias?: tf.Tensor1D;
   layout: 'out_in' | 'in_out';
@@ -30,6 +32,23 @@ export interface BaseLinear {
    * every call; where absent, DoRA computes it from the weight each time (weightNormsSquared).
    */
   weightNormsSquared?: tf.Tensor1D;
+}
+
+/**
+ * A frozen linear layer whose W [d_out, d_in] lives in the native weight store at its stored
+ * precision (kernels/base/native-weights.ts), outside the tensors: its products run there, on
+ * the wasm and cpu backends.
+ */
+export interface PackedBaseLinear {
+  packed: PackedMatrix;
+  bias?: tf.Tensor1D;
+  weightNormsSquared?: tf.Tensor1D;
+}
+
+export type BaseLinear = TensorBaseLinear | PackedBaseLinear;
+
+export function isPackedBase(base: BaseLinear): base is PackedBaseLinear {
+  return 'packed' in base;
 }
 
 export interface Adapter {
@@ -61,6 +80,7 @@ export interface AdaptedLinearOptions {
 }
 
 export function baseDims(base: BaseLinear): { dIn: number; dOut: number } {
+  if (isPackedBase(base)) return { dIn: base.packed.cols, dOut: base.packed.rows };
   const [rows, cols] = base.weight.shape;
   return base.layout === 'out_in' ? { dIn: cols, dOut: rows } : { dIn: rows, dOut: cols };
 }
@@ -98,7 +118,7 @@ function checkBase(base: BaseLinear, adapter: Adapter | null): void {
   if (adapter.spec.dIn !== dIn || adapter.spec.dOut !== dOut) {
     throw new AdapterConfigError(
       'base',
-      `weight (layout ${base.layout}) is ${dOut}×${dIn} (d_out×d_in) but the adapter was made for ${adapter.spec.dOut}×${adapter.spec.dIn}`,
+      `weight${isPackedBase(base) ? '' : ` (layout ${base.layout})`} is ${dOut}×${dIn} (d_out×d_in) but the adapter was made for ${adapter.spec.dOut}×${adapter.spec.dIn}`,
     );
   }
   checkAdapterShapes(adapter.spec, adapter.weights);
@@ -106,6 +126,7 @@ function checkBase(base: BaseLinear, adapter: Adapter | null): void {
 
 /** x·Wᵀ, without the bias. */
 function baseProduct(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
+  if (isPackedBase(base)) return nativeLinear(x, base.packed);
   return matMulByConstant<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
 }
 
@@ -116,6 +137,7 @@ function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
 
 /** The base layer's share of the input's gradient, g·W. */
 function baseInputGradient(g: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
+  if (isPackedBase(base)) return nativeInputGradient(g, base.packed);
   return matMul(g, base.weight, false, base.layout === 'in_out');
 }
 
@@ -272,7 +294,9 @@ function fusedAdapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter,
 
 /** ‖W_i‖² of each output feature i, [d_out]: the base weight's, or the one its model keeps. */
 export function weightNormsSquared(base: BaseLinear): tf.Tensor1D {
-  return base.weightNormsSquared ?? tf.sum(tf.square(base.weight), base.layout === 'out_in' ? 1 : 0);
+  if (base.weightNormsSquared) return base.weightNormsSquared;
+  if (isPackedBase(base)) return tf.tensor1d(base.packed.rowNormsSquared());
+  return tf.sum(tf.square(base.weight), base.layout === 'out_in' ? 1 : 0);
 }
 
 /**

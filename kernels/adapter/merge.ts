@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { adapterScaling, type ResolvedAdapterSpec } from './spec';
 import type { AdapterWeights } from './init';
-import { baseDims, checkAdapterShapes, type BaseLinear } from './linear';
+import { baseDims, checkAdapterShapes, type TensorBaseLinear } from './linear';
 import { takeNumber } from '../backends/read';
 
 export class NonFiniteMergeError extends Error {
@@ -41,17 +41,17 @@ export function deltaWeight(spec: ResolvedAdapterSpec, weights: AdapterWeights):
 }
 
 /** A per-output-feature vector [d_out] shaped to scale a weight held in `layout`. */
-function perOutput(vector: tf.Tensor1D, layout: BaseLinear['layout']): tf.Tensor {
+function perOutput(vector: tf.Tensor1D, layout: TensorBaseLinear['layout']): tf.Tensor {
   return layout === 'out_in' ? tf.reshape(vector, [-1, 1]) : vector;
 }
 
 /** The norm of each output feature's weights, [d_out], of a weight held in `layout`. */
-function outputNorms(weight: tf.Tensor2D, layout: BaseLinear['layout']): tf.Tensor1D {
+function outputNorms(weight: tf.Tensor2D, layout: TensorBaseLinear['layout']): tf.Tensor1D {
   return tf.norm(weight, 'euclidean', layout === 'out_in' ? 1 : 0) as tf.Tensor1D;
 }
 
 async function applyDelta(
-  base: BaseLinear,
+  base: TensorBaseLinear,
   spec: ResolvedAdapterSpec,
   weights: AdapterWeights,
   sign: 1 | -1,
@@ -91,7 +91,7 @@ async function applyDelta(
  * W′ = W + s·B·M·A in the base's own layout; with DoRA, W′ = m/‖W + ΔW‖ · (W + ΔW) per output
  * feature. Throws rather than return non-finite weights.
  */
-export function mergeWeight(base: BaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, module = 'weight'): Promise<tf.Tensor2D> {
+export function mergeWeight(base: TensorBaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, module = 'weight'): Promise<tf.Tensor2D> {
   return applyDelta(base, spec, weights, 1, module);
 }
 
@@ -100,6 +100,6 @@ export function mergeWeight(base: BaseLinear, spec: ResolvedAdapterSpec, weights
  * `doraNorms`, ‖W + ΔW‖ from before the merge (the merged weight does not hold them; PEFT keeps
  * them too): W = W′ · ‖W + ΔW‖/m − ΔW.
  */
-export function unmergeWeight(merged: BaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, module = 'weight', doraNorms?: tf.Tensor1D): Promise<tf.Tensor2D> {
+export function unmergeWeight(merged: TensorBaseLinear, spec: ResolvedAdapterSpec, weights: AdapterWeights, module = 'weight', doraNorms?: tf.Tensor1D): Promise<tf.Tensor2D> {
   return applyDelta(merged, spec, weights, -1, module, doraNorms);
 }

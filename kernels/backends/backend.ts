@@ -6,7 +6,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { watchGpuErrors } from './gpu-errors';
-import { installMlasProducts, ORT_PACKAGE } from './mlas-matmul';
+import { installMlasProducts, loadMlasLibrary, ORT_PACKAGE } from './mlas-matmul';
 import { installWasmKernels } from './wasm-kernels';
 import { registerWebgpuKernels } from './webgpu-kernels';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendChoice, type BackendName, type BackendPreference } from '../../protocol/backends';
@@ -132,7 +132,12 @@ async function initWasm(options: BackendOptions): Promise<string> {
 
 async function initCpu(): Promise<string> {
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
-  return 'CPU (plain JavaScript)';
+  try {
+    await loadMlasLibrary();
+    return "CPU (plain JavaScript; the frozen weights' products on onnxruntime's MLAS)";
+  } catch (error) {
+    return `CPU (plain JavaScript; frozen weights as tensors: ${whyNotLoaded(ORT_PACKAGE, error)})`;
+  }
 }
 
 async function init(backend: BackendName, options: BackendOptions, named: boolean): Promise<string> {

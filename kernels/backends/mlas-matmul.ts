@@ -159,6 +159,8 @@ async function loadMlas(): Promise<Mlas> {
 }
 
 let mlas: Mlas | undefined;
+/** Whether the wasm backend's BatchMatMul runs on MLAS (installMlasProducts). */
+let installed = false;
 let engine: ProductEngine = 'xnnpack';
 let threads = 1;
 let mlasProducts = 0;
@@ -190,9 +192,9 @@ function mlasProduct(args: KernelArgs, loaded: Mlas): tf.TensorInfo {
  * Products of other dtypes or with an empty operand still go to XNNPACK.
  */
 export async function installMlasProducts(): Promise<void> {
-  if (!mlas) {
-    const loaded = await loadMlas();
-    mlas = loaded;
+  if (!installed) {
+    await loadMlasLibrary();
+    const loaded = mlas!;
     const original = tf.getKernel('BatchMatMul', 'wasm');
     if (!original) throw new Error('tfjs-backend-wasm has no BatchMatMul kernel to replace; is it registered?');
     const kernelFunc: tf.KernelFunc = (args) => {
@@ -202,8 +204,22 @@ export async function installMlasProducts(): Promise<void> {
     };
     tf.unregisterKernel('BatchMatMul', 'wasm');
     tf.registerKernel({ ...original, kernelFunc });
+    installed = true;
   }
   engine = 'mlas';
+}
+
+/**
+ * Loads onnxruntime's MLAS for mlasProductInto (the native weight store's products) without
+ * touching any backend's kernels; throws where onnxruntime-node cannot load.
+ */
+export async function loadMlasLibrary(): Promise<void> {
+  mlas ??= await loadMlas();
+}
+
+/** Whether MLAS has loaded (loadMlasLibrary or installMlasProducts), so mlasProductInto can run. */
+export function mlasAvailable(): boolean {
+  return mlas !== undefined;
 }
 
 /** What multiplies on wasm now. */

@@ -43,6 +43,27 @@ export interface BaseFormat {
   groupSize: number;
 }
 
+/** The stored formats of a frozen base: of its linear layers, and of its embedding and lm_head (which 8- and 4-bit bases leave unquantised, as bitsandbytes does). */
+export interface BaseFormats {
+  linear: BaseFormat;
+  embedding: BaseFormat;
+}
+
+/** A float32 base, as checkpoints load without a precision asked for. */
+export const FLOAT32_BASE: BaseFormats = { linear: { precision: 'float32', groupSize: DEFAULT_GROUP_SIZE }, embedding: { precision: 'float32', groupSize: DEFAULT_GROUP_SIZE } };
+
+/** The format in words: 'nf4 (groups of 64)', 'bfloat16'. */
+export function describeFormat(format: BaseFormat): string {
+  return isGrouped(format.precision) ? `${format.precision} (groups of ${format.groupSize})` : format.precision;
+}
+
+/** The formats in words: 'nf4 (groups of 64), embedding and lm_head float32', or one precision for all. */
+export function describeBaseFormats(formats: BaseFormats): string {
+  const linear = describeFormat(formats.linear);
+  const embedding = describeFormat(formats.embedding);
+  return linear === embedding ? linear : `${linear}, embedding and lm_head ${embedding}`;
+}
+
 /** QLoRA's NF4 levels: the quantiles of N(0, 1) scaled into [−1, 1], with an exact 0 (bitsandbytes' table). */
 export const NF4_LEVELS = Float32Array.of(
   -1, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0,
@@ -243,6 +264,19 @@ export class PackedMatrix {
     const pad = precision === 'nf4' ? NF4_ZERO : INT4_ZERO;
     let byte = at * this.rowBytes + col / 2;
     for (let i = start; i < end; i += 2, byte++) this.bytes[byte] = code(row[i]!) | ((i + 1 < end ? code(row[i + 1]!) : pad) << 4);
+  }
+
+  /** ‖deq(W)_i‖² of each row i, [rows], summed in float64 a row at a time and rounded once. */
+  rowNormsSquared(): Float32Array {
+    const norms = new Float32Array(this.rows);
+    const row = new Float32Array(this.cols);
+    for (let r = 0; r < this.rows; r++) {
+      this.readRows(r, 1, row);
+      let sum = 0;
+      for (let c = 0; c < this.cols; c++) sum += row[c]! * row[c]!;
+      norms[r] = sum;
+    }
+    return norms;
   }
 
   /** deq(W) of rows [row0, row0 + count) into out [count, cols]. */

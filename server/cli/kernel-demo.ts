@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveAdapterSpec, trainableParameterCount, type MixerInit } from '../../kernels/adapter/spec';
 import { initAdapterWeights } from '../../kernels/adapter/init';
-import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
+import { adaptedLinear, type Adapter, type TensorBaseLinear } from '../../kernels/adapter/linear';
 import { foldToLora, mergeWeight } from '../../kernels/adapter/merge';
 import { maxAbsDifference, readValues, takeNumber } from '../../kernels/backends/read';
 import { mixerStats } from '../../kernels/adapter/stats';
@@ -31,7 +31,7 @@ interface DemoRun {
 export async function runKernelDemo(options: DemoOptions): Promise<void> {
   const { steps, dim, rank, seed, log } = options;
   // A frozen base layer and a target change of rank `rank` that the adapters must learn.
-  const base: BaseLinear = { weight: tf.randomNormal([dim, dim], 0, 1 / Math.sqrt(dim), 'float32', seed) as tf.Tensor2D, layout: 'out_in' };
+  const base: TensorBaseLinear = { weight: tf.randomNormal([dim, dim], 0, 1 / Math.sqrt(dim), 'float32', seed) as tf.Tensor2D, layout: 'out_in' };
   const targetDelta = tf.tidy(() =>
     tf.matMul(tf.randomNormal([dim, rank], 0, 0.5, 'float32', seed + 1), tf.randomNormal([rank, dim], 0, 1 / Math.sqrt(dim), 'float32', seed + 2)),
   );
@@ -82,7 +82,7 @@ export async function runKernelDemo(options: DemoOptions): Promise<void> {
   log('(a mixer that starts nearly singular mixes r subspaces into fewer; an orthogonal start keeps all r)');
 
   const moslora = runs[1]!.adapter;
-  const merged: BaseLinear = { ...base, weight: await mergeWeight(base, moslora.spec, moslora.weights) };
+  const merged: TensorBaseLinear = { ...base, weight: await mergeWeight(base, moslora.spec, moslora.weights) };
   const mergeError = await maxAbsDifference(() => [adaptedLinear(x, merged, null), adaptedLinear(x, base, moslora)]);
   merged.weight.dispose();
   const folded = foldToLora(moslora.weights);

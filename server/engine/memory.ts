@@ -27,6 +27,13 @@
 // without checkpointing and at several batch sizes; the rule is that the estimate errs on the safe
 // side (above the measured peak) wherever a run is near the heap's 4 GiB. PER_SCORE is assumed
 // (six [T × S] tensors per head), not separated by those measurements, which all use 256 tokens.
+//
+// A base in the native weight store (kernels/base/: wasm and cpu with MLAS) takes no heap: its
+// linear weights, embedding and lm_head are packed matrices outside it at their stored precision
+// (nativeBytes, from baseStoreBytes), and their products dequantise into a few scratch blocks
+// (NATIVE_SCRATCH_BYTES); what stays in the heap (norms, biases) is left out as negligible. The
+// heap's 4 GiB then bounds activations and the adapter only; the machine's memory bounds the
+// process: the heap and the store.
 import { totalmem } from 'node:os';
 import type { BackendPreference } from '../../protocol/backends';
 import type { ProductEngine } from '../../kernels/backends/mlas-matmul';
@@ -38,11 +45,15 @@ const PER_HIDDEN = 120;
 const PER_SCORE = 6;
 const PER_VOCAB = 4;
 const RUNTIME_BYTES = 80 * 1024 ** 2;
+/** The native products' scratch: a dequantised block of W (16 MiB), its output and a share of dx. */
+export const NATIVE_SCRATCH_BYTES = 48 * 1024 ** 2;
 /** wasm32: the heap addresses 4 GiB at most. */
 export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
 
 export interface MemoryInputs extends ModelShape {
   baseParameters: number;
+  /** Bytes of the base in the native weight store, outside the heap (baseStoreBytes); absent: the base is float32 tensors in the heap. */
+  nativeBytes?: number;
   /** What multiplies on the wasm heap: XNNPACK keeps a packed copy of each weight, MLAS none. */
   products: ProductEngine;
   trainable: number;
@@ -52,36 +63,51 @@ export interface MemoryInputs extends ModelShape {
 }
 
 export interface MemoryEstimate {
+  /** The base's tensors in the heap. */
   weights: number;
+  /** The native weight store and its scratch, outside the heap. */
+  native: number;
   adapter: number;
   activations: number;
+  /** The heap's peak. */
   total: number;
+  /** The process's: the heap and the native store. */
+  process: number;
 }
 
 export function estimateMemory(i: MemoryInputs): MemoryEstimate {
-  const weights = WEIGHT_COPIES[i.products] * BYTES * i.baseParameters;
+  const weights = i.nativeBytes === undefined ? WEIGHT_COPIES[i.products] * BYTES * i.baseParameters : 0;
+  const native = i.nativeBytes === undefined ? 0 : i.nativeBytes + NATIVE_SCRATCH_BYTES;
   const adapter = 3 * BYTES * i.trainable;
   const perLayer = i.hidden * PER_HIDDEN + i.heads * i.maxLength * PER_SCORE;
   const perToken = (i.checkpointing ? perLayer + i.layers * i.hidden : i.layers * perLayer) + i.vocab * PER_VOCAB;
   const activations = BYTES * i.batch * i.maxLength * perToken;
-  return { weights, adapter, activations, total: weights + adapter + RUNTIME_BYTES + activations };
+  const total = weights + adapter + RUNTIME_BYTES + activations;
+  return { weights, native, adapter, activations, total, process: total + native };
+}
+
+/** What of an estimate a limit bounds: the heap's peak for the wasm heap, the process's for the machine's memory. */
+export function boundedBytes(estimate: MemoryEstimate, limit: MemoryLimit): number {
+  return limit.scope === 'heap' ? estimate.total : estimate.process;
 }
 
 export interface MemoryLimit {
   bytes: number;
   /** Says where the limit comes from, e.g. "the wasm backend's 4 GiB heap". */
   what: string;
+  /** What it bounds: the wasm heap, or the whole process (the machine's memory). */
+  scope: 'heap' | 'machine';
 }
 
 /** What a run on this backend can use; null when unknown (GPU memory: webgpu, tensorflow). */
 export function memoryLimit(backend: BackendPreference, machineMemory = totalmem()): MemoryLimit | null {
   switch (backend) {
     case 'wasm':
-      return { bytes: WASM_HEAP_BYTES, what: "the wasm backend's 4 GiB heap" };
+      return { bytes: WASM_HEAP_BYTES, what: "the wasm backend's 4 GiB heap", scope: 'heap' };
     case 'auto':
-      return { bytes: WASM_HEAP_BYTES, what: "the wasm backend's 4 GiB heap (backend auto lands on wasm on a machine without a usable GPU)" };
+      return { bytes: WASM_HEAP_BYTES, what: "the wasm backend's 4 GiB heap (backend auto lands on wasm on a machine without a usable GPU)", scope: 'heap' };
     case 'cpu':
-      return { bytes: machineMemory, what: `this machine's ${formatBytes(machineMemory)} of memory (backend cpu)` };
+      return { bytes: machineMemory, what: `this machine's ${formatBytes(machineMemory)} of memory (backend cpu)`, scope: 'machine' };
     default:
       return null;
   }
@@ -103,9 +129,9 @@ export function resolveCheckpointing(
 ): { on: boolean; reason?: string } {
   if (setting !== 'auto') return { on: setting };
   if (!run || !limit) return { on: false };
-  const without = estimateMemory({ ...run, checkpointing: false }).total;
+  const without = boundedBytes(estimateMemory({ ...run, checkpointing: false }), limit);
   if (without <= limit.bytes) return { on: false };
-  const withIt = estimateMemory({ ...run, checkpointing: true }).total;
+  const withIt = boundedBytes(estimateMemory({ ...run, checkpointing: true }), limit);
   return {
     on: true,
     reason: `gradient checkpointing on (training.gradient_checkpointing: auto): without it this run needs an estimated ${formatBytes(without)}, more than ${limit.what}; with it ${formatBytes(withIt)}`,
@@ -121,14 +147,23 @@ export function resolveCheckpointing(
 export function machineRefusal(
   run: Omit<MemoryInputs, 'checkpointing' | 'batch'> & { batch: number; checkpointing: boolean | 'auto'; threads: number },
   machineMemory = totalmem(),
+  /** Other stored precisions of the base to suggest, the least change first: the config's setting and the native store's bytes. */
+  lower: readonly { setting: string; nativeBytes?: number }[] = [],
 ): string | null {
   const checkpointing = run.checkpointing !== false;
-  const perThread = estimateMemory({ ...run, batch: Math.ceil(run.batch / run.threads), checkpointing }).total;
-  const need = perThread * run.threads;
-  if (need <= machineMemory) return null;
+  // each thread's heap holds its share of the batch; the native store is shared by all
+  const need = (nativeBytes: number | undefined) => {
+    const perThread = estimateMemory({ ...run, ...(nativeBytes === undefined ? {} : { nativeBytes }), batch: Math.ceil(run.batch / run.threads), checkpointing });
+    return perThread.total * run.threads + perThread.native;
+  };
+  const needed = need(run.nativeBytes);
+  if (needed <= machineMemory) return null;
+  const fits = lower.find((p) => p.nativeBytes !== undefined && need(p.nativeBytes) <= machineMemory);
   return (
-    `training.batch_size ${run.batch} × data.max_length ${run.maxLength} needs an estimated ${formatBytes(need)}${checkpointing ? ' even with gradient checkpointing' : ''}, ` +
-    `more than this machine's ${formatBytes(machineMemory)} of memory; lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length` +
+    `training.batch_size ${run.batch} × data.max_length ${run.maxLength} needs an estimated ${formatBytes(needed)}${checkpointing ? ' even with gradient checkpointing' : ''}, ` +
+    `more than this machine's ${formatBytes(machineMemory)} of memory; ` +
+    (fits ? `store the base in lower precision (${fits.setting}: an estimated ${formatBytes(need(fits.nativeBytes))}), or ` : '') +
+    `lower training.batch_size (raising training.gradient_accumulation keeps the effective batch) or data.max_length` +
     `${checkpointing ? '' : ', or set training.gradient_checkpointing: true'}`
   );
 }

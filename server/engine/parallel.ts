@@ -14,7 +14,7 @@ import type { BackendName } from '../../protocol/backends';
 import type { Adapter } from '../../kernels/adapter/linear';
 import { readValues, takeNumber, takeValues } from '../../kernels/backends/read';
 import { WasmHeapExhausted } from '../../kernels/backends/wasm-kernels';
-import { labelLogProbs, type EngineModel } from '../models/model';
+import { labelLogProbs, type EngineModel, type LoadModelOptions } from '../models/model';
 import type { Batch } from './data';
 import { flatConcat } from './optim';
 import { SHARD_WORKER_FILE } from './plan-workers';
@@ -85,10 +85,12 @@ export interface ShardWorkerInit {
   /** Threads each of the worker's products takes (WorkerPlan.productThreads). */
   productThreads: number;
   adapters: { module: string; spec: ResolvedAdapterSpec; A: Float32Array; B: Float32Array; mixers: Float32Array[]; magnitude?: Float32Array }[];
+  /** How the model loads: the base's stored formats, and the native store's matrices to map (their SharedArrayBuffers are shared, not copied). */
+  load: Pick<LoadModelOptions, 'formats' | 'shared'>;
 }
 
 /** The adapters as a worker rebuilds them: specs and current values. */
-export async function shardWorkerInit(backend: BackendName, modelDir: string, adapters: ReadonlyMap<string, Adapter>, productThreads: number): Promise<ShardWorkerInit> {
+export async function shardWorkerInit(backend: BackendName, modelDir: string, adapters: ReadonlyMap<string, Adapter>, productThreads: number, load: ShardWorkerInit['load'] = {}): Promise<ShardWorkerInit> {
   const values = async (t: tf.Tensor) => (await readValues(t)) as Float32Array;
   const list: ShardWorkerInit['adapters'] = [];
   for (const [module, { spec, weights }] of adapters) {
@@ -97,7 +99,7 @@ export async function shardWorkerInit(backend: BackendName, modelDir: string, ad
       ...(weights.magnitude ? { magnitude: await values(weights.magnitude) } : {}),
     });
   }
-  return { backend, modelDir, productThreads, adapters: list };
+  return { backend, modelDir, productThreads, adapters: list, load };
 }
 
 /** Messages to a worker: new parameter values (for the requests after it), or a shard to compute. */

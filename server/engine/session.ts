@@ -4,12 +4,16 @@ import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile, type ResolvedConfig } from '../config/load';
 import { CausalLM } from '../models/model';
-import { readModelLayout } from '../models/modules';
+import { baseStoreBytes, readModelLayout } from '../models/modules';
 import { ModelTokenizer } from '../models/tokenizer';
 import type { BackendName, BackendPreference } from '../../protocol/backends';
 import { productEngine } from '../../kernels/backends/mlas-matmul';
 import { startBackend } from '../runtime';
-import { machineRefusal } from './memory';
+import { describeBaseFormats, type BaseFormats } from '../../kernels/base/quant';
+import type { LoadProgress } from '../../kernels/base/native-load';
+import { baseFormats } from '../config/schema';
+import { defaultStore } from '../models/model';
+import { formatBytes, machineRefusal } from './memory';
 import { planWorkers, SHARD_WORKER_FILE } from './plan-workers';
 import { defaultRunName, readDatasets, train } from './train';
 import type { ConfigOverrides, TrainEvent } from '../../protocol/trainer';
@@ -17,6 +21,12 @@ import type { TrainSummary } from '../../protocol/records';
 
 /** The backends whose memory is the machine's. */
 const CPU_BACKENDS: readonly BackendName[] = ['wasm', 'cpu'];
+/** Stored precisions of the base a refusal may suggest, the least change first. */
+const LOWER_PRECISIONS: { setting: string; config: Pick<ResolvedConfig, 'torch_dtype' | 'load_in_8bit' | 'load_in_4bit'> & Partial<Pick<ResolvedConfig, 'bnb_4bit_quant_type'>> }[] = [
+  { setting: 'torch_dtype: bfloat16', config: { torch_dtype: 'bfloat16', load_in_8bit: false, load_in_4bit: false } },
+  { setting: 'load_in_8bit: true', config: { torch_dtype: 'bfloat16', load_in_8bit: true, load_in_4bit: false } },
+  { setting: 'load_in_4bit: true', config: { torch_dtype: 'bfloat16', load_in_8bit: false, load_in_4bit: true, bnb_4bit_quant_type: 'nf4' } },
+];
 
 export interface SessionOptions {
   /** Overrides the config's backend (CLI --backend, the editor's moslora.backend setting). */
@@ -62,24 +72,35 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
   const backend = await startBackend(options.backend ?? config.backend);
   // the backend that started, for the status bar and the panel's header while the run is young
   emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}`, backend: backend.backend, device: backend.device });
+  const formats = baseFormats(config);
   // From config.json and the safetensors headers: a run that cannot fit this machine is refused before the weights load.
   const { config: shape, layout } = await readModelLayout(config.model);
   const t = config.training;
+  const native = defaultStore(backend.backend) === 'native';
+  const storeBytes = (f: BaseFormats) => (native ? { nativeBytes: baseStoreBytes(layout, f) } : {});
   // the adapter's few MiB aside
   const memory = {
     hidden: shape.hiddenSize, layers: shape.numLayers, heads: shape.numHeads, vocab: shape.vocabSize,
-    baseParameters: layout.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0), products: productEngine(), trainable: 0, maxLength: config.data.max_length,
+    baseParameters: layout.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0), ...storeBytes(formats), products: productEngine(), trainable: 0, maxLength: config.data.max_length,
   };
   const machine = options.cores === undefined ? undefined : { cores: options.cores, freeBytes: freemem(), bundled: existsSync(SHARD_WORKER_FILE) };
   const plan = planWorkers(t.workers, backend.backend, { batch: t.batch_size, checkpointing: t.gradient_checkpointing, memory }, machine);
   if (CPU_BACKENDS.includes(backend.backend)) {
-    const refusal = machineRefusal({ ...memory, batch: t.batch_size, checkpointing: t.gradient_checkpointing, threads: plan.count });
+    const lower = native ? LOWER_PRECISIONS.map(({ setting, config: keys }) => ({ setting, ...storeBytes(baseFormats({ ...config, ...keys })) })) : [];
+    const refusal = machineRefusal({ ...memory, batch: t.batch_size, checkpointing: t.gradient_checkpointing, threads: plan.count }, undefined, lower);
     if (refusal) throw new Error(`${config.configPath}: ${refusal}`);
   }
-  const model = await CausalLM.load(config.model);
+  let reported = -1;
+  const onProgress = ({ bytesRead, bytesTotal }: LoadProgress) => {
+    const percent = Math.floor((100 * bytesRead) / bytesTotal);
+    if (percent === reported) return;
+    reported = percent;
+    emit({ type: 'state', state: 'loading', runDir, step: 0, totalSteps: 0, message: `loading ${config.model}: ${percent}% of ${formatBytes(bytesTotal)} (${describeBaseFormats(formats)})`, backend: backend.backend, device: backend.device });
+  };
+  const model = await CausalLM.load(config.model, { formats, onProgress });
   try {
     return await train({
-      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model }, datasets,
+      config, model, tokenizer, backend, runDir, resume: options.resumeRunDir !== undefined, workers: { plan, modelDir: config.model, load: { formats, shared: model.sharedWeights() } }, datasets,
       ...(options.signal ? { signal: options.signal } : {}), onEvent: emit,
     });
   } finally {

@@ -21,7 +21,7 @@ const fail = (error: unknown) =>
 async function load() {
   await startBackend(init.backend);
   setProductThreads(init.productThreads);
-  const model = await CausalLM.load(init.modelDir);
+  const model = await CausalLM.load(init.modelDir, init.load);
   const adapters = new Map<string, Adapter>(
     init.adapters.map(({ module, spec, A, B, mixers, magnitude }) => [
       module,

@@ -39,7 +39,7 @@ import type { LinearModule } from '../models/modules';
 import { AdamW, scheduleFactor } from './optim';
 import { isFileError, RunDirectory, type LoadedCheckpoint, type TrainerState } from './runs';
 import { median } from './median';
-import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer } from './parallel';
+import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer, type ShardWorkerInit } from './parallel';
 import { createAdapters, disposeAdapters, makeTrainable, selectModules } from '../models/adapters';
 import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
@@ -54,8 +54,12 @@ export interface TrainInputs {
   resume: boolean;
   signal?: AbortSignal;
   onEvent?: (event: TrainEvent) => void;
-  /** Threads that share each micro-batch (parallel.ts planWorkers), loading the model from modelDir; absent: one. */
-  workers?: { plan: WorkerPlan; modelDir: string };
+  /**
+   * Threads that share each micro-batch (parallel.ts planWorkers), loading the model from modelDir
+   * as `load` says (its stored formats, and the native store's matrices, which they map rather
+   * than read); absent: one.
+   */
+  workers?: { plan: WorkerPlan; modelDir: string; load?: ShardWorkerInit['load'] };
   /** The datasets as readDatasets read them, when read before the model was loaded; absent: read here. */
   datasets?: Datasets;
 }
@@ -205,7 +209,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     const checkpointing = resolveCheckpointing(
       t.gradient_checkpointing,
       // each thread's backend holds its share of the batch
-      model.shape ? { ...model.shape, baseParameters: model.parameterCount, products: productEngine(), trainable, batch: Math.ceil(t.batch_size / threads), maxLength: config.data.max_length } : null,
+      model.shape ? { ...model.shape, baseParameters: model.parameterCount, ...(model.nativeBytes !== undefined ? { nativeBytes: model.nativeBytes } : {}), products: productEngine(), trainable, batch: Math.ceil(t.batch_size / threads), maxLength: config.data.max_length } : null,
       memoryLimit(backend.backend),
     );
     optimizer = new AdamW({ weightDecay: t.weight_decay });
@@ -290,7 +294,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     let workers: ShardWorkers | null = null;
     try {
       if (inputs.workers && threads > 1) {
-        workers = await ShardWorkers.start(threads - 1, await shardWorkerInit(backend.backend, inputs.workers.modelDir, weights, productThreads));
+        workers = await ShardWorkers.start(threads - 1, await shardWorkerInit(backend.backend, inputs.workers.modelDir, weights, productThreads, inputs.workers.load));
         parallel = new DataParallel(model, weights, params, workers);
       }
       while (state.step < totalSteps) {

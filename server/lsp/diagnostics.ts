@@ -6,13 +6,15 @@ import { pathToFileURL } from 'node:url';
 import { closest, distance } from 'fastest-levenshtein';
 import { DiagnosticSeverity, type Diagnostic, type Range } from 'vscode-languageserver';
 import { parseConfigText } from '../config/load';
-import { configSchema, DATA_FORMATS, DATASET_FIELDS, DEFAULT_TARGET_MODULES } from '../config/schema';
+import { baseFormats, BASE_DTYPES, configSchema, DATA_FORMATS, DATASET_FIELDS, DEFAULT_TARGET_MODULES, QUANT_TYPES_4BIT } from '../config/schema';
 import { checkRecords, DatasetError, type DataFormat, type FieldNames } from '../engine/data';
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
 import { BACKEND_PREFERENCES } from '../../protocol/backends';
 import { expectedWasmProducts } from '../runtime';
 import { parameterCounts, trainableCount } from './hover';
-import { formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
+import { boundedBytes, formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
+import { baseStoreBytes } from '../models/modules';
+import { describeBaseFormats, MAX_GROUP_SIZE, MIN_GROUP_SIZE } from '../../kernels/base/quant';
 import { planWorkers } from '../engine/plan-workers';
 import { DATASET_HEAD_LINES, targetedModules, targetNames, writtenTargets, type FactCache, type ModelFacts } from './facts';
 import { matchesTarget } from '../models/modules';
@@ -199,7 +201,20 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const trainable = trainableCount(counts, method, source.scalar(['use_dora'])?.value === true);
   const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;
   const checkpointingSetting = typeof setting === 'boolean' ? setting : 'auto';
-  const shape = { baseParameters: model.totalParameters, products: expectedWasmProducts(), trainable, maxLength, ...model.shape };
+  // On wasm and cpu with MLAS the base is in the native store, at the precision the config asks for.
+  const scalar = (key: string) => source.scalar([key])?.value;
+  const dtype = scalar('torch_dtype');
+  const quantType = scalar('bnb_4bit_quant_type');
+  const group = scalar('quant_group_size');
+  const formats = baseFormats({
+    torch_dtype: (BASE_DTYPES as readonly unknown[]).includes(dtype) ? (dtype as (typeof BASE_DTYPES)[number]) : 'float32',
+    load_in_8bit: scalar('load_in_8bit') === true && scalar('load_in_4bit') !== true,
+    load_in_4bit: scalar('load_in_4bit') === true,
+    bnb_4bit_quant_type: (QUANT_TYPES_4BIT as readonly unknown[]).includes(quantType) ? (quantType as (typeof QUANT_TYPES_4BIT)[number]) : undefined,
+    quant_group_size: typeof group === 'number' && Number.isInteger(group) && group >= MIN_GROUP_SIZE && group <= MAX_GROUP_SIZE && (group & (group - 1)) === 0 ? group : undefined,
+  });
+  const native = model.layout && expectedWasmProducts() === 'mlas' ? { nativeBytes: baseStoreBytes(model.layout, formats) } : {};
+  const shape = { baseParameters: model.totalParameters, products: expectedWasmProducts(), trainable, maxLength, ...native, ...model.shape };
   // As the engine plans it: each of the threads that share a batch (training.workers) holds its share.
   const threads = planWorkers(positive(['training', 'workers'], 0) || 'auto', backend === 'cpu' ? 'cpu' : 'wasm', { batch, checkpointing: checkpointingSetting, memory: shape }).count;
   const share = Math.ceil(batch / threads);
@@ -208,7 +223,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const checkpointing = resolveCheckpointing(checkpointingSetting, run, limit).on;
   const estimateAt = (b: number, withCheckpointing: boolean) => estimateMemory({ ...run, batch: b, checkpointing: withCheckpointing });
   const estimate = estimateAt(share, checkpointing);
-  if (estimate.total <= limit.bytes) return [];
+  if (boundedBytes(estimate, limit) <= limit.bytes) return [];
   // On the value that weighs most against its default (4 × 256); where neither is written, on the model.
   const lengthDominates = maxLength / DEFAULTS.data.max_length > batch / DEFAULTS.training.batch_size;
   const at = (lengthDominates ? source.scalar(['data', 'max_length']) : source.scalar(['training', 'batch_size'])) ?? source.scalar(['training', 'batch_size']) ?? source.scalar(['data', 'max_length']) ?? modelValue;
@@ -217,7 +232,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const effective = batch * accumulation;
   const largestFitting = (withCheckpointing: boolean) => {
     let b = share - 1;
-    while (b >= 1 && estimateAt(b, withCheckpointing).total > limit.bytes) b--;
+    while (b >= 1 && boundedBytes(estimateAt(b, withCheckpointing), limit) > limit.bytes) b--;
     return b;
   };
   const smaller = largestFitting(checkpointing);
@@ -226,11 +241,11 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
     `lower training.batch_size to ${b * threads}${threads > 1 ? ` (${b} for each of the ${threads} threads)` : ''} and raise training.gradient_accumulation to ${Math.ceil(effective / (b * threads))} to keep the effective batch (${effective})`;
   const checkpointed = estimateAt(share, true);
   const fixes = [
-    ...(!checkpointing && checkpointed.total <= limit.bytes
-      ? [`set training.gradient_checkpointing: true (estimated ${formatBytes(checkpointed.total)}; each step recomputes the layers' forward pass, about a third more time)`]
+    ...(!checkpointing && boundedBytes(checkpointed, limit) <= limit.bytes
+      ? [`set training.gradient_checkpointing: true (estimated ${formatBytes(boundedBytes(checkpointed, limit))}; each step recomputes the layers' forward pass, about a third more time)`]
       : []),
     ...(smaller >= 1 ? [lowerBatch(smaller)] : []),
-    ...(!checkpointing && checkpointed.total > limit.bytes && smallerCheckpointed > smaller ? [`set training.gradient_checkpointing: true and ${lowerBatch(smallerCheckpointed)}`] : []),
+    ...(!checkpointing && boundedBytes(checkpointed, limit) > limit.bytes && smallerCheckpointed > smaller ? [`set training.gradient_checkpointing: true and ${lowerBatch(smallerCheckpointed)}`] : []),
   ];
   const fix = fixes.length
     ? fixes.join('; or ')
@@ -238,7 +253,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   return [
     diagnostic(
       at.range,
-      `memory: this run needs an estimated ${formatBytes(estimate.total)} at its peak (base weights as float32${run.products === 'xnnpack' ? " with XNNPACK's packed copy" : ''} ${formatBytes(estimate.weights)}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${share} × ${maxLength} tokens${threads > 1 ? `, each of the ${threads} threads' share of the batch (training.workers)` : ''}${checkpointing ? ` with gradient checkpointing${typeof setting === 'boolean' ? '' : ' (auto)'}` : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
+      `memory: this run needs an estimated ${formatBytes(boundedBytes(estimate, limit))} at its peak (${'nativeBytes' in native ? `base weights at ${describeBaseFormats(formats)} outside the heap ${formatBytes(estimate.native)}${limit.scope === 'heap' ? ', not counted here' : ''}` : `base weights as float32${run.products === 'xnnpack' ? " with XNNPACK's packed copy" : ''} ${formatBytes(estimate.weights)}`}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${share} × ${maxLength} tokens${threads > 1 ? `, each of the ${threads} threads' share of the batch (training.workers)` : ''}${checkpointing ? ` with gradient checkpointing${typeof setting === 'boolean' ? '' : ' (auto)'}` : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
       'warning',
     ),
   ];

@@ -9,7 +9,9 @@ import { dirname, join, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { scanRecords, type DataRecord } from '../engine/data';
 import type { ModelShape } from '../models/config';
-import { matchTargetModules, readModelLayout, type ModuleSize } from '../models/modules';
+import { baseStoreBytes, matchTargetModules, readModelLayout, type ModelLayout, type ModuleSize } from '../models/modules';
+import { PRECISION_SETTINGS } from '../models/inspect';
+import { describeBaseFormats, type BaseFormats } from '../../kernels/base/quant';
 import { regexProblem } from '../config/schema';
 import type { ConfigSource } from './document';
 
@@ -42,9 +44,9 @@ export function targetNames(modules: readonly ModuleSize[]): { suffixes: string[
   return { suffixes, names: modules.map((module) => module.name) };
 }
 
-/** A model folder as the configs see it; `shape` is what the memory estimate needs from config.json. */
+/** A model folder as the configs see it; `shape` is what the memory estimate needs from config.json, `layout` what prices the base at a precision. */
 export type ModelFacts =
-  | { ok: true; dir: string; architecture: string; modules: ModuleSize[]; totalParameters: number; shape: ModelShape }
+  | { ok: true; dir: string; architecture: string; modules: ModuleSize[]; totalParameters: number; shape: ModelShape; layout?: ModelLayout }
   | { ok: false; dir: string; problem: string };
 
 export async function readModelFacts(dir: string): Promise<ModelFacts> {
@@ -69,7 +71,15 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
   const { config: c, layout } = read;
   const modules = layout.linears.map(({ name, dIn, dOut }) => ({ name, dIn, dOut }));
   const totalParameters = layout.parameters.reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0);
-  return { ok: true, dir, architecture: c.architecture, modules, totalParameters, shape: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize } };
+  return { ok: true, dir, architecture: c.architecture, modules, totalParameters, shape: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize }, layout };
+}
+
+/** The frozen base of a layout at the config's formats (in words and bytes), and at each precision a config can ask for. */
+export function baseMemory(layout: ModelLayout, formats: BaseFormats): { base: { precision: string; bytes: number }; baseAtPrecisions: { setting: string; bytes: number }[] } {
+  return {
+    base: { precision: describeBaseFormats(formats), bytes: baseStoreBytes(layout, formats) },
+    baseAtPrecisions: PRECISION_SETTINGS.map(({ setting, formats: at }) => ({ setting, bytes: baseStoreBytes(layout, at) })),
+  };
 }
 
 export const DATASET_HEAD_LINES = 20;

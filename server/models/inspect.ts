@@ -2,7 +2,12 @@
 // every linear module with its shape, all from config.json and the safetensors headers.
 
 import type { Architecture, ModelConfig } from './config';
-import { readModelLayout, type LinearModule } from './modules';
+import { DEFAULT_GROUP_SIZE, type BaseFormat, type BaseFormats, type BasePrecision } from '../../kernels/base/quant';
+import { baseStoreBytes, readModelLayout, type LinearModule } from './modules';
+
+function formatGiB(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(2)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
 
 export interface ModelInspection {
   dir: string;
@@ -13,7 +18,22 @@ export interface ModelInspection {
   /** Stored dtypes of those tensors, most parameters first. */
   dtypes: { dtype: string; tensors: number; parameters: number }[];
   linearModules: LinearModule[];
+  /** Bytes of the frozen base at each stored precision a config can ask for (the native weight store; baseStoreBytes). */
+  baseBytes: { setting: string; bytes: number }[];
 }
+
+/** The settings inspect prices the base at, as a config writes them. */
+export const PRECISION_SETTINGS: { setting: string; formats: BaseFormats }[] = (() => {
+  const at = (precision: BasePrecision): BaseFormat => ({ precision, groupSize: DEFAULT_GROUP_SIZE });
+  return [
+    { setting: 'torch_dtype: float32', formats: { linear: at('float32'), embedding: at('float32') } },
+    { setting: 'torch_dtype: bfloat16 (or float16)', formats: { linear: at('bfloat16'), embedding: at('bfloat16') } },
+    { setting: 'load_in_8bit', formats: { linear: at('int8'), embedding: at('float32') } },
+    { setting: 'load_in_8bit, torch_dtype: bfloat16', formats: { linear: at('int8'), embedding: at('bfloat16') } },
+    { setting: 'load_in_4bit (nf4 or int4)', formats: { linear: at('nf4'), embedding: at('float32') } },
+    { setting: 'load_in_4bit, torch_dtype: bfloat16', formats: { linear: at('nf4'), embedding: at('bfloat16') } },
+  ];
+})();
 
 export async function inspectModel(modelDir: string): Promise<ModelInspection> {
   const { config, layout, tensors } = await readModelLayout(modelDir);
@@ -27,7 +47,8 @@ export async function inspectModel(modelDir: string): Promise<ModelInspection> {
     parameterCount += size;
   }
   const dtypes = [...byDtype].map(([dtype, counts]) => ({ dtype, ...counts })).sort((a, b) => b.parameters - a.parameters);
-  return { dir: modelDir, architecture: config.architecture, config, parameterCount, dtypes, linearModules: layout.linears };
+  const baseBytes = PRECISION_SETTINGS.map(({ setting, formats }) => ({ setting, bytes: baseStoreBytes(layout, formats) }));
+  return { dir: modelDir, architecture: config.architecture, config, parameterCount, dtypes, linearModules: layout.linears, baseBytes };
 }
 
 /** 1234 → '1.2K', 494032768 → '494.0M', 1235814400 → '1.24B'. */
@@ -62,6 +83,9 @@ export function formatInspection(inspection: ModelInspection): string {
     `${inspection.architecture}  ${inspection.dir}`,
     `  ${shapeSummary(config)}`,
     `  parameters: ${humanCount(inspection.parameterCount)} (${inspection.parameterCount}); stored as ${dtypes}`,
+    '',
+    `frozen base in memory at each precision (groups of ${DEFAULT_GROUP_SIZE}; 8- and 4-bit leave the embedding and lm_head at torch_dtype):`,
+    ...inspection.baseBytes.map(({ setting, bytes }) => `  ${setting.padEnd(Math.max(...inspection.baseBytes.map((b) => b.setting.length)))}  ${formatGiB(bytes)}`),
     '',
     `linear modules [d_out, d_in] (${linearModules.length}):`,
     ...rows,

@@ -6,6 +6,8 @@ import { attentionSoftmax } from '../../kernels/ops/attention-softmax';
 import { checkpointed } from '../../kernels/ops/checkpoint';
 import { matMul } from '../../kernels/ops/matmul';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
+import { nativeGather } from '../../kernels/base/native-weights';
+import type { PackedMatrix } from '../../kernels/base/quant';
 import type { LlamaConfig } from './config';
 
 /** Adapters by module name ('model.layers.3.self_attn.q_proj'); modules not in it run frozen. */
@@ -57,14 +59,15 @@ export interface LoadedTensors {
   embedding(name: string): Embedding;
 }
 
-/** A token embedding table: [vocab, C], or [C, vocab] when it is also a tied lm_head held in_out. */
-export interface Embedding {
-  table: tf.Tensor2D;
-  byColumns: boolean;
-}
+/**
+ * A token embedding table: a tensor [vocab, C], or [C, vocab] when it is also a tied lm_head held
+ * in_out; or a matrix [vocab, C] in the native weight store.
+ */
+export type Embedding = { table: tf.Tensor2D; byColumns: boolean } | { packed: PackedMatrix };
 
 /** The embeddings of ids [B, T] → [B, T, C]. */
 export function embed(embedding: Embedding, ids: tf.Tensor2D): tf.Tensor3D {
+  if ('packed' in embedding) return nativeGather(embedding.packed, ids) as tf.Tensor3D;
   if (!embedding.byColumns) return tf.gather(embedding.table, ids) as tf.Tensor as tf.Tensor3D; // (B, T, C)
   return tf.transpose(tf.gather(embedding.table, ids, 1) as tf.Tensor as tf.Tensor3D, [1, 2, 0]); // (C, B, T) → (B, T, C)
 }

@@ -8,9 +8,32 @@ import { nearestNames } from '../formats/names';
 import { loadModelConfig, type ModelConfig, type ModelShape } from './config';
 import { gpt2Forward, gpt2Weights } from './gpt2';
 import { weightNormsSquared, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
+import { loadPackedMatrices, type LoadProgress, type WeightRequest } from '../../kernels/base/native-load';
+import { NATIVE_BACKENDS } from '../../kernels/base/native-weights';
+import { mlasAvailable } from '../../kernels/backends/mlas-matmul';
+import { FLOAT32_BASE, PackedMatrix, type BaseFormat, type BaseFormats, type PackedMatrixParts } from '../../kernels/base/quant';
 import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear } from './layers';
 import { llamaForward, llamaWeights } from './llama';
-import { modelLayout, type LinearModule } from './modules';
+import { EMBEDDING_NAMES, modelLayout, type LinearModule } from './modules';
+
+/** Where the frozen weights live: the native weight store (wasm, cpu), or float32 tensors. */
+export type WeightStore = 'native' | 'tensors';
+
+export interface LoadModelOptions {
+  /** The stored formats of the frozen base; float32 unless given. */
+  formats?: BaseFormats;
+  /** Where the frozen weights live; the native store on wasm and cpu, tensors on other backends, unless given. */
+  store?: WeightStore;
+  /** Matrices another thread's model loaded (CausalLM.sharedWeights), mapped instead of read again. */
+  shared?: ReadonlyMap<string, PackedMatrixParts>;
+  /** Called after every block of rows read into the native store. */
+  onProgress?: (progress: LoadProgress) => void;
+}
+
+/** The native store where its products run (wasm, cpu, with onnxruntime's MLAS loaded), tensors elsewhere. */
+export function defaultStore(backend = tf.getBackend()): WeightStore {
+  return (NATIVE_BACKENDS as readonly string[]).includes(backend) && mlasAvailable() ? 'native' : 'tensors';
+}
 
 /** Token ids, one row per sequence, all rows the same length. */
 export type TokenBatch = readonly (readonly number[])[];
@@ -69,6 +92,8 @@ export interface EngineModel {
   readonly parameterCount: number;
   /** Width, depth, heads and vocabulary, for the memory estimate; absent: unknown. */
   readonly shape?: ModelShape;
+  /** Bytes of its base in the native weight store, outside the heap; absent: none, the base is tensors. */
+  readonly nativeBytes?: number;
   /** Logits [B, T, V] for token ids [B, T]; adapters by module name; dropout only while training. */
   logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D;
   /** A linear module's frozen weight as the forward pass uses it (a DoRA adapter's magnitude starts from its norms). */
@@ -89,48 +114,87 @@ export class CausalLM implements EngineModel {
     private readonly tensors: ReadonlyMap<string, tf.Tensor>,
     private readonly linears: ReadonlyMap<string, LoadedLinear>,
     private readonly run: (inputIds: tf.Tensor2D, options: ForwardOptions) => tf.Tensor3D,
+    /** The native weight store's matrices by tensor name (empty where the weights are tensors). */
+    private readonly packed: ReadonlyMap<string, PackedMatrix>,
+    /** The stored formats of the frozen base. */
+    readonly formats: BaseFormats,
   ) {
     this.byName = new Map(linearModules.map((m) => [m.name, m]));
   }
 
-  /** Reads config.json and every weight the architecture needs (as float32, frozen). */
-  static async load(modelDir: string): Promise<CausalLM> {
+  /**
+   * Reads config.json and every weight the architecture needs, frozen. Where the weights live
+   * (LoadModelOptions.store): on wasm and cpu the linear weights, the embedding and lm_head go
+   * to the native weight store at the formats asked for (float32 unless given), read a block of
+   * rows at a time; elsewhere every weight is a float32 tensor (of the stored precision's values).
+   */
+  static async load(modelDir: string, options: LoadModelOptions = {}): Promise<CausalLM> {
     const config = await loadModelConfig(modelDir);
     const checkpoint = await Checkpoint.open(modelDir);
+    const formats = options.formats ?? FLOAT32_BASE;
+    const store = options.store ?? defaultStore();
     const tensors = new Map<string, tf.Tensor>();
     try {
       const layout = modelLayout(config, checkpoint.tensors, modelDir);
+      const embeddingTensor = layout.parameters.find((p) => (EMBEDDING_NAMES as readonly string[]).includes(p.name))!.tensor;
+      const lmHead = layout.linears.find((m) => m.name === 'lm_head')!;
+      const formatOf = (tensor: string) => (tensor === embeddingTensor || tensor === lmHead.weight ? formats.embedding : formats.linear);
+      const packedTensors = new Set([...layout.linears.map((m) => m.weight), embeddingTensor]);
+      const quantised = formats.linear.precision !== 'float32' || formats.embedding.precision !== 'float32';
+      // Packed matrices, [d_out, d_in] (an embedding [vocab, C]): shared by the caller, or read.
+      const packed = new Map<string, PackedMatrix>();
+      if (store === 'native' || quantised) {
+        for (const [tensor, parts] of options.shared ?? []) packed.set(tensor, PackedMatrix.fromParts(parts));
+        const requests = layout.linears.map((m) => ({ tensor: m.weight, layout: m.layout }));
+        const missing = [...requests, { tensor: embeddingTensor, layout: 'out_in' as const }].filter((r, i, all) => all.findIndex((o) => o.tensor === r.tensor) === i).filter((r) => !packed.has(r.tensor) && (store === 'native' || formatOf(r.tensor).precision !== 'float32'));
+        const byFormat = new Map<BaseFormat, WeightRequest[]>();
+        for (const r of missing) byFormat.set(formatOf(r.tensor), [...(byFormat.get(formatOf(r.tensor)) ?? []), r]);
+        const total = missing.reduce((sum, r) => sum + checkpoint.info(r.tensor).byteLength, 0);
+        let before = 0;
+        for (const [format, group] of byFormat) {
+          const onProgress = options.onProgress && ((p: LoadProgress) => options.onProgress!({ ...p, bytesRead: before + p.bytesRead, bytesTotal: total }));
+          const loaded = await loadPackedMatrices(checkpoint, group, format, onProgress ? { onProgress } : {});
+          for (const [tensor, matrix] of loaded) packed.set(tensor, matrix);
+          before += [...loaded.keys()].reduce((sum, tensor) => sum + checkpoint.info(tensor).byteLength, 0);
+        }
+      }
+      const native = store === 'native';
       // tfjs-wasm multiplies fast (XNNPACK) only without transpose flags: x·W with W held
       // [d_in, d_out] runs about 10× faster than x·Wᵀ with W held [d_out, d_in]. So every linear
-      // weight is held 'in_out': nn.Linear weights are transposed once here, never per call.
+      // weight held as a tensor is held 'in_out': nn.Linear weights are transposed once here.
       const transposed = new Set(layout.linears.filter((m) => m.layout === 'out_in').map((m) => m.weight));
       const byName = new Map<string, tf.Tensor>();
       for (const { name, tensor, shape } of layout.parameters) {
-        const stored = tf.tensor(await checkpoint.readFloat32(tensor), shape, 'float32');
-        const value = transposed.has(tensor) ? tf.transpose(stored) : stored;
-        if (value !== stored) stored.dispose();
+        if (native && packedTensors.has(tensor)) continue;
+        const matrix = packed.get(tensor);
+        // a dequantised matrix is [d_out, d_in] whatever the checkpoint's layout
+        const value = matrix ? tf.tidy(() => {
+          const values = new Float32Array(matrix.rows * matrix.cols);
+          matrix.readRows(0, matrix.rows, values);
+          const rows = tf.tensor2d(values, [matrix.rows, matrix.cols]);
+          return tensor === embeddingTensor && !transposed.has(tensor) ? rows : tf.transpose(rows);
+        }) : await (async () => {
+          const stored = tf.tensor(await checkpoint.readFloat32(tensor), shape, 'float32');
+          const held = transposed.has(tensor) ? tf.transpose(stored) : stored;
+          if (held !== stored) stored.dispose();
+          return held;
+        })();
         tensors.set(tensor, value);
         byName.set(name, value);
       }
       const linears = new Map(
-        layout.linears.map((m, index): [string, LoadedLinear] => [
-          m.name,
-          {
-            name: m.name,
-            index,
-            base: {
-              weight: tensors.get(m.weight) as tf.Tensor2D,
-              ...(m.bias !== null && { bias: tensors.get(m.bias) as tf.Tensor1D }),
-              layout: 'in_out',
-            },
-          },
-        ]),
+        layout.linears.map((m, index): [string, LoadedLinear] => {
+          const bias = m.bias !== null ? { bias: tensors.get(m.bias) as tf.Tensor1D } : {};
+          const base: BaseLinear = native ? { packed: packed.get(m.weight)!, ...bias } : { weight: tensors.get(m.weight) as tf.Tensor2D, ...bias, layout: 'in_out' };
+          return [m.name, { name: m.name, index, base }];
+        }),
       );
       const storedName = new Map(layout.parameters.map((p) => [p.name, p.tensor]));
       const tensor = (name: string) => byName.get(name)!;
       const module = (name: string) => linears.get(name)!;
-      // A tied embedding is lm_head's weight, so it is held [C, vocab] too.
-      const embedding = (name: string): Embedding => ({ table: tensor(name) as tf.Tensor2D, byColumns: transposed.has(storedName.get(name)!) });
+      // A tied embedding is lm_head's weight, so as a tensor it is held [C, vocab] too.
+      const embedding = (name: string): Embedding =>
+        native ? { packed: packed.get(storedName.get(name)!)! } : { table: tensor(name) as tf.Tensor2D, byColumns: transposed.has(storedName.get(name)!) };
       let run: (inputIds: tf.Tensor2D, options: ForwardOptions) => tf.Tensor3D;
       if (config.family === 'llama') {
         const weights = llamaWeights(config, { tensor, module, embedding });
@@ -140,13 +204,23 @@ export class CausalLM implements EngineModel {
         run = (ids, options) => gpt2Forward(config, weights, ids, options);
       }
       const parameterCount = layout.parameters.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
-      return new CausalLM(modelDir, config, layout.linears, parameterCount, tensors, linears, run);
+      return new CausalLM(modelDir, config, layout.linears, parameterCount, tensors, linears, run, native ? packed : new Map(), formats);
     } catch (error) {
       tf.dispose([...tensors.values()]);
       throw error;
     } finally {
       await checkpoint.close();
     }
+  }
+
+  /** The native store's matrices by tensor name, as memory another thread can map (LoadModelOptions.shared); empty where the weights are tensors. */
+  sharedWeights(): Map<string, PackedMatrixParts> {
+    return new Map([...this.packed].map(([tensor, matrix]) => [tensor, matrix.parts]));
+  }
+
+  /** Bytes of the native weight store (outside the wasm heap and V8's); undefined where the weights are tensors. */
+  get nativeBytes(): number | undefined {
+    return this.packed.size === 0 ? undefined : [...this.packed.values()].reduce((sum, m) => sum + m.byteLength, 0);
   }
 
   /** The module's [d_out, d_in] and layout; throws, naming the nearest modules, for an unknown name. */

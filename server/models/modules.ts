@@ -2,6 +2,7 @@
 // their shapes checked against config.json from the safetensors headers alone (no weights read).
 // Linear modules carry the names that target_modules, completion, heatmaps and exports use.
 
+import { packedBytes, type BaseFormats } from '../../kernels/base/quant';
 import { Checkpoint } from '../formats/checkpoint';
 import { unknownTensorProblem } from '../formats/names';
 import { loadModelConfig, type Gpt2Config, type LlamaConfig, type ModelConfig } from './config';
@@ -238,4 +239,22 @@ export async function readModelLayout(modelDir: string): Promise<{ config: Model
   } finally {
     await checkpoint.close();
   }
+}
+
+/** The token embedding's name in each architecture. */
+export const EMBEDDING_NAMES = ['model.embed_tokens.weight', 'transformer.wte.weight'] as const;
+
+/**
+ * Bytes the native weight store holds for a model at these formats (CausalLM.load): every linear
+ * weight once (lm_head and the embedding at the embedding's format; a tied lm_head is the
+ * embedding).
+ */
+export function baseStoreBytes(layout: ModelLayout, formats: BaseFormats): number {
+  const matrices = new Map<string, number>();
+  const embedding = layout.parameters.find((p) => (EMBEDDING_NAMES as readonly string[]).includes(p.name));
+  if (embedding) matrices.set(embedding.tensor, packedBytes(embedding.shape[0]!, embedding.shape[1]!, formats.embedding));
+  for (const m of layout.linears) {
+    if (!matrices.has(m.weight)) matrices.set(m.weight, packedBytes(m.dOut, m.dIn, m.name === 'lm_head' ? formats.embedding : formats.linear));
+  }
+  return [...matrices.values()].reduce((a, b) => a + b, 0);
 }

@@ -3,9 +3,10 @@
 // steps from the number of training examples, as the trainer computes them.
 import { ConfigError, loadConfigFile, parseConfigText, resolveConfigPaths } from '../config/load';
 import { readRecords } from '../engine/data';
-import { describeTargets, targetedModules, type FactCache } from '../lsp/facts';
+import { baseMemory, describeTargets, targetedModules, type FactCache } from '../lsp/facts';
 import { parameterCounts, trainableCount } from '../lsp/hover';
 import type { EstimateReport } from '../../protocol/editor';
+import { baseFormats } from '../config/schema';
 
 /** `text`: the config as open in the editor (unsaved edits count); else the file is read. */
 export async function estimateConfig(configPath: string, facts: FactCache, text?: string): Promise<EstimateReport> {
@@ -18,6 +19,7 @@ export async function estimateConfig(configPath: string, facts: FactCache, text?
   }
   const counts = parameterCounts(modules, config.r, config.chain_length);
   const trainable = trainableCount(counts, config.method, config.use_dora);
+  const formats = baseFormats(config);
 
   const records = (await readRecords(config.data.train)).length;
   // as splitExamples: round(n · share), at least one, held out when there is no eval file
@@ -42,6 +44,7 @@ export async function estimateConfig(configPath: string, facts: FactCache, text?
     batchSize: t.batch_size,
     gradientAccumulation: t.gradient_accumulation,
     totalSteps,
+    ...(model.layout && baseMemory(model.layout, formats)),
   };
   if (config.data.packing && t.max_steps === undefined) {
     report.note = `packing joins examples into ${config.data.max_length}-token rows, so the run takes at most ${totalSteps} steps (fewer rows than examples)`;

@@ -2,7 +2,7 @@
 // adapted output head. Two linear modules, one stored [out, in] and one [in, out], so both
 // layouts go through training, checkpoints and exports.
 import * as tf from '@tensorflow/tfjs-core';
-import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
+import { adaptedLinear, type Adapter, type TensorBaseLinear } from '../../kernels/adapter/linear';
 import { tfSeed } from '../../kernels/adapter/seed';
 import type { DataTokenizer } from '../../server/engine/data';
 import type { EngineModel } from '../../server/models/model';
@@ -18,8 +18,8 @@ export class ToyModel implements EngineModel {
   poisonAfter = Infinity;
   private calls = 0;
   private readonly embed: tf.Tensor2D;
-  private readonly proj: BaseLinear;
-  private readonly head: BaseLinear;
+  private readonly proj: TensorBaseLinear;
+  private readonly head: TensorBaseLinear;
 
   constructor(readonly vocab: number, readonly dim: number, seed = 0) {
     this.embed = tf.keep(tf.randomNormal([vocab, dim], 0, 1, 'float32', tfSeed(seed)));
@@ -32,7 +32,7 @@ export class ToyModel implements EngineModel {
     this.parameterCount = vocab * dim * 2 + dim * dim;
   }
 
-  base(module: string): BaseLinear {
+  base(module: string): TensorBaseLinear {
     if (module === 'model.layers.0.proj') return this.proj;
     if (module === 'model.head') return this.head;
     throw new Error(`the toy model has no linear module ${module}`);

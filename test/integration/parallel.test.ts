@@ -108,6 +108,7 @@ describe('data-parallel workers that fail', { skip: existsSync(WORKER) ? false :
     modelDir,
     productThreads: 1,
     adapters: [{ module: 'model.layers.0.self_attn.q_proj', spec, A: new Float32Array(2 * 128), B: new Float32Array(128 * 2), mixers: [new Float32Array(4)] }],
+    load: {},
   });
   before(async () => {
     await selectBackend('cpu');

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
 import { resolveAdapterSpec } from '../../kernels/adapter/spec';
-import { adaptedLinear, type BaseLinear, type Adapter } from '../../kernels/adapter/linear';
+import { adaptedLinear, type TensorBaseLinear, type Adapter } from '../../kernels/adapter/linear';
 import { exportPeft, loadAdapter, saveAdapter, type AdapterSettings } from '../../server/engine/adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';
 import { trainedAdapters } from '../helpers/adapters';
@@ -80,7 +80,7 @@ describe('adapter folders', () => {
     const native = adapters.get(module)!;
     const plain = loaded.adapters.get(module)!;
     assert.equal(plain.weights.mixers.length, 0);
-    const base: BaseLinear = { weight: seeded([16, 24], 3) as tf.Tensor2D, layout: 'out_in' };
+    const base: TensorBaseLinear = { weight: seeded([16, 24], 3) as tf.Tensor2D, layout: 'out_in' };
     const x = seeded([5, 24], 4);
     const diff = maxAbsDiff(adaptedLinear(x, base, plain), adaptedLinear(x, base, native));
     assert.ok(diff < 1e-5, `exported LoRA vs native MoSLoRA: ${diff}`);
@@ -152,7 +152,7 @@ describe('adapter folders', () => {
       const loaded = await loadAdapter(out);
       assert.equal(loaded.settings.method, 'lora');
       const module = MODULES[0]!;
-      const base: BaseLinear = { weight: seeded([16, 24], 3) as tf.Tensor2D, bias: seeded([16], 5) as tf.Tensor1D, layout: 'out_in' };
+      const base: TensorBaseLinear = { weight: seeded([16, 24], 3) as tf.Tensor2D, bias: seeded([16], 5) as tf.Tensor1D, layout: 'out_in' };
       const x = seeded([5, 24], 4);
       const diff = maxAbsDiff(adaptedLinear(x, base, loaded.adapters.get(module)!), adaptedLinear(x, base, adapters.get(module)!));
       assert.ok(diff < 1e-5, `exported LoRA+DoRA vs native MoSLoRA+DoRA: ${diff}`);

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ProductEngine } from '../../kernels/backends/mlas-matmul';
-import { estimateMemory, machineRefusal, memoryLimit, resolveCheckpointing, WASM_HEAP_BYTES } from '../../server/engine/memory';
+import { join } from 'node:path';
+import { boundedBytes, estimateMemory, machineRefusal, memoryLimit, resolveCheckpointing, WASM_HEAP_BYTES } from '../../server/engine/memory';
 
 // The measured case (server/engine/memory.ts): a ~100M Llama trained with MoSLoRA r 16 on q,k,v,up,down.
 const LLAMA_100M = { baseParameters: 100_092_672, products: 'xnnpack' as const, layers: 12, hidden: 768, heads: 12, vocab: 32_000, maxLength: 256 };
@@ -78,5 +79,33 @@ describe('memory estimate', () => {
       /^training\.batch_size 2147483647 × data\.max_length 256 needs an estimated \d+\.\d GiB even with gradient checkpointing, more than this machine's 24\.0 GiB of memory; lower training\.batch_size \(raising training\.gradient_accumulation keeps the effective batch\) or data\.max_length$/,
     );
     assert.match(machineRefusal({ ...run, batch: 400, checkpointing: false }, machine)!, /needs an estimated .* GiB, more than .*, or set training\.gradient_checkpointing: true$/);
+    // a base too large for the machine at its precision: the refusal names the least change that fits
+    const big = { ...run, products: 'mlas' as const, batch: 8, nativeBytes: 32 * GiB };
+    const lower = [{ setting: 'torch_dtype: bfloat16', nativeBytes: 16 * GiB }, { setting: 'load_in_4bit: true', nativeBytes: 4.5 * GiB }];
+    assert.match(machineRefusal(big, machine, lower)!, /more than this machine's 24\.0 GiB of memory; store the base in lower precision \(torch_dtype: bfloat16: an estimated 1\d\.\d GiB\), or lower training\.batch_size/);
+    assert.match(machineRefusal({ ...big, nativeBytes: 64 * GiB }, machine, [{ setting: 'load_in_4bit: true', nativeBytes: 30 * GiB }])!, /of memory; lower training\.batch_size/, 'nothing suggested that would not fit');
+  });
+
+  it('counts a base in the native store outside the heap at its stored precision: the heap bounds activations, the machine the process', async () => {
+    const { readModelLayout, baseStoreBytes } = await import('../../server/models/modules');
+    const { layout } = await readModelLayout(join(import.meta.dirname, '..', '..', 'examples', 'tiny-model'));
+    const at = (precision: 'float32' | 'bfloat16' | 'int8' | 'nf4', embedding: 'float32' | 'bfloat16' = 'float32') => baseStoreBytes(layout, { linear: { precision, groupSize: 64 }, embedding: { precision: embedding, groupSize: 64 } });
+    // 4 × (q, o 128², k, v 64·128, gate, up, down 256·128) = 589,824 linear weights; the tied 1024×128 embedding = lm_head, 131,072
+    assert.equal(at('float32'), 4 * (589_824 + 131_072));
+    assert.equal(at('bfloat16', 'bfloat16'), 2 * (589_824 + 131_072));
+    assert.equal(at('int8'), 589_824 * (1 + 4 / 64) + 4 * 131_072);
+    assert.equal(at('nf4', 'bfloat16'), 589_824 * (0.5 + 4 / 64) + 2 * 131_072);
+    const run = { ...LLAMA_100M, products: 'mlas' as const, trainable: TRAINABLE, batch: 2, checkpointing: true };
+    const heap = estimateMemory(run);
+    const native = estimateMemory({ ...run, nativeBytes: 0.6 * GiB });
+    assert.equal(native.weights, 0);
+    assert.equal(heap.total - native.total, heap.weights, 'the heap no longer holds the weights');
+    assert.ok(native.process > native.total + 0.6 * GiB, 'the process holds the store besides the heap');
+    // an 8B-shaped base at float32 (32 GB) is refused by the machine, not by the heap
+    const big = { ...run, nativeBytes: 32 * GiB };
+    const machine = memoryLimit('cpu', 24 * GiB)!;
+    assert.equal(resolveCheckpointing('auto', { ...big, checkpointing: undefined } as never, memoryLimit('wasm')).on, false);
+    assert.ok(boundedBytes(estimateMemory(big), machine) > machine.bytes);
+    assert.ok(boundedBytes(estimateMemory({ ...big, nativeBytes: 4.5 * GiB }), machine) < machine.bytes, 'at 4-bit it fits');
   });
 });

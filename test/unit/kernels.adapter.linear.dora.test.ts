@@ -13,7 +13,7 @@ import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 import { selectBackend } from '../../kernels/backends/backend';
 import type { AdapterWeights } from '../../kernels/adapter/init';
 import { dropoutMaskAttrs, dropoutMaskValues } from '../../kernels/adapter/dropout';
-import { adaptedLinear, doraWeightNorms, weightNormsSquared, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
+import { adaptedLinear, doraWeightNorms, weightNormsSquared, type Adapter, type TensorBaseLinear } from '../../kernels/adapter/linear';
 import { mergeWeight, unmergeWeight } from '../../kernels/adapter/merge';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
 
@@ -36,7 +36,7 @@ function makeAdapter(method: AdapterMethod, seed: number, dropout = 0): Adapter 
   return { spec, weights };
 }
 
-function makeBase(layout: BaseLinear['layout'], seed: number, bias = true): BaseLinear {
+function makeBase(layout: TensorBaseLinear['layout'], seed: number, bias = true): TensorBaseLinear {
   const shape: [number, number] = layout === 'out_in' ? [D_OUT, D_IN] : [D_IN, D_OUT];
   return { weight: seeded(shape, seed) as tf.Tensor2D, ...(bias ? { bias: seeded([D_OUT], seed + 9) as tf.Tensor1D } : {}), layout };
 }
@@ -61,7 +61,7 @@ interface Plain {
   m: number[];
 }
 
-function plain(x: tf.Tensor, base: BaseLinear, weights: AdapterWeights): Plain {
+function plain(x: tf.Tensor, base: TensorBaseLinear, weights: AdapterWeights): Plain {
   const w = base.layout === 'out_in' ? rows(base.weight, D_IN) : transpose(rows(base.weight, D_OUT));
   return {
     x: rows(x, D_IN),
@@ -193,7 +193,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
           const p = plain(seeded([N, D_IN], 1), base, adapter.weights);
           const expected = norms(p, adapterScaling(adapter.spec));
           expectClose(doraWeightNorms(base, adapter.spec, adapter.weights).dataSync(), expected, `${method}/${layout} norms`, 1e-6);
-          const kept: BaseLinear = { ...base, weightNormsSquared: weightNormsSquared(base) };
+          const kept: TensorBaseLinear = { ...base, weightNormsSquared: weightNormsSquared(base) };
           expectClose(doraWeightNorms(kept, adapter.spec, adapter.weights).dataSync(), expected, `${method}/${layout} norms from kept ‖W‖²`, 1e-6);
         }
       }
@@ -203,7 +203,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const adapter = makeAdapter('lora', 35);
       const base = makeBase('out_in', 6);
       const x = seeded([N, D_IN], 2);
-      const wrong: BaseLinear = { ...base, weightNormsSquared: tf.mul(weightNormsSquared(base), 4) as tf.Tensor1D };
+      const wrong: TensorBaseLinear = { ...base, weightNormsSquared: tf.mul(weightNormsSquared(base), 4) as tf.Tensor1D };
       assert.ok(maxAbsDiff(adaptedLinear(x, wrong, adapter), adaptedLinear(x, base, adapter)) > 1e-3);
       const norms = doraWeightNorms(base, adapter.spec, adapter.weights);
       assert.equal(maxAbsDiff(adaptedLinear(x, base, { ...adapter, fixedNorms: norms }), adaptedLinear(x, base, adapter)), 0);
@@ -267,9 +267,9 @@ describe('DoRA merge and unmerge', () => {
       it(`${method}, ${layout}, with bias: the merged layer equals the adapted layer, and unmerge with the norms from before restores W`, async () => {
         const adapter = trained(method, 3);
         const shape: [number, number] = layout === 'out_in' ? [D + 8, D] : [D, D + 8];
-        const layer: BaseLinear = { weight: seeded(shape, 7, 0.2) as tf.Tensor2D, bias: seeded([D + 8], 8) as tf.Tensor1D, layout };
+        const layer: TensorBaseLinear = { weight: seeded(shape, 7, 0.2) as tf.Tensor2D, bias: seeded([D + 8], 8) as tf.Tensor1D, layout };
         const x = seeded([16, D], 11);
-        const merged: BaseLinear = { ...layer, weight: await mergeWeight(layer, adapter.spec, adapter.weights) };
+        const merged: TensorBaseLinear = { ...layer, weight: await mergeWeight(layer, adapter.spec, adapter.weights) };
         const diff = maxAbsDiff(adaptedLinear(x, merged, null), adaptedLinear(x, layer, adapter));
         assert.ok(diff < 1e-5, `merged vs adapter: max abs diff ${diff}`);
         const norms = doraWeightNorms(layer, adapter.spec, adapter.weights);
@@ -282,7 +282,7 @@ describe('DoRA merge and unmerge', () => {
 
   it('the merged weight\'s norms are the magnitudes', async () => {
     const adapter = trained('moslora', 13);
-    const layer: BaseLinear = { weight: seeded([D + 8, D], 9, 0.2) as tf.Tensor2D, layout: 'out_in' };
+    const layer: TensorBaseLinear = { weight: seeded([D + 8, D], 9, 0.2) as tf.Tensor2D, layout: 'out_in' };
     const merged = await mergeWeight(layer, adapter.spec, adapter.weights);
     assert.ok(maxAbsDiff(tf.norm(merged, 'euclidean', 1), adapter.weights.magnitude!) < 1e-5);
   });

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { adapterScaling, resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
 import { initAdapterWeights, type AdapterWeights } from '../../kernels/adapter/init';
-import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
+import { adaptedLinear, type Adapter, type TensorBaseLinear } from '../../kernels/adapter/linear';
 import { finiteDifferences, maxAbsDiff, seeded } from '../helpers/tensors';
 import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 
@@ -27,7 +27,7 @@ function makeAdapter(method: AdapterMethod, seed: number, dropout = 0): Adapter 
   return { spec, weights };
 }
 
-function makeBase(layout: BaseLinear['layout'], seed: number): BaseLinear {
+function makeBase(layout: TensorBaseLinear['layout'], seed: number): TensorBaseLinear {
   const shape: [number, number] = layout === 'out_in' ? [D_OUT, D_IN] : [D_IN, D_OUT];
   return { weight: seeded(shape, seed) as tf.Tensor2D, bias: seeded([D_OUT], seed + 9) as tf.Tensor1D, layout };
 }
@@ -50,7 +50,7 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, wha
 }
 
 /** Plain JS float64 reference: x·Wᵀ + b + s·x·Aᵀ·Bᵀ, from the raw values. */
-function handLora(x: tf.Tensor, base: BaseLinear, adapter: Adapter): number[] {
+function handLora(x: tf.Tensor, base: TensorBaseLinear, adapter: Adapter): number[] {
   const xs = x.dataSync();
   const w = base.weight.dataSync();
   const b = base.bias!.dataSync();
@@ -205,7 +205,7 @@ describe('memory', () => {
     const A = tf.variable(init.A);
     const B = tf.variable(init.B);
     const mixers = init.mixers.map((m) => tf.variable(m));
-    const layer: BaseLinear = { weight: seeded([24, 32], 2) as tf.Tensor2D, layout: 'out_in' };
+    const layer: TensorBaseLinear = { weight: seeded([24, 32], 2) as tf.Tensor2D, layout: 'out_in' };
     const x = seeded([2, 6, 32], 3);
     const target = seeded([2, 6, 24], 4);
     const optimizer = tf.train.adam(1e-2);

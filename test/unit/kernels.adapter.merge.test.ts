@@ -6,7 +6,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
-import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
+import { adaptedLinear, type Adapter, type TensorBaseLinear } from '../../kernels/adapter/linear';
 import { deltaWeight, foldToLora, mergeWeight, NonFiniteMergeError, unmergeWeight } from '../../kernels/adapter/merge';
 import { trainedAdapter } from '../helpers/adapters';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
@@ -18,7 +18,7 @@ const R = 8;
 // A trained-looking adapter: B and the mixers away from their initial values.
 const trained = (method: AdapterMethod, seed: number): Adapter => trainedAdapter(D, D, { method, r: R, alpha: 16, chainLength: 3 }, seed, 0.3);
 
-function base(layout: BaseLinear['layout'], seed: number): BaseLinear {
+function base(layout: TensorBaseLinear['layout'], seed: number): TensorBaseLinear {
   return { weight: seeded([D, D], seed, 0.2) as tf.Tensor2D, bias: seeded([D], seed + 1) as tf.Tensor1D, layout };
 }
 
@@ -33,7 +33,7 @@ describe('merge, unmerge and fold', () => {
         const adapter = trained(method, 3);
         const layer = base(layout, 7);
         const x = seeded([16, D], 11);
-        const merged: BaseLinear = { ...layer, weight: await mergeWeight(layer, adapter.spec, adapter.weights) };
+        const merged: TensorBaseLinear = { ...layer, weight: await mergeWeight(layer, adapter.spec, adapter.weights) };
         const diff = maxAbsDiff(adaptedLinear(x, merged, null), adaptedLinear(x, layer, adapter));
         assert.ok(diff < 1e-5, `merged vs adapter: max abs diff ${diff}`);
         assert.ok(maxAbsDiff(merged.weight, layer.weight) > 1e-3, 'the merge changed W');

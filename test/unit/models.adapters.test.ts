@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
-import { doraWeightNorms, type BaseLinear } from '../../kernels/adapter/linear';
+import { doraWeightNorms, type TensorBaseLinear } from '../../kernels/adapter/linear';
 import { adaptersFor, createAdapters, disposeAdapters, makeTrainable, selectModules, tensorSeed } from '../../server/models/adapters';
 import { linearModule } from '../helpers/modules';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
@@ -97,7 +97,7 @@ describe('the adapter factory', () => {
 
 describe('DoRA adapters from the factory', () => {
   const modules = [linearModule('model.layers.0.self_attn.q_proj', 8, 6), linearModule('model.layers.0.mlp.up_proj', 8, 12)];
-  const bases = new Map<string, BaseLinear>([
+  const bases = new Map<string, TensorBaseLinear>([
     ['model.layers.0.self_attn.q_proj', { weight: seeded([6, 8], 1) as tf.Tensor2D, layout: 'out_in' }],
     ['model.layers.0.mlp.up_proj', { weight: seeded([8, 12], 2) as tf.Tensor2D, layout: 'in_out' }],
   ]);

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { mixersTrainable, resolveAdapterSpec, type AdapterSpec } from '../../../kernels/adapter/spec';
 import { MAX_FUSED_RANK } from '../../../kernels/adapter/fused-adapter';
 import { initAdapterWeights } from '../../../kernels/adapter/init';
-import { adaptedLinear, type BaseLinear } from '../../../kernels/adapter/linear';
+import { adaptedLinear, type TensorBaseLinear } from '../../../kernels/adapter/linear';
 import { computingKernels } from '../../../bench/measure';
 import { relativeError } from '../tensors';
 import { runCases } from '../webgpu-start';
@@ -15,7 +15,7 @@ export interface Case {
   name: string;
   spec: AdapterSpec;
   x: number[];
-  layout: BaseLinear['layout'];
+  layout: TensorBaseLinear['layout'];
   bias: boolean;
   training: boolean;
   firstSequence: number;
@@ -34,7 +34,7 @@ async function runCase(c: Case, composite: boolean) {
   const spec = resolveAdapterSpec({ ...c.spec, bInit: 'kaiming' });
   const weights = initAdapterWeights(spec, 11);
   const weight = tf.randomNormal(c.layout === 'out_in' ? [spec.dOut, spec.dIn] : [spec.dIn, spec.dOut], 0, 0.2, 'float32', 5) as tf.Tensor2D;
-  const base: BaseLinear = { weight, layout: c.layout, ...(c.bias ? { bias: tf.randomNormal([spec.dOut], 0, 1, 'float32', 6) as tf.Tensor1D } : {}) };
+  const base: TensorBaseLinear = { weight, layout: c.layout, ...(c.bias ? { bias: tf.randomNormal([spec.dOut], 0, 1, 'float32', 6) as tf.Tensor1D } : {}) };
   const x = tf.randomNormal(c.x, 0, 1, 'float32', 7);
   const dy = tf.randomNormal([...c.x.slice(0, -1), spec.dOut], 0, 1, 'float32', 8);
   const learned = mixersTrainable(spec);
