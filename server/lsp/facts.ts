@@ -10,7 +10,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import type { DataRecord } from '../engine/data';
 import type { ModelShape } from '../models/config';
 import { matchTargetModules, readModelLayout, type ModuleSize } from '../models/modules';
-import { regexProblem } from '../config/schema';
+import { targetPatternProblem } from '../models/target-pattern';
 import type { ConfigSource } from './document';
 
 /** The modules target_modules selects: PEFT's rules, as training applies them (matchTargetModules). */
@@ -25,15 +25,15 @@ export function describeTargets(targets: string | readonly string[]): string {
 }
 
 /**
- * target_modules as a config has it: its list's string entries, its pattern (when it is a valid
- * regular expression; the schema reports one that is not), or the default when it is not written.
+ * target_modules as a config has it: its list's string entries, its pattern (when RE2 compiles
+ * it; the schema reports one it refuses), or the default when it is not written.
  */
 export function writtenTargets(source: ConfigSource, fallback: string | readonly string[]): string | readonly string[] {
   const list = source.list(['target_modules']);
   if (list) return list.map((entry) => entry.value).filter((value): value is string => typeof value === 'string');
   const scalar = source.scalar(['target_modules']);
   if (!scalar) return source.has(['target_modules']) ? [] : fallback;
-  return typeof scalar.value === 'string' && regexProblem(scalar.value) === null ? scalar.value : [];
+  return typeof scalar.value === 'string' && targetPatternProblem(scalar.value) === null ? scalar.value : [];
 }
 
 /** What a target can be written as: the distinct last names (`q_proj`) first, then the full names. */

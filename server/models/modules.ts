@@ -5,6 +5,7 @@
 import { Checkpoint } from '../formats/checkpoint';
 import { unknownTensorProblem } from '../formats/names';
 import { loadModelConfig, type Gpt2Config, type LlamaConfig, type ModelConfig } from './config';
+import { compileTargetPattern } from './target-pattern';
 
 /** What a checkpoint's header says of one tensor. */
 export interface TensorHeader {
@@ -214,13 +215,15 @@ export function matchesTarget(moduleName: string, entry: string): boolean {
 /**
  * Selects modules as PEFT does. A list matches a module whose name equals an entry or ends with
  * '.' + entry ('q_proj' selects every 'model.layers.N.self_attn.q_proj'). A string is a regular
- * expression that must match the whole name, except 'all-linear': every linear module but lm_head.
+ * expression that must match the whole name (RE2 syntax, see target-pattern.ts), except
+ * 'all-linear': every linear module but lm_head. A pattern RE2 refuses throws, naming the key.
  */
 export function matchTargetModules(moduleNames: readonly string[], targets: string | readonly string[]): TargetMatch {
   if (typeof targets === 'string') {
     if (targets === ALL_LINEAR) return { modules: moduleNames.filter((name) => name !== OUTPUT_LAYER), unmatched: [] };
-    const pattern = new RegExp(`^(?:${targets})$`);
-    const modules = moduleNames.filter((name) => pattern.test(name));
+    const pattern = compileTargetPattern(targets);
+    if (!pattern.ok) throw new Error(`target_modules: ${JSON.stringify(targets)}: ${pattern.problem}`);
+    const modules = moduleNames.filter((name) => pattern.matches(name));
     return { modules, unmatched: modules.length === 0 ? [targets] : [] };
   }
   return {
