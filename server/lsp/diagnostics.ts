@@ -73,6 +73,7 @@ export async function validateConfig(uri: string, text: string, facts: FactCache
     diagnostics.push(
       ...(modelFacts.ok
         ? [
+            ...(modelFacts.tokenizerProblem ? [diagnostic(model.range, `model: ${modelFacts.tokenizerProblem}`, 'error')] : []),
             ...moduleDiagnostics(source, modelFacts, model),
             ...memoryDiagnostics(source, modelFacts, model),
           ]

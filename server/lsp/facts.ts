@@ -2,14 +2,17 @@
 // linear modules (as the engine lays the model out, from config.json and the safetensors
 // headers, never the weights) and a dataset's first lines. Each is cached per path and watched;
 // when a file changes the entry is dropped and the owner is told, so that the configs using it
-// are checked again.
-import { open, stat } from 'node:fs/promises';
+// are checked again. Every file is opened only if it is a regular file (a FIFO or a device named
+// as a dataset must not stall the server), and only its head is read.
+import { stat } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { DataRecord } from '../engine/data';
 import type { ModelShape } from '../models/config';
 import { matchTargetModules, readModelLayout, type ModuleSize } from '../models/modules';
+import { FileReadError, jsonProblem, openRegularFile } from '../models/read-file';
+import { checkTokenizerFiles } from '../models/tokenizer';
 import { targetPatternProblem } from '../models/target-pattern';
 import type { ConfigSource } from './document';
 
@@ -42,9 +45,12 @@ export function targetNames(modules: readonly ModuleSize[]): { suffixes: string[
   return { suffixes, names: modules.map((module) => module.name) };
 }
 
-/** A model folder as the configs see it; `shape` is what the memory estimate needs from config.json. */
+/**
+ * A model folder as the configs see it; `shape` is what the memory estimate needs from
+ * config.json; `tokenizerProblem` what is wrong with its tokenizer files, if anything.
+ */
 export type ModelFacts =
-  | { ok: true; dir: string; architecture: string; modules: ModuleSize[]; totalParameters: number; shape: ModelShape }
+  | { ok: true; dir: string; architecture: string; modules: ModuleSize[]; totalParameters: number; shape: ModelShape; tokenizerProblem: string | null }
   | { ok: false; dir: string; problem: string };
 
 export async function readModelFacts(dir: string): Promise<ModelFacts> {
@@ -69,19 +75,39 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
   const { config: c, layout } = read;
   const modules = layout.linears.map(({ name, dIn, dOut }) => ({ name, dIn, dOut }));
   const totalParameters = layout.parameters.reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0);
-  return { ok: true, dir, architecture: c.architecture, modules, totalParameters, shape: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize } };
+  const tokenizerProblem = await checkTokenizerFiles(dir).then(
+    () => null,
+    (error: Error) => error.message,
+  );
+  return {
+    ok: true,
+    dir,
+    architecture: c.architecture,
+    modules,
+    totalParameters,
+    shape: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize },
+    tokenizerProblem,
+  };
 }
 
 export const DATASET_HEAD_LINES = 20;
 const JSONL_HEAD_BYTES = 1 << 20;
-const JSON_MAX_BYTES = 16 << 20;
+/** A .json array is parsed whole; a larger one is left to the trainer's check. */
+const JSON_MAX_BYTES = 4 << 20;
+
+/** A JSON value's kind, for a problem: never the value, which is the file's content. */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
 
 export interface DatasetHead {
   /** The first records (at most DATASET_HEAD_LINES), 1-based lines. */
   records: DataRecord[];
   /** Lines among the first that are not JSON objects: `line N: …`. */
   problems: string[];
-  /** False when the file was too large to look at (a .json array over 16 MiB). */
+  /** False when the file was too large to look at (a .json array over 4 MiB, a first line over 1 MiB). */
   checked: boolean;
 }
 
@@ -89,39 +115,36 @@ export type DatasetFacts = ({ ok: true } & DatasetHead) | { ok: false; problem: 
 
 /** The first lines of a .jsonl dataset (or first entries of a .json array), without reading the whole file. */
 export async function readDatasetHead(file: string, count = DATASET_HEAD_LINES): Promise<DatasetFacts> {
-  let size: number;
-  try {
-    const info = await stat(file);
-    if (info.isDirectory()) return { ok: false, problem: `${file} is a folder, not a dataset file` };
-    size = info.size;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return { ok: false, problem: code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file} (${code ?? String(error)})` };
-  }
   const head = { records: [] as DataRecord[], problems: [] as string[], checked: true };
   const accept = (value: unknown, line: number) => {
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) head.records.push({ line, value: value as Record<string, unknown> });
-    else head.problems.push(`line ${line}: expected a JSON object, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`);
+    else head.problems.push(`line ${line}: expected a JSON object, got ${kindOf(value)}`);
   };
   let text: string;
+  let whole: boolean;
   try {
-    text = await readHead(file, file.endsWith('.json') ? Math.min(size, JSON_MAX_BYTES) : Math.min(size, JSONL_HEAD_BYTES));
+    ({ text, whole } = await readHead(file, file.endsWith('.json') ? JSON_MAX_BYTES : JSONL_HEAD_BYTES));
   } catch (error) {
-    return { ok: false, problem: `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})` };
+    if (!(error instanceof FileReadError)) throw error;
+    return { ok: false, problem: error.code === 'ENOENT' ? `file not found: ${file}` : error.message };
   }
   if (file.endsWith('.json')) {
-    if (size > JSON_MAX_BYTES) return { ok: true, ...head, checked: false };
+    if (!whole) return { ok: true, ...head, checked: false };
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      return { ok: false, problem: `invalid JSON (${(error as Error).message})` };
+      return { ok: false, problem: `invalid JSON (${jsonProblem(error, text)})` };
     }
     if (!Array.isArray(parsed)) return { ok: false, problem: 'a .json dataset must be an array of objects; use .jsonl for one object per line' };
     parsed.slice(0, count).forEach((value, i) => accept(value, i + 1));
   } else {
     const lines = text.split('\n');
-    if (size > text.length) lines.pop(); // cut mid-line
+    if (!whole) {
+      lines.pop(); // cut mid-line
+      // a first record longer than the head: nothing to look at here, which is not "no examples"
+      if (lines.every((line) => !line.trim())) return { ok: true, ...head, checked: false };
+    }
     let seen = 0;
     for (let i = 0; i < lines.length && seen < count; i++) {
       const line = lines[i]!.trim();
@@ -130,7 +153,7 @@ export async function readDatasetHead(file: string, count = DATASET_HEAD_LINES):
       try {
         accept(JSON.parse(line), i + 1);
       } catch (error) {
-        head.problems.push(`line ${i + 1}: invalid JSON (${(error as Error).message})`);
+        head.problems.push(`line ${i + 1}: invalid JSON (${jsonProblem(error, line)})`);
       }
     }
   }
@@ -138,12 +161,13 @@ export async function readDatasetHead(file: string, count = DATASET_HEAD_LINES):
   return { ok: true, ...head };
 }
 
-async function readHead(file: string, bytes: number): Promise<string> {
-  const handle = await open(file, 'r');
+/** The first `bytes` of a regular file, and whether that is the whole file. */
+async function readHead(file: string, bytes: number): Promise<{ text: string; whole: boolean }> {
+  const { handle, size } = await openRegularFile(file, 'a dataset file');
   try {
-    const buffer = Buffer.alloc(bytes);
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
-    return buffer.subarray(0, bytesRead).toString('utf8');
+    const buffer = Buffer.alloc(Math.min(bytes, size));
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return { text: buffer.subarray(0, bytesRead).toString('utf8'), whole: bytesRead >= size };
   } finally {
     await handle.close();
   }

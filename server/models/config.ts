@@ -2,10 +2,12 @@
 // Fields a transformers config class gives a default are optional here with the same default;
 // the fields that fix the shapes of the weights are required.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FileReadError, jsonProblem, readSmallFile } from './read-file';
 
 export const CONFIG_FILE = 'config.json';
+/** A model's config.json is a few KB; the largest (multimodal models') some 100 KB. */
+const MAX_CONFIG_JSON_BYTES = 1024 * 1024;
 
 export const LLAMA_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
 export const GPT2_ARCHITECTURES = ['GPT2LMHeadModel'] as const;
@@ -314,15 +316,17 @@ export async function loadModelConfig(modelDir: string): Promise<ModelConfig> {
   const file = join(modelDir, CONFIG_FILE);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readSmallFile(file, MAX_CONFIG_JSON_BYTES, "a model's config.json", 'one is a few KB');
   } catch (error) {
-    throw new ModelConfigError(file, null, `cannot be read (${(error as Error).message}); a Hugging Face model folder holds config.json beside its weights`);
+    if (!(error instanceof FileReadError)) throw error;
+    const problem = error.code ? `cannot be read (${error.code})` : error.problem;
+    throw new ModelConfigError(file, null, `${problem}; a Hugging Face model folder holds config.json beside its weights`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new ModelConfigError(file, null, `is not valid JSON: ${(error as Error).message}`);
+    throw new ModelConfigError(file, null, `is not valid JSON: ${jsonProblem(error, text)}`);
   }
   return parseModelConfig(json, file);
 }

@@ -12,7 +12,7 @@ for (const layer of [0, 1]) {
   modules.push({ name: `model.layers.${layer}.self_attn.q_proj`, dIn: 64, dOut: 64 }, { name: `model.layers.${layer}.mlp.up_proj`, dIn: 64, dOut: 128 });
 }
 modules.push({ name: 'lm_head', dIn: 64, dOut: 1000 });
-const model: ModelFacts = { ok: true, dir: '/m/tiny', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000, shape: { hidden: 64, layers: 2, heads: 4, vocab: 1000 } };
+const model: ModelFacts = { ok: true, dir: '/m/tiny', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000, shape: { hidden: 64, layers: 2, heads: 4, vocab: 1000 }, tokenizerProblem: null };
 const facts = { model: async () => model, dataset: async () => ({ ok: true, records: [], problems: [], checked: true }) } as unknown as FactCache;
 const URI = 'file:///w/a.moslora.yaml';
 const config = (targets: string) => `model: ./m\ntarget_modules: ${targets}\ndata:\n  train: t.jsonl\n`;
