@@ -2,12 +2,17 @@
 // once a run of this config exists (in the editor's runs folder setting, else the config's own),
 // "Open panel" and "Merge" for its newest run (arguments: the run folder, and its adapter
 // folder). The extension implements the commands; their ids live in the protocol file.
+// A run's config.yaml is read once per change (by its modification time and size), and only if
+// it is a regular file of a config's size: the lenses of every config come back in milliseconds,
+// whatever the runs folder holds, and never keep a hover waiting.
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { CodeLens } from 'vscode-languageserver';
 import { parse } from 'yaml';
+import { MAX_ALIAS_COUNT, MAX_CONFIG_BYTES, unreadableConfig } from '../config/load';
 import { outputSchema } from '../config/schema';
+import { readSmallFile } from '../models/read-file';
 import { commandIds } from '../../protocol/commands';
 import { ConfigSource, filePathOf, resolveFrom } from './document';
 
@@ -35,6 +40,29 @@ export async function configLenses(uri: string, text: string, runsDirectory: str
   return lenses;
 }
 
+/** What a run's config.yaml says ran, by file, with the modification time and size it was read at. */
+const recorded = new Map<string, { modified: number; size: number; configPath: Promise<string | null> }>();
+const RECORDED = 10_000;
+
+/**
+ * The config a run's config.yaml (the resolved config that ran) names, or null for a torn,
+ * foreign or oversized one: not a run of any config here. Read again only when it changed.
+ */
+function configPathOf(file: string, modified: number, size: number): Promise<string | null> {
+  const known = recorded.get(file);
+  if (known && known.modified === modified && known.size === size) return known.configPath;
+  const configPath = readSmallFile(file, MAX_CONFIG_BYTES, "a run's config.yaml", 'it is the config that ran, with its paths resolved')
+    .then((text) => {
+      if (unreadableConfig(text)) return null;
+      const config = parse(text, { maxAliasCount: MAX_ALIAS_COUNT }) as { configPath?: unknown } | null;
+      return typeof config?.configPath === 'string' ? resolve(config.configPath) : null;
+    })
+    .catch(() => null);
+  if (recorded.size >= RECORDED) recorded.delete(recorded.keys().next().value!);
+  recorded.set(file, { modified, size, configPath });
+  return configPath;
+}
+
 /**
  * The newest run folder under `runsDir` (by its config.yaml's time, as `listRuns` orders) whose
  * config.yaml, the resolved config that ran, names `configPath`. Null when there is none.
@@ -50,17 +78,12 @@ export async function newestRunOf(configPath: string, runsDir: string): Promise<
     names.map(async (name) => {
       const file = join(runsDir, name, 'config.yaml');
       const info = await stat(file).catch(() => null);
-      return info?.isFile() ? { dir: join(runsDir, name), file, modified: info.mtimeMs } : null;
+      return info?.isFile() ? { dir: join(runsDir, name), file, modified: info.mtimeMs, size: info.size } : null;
     }),
   );
   const target = resolve(configPath);
   for (const run of runs.filter((r) => r !== null).sort((a, b) => b.modified - a.modified)) {
-    try {
-      const config = parse(await readFile(run.file, 'utf8')) as { configPath?: unknown } | null;
-      if (typeof config?.configPath === 'string' && resolve(config.configPath) === target) return run.dir;
-    } catch {
-      // a torn or foreign config.yaml: not a run of this config
-    }
+    if ((await configPathOf(run.file, run.modified, run.size)) === target) return run.dir;
   }
   return null;
 }
