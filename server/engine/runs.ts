@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import type { AdamWState } from './optim';
 import { loadAdapter, saveAdapter, type AdapterSettings } from './adapter-files';
 import { SafetensorsFile, writeSafetensors } from '../formats/safetensors';
+import { FileReadError, readSmallFile } from '../models/read-file';
 import type { RunFolder } from '../../protocol/editor';
 import type { MetricRecord, MixerSnapshot } from '../../protocol/records';
 import type { Adapter } from '../../kernels/adapter/linear';
@@ -163,7 +164,7 @@ export class RunDirectory {
 
   /** summary.json, or null while the run has not ended (or the file is unreadable). */
   async readSummary(): Promise<Record<string, unknown> | null> {
-    return readFile(join(this.dir, 'summary.json'), 'utf8')
+    return readSmallFile(join(this.dir, 'summary.json'), 1024 ** 2, "a run's summary.json", 'one is a few KB')
       .then((text) => JSON.parse(text) as Record<string, unknown>)
       .catch(() => null);
   }
@@ -190,12 +191,17 @@ export async function listRuns(runsDir: string): Promise<RunFolder[]> {
   return runs.sort((a, b) => b.modified - a.modified).map(({ modified: _, ...listing }) => listing);
 }
 
+/** The most of a run's records read back: a 100,000-step run logs some 20 MB of metrics. */
+const MAX_RECORDS_BYTES = 256 * 1024 ** 2;
+
+/** A run's records: none when the file does not exist; only a regular file within the limit is read. */
 async function readJsonLines<T>(file: string): Promise<T[]> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    return [];
+    text = await readSmallFile(file, MAX_RECORDS_BYTES, "a run's records", 'a long run logs some tens of MB');
+  } catch (error) {
+    if (error instanceof FileReadError && error.code === 'ENOENT') return [];
+    throw error;
   }
   const lines = text.split('\n').filter((line) => line.trim());
   return lines.flatMap((line, i) => {

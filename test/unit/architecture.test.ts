@@ -52,7 +52,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   'server/engine': ['server/models', 'server/formats', 'server/config', 'kernels', 'protocol', 'server'],
   'server/jobs': ['protocol'],
   'server/lsp': ['server/config', 'server/engine', 'server/models', 'kernels', 'protocol', 'server'],
-  'server/tasks': ['server/config', 'server/engine', 'server/lsp', 'protocol'],
+  'server/tasks': ['server/config', 'server/engine', 'server/lsp', 'server/models', 'protocol'],
   'server/cli': ['server/engine', 'server/models', 'server/config', 'server/formats', 'kernels', 'protocol', 'server'],
   server: ['server/engine', 'server/jobs', 'server/lsp', 'server/tasks', 'server/cli', 'kernels', 'protocol'],
 };
