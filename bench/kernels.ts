@@ -4,7 +4,7 @@
 // each side's dispatches. The ratios are the figures that matter; absolute times are only
 // meaningful on a quiet, known machine.
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterMethod } from '../kernels/adapter/spec';
+import { resolveAdapterSpec } from '../kernels/adapter/spec';
 import type { BackendChoice } from '../protocol/backends';
 import { initAdapterWeights } from '../kernels/adapter/init';
 import { fusedAdapterAvailable } from '../kernels/adapter/fused-adapter';
@@ -12,6 +12,7 @@ import { adaptedLinear, type Adapter, type BaseLinear } from '../kernels/adapter
 import { readValues } from '../kernels/backends/read';
 import { median } from '../server/engine/median';
 import { computingKernels, inTurn } from './measure';
+import type { AdapterMethod } from '../protocol/methods';
 
 export interface KernelBenchOptions {
   dim: number;

@@ -1,11 +1,12 @@
 // `npm run bench -- <name>`: each benchmark prints one JSON line and a readable summary, and
 // appends its JSON line (with date, host and command) to bench/results/<name>.jsonl.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendChoice, type BackendName } from '../protocol/backends';
 import { describeChoice, startBackend } from '../server/runtime';
+import { benchAbSchedule, type AbScheduleOptions } from './ab-schedule';
 import { benchCurve } from './curve';
 import { benchHost } from './host';
 import { benchKernels } from './kernels';
@@ -14,6 +15,7 @@ import { benchMerge } from './merge';
 import { benchParallel, type ParallelOptions } from './parallel';
 import { benchProducts, type ProductsOptions } from './products';
 import { benchProfile } from './profile';
+import { parseRecords, renderBenchReadme } from './readme';
 import { benchServer } from './server';
 import { benchTrain } from './train';
 import { benchWebgpuHost, DAWN_NULL_DEVICE } from './webgpu-host';
@@ -182,6 +184,22 @@ workloadCommand('curve', "the workload's loss curve on one backend, and on a sec
   );
 
 program
+  .command('ab-schedule')
+  .description("how `moslora ab` should share the cores: a config's LoRA and MoSLoRA runs one at a time with their products on every core, side by side a core each, or one at a time with the batch split across threads")
+  .option('--config <file>', 'the config both runs train', 'examples/tiny-moslora.moslora.yaml')
+  .option('--rounds <n>', 'alternating rounds', integer('--rounds', 1), 2)
+  .action(async (options: AbScheduleOptions) => {
+    const result = await benchAbSchedule(options);
+    console.log(JSON.stringify(result));
+    const s = result.median_s;
+    console.error(
+      `two runs of ${result.config} on ${result.cores} cores (products: ${result.products}): one at a time ${s.one_at_a_time} s · side by side ${s.side_by_side} s (${result.side_by_side_over_one_at_a_time}×) · ` +
+        `batch shared by threads ${s.shared_batch} s (${result.shared_batch_over_one_at_a_time}×); median of ${result.rounds} alternating rounds; load ${result.load[0]} → ${result.load[1]}`,
+    );
+    record('ab-schedule', result);
+  });
+
+program
   .command('server')
   .description('completion latency of the language server, idle and while a training job runs (p50/p95)')
   .option('--requests <n>', 'completion requests per phase', integer('--requests', 10), 200)
@@ -243,6 +261,28 @@ workloadCommand('products', "the wasm backend's products on MLAS (onnxruntime's 
       `${r.model}, ${r.batch}×${r.tokens} tokens${r.checkpointing ? ', checkpointing' : ''}, one thread: MLAS ${r.mlas_ms} ms/step (${r.mlas_products_per_step} products on ${r.product_threads} thread${r.product_threads > 1 ? 's' : ''}) · ` +
         `XNNPACK ${r.xnnpack_ms} ms/step · speedup ${r.speedup} (median of ${r.rounds} × ${r.steps} steps, alternating) · losses agree to ${r.max_loss_rel_diff}`),
   );
+
+program
+  .command('readme')
+  .description('write bench/README.md from bench/results/*.jsonl (measures nothing)')
+  .option('--check', 'only check that bench/README.md is what the records give; exit 1 if not')
+  .action((options: { check?: boolean }) => {
+    const dir = join(process.cwd(), 'bench', 'results');
+    const records = new Map(
+      readdirSync(dir)
+        .filter((file) => file.endsWith('.jsonl'))
+        .map((file) => [file.replace(/\.jsonl$/, ''), parseRecords(join('bench', 'results', file), readFileSync(join(dir, file), 'utf8'))] as const),
+    );
+    const descriptions = new Map(program.commands.filter((c) => c.name() !== 'readme').map((c) => [c.name(), c.description()] as const));
+    const page = renderBenchReadme(records, descriptions);
+    const file = join(process.cwd(), 'bench', 'README.md');
+    if (!options.check) {
+      writeFileSync(file, page);
+      console.error(`wrote ${file} from ${[...records.values()].reduce((n, r) => n + r.length, 0)} records`);
+    } else if ((existsSync(file) ? readFileSync(file, 'utf8') : '') !== page) {
+      throw new Error('bench/README.md is not what bench/results/*.jsonl give: run `npm run bench -- readme`');
+    }
+  });
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);

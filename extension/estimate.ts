@@ -12,7 +12,7 @@ export function describeEstimate(e: EstimateReport): string {
     '',
     `LoRA trains ${formatCount(e.lora)} parameters (${share(e.lora)}).`,
     `MoSLoRA trains ${formatCount(e.moslora)} (${share(e.moslora)}): its mixers add ${formatCount(mixers)}, +${formatNumber((100 * mixers) / e.lora)} % over LoRA.`,
-    `This config trains ${formatCount(e.trainable)}.`,
+    `This config trains ${formatCount(e.trainable)}${e.magnitudes === undefined ? '' : `, DoRA's magnitudes (d_out per module) included: ${formatCount(e.magnitudes)}`}.`,
     '',
     `The run: ${formatCount(e.trainExamples)} training examples, batch ${e.batchSize} × ${e.gradientAccumulation} accumulation: ${formatCount(e.totalSteps)} optimizer steps.`,
     ...(e.note ? [`(${e.note})`] : []),

@@ -1,5 +1,5 @@
 // The config "MoSLoRA: New Adapter Config" writes: every line commented, training the shipped
-// tiny Llama (examples/tiny-model) on the word-reversal task (examples/tiny-task) when the
+// tiny Llama (examples/tiny-model) on the name-the-kind task (examples/tiny-task) when the
 // workspace holds them, with paths relative to the new file as the loader reads them.
 import { relative, sep } from 'node:path';
 
@@ -33,8 +33,8 @@ export function examplePaths(configDir: string, examplesDir: string): TemplatePa
 export function configTemplate(paths: TemplatePaths, examples: boolean): string {
   const about = examples
     ? [
-        '# Trains MoSLoRA adapters on the shipped tiny Llama (722k parameters, Moby-Dick) to reverse',
-        '# word lists, a skill the base model lacks: a few minutes on a laptop CPU.',
+        '# Trains MoSLoRA adapters on the shipped tiny Llama (722k parameters, Moby-Dick) to name the',
+        '# kind of a few words (animals, colors, numbers, foods), a skill the base model lacks.',
       ]
     : ['# Point `model` at a Hugging Face model folder and `data` at your JSONL files.'];
   return [

@@ -117,6 +117,8 @@ export interface EstimateReport {
   lora: number;
   moslora: number;
   trainable: number;
+  /** DoRA's magnitude vectors (d_out per module), counted in `trainable`; present when the config sets use_dora. */
+  magnitudes?: number;
   /** Training examples after any eval_split. */
   trainExamples: number;
   batchSize: number;

@@ -3,6 +3,9 @@
 //   metrics.jsonl  one MetricRecord a line
 //   mixers.jsonl   one MixerSnapshot a line
 //   summary.json   one TrainSummary, once the run has ended
+// and an A/B's manifest, ab.json (server/ab/layout.ts writes and checks it).
+import type { BackendName } from './backends';
+import type { AdapterMethod } from './methods';
 
 /**
  * One logged step. Known metrics: train `loss`, `lr`, `grad_norm`, `tokens_per_s`; eval
@@ -45,6 +48,8 @@ export interface TrainSummary {
   /** Threads that shared each micro-batch (training.workers). */
   threads: number;
   method: string;
+  /** DoRA on top of the method (use_dora); absent in summaries from before DoRA. */
+  useDora?: boolean;
   steps: number;
   totalSteps: number;
   trainableParameters: number;
@@ -54,4 +59,32 @@ export interface TrainSummary {
   accuracy: number | null;
   medianStepSeconds: number | null;
   wallSeconds: number;
+}
+
+/** One run of an A/B: a method and a seed, in its own run folder (relative to the A/B's folder). */
+export interface AbRunEntry {
+  method: AdapterMethod;
+  seed: number;
+  dir: string;
+}
+
+/** An A/B's manifest, <runs_dir>/ab-<name>/ab.json: one config trained once per method and seed. */
+export interface AbManifest {
+  version: 1;
+  name: string;
+  /** The config every run trains, absolute. */
+  config: string;
+  /** SHA-256 of the config file's text when the A/B started: runs of another text do not mix. */
+  configSha256: string;
+  /** The first is the baseline every other method is compared with. */
+  methods: AdapterMethod[];
+  seeds: number[];
+  /** The backend every run trains on (the one `auto` picked when the A/B started). */
+  backend: BackendName;
+  /** How the last `moslora ab` that trained shared the cores: runs at once, and the cores of each. */
+  schedule: { atOnce: number; coresPerRun: number };
+  runs: AbRunEntry[];
+  /** The report, relative to the A/B's folder. */
+  report: string;
+  figures: string[];
 }

@@ -13,6 +13,10 @@ const send = (message: FromTrainer) => {
 // than train on unobserved, holding the GPU while a restarted server starts the next job.
 process.on('disconnect', () => controller.abort());
 
+// A Ctrl-C in a terminal reaches every process of the foreground group: the CLI that forked this
+// one (moslora ab) answers it with a cancel, so the run stops with its checkpoint, not mid-step.
+process.on('SIGINT', () => {});
+
 process.on('message', (message: ToTrainer) => {
   if (message.type === 'cancel') {
     controller.abort();
@@ -23,6 +27,9 @@ process.on('message', (message: ToTrainer) => {
     ...(request.resumeRunDir ? { resumeRunDir: request.resumeRunDir } : {}),
     ...(request.backend ? { backend: request.backend } : {}),
     ...(request.runsDir ? { runsDir: request.runsDir } : {}),
+    ...(request.runDir ? { runDir: request.runDir } : {}),
+    ...(request.overrides ? { overrides: request.overrides } : {}),
+    ...(request.cores !== undefined ? { cores: request.cores } : {}),
     signal: controller.signal,
     onEvent: (event) => send({ type: 'event', event }),
   })

@@ -1,7 +1,8 @@
 // Where the method lives: the adapted linear layer y = x·Wᵀ + b + s·dropout(x)·Aᵀ·(M_k···M_1)ᵀ·Bᵀ,
 // forward and custom gradient, for LoRA (no mixer), MoSLoRA (a learned r×r mixer M), a fixed
-// mixer and a chain of mixers; the frozen base W gets no gradient. Merge, fold and init are
-// beside it in this folder; kernels/adapter/spec.ts says what a spec may hold.
+// mixer and a chain of mixers, each also with DoRA's magnitude; the frozen base W gets no
+// gradient. Merge, fold and init are beside it in this folder; kernels/adapter/spec.ts says what
+// a spec may hold.
 import * as tf from '@tensorflow/tfjs-core';
 import {
   AdapterConfigError,
@@ -24,11 +25,21 @@ export interface BaseLinear {
   weight: tf.Tensor2D;
   bias?: tf.Tensor1D;
   layout: 'out_in' | 'in_out';
+  /**
+   * ‖W_i‖² of each output feature i ([d_out]), kept by a model whose DoRA adapters read it at
+   * every call; where absent, DoRA computes it from the weight each time (weightNormsSquared).
+   */
+  weightNormsSquared?: tf.Tensor1D;
 }
 
 export interface Adapter {
   spec: ResolvedAdapterSpec;
   weights: AdapterWeights;
+  /**
+   * DoRA's ‖W + ΔW‖ ([d_out]) for an adapter whose weights do not change while it is used
+   * (generation), read by each call instead of computed; absent, each call computes it.
+   */
+  fixedNorms?: tf.Tensor1D;
 }
 
 export interface AdaptedLinearOptions {
@@ -71,6 +82,13 @@ export function checkAdapterShapes(spec: ResolvedAdapterSpec, weights: AdapterWe
     );
   }
   weights.mixers.forEach((m, i) => expectShape(`mixers[${i}]`, m.shape, [spec.r, spec.r]));
+  if (spec.useDora && !weights.magnitude) {
+    throw new AdapterConfigError('magnitude', 'a DoRA adapter (use_dora) needs its magnitude vector m [d_out]; none was given');
+  }
+  if (!spec.useDora && weights.magnitude) {
+    throw new AdapterConfigError('magnitude', 'a magnitude vector belongs to a DoRA adapter, but this spec does not set use_dora');
+  }
+  if (weights.magnitude) expectShape('magnitude', weights.magnitude.shape, [spec.dOut]);
 }
 
 function checkBase(base: BaseLinear, adapter: Adapter | null): void {
@@ -86,8 +104,13 @@ function checkBase(base: BaseLinear, adapter: Adapter | null): void {
   checkAdapterShapes(adapter.spec, adapter.weights);
 }
 
+/** x·Wᵀ, without the bias. */
+function baseProduct(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
+  return matMulByConstant<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
+}
+
 function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
-  const y = matMulByConstant<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
+  const y = baseProduct(x, base);
   return base.bias ? tf.add<tf.Tensor2D>(y, base.bias) : y;
 }
 
@@ -186,6 +209,7 @@ function adapterForward(x: tf.Tensor2D, sequences: number, base: BaseLinear, ada
   const s = adapterScaling(spec);
   const rate = options.training ? spec.dropout : 0;
   const mask = rate > 0 ? dropoutMaskAttrs([x.shape[0], spec.dIn], sequences, rate, options.dropoutSeed, options.firstSequence ?? 0) : null;
+  if (spec.useDora) return doraAdapterForward(x, base, adapter, s, mask && dropoutMaskTensor(mask));
   if (!options.composite && fusedAdapterAvailable(spec.r)) return fusedAdapterForward(x, base, adapter, s, mask);
   return compositeAdapterForward(x, base, adapter, s, mask && dropoutMaskTensor(mask));
 }
@@ -244,4 +268,90 @@ function fusedAdapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter,
       },
     };
   });
+}
+
+/** ‖W_i‖² of each output feature i, [d_out]: the base weight's, or the one its model keeps. */
+export function weightNormsSquared(base: BaseLinear): tf.Tensor1D {
+  return base.weightNormsSquared ?? tf.sum(tf.square(base.weight), base.layout === 'out_in' ? 1 : 0);
+}
+
+/**
+ * DoRA's ‖W_i + ΔW_i‖ for each output feature i ([d_out], ΔW = s·B·A′, A′ = M_k···M_1·A), without
+ * forming a d_out×d_in matrix:
+ *
+ *   ‖W_i + ΔW_i‖² = ‖W_i‖² + 2s·B_i·(A′·W_iᵀ) + s²·B_i·(A′·A′ᵀ)·B_iᵀ
+ *
+ * One product A′·Wᵀ (the base's own product on r rows, d_out·d_in·r) and an r×r Gram matrix;
+ * ‖W_i‖² from the model when it keeps it. Also the magnitude a fresh DoRA adapter starts from
+ * (PEFT's rule: the norms of the weight with the adapter's initial update).
+ */
+export function doraWeightNorms(base: BaseLinear, spec: ResolvedAdapterSpec, weights: Pick<AdapterWeights, 'A' | 'B' | 'mixers'>): tf.Tensor1D {
+  return tf.tidy(() => {
+    const s = adapterScaling(spec);
+    const folded = weights.mixers.reduce((a, m) => tf.matMul(m, a), weights.A); // A′ [r, d_in]
+    const projected = tf.transpose(baseProduct(folded, base)); // W·A′ᵀ [d_out, r]
+    const cross = tf.sum(tf.mul(projected, weights.B), 1); // B_i·(A′·W_iᵀ)
+    const gram = matMul(folded, folded, false, true); // A′·A′ᵀ [r, r]
+    const quadratic = tf.sum(tf.mul(tf.matMul(weights.B, gram), weights.B), 1); // B_i·(A′A′ᵀ)·B_iᵀ
+    const squared = tf.add(weightNormsSquared(base), tf.add(tf.mul(cross, 2 * s), tf.mul(quadratic, s * s)));
+    // rounding can take an exactly cancelled row a hair below zero
+    return tf.sqrt(tf.relu(squared)) as tf.Tensor1D;
+  });
+}
+
+/**
+ * DoRA, as PEFT computes it: with f = m / ‖W + ΔW‖ (a constant in the backward pass) and
+ * z(x) = s·x·A′ᵀ·Bᵀ,
+ *
+ *   without dropout:  y = f ⊙ (x·Wᵀ + z(x)) + b
+ *   with dropout:     y = x·Wᵀ + b + (f − 1) ⊙ (x_d·Wᵀ) + f ⊙ z(x_d),   x_d = dropout(x)
+ *
+ * the second computing the base's product twice, on x and on x_d, as PEFT does (lora_dropout 0
+ * avoids it); the bias is not scaled. As tfjs ops on every backend. Gradients flow to x, A, the
+ * learned mixers, B and m; the frozen W, b and a frozen mixer get none.
+ */
+function doraAdapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter, s: number, mask: tf.Tensor2D | null): tf.Tensor2D {
+  const { spec, weights } = adapter;
+  const learned = mixersTrainable(spec);
+  const fn = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xIn, A, ...rest] = args as tf.Tensor[];
+    const magnitude = rest.pop() as tf.Tensor1D;
+    const B = rest.pop() as tf.Tensor2D;
+    const mixers = learned ? (rest as tf.Tensor2D[]) : weights.mixers;
+    const norms = adapter.fixedNorms ?? doraWeightNorms(base, spec, { A: A as tf.Tensor2D, B, mixers });
+    const scale = tf.div<tf.Tensor1D>(magnitude, norms); // f [d_out]
+    const xd: tf.Tensor2D = mask ? tf.mul(xIn as tf.Tensor2D, mask) : (xIn as tf.Tensor2D);
+    const v = mixForward(matMul(xd, A as tf.Tensor2D, false, true), mixers);
+    const z = tf.mul<tf.Tensor2D>(matMul(v[v.length - 1]!, B, false, true), s); // [n, d_out]
+    const product = baseProduct(xd, base); // x_d·Wᵀ
+    const direction = tf.add<tf.Tensor2D>(product, z); // x_d·(W + ΔW)ᵀ
+    const scaled = tf.mul<tf.Tensor2D>(direction, scale);
+    // with dropout: x·Wᵀ + b + (f − 1)·x_d·Wᵀ + f·z(x_d) = x·Wᵀ + b − x_d·Wᵀ + f·(x_d·Wᵀ + z(x_d))
+    const value = mask ? tf.add<tf.Tensor2D>(tf.sub(baseForward(xIn as tf.Tensor2D, base), product), scaled) : base.bias ? tf.add<tf.Tensor2D>(scaled, base.bias) : scaled;
+    save([xd, A as tf.Tensor2D, B, scale, norms, direction, ...mixers, ...v, ...(mask ? [mask] : [])]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sxd, sA, sB, sScale, sNorms, sDirection, ...tail] = saved as tf.Tensor2D[];
+        const sm = tail.slice(0, mixers.length);
+        const sv = tail.slice(mixers.length, 2 * mixers.length + 1);
+        const sMask = mask ? tail[tail.length - 1]! : null;
+        const g = dy as tf.Tensor2D;
+        const gMagnitude = tf.div(tf.sum(tf.mul(g, sDirection!), 0), sNorms!); // [d_out]
+        const gScaled = tf.mul<tf.Tensor2D>(g, sScale!); // the gradient at x_d·(W + ΔW)ᵀ
+        const gz = tf.mul(gScaled, s);
+        const gB = matMul(gz, sv[sv.length - 1]!, true, false); // [d_out, r]
+        const { gv0, gMixers } = mixBackward(tf.matMul(gz, sB!), sv, sm);
+        const gA = matMul(gv0, sxd!, true, false); // [r, d_in]
+        const gxAdapter = tf.matMul(gv0, sA!); // [n, d_in]
+        // without dropout, x·Wᵀ is scaled by f; with it, x·Wᵀ plus (f − 1)·x_d·Wᵀ
+        const gx = sMask
+          ? tf.add(baseInputGradient(g, base), tf.mul(tf.add(baseInputGradient(tf.sub(gScaled, g), base), gxAdapter), sMask))
+          : tf.add(baseInputGradient(gScaled, base), gxAdapter);
+        return [gx, gA, ...(learned ? gMixers : []), gB, gMagnitude];
+      },
+    };
+  });
+  return fn(x, weights.A, ...(learned ? weights.mixers : []), weights.B, weights.magnitude!) as tf.Tensor2D;
 }

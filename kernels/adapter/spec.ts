@@ -8,9 +8,11 @@
 // moslora       one learned mixer (Wu et al., EMNLP 2024)
 // moslora-fixed one frozen, non-identity mixer (the paper's intermediate step)
 // linchain      k learned mixers, B·M_k···M_1·A
-
-export const ADAPTER_METHODS = ['lora', 'moslora', 'moslora-fixed', 'linchain'] as const;
-export type AdapterMethod = (typeof ADAPTER_METHODS)[number];
+//
+// use_dora, with any method: DoRA (Liu et al., ICML 2024) as PEFT implements it, a trained
+// magnitude m [d_out] times the direction of the adapted weight, W′ = m · (W + ΔW) / ‖W + ΔW‖,
+// the norm taken per output feature over the inputs and treated as a constant in the backward pass.
+import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 
 export const MIXER_INITS = ['kaiming', 'orthogonal', 'identity', 'zeros'] as const;
 export type MixerInit = (typeof MIXER_INITS)[number];
@@ -33,6 +35,8 @@ export interface AdapterSpec {
   bInit?: BInit;
   /** Dropout on the adapter's input only, as PEFT does. */
   dropout?: number;
+  /** DoRA: a learned magnitude per output feature (PEFT's use_dora). */
+  useDora?: boolean;
 }
 
 export type ResolvedAdapterSpec = Required<AdapterSpec>;
@@ -102,6 +106,7 @@ export function resolveAdapterSpec(spec: AdapterSpec): ResolvedAdapterSpec {
     mixerInit,
     bInit,
     dropout,
+    useDora: spec.useDora ?? false,
   };
   rejectUntrainable(resolved);
   return resolved;
@@ -140,8 +145,8 @@ export function mixersTrainable(spec: ResolvedAdapterSpec): boolean {
   return spec.method === 'moslora' || spec.method === 'linchain';
 }
 
-/** r·(d_in + d_out) for A and B, plus r² per learned mixer. */
+/** r·(d_in + d_out) for A and B, plus r² per learned mixer, plus d_out for DoRA's magnitude. */
 export function trainableParameterCount(spec: ResolvedAdapterSpec): number {
   const mixers = mixersTrainable(spec) ? mixerCount(spec) : 0;
-  return spec.r * (spec.dIn + spec.dOut) + mixers * spec.r * spec.r;
+  return spec.r * (spec.dIn + spec.dOut) + mixers * spec.r * spec.r + (spec.useDora ? spec.dOut : 0);
 }

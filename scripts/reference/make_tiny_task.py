@@ -1,11 +1,13 @@
-"""Generate the example fine-tuning task: reverse the order of 3 or 4 words.
+"""Generate the example fine-tuning task: name the kind of 3 or 4 words (animals, colors, numbers, foods).
 
-    /usr/bin/python3 scripts/reference/make_tiny_task.py [out_dir]   (default examples/tiny-task)
+    python3 scripts/reference/make_tiny_task.py [out_dir]   (default examples/tiny-task)
+
+    {"prompt": "What are these: wolf cat goat\\nAnswer:", "completion": " animals"}
 
 Writes train.jsonl and eval.jsonl ({"prompt", "completion"}) and eval-mc.jsonl ({"prompt",
-"choices", "answer"}: the eval items, with the reversal among 3 distractors that are other orders
-of the same words, so every choice has the same tokens and length). No word sequence of the
-eval set occurs in the training set. Seeded: a rerun writes the same bytes.
+"choices", "answer"}: the eval items with the four kinds as the choices, always in the same order).
+The kinds take turns, so each is the answer to a quarter of the items (150 eval items: 38, 38, 37,
+37). No eval list occurs in training, in any order. Seeded: a rerun writes the same bytes.
 """
 
 import json
@@ -13,17 +15,17 @@ import os
 import random
 import sys
 
-WORDS = (
-    "sea ship whale boat man sail wind deck mast rope oil captain harpoon ocean wave island "
-    "night day sun moon star storm fish bone head hand eye heart water fire ice stone "
-    "white black red green old young long small great deep dark cold warm wild still "
-    "king bird tree house door road book bell coat hat bed cup bread salt gold iron"
-).split()
+KINDS = {
+    "animals": "whale shark bird horse dog wolf bear lion cat fox deer goat".split(),
+    "colors": "white black red green blue yellow brown gray pink purple amber silver".split(),
+    "numbers": "one two three four five six seven eight nine ten twelve twenty".split(),
+    "foods": "bread salt meat milk cheese apple egg rice butter soup cake honey".split(),
+}
 N_TRAIN, N_EVAL, SEED = 1500, 150, 1234
 
 
 def prompt(words) -> str:
-    return f"Reverse the words: {' '.join(words)}\nReversed:"
+    return f"What are these: {' '.join(words)}\nAnswer:"
 
 
 def write_jsonl(path, rows) -> None:
@@ -35,30 +37,23 @@ def write_jsonl(path, rows) -> None:
 def main() -> None:
     out = sys.argv[1] if len(sys.argv) > 1 else "examples/tiny-task"
     rnd = random.Random(SEED)
+    kinds = list(KINDS)
     seen, items = set(), []
-    while len(items) < N_TRAIN + N_EVAL:
-        words = tuple(rnd.sample(WORDS, rnd.choice((3, 4))))
-        if words not in seen:
-            seen.add(words)
-            items.append(words)
-    train, evals = items[:N_TRAIN], items[N_TRAIN:]
-    say = lambda order: " " + " ".join(order)
-    completion = lambda w: say(reversed(w))
+    while len(items) < N_EVAL + N_TRAIN:
+        kind = kinds[len(items) % len(kinds)]
+        words = tuple(rnd.sample(KINDS[kind], rnd.choice((3, 4))))
+        if frozenset(words) not in seen:
+            seen.add(frozenset(words))
+            items.append((kind, words))
+    evals, train = items[:N_EVAL], items[N_EVAL:]
+    rnd.shuffle(train)
+    completion = lambda kind, words: {"prompt": prompt(words), "completion": " " + kind}
     os.makedirs(out, exist_ok=True)
-    write_jsonl(os.path.join(out, "train.jsonl"), [{"prompt": prompt(w), "completion": completion(w)} for w in train])
-    write_jsonl(os.path.join(out, "eval.jsonl"), [{"prompt": prompt(w), "completion": completion(w)} for w in evals])
-    mc = []
-    for w in evals:
-        wrong = set()
-        while len(wrong) < 3:  # other orders of the same words: the original order among them
-            order = tuple(w) if not wrong else tuple(rnd.sample(w, len(w)))
-            if order != tuple(reversed(w)):
-                wrong.add(order)
-        choices = [say(o) for o in sorted(wrong)] + [completion(w)]
-        rnd.shuffle(choices)
-        mc.append({"prompt": prompt(w), "choices": choices, "answer": choices.index(completion(w))})
-    write_jsonl(os.path.join(out, "eval-mc.jsonl"), mc)
-    print(f"{len(train)} train, {len(evals)} eval, {len(mc)} multiple-choice items in {out}")
+    write_jsonl(os.path.join(out, "train.jsonl"), [completion(k, w) for k, w in train])
+    write_jsonl(os.path.join(out, "eval.jsonl"), [completion(k, w) for k, w in evals])
+    choices = [" " + k for k in kinds]
+    write_jsonl(os.path.join(out, "eval-mc.jsonl"), [{"prompt": prompt(w), "choices": choices, "answer": kinds.index(k)} for k, w in evals])
+    print(f"{len(train)} train, {len(evals)} eval, {len(evals)} multiple-choice items in {out}")
 
 
 if __name__ == "__main__":

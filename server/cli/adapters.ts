@@ -1,26 +1,56 @@
-// `moslora export` and `moslora combine`: adapter folders in, adapter folders out; no model needed.
+// `moslora export`, `moslora combine` and `moslora convert`: adapter folders in, adapter folders
+// out; no model needed.
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { startBackend } from '../runtime';
-import { exportPeft, loadAdapter, saveAdapter, type AdapterSettings } from '../engine/adapter-files';
+import {
+  ADAPTER_TORCH_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  convertTorchAdapter,
+  exportPeft,
+  recordedBaseModelDir,
+  saveAdapter,
+  type AdapterSettings,
+} from '../engine/adapter-files';
 import { COMBINE_METHODS, combineAdapters, type CombineMethod } from '../engine/combine';
+import { loadAdapterWithNotes } from './load-adapter';
 import { integer, numberList } from './options';
-import { printResult } from './result';
+import { printJson, printResult } from './result';
 
 export function registerAdapterCommands(program: Command): void {
   program
     .command('export')
     .description('write an adapter as plain LoRA in the PEFT layout (A′ = M·A, exact), loadable by stock PEFT')
-    .argument('<adapter>', 'adapter folder (adapter_config.json + adapter_model.safetensors), e.g. runs/NAME/adapter')
+    .argument('<adapter>', `adapter folder (adapter_config.json + ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_TORCH_FILE}), e.g. runs/NAME/adapter`)
     .requiredOption('--out <dir>', 'output folder')
     .option('--peft', 'the PEFT LoRA layout (the only export format, on by default)')
     .option('--json', 'print JSON {outDir, modules}')
     .action(async (adapterDir: string, options: { out: string; json?: boolean }) => {
       await startBackend('cpu');
-      const { settings, adapters } = await loadAdapter(resolve(adapterDir));
-      await exportPeft(resolve(options.out), adapters, settings);
-      if (options.json) printResult('export', { outDir: resolve(options.out), modules: adapters.size });
-      else console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
+      const { settings, adapters } = await loadAdapterWithNotes(adapterDir);
+      const base = await exportPeft(resolve(options.out), adapters, settings, settings.baseModel ? recordedBaseModelDir(adapterDir, settings.baseModel) : undefined);
+      const naming = `base_model_name_or_path: ${JSON.stringify(base.name)}, ${base.source}`;
+      if (options.json) {
+        console.error(`note: ${naming}`);
+        printResult('export', { outDir: resolve(options.out), modules: adapters.size });
+      } else {
+        console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
+        console.log(naming);
+      }
+    });
+
+  program
+    .command('convert')
+    .description(`write an adapter saved by torch.save (${ADAPTER_TORCH_FILE}) as ${ADAPTER_WEIGHTS_FILE} beside it: the same tensors, names and dtypes`)
+    .argument('<adapter>', `adapter folder holding adapter_config.json and ${ADAPTER_TORCH_FILE}`)
+    .option('--force', `replace an existing ${ADAPTER_WEIGHTS_FILE}`)
+    .option('--json', 'print JSON {file, tensors}')
+    .action(async (adapterDir: string, options: { force?: boolean; json?: boolean }) => {
+      await startBackend('cpu');
+      const result = await convertTorchAdapter(resolve(adapterDir), options.force ? { overwrite: true } : {});
+      for (const note of result.notes) console.error(`note: ${note}`);
+      if (options.json) printJson({ file: result.file, tensors: result.tensors });
+      else console.log(`wrote ${result.tensors} tensors to ${result.file}; ${ADAPTER_TORCH_FILE} is left as it was`);
     });
 
   program
@@ -41,7 +71,7 @@ export function registerAdapterCommands(program: Command): void {
         throw new Error(`combine: --weights has ${options.weights.length} values for ${dirs.length} adapters`);
       }
       await startBackend('cpu');
-      const loaded = await Promise.all(dirs.map((dir) => loadAdapter(resolve(dir))));
+      const loaded = await Promise.all(dirs.map((dir) => loadAdapterWithNotes(dir)));
       const bases = new Set(loaded.map((l) => l.settings.baseModel));
       if (bases.size > 1) console.warn(`warning: the adapters name different base models (${[...bases].join(', ')}); combining them only makes sense for one base`);
       const { adapters, reports } = combineAdapters(

@@ -2,13 +2,14 @@
 // layer, side by side, with the same seed; then the MoSLoRA adapter is merged and folded.
 // `moslora kernel-demo`; `moslora demo` is the full job on the tiny shipped model.
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, trainableParameterCount, type AdapterMethod, type MixerInit } from '../../kernels/adapter/spec';
+import { resolveAdapterSpec, trainableParameterCount, type MixerInit } from '../../kernels/adapter/spec';
 import { initAdapterWeights } from '../../kernels/adapter/init';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
 import { foldToLora, mergeWeight } from '../../kernels/adapter/merge';
 import { maxAbsDifference, readValues, takeNumber } from '../../kernels/backends/read';
 import { mixerStats } from '../../kernels/adapter/stats';
 import { median } from '../engine/median';
+import type { AdapterMethod } from '../../protocol/methods';
 
 export interface DemoOptions {
   steps: number;

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { BACKEND_PREFERENCES, BACKENDS, type BackendPreference } from '../../protocol/backends';
+import { registerAbCommand } from './ab';
 import { registerAdapterCommands } from './adapters';
 import { registerDemo } from './demo';
 import { registerModelCommands } from './model';
@@ -42,6 +43,7 @@ program
 registerDemo(program);
 registerModelCommands(program);
 registerAdapterCommands(program);
+registerAbCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`moslora: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,16 +1,17 @@
 // The commands that load a model: train, inspect, generate, merge.
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import type { Adapter } from '../../kernels/adapter/linear';
-import { loadAdapter } from '../engine/adapter-files';
+import { recordedBaseModelDir } from '../engine/adapter-files';
 import { mergedLogitDifference, mergeIntoModel } from '../engine/merge';
 import { runTrainingJob } from '../engine/session';
-import { generate } from '../models/generate';
+import { generateText } from '../models/generate';
 import { formatInspection, inspectModel } from '../models/inspect';
 import { CausalLM } from '../models/model';
 import { readModelLayout } from '../models/modules';
 import { ModelTokenizer } from '../models/tokenizer';
 import { startBackend } from '../runtime';
+import { loadAdapterWithNotes } from './load-adapter';
 import { backendOption, integer } from './options';
 import { progressReporter } from './progress';
 import { printJson, printResult } from './result';
@@ -28,7 +29,7 @@ function number(name: string, min: number, max: number) {
 function baseModelOf(adapterDir: string, recorded: string, override: string | undefined): string {
   if (override) return resolve(override);
   if (!recorded) throw new Error(`${adapterDir}: the adapter does not record its base model; pass --model <dir>`);
-  return resolve(dirname(resolve(adapterDir)), recorded);
+  return recordedBaseModelDir(adapterDir, recorded);
 }
 
 export function registerModelCommands(program: Command): void {
@@ -75,7 +76,7 @@ export function registerModelCommands(program: Command): void {
     .description('try a model, with or without an adapter, on a prompt')
     .argument('<model>', 'model folder')
     .requiredOption('--prompt <text>', 'the prompt')
-    .option('--adapter <dir>', 'adapter folder (native or PEFT)')
+    .option('--adapter <dir>', 'adapter folder (native or PEFT; safetensors or torch.save\'s .bin)')
     .option('--max-new-tokens <n>', 'tokens to generate at most', integer('--max-new-tokens', 1), 64)
     .option('--temperature <t>', '0 = greedy', number('--temperature', 0, 10), 0)
     .option('--top-p <p>', 'nucleus sampling', number('--top-p', 0, 1), 1)
@@ -87,13 +88,11 @@ export function registerModelCommands(program: Command): void {
       await startBackend(options.backend);
       const dir = resolve(model);
       const [lm, tokenizer] = await Promise.all([CausalLM.load(dir), ModelTokenizer.load(dir)]);
-      const adapters: Map<string, Adapter> = options.adapter ? (await loadAdapter(resolve(options.adapter))).adapters : new Map();
+      const adapters: Map<string, Adapter> = options.adapter ? (await loadAdapterWithNotes(options.adapter)).adapters : new Map();
       const text = options.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: options.prompt }], true) : options.prompt;
-      const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(text)];
-      const result = await generate(lm, prompt, { maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, seed: options.seed, adapters });
-      const output = tokenizer.decode(result.tokens, { skipSpecialTokens: true });
-      if (options.json) printResult('generate', { text: output, tokens: result.tokens.length, tokenIds: result.tokens, stoppedBy: result.stoppedBy });
-      else console.log(`${options.prompt}${output}`);
+      const result = await generateText(lm, tokenizer, text, { maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, seed: options.seed, adapters });
+      if (options.json) printResult('generate', { text: result.text, tokens: result.tokens.length, tokenIds: result.tokens, stoppedBy: result.stoppedBy });
+      else console.log(`${options.prompt}${result.text}`);
     });
 
   program
@@ -107,7 +106,7 @@ export function registerModelCommands(program: Command): void {
     .option('--json', 'print JSON {outDir, mergedModules, maxAbsLogitDiff}')
     .action(async (adapterDir: string, options: { out: string; model?: string; force?: boolean; backend: BackendPreference; json?: boolean }) => {
       await startBackend(options.backend);
-      const { settings, adapters } = await loadAdapter(resolve(adapterDir));
+      const { settings, adapters } = await loadAdapterWithNotes(adapterDir);
       const base = baseModelOf(adapterDir, settings.baseModel, options.model);
       const { layout } = await readModelLayout(base);
       const result = await mergeIntoModel(base, resolve(options.out), adapters, layout.linears, {

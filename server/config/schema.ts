@@ -6,8 +6,9 @@
 // user's file, and nothing downstream (the memory estimate, the editor, the trainer) may be
 // handed 1e20 examples per batch.
 import { z } from 'zod';
-import { ADAPTER_METHODS, MIXER_INITS } from '../../kernels/adapter/spec';
+import { MIXER_INITS } from '../../kernels/adapter/spec';
 import { BACKEND_PREFERENCES } from '../../protocol/backends';
+import { ADAPTER_METHODS } from '../../protocol/methods';
 import { MAX_PATTERN_LENGTH, targetPatternProblem } from '../models/target-pattern';
 
 export const DATA_FORMATS = ['text', 'alpaca', 'chat', 'completion'] as const;
@@ -158,6 +159,12 @@ export const configSchema = z
       .describe('Initial mixer: kaiming (the reference code), orthogonal (keeps all r subspaces at the start), identity (starts as LoRA), zeros.'),
     chain_length: z.number().int().min(2).max(64).default(2).describe('Mixers in a linchain (method: linchain). At most 64: each is another r×r product in every step.'),
     use_rslora: z.boolean().default(false).describe('Scale by alpha / √r (rank-stabilised LoRA).'),
+    use_dora: z
+      .boolean()
+      .default(false)
+      .describe(
+        "DoRA, as PEFT's use_dora, with any method: each adapted weight becomes m · (W + ΔW) / ‖W + ΔW‖, a learned magnitude m per output feature (d_out more parameters per module, starting at the norms of W) times the direction of W + ΔW. With dropout above 0, training computes the base layer's product twice, as PEFT does.",
+      ),
     target_modules: z
       .union([
         z.array(z.string().min(1).max(MAX_PATTERN_LENGTH)).min(1).max(MAX_TARGET_ENTRIES),

@@ -4,28 +4,32 @@
 //                               base_model.model.<module>.lora_AB.weight [r, r]   (the mixer, named
 //                               as in the reference MoSLoRA code; a linchain stores lora_AB.<i>.weight,
 //                               M_1 first)
+//                               base_model.model.<module>.lora_magnitude_vector [d_out]  (DoRA's
+//                               magnitude, PEFT's key: no ".weight"; "use_dora": true in the config)
 //   adapter_config.json         PEFT's LoraConfig fields; the native adapter adds "lora_use_mixer"
 //                               (as the reference code) and a "moslora" block with the method.
+//   adapter_model.bin           read where there is no .safetensors: the same tensors as torch.save
+//                               writes them (the reference code saves this), read without pickle's code.
+// Every tensor of the file is used, or loading fails naming the rest: an adapter never loads with
+// part of it dropped.
 // `exportPeft` folds the mixers in (A′ = M·A) and writes only what stock PEFT reads, so any
-// PEFT-style tool loads a MoSLoRA adapter as a plain LoRA adapter.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// PEFT-style tool loads a MoSLoRA adapter as a plain LoRA adapter (a DoRA one as LoRA with DoRA:
+// the fold leaves ΔW, hence ‖W + ΔW‖, as it was).
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  ADAPTER_METHODS,
-  MIXER_INITS,
-  mixerCount,
-  resolveAdapterSpec,
-  type AdapterMethod,
-  type MixerInit,
-  type ResolvedAdapterSpec,
-} from '../../kernels/adapter/spec';
+import { MIXER_INITS, mixerCount, resolveAdapterSpec, type MixerInit, type ResolvedAdapterSpec } from '../../kernels/adapter/spec';
 import { checkAdapterShapes, type Adapter } from '../../kernels/adapter/linear';
 import { foldToLora } from '../../kernels/adapter/merge';
+import { disposeAdapterWeights } from '../../kernels/adapter/init';
 import { readValues } from '../../kernels/backends/read';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors';
+import { TorchCheckpoint } from '../formats/torch-checkpoint';
+import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+/** PyTorch's format: what the reference MoSLoRA code (a PEFT fork) writes with torch.save. */
+export const ADAPTER_TORCH_FILE = 'adapter_model.bin';
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 const PREFIX = 'base_model.model.';
 
@@ -37,6 +41,8 @@ export interface AdapterSettings {
   alpha: number;
   dropout: number;
   useRslora: boolean;
+  /** DoRA (PEFT's use_dora): each module also has a magnitude vector. Absent: false. */
+  useDora?: boolean;
   mixerInit: MixerInit;
   chainLength: number;
   targetModules: string[];
@@ -61,6 +67,11 @@ function mixerKey(module: string, index: number, count: number): string {
   return count === 1 ? `${PREFIX}${module}.lora_AB.weight` : `${PREFIX}${module}.lora_AB.${index}.weight`;
 }
 
+/** PEFT saves DoRA's magnitude without the ".weight" its module's parameter has in memory (and reads either). */
+function magnitudeKey(module: string): string {
+  return `${PREFIX}${module}.lora_magnitude_vector`;
+}
+
 async function tensorsOf(adapters: ReadonlyMap<string, Adapter>, fold: boolean): Promise<TensorToWrite[]> {
   const out: TensorToWrite[] = [];
   const write = async (name: string, t: tf.Tensor) => out.push({ name, dtype: 'F32', shape: t.shape, data: (await readValues(t)) as Float32Array });
@@ -73,6 +84,7 @@ async function tensorsOf(adapters: ReadonlyMap<string, Adapter>, fold: boolean):
     else {
       for (const [i, m] of weights.mixers.entries()) await write(mixerKey(module, i, weights.mixers.length), m);
     }
+    if (weights.magnitude) await write(magnitudeKey(module), weights.magnitude);
   }
   return out;
 }
@@ -106,7 +118,7 @@ function peftConfig(settings: AdapterSettings, adapters: ReadonlyMap<string, Ada
     layers_to_transform: null,
     layers_pattern: null,
     ...patterns(adapters, settings),
-    use_dora: false,
+    use_dora: settings.useDora ?? false,
     revision: null,
   };
 }
@@ -123,11 +135,96 @@ export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, Ada
   await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 }
 
-/** A plain LoRA adapter that stock PEFT loads: A′ = M·A, B′ = B, the same scaling. */
-export async function exportPeft(dir: string, adapters: ReadonlyMap<string, Adapter>, settings: AdapterSettings): Promise<void> {
+/** A base model as the PEFT export names it (`base_model_name_or_path`), and where the name comes from. */
+export interface PeftBaseModel {
+  name: string;
+  source: string;
+}
+
+// huggingface_hub's rule for a repo id: [namespace/]name, letters, digits, "-", "_", ".", no "--" or "..".
+const HUB_ID = /^(?:[A-Za-z0-9][\w.-]{0,95}\/)?[A-Za-z0-9][\w.-]{0,95}$/;
+// The Hugging Face cache keeps a model under models--<namespace>--<name>/snapshots/<revision>.
+const HUB_CACHE_SNAPSHOT = /(?:^|[\\/])models--([\w.-]+?)(?:--([\w.-]+))?[\\/]snapshots[\\/][^\\/]+[\\/]?$/;
+
+function isHubId(value: string): boolean {
+  return HUB_ID.test(value) && !value.includes('--') && !value.includes('..') && !value.endsWith('.git');
+}
+
+/**
+ * What a PEFT export writes as `base_model_name_or_path`. A local path breaks on every other
+ * machine (AutoPeftModel* loads the base from it), so: the model's hub id where its config.json
+ * (`_name_or_path`) or its folder (a Hugging Face cache snapshot) says it; else the recorded value
+ * when it is a hub id; else the folder's name. `dir` is where `recorded` is on this machine.
+ */
+export async function peftBaseModel(recorded: string, dir?: string): Promise<PeftBaseModel> {
+  if (!recorded) return { name: '', source: 'the adapter records no base model' };
+  const config = dir
+    ? await readFile(join(dir, 'config.json'), 'utf8')
+        .then((text) => JSON.parse(text) as unknown)
+        .catch(() => undefined)
+    : undefined;
+  const named = config !== null && typeof config === 'object' ? (config as Record<string, unknown>)._name_or_path : undefined;
+  if (typeof named === 'string' && isHubId(named)) return { name: named, source: `the hub id in ${join(dir!, 'config.json')} (_name_or_path)` };
+  const cached = dir ? HUB_CACHE_SNAPSHOT.exec(resolve(dir)) : null;
+  if (cached) return { name: cached[2] ? `${cached[1]}/${cached[2]}` : cached[1]!, source: `the hub id of the Hugging Face cache folder ${dir}` };
+  if (isHubId(recorded) && !recorded.startsWith('.')) return { name: recorded, source: 'the hub id the adapter records' };
+  const folder = dir ?? recorded;
+  return {
+    name: basename(folder.replace(/[\\/]+$/, '')),
+    source:
+      `the name of the base model folder ${folder}${config === undefined ? ' (no config.json read there)' : ', whose config.json names no hub id'}; ` +
+      'to have PEFT load the base from the Hub, put its id in adapter_config.json',
+  };
+}
+
+/** The base model folder an adapter's config records, on this machine: relative to the folder that holds the adapter. */
+export function recordedBaseModelDir(adapterDir: string, recorded: string): string {
+  return resolve(dirname(resolve(adapterDir)), recorded);
+}
+
+/**
+ * A plain LoRA adapter that stock PEFT loads: A′ = M·A, B′ = B, the same scaling. Its
+ * target_modules are exactly the modules it holds, so PEFT attaches LoRA to no module the file
+ * has no weights for (GPT-2's `c_proj` names both attn.c_proj and mlp.c_proj). `baseModelDir` is
+ * where the base model is on this machine, to name it (`peftBaseModel`).
+ */
+export async function exportPeft(dir: string, adapters: ReadonlyMap<string, Adapter>, settings: AdapterSettings, baseModelDir?: string): Promise<PeftBaseModel> {
+  const base = await peftBaseModel(settings.baseModel, baseModelDir);
+  const exported: AdapterSettings = { ...settings, baseModel: base.name, targetModules: [...adapters.keys()] };
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), await tensorsOf(adapters, true), { format: 'pt' });
-  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(settings, adapters), null, 2)}\n`);
+  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(peftConfig(exported, adapters), null, 2)}\n`);
+  return base;
+}
+
+export interface ConvertResult {
+  file: string;
+  tensors: number;
+  notes: string[];
+}
+
+/**
+ * Writes an adapter's adapter_model.bin as adapter_model.safetensors beside it: every tensor with
+ * its name, shape and dtype (a strided view is written row-major). The adapter is loaded first,
+ * so only an adapter that loads is converted; the .bin is left as it is.
+ */
+export async function convertTorchAdapter(dir: string, options: { overwrite?: boolean } = {}): Promise<ConvertResult> {
+  const source = join(dir, ADAPTER_TORCH_FILE);
+  const target = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (!options.overwrite && (await isPresent(target))) {
+    fail(target, `already exists, and loading reads it before ${ADAPTER_TORCH_FILE}; pass --force to replace it`);
+  }
+  const { adapters, notes } = await loadAdapterFrom(dir, () => TorchCheckpoint.open(source));
+  for (const { weights } of adapters.values()) disposeAdapterWeights(weights);
+  const checkpoint = await TorchCheckpoint.open(source);
+  try {
+    const tensors: TensorToWrite[] = [];
+    for (const [name, { dtype, shape }] of checkpoint.tensors) tensors.push({ name, dtype, shape, data: await checkpoint.readFloat32(name) });
+    await writeSafetensors(target, tensors, { format: 'pt' });
+    return { file: target, tensors: tensors.length, notes };
+  } finally {
+    await checkpoint.close();
+  }
 }
 
 function fail(file: string, problem: string): never {
@@ -144,6 +241,7 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
   if (!ADAPTER_METHODS.includes(method)) fail(file, `moslora.method ${JSON.stringify(method)} is unknown; allowed: ${ADAPTER_METHODS.join(', ')}`);
   const mixerInit = (moslora.mixer_init ?? 'kaiming') as MixerInit;
   if (!MIXER_INITS.includes(mixerInit)) fail(file, `moslora.mixer_init ${JSON.stringify(mixerInit)} is unknown`);
+  if (config.use_dora !== undefined && config.use_dora !== null && typeof config.use_dora !== 'boolean') fail(file, `"use_dora" must be true or false, got ${JSON.stringify(config.use_dora)}`);
   const targets = config.target_modules;
   const numbers = (key: string): Record<string, number> => {
     const value = config[key];
@@ -158,6 +256,7 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
     alpha: number('lora_alpha'),
     dropout: typeof config.lora_dropout === 'number' ? config.lora_dropout : 0,
     useRslora: config.use_rslora === true,
+    useDora: config.use_dora === true,
     mixerInit,
     chainLength: typeof moslora.chain_length === 'number' ? moslora.chain_length : 2,
     targetModules: Array.isArray(targets) ? targets.map(String) : typeof targets === 'string' ? [targets] : [],
@@ -167,8 +266,82 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
   };
 }
 
-/** Reads an adapter folder (native or PEFT) into per-module factors, checking every shape. */
-export async function loadAdapter(dir: string): Promise<{ settings: AdapterSettings; adapters: Map<string, Adapter> }> {
+/** An adapter's tensor file, whichever format it is in. */
+interface AdapterWeightsFile {
+  readonly path: string;
+  readonly tensors: ReadonlyMap<string, { readonly shape: readonly number[] }>;
+  readFloat32(name: string): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+async function isPresent(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => error.code !== 'ENOENT',
+  );
+}
+
+/** adapter_model.safetensors, else adapter_model.bin (PEFT's order). */
+async function openAdapterWeights(dir: string): Promise<AdapterWeightsFile> {
+  const safetensors = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (await isPresent(safetensors)) return SafetensorsFile.open(safetensors);
+  const torch = join(dir, ADAPTER_TORCH_FILE);
+  if (await isPresent(torch)) return TorchCheckpoint.open(torch);
+  return fail(dir, `holds neither ${ADAPTER_WEIGHTS_FILE} nor ${ADAPTER_TORCH_FILE}: where are the adapter's weights?`);
+}
+
+/** Up to `count` names, quoted, and how many more there are. */
+function listNames(names: readonly string[], count = 4): string {
+  const shown = names.slice(0, count).map((name) => JSON.stringify(name)).join(', ');
+  return names.length > count ? `${shown} and ${names.length - count} more` : shown;
+}
+
+const MIXER_TENSOR = /\.lora_AB(?:\.\d+)?\.weight$/;
+const MAGNITUDE_TENSOR = /\.lora_magnitude_vector(?:\.weight)?$/;
+
+export interface LoadedAdapter {
+  settings: AdapterSettings;
+  adapters: Map<string, Adapter>;
+  /** What loading decided that the files do not say outright (for the user to see). */
+  notes: string[];
+}
+
+/**
+ * Plain LoRA by its config, but the file holds mixers: applied as MoSLoRA when the config does
+ * not say either way and every module has exactly one (`lora_AB.weight`, as the reference code
+ * saves them; their shapes are checked with the rest); refused otherwise, naming them.
+ */
+function mixerMethod(configFile: string, weightsFile: string, raw: Record<string, unknown>, names: readonly string[], modules: ReadonlySet<string>): { method: AdapterMethod; note: string } {
+  const mixers = names.filter((name) => MIXER_TENSOR.test(name));
+  const found = `holds ${mixers.length} mixer tensor${mixers.length === 1 ? '' : 's'} (${listNames(mixers)})`;
+  const block = (raw.moslora as Record<string, unknown> | undefined)?.method !== undefined;
+  if (block || raw.lora_use_mixer !== undefined) {
+    const said = block ? '"moslora": {"method": "lora"}' : `"lora_use_mixer": ${JSON.stringify(raw.lora_use_mixer)}`;
+    const fix = block ? '"moslora": {"method": "moslora"}' : '"lora_use_mixer": true';
+    fail(weightsFile, `${found}, but ${configFile} says plain LoRA (${said}); to apply them as MoSLoRA set ${fix} there, or remove them to load plain LoRA`);
+  }
+  const single = [...modules].filter((module) => names.includes(mixerKey(module, 0, 1)));
+  if (single.length !== modules.size || mixers.length !== modules.size) {
+    const without = [...modules].filter((module) => !single.includes(module));
+    fail(
+      weightsFile,
+      `${found}, which ${configFile} does not mention ("lora_use_mixer" is not set), and they are not one lora_AB.weight per module` +
+        `${without.length ? ` (${listNames(without)} ha${without.length === 1 ? 's' : 've'} none)` : ''}: say what they are in ${configFile} ` +
+        '("lora_use_mixer": true, or "moslora": {"method": "linchain", "chain_length": N} for lora_AB.<i>.weight chains), or remove them to load plain LoRA',
+    );
+  }
+  return {
+    method: 'moslora',
+    note: `${configFile} does not set "lora_use_mixer", but ${weightsFile} holds a mixer (lora_AB) for each of its ${modules.size} modules: applied as MoSLoRA (ΔW = s·B·M·A). Add "lora_use_mixer": true to say so.`,
+  };
+}
+
+/** Reads an adapter folder (native or PEFT; safetensors or torch.save's .bin) into per-module factors, checking every shape and using every tensor. */
+export function loadAdapter(dir: string): Promise<LoadedAdapter> {
+  return loadAdapterFrom(dir, () => openAdapterWeights(dir));
+}
+
+async function loadAdapterFrom(dir: string, openWeights: () => Promise<AdapterWeightsFile>): Promise<LoadedAdapter> {
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
   let raw: unknown;
   try {
@@ -176,28 +349,61 @@ export async function loadAdapter(dir: string): Promise<{ settings: AdapterSetti
   } catch (error) {
     fail(configFile, `cannot read the adapter config (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
-  const settings = readSettings(configFile, raw);
-  const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
-  const file = await SafetensorsFile.open(weightsFile);
+  let settings = readSettings(configFile, raw);
+  const notes: string[] = [];
+  const file = await openWeights();
+  const weightsFile = file.path;
   try {
+    const names = [...file.tensors.keys()];
     const modules = new Set<string>();
-    for (const name of file.tensors.keys()) {
-      const match = /^base_model\.model\.(.+)\.lora_(?:A|B|AB(?:\.\d+)?)\.weight$/.exec(name);
-      if (!match) fail(weightsFile, `tensor "${name}" is not a LoRA factor (expected base_model.model.<module>.lora_A|lora_B|lora_AB.weight)`);
-      modules.add(match[1]!);
+    const foreign: string[] = [];
+    for (const name of names) {
+      const match = /^base_model\.model\.(.+)\.(?:lora_(?:A|B|AB(?:\.\d+)?)\.weight|lora_magnitude_vector(?:\.weight)?)$/.exec(name);
+      if (match) modules.add(match[1]!);
+      else foreign.push(name);
+    }
+    if (foreign.length > 0) {
+      fail(
+        weightsFile,
+        `${listNames(foreign)} ${foreign.length === 1 ? 'is not a LoRA factor' : 'are not LoRA factors'} (expected base_model.model.<module>.lora_A|lora_B|lora_AB.weight or .lora_magnitude_vector); this tool reads LoRA, MoSLoRA and DoRA adapters only`,
+      );
     }
     if (modules.size === 0) fail(weightsFile, 'no adapter tensors');
+    const magnitudes = names.filter((name) => MAGNITUDE_TENSOR.test(name));
+    if (!settings.useDora && magnitudes.length > 0) {
+      fail(
+        weightsFile,
+        `holds ${magnitudes.length} DoRA magnitude vector${magnitudes.length === 1 ? '' : 's'} (${listNames(magnitudes)}), but ${configFile} does not set "use_dora": true; ` +
+          'set it to load the adapter as DoRA (without the magnitudes it is not the adapter that was trained)',
+      );
+    }
+    if (settings.method === 'lora' && names.some((name) => MIXER_TENSOR.test(name))) {
+      const { method, note } = mixerMethod(configFile, weightsFile, raw as Record<string, unknown>, names, modules);
+      settings = { ...settings, method };
+      notes.push(note);
+    }
+    const used = new Set<string>();
     const adapters = new Map<string, Adapter>();
     for (const module of modules) {
       const read = async (name: string) => {
         const info = file.tensors.get(name) ?? fail(weightsFile, `module ${module} has no tensor "${name}"`);
         if (info.shape.length !== 2) fail(weightsFile, `"${name}" must be 2-D, its shape is [${info.shape.join(', ')}]`);
+        used.add(name);
         return tf.tensor2d(await file.readFloat32(name), info.shape as [number, number]);
+      };
+      const readMagnitude = async () => {
+        const name = [magnitudeKey(module), `${magnitudeKey(module)}.weight`].find((key) => file.tensors.has(key));
+        if (name === undefined) fail(weightsFile, `module ${module} has no tensor "${magnitudeKey(module)}" (DoRA's magnitude; ${configFile} sets "use_dora": true)`);
+        const info = file.tensors.get(name)!;
+        if (info.shape.length !== 1) fail(weightsFile, `"${name}" must be 1-D [d_out], its shape is [${info.shape.join(', ')}]`);
+        used.add(name);
+        return tf.tensor1d(await file.readFloat32(name));
       };
       const A = await read(`${PREFIX}${module}.lora_A.weight`);
       const B = await read(`${PREFIX}${module}.lora_B.weight`);
       let spec: ResolvedAdapterSpec;
       let mixers: tf.Tensor2D[];
+      let magnitude: tf.Tensor1D | undefined;
       try {
         const probe = resolveAdapterSpec({
           method: settings.method,
@@ -210,18 +416,28 @@ export async function loadAdapter(dir: string): Promise<{ settings: AdapterSetti
           // A trained adapter's mixers are what they are; only its init would be rejected.
           mixerInit: settings.mixerInit === 'zeros' ? 'kaiming' : settings.mixerInit,
           dropout: settings.dropout,
+          useDora: settings.useDora ?? false,
         });
         const count = mixerCount(probe);
         mixers = await Promise.all(Array.from({ length: count }, (_, i) => read(mixerKey(module, i, count))));
+        if (settings.useDora) magnitude = await readMagnitude();
         spec = { ...probe, mixerInit: settings.mixerInit };
-        checkAdapterShapes(spec, { A, B, mixers });
+        checkAdapterShapes(spec, { A, B, mixers, ...(magnitude ? { magnitude } : {}) });
       } catch (error) {
         const message = (error as Error).message;
         fail(weightsFile, message.startsWith(weightsFile) ? message.slice(weightsFile.length + 2) : `module ${module}: ${message}`);
       }
-      adapters.set(module, { spec, weights: { A, B, mixers } });
+      adapters.set(module, { spec, weights: { A, B, mixers, ...(magnitude ? { magnitude } : {}) } });
     }
-    return { settings, adapters };
+    const unused = names.filter((name) => !used.has(name));
+    if (unused.length > 0) {
+      fail(
+        weightsFile,
+        `${listNames(unused)} ${unused.length === 1 ? 'is' : 'are'} not part of a ${settings.method} adapter${settings.method === 'linchain' ? ` of chain_length ${settings.chainLength}` : ''}` +
+          ` as ${configFile} describes it; fix the config (moslora.method, moslora.chain_length) or remove ${unused.length === 1 ? 'it' : 'them'}`,
+      );
+    }
+    return { settings, adapters, notes };
   } finally {
     await file.close();
   }

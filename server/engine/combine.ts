@@ -106,6 +106,13 @@ export function combineAdapters(
   if (method === 'svd' && !(options.rank !== undefined && Number.isInteger(options.rank) && options.rank > 0)) {
     throw new Error('combine: svd needs --rank, a positive integer');
   }
+  const dora = inputs.findIndex((input) => [...input.adapters.values()].some((a) => a.spec.useDora));
+  if (dora >= 0) {
+    throw new Error(
+      `combine: adapter ${dora + 1} is a DoRA adapter (use_dora): its magnitudes rescale each W + ΔW as a whole, so DoRA adapters do not combine ` +
+        'by their factors; merge it into its base model (moslora merge) and combine adapters of that model instead',
+    );
+  }
   const modules = [...new Set(inputs.flatMap((input) => [...input.adapters.keys()]))].sort();
   // One adapter has one method: if any input mixes, every module of a cat result gets a mixer.
   const anyMixer = inputs.some((input) => [...input.adapters.values()].some((a) => a.spec.method !== 'lora'));

@@ -8,7 +8,6 @@ import { mergeWeight } from '../../kernels/adapter/merge';
 import { maxAbsDifference, takeValues } from '../../kernels/backends/read';
 import { Checkpoint } from '../formats/checkpoint';
 import { CausalLM } from '../models/model';
-import { ModelTokenizer } from '../models/tokenizer';
 import { WRITABLE_DTYPES, writeSafetensors, type TensorToWrite, type WritableDtype } from '../formats/safetensors';
 import type { LinearModule } from '../models/modules';
 import type { Adapter } from '../../kernels/adapter/linear';
@@ -101,8 +100,16 @@ export async function mergeIntoModel(
   }
 }
 
-// The same fixed text for every check, so reports compare across runs.
-const CHECK_TEXT = 'It was the best of times, it was the worst of times; call me Ishmael. 1 + 2 = 3.';
+// The check's input: the same token ids for every check, so reports compare across runs, and no
+// tokenizer needed (a model folder need not have one). A stride coprime to power-of-two
+// vocabularies spreads them over the embedding table.
+const CHECK_TOKENS = 32;
+const CHECK_STRIDE = 7919;
+
+/** The merge check's token ids for a vocabulary of `vocab` and at most `positions` positions. */
+function checkTokenIds(vocab: number, positions: number): number[] {
+  return Array.from({ length: Math.min(CHECK_TOKENS, positions) }, (_, i) => (1 + i * CHECK_STRIDE) % vocab);
+}
 
 /**
  * The merge check: one fixed batch through the base model with the adapter and through the
@@ -110,10 +117,9 @@ const CHECK_TEXT = 'It was the best of times, it was the worst of times; call me
  * model stored in BF16 or F16 adds that format's rounding.
  */
 export async function mergedLogitDifference(baseDir: string, mergedDir: string, adapters: ReadonlyMap<string, Adapter>): Promise<number> {
-  const tokenizer = await ModelTokenizer.load(baseDir);
-  const ids = [tokenizer.encode(CHECK_TEXT).slice(0, 32)];
   const [base, merged] = await Promise.all([CausalLM.load(baseDir), CausalLM.load(mergedDir)]);
   try {
+    const ids = [checkTokenIds(base.config.vocabSize, base.config.maxPositions)];
     return await maxAbsDifference(() => [base.forward(ids, { adapters }), merged.forward(ids)]);
   } finally {
     base.dispose();

@@ -84,7 +84,7 @@ export interface ShardWorkerInit {
   modelDir: string;
   /** Threads each of the worker's products takes (WorkerPlan.productThreads). */
   productThreads: number;
-  adapters: { module: string; spec: ResolvedAdapterSpec; A: Float32Array; B: Float32Array; mixers: Float32Array[] }[];
+  adapters: { module: string; spec: ResolvedAdapterSpec; A: Float32Array; B: Float32Array; mixers: Float32Array[]; magnitude?: Float32Array }[];
 }
 
 /** The adapters as a worker rebuilds them: specs and current values. */
@@ -92,7 +92,10 @@ export async function shardWorkerInit(backend: BackendName, modelDir: string, ad
   const values = async (t: tf.Tensor) => (await readValues(t)) as Float32Array;
   const list: ShardWorkerInit['adapters'] = [];
   for (const [module, { spec, weights }] of adapters) {
-    list.push({ module, spec, A: await values(weights.A), B: await values(weights.B), mixers: await Promise.all(weights.mixers.map(values)) });
+    list.push({
+      module, spec, A: await values(weights.A), B: await values(weights.B), mixers: await Promise.all(weights.mixers.map(values)),
+      ...(weights.magnitude ? { magnitude: await values(weights.magnitude) } : {}),
+    });
   }
   return { backend, modelDir, productThreads, adapters: list };
 }

@@ -23,9 +23,15 @@ async function load() {
   setProductThreads(init.productThreads);
   const model = await CausalLM.load(init.modelDir);
   const adapters = new Map<string, Adapter>(
-    init.adapters.map(({ module, spec, A, B, mixers }) => [
+    init.adapters.map(({ module, spec, A, B, mixers, magnitude }) => [
       module,
-      { spec, weights: { A: tf.tensor2d(A, [spec.r, spec.dIn]), B: tf.tensor2d(B, [spec.dOut, spec.r]), mixers: mixers.map((m) => tf.tensor2d(m, [spec.r, spec.r])) } },
+      {
+        spec,
+        weights: {
+          A: tf.tensor2d(A, [spec.r, spec.dIn]), B: tf.tensor2d(B, [spec.dOut, spec.r]), mixers: mixers.map((m) => tf.tensor2d(m, [spec.r, spec.r])),
+          ...(magnitude ? { magnitude: tf.tensor1d(magnitude) } : {}),
+        },
+      },
     ]),
   );
   return { model, adapters, params: [...makeTrainable(adapters).values()] };

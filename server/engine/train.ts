@@ -38,7 +38,7 @@ import { AdamW, scheduleFactor } from './optim';
 import { RunDirectory, type TrainerState } from './runs';
 import { median } from './median';
 import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer } from './parallel';
-import { createAdapters, makeTrainable, selectModules } from '../models/adapters';
+import { createAdapters, disposeAdapters, makeTrainable, selectModules } from '../models/adapters';
 import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
 
@@ -107,6 +107,7 @@ function settingsOf(config: ResolvedConfig, layouts: LinearModule[]): AdapterSet
     alpha: config.alpha,
     dropout: config.dropout,
     useRslora: config.use_rslora,
+    useDora: config.use_dora,
     mixerInit: config.mixer_init,
     chainLength: config.chain_length,
     // a pattern ('all-linear', a regular expression) is saved as the modules it selected
@@ -159,9 +160,9 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   if (inputs.resume && !checkpoint) throw new Error(`${run.dir}: no checkpoint to resume from`);
   const template = {
     method: config.method, r: config.r, alpha: config.alpha, useRslora: config.use_rslora,
-    chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout,
+    chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout, useDora: config.use_dora,
   };
-  const adapters = createAdapters(matched, template, t.seed, checkpoint?.adapters);
+  const adapters = createAdapters(matched, template, t.seed, checkpoint?.adapters, (module) => model.base(module));
   const params = makeTrainable(adapters);
   const threads = inputs.workers?.plan.count ?? 1;
   const productThreads = inputs.workers?.plan.productThreads ?? 1;
@@ -224,7 +225,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
 
   const finish = async (outcome: TrainSummary['state'], reason: string | undefined, last: { loss: number | null; accuracy: number | null }, lossWindow: number[], stepSeconds: number[]) => {
     const summary: TrainSummary = {
-      runDir: run.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, threads, method: config.method,
+      runDir: run.dir, state: outcome, ...(reason ? { reason } : {}), backend: backend.backend, device: backend.device, threads, method: config.method, useDora: config.use_dora,
       steps: state.step, totalSteps, trainableParameters: trainable, baseParameters: model.parameterCount,
       finalLoss: lossWindow.length ? lossWindow.reduce((a, b) => a + b, 0) / lossWindow.length : null,
       evalLoss: last.loss, accuracy: last.accuracy, medianStepSeconds: stepSeconds.length ? median(stepSeconds) : null, wallSeconds: elapsed(),
@@ -298,7 +299,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     }
     event('saving');
     await saveAdapter(`${run.dir}/adapter`, adapters, settings);
-    await exportPeft(`${run.dir}/peft`, adapters, settings);
+    await exportPeft(`${run.dir}/peft`, adapters, settings, config.model);
     return await finish('done', undefined, last, lastLogged, stepSeconds);
   } catch (error) {
     if (!isWasmHeapExhausted(error) && !isGpuError(error) && !isShardWorkerError(error)) throw error;
@@ -329,7 +330,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
     // After a wasm abort nothing in the module can be freed (or needs to be): the process ends.
     if (!moduleAborted) {
       optimizer.dispose();
-      for (const { weights } of adapters.values()) tf.dispose([weights.A, weights.B, ...weights.mixers]);
+      disposeAdapters(adapters);
     }
   }
 }

@@ -226,7 +226,8 @@ async function readInto(handle: FileHandle, path: string, target: Uint8Array, po
   }
 }
 
-function decodeFloat32(bytes: Uint8Array, dtype: (typeof FLOAT32_READABLE_DTYPES)[number]): Float32Array {
+/** Little-endian F64, F32, F16 or BF16 values → float32 (a view, not a copy, for F32 on a little-endian host). */
+export function decodeFloat32(bytes: Uint8Array, dtype: (typeof FLOAT32_READABLE_DTYPES)[number]): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const count = bytes.byteLength / (DTYPE_BITS[dtype] / 8);
   if (dtype === 'F32' && HOST_IS_LITTLE_ENDIAN) return new Float32Array(bytes.buffer, bytes.byteOffset, count);

@@ -207,7 +207,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
     source.accepted(['chain_length'], DEFAULTS.chain_length),
   );
   const method = source.scalar(['method'])?.value ?? DEFAULTS.method;
-  const trainable = trainableCount(counts, method);
+  const trainable = trainableCount(counts, method, source.scalar(['use_dora'])?.value === true);
   const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;
   const checkpointingSetting = typeof setting === 'boolean' ? setting : 'auto';
   const shape = { baseParameters: model.totalParameters, products: expectedWasmProducts(), trainable, maxLength, ...model.shape };

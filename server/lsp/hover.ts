@@ -1,6 +1,6 @@
 // Hover in a config: each key's documentation and default; on `r` and `target_modules`, what the
-// adapter trains, LoRA against MoSLoRA, counted from the checkpoint's headers; on a target entry,
-// the modules it matches.
+// adapter trains, LoRA against MoSLoRA (with DoRA's magnitudes where use_dora is on), counted from
+// the checkpoint's headers; on a target entry, the modules it matches.
 import { basename } from 'node:path';
 import { MarkupKind, type Hover } from 'vscode-languageserver';
 import { configSchema, DEFAULT_TARGET_MODULES } from '../config/schema';
@@ -16,18 +16,22 @@ export interface ParameterCounts {
   lora: number;
   moslora: number;
   linchain: number;
+  /** DoRA's magnitude vectors, d_out per module (use_dora). */
+  magnitudes: number;
 }
 
-/** Trainable parameters: r·(d_in + d_out) per module for A and B, plus r² per mixer. */
+/** Trainable parameters: r·(d_in + d_out) per module for A and B, plus r² per mixer; DoRA's magnitudes d_out per module. */
 export function parameterCounts(modules: readonly ModuleSize[], r: number, chainLength: number): ParameterCounts {
   const lora = modules.reduce((sum, m) => sum + r * (m.dIn + m.dOut), 0);
-  return { modules: modules.length, lora, moslora: lora + modules.length * r * r, linchain: lora + modules.length * chainLength * r * r };
+  const magnitudes = modules.reduce((sum, m) => sum + m.dOut, 0);
+  return { modules: modules.length, lora, moslora: lora + modules.length * r * r, linchain: lora + modules.length * chainLength * r * r, magnitudes };
 }
 
-/** What a method trains of those counts: a frozen mixer (moslora-fixed) trains as LoRA does. */
-export function trainableCount(counts: ParameterCounts, method: unknown): number {
-  if (method === 'lora' || method === 'moslora-fixed') return counts.lora;
-  return method === 'linchain' ? counts.linchain : counts.moslora;
+/** What a method trains of those counts: a frozen mixer (moslora-fixed) trains as LoRA does; DoRA adds its magnitudes. */
+export function trainableCount(counts: ParameterCounts, method: unknown, useDora = false): number {
+  const magnitudes = useDora ? counts.magnitudes : 0;
+  if (method === 'lora' || method === 'moslora-fixed') return counts.lora + magnitudes;
+  return (method === 'linchain' ? counts.linchain : counts.moslora) + magnitudes;
 }
 
 export async function hoverConfig(uri: string, text: string, position: { line: number; character: number }, facts: FactCache): Promise<Hover | null> {
@@ -55,16 +59,18 @@ function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: t
   const r = source.accepted(['r'], DEFAULTS.r);
   const chain = source.accepted(['chain_length'], DEFAULTS.chain_length);
   const method = String(source.scalar(['method'])?.value ?? DEFAULTS.method);
+  const dora = source.scalar(['use_dora'])?.value === true;
   const targets = writtenTargets(source, DEFAULT_TARGET_MODULES);
   const modules = targetedModules(model.modules, targets);
   if (modules.length === 0) return `target_modules (${describeTargets(targets)}) matches no linear module of ${basename(model.dir)} (${model.architecture}): nothing would train.`;
   const counts = parameterCounts(modules, r, chain);
   const format = (n: number) => n.toLocaleString('en-US');
   const share = (n: number) => `${((100 * n) / model.totalParameters).toPrecision(3)} %`;
-  const rows: [string, string, number][] = [
-    ['LoRA', 'lora', counts.lora],
-    ['MoSLoRA', 'moslora', counts.moslora],
-    ...(method === 'linchain' ? [[`LinChain (${chain} mixers)`, 'linchain', counts.linchain] as [string, string, number]] : []),
+  const row = (label: string, id: string, n: number): [string, string, number] => (dora ? [`${label} + DoRA`, id, n + counts.magnitudes] : [label, id, n]);
+  const rows = [
+    row('LoRA', 'lora', counts.lora),
+    row('MoSLoRA', 'moslora', counts.moslora),
+    ...(method === 'linchain' ? [row(`LinChain (${chain} mixers)`, 'linchain', counts.linchain)] : []),
   ];
   const mark = (id: string) => (id === method || (id === 'lora' && method === 'moslora-fixed') ? ' (this config)' : '');
   return [
@@ -74,7 +80,8 @@ function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: t
     '| --- | ---: | ---: |',
     ...rows.map(([label, id, n]) => `| ${label}${mark(id)} | ${format(n)} | ${share(n)} |`),
     '',
-    `MoSLoRA adds r² = ${format(r * r)} per module for its mixer.${method === 'moslora-fixed' ? ' moslora-fixed keeps the mixer frozen: it trains what LoRA trains.' : ''}`,
+    `MoSLoRA adds r² = ${format(r * r)} per module for its mixer.${method === 'moslora-fixed' ? ' moslora-fixed keeps the mixer frozen: it trains what LoRA trains.' : ''}` +
+      (dora ? ` DoRA (use_dora) adds d_out per module for its magnitude: ${format(counts.magnitudes)}.` : ''),
   ].join('\n');
 }
 

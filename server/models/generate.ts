@@ -2,9 +2,11 @@
 // one token per step over a KV cache, until an end-of-sequence token or max_new_tokens.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { doraWeightNorms, type Adapter } from '../../kernels/adapter/linear';
 import { takeValues } from '../../kernels/backends/read';
 import { KVCache, type AdapterSet } from './layers';
 import type { CausalLM } from './model';
+import type { ModelTokenizer } from './tokenizer';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -81,12 +83,14 @@ function checkOptions(options: GenerateOptions): void {
 /** Continues `prompt` by up to maxNewTokens tokens. */
 export async function generate(model: CausalLM, prompt: readonly number[], options: GenerateOptions): Promise<Generation> {
   checkOptions(options);
-  const { maxNewTokens, temperature = 0, topP = 1, seed = 0, adapters, useCache = true } = options;
+  const { maxNewTokens, temperature = 0, topP = 1, seed = 0, useCache = true } = options;
   const eos = options.eosTokenIds ?? model.config.eosTokenIds;
   const uniform = uniforms(seed);
   const cache = useCache ? new KVCache() : undefined;
   const tokens: number[] = [];
+  const norms: tf.Tensor[] = [];
   try {
+    const adapters = options.adapters && withFixedNorms(model, options.adapters, norms);
     let input = [...prompt];
     while (tokens.length < maxNewTokens) {
       const last = tf.tidy(() => {
@@ -102,5 +106,35 @@ export async function generate(model: CausalLM, prompt: readonly number[], optio
     return { tokens, stoppedBy: 'max_new_tokens' };
   } finally {
     cache?.dispose();
+    tf.dispose(norms);
   }
+}
+
+/**
+ * The adapters with DoRA's norms computed once (added to `made`): they depend only on the
+ * weights, which do not change while generating, and computing them costs d_out·d_in·r per
+ * module, r times a token's product with the module's weight.
+ */
+function withFixedNorms(model: CausalLM, adapters: AdapterSet, made: tf.Tensor[]): AdapterSet {
+  const fixed = new Map<string, Adapter>();
+  for (const [name, adapter] of adapters) {
+    if (!adapter.spec.useDora) {
+      fixed.set(name, adapter);
+      continue;
+    }
+    const fixedNorms = doraWeightNorms(model.base(name), adapter.spec, adapter.weights);
+    made.push(fixedNorms);
+    fixed.set(name, { ...adapter, fixedNorms });
+  }
+  return fixed;
+}
+
+/**
+ * A text prompt as `moslora generate` (and so Try Adapter) runs it: encoded after the BOS token
+ * where the model has one, continued, and the new tokens decoded without special tokens.
+ */
+export async function generateText(model: CausalLM, tokenizer: ModelTokenizer, text: string, options: GenerateOptions): Promise<Generation & { text: string }> {
+  const prompt = [...(tokenizer.bosTokenId === null ? [] : [tokenizer.bosTokenId]), ...tokenizer.encode(text)];
+  const result = await generate(model, prompt, options);
+  return { ...result, text: tokenizer.decode(result.tokens, { skipSpecialTokens: true }) };
 }

@@ -91,7 +91,9 @@ export function decoderBlock(
   if (!options.checkpoint || !options.training || options.cache) return body(x, context);
   const weights = modules.flatMap((m) => {
     const adapter = options.adapters?.get(m.name);
-    return adapter ? [adapter.weights.A, adapter.weights.B, ...adapter.weights.mixers] : [];
+    if (!adapter) return [];
+    const { A, B, mixers, magnitude } = adapter.weights;
+    return [A, B, ...mixers, ...(magnitude ? [magnitude] : [])];
   });
   return checkpointed(body, x, context, weights.filter((t) => t instanceof tf.Variable && t.trainable));
 }

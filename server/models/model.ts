@@ -7,7 +7,7 @@ import { Checkpoint } from '../formats/checkpoint';
 import { nearestNames } from '../formats/names';
 import { loadModelConfig, type ModelConfig, type ModelShape } from './config';
 import { gpt2Forward, gpt2Weights } from './gpt2';
-import type { Adapter } from '../../kernels/adapter/linear';
+import { weightNormsSquared, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
 import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear } from './layers';
 import { llamaForward, llamaWeights } from './llama';
 import { modelLayout, type LinearModule } from './modules';
@@ -71,6 +71,8 @@ export interface EngineModel {
   readonly shape?: ModelShape;
   /** Logits [B, T, V] for token ids [B, T]; adapters by module name; dropout only while training. */
   logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D;
+  /** A linear module's frozen weight as the forward pass uses it (a DoRA adapter's magnitude starts from its norms). */
+  base(module: string): BaseLinear;
 }
 
 export class CausalLM implements EngineModel {
@@ -85,6 +87,7 @@ export class CausalLM implements EngineModel {
     readonly parameterCount: number,
     /** The frozen weights by stored tensor name, each loaded once (linear weights held [d_in, d_out]). */
     private readonly tensors: ReadonlyMap<string, tf.Tensor>,
+    private readonly linears: ReadonlyMap<string, LoadedLinear>,
     private readonly run: (inputIds: tf.Tensor2D, options: ForwardOptions) => tf.Tensor3D,
   ) {
     this.byName = new Map(linearModules.map((m) => [m.name, m]));
@@ -137,7 +140,7 @@ export class CausalLM implements EngineModel {
         run = (ids, options) => gpt2Forward(config, weights, ids, options);
       }
       const parameterCount = layout.parameters.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
-      return new CausalLM(modelDir, config, layout.linears, parameterCount, tensors, run);
+      return new CausalLM(modelDir, config, layout.linears, parameterCount, tensors, linears, run);
     } catch (error) {
       tf.dispose([...tensors.values()]);
       throw error;
@@ -157,12 +160,27 @@ export class CausalLM implements EngineModel {
   }
 
   /**
+   * A linear module's frozen weight as the forward pass uses it (held in_out), with ‖W_i‖² of each
+   * output feature, which DoRA reads at every call: computed on the first request and kept with
+   * the weights.
+   */
+  base(name: string): BaseLinear {
+    this.module(name);
+    const { base } = this.linears.get(name)!;
+    base.weightNormsSquared ??= tf.keep(weightNormsSquared(base));
+    return base;
+  }
+
+  /**
    * inputIds [B, T] → logits [B, T, vocab]. Ids given as arrays are checked against the
    * vocabulary; an int32 tensor is used as it is. With a cache, positions continue after the
    * cached tokens.
    */
   forward(inputIds: TokenBatch | tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
-    for (const name of options.adapters?.keys() ?? []) this.module(name);
+    for (const [name, adapter] of options.adapters ?? []) {
+      this.module(name);
+      if (adapter.spec.useDora) this.base(name);
+    }
     return tf.tidy(() => {
       const ids = inputIds instanceof tf.Tensor ? inputIds : this.idsTensor('input_ids', inputIds, false);
       if (ids.rank !== 2 || ids.dtype !== 'int32') {
@@ -207,6 +225,7 @@ export class CausalLM implements EngineModel {
   /** Frees the weights; the model cannot run afterwards. */
   dispose(): void {
     tf.dispose([...this.tensors.values()]);
+    for (const { base } of this.linears.values()) base.weightNormsSquared?.dispose();
   }
 
   private idsTensor(what: string, batch: TokenBatch, labels: boolean): tf.Tensor2D {

@@ -29,7 +29,7 @@ export async function estimateConfig(configPath: string, facts: FactCache, text?
     throw new Error(`${configPath}: target_modules (${describeTargets(config.target_modules)}) match no linear module of ${config.model}`);
   }
   const counts = parameterCounts(modules, config.r, config.chain_length);
-  const trainable = trainableCount(counts, config.method);
+  const trainable = trainableCount(counts, config.method, config.use_dora);
 
   const { count: records, counted } = await countExamples(configPath, config.data.train);
   // as splitExamples: round(n · share), at least one, held out when there is no eval file
@@ -49,6 +49,7 @@ export async function estimateConfig(configPath: string, facts: FactCache, text?
     lora: counts.lora,
     moslora: counts.moslora,
     trainable,
+    ...(config.use_dora ? { magnitudes: counts.magnitudes } : {}),
     trainExamples,
     batchSize: t.batch_size,
     gradientAccumulation: t.gradient_accumulation,

@@ -18,8 +18,8 @@ export function skipWithout(missing: string | null): string | false {
   return missing !== null && !process.env.CI ? missing : false;
 }
 
-/** Runs a helper script (test/helpers) under tsx on SwiftShader; its last line of output, parsed. */
-export async function runOnSwiftshader<T>(helper: string): Promise<T> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', helper], { env: SWIFTSHADER_ENV, maxBuffer: 16 * 1024 * 1024 });
+/** Runs a helper script (test/helpers) under tsx on SwiftShader, with `args`; its last line of output, parsed. */
+export async function runOnSwiftshader<T>(helper: string, args: string[] = []): Promise<T> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', helper, ...args], { env: SWIFTSHADER_ENV, maxBuffer: 16 * 1024 * 1024 });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
 }

@@ -1,3 +1,5 @@
+// Tensor helpers the tests share: the largest difference, seeded random tensors, central finite
+// differences and the relative error.
 import * as tf from '@tensorflow/tfjs-core';
 
 export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {

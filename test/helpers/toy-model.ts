@@ -32,6 +32,12 @@ export class ToyModel implements EngineModel {
     this.parameterCount = vocab * dim * 2 + dim * dim;
   }
 
+  base(module: string): BaseLinear {
+    if (module === 'model.layers.0.proj') return this.proj;
+    if (module === 'model.head') return this.head;
+    throw new Error(`the toy model has no linear module ${module}`);
+  }
+
   logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
     this.calls++;
     return tf.tidy(() => {

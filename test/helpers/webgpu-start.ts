@@ -21,6 +21,18 @@ export function runHelper(main: () => Promise<void>): void {
 }
 
 /**
+ * A kernel runner's main (test/helpers/webgpu-kernels/): the cases the test passed as JSON (the
+ * first argument) run on the webgpu backend, their results printed as one JSON line.
+ */
+export function runCases<C, R>(run: (cases: C[]) => Promise<R[]>): void {
+  runHelper(async () => {
+    const cases = JSON.parse(process.argv[2]!) as C[];
+    await startWebgpu();
+    console.log(JSON.stringify({ results: await run(cases) }));
+  });
+}
+
+/**
  * f's value and the gradients of sum(f(inputs) · dy) with respect to every input, read back, with
  * what the forward and backward pass sent to and read from the GPU (bench/webgpu-host.ts
  * countGpuTraffic) in the counts.

@@ -53,7 +53,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   'server/jobs': ['protocol'],
   'server/lsp': ['server/config', 'server/engine', 'server/models', 'kernels', 'protocol', 'server'],
   'server/tasks': ['server/config', 'server/engine', 'server/lsp', 'server/models', 'protocol'],
-  'server/cli': ['server/engine', 'server/models', 'server/config', 'server/formats', 'kernels', 'protocol', 'server'],
+  'server/ab': ['server/config', 'server/engine', 'server/jobs', 'server/models', 'protocol', 'server'],
+  'server/cli': ['server/ab', 'server/engine', 'server/models', 'server/config', 'server/formats', 'kernels', 'protocol', 'server'],
   server: ['server/engine', 'server/jobs', 'server/lsp', 'server/tasks', 'server/cli', 'kernels', 'protocol'],
 };
 

@@ -1,3 +1,5 @@
+// `moslora export` and `moslora combine` (server/cli/adapters.ts) through the built CLI (`npm run
+// build` first), on adapters written here: ΔW kept, ranks added, bad arguments named.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -6,13 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterMethod } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
-import { initAdapterWeights } from '../../kernels/adapter/init';
 import { deltaWeight } from '../../kernels/adapter/merge';
 import { loadAdapter, saveAdapter } from '../../server/engine/adapter-files';
+import { trainedAdapters } from '../helpers/adapters';
 import { maxAbsDiff } from '../helpers/tensors';
 import type { Adapter } from '../../kernels/adapter/linear';
+import type { AdapterMethod } from '../../protocol/methods';
 
 const run = promisify(execFile);
 const cli = (...args: string[]) => run(process.execPath, ['dist/cli.js', ...args]);
@@ -21,11 +23,7 @@ const V = 'model.layers.0.self_attn.v_proj';
 let dir: string;
 
 async function writeAdapter(name: string, method: AdapterMethod, r: number, modules: string[], seed: number): Promise<Map<string, Adapter>> {
-  const adapters = new Map<string, Adapter>();
-  modules.forEach((module, i) => {
-    const spec = resolveAdapterSpec({ method, dIn: 16, dOut: 12, r, alpha: 2 * r, bInit: 'kaiming' });
-    adapters.set(module, { spec, weights: initAdapterWeights(spec, seed + i) });
-  });
+  const adapters = trainedAdapters(modules.map((module) => ({ name: module, dIn: 16, dOut: 12 })), { method, r, alpha: 2 * r }, seed);
   await saveAdapter(join(dir, name), adapters, {
     baseModel: 'base', method, r, alpha: 2 * r, dropout: 0, useRslora: false, mixerInit: 'kaiming', chainLength: 2, targetModules: ['q_proj', 'v_proj'], fanInFanOut: false,
   });

@@ -1,3 +1,5 @@
+// Reading config.json (server/models/config.ts) for Llama, Qwen2, Mistral and GPT-2: derived values
+// and defaults, RoPE scaling as transformers computes it, and errors naming the file and the key.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

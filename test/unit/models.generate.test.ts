@@ -1,3 +1,6 @@
+// Generation (server/models/generate.ts) on tiny random checkpoints of each architecture: the KV
+// cache gives the full sequence's logits and tokens, seeded sampling repeats, and tokens are chosen
+// as torch chooses them.
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
@@ -5,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
 import { argmax, generate, sampleTopP } from '../../server/models/generate';
 import { KVCache } from '../../server/models/layers';
+import { adaptersFor, disposeAdapters } from '../../server/models/adapters';
 import { CausalLM } from '../../server/models/model';
 import { maxAbsDiff } from '../helpers/tensors';
 import { TINY_GPT2_CONFIG, TINY_LLAMA_CONFIG, writeTinyModel } from '../helpers/tiny-models';
@@ -62,6 +66,35 @@ describe('generation with a KV cache', () => {
       assert.equal(tf.memory().numTensors, count, 'generation frees its cache and every step\'s tensors');
     });
   }
+
+  it('with DoRA adapters: the tokens of full forward passes, the norms computed once, not at every token, and freed', async () => {
+    const model = models.get('llama')!;
+    const template = { method: 'moslora' as const, r: 4, alpha: 8, bInit: 'kaiming' as const, useDora: true };
+    const { adapters } = adaptersFor(model.linearModules, ['q_proj', 'v_proj'], template, 3, (module) => model.base(module));
+    for (const { weights } of adapters.values()) {
+      const started = weights.magnitude!;
+      weights.magnitude = tf.mul(started, 1.5) as tf.Tensor1D;
+      started.dispose();
+    }
+    const prompt = [5, 9, 14];
+    const expected: number[] = [];
+    for (let step = 0; step < 6; step++) {
+      const logits = tf.tidy(() => model.forward([[...prompt, ...expected]], { adapters }));
+      expected.push(argmax((await logits.data()).slice(-logits.shape[2]) as Float32Array));
+      logits.dispose();
+    }
+    assert.notDeepEqual((await generate(model, prompt, { maxNewTokens: 6, eosTokenIds: [] })).tokens, expected, 'the adapter changes the tokens');
+    const count = tf.memory().numTensors;
+    let tokens: number[] = [];
+    const profile = await tf.profile(async () => {
+      tokens = (await generate(model, prompt, { maxNewTokens: 6, eosTokenIds: [], adapters })).tokens;
+    });
+    assert.deepEqual(tokens, expected);
+    // the norms' square root: once per DoRA module (2 layers × q, v), not once per module and token
+    assert.equal(profile.kernels.filter((k) => k.name === 'Sqrt').length, adapters.size);
+    assert.equal(tf.memory().numTensors, count);
+    disposeAdapters(adapters);
+  });
 
   it('sampling with a seed repeats, with the cache or without', async () => {
     const model = models.get('llama')!;

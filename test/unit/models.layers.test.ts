@@ -1,3 +1,5 @@
+// Attention (server/models/layers.ts) against transformers' eager attention with repeat_kv: grouped
+// K/V heads, the causal mask and the sliding window.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';

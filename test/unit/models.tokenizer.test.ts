@@ -1,3 +1,5 @@
+// The reference fixtures' tokenizers (server/models/tokenizer.ts): transformers' ids for the
+// reference texts, special tokens, the chat template, and missing files named.
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
