@@ -45,7 +45,7 @@ export interface StartTrainingParams {
   resumeRunDir?: string;
   /** The editor's `moslora.backend` when not `auto`: overrides the config's `backend`. */
   backend?: BackendPreference;
-  /** The editor's `moslora.runsDirectory` (absolute): overrides the config's `output.runs_dir`. */
+  /** The editor's `moslora.runsDirectory`, absolute or relative to the workspace folder that holds the config: overrides the config's `output.runs_dir`. */
   runsDir?: string;
 }
 
@@ -85,8 +85,8 @@ export const runDataRequest = new RequestType<{ runDir: string }, RunData, void>
 export const jobUpdateNotification = new NotificationType<JobUpdate>('moslora/jobUpdate');
 
 /**
- * The editor's settings the server reads itself: `moslora.runsDirectory` as an absolute path
- * (null: each config's own `output.runs_dir`), where the lenses look for a config's runs. Sent
+ * The editor's settings the server reads itself: `moslora.runsDirectory`, absolute or relative to
+ * the first workspace folder (null: each config's own `output.runs_dir`), where the lenses look for a config's runs. Sent
  * as the initialize request's initializationOptions, and again whenever it changes.
  */
 export interface ServerSettings {
@@ -206,6 +206,13 @@ function path(value: unknown, where: string): string {
   return text;
 }
 
+/** A folder path, absolute or relative (the server resolves it against the workspace), without NUL and not read as an option. */
+function folder(value: unknown, where: string): string {
+  const text = string(value, where, PARAM_LIMITS.pathLength);
+  if (text === '' || text.startsWith('-') || text.includes('\0')) fail(`${where}: expected a folder path, got ${quoted(text)}`);
+  return text;
+}
+
 function uri(value: unknown, where: string): string {
   const text = string(value, where, PARAM_LIMITS.uriLength);
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(text)) fail(`${where}: expected a URI (file:///…), got ${quoted(text)}`);
@@ -225,7 +232,7 @@ export function parseStartTrainingParams(value: unknown): Parsed<StartTrainingPa
       configUri: uri(o.configUri, 'startTraining.configUri'),
       ...(o.resumeRunDir !== undefined ? { resumeRunDir: path(o.resumeRunDir, 'startTraining.resumeRunDir') } : {}),
       ...(o.backend !== undefined ? { backend: oneOf(o.backend, BACKEND_PREFERENCES, 'startTraining.backend') } : {}),
-      ...(o.runsDir !== undefined ? { runsDir: path(o.runsDir, 'startTraining.runsDir') } : {}),
+      ...(o.runsDir !== undefined ? { runsDir: folder(o.runsDir, 'startTraining.runsDir') } : {}),
     };
   }, value);
 }

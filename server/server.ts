@@ -5,7 +5,7 @@
 // custom request's params are checked (protocol/editor.ts) before anything acts on them, and
 // the paths they name must lie in the workspace (server/workspace.ts).
 import { execFile } from 'node:child_process';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   CodeActionKind,
@@ -30,6 +30,7 @@ import { JobManager } from './jobs/manager';
 import { filePathOf } from './lsp/document';
 import { configLenses } from './lsp/lens';
 import { runCliJson } from './tasks/cli-task';
+import { loadTaskConfig } from './tasks/config';
 import { estimateConfig } from './tasks/estimate';
 import {
   cancelTrainingRequest,
@@ -55,7 +56,6 @@ import {
   serverSettingsOf,
   settingsNotification,
   startTrainingRequest,
-  type ServerSettings,
 } from '../protocol/editor';
 import type { Parsed } from '../protocol/checks';
 import type { CliCommand, CliResults } from '../protocol/cli';
@@ -72,7 +72,6 @@ const diagnostics = new DiagnosticsScheduler(facts, documents, (uri, version, li
 let lensRefresh = false;
 /** Whether the client tells of workspace folders added and removed. */
 let folderChanges = false;
-let settings: ServerSettings = serverSettingsOf(null);
 const roots = new WorkspaceRoots();
 
 function refreshLenses(): void {
@@ -80,8 +79,7 @@ function refreshLenses(): void {
 }
 
 function useSettings(received: unknown): void {
-  settings = serverSettingsOf(received);
-  roots.setRunsDirectory(settings.runsDirectory);
+  roots.setRunsDirectory(serverSettingsOf(received).runsDirectory);
 }
 
 const folderPaths = (folders: readonly { uri: string }[]) => folders.map(({ uri }) => filePathOf(uri)).filter((path): path is string => path !== null);
@@ -121,7 +119,7 @@ connection.onHover(({ textDocument, position }) => {
   return document ? hoverConfig(document.uri, document.getText(), position, facts) : null;
 });
 connection.onCodeAction((params) => quickFixes(params));
-connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri, documents.get(textDocument.uri)?.getText() ?? '', settings.runsDirectory));
+connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri, documents.get(textDocument.uri)?.getText() ?? '', roots.runsDirectory));
 connection.onNotification(settingsNotification, (received) => {
   useSettings(received);
   refreshLenses();
@@ -130,8 +128,6 @@ connection.onNotification(settingsNotification, (received) => {
 const jobs = new JobManager({
   trainerModule: join(__dirname, 'trainer.js'),
   onUpdate: (update) => {
-    // the panel lists and reads the runs a job writes, wherever its config put them
-    if (update.job.runDir) roots.addJobRuns(dirname(update.job.runDir));
     void connection.sendNotification(jobUpdateNotification, update);
     // A finished run brings its config the "Open panel" and "Merge" lenses.
     if (update.job.state === 'done') refreshLenses();
@@ -165,13 +161,18 @@ async function configFile(uri: string, where: string): Promise<string> {
   return roots.confine(path, where);
 }
 
+// The trainer writes only into the runs folder checked here: the request's runsDir, else the
+// config's output.runs_dir, handed to it explicitly. A config that does not validate is refused
+// before a trainer is forked.
 handle(startTrainingRequest, parseStartTrainingParams, async ({ configUri, resumeRunDir, backend, runsDir }) => {
   const configPath = await configFile(configUri, 'configUri');
+  const config = await loadTaskConfig(configPath);
+  const runs = runsDir === undefined ? await roots.confine(config.output.runs_dir, 'output.runs_dir') : await roots.confine(roots.resolve(runsDir, 'runsDir', configPath), 'runsDir');
   return jobs.start({
     configPath,
     ...(resumeRunDir ? { resumeRunDir: await roots.confine(resumeRunDir, 'resumeRunDir') } : {}),
     ...(backend ? { backend } : {}),
-    ...(runsDir ? { runsDir: await roots.confine(runsDir, 'runsDir') } : {}),
+    runsDir: runs,
   });
 });
 handle(cancelTrainingRequest, parseCancelTrainingParams, ({ jobId }) => jobs.cancel(jobId));

@@ -1,8 +1,8 @@
 // Where the language server may read and write for a request: inside the workspace's folders
-// (from initialize, kept current by workspace/didChangeWorkspaceFolders), the editor's runs
-// folder (moslora.runsDirectory), and the runs folders of the jobs this server started. A path a
-// request names is resolved through its symbolic links first, so a link in the workspace that
-// points elsewhere counts as elsewhere.
+// (from initialize, kept current by workspace/didChangeWorkspaceFolders) and the editor's runs
+// folder (moslora.runsDirectory). A relative path is resolved against a workspace folder, never
+// the server's working directory. A path a request names is resolved through its symbolic links
+// first, so a link in the workspace that points elsewhere counts as elsewhere.
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 
@@ -35,8 +35,8 @@ function inside(path: string, root: string): boolean {
 
 export class WorkspaceRoots {
   private folders: string[] = [];
-  private runsDirectory: string | null = null;
-  private readonly jobRuns = new Set<string>();
+  /** moslora.runsDirectory as the editor sends it: absolute, or relative to the first folder. */
+  private runsSetting: string | null = null;
 
   /** The workspace's folders, absolute (initialize's workspaceFolders, else its rootUri). */
   setFolders(folders: readonly string[]): void {
@@ -47,18 +47,32 @@ export class WorkspaceRoots {
     this.setFolders([...this.folders.filter((folder) => !removed.includes(folder)), ...added]);
   }
 
-  /** The editor's moslora.runsDirectory (absolute), or null when unset. */
+  /** The editor's moslora.runsDirectory, or null when unset. */
   setRunsDirectory(dir: string | null): void {
-    this.runsDirectory = dir !== null && isAbsolute(dir) ? dir : null;
+    this.runsSetting = dir;
   }
 
-  /** A runs folder a job of this server writes (its config's output.runs_dir). */
-  addJobRuns(dir: string): void {
-    if (isAbsolute(dir)) this.jobRuns.add(dir);
+  /** moslora.runsDirectory, absolute; null when unset, or relative with no folder open. */
+  get runsDirectory(): string | null {
+    if (this.runsSetting === null) return null;
+    if (isAbsolute(this.runsSetting)) return this.runsSetting;
+    return this.folders[0] ? resolve(this.folders[0], this.runsSetting) : null;
   }
 
   get roots(): string[] {
-    return [...this.folders, ...(this.runsDirectory ? [this.runsDirectory] : []), ...this.jobRuns];
+    const runs = this.runsDirectory;
+    return [...this.folders, ...(runs ? [runs] : [])];
+  }
+
+  /**
+   * `path` made absolute: relative to the workspace folder that holds `near` (a config), else to
+   * the first folder; a PathRefused naming `where` when no folder is open.
+   */
+  resolve(path: string, where: string, near?: string): string {
+    if (isAbsolute(path)) return path;
+    const folder = (near === undefined ? undefined : this.folders.find((root) => inside(resolve(near), root))) ?? this.folders[0];
+    if (!folder) throw new PathRefused(`${where}: ${path} is relative, and no workspace folder is open to resolve it against; give an absolute path`);
+    return resolve(folder, path);
   }
 
   /**
@@ -69,10 +83,11 @@ export class WorkspaceRoots {
     const real = await realPathOf(path);
     const roots = await Promise.all(this.roots.map(realPathOf));
     if (roots.some((root) => inside(real, root))) return real;
-    if (this.folders.length === 0 && this.runsDirectory === null) {
+    const runs = this.runsDirectory;
+    if (this.folders.length === 0 && runs === null) {
       throw new PathRefused(`${where}: ${path}: no workspace folder is open, and the language server reads and writes only inside the workspace's folders; open the folder that holds it`);
     }
-    const allowed = this.runsDirectory ? 'the workspace folders and moslora.runsDirectory' : 'the workspace folders';
-    throw new PathRefused(`${where}: ${path} is outside ${allowed}; the language server reads and writes only there (add its folder to the workspace${this.runsDirectory ? '' : ', or set moslora.runsDirectory'})`);
+    const allowed = runs ? 'the workspace folders and moslora.runsDirectory' : 'the workspace folders';
+    throw new PathRefused(`${where}: ${path} is outside ${allowed}; the language server reads and writes only there (add its folder to the workspace${runs ? '' : ', or set moslora.runsDirectory'})`);
   }
 }

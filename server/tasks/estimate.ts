@@ -2,26 +2,19 @@
 // Parameters come from the checkpoint's safetensors headers (the same counts as the hover on `r`);
 // steps from the number of training examples, as the trainer computes them. Every refusal is one
 // line, and none quotes a file the config names: that file may be anyone's.
-import { ConfigError, formatIssue, loadConfigFile, parseConfigText, resolveConfigPaths } from '../config/load';
 import { DatasetError, readRecords } from '../engine/data';
 import { describeTargets, targetedModules, type FactCache } from '../lsp/facts';
 import { parameterCounts, trainableCount } from '../lsp/hover';
 import { FileReadError, formatSize, openRegularFile } from '../models/read-file';
 import type { EstimateReport } from '../../protocol/editor';
+import { loadTaskConfig } from './config';
 
 /** Datasets up to this size are read as the trainer reads them; a larger .jsonl has its lines counted. */
 const MAX_READ_BYTES = 64 * 1024 ** 2;
 
 /** `text`: the config as open in the editor (unsaved edits count); else the file is read. */
 export async function estimateConfig(configPath: string, facts: FactCache, text?: string): Promise<EstimateReport> {
-  let config: ReturnType<typeof resolveConfigPaths>;
-  try {
-    config = text === undefined ? await loadConfigFile(configPath) : fromText(configPath, text);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    const [first, ...rest] = error.issues;
-    throw new Error(`${formatIssue(configPath, first!)}${rest.length ? ` (and ${rest.length} more; the Problems panel lists them)` : ''}`);
-  }
+  const config = await loadTaskConfig(configPath, text);
   const model = await facts.model(config.model);
   if (!model.ok) throw new Error(`${configPath}: model: ${model.problem}`);
   const modules = targetedModules(model.modules, config.target_modules);
@@ -120,10 +113,4 @@ async function nonEmptyLines(handle: Awaited<ReturnType<typeof openRegularFile>>
     }
   }
   return content ? lines + 1 : lines;
-}
-
-function fromText(configPath: string, text: string) {
-  const { config, issues } = parseConfigText(text, configPath);
-  if (!config) throw new ConfigError(configPath, issues.filter((issue) => issue.severity === 'error'));
-  return resolveConfigPaths(config, configPath);
 }

@@ -48,6 +48,8 @@ describe('language server: hostile requests', { skip: existsSync(SERVER) ? false
     await writeFile(join(workspace, 'runs', 'fifo-run', 'config.yaml'), 'configPath: /x\n');
     execFileSync('mkfifo', [join(workspace, 'runs', 'fifo-run', 'metrics.jsonl'), join(workspace, 'fifo.jsonl')]);
     await writeFile(join(workspace, 'reads-outside.moslora.yaml'), `model: ./nowhere\ndata:\n  train: ${join(outside, 'passwd')}\n`);
+    await writeFile(join(workspace, 'writes-outside.moslora.yaml'), `model: ./nowhere\ndata:\n  train: t.jsonl\noutput:\n  runs_dir: ../outside/runs\n`);
+    await writeFile(join(workspace, 'invalid.moslora.yaml'), 'r: -1\nmodel: ./nowhere\ndata:\n  train: t.jsonl\n');
     client = await LspClient.start(workspace, { capabilities: { workspace: { workspaceFolders: true } } });
   });
 
@@ -60,7 +62,7 @@ describe('language server: hostile requests', { skip: existsSync(SERVER) ? false
     const uri = pathToFileURL(join(workspace, 'reads-outside.moslora.yaml')).href;
     const cases: [string, unknown, RegExp][] = [
       [startTrainingRequest.method, { configUri: uri, backend: 5 }, /^moslora\/startTraining: startTraining\.backend: expected one of auto, /],
-      [startTrainingRequest.method, { configUri: uri, runsDir: 'runs' }, /^moslora\/startTraining: startTraining\.runsDir: expected an absolute path, got "runs"$/],
+      [startTrainingRequest.method, { configUri: uri, runsDir: '-runs' }, /^moslora\/startTraining: startTraining\.runsDir: expected a folder path, got "-runs"$/],
       [startTrainingRequest.method, { configUri: uri, resumeRunDir: join(workspace, 'runs'), extra: true }, /^moslora\/startTraining: startTraining: unexpected "extra"$/],
       [startTrainingRequest.method, [uri, 'wasm'], /^moslora\/startTraining: startTraining: expected an object$/],
       [runDataRequest.method, { runDir: 42 }, /^moslora\/runData: runData\.runDir: expected a string$/],
@@ -90,6 +92,12 @@ describe('language server: hostile requests', { skip: existsSync(SERVER) ? false
     const passwd = await refusal(estimateRequest.method, { configUri: pathToFileURL(join(outside, 'passwd')).href });
     assert.match(passwd.message, /^moslora\/estimate: configUri: .*passwd is outside the workspace folders/);
     await refusal(startTrainingRequest.method, { configUri: pathToFileURL(join(workspace, 'reads-outside.moslora.yaml')).href, runsDir: outside });
+    const relative = await refusal(startTrainingRequest.method, { configUri: pathToFileURL(join(workspace, 'reads-outside.moslora.yaml')).href, runsDir: '../outside/runs' });
+    assert.equal(relative.message, `moslora/startTraining: runsDir: ${join(outside, 'runs')} is outside the workspace folders; the language server reads and writes only there (add its folder to the workspace, or set moslora.runsDirectory)`);
+    const written = await refusal(startTrainingRequest.method, { configUri: pathToFileURL(join(workspace, 'writes-outside.moslora.yaml')).href });
+    assert.match(written.message, /^moslora\/startTraining: output\.runs_dir: .*outside.*runs is outside the workspace folders/);
+    const invalid = await refusal(startTrainingRequest.method, { configUri: pathToFileURL(join(workspace, 'invalid.moslora.yaml')).href });
+    assert.match(invalid.message, /invalid\.moslora\.yaml:1:4: error: r: /, 'a config that does not validate is refused before a trainer forks');
     await refusal('moslora/exportAdapter', { adapterDir: join(workspace, 'adapter'), outDir: join(outside, 'export') });
     assert.deepEqual(await client.connection.sendRequest(listJobsRequest), []);
   });

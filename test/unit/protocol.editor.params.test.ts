@@ -51,7 +51,8 @@ describe("the editor's request params", () => {
 
   it('refuse relative paths and values a command line would read as options', () => {
     assert.equal(refusal(parseRunDataParams({ runDir: 'runs/a' })), 'runData.runDir: expected an absolute path, got "runs/a"');
-    assert.equal(refusal(parseStartTrainingParams({ configUri: 'file:///w/a.yaml', runsDir: '../elsewhere' })), 'startTraining.runsDir: expected an absolute path, got "../elsewhere"');
+    assert.equal(refusal(parseStartTrainingParams({ configUri: 'file:///w/a.yaml', runsDir: '--force' })), 'startTraining.runsDir: expected a folder path, got "--force"');
+    assert.ok(parseStartTrainingParams({ configUri: 'file:///w/a.yaml', runsDir: '../runs' }).ok, 'a relative runs folder is resolved by the server, against the workspace');
     assert.equal(refusal(parseMergeParams({ adapterDir: '--force', outDir: '/w/m' })), 'mergeAdapter.adapterDir: expected an absolute path, got "--force"');
     assert.equal(refusal(parseExportParams({ adapterDir: '/w/a\0/x', outDir: '/w/e' })), 'exportAdapter.adapterDir: expected an absolute path, got "/w/a\\u0000/x"');
     assert.equal(refusal(parseEstimateParams({ configUri: '/w/a.yaml' })), 'estimate.configUri: expected a URI (file:///…), got "/w/a.yaml"');
@@ -111,9 +112,18 @@ describe('paths a request names stay in the workspace', () => {
     assert.equal(await roots.confine(join(outside, 'x'), 'runDir'), join(outside, 'x'));
     roots.changeFolders([], [outside]);
     await assert.rejects(roots.confine(join(outside, 'x'), 'runDir'), /no workspace folder is open/);
-    roots.addJobRuns(runs);
-    assert.equal(await roots.confine(join(runs, 'job-1'), 'runDir'), join(runs, 'job-1'));
     roots.setRunsDirectory('relative/runs');
-    assert.deepEqual(roots.roots, [runs], 'a relative runs folder is no root');
+    assert.deepEqual(roots.roots, [], 'a relative runs folder is no root while no folder is open');
+    assert.throws(() => roots.resolve('runs', 'runsDir'), /^PathRefused: runsDir: runs is relative, and no workspace folder is open/);
+  });
+
+  it("resolves a relative path against the workspace folder that holds the config, never the server's working directory", () => {
+    const roots = new WorkspaceRoots();
+    roots.setFolders([workspace, outside]);
+    roots.setRunsDirectory('central');
+    assert.deepEqual(roots.roots, [workspace, outside, join(workspace, 'central')]);
+    assert.equal(roots.resolve('runs', 'runsDir', join(outside, 'a.moslora.yaml')), join(outside, 'runs'));
+    assert.equal(roots.resolve('runs', 'runsDir'), join(workspace, 'runs'));
+    assert.equal(roots.resolve(runs, 'runsDir'), runs);
   });
 });
