@@ -12,6 +12,7 @@ import {
   CodeLensRefreshRequest,
   createConnection,
   ErrorCodes,
+  LSPErrorCodes,
   ProposedFeatures,
   ResponseError,
   TextDocuments,
@@ -136,20 +137,26 @@ const jobs = new JobManager({
 
 /**
  * Answers `type` with `run` once `parse` accepts its params; refusals are InvalidParams errors of
- * one line that say which key and why. Params by position are refused: the cancellation token
+ * one line that say which key and why, and a failure of the work is a RequestFailed error of one
+ * line that starts with the method. Params by position are refused: the cancellation token
  * always comes last, so it is taken from there, never from a params array.
  */
 function handle<P, R>(type: RequestType<P, R, void>, parse: (value: unknown) => Parsed<P>, run: (params: P, token: CancellationToken) => R | Promise<R>): void {
   connection.onRequest(type.method, async (...args: unknown[]) => {
     const token = args.pop() as CancellationToken;
-    if (args.length !== 1) throw new ResponseError(ErrorCodes.InvalidParams, `${type.method}: expected its params as one object, got ${args.length} values`);
+    if (args.length !== 1) throw new ResponseError(ErrorCodes.InvalidParams, `${type.method}: params: expected one object, got ${args.length} values by position`);
     const params = parse(args[0]);
     if (!params.ok) throw new ResponseError(ErrorCodes.InvalidParams, `${type.method}: ${params.error}`);
     try {
       return await run(params.message, token);
     } catch (error) {
       if (error instanceof PathRefused) throw new ResponseError(ErrorCodes.InvalidParams, `${type.method}: ${error.message}`);
-      throw error;
+      if (error instanceof ResponseError) throw error;
+      // the user sees the first line; the log keeps the rest
+      const message = error instanceof Error ? error.message : String(error);
+      const [first = '', ...rest] = message.split('\n');
+      if (rest.length) connection.console.log(`${type.method}: ${message}`);
+      throw new ResponseError(LSPErrorCodes.RequestFailed, `${type.method}: ${first}`);
     }
   });
 }

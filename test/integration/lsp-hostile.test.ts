@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { DidChangeWorkspaceFoldersNotification, ErrorCodes, HoverRequest, ResponseError, type MessageConnection } from 'vscode-languageserver-protocol/node';
+import { DidChangeWorkspaceFoldersNotification, ErrorCodes, HoverRequest, LSPErrorCodes, ResponseError, type MessageConnection } from 'vscode-languageserver-protocol/node';
 import { estimateRequest, listJobsRequest, listRunsRequest, runDataRequest, startTrainingRequest } from '../../protocol/editor';
 import { LspClient, SERVER } from '../helpers/lsp-client';
 
@@ -79,7 +79,7 @@ describe('language server: hostile requests', { skip: existsSync(SERVER) ? false
     // params by position: two values where one object belongs (the connection is vscode-jsonrpc's, which sends them so)
     await assert.rejects((client.connection as unknown as MessageConnection).sendRequest(startTrainingRequest.method, uri, 'wasm'), {
       code: ErrorCodes.InvalidParams,
-      message: 'moslora/startTraining: expected its params as one object, got 2 values',
+      message: 'moslora/startTraining: params: expected one object, got 2 values by position',
     });
     assert.deepEqual(await client.connection.sendRequest(listJobsRequest), [], 'no job was queued');
   });
@@ -105,7 +105,8 @@ describe('language server: hostile requests', { skip: existsSync(SERVER) ? false
   it('a config that names a file outside is estimated without quoting that file', async () => {
     const uri = pathToFileURL(join(workspace, 'reads-outside.moslora.yaml')).href;
     const error = await refusal(estimateRequest.method, { configUri: uri });
-    assert.match(error.message, /model: folder not found/);
+    assert.equal(error.code, LSPErrorCodes.RequestFailed);
+    assert.match(error.message, /^moslora\/estimate: .*reads-outside\.moslora\.yaml: model: folder not found/);
   });
 
   it('answers a FIFO where a run file or a dataset belongs instead of waiting on it', async () => {
