@@ -53,6 +53,15 @@ export type ModelFacts =
   | { ok: true; dir: string; architecture: string; modules: ModuleSize[]; totalParameters: number; shape: ModelShape; tokenizerProblem: string | null }
   | { ok: false; dir: string; problem: string };
 
+/**
+ * A problem reading a model folder, in one line: a value nested past the stack (an error message
+ * quoting it recursed into it) is named with its folder, not shown as the engine's RangeError.
+ */
+function problemOf(error: unknown, dir: string, files: string): string {
+  if (error instanceof RangeError && /call stack/.test(error.message)) return `${dir}: ${files} holds a value nested too deeply to read`;
+  return error instanceof Error ? error.message : String(error);
+}
+
 export async function readModelFacts(dir: string): Promise<ModelFacts> {
   const fail = (problem: string): ModelFacts => ({ ok: false, dir, problem });
   try {
@@ -70,14 +79,14 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
   try {
     read = await readModelLayout(dir);
   } catch (error) {
-    return fail((error as Error).message);
+    return fail(problemOf(error, dir, 'config.json or a safetensors header'));
   }
   const { config: c, layout } = read;
   const modules = layout.linears.map(({ name, dIn, dOut }) => ({ name, dIn, dOut }));
   const totalParameters = layout.parameters.reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0);
   const tokenizerProblem = await checkTokenizerFiles(dir).then(
     () => null,
-    (error: Error) => error.message,
+    (error: unknown) => problemOf(error, dir, 'a tokenizer file'),
   );
   return {
     ok: true,

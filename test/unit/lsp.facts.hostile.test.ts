@@ -83,6 +83,14 @@ describe('model folders checked against their weights before anything is built f
     assert.ok(!facts.ok && facts.problem.includes('"num_hidden_layers" is 10000000'));
   });
 
+  it('names the folder of a value nested past the stack, instead of the engine\'s RangeError', async () => {
+    const folder = await llamaWith('nested', TINY_LLAMA_CONFIG);
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    await writeFile(join(folder, 'config.json'), JSON.stringify({ ...TINY_LLAMA_CONFIG, rope_scaling: 0 }).replace('"rope_scaling":0', `"rope_scaling":${deep}`));
+    const facts = await readModelFacts(folder);
+    assert.deepEqual(facts, { ok: false, dir: folder, problem: `${folder}: config.json or a safetensors header holds a value nested too deeply to read` });
+  });
+
   it('refuses weights stored as integers, naming the tensor', async () => {
     const folder = await llamaWith('int-weights', TINY_LLAMA_CONFIG);
     // rewrite one tensor's dtype in the header: I32 has F32's size, so the file stays consistent
