@@ -107,8 +107,16 @@ connection.onInitialized(() => {
   connection.workspace.onDidChangeWorkspaceFolders(({ added, removed }) => roots.changeFolders(folderPaths(added), folderPaths(removed)));
 });
 
-documents.onDidOpen(({ document }) => diagnostics.schedule(document.uri, 0));
-documents.onDidChangeContent(({ document }) => diagnostics.schedule(document.uri));
+// An opened config is checked at once, an edited one a short while after the last keystroke. The
+// library fires a change right after each open: that one is the open's, not an edit.
+const opening = new Set<string>();
+documents.onDidOpen(({ document }) => {
+  opening.add(document.uri);
+  diagnostics.schedule(document.uri, 0);
+});
+documents.onDidChangeContent(({ document }) => {
+  if (!opening.delete(document.uri)) diagnostics.schedule(document.uri);
+});
 documents.onDidClose(({ document }) => diagnostics.close(document.uri));
 
 connection.onCompletion(({ textDocument, position }) => {
