@@ -128,7 +128,14 @@ connection.onHover(({ textDocument, position }) => {
   return document ? hoverConfig(document.uri, document.getText(), position, facts) : null;
 });
 connection.onCodeAction((params) => quickFixes(params));
-connection.onCodeLens(({ textDocument }) => configLenses(textDocument.uri, documents.get(textDocument.uri)?.getText() ?? '', roots.runsDirectory));
+connection.onCodeLens(({ textDocument }) =>
+  configLenses(textDocument.uri, documents.get(textDocument.uri)?.getText() ?? '', roots.runsDirectory, (dir) =>
+    roots.confine(dir, 'output.runs_dir').then(
+      () => true,
+      () => false,
+    ),
+  ),
+);
 connection.onNotification(settingsNotification, (received) => {
   useSettings(received);
   refreshLenses();

@@ -18,8 +18,12 @@ import { ConfigSource, filePathOf, resolveFrom } from './document';
 
 const DEFAULT_RUNS_DIR = outputSchema.parse({}).runs_dir;
 
-/** `runsDirectory`: the editor's `moslora.runsDirectory`, which overrides the config's `output.runs_dir`. */
-export async function configLenses(uri: string, text: string, runsDirectory: string | null = null): Promise<CodeLens[]> {
+/**
+ * `runsDirectory`: the editor's `moslora.runsDirectory`, which overrides the config's
+ * `output.runs_dir`. `readable`: whether the server may read a folder; a runs folder it may not
+ * (outside the workspace) is not looked into, and brings no run lenses.
+ */
+export async function configLenses(uri: string, text: string, runsDirectory: string | null = null, readable: (dir: string) => Promise<boolean> = async () => true): Promise<CodeLens[]> {
   const range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
   const lenses: CodeLens[] = [
     { range, command: { title: '$(play) Train', command: commandIds.startTraining, arguments: [uri] } },
@@ -29,6 +33,7 @@ export async function configLenses(uri: string, text: string, runsDirectory: str
   if (!configPath) return lenses;
   const written = new ConfigSource(text).scalar(['output', 'runs_dir'])?.value;
   const runsDir = runsDirectory ?? resolveFrom(configPath, typeof written === 'string' && written ? written : DEFAULT_RUNS_DIR);
+  if (!(await readable(runsDir))) return lenses;
   const runDir = await newestRunOf(configPath, runsDir);
   if (!runDir) return lenses;
   const name = basename(runDir);

@@ -95,4 +95,15 @@ describe('config lenses', () => {
     const lenses = await configLenses(pathToFileURL(config).href, 'model: ./m\noutput:\n  runs_dir: elsewhere\n', join(dir, 'central'));
     assert.deepEqual(lenses.slice(2).map((lens) => [lens.command?.command, lens.command?.arguments]), [[commandIds.openPanel, [central]]]);
   });
+
+  it('does not look into a runs folder the server may not read', async () => {
+    await run('guarded', 'z', config, 1000, false);
+    const asked: string[] = [];
+    const lenses = await configLenses(pathToFileURL(config).href, 'model: ./m\n', join(dir, 'guarded'), async (folder) => {
+      asked.push(folder);
+      return false;
+    });
+    assert.deepEqual(asked, [join(dir, 'guarded')]);
+    assert.deepEqual(lenses.map((lens) => lens.command?.title), ['$(play) Train', 'Estimate']);
+  });
 });
