@@ -63,10 +63,10 @@ function withScalar(base: Record<string, unknown>, path: readonly string[], text
 /**
  * An adapter config's text, from `base` (the parsed config of a valid one): a value replaced or
  * deleted, a regular expression or a huge number where the schema bounds one, nesting past any
- * parser's stack, aliases that expand exponentially, bytes damaged, or a 10 MB file (one case in
- * `hugeEvery`).
+ * parser's stack, aliases that expand exponentially, bytes damaged, a runs folder among
+ * `runsDirs` (outside the workspace), or a 10 MB file (one case in `hugeEvery`).
  */
-export function mutateConfig(random: Random, base: Record<string, unknown>, hugeEvery = 40): Mutated<string> {
+export function mutateConfig(random: Random, base: Record<string, unknown>, runsDirs: readonly string[], hugeEvery = 40): Mutated<string> {
   const plain = stringify(base);
   if (int(random, 1, hugeEvery) === 1) {
     const kind = int(random, 0, 2);
@@ -75,7 +75,11 @@ export function mutateConfig(random: Random, base: Record<string, unknown>, huge
     if (kind === 1) return { value: `${plain}notes: "${'n'.repeat(size)}"\n`, what: 'a 10 MB string' };
     return { value: `${plain}${Array.from({ length: size / 16 }, (_, i) => `k${i}: 1`).join('\n')}\n`, what: 'a 10 MB map' };
   }
-  switch (int(random, 0, 7)) {
+  switch (int(random, 0, 8)) {
+    case 7: {
+      const runsDir = pick(random, runsDirs);
+      return { value: stringify({ ...base, output: { runs_dir: runsDir } }), what: `output.runs_dir ${runsDir.slice(0, 60)}` };
+    }
     case 0: {
       const pattern = pick(random, HOSTILE_PATTERNS);
       const value = random() < 0.5 ? pattern : [pattern, 'q_proj'];

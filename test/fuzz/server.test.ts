@@ -261,9 +261,10 @@ describe('language server under seeded hostile input', { skip: existsSync(SERVER
     };
   }
 
-  it('adapter configs: regular expressions, huge numbers, deep nesting, aliases, 10 MB files', async (t) => {
+  it('adapter configs: regular expressions, huge numbers, deep nesting, aliases, runs folders outside, 10 MB files', async (t) => {
+    const runsDirs = [outside, join(outside, 'run'), join(outside, 'runs'), join(workspace, 'escape'), join(workspace, '..', 'outside'), '../../outside', '/etc', '/proc/self'];
     await family(t, 'configs', (random, i) => {
-      const { value, what } = mutateConfig(random, BASE_CONFIG);
+      const { value, what } = mutateConfig(random, BASE_CONFIG, runsDirs);
       return () => probeConfig(base, value, `configs case ${i} (${what})`);
     });
   });
