@@ -111,11 +111,11 @@ describe('language server: hostile requests', { skip: existsSync(SERVER) ? false
 
   it('answers a FIFO where a run file or a dataset belongs instead of waiting on it', async () => {
     const error = await refusal(runDataRequest.method, { runDir: join(workspace, 'runs', 'fifo-run') });
-    assert.match(error.message, /metrics\.jsonl: is a FIFO \(named pipe\), not a run's records$/);
+    assert.match(error.message, /metrics\.jsonl: is a FIFO \(named pipe\), not a regular file; a run's records must be a file$/);
     const uri = pathToFileURL(join(workspace, 'fifo.moslora.yaml')).href;
     await client.open(uri, 'model: ./nowhere\ndata:\n  train: fifo.jsonl\n');
     const diagnostics = await client.waitForDiagnostics(uri, (list) => list.some((d) => String(d.message).startsWith('data.train:')), 'the FIFO is named');
-    assert.ok(diagnostics.some((d) => d.message === `data.train: ${join(workspace, 'fifo.jsonl')}: is a FIFO (named pipe), not a dataset file`));
+    assert.ok(diagnostics.some((d) => d.message === 'data.train: is a FIFO (named pipe), not a regular file; the dataset must be a file'));
     const hover = await client.connection.sendRequest(HoverRequest.type, { textDocument: { uri }, position: { line: 0, character: 1 } });
     assert.ok(hover, 'still answering');
   });
