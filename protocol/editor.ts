@@ -1,7 +1,9 @@
 // The custom protocol between the extension and the language server: every method name and
 // shape, imported by both ends. Nothing else spells a method name.
 import { NotificationType, RequestType, RequestType0 } from 'vscode-languageserver-protocol';
-import type { BackendPreference } from './backends';
+import { BACKEND_PREFERENCES, type BackendPreference } from './backends';
+import { AB_METHODS } from './methods';
+import { boolean, exactKeys, fail, finite, integer, list, object, oneOf, parsed, quoted, string, type Obj, type Parsed } from './checks';
 import type { CombineResult, EnvironmentReport, ExportResult, GenerateResult, MergeResult } from './cli';
 import type { MetricRecord, MixerSnapshot, TrainSummary } from './records';
 import type { TrainPhase, TrainRequest } from './trainer';
@@ -44,7 +46,7 @@ export interface StartTrainingParams {
   resumeRunDir?: string;
   /** The editor's `moslora.backend` when not `auto`: overrides the config's `backend`. */
   backend?: BackendPreference;
-  /** The editor's `moslora.runsDirectory` (absolute): overrides the config's `output.runs_dir`. */
+  /** The editor's `moslora.runsDirectory`, absolute or relative to the workspace folder that holds the config: overrides the config's `output.runs_dir`. */
   runsDir?: string;
 }
 
@@ -93,8 +95,8 @@ export const runDataRequest = new RequestType<{ runDir: string }, RunData, void>
 export const jobUpdateNotification = new NotificationType<JobUpdate>('moslora/jobUpdate');
 
 /**
- * The editor's settings the server reads itself: `moslora.runsDirectory` as an absolute path
- * (null: each config's own `output.runs_dir`), where the lenses look for a config's runs. Sent
+ * The editor's settings the server reads itself: `moslora.runsDirectory`, absolute or relative to
+ * the first workspace folder (null: each config's own `output.runs_dir`), where the lenses look for a config's runs. Sent
  * as the initialize request's initializationOptions, and again whenever it changes.
  */
 export interface ServerSettings {
@@ -164,9 +166,11 @@ export interface ExportParams {
 /** Writes the adapter as plain LoRA in the PEFT layout (the mixer folded in: A′ = M·A). */
 export const exportAdapterRequest = new RequestType<ExportParams, ExportResult, void>('moslora/exportAdapter');
 
+export const COMBINE_METHODS = ['cat', 'linear', 'svd'] as const;
+
 export interface CombineParams {
   adapterDirs: string[];
-  method: 'cat' | 'linear' | 'svd';
+  method: (typeof COMBINE_METHODS)[number];
   /** One per adapter; 1 each when left out. */
   weights?: number[];
   /** The result's rank (svd). */
@@ -226,3 +230,153 @@ export interface AbProgress {
 }
 
 export const abProgressNotification = new NotificationType<{ progressId: string; progress: AbProgress }>('moslora/abProgress');
+
+// Validation: the server checks every request's params with these before it acts on them (a
+// request may come from anything that speaks JSON-RPC on the server's stdio). Exact keys, types
+// and limits; paths absolute. Where a path may point is the server's to check.
+
+/** Limits on what a request may carry: paths as Linux takes them, lists and prompts a real use stays below. */
+export const PARAM_LIMITS = {
+  /** PATH_MAX. */
+  pathLength: 4096,
+  /** A file: URI of the longest path with every character percent-encoded. */
+  uriLength: 3 * 4096 + 16,
+  runsDirs: 256,
+  /** combine takes two adapters or more. */
+  adapters: 64,
+  /** combine's weights scale ΔW: 1e6 is past any use. */
+  weight: 1e6,
+  rank: 4096,
+  /** The prompt is one argument of the CLI child: Linux takes 128 KiB per argument, a UTF-16 unit is at most 3 bytes of UTF-8. */
+  promptLength: 32_768,
+  maxNewTokens: 4096,
+  jobId: 2 ** 31 - 1,
+  /** An A/B's seeds per method, as the palette command offers them. */
+  abSeeds: 20,
+  progressIdLength: 64,
+} as const;
+
+/** An absolute path (POSIX, or a Windows drive or share), without NUL; it cannot be read as an option. */
+export function isAbsolutePath(value: string): boolean {
+  return /^(\/|[A-Za-z]:[\\/]|\\\\[^\\])/.test(value) && !value.includes('\0');
+}
+
+function path(value: unknown, where: string): string {
+  const text = string(value, where, PARAM_LIMITS.pathLength);
+  if (!isAbsolutePath(text)) fail(`${where}: expected an absolute path, got ${quoted(text)}`);
+  return text;
+}
+
+/** A folder path, absolute or relative (the server resolves it against the workspace), without NUL and not read as an option. */
+function folder(value: unknown, where: string): string {
+  const text = string(value, where, PARAM_LIMITS.pathLength);
+  if (text === '' || text.startsWith('-') || text.includes('\0')) fail(`${where}: expected a folder path, got ${quoted(text)}`);
+  return text;
+}
+
+function uri(value: unknown, where: string): string {
+  const text = string(value, where, PARAM_LIMITS.uriLength);
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(text)) fail(`${where}: expected a URI (file:///…), got ${quoted(text)}`);
+  return text;
+}
+
+function params(value: unknown, method: string, required: readonly string[], optional: readonly string[] = []): Obj {
+  const o = object(value, method);
+  exactKeys(o, method, required, optional);
+  return o;
+}
+
+export function parseStartTrainingParams(value: unknown): Parsed<StartTrainingParams> {
+  return parsed((v) => {
+    const o = params(v, 'startTraining', ['configUri'], ['resumeRunDir', 'backend', 'runsDir']);
+    return {
+      configUri: uri(o.configUri, 'startTraining.configUri'),
+      ...(o.resumeRunDir !== undefined ? { resumeRunDir: path(o.resumeRunDir, 'startTraining.resumeRunDir') } : {}),
+      ...(o.backend !== undefined ? { backend: oneOf(o.backend, BACKEND_PREFERENCES, 'startTraining.backend') } : {}),
+      ...(o.runsDir !== undefined ? { runsDir: folder(o.runsDir, 'startTraining.runsDir') } : {}),
+    };
+  }, value);
+}
+
+export function parseCancelTrainingParams(value: unknown): Parsed<{ jobId: number }> {
+  return parsed((v) => ({ jobId: integer(params(v, 'cancelTraining', ['jobId']).jobId, 'cancelTraining.jobId', 1, PARAM_LIMITS.jobId) }), value);
+}
+
+export function parseListRunsParams(value: unknown): Parsed<{ runsDirs: string[] }> {
+  return parsed((v) => ({ runsDirs: list(params(v, 'listRuns', ['runsDirs']).runsDirs, 'listRuns.runsDirs', 0, PARAM_LIMITS.runsDirs, path) }), value);
+}
+
+export function parseRunDataParams(value: unknown): Parsed<{ runDir: string }> {
+  return parsed((v) => ({ runDir: path(params(v, 'runData', ['runDir']).runDir, 'runData.runDir') }), value);
+}
+
+export function parseEstimateParams(value: unknown): Parsed<{ configUri: string }> {
+  return parsed((v) => ({ configUri: uri(params(v, 'estimate', ['configUri']).configUri, 'estimate.configUri') }), value);
+}
+
+export function parseMergeParams(value: unknown): Parsed<MergeParams> {
+  return parsed((v) => {
+    const o = params(v, 'mergeAdapter', ['adapterDir', 'outDir'], ['force']);
+    return {
+      adapterDir: path(o.adapterDir, 'mergeAdapter.adapterDir'),
+      outDir: path(o.outDir, 'mergeAdapter.outDir'),
+      ...(o.force !== undefined ? { force: boolean(o.force, 'mergeAdapter.force') } : {}),
+    };
+  }, value);
+}
+
+export function parseExportParams(value: unknown): Parsed<ExportParams> {
+  return parsed((v) => {
+    const o = params(v, 'exportAdapter', ['adapterDir', 'outDir'], ['force']);
+    return {
+      adapterDir: path(o.adapterDir, 'exportAdapter.adapterDir'),
+      outDir: path(o.outDir, 'exportAdapter.outDir'),
+      ...(o.force !== undefined ? { force: boolean(o.force, 'exportAdapter.force') } : {}),
+    };
+  }, value);
+}
+
+export function parseCombineParams(value: unknown): Parsed<CombineParams> {
+  return parsed((v) => {
+    const o = params(v, 'combineAdapters', ['adapterDirs', 'method', 'outDir'], ['weights', 'rank']);
+    const adapterDirs = list(o.adapterDirs, 'combineAdapters.adapterDirs', 2, PARAM_LIMITS.adapters, path);
+    const weight = (w: unknown, where: string) => {
+      const n = finite(w, where);
+      if (Math.abs(n) > PARAM_LIMITS.weight) fail(`${where}: expected a weight from -${PARAM_LIMITS.weight} to ${PARAM_LIMITS.weight}, got ${n}`);
+      return n;
+    };
+    const weights = o.weights === undefined ? undefined : list(o.weights, 'combineAdapters.weights', adapterDirs.length, adapterDirs.length, weight);
+    return {
+      adapterDirs,
+      method: oneOf(o.method, COMBINE_METHODS, 'combineAdapters.method'),
+      ...(weights ? { weights } : {}),
+      ...(o.rank !== undefined ? { rank: integer(o.rank, 'combineAdapters.rank', 1, PARAM_LIMITS.rank) } : {}),
+      outDir: path(o.outDir, 'combineAdapters.outDir'),
+    };
+  }, value);
+}
+
+export function parseGenerateParams(value: unknown): Parsed<GenerateParams> {
+  return parsed((v) => {
+    const o = params(v, 'generate', ['modelDir', 'prompt', 'maxNewTokens'], ['adapterDir']);
+    return {
+      modelDir: path(o.modelDir, 'generate.modelDir'),
+      ...(o.adapterDir !== undefined ? { adapterDir: path(o.adapterDir, 'generate.adapterDir') } : {}),
+      prompt: string(o.prompt, 'generate.prompt', PARAM_LIMITS.promptLength),
+      maxNewTokens: integer(o.maxNewTokens, 'generate.maxNewTokens', 1, PARAM_LIMITS.maxNewTokens),
+    };
+  }, value);
+}
+
+export function parseAbTestParams(value: unknown): Parsed<AbTestParams> {
+  return parsed((v) => {
+    const o = params(v, 'abTest', ['configUri', 'methods', 'seeds'], ['runsDir', 'progressId']);
+    return {
+      configUri: uri(o.configUri, 'abTest.configUri'),
+      methods: list(o.methods, 'abTest.methods', 2, AB_METHODS.length, (method, where) => oneOf(method, AB_METHODS, where)),
+      seeds: integer(o.seeds, 'abTest.seeds', 2, PARAM_LIMITS.abSeeds),
+      ...(o.runsDir !== undefined ? { runsDir: path(o.runsDir, 'abTest.runsDir') } : {}),
+      ...(o.progressId !== undefined ? { progressId: string(o.progressId, 'abTest.progressId', PARAM_LIMITS.progressIdLength) } : {}),
+    };
+  }, value);
+}

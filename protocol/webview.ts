@@ -6,7 +6,10 @@
 // webview → extension: WebviewMessage (validated by the extension with parseWebviewMessage
 //                      before it acts on anything: a webview is untrusted input)
 
+import { count, exactKeys, fail, finite, object, oneOf, parsed, string, type Obj, type Parsed } from './checks';
 import type { MetricRecord, MixerSnapshot } from './records';
+
+export type { Parsed } from './checks';
 
 /** Bumped when a message changes shape; the webview sends it in `ready`. */
 export const PROTOCOL_VERSION = 2;
@@ -129,8 +132,6 @@ export type WebviewMessage =
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
-
 /** Limits on what a webview may send: an export is a file the user asked for, not a flood. */
 export const LIMITS = {
   runIdLength: 200,
@@ -155,11 +156,7 @@ const PNG_PREFIX = 'data:image/png;base64,';
  * file names that could name a path, and oversized payloads.
  */
 export function parseWebviewMessage(value: unknown): Parsed<WebviewMessage> {
-  try {
-    return { ok: true, message: webviewMessage(value) };
-  } catch (error) {
-    return { ok: false, error: error instanceof Invalid ? error.message : `invalid message: ${String(error)}` };
-  }
+  return parsed(webviewMessage, value);
 }
 
 /**
@@ -167,11 +164,7 @@ export function parseWebviewMessage(value: unknown): Parsed<WebviewMessage> {
  * bad record is refused, so a bug shows up as an error rather than as a wrong curve.
  */
 export function parseExtensionMessage(value: unknown): Parsed<ExtensionMessage> {
-  try {
-    return { ok: true, message: extensionMessage(value) };
-  } catch (error) {
-    return { ok: false, error: error instanceof Invalid ? error.message : `invalid message: ${String(error)}` };
-  }
+  return parsed(extensionMessage, value);
 }
 
 /** A run id as the extension hands them out: a folder name, never a path. */
@@ -185,44 +178,6 @@ export function isRunId(value: unknown): value is string {
     // no separators, no control characters, nothing a shell or a path would read specially
     /^[^/\\\x00-\x1f\x7f:*?"<>|]+$/.test(value)
   );
-}
-
-class Invalid extends Error {}
-
-function fail(what: string): never {
-  throw new Invalid(what);
-}
-
-type Obj = Record<string, unknown>;
-
-function object(value: unknown, where: string): Obj {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`${where}: expected an object`);
-  return value as Obj;
-}
-
-/** Refuses keys beyond `allowed`: nothing rides along unvalidated. */
-function exactKeys(o: Obj, where: string, required: readonly string[], optional: readonly string[] = []): void {
-  for (const key of required) if (!(key in o)) fail(`${where}: missing "${key}"`);
-  for (const key of Object.keys(o)) {
-    if (!required.includes(key) && !optional.includes(key)) fail(`${where}: unexpected "${key}"`);
-  }
-}
-
-function string(value: unknown, where: string, maxLength: number): string {
-  if (typeof value !== 'string') fail(`${where}: expected a string`);
-  if (value.length > maxLength) fail(`${where}: longer than ${maxLength} characters (${value.length})`);
-  return value;
-}
-
-function finite(value: unknown, where: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) fail(`${where}: expected a finite number, got ${JSON.stringify(value)}`);
-  return value;
-}
-
-function count(value: unknown, where: string): number {
-  const n = finite(value, where);
-  if (!Number.isInteger(n) || n < 0) fail(`${where}: expected a whole number ≥ 0, got ${n}`);
-  return n;
 }
 
 function runId(value: unknown, where: string): string {
@@ -243,11 +198,6 @@ function jobKey(value: unknown, where: string): string {
   const key = string(value, where, LIMITS.jobKeyLength);
   if (!/^\d+:\d+$/.test(key)) fail(`${where}: expected a job key like "1:2", got ${JSON.stringify(key)}`);
   return key;
-}
-
-function oneOf<T extends string>(value: unknown, options: readonly T[], where: string): T {
-  if (typeof value !== 'string' || !options.includes(value as T)) fail(`${where}: expected one of ${options.join(', ')}`);
-  return value as T;
 }
 
 function webviewMessage(value: unknown): WebviewMessage {

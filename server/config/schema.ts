@@ -1,12 +1,16 @@
 // The adapter config users edit (*.moslora.yaml / *.moslora.json): one zod schema, from which
 // the TypeScript types, the defaults, the hover docs and the committed JSON Schema all come.
 // Defaults follow the reference MoSLoRA commonsense setup (r 16, α 32, dropout 0.05, lr 3e-4,
-// warmup 100, adapters on q, k, v, up and down projections).
+// warmup 100, adapters on q, k, v, up and down projections). Every number and string has an
+// upper bound a real run stays far below, its reason in the key's description: a config is a
+// user's file, and nothing downstream (the memory estimate, the editor, the trainer) may be
+// handed 1e20 examples per batch.
 import { z } from 'zod';
 import { MIXER_INITS } from '../../kernels/adapter/spec';
 import { DEFAULT_GROUP_SIZE, MAX_GROUP_SIZE, MIN_GROUP_SIZE, type BaseFormat, type BaseFormats } from '../../kernels/base/quant';
 import { BACKEND_PREFERENCES } from '../../protocol/backends';
 import { ADAPTER_METHODS } from '../../protocol/methods';
+import { MAX_PATTERN_LENGTH, targetPatternProblem } from '../models/target-pattern';
 
 /** Stored dtypes of the frozen base that are not quantised (torch_dtype). */
 export const BASE_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
@@ -18,25 +22,25 @@ export const SCHEDULES = ['linear', 'cosine', 'constant'] as const;
 /** The record fields the data formats read (text; prompt, completion; instruction, input, output; messages). */
 export const DATASET_FIELDS = ['text', 'prompt', 'completion', 'instruction', 'input', 'output', 'messages'] as const;
 
-const positiveInt = () => z.number().int().positive();
+const positiveInt = (max: number) => z.number().int().positive().max(max);
+
+/** The longest path Linux takes (PATH_MAX). */
+export const MAX_PATH_LENGTH = 4096;
+/** Optimizer steps: ten million is four months at ten steps a second. */
+export const MAX_STEPS = 10_000_000;
+/** Entries of a target_modules list: every module of a 500-layer model, by full name. */
+export const MAX_TARGET_ENTRIES = 4096;
+const path = () => z.string().min(1).max(MAX_PATH_LENGTH);
+const pathDoc = (what: string) => `${what} At most ${MAX_PATH_LENGTH.toLocaleString('en-US')} characters, the longest path Linux takes.`;
+const steps = (what: string) => `${what} At most ${MAX_STEPS.toLocaleString('en-US')} (the most optimizer steps a run takes).`;
 
 /** target_modules when a config does not say: the reference MoSLoRA setup's. */
 export const DEFAULT_TARGET_MODULES = ['q_proj', 'k_proj', 'v_proj', 'up_proj', 'down_proj'] as const;
 
-/** Why a target_modules pattern is not a regular expression; null when it is one. */
-export function regexProblem(pattern: string): string | null {
-  try {
-    new RegExp(pattern);
-    return null;
-  } catch (error) {
-    return (error as Error).message;
-  }
-}
-
 export const dataSchema = z
   .object({
-    train: z.string().min(1).describe('Training data: a JSONL file (one JSON object per line) or a JSON array, relative to this config.'),
-    eval: z.string().min(1).optional().describe('Held-out data in the same format. Without it, `eval_split` carves one out of `train`.'),
+    train: path().describe(pathDoc('Training data: a JSONL file (one JSON object per line) or a JSON array, relative to this config.')),
+    eval: path().optional().describe(pathDoc('Held-out data in the same format. Without it, `eval_split` carves one out of `train`.')),
     eval_split: z
       .number()
       .min(0)
@@ -50,11 +54,13 @@ export const dataSchema = z
         'text: {"text"}. completion: {"prompt", "completion"}. alpaca: {"instruction", "input"?, "output"}. chat: {"messages": [{"role", "content"}]}, rendered with the model\'s chat template.',
       ),
     fields: z
-      .object(Object.fromEntries(DATASET_FIELDS.map((f) => [f, z.string().min(1).optional()])) as Record<(typeof DATASET_FIELDS)[number], z.ZodOptional<z.ZodString>>)
+      .object(Object.fromEntries(DATASET_FIELDS.map((f) => [f, z.string().min(1).max(256).optional()])) as Record<(typeof DATASET_FIELDS)[number], z.ZodOptional<z.ZodString>>)
       .strict()
       .optional()
-      .describe('Your dataset\'s own names for the fields the format reads, e.g. {prompt: question, completion: answer}.'),
-    max_length: positiveInt().default(256).describe('Tokens per example; longer examples are truncated (the reference setup uses 256).'),
+      .describe('Your dataset\'s own names for the fields the format reads, e.g. {prompt: question, completion: answer}. At most 256 characters each, the length of a field name rather than of a record.'),
+    max_length: positiveInt(131_072)
+      .default(256)
+      .describe('Tokens per example; longer examples are truncated (the reference setup uses 256). At most 131,072, the longest context of the supported models.'),
     packing: z.boolean().default(false).describe('Concatenate examples into full `max_length` rows instead of padding each one.'),
     train_on_prompt: z
       .boolean()
@@ -66,12 +72,21 @@ export const dataSchema = z
 
 export const trainingSchema = z
   .object({
-    epochs: z.number().positive().default(3).describe('Passes over the training data (ignored when `max_steps` is set).'),
-    max_steps: positiveInt().optional().describe('Optimizer steps to run; overrides `epochs`.'),
-    batch_size: positiveInt().default(4).describe('Examples per forward/backward pass.'),
-    gradient_accumulation: positiveInt()
+    epochs: z
+      .number()
+      .positive()
+      .max(10_000)
+      .default(3)
+      .describe('Passes over the training data (ignored when `max_steps` is set). At most 10,000: a fine-tune has long overfit its data by then.'),
+    max_steps: positiveInt(MAX_STEPS).optional().describe(steps('Optimizer steps to run; overrides `epochs`.')),
+    batch_size: positiveInt(4096)
       .default(4)
-      .describe('Micro-batches per optimizer step: the effective batch is batch_size × gradient_accumulation (16 by default, as the reference).'),
+      .describe('Examples per forward/backward pass. At most 4,096, more than one device holds; a larger effective batch comes from `gradient_accumulation`.'),
+    gradient_accumulation: positiveInt(4096)
+      .default(4)
+      .describe(
+        'Micro-batches per optimizer step: the effective batch is batch_size × gradient_accumulation (16 by default, as the reference). At most 4,096: with the largest batch_size, 16.7 million examples per step.',
+      ),
     gradient_checkpointing: z
       .union([z.boolean(), z.literal('auto')])
       .default('auto')
@@ -79,39 +94,59 @@ export const trainingSchema = z
         "Keep only each layer's input for the backward pass and recompute the rest there, as transformers' gradient_checkpointing: activation memory of one layer instead of all, for about a third more time per step. auto: on when the run would not fit the backend's memory without it (the wasm heap's 4 GiB).",
       ),
     workers: z
-      .union([positiveInt(), z.literal('auto')])
+      .union([positiveInt(1024), z.literal('auto')])
       .default('auto')
       .describe(
-        "Threads that share each micro-batch on the CPU backends (wasm, cpu), each computing some of its rows with its own copy of the model: the same loss curve, up to rounding, in less time. auto: one per core, at most batch_size, and no more than the free memory holds. The cores they leave go to their products (wasm, with onnxruntime's MLAS). GPU backends use one.",
+        "Threads that share each micro-batch on the CPU backends (wasm, cpu), each computing some of its rows with its own copy of the model: the same loss curve, up to rounding, in less time. auto: one per core, at most batch_size, and no more than the free memory holds. The cores they leave go to their products (wasm, with onnxruntime's MLAS). GPU backends use one. At most 1,024, more cores than one machine has.",
       ),
-    learning_rate: z.number().positive().max(1).default(3e-4).describe('Peak learning rate of AdamW.'),
+    learning_rate: z.number().positive().max(1).default(3e-4).describe('Peak learning rate of AdamW. At most 1: each step moves a weight by up to about the learning rate.'),
     schedule: z.enum(SCHEDULES).default('linear').describe('Learning-rate decay after warmup: linear to 0, cosine to 0, or constant.'),
-    warmup_steps: z.number().int().min(0).default(100).describe('Optimizer steps of linear warmup from 0 to `learning_rate`.'),
-    weight_decay: z.number().min(0).default(0).describe('AdamW decoupled weight decay.'),
-    grad_clip: z.number().positive().optional().default(1).describe('Clip the global gradient norm to this value (omit the key to keep 1.0).'),
-    seed: z.number().int().min(0).default(42).describe('Seeds data shuffling, adapter init and dropout: the same config and seed give the same loss curve.'),
-    log_interval: positiveInt().default(10).describe('Optimizer steps between logged metrics.'),
-    eval_interval: positiveInt().default(100).describe('Optimizer steps between evaluations.'),
-    checkpoint_interval: positiveInt().default(200).describe('Optimizer steps between checkpoints.'),
-    checkpoints_kept: positiveInt().default(2).describe('Newest checkpoints kept on disk; older ones are deleted.'),
-    mixer_interval: positiveInt().default(50).describe('Optimizer steps between mixer snapshots for the heatmap scrubber.'),
+    warmup_steps: z.number().int().min(0).max(MAX_STEPS).default(100).describe(steps('Optimizer steps of linear warmup from 0 to `learning_rate`.')),
+    weight_decay: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe('AdamW decoupled weight decay: each step multiplies the weights by 1 − learning_rate × weight_decay. At most 1, so that factor never turns negative.'),
+    grad_clip: z
+      .number()
+      .positive()
+      .max(1_000_000)
+      .optional()
+      .default(1)
+      .describe('Clip the global gradient norm to this value (omit the key to keep 1.0). At most 1,000,000: a norm that large clips nothing.'),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .default(42)
+      .describe('Seeds data shuffling, adapter init and dropout: the same config and seed give the same loss curve. At most 4,294,967,295 (2³² − 1), as PyTorch and NumPy seeds.'),
+    log_interval: positiveInt(MAX_STEPS).default(10).describe(steps('Optimizer steps between logged metrics.')),
+    eval_interval: positiveInt(MAX_STEPS).default(100).describe(steps('Optimizer steps between evaluations.')),
+    checkpoint_interval: positiveInt(MAX_STEPS).default(200).describe(steps('Optimizer steps between checkpoints.')),
+    checkpoints_kept: positiveInt(1000)
+      .default(2)
+      .describe("Newest checkpoints kept on disk; older ones are deleted. At most 1,000: each holds the adapter and AdamW's two moments."),
+    mixer_interval: positiveInt(MAX_STEPS).default(50).describe(steps('Optimizer steps between mixer snapshots for the heatmap scrubber.')),
   })
   .strict();
 
 export const outputSchema = z
   .object({
-    runs_dir: z.string().min(1).default('runs').describe('Folder that holds one folder per run, relative to this config.'),
+    runs_dir: path().default('runs').describe(pathDoc('Folder that holds one folder per run, relative to this config.')),
     run_name: z
       .string()
+      .max(255)
       .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only')
       .optional()
-      .describe('Folder name of this run; default: the config file name and the start time.'),
+      .describe('Folder name of this run; default: the config file name and the start time. At most 255 characters, the longest file name.'),
   })
   .strict();
 
 export const configSchema = z
   .object({
-    model: z.string().min(1).describe('A Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to this config.'),
+    model: path().describe(pathDoc('A Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to this config.')),
     torch_dtype: z
       .enum(BASE_DTYPES)
       .default('float32')
@@ -147,14 +182,19 @@ export const configSchema = z
       .enum(ADAPTER_METHODS)
       .default('moslora')
       .describe('lora: B·A. moslora: B·M·A with a learned r×r mixer M. moslora-fixed: M frozen. linchain: B·M_k···M_1·A.'),
-    r: positiveInt().default(16).describe('Adapter rank.'),
-    alpha: z.number().positive().default(32).describe('Scaling numerator: the update is scaled by alpha / r (alpha / √r with use_rslora).'),
+    r: positiveInt(4096).default(16).describe('Adapter rank. At most 4,096: past half a module\'s width an adapter costs more than training the module itself.'),
+    alpha: z
+      .number()
+      .positive()
+      .max(16_384)
+      .default(32)
+      .describe('Scaling numerator: the update is scaled by alpha / r (alpha / √r with use_rslora). At most 16,384, four times the largest r (alpha / r is usually 1 to 2).'),
     dropout: z.number().min(0).lt(1).default(0.05).describe('Dropout on the adapter input while training.'),
     mixer_init: z
       .enum(MIXER_INITS)
       .default('kaiming')
       .describe('Initial mixer: kaiming (the reference code), orthogonal (keeps all r subspaces at the start), identity (starts as LoRA), zeros.'),
-    chain_length: z.number().int().min(2).default(2).describe('Mixers in a linchain (method: linchain).'),
+    chain_length: z.number().int().min(2).max(64).default(2).describe('Mixers in a linchain (method: linchain). At most 64: each is another r×r product in every step.'),
     use_rslora: z.boolean().default(false).describe('Scale by alpha / √r (rank-stabilised LoRA).'),
     use_dora: z
       .boolean()
@@ -164,15 +204,15 @@ export const configSchema = z
       ),
     target_modules: z
       .union([
-        z.array(z.string().min(1)).min(1),
+        z.array(z.string().min(1).max(MAX_PATTERN_LENGTH)).min(1).max(MAX_TARGET_ENTRIES),
         z
           .string()
           .min(1)
-          .refine((pattern) => regexProblem(pattern) === null, { error: (issue) => `not a valid regular expression: ${regexProblem(String(issue.input))}` }),
+          .refine((pattern) => targetPatternProblem(pattern) === null, { error: (issue) => String(targetPatternProblem(String(issue.input))) }),
       ])
       .default([...DEFAULT_TARGET_MODULES])
       .describe(
-        "Linear modules to adapt, as PEFT takes them: a list matched by name suffix (q_proj, or model.layers.0.self_attn.q_proj; c_attn for GPT-2), 'all-linear' (every linear module but lm_head), or a regular expression that matches whole module names (e.g. '.*\\.(q|v)_proj').",
+        `Linear modules to adapt, as PEFT takes them: a list matched by name suffix (q_proj, or model.layers.0.self_attn.q_proj; c_attn for GPT-2), 'all-linear' (every linear module but lm_head), or a regular expression that matches whole module names (e.g. '.*\\.(q|v)_proj'), in RE2 syntax: no backreferences or lookaround, so matching takes linear time. At most ${MAX_TARGET_ENTRIES.toLocaleString('en-US')} entries or ${MAX_PATTERN_LENGTH} characters each.`,
       ),
     data: dataSchema,
     training: trainingSchema.prefault({}),

@@ -14,8 +14,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Matrix, QrDecomposition, SingularValueDecomposition } from 'ml-matrix';
 import { adapterScaling, resolveAdapterSpec } from '../../kernels/adapter/spec';
 import type { Adapter } from '../../kernels/adapter/linear';
+import { COMBINE_METHODS } from '../../protocol/editor';
 
-export const COMBINE_METHODS = ['cat', 'linear', 'svd'] as const;
+export { COMBINE_METHODS };
 export type CombineMethod = (typeof COMBINE_METHODS)[number];
 
 export interface CombineInput {

@@ -2,8 +2,8 @@
 // train_on_prompt) → seeded, shuffled, padded or packed batches. A bad line stops the run before
 // it starts, with the file, the line and what is missing.
 import seedrandom from 'seedrandom';
-import { FileReadError, jsonErrorPlace, readLines, readTextFile, type FileLine } from '../formats/files';
-import { preview } from '../formats/preview';
+import { FileReadError, jsonErrorPlace, jsonProblem, readLines, readTextFile, type FileLine } from '../formats/files';
+import { kindOf, preview } from '../formats/preview';
 import type { DATA_FORMATS } from '../config/schema';
 import { IGNORE_INDEX } from '../models/model';
 import type { ChatMessage } from '../models/tokenizer';
@@ -80,7 +80,7 @@ export type ScannedRecord = DataRecord | { line: number; problem: string };
 
 function scanned(value: unknown, line: number): ScannedRecord {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) return { line, value: value as Record<string, unknown> };
-  return { line, problem: `expected a JSON object, got ${Array.isArray(value) ? 'an array' : preview(value, 80)}` };
+  return { line, problem: `expected a JSON object, got ${kindOf(value)}` };
 }
 
 /**
@@ -104,7 +104,7 @@ export async function* scanRecords(file: string, limit = Infinity): AsyncGenerat
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      throw new DatasetError(file, [`${file}${jsonErrorPlace(text, error)}: invalid JSON (${(error as Error).message})`]);
+      throw new DatasetError(file, [`${file}${jsonErrorPlace(text, error)}: invalid JSON (${jsonProblem(error)})`]);
     }
     if (!Array.isArray(parsed)) throw new DatasetError(file, [`${file}: a .json dataset must be an array of objects; use .jsonl for one object per line`]);
     for (const [i, value] of parsed.slice(0, Math.min(parsed.length, limit)).entries()) yield scanned(value, i + 1);
@@ -123,7 +123,7 @@ export async function* scanRecords(file: string, limit = Infinity): AsyncGenerat
         try {
           yield scanned(JSON.parse(text), read.line);
         } catch (error) {
-          yield { line: read.line, problem: `invalid JSON (${(error as Error).message})` };
+          yield { line: read.line, problem: `invalid JSON (${jsonProblem(error, text)})` };
         }
       }
       if (++seen >= limit) return;

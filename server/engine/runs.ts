@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import type { AdamWState } from './optim';
 import { loadAdapter, saveAdapter, type AdapterSettings } from './adapter-files';
-import { makeFolders } from '../formats/files';
+import { FileReadError, makeFolders, readRegularFile, readTextFile } from '../formats/files';
 import { SafetensorsFile, writeSafetensors } from '../formats/safetensors';
 import type { RunFolder } from '../../protocol/editor';
 import type { MetricRecord, MixerSnapshot } from '../../protocol/records';
@@ -365,7 +365,7 @@ export class RunDirectory {
 
   /** summary.json, or null while the run has not ended (or the file is unreadable). */
   async readSummary(): Promise<Record<string, unknown> | null> {
-    return readFile(join(this.dir, 'summary.json'), 'utf8')
+    return readTextFile(join(this.dir, 'summary.json'), "a run's summary.json", 1024 ** 2)
       .then((text) => JSON.parse(text) as Record<string, unknown>)
       .catch(() => null);
   }
@@ -392,12 +392,17 @@ export async function listRuns(runsDir: string): Promise<RunFolder[]> {
   return runs.sort((a, b) => b.modified - a.modified).map(({ modified: _, ...listing }) => listing);
 }
 
+/** The most of a run's records read back: a 100,000-step run logs some 20 MB of metrics. */
+const MAX_RECORDS_BYTES = 256 * 1024 ** 2;
+
+/** A run's records: none when the file does not exist; only a regular file within the limit is read. */
 async function readJsonLines<T>(file: string): Promise<T[]> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    return [];
+    text = (await readRegularFile(file, "a run's records", MAX_RECORDS_BYTES)).toString('utf8');
+  } catch (error) {
+    if (error instanceof FileReadError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return [];
+    throw error;
   }
   const lines = text.split('\n').filter((line) => line.trim());
   return lines.flatMap((line, i) => {

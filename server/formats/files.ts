@@ -72,8 +72,8 @@ export async function readRegularFile(path: string, what: string, maxBytes: numb
   const handle = await openRegularFile(path, what);
   try {
     const { size } = await handle.stat();
-    const tooLarge = () => new FileReadError(path, `is larger than ${formatSize(maxBytes)}, the most ${what} may hold${hint ? `; ${hint}` : ''}`);
-    if (size > maxBytes) throw tooLarge();
+    const tooLarge = (bytes: number) => new FileReadError(path, `is ${formatSize(bytes)}, more than the ${formatSize(maxBytes)} ${what} may hold${hint ? `; ${hint}` : ''}`);
+    if (size > maxBytes) throw tooLarge(size);
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -82,7 +82,7 @@ export async function readRegularFile(path: string, what: string, maxBytes: numb
       if (bytesRead === 0) break;
       chunks.push(chunk.subarray(0, bytesRead));
       total += bytesRead;
-      if (total > maxBytes) throw tooLarge();
+      if (total > maxBytes) throw tooLarge(total);
     }
     return Buffer.concat(chunks, total);
   } finally {
@@ -159,6 +159,23 @@ export function jsonErrorPlace(text: string, error: unknown): string {
   let line = 1;
   for (let i = text.indexOf('\n'); i >= 0 && i < lineStart; i = text.indexOf('\n', i + 1)) line++;
   return `:${line}:${position - lineStart + 1}`;
+}
+
+/**
+ * What JSON.parse found wrong, without the text: V8 quotes the text around an unexpected token,
+ * and the text is the user's file. The place is jsonErrorPlace's; with `text`, the problem ends
+ * with it as "at line L, column C" for a message that does not follow a path.
+ */
+export function jsonProblem(error: unknown, text?: string): string {
+  const problem = (error instanceof Error ? error.message : String(error))
+    .replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '')
+    .replace(/ (?:in JSON )?at position \d+.*$/s, '')
+    .replace(/^Unexpected end of JSON input$/, 'the text ends before the JSON does')
+    .replace(/^[A-Z]/, (first) => first.toLowerCase());
+  if (text === undefined) return problem;
+  const place = /^:(\d+):(\d+)$/.exec(jsonErrorPlace(text, error));
+  if (!place) return problem;
+  return text.includes('\n') ? `${problem} at line ${place[1]}, column ${place[2]}` : `${problem} at column ${place[2]}`;
 }
 
 /** The offset of the first error in `text` read as strict JSON, or null (none, or nested past the parser's stack). */

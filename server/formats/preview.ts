@@ -16,3 +16,11 @@ export function preview(value: unknown, max = 60): string {
   if (json === undefined) return String(value);
   return json.length > max ? `${json.slice(0, max - 3)}...` : json;
 }
+
+/** A value's kind, for a message that must not quote it (a tokenizer's vocabulary, a dataset's records). */
+export function kindOf(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}

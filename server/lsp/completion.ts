@@ -4,6 +4,7 @@
 import { readdir } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { CompletionItemKind, InsertTextFormat, MarkupKind, type CompletionItem } from 'vscode-languageserver';
+import { unreadableConfig } from '../config/load';
 import { cursorContext, type CursorContext } from './context';
 import { ConfigSource, filePathOf, languageOf, resolveFrom, writtenModel } from './document';
 import { targetNames, type FactCache } from './facts';
@@ -13,6 +14,7 @@ import { fieldAt, fieldMarkdown, formatValue, keysAt } from './schema-info';
 export const TRIGGER_CHARACTERS = [' ', ':', '-', '[', ',', '"', '/', '.'];
 
 export async function completeConfig(uri: string, text: string, position: { line: number; character: number }, facts: FactCache): Promise<CompletionItem[]> {
+  if (unreadableConfig(text)) return [];
   const language = languageOf(uri);
   const context = cursorContext(text, position, language);
   if (!context) return [];

@@ -5,7 +5,7 @@ import { basename } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { closest, distance } from 'fastest-levenshtein';
 import { DiagnosticSeverity, type Diagnostic, type Range } from 'vscode-languageserver';
-import { parseConfigText } from '../config/load';
+import { MAX_ISSUES, parseConfigText } from '../config/load';
 import { baseFormats, BASE_DTYPES, configSchema, DATA_FORMATS, DATASET_FIELDS, DEFAULT_TARGET_MODULES, QUANT_TYPES_4BIT } from '../config/schema';
 import { checkRecords, DatasetError, type DataFormat, type FieldNames } from '../engine/data';
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
@@ -18,6 +18,7 @@ import { describeBaseFormats, MAX_GROUP_SIZE, MIN_GROUP_SIZE } from '../../kerne
 import { planWorkers } from '../engine/plan-workers';
 import { DATASET_HEAD_LINES, targetedModules, targetNames, writtenTargets, type FactCache, type ModelFacts } from './facts';
 import { matchesTarget } from '../models/modules';
+import { MAX_PATTERN_LENGTH } from '../models/target-pattern';
 
 export const SOURCE = 'moslora';
 
@@ -72,7 +73,13 @@ export async function validateConfig(uri: string, text: string, facts: FactCache
     paths.add(dir);
     const modelFacts = await facts.model(dir);
     diagnostics.push(
-      ...(modelFacts.ok ? [...moduleDiagnostics(source, modelFacts, model), ...memoryDiagnostics(source, modelFacts, model)] : [diagnostic(model.range, `model: ${modelFacts.problem}`, 'error')]),
+      ...(modelFacts.ok
+        ? [
+            ...(modelFacts.tokenizerProblem ? [diagnostic(model.range, `model: ${modelFacts.tokenizerProblem}`, 'error')] : []),
+            ...moduleDiagnostics(source, modelFacts, model),
+            ...memoryDiagnostics(source, modelFacts, model),
+          ]
+        : [diagnostic(model.range, `model: ${modelFacts.problem}`, 'error')]),
     );
   }
 
@@ -139,12 +146,16 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const { suffixes, names } = targetNames(model.modules);
   const written = source.list(['target_modules']);
   const targets = writtenTargets(source, DEFAULT_TARGET_MODULES);
-  for (const entry of written ?? []) {
-    if (typeof entry.value !== 'string' || model.modules.some((module) => matchesTarget(module.name, entry.value as string))) continue;
-    const guess = suggestion(entry.value, suffixes) ?? suggestion(entry.value, names);
+  const unmatched = (written ?? []).filter((entry): entry is Located<string> => typeof entry.value === 'string' && !model.modules.some((module) => matchesTarget(module.name, entry.value as string)));
+  for (const entry of unmatched.slice(0, MAX_ISSUES)) {
+    // an entry longer than any pattern the schema takes is reported there, with no guess to make
+    const guess = entry.value.length <= MAX_PATTERN_LENGTH ? (suggestion(entry.value, suffixes) ?? suggestion(entry.value, names)) : undefined;
     const hint = guess ? `did you mean "${guess}"?` : `its linear modules end in ${suffixes.join(', ')}`;
     const fix = guess ? { replacement: quotedLike(entry.source, guess), title: `Change to ${guess}` } : undefined;
-    out.push(diagnostic(entry.range, `target_modules: "${entry.value}" matches no linear module of ${what}; ${hint}`, 'error', fix));
+    out.push(diagnostic(entry.range, `target_modules: ${JSON.stringify(entry.value.slice(0, MAX_PATTERN_LENGTH))} matches no linear module of ${what}; ${hint}`, 'error', fix));
+  }
+  if (unmatched.length > MAX_ISSUES) {
+    out.push(diagnostic(unmatched[MAX_ISSUES]!.range, `target_modules: ${unmatched.length - MAX_ISSUES} more entries match no linear module of ${what}; its linear modules end in ${suffixes.join(', ')}`, 'error'));
   }
   const pattern = source.scalar(['target_modules']);
   if (pattern && typeof targets === 'string' && targetedModules(model.modules, targets).length === 0) {
@@ -189,14 +200,14 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const backend = BACKEND_PREFERENCES.find((b) => b === backendValue);
   const limit = backend ? memoryLimit(backend) : null;
   if (!limit) return [];
-  const positive = (path: string[], fallback: number) => {
-    const value = source.scalar(path)?.value;
-    return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : fallback;
-  };
-  const batch = positive(['training', 'batch_size'], DEFAULTS.training.batch_size);
-  const maxLength = positive(['data', 'max_length'], DEFAULTS.data.max_length);
-  const accumulation = positive(['training', 'gradient_accumulation'], DEFAULTS.training.gradient_accumulation);
-  const counts = parameterCounts(targetedModules(model.modules, writtenTargets(source, DEFAULT_TARGET_MODULES)), positive(['r'], DEFAULTS.r), positive(['chain_length'], DEFAULTS.chain_length));
+  const batch = source.accepted(['training', 'batch_size'], DEFAULTS.training.batch_size);
+  const maxLength = source.accepted(['data', 'max_length'], DEFAULTS.data.max_length);
+  const accumulation = source.accepted(['training', 'gradient_accumulation'], DEFAULTS.training.gradient_accumulation);
+  const counts = parameterCounts(
+    targetedModules(model.modules, writtenTargets(source, DEFAULT_TARGET_MODULES)),
+    source.accepted(['r'], DEFAULTS.r),
+    source.accepted(['chain_length'], DEFAULTS.chain_length),
+  );
   const method = source.scalar(['method'])?.value ?? DEFAULTS.method;
   const trainable = trainableCount(counts, method, source.scalar(['use_dora'])?.value === true);
   const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;
@@ -216,7 +227,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const native = model.layout && expectedWasmProducts() === 'mlas' ? { nativeBytes: baseStoreBytes(model.layout, formats) } : {};
   const shape = { baseParameters: model.totalParameters, products: expectedWasmProducts(), trainable, maxLength, ...native, ...model.shape };
   // As the engine plans it: each of the threads that share a batch (training.workers) holds its share.
-  const threads = planWorkers(positive(['training', 'workers'], 0) || 'auto', backend === 'cpu' ? 'cpu' : 'wasm', { batch, checkpointing: checkpointingSetting, memory: shape }).count;
+  const threads = planWorkers(source.accepted(['training', 'workers'], 0) || 'auto', backend === 'cpu' ? 'cpu' : 'wasm', { batch, checkpointing: checkpointingSetting, memory: shape }).count;
   const share = Math.ceil(batch / threads);
   const run = { ...shape, batch: share };
   // As the engine decides it: auto (the default) checkpoints exactly when the run needs it.
@@ -227,13 +238,18 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   // On the value that weighs most against its default (4 × 256); where neither is written, on the model.
   const lengthDominates = maxLength / DEFAULTS.data.max_length > batch / DEFAULTS.training.batch_size;
   const at = (lengthDominates ? source.scalar(['data', 'max_length']) : source.scalar(['training', 'batch_size'])) ?? source.scalar(['training', 'batch_size']) ?? source.scalar(['data', 'max_length']) ?? modelValue;
-  // The largest share of a batch that fits at this max_length, as a batch_size with the
-  // accumulation that keeps the effective batch.
+  // The largest share of a batch that fits at this max_length (0 if none does), as a batch_size
+  // with the accumulation that keeps the effective batch. The estimate grows with the batch:
+  // bisect, so the search takes as many steps as the batch has bits.
   const effective = batch * accumulation;
   const largestFitting = (withCheckpointing: boolean) => {
-    let b = share - 1;
-    while (b >= 1 && boundedBytes(estimateAt(b, withCheckpointing), limit) > limit.bytes) b--;
-    return b;
+    let [fits, tooLarge] = [0, share];
+    while (tooLarge - fits > 1) {
+      const middle = Math.floor((fits + tooLarge) / 2);
+      if (boundedBytes(estimateAt(middle, withCheckpointing), limit) <= limit.bytes) fits = middle;
+      else tooLarge = middle;
+    }
+    return fits;
   };
   const smaller = largestFitting(checkpointing);
   const smallerCheckpointed = checkpointing ? smaller : largestFitting(true);

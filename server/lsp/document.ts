@@ -1,10 +1,12 @@
 // One open config as the language features see it: its file path, its language, and its values
 // with their source ranges. JSON is parsed as YAML (a subset), as the loader does, so both
-// formats share one source map.
+// formats share one source map. A config too large or too deeply nested to read
+// (unreadableConfig) reads as one with no values: the features that read values offer nothing.
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Position, Range } from 'vscode-languageserver';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node } from 'yaml';
+import { objectShapeAt, parseConfigYaml, unreadableConfig } from '../config/load';
 
 export type ConfigLanguage = 'yaml' | 'json';
 
@@ -35,14 +37,17 @@ export interface Located<T> {
 
 export class ConfigSource {
   private readonly doc: Document;
-  private readonly lines = new LineCounter();
+  private readonly lines: LineCounter;
+  /** Whether the text is read at all (see unreadableConfig). */
+  private readonly read: boolean;
 
   constructor(readonly text: string) {
-    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false });
+    this.read = unreadableConfig(text) === null;
+    ({ doc: this.doc, lines: this.lines } = this.read ? parseConfigYaml(text) : { doc: new Document(null), lines: new LineCounter() });
   }
 
   get valid(): boolean {
-    return this.doc.errors.length === 0;
+    return this.read && this.doc.errors.length === 0;
   }
 
   position(offset: number): Position {
@@ -65,6 +70,17 @@ export class ConfigSource {
   scalar(path: readonly string[]): Located<unknown> | null {
     const node = this.doc.getIn(path, true);
     return isScalar(node) ? this.located(node, node.value) : null;
+  }
+
+  /**
+   * The number written at `path` if the schema accepts it there, else `fallback`: a value the
+   * schema refuses (reported on its own) never reaches an estimate, so 1e20 examples per batch
+   * cannot.
+   */
+  accepted(path: readonly string[], fallback: number): number {
+    const value = this.scalar(path)?.value;
+    const field = objectShapeAt(path.slice(0, -1))?.[path[path.length - 1]!];
+    return typeof value === 'number' && field?.safeParse(value).success ? value : fallback;
   }
 
   /** Whether `path` is written at all. */

@@ -2,7 +2,8 @@
 // linear modules (as the engine lays the model out, from config.json and the safetensors
 // headers, never the weights) and a dataset's first lines. Each is cached per path and watched;
 // when a file changes the entry is dropped and the owner is told, so that the configs using it
-// are checked again.
+// are checked again. Every file is opened only if it is a regular file (a FIFO or a device named
+// as a dataset must not stall the server), and only its head is read.
 import { stat } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
@@ -12,7 +13,8 @@ import type { ModelShape } from '../models/config';
 import { baseStoreBytes, matchTargetModules, readModelLayout, type ModelLayout, type ModuleSize } from '../models/modules';
 import { PRECISION_SETTINGS } from '../models/inspect';
 import { describeBaseFormats, type BaseFormats } from '../../kernels/base/quant';
-import { regexProblem } from '../config/schema';
+import { checkTokenizerFiles } from '../models/tokenizer';
+import { targetPatternProblem } from '../models/target-pattern';
 import type { ConfigSource } from './document';
 
 /** The modules target_modules selects: PEFT's rules, as training applies them (matchTargetModules). */
@@ -27,15 +29,15 @@ export function describeTargets(targets: string | readonly string[]): string {
 }
 
 /**
- * target_modules as a config has it: its list's string entries, its pattern (when it is a valid
- * regular expression; the schema reports one that is not), or the default when it is not written.
+ * target_modules as a config has it: its list's string entries, its pattern (when RE2 compiles
+ * it; the schema reports one it refuses), or the default when it is not written.
  */
 export function writtenTargets(source: ConfigSource, fallback: string | readonly string[]): string | readonly string[] {
   const list = source.list(['target_modules']);
   if (list) return list.map((entry) => entry.value).filter((value): value is string => typeof value === 'string');
   const scalar = source.scalar(['target_modules']);
   if (!scalar) return source.has(['target_modules']) ? [] : fallback;
-  return typeof scalar.value === 'string' && regexProblem(scalar.value) === null ? scalar.value : [];
+  return typeof scalar.value === 'string' && targetPatternProblem(scalar.value) === null ? scalar.value : [];
 }
 
 /** What a target can be written as: the distinct last names (`q_proj`) first, then the full names. */
@@ -44,10 +46,23 @@ export function targetNames(modules: readonly ModuleSize[]): { suffixes: string[
   return { suffixes, names: modules.map((module) => module.name) };
 }
 
-/** A model folder as the configs see it; `shape` is what the memory estimate needs from config.json, `layout` what prices the base at a precision. */
+/**
+ * A model folder as the configs see it; `shape` is what the memory estimate needs from
+ * config.json, `layout` what prices the base at a precision; `tokenizerProblem` what is wrong
+ * with its tokenizer files, if anything.
+ */
 export type ModelFacts =
-  | { ok: true; dir: string; architecture: string; modules: ModuleSize[]; totalParameters: number; shape: ModelShape; layout?: ModelLayout }
+  | { ok: true; dir: string; architecture: string; modules: ModuleSize[]; totalParameters: number; shape: ModelShape; layout?: ModelLayout; tokenizerProblem: string | null }
   | { ok: false; dir: string; problem: string };
+
+/**
+ * A problem reading a model folder, in one line: a value nested past the stack (an error message
+ * quoting it recursed into it) is named with its folder, not shown as the engine's RangeError.
+ */
+function problemOf(error: unknown, dir: string, files: string): string {
+  if (error instanceof RangeError && /call stack/.test(error.message)) return `${dir}: ${files} holds a value nested too deeply to read`;
+  return error instanceof Error ? error.message : String(error);
+}
 
 export async function readModelFacts(dir: string): Promise<ModelFacts> {
   const fail = (problem: string): ModelFacts => ({ ok: false, dir, problem });
@@ -66,12 +81,25 @@ export async function readModelFacts(dir: string): Promise<ModelFacts> {
   try {
     read = await readModelLayout(dir);
   } catch (error) {
-    return fail((error as Error).message);
+    return fail(problemOf(error, dir, 'config.json or a safetensors header'));
   }
   const { config: c, layout } = read;
   const modules = layout.linears.map(({ name, dIn, dOut }) => ({ name, dIn, dOut }));
   const totalParameters = layout.parameters.reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0);
-  return { ok: true, dir, architecture: c.architecture, modules, totalParameters, shape: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize }, layout };
+  const tokenizerProblem = await checkTokenizerFiles(dir).then(
+    () => null,
+    (error: unknown) => problemOf(error, dir, 'a tokenizer file'),
+  );
+  return {
+    ok: true,
+    dir,
+    architecture: c.architecture,
+    modules,
+    totalParameters,
+    shape: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize },
+    layout,
+    tokenizerProblem,
+  };
 }
 
 /** The frozen base of a layout at the config's formats (in words and bytes), and at each precision a config can ask for. */
@@ -90,7 +118,7 @@ export interface DatasetHead {
   records: DataRecord[];
   /** Lines among the first that are not JSON objects: `line N: …`. */
   problems: string[];
-  /** False when the file was too large to look at (a .json array over 16 MiB). */
+  /** False when the file was too large to look at (a .json array over 4 MiB, a first line over 1 MiB). */
   checked: boolean;
 }
 
@@ -218,7 +246,6 @@ export class FactCache {
     return this.models.has(path) || this.datasets.has(path);
   }
 
-  /** The paths watched now. */
   /** Forgets (and stops watching) every path not in `used`. */
   retain(used: ReadonlySet<string>): void {
     for (const cache of [this.models, this.datasets] as Map<string, Entry<unknown>>[]) {

@@ -56,12 +56,8 @@ export async function hoverConfig(uri: string, text: string, position: { line: n
 }
 
 function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: true }>): string {
-  const number = (key: string, fallback: number) => {
-    const value = source.scalar([key])?.value;
-    return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : fallback;
-  };
-  const r = number('r', DEFAULTS.r);
-  const chain = number('chain_length', DEFAULTS.chain_length);
+  const r = source.accepted(['r'], DEFAULTS.r);
+  const chain = source.accepted(['chain_length'], DEFAULTS.chain_length);
   const method = String(source.scalar(['method'])?.value ?? DEFAULTS.method);
   const dora = source.scalar(['use_dora'])?.value === true;
   const targets = writtenTargets(source, DEFAULT_TARGET_MODULES);

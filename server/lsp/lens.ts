@@ -4,13 +4,18 @@
 // with an adapter, "Resume" when its newest run stopped or failed with a checkpoint (arguments:
 // the run folder, or its adapter folder). Each names its run. The extension implements the
 // commands; their ids live in the protocol file.
+// A run's config.yaml is read once per change (by its modification time and size), and only if
+// it is a regular file of a config's size: the lenses of every config come back in milliseconds,
+// whatever the runs folder holds, and never keep a hover waiting.
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { CodeLens } from 'vscode-languageserver';
 import { parse } from 'yaml';
+import { MAX_ALIAS_COUNT, MAX_CONFIG_BYTES, unreadableConfig } from '../config/load';
 import { outputSchema } from '../config/schema';
 import { RunDirectory } from '../engine/runs';
+import { readTextFile } from '../formats/files';
 import { commandIds } from '../../protocol/commands';
 import { ConfigSource, filePathOf, resolveFrom } from './document';
 
@@ -19,8 +24,16 @@ const DEFAULT_RUNS_DIR = outputSchema.parse({}).runs_dir;
 /**
  * `runsDirectory`: the editor's `moslora.runsDirectory`, which overrides the config's
  * `output.runs_dir`. `liveRunDirs`: the run folders jobs train now (no Resume for those).
+ * `readable`: whether the server may read a folder; a runs folder it may not (outside the
+ * workspace) is not looked into, and brings no run lenses.
  */
-export async function configLenses(uri: string, text: string, runsDirectory: string | null = null, liveRunDirs: readonly string[] = []): Promise<CodeLens[]> {
+export async function configLenses(
+  uri: string,
+  text: string,
+  runsDirectory: string | null = null,
+  liveRunDirs: readonly string[] = [],
+  readable: (dir: string) => Promise<boolean> = async () => true,
+): Promise<CodeLens[]> {
   const range = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
   const lenses: CodeLens[] = [
     { range, command: { title: '$(play) Train', command: commandIds.startTraining, arguments: [uri] } },
@@ -30,6 +43,7 @@ export async function configLenses(uri: string, text: string, runsDirectory: str
   if (!configPath) return lenses;
   const written = new ConfigSource(text).scalar(['output', 'runs_dir'])?.value;
   const runsDir = runsDirectory ?? resolveFrom(configPath, typeof written === 'string' && written ? written : DEFAULT_RUNS_DIR);
+  if (!(await readable(runsDir))) return lenses;
   const runs = await runsOf(configPath, runsDir);
   const newest = runs[0];
   if (!newest) return lenses;
@@ -57,6 +71,29 @@ async function firstAsync<T>(items: readonly T[], test: (item: T) => Promise<boo
   return undefined;
 }
 
+/** What a run's config.yaml says ran, by file, with the modification time and size it was read at. */
+const recorded = new Map<string, { modified: number; size: number; configPath: Promise<string | null> }>();
+const RECORDED = 10_000;
+
+/**
+ * The config a run's config.yaml (the resolved config that ran) names, or null for a torn,
+ * foreign or oversized one: not a run of any config here. Read again only when it changed.
+ */
+function configPathOf(file: string, modified: number, size: number): Promise<string | null> {
+  const known = recorded.get(file);
+  if (known && known.modified === modified && known.size === size) return known.configPath;
+  const configPath = readTextFile(file, "a run's config.yaml", MAX_CONFIG_BYTES)
+    .then((text) => {
+      if (unreadableConfig(text)) return null;
+      const config = parse(text, { maxAliasCount: MAX_ALIAS_COUNT }) as { configPath?: unknown } | null;
+      return typeof config?.configPath === 'string' ? resolve(config.configPath) : null;
+    })
+    .catch(() => null);
+  if (recorded.size >= RECORDED) recorded.delete(recorded.keys().next().value!);
+  recorded.set(file, { modified, size, configPath });
+  return configPath;
+}
+
 /**
  * The run folders under `runsDir` whose config.yaml, the resolved config that ran, names
  * `configPath`: newest first, by config.yaml's time, as `listRuns` orders.
@@ -72,18 +109,13 @@ export async function runsOf(configPath: string, runsDir: string): Promise<strin
     names.map(async (name) => {
       const file = join(runsDir, name, 'config.yaml');
       const info = await stat(file).catch(() => null);
-      return info?.isFile() ? { dir: join(runsDir, name), file, modified: info.mtimeMs } : null;
+      return info?.isFile() ? { dir: join(runsDir, name), file, modified: info.mtimeMs, size: info.size } : null;
     }),
   );
   const target = resolve(configPath);
   const mine: string[] = [];
   for (const run of runs.filter((r) => r !== null).sort((a, b) => b.modified - a.modified)) {
-    try {
-      const config = parse(await readFile(run.file, 'utf8')) as { configPath?: unknown } | null;
-      if (typeof config?.configPath === 'string' && resolve(config.configPath) === target) mine.push(run.dir);
-    } catch {
-      // a torn or foreign config.yaml: not a run of this config
-    }
+    if ((await configPathOf(run.file, run.modified, run.size)) === target) mine.push(run.dir);
   }
   return mine;
 }

@@ -3,12 +3,12 @@
 // the fields that fix the shapes of the weights are required.
 
 import { join } from 'node:path';
-import { FileReadError, jsonErrorPlace, readTextFile } from '../formats/files';
+import { FileReadError, jsonErrorPlace, jsonProblem, readTextFile } from '../formats/files';
 import { preview } from '../formats/preview';
 
 export const CONFIG_FILE = 'config.json';
-/** config.json holds a few dozen keys; anything near this size is not one. */
-const MAX_CONFIG_BYTES = 16 * 1024 ** 2;
+/** A model's config.json is a few KB; the largest (multimodal models') some 100 KB. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
 
 export const LLAMA_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
 export const GPT2_ARCHITECTURES = ['GPT2LMHeadModel'] as const;
@@ -317,7 +317,7 @@ export async function loadModelConfig(modelDir: string): Promise<ModelConfig> {
   const file = join(modelDir, CONFIG_FILE);
   let text: string;
   try {
-    text = await readTextFile(file, CONFIG_FILE, MAX_CONFIG_BYTES);
+    text = await readTextFile(file, "a model's config.json", MAX_CONFIG_BYTES);
   } catch (error) {
     if (!(error instanceof FileReadError)) throw error;
     const missing = (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
@@ -327,7 +327,7 @@ export async function loadModelConfig(modelDir: string): Promise<ModelConfig> {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new ModelConfigError(`${file}${jsonErrorPlace(text, error)}`, null, `is not valid JSON: ${(error as Error).message}`);
+    throw new ModelConfigError(`${file}${jsonErrorPlace(text, error)}`, null, `is not valid JSON: ${jsonProblem(error)}`);
   }
   return parseModelConfig(json, file);
 }

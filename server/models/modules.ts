@@ -5,7 +5,9 @@
 import { packedBytes, type BaseFormats } from '../../kernels/base/quant';
 import { Checkpoint } from '../formats/checkpoint';
 import { unknownTensorProblem } from '../formats/names';
+import { FLOAT32_READABLE_DTYPES } from '../formats/safetensors';
 import { loadModelConfig, type Gpt2Config, type LlamaConfig, type ModelConfig } from './config';
+import { compileTargetPattern } from './target-pattern';
 
 /** What a checkpoint's header says of one tensor. */
 export interface TensorHeader {
@@ -157,6 +159,24 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+const LAYER_KEYS: Record<ModelConfig['family'], string> = { llama: 'num_hidden_layers', gpt2: 'n_layer' };
+/** The index of the layer a stored tensor belongs to: model.layers.N. (Llama), transformer.h.N. or h.N. (GPT-2). */
+const LAYER_INDEX = /^(?:model\.layers|(?:transformer\.)?h)\.(\d+)\./;
+
+/**
+ * The layers the checkpoint holds, counted from its tensor names: config.json's layer count is
+ * checked against it before any layout is built from it, so a config.json that claims ten
+ * million layers costs a look at the names, not ten million layers' worth of memory.
+ */
+function storedLayers(table: TensorTable): number {
+  const indices = new Set<string>();
+  for (const name of table.keys()) {
+    const index = LAYER_INDEX.exec(name)?.[1];
+    if (index !== undefined) indices.add(index);
+  }
+  return indices.size;
+}
+
 const SHAPE_KEYS: Record<ModelConfig['family'], string> = {
   llama: 'vocab_size, hidden_size, intermediate_size, num_attention_heads, num_key_value_heads, head_dim',
   gpt2: 'vocab_size, n_embd, n_inner, n_positions',
@@ -167,6 +187,13 @@ const SHAPE_KEYS: Record<ModelConfig['family'], string> = {
  * tensor must be present with the shape config.json implies. `source` names the checkpoint in errors.
  */
 export function modelLayout(config: ModelConfig, table: TensorTable, source: string): ModelLayout {
+  const layers = storedLayers(table);
+  if (config.numLayers > layers) {
+    throw new CheckpointLayoutError(
+      source,
+      `config.json's "${LAYER_KEYS[config.family]}" is ${config.numLayers}, but the weights hold ${layers} layer${layers === 1 ? '' : 's'}; the config and the weights are from different models`,
+    );
+  }
   const def = config.family === 'llama' ? llamaLayout(config) : gpt2Layout(config);
   const stored = storedNames(config, table);
   const parameters: ParameterTensor[] = [];
@@ -175,6 +202,12 @@ export function modelLayout(config: ModelConfig, table: TensorTable, source: str
     const header = table.get(tensor);
     if (!header) {
       throw new CheckpointLayoutError(source, `${unknownTensorProblem(tensor, table.keys())}; ${config.architecture} needs it. Is config.json from the same model as the weights?`);
+    }
+    if (!(FLOAT32_READABLE_DTYPES as readonly string[]).includes(header.dtype)) {
+      throw new CheckpointLayoutError(
+        source,
+        `tensor ${JSON.stringify(tensor)} is stored as ${header.dtype}; a model's weights are read as ${FLOAT32_READABLE_DTYPES.join(', ')}. Is it a quantized checkpoint? Use the unquantized weights`,
+      );
     }
     if (!sameShape(header.shape, shape)) {
       throw new CheckpointLayoutError(
@@ -215,13 +248,15 @@ export function matchesTarget(moduleName: string, entry: string): boolean {
 /**
  * Selects modules as PEFT does. A list matches a module whose name equals an entry or ends with
  * '.' + entry ('q_proj' selects every 'model.layers.N.self_attn.q_proj'). A string is a regular
- * expression that must match the whole name, except 'all-linear': every linear module but lm_head.
+ * expression that must match the whole name (RE2 syntax, see target-pattern.ts), except
+ * 'all-linear': every linear module but lm_head. A pattern RE2 refuses throws, naming the key.
  */
 export function matchTargetModules(moduleNames: readonly string[], targets: string | readonly string[]): TargetMatch {
   if (typeof targets === 'string') {
     if (targets === ALL_LINEAR) return { modules: moduleNames.filter((name) => name !== OUTPUT_LAYER), unmatched: [] };
-    const pattern = new RegExp(`^(?:${targets})$`);
-    const modules = moduleNames.filter((name) => pattern.test(name));
+    const pattern = compileTargetPattern(targets);
+    if (!pattern.ok) throw new Error(`target_modules: ${JSON.stringify(targets)}: ${pattern.problem}`);
+    const modules = moduleNames.filter((name) => pattern.matches(name));
     return { modules, unmatched: modules.length === 0 ? [targets] : [] };
   }
   return {

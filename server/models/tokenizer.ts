@@ -1,14 +1,17 @@
 // A model folder's tokenizer: tokenizer.json + tokenizer_config.json through
 // @huggingface/tokenizers, and the chat template of tokenizer_config.json through @huggingface/jinja.
 
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { FileReadError, jsonErrorPlace, readTextFile } from '../formats/files';
-import { preview } from '../formats/preview';
+import { FileReadError, jsonErrorPlace, jsonProblem, readTextFile } from '../formats/files';
+import { kindOf, preview } from '../formats/preview';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
+/** The largest tokenizer files read: tokenizer.json of a 256k-token vocabulary is some 35 MB. */
+const MAX_BYTES: Record<string, number> = { [TOKENIZER_FILE]: 128 * 1024 ** 2, [TOKENIZER_CONFIG_FILE]: 16 * 1024 ** 2 };
+const TOKENIZER_MODELS = ['BPE', 'WordPiece', 'Unigram', 'WordLevel'];
 
 export interface ChatMessage {
   role: string;
@@ -27,71 +30,95 @@ export class TokenizerError extends Error {
 
 type Json = Record<string, unknown>;
 
-/** The largest tokenizer file read (the largest vocabularies' tokenizer.json are tens of MiB). */
-const MAX_TOKENIZER_BYTES = 256 * 1024 ** 2;
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 async function readJson(file: string, what: string): Promise<Json> {
   let text: string;
   try {
-    text = await readTextFile(file, basename(file), MAX_TOKENIZER_BYTES);
+    const name = file.slice(file.lastIndexOf('/') + 1);
+    text = await readTextFile(file, name, MAX_BYTES[name] ?? MAX_BYTES[TOKENIZER_CONFIG_FILE]!, 'the largest vocabularies take a few tens of MB');
   } catch (error) {
     if (!(error instanceof FileReadError)) throw error;
     const missing = (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-    throw new TokenizerError(error.path, `${error.problem}${missing ? `; ${what}` : ''}`);
+    throw new TokenizerError(error.path, `${error.problem}${missing && what ? `; ${what}` : ''}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new TokenizerError(`${file}${jsonErrorPlace(text, error)}`, `is not valid JSON: ${(error as Error).message}`);
+    throw new TokenizerError(`${file}${jsonErrorPlace(text, error)}`, `is not valid JSON: ${jsonProblem(error)}`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TokenizerError(file, 'must be a JSON object');
-  return json as Json;
-}
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (!isObject(json)) throw new TokenizerError(file, 'must be a JSON object');
+  return json;
 }
 
 const isTokenId = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
 
 /**
- * The parts of tokenizer.json that @huggingface/tokenizers reads without checking them: a file
- * that lacks one or holds the wrong type there failed inside the library ("Cannot read properties
- * of undefined"). Names the key, what it must be and what it is.
+ * What a tokenizer.json lacks of the shape @huggingface/tokenizers reads without checking (its
+ * "model" with a vocabulary, BPE's merges, the added tokens, the pipeline's parts), as
+ * `"key" problem`; null when nothing is amiss. The library fails on these with a TypeError that
+ * names no key ("Cannot read properties of undefined"). Entries are named by their index and
+ * values by their kind, never quoted: they are the file's content.
  */
-function checkTokenizerJson(file: string, json: Json): void {
-  const fail = (key: string, problem: string): never => {
-    throw new TokenizerError(file, `"${key}" ${problem}; the file is not a tokenizers file, or it is corrupt`);
-  };
+export function tokenizerJsonProblem(json: Json): string | null {
+  const fail = (key: string, problem: string) => `"${key}" ${problem}; the file is not a tokenizers file, or it is corrupt`;
   const model = json.model;
-  if (!isObject(model)) return fail('model', `must be an object (the tokenizer model: its type and vocabulary), got ${preview(model)}`);
+  if (!isObject(model)) return fail('model', `must be an object (the tokenizer model: its type and vocabulary), got ${kindOf(model)}`);
   const { vocab, merges } = model;
+  if (model.type !== undefined && !TOKENIZER_MODELS.includes(model.type as string)) return fail('model.type', `must be one of ${TOKENIZER_MODELS.join(', ')}, got ${kindOf(model.type) === 'a string' ? 'another' : kindOf(model.type)}`);
   if (model.type === 'Unigram' || Array.isArray(vocab)) {
     const pair = (entry: unknown) => Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'number';
-    if (!Array.isArray(vocab)) fail('model.vocab', `must list [piece, score] pairs (a Unigram model), got ${preview(vocab)}`);
-    const bad = (vocab as unknown[]).findIndex((entry) => !pair(entry));
-    if (bad >= 0) fail(`model.vocab[${bad}]`, `must be a [piece, score] pair, got ${preview((vocab as unknown[])[bad])}`);
+    if (!Array.isArray(vocab)) return fail('model.vocab', `must list [piece, score] pairs (a Unigram model), got ${kindOf(vocab)}`);
+    const bad = vocab.findIndex((entry) => !pair(entry));
+    if (bad >= 0) return fail(`model.vocab[${bad}]`, `must be a [piece, score] pair, got ${kindOf(vocab[bad])}`);
   } else {
-    if (!isObject(vocab)) fail('model.vocab', `must map each token to its id, got ${preview(vocab)}`);
-    const bad = Object.entries(vocab as Json).find(([, id]) => !isTokenId(id));
-    if (bad) fail(`model.vocab[${preview(bad[0])}]`, `must be a token id (a non-negative integer), got ${preview(bad[1])}`);
+    if (!isObject(vocab)) return fail('model.vocab', `must map each token to its id, got ${kindOf(vocab)}`);
+    const ids = Object.values(vocab);
+    const bad = ids.findIndex((id) => !isTokenId(id));
+    if (bad >= 0) return fail('model.vocab', `token number ${bad} must map to a token id (a non-negative integer), got ${kindOf(ids[bad]) === 'a number' ? 'another number' : kindOf(ids[bad])}`);
   }
   if (model.type === 'BPE' || merges !== undefined) {
     const merge = (entry: unknown) =>
       (typeof entry === 'string' && entry.split(' ').length === 2) || (Array.isArray(entry) && entry.length === 2 && entry.every((part) => typeof part === 'string'));
-    if (!Array.isArray(merges)) fail('model.merges', `must list the BPE merges, got ${preview(merges)}`);
-    const bad = (merges as unknown[]).findIndex((entry) => !merge(entry));
-    if (bad >= 0) fail(`model.merges[${bad}]`, `must be a merge, "a b" or ["a", "b"], got ${preview((merges as unknown[])[bad])}`);
+    if (!Array.isArray(merges)) return fail('model.merges', `must list the BPE merges, got ${kindOf(merges)}`);
+    const bad = merges.findIndex((entry) => !merge(entry));
+    if (bad >= 0) return fail(`model.merges[${bad}]`, `must be a merge, "a b" or ["a", "b"], got ${kindOf(merges[bad])}`);
   }
   const added = json.added_tokens;
-  if (!Array.isArray(added)) fail('added_tokens', `must be a list (empty when the tokenizer adds none), got ${preview(added)}`);
-  const bad = (added as unknown[]).findIndex((token) => !isObject(token) || !isTokenId(token.id) || typeof token.content !== 'string');
-  if (bad >= 0) fail(`added_tokens[${bad}]`, `must be an object with a token id "id" and a string "content", got ${preview((added as unknown[])[bad])}`);
+  if (!Array.isArray(added)) return fail('added_tokens', `must be a list (empty when the tokenizer adds none), got ${kindOf(added)}`);
+  const bad = added.findIndex((token) => !isObject(token) || !isTokenId(token.id) || typeof token.content !== 'string');
+  if (bad >= 0) return fail(`added_tokens[${bad}]`, `must be an object with a token id "id" and a string "content", got ${kindOf(added[bad])}`);
   for (const key of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) {
     const value = json[key];
-    if (value !== undefined && value !== null && !(isObject(value) && typeof value.type === 'string')) fail(key, `must be null or an object with a "type", got ${preview(value)}`);
+    if (value !== undefined && value !== null && !(isObject(value) && typeof value.type === 'string')) return fail(key, `must be null or an object with a "type", got ${kindOf(value)}`);
   }
+  return null;
+}
+
+/**
+ * Checks a model folder's tokenizer files as far as the editor can afford on every change: both
+ * read and parsed, tokenizer.json's shape (tokenizerJsonProblem), an eos_token named. Building the
+ * tokenizer (what load adds: the vocabulary lookups) takes a second for a large vocabulary, so it
+ * is left to training. Throws TokenizerError; a folder without tokenizer.json passes (the
+ * editor does not require one).
+ */
+export async function checkTokenizerFiles(modelDir: string): Promise<void> {
+  const tokenizerFile = join(modelDir, TOKENIZER_FILE);
+  let tokenizerJson: Json;
+  try {
+    tokenizerJson = await readJson(tokenizerFile, '');
+  } catch (error) {
+    if (error instanceof TokenizerError && /\(ENOENT\)/.test(error.problem)) return;
+    throw error;
+  }
+  const shape = tokenizerJsonProblem(tokenizerJson);
+  if (shape) throw new TokenizerError(tokenizerFile, shape);
+  const configFile = join(modelDir, TOKENIZER_CONFIG_FILE);
+  const config = await readJson(configFile, 'the model folder needs tokenizer_config.json beside tokenizer.json');
+  if (specialToken(config, 'eos_token', configFile) === null) throw new TokenizerError(configFile, '"eos_token" is missing; training and generation need an end-of-sequence token');
 }
 
 /** A special token as tokenizer_config.json gives it: a string, or an AddedToken object with "content". */
@@ -135,12 +162,15 @@ export class ModelTokenizer {
     const configFile = join(modelDir, TOKENIZER_CONFIG_FILE);
     const tokenizerJson = await readJson(tokenizerFile, 'the model folder needs the fast-tokenizer file tokenizer.json (save it with transformers: tokenizer.save_pretrained(dir))');
     const config = await readJson(configFile, 'the model folder needs tokenizer_config.json beside tokenizer.json');
-    checkTokenizerJson(tokenizerFile, tokenizerJson);
+    const shape = tokenizerJsonProblem(tokenizerJson);
+    if (shape) throw new TokenizerError(tokenizerFile, shape);
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(tokenizerJson, config);
     } catch (error) {
-      throw new TokenizerError(tokenizerFile, `cannot build the tokenizer: ${(error as Error).message}`);
+      // The library's own checks word their errors ("Unknown Normalizer type: …"); a TypeError is a shape it did not expect.
+      const message = error instanceof TypeError ? `the tokenizers library cannot read it (${error.message}); is it a complete tokenizer.json, as transformers saves it?` : (error as Error).message;
+      throw new TokenizerError(tokenizerFile, `cannot build the tokenizer: ${message}`);
     }
     const specialTokens = Object.fromEntries(
       ['bos_token', 'eos_token', 'unk_token', 'pad_token'].map((key) => [key, specialToken(config, key, configFile)]),

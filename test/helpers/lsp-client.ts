@@ -16,6 +16,7 @@ import {
   ShutdownRequest,
   StreamMessageReader,
   StreamMessageWriter,
+  type ClientCapabilities,
   type Diagnostic,
   type ProtocolConnection,
 } from 'vscode-languageserver-protocol/node';
@@ -52,14 +53,15 @@ export class LspClient {
     this.connection.listen();
   }
 
-  static async start(rootDir: string, options: { server?: string; initializationOptions?: unknown } = {}): Promise<LspClient> {
+  /** `capabilities` adds to the client capabilities every start declares (diagnostics with related information and versions). */
+  static async start(rootDir: string, options: { server?: string; initializationOptions?: unknown; capabilities?: ClientCapabilities } = {}): Promise<LspClient> {
     const child = spawn(process.execPath, [options.server ?? SERVER, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const client = new LspClient(child);
     await client.connection.sendRequest(InitializeRequest.type, {
       processId: process.pid,
       initializationOptions: options.initializationOptions,
       rootUri: pathToFileURL(rootDir).href,
-      capabilities: { textDocument: { publishDiagnostics: { relatedInformation: true, versionSupport: true } } },
+      capabilities: { textDocument: { publishDiagnostics: { relatedInformation: true, versionSupport: true } }, ...options.capabilities },
       workspaceFolders: [{ uri: pathToFileURL(rootDir).href, name: 'test' }],
     });
     await client.connection.sendNotification(InitializedNotification.type, {});

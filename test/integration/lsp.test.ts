@@ -176,7 +176,7 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
     // q (64 → 64), k and v (64 → 32) in two layers at r = 32: 32·(128 + 96 + 96)·2 for A and B, plus 6·32² for the mixers.
     const lora = 32 * (128 + 96 + 96) * 2;
     const moslora = lora + 6 * 32 * 32;
-    assert.match(text, /^\*\*r\*\* — Adapter rank\.\n\nDefault: `16`/);
+    assert.match(text, /^\*\*r\*\* — Adapter rank\. At most 4,096[^\n]*\n\nDefault: `16`/);
     assert.ok(text.includes(`on 6 modules of tiny-llama (LlamaForCausalLM, ${TOTAL_PARAMETERS.toLocaleString('en-US')} parameters)`), text);
     assert.ok(text.includes(`| LoRA | ${lora.toLocaleString('en-US')} | ${((100 * lora) / TOTAL_PARAMETERS).toPrecision(3)} % |`), text);
     assert.ok(text.includes(`| MoSLoRA (this config) | ${moslora.toLocaleString('en-US')} | ${((100 * moslora) / TOTAL_PARAMETERS).toPrecision(3)} % |`), text);
@@ -270,7 +270,7 @@ describe('language server over stdio', { skip: existsSync(SERVER) ? false : `${S
 
   it("warns at max_length when the run's estimated memory exceeds the wasm heap", async () => {
     const uri = uriOf('memory.moslora.yaml');
-    await client.open(uri, ['model: ./tiny-llama', 'backend: wasm', 'data:', '  train: train.jsonl', '  max_length: 20000000', 'training:', '  batch_size: 1', ''].join('\n'));
+    await client.open(uri, ['model: ./tiny-llama', 'backend: wasm', 'data:', '  train: train.jsonl', '  max_length: 100000', 'training:', '  batch_size: 1', ''].join('\n'));
     const diagnostics = await client.waitForDiagnostics(uri, (list) => list.some((d) => messageOf(d).startsWith('memory:')), 'the memory warning shows');
     const warning = diagnostics.find((d) => messageOf(d).startsWith('memory:'))!;
     assert.equal(warning.range.start.line, 4);

@@ -68,7 +68,7 @@ describe('adapter config: every field rejects a bad value at its own line', () =
     ['use_rslora: yes please', 'use_rslora', 'expected boolean'],
     ['target_modules: []', 'target_modules', 'entries ≥ 1'],
     ['target_modules: 42', 'target_modules', 'expected array or string, got number 42'],
-    ['target_modules: "(q|v_proj"', 'target_modules', 'not a valid regular expression: Invalid regular expression: /(q|v_proj/: Unterminated group'],
+    ['target_modules: "(q|v_proj"', 'target_modules', 'not a valid regular expression: missing closing ): `(q|v_proj`'],
     ['backend: cuda', 'backend', 'allowed: auto, tensorflow, webgpu, wasm, cpu'],
     ['output:\n  run_name: my run', 'output.run_name', 'letters, digits'],
     ['output:\n  runs_dir: ""', 'output.runs_dir', 'characters ≥ 1'],
@@ -180,7 +180,7 @@ describe('adapter config: files', () => {
       const bad = join(dir, 'bad.moslora.yaml');
       await writeFile(bad, `${minimal}r: -3\n`);
       await assert.rejects(loadConfigFile(bad), (error: unknown) => error instanceof ConfigError && error.message === `${bad}:4:4: error: r: needs a value > 0, got number -3`);
-      await assert.rejects(loadConfigFile(join(dir, 'missing.moslora.yaml')), /missing\.moslora\.yaml: cannot read the config \(ENOENT\)/);
+      await assert.rejects(loadConfigFile(join(dir, 'missing.moslora.yaml')), /missing\.moslora\.yaml: cannot read a config: no such file \(ENOENT\)/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

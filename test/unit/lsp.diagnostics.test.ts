@@ -51,7 +51,7 @@ describe('target_modules as a pattern', () => {
     modules.push({ name: `model.layers.${layer}.self_attn.q_proj`, dIn: 64, dOut: 64 }, { name: `model.layers.${layer}.mlp.up_proj`, dIn: 64, dOut: 128 });
   }
   modules.push({ name: 'lm_head', dIn: 64, dOut: 1000 });
-  const model: ModelFacts = { ok: true, dir: '/m/tiny', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000, shape: { hidden: 64, layers: 2, heads: 4, vocab: 1000 } };
+  const model: ModelFacts = { ok: true, dir: '/m/tiny', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000, shape: { hidden: 64, layers: 2, heads: 4, vocab: 1000 }, tokenizerProblem: null };
   const facts = { model: async () => model, dataset: async () => ({ ok: true, records: [], problems: [], checked: true }) } as unknown as FactCache;
   const URI = 'file:///w/a.moslora.yaml';
   const config = (targets: string) => `model: ./m\ntarget_modules: ${targets}\ndata:\n  train: t.jsonl\n`;
@@ -90,7 +90,7 @@ describe('memory diagnostic', () => {
     for (const m of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj']) modules.push({ name: `${p}.${m}`, dIn: 768, dOut: 768 });
     modules.push({ name: `${p}.mlp.up_proj`, dIn: 768, dOut: 2048 }, { name: `${p}.mlp.gate_proj`, dIn: 768, dOut: 2048 }, { name: `${p}.mlp.down_proj`, dIn: 2048, dOut: 768 });
   }
-  const model: ModelFacts = { ok: true, dir: '/m/llama-100m', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000_000, shape: { hidden: 768, layers: 12, heads: 12, vocab: 32_000 } };
+  const model: ModelFacts = { ok: true, dir: '/m/llama-100m', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000_000, shape: { hidden: 768, layers: 12, heads: 12, vocab: 32_000 }, tokenizerProblem: null };
   const facts = { model: async () => model, dataset: async () => ({ ok: true, records: [], problems: [], checked: true }) } as unknown as FactCache;
   const memory = async (text: string) => (await validateConfig('file:///w/a.moslora.yaml', text, facts)).diagnostics.map((d) => ({ line: d.range.start.line, message: String(d.message) })).filter((d) => d.message.startsWith('memory:'));
   const config = (batch: number, backend: string, checkpointing?: boolean, workers?: number) =>

@@ -105,7 +105,7 @@ describe('dataset first lines', () => {
     await writeFile(join(dir, 'array.json'), JSON.stringify([{ text: 'a' }, 3]));
     const head = await readDatasetHead(join(dir, 'array.json'));
     assert.ok(head.ok);
-    assert.deepEqual(head.problems, ['line 2: expected a JSON object, got 3']);
+    assert.deepEqual(head.problems, ['line 2: expected a JSON object, got a number']);
     await writeFile(join(dir, 'object.json'), '{"text": "a"}');
     assert.deepEqual(await readDatasetHead(join(dir, 'object.json')), { ok: false, problem: 'a .json dataset must be an array of objects; use .jsonl for one object per line' });
     assert.deepEqual(await readDatasetHead(join(dir, 'none.jsonl')), { ok: false, problem: `file not found: ${join(dir, 'none.jsonl')}` });

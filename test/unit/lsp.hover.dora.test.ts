@@ -17,7 +17,7 @@ const modules: ModuleSize[] = [
   { name: 'model.layers.0.self_attn.q_proj', dIn: 64, dOut: 64 },
   { name: 'model.layers.0.mlp.up_proj', dIn: 64, dOut: 128 },
 ];
-const model: ModelFacts = { ok: true, dir: '/m/tiny', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000, shape: { hidden: 64, layers: 1, heads: 4, vocab: 1000 } };
+const model: ModelFacts = { ok: true, dir: '/m/tiny', architecture: 'LlamaForCausalLM', modules, totalParameters: 100_000, shape: { hidden: 64, layers: 1, heads: 4, vocab: 1000 }, tokenizerProblem: null };
 const stub = { model: async () => model, dataset: async () => ({ ok: true, records: [], problems: [], checked: true }) } as unknown as FactCache;
 const text = (dora: string) => `model: ./m\nr: 4\nmethod: moslora\n${dora}target_modules: [q_proj, up_proj]\ndata:\n  train: t.jsonl\n`;
 

@@ -110,9 +110,39 @@ describe('config lenses', () => {
     assert.equal((await commands('model: ./m\noutput:\n  runs_dir: nowhere\n')).length, 2);
   });
 
+  it("reads a run's config.yaml once per change, and passes over one too large or too odd to be a run's", async () => {
+    const runDir = await run('cached', 'c', config, 1000, false);
+    const file = join(runDir, 'config.yaml');
+    const other = join(dir, 'b.moslora.yaml'); // as long as `config`, so the file keeps its size
+    const lensesIn = async () => (await configLenses(pathToFileURL(config).href, 'model: ./m\noutput:\n  runs_dir: cached\n')).slice(2).map((lens) => lens.command?.arguments?.[0]);
+    assert.deepEqual(await lensesIn(), [runDir]);
+    // the same time and size: the recorded answer stands, the file is not read again
+    await writeFile(file, stringify({ configPath: other, model: '/m', output: { runs_dir: join(dir, 'cached') } }));
+    await utimes(file, 1000, 1000);
+    assert.deepEqual(await lensesIn(), [runDir]);
+    await utimes(file, 1001, 1001);
+    assert.deepEqual(await lensesIn(), []);
+
+    await writeFile(file, `${stringify({ configPath: config })}${'#'.repeat(8 << 20)}\n`);
+    const started = Date.now();
+    assert.deepEqual(await lensesIn(), []);
+    assert.ok(Date.now() - started < 5000);
+  });
+
   it("looks in the editor's runs folder setting instead, when it is set", async () => {
     const central = await run('central', 'y', config, 1000, false);
     const lenses = await configLenses(pathToFileURL(config).href, 'model: ./m\noutput:\n  runs_dir: elsewhere\n', join(dir, 'central'));
     assert.deepEqual(lenses.slice(2).map((lens) => [lens.command?.command, lens.command?.arguments]), [[commandIds.openPanel, [central]]]);
+  });
+
+  it('does not look into a runs folder the server may not read', async () => {
+    await run('guarded', 'z', config, 1000, false);
+    const asked: string[] = [];
+    const lenses = await configLenses(pathToFileURL(config).href, 'model: ./m\n', join(dir, 'guarded'), [], async (folder) => {
+      asked.push(folder);
+      return false;
+    });
+    assert.deepEqual(asked, [join(dir, 'guarded')]);
+    assert.deepEqual(lenses.map((lens) => lens.command?.title), ['$(play) Train', 'Estimate']);
   });
 });

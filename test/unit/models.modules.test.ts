@@ -98,4 +98,19 @@ describe('target_modules', () => {
     assert.equal(all.length, names.length - 1);
     assert.ok(!all.includes('lm_head'));
   });
+
+  it('matches a pattern in linear time: a backtracking bomb selects nothing, at once, on long names', { timeout: 30_000 }, () => {
+    const long = Array.from({ length: 200 }, (_, i) => `${'x'.repeat(40 + (i % 20))}.layers.${i}.self_attn.q_proj`);
+    const started = process.hrtime.bigint();
+    assert.deepEqual(matchTargetModules(long, '(.*.*)*y'), { modules: [], unmatched: ['(.*.*)*y'] });
+    assert.deepEqual(matchTargetModules(long, '(x+x+)+y'), { modules: [], unmatched: ['(x+x+)+y'] });
+    // a backtracking engine takes hours on these; RE2 some milliseconds (the bound only catches a hang)
+    assert.ok(process.hrtime.bigint() - started < 10_000_000_000n);
+  });
+
+  it('refuses, naming the key, a pattern RE2 does not take', () => {
+    assert.throws(() => matchTargetModules(names, String.raw`(q)\1_proj`), {
+      message: String.raw`target_modules: "(q)\\1_proj": backreferences (\1) are not supported: patterns are matched by RE2, in linear time, which has none`,
+    });
+  });
 });
