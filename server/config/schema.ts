@@ -17,6 +17,10 @@ export const BASE_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 /** 4-bit formats (bnb_4bit_quant_type). */
 export const QUANT_TYPES_4BIT = ['nf4', 'int4'] as const;
 
+function isPowerOfTwo(value: number): boolean {
+  return Number.isInteger(value) && value > 0 && (value & (value - 1)) === 0;
+}
+
 export const DATA_FORMATS = ['text', 'alpaca', 'chat', 'completion'] as const;
 export const SCHEDULES = ['linear', 'cosine', 'constant'] as const;
 /** The record fields the data formats read (text; prompt, completion; instruction, input, output; messages). */
@@ -174,6 +178,9 @@ export const configSchema = z
     quant_group_size: z
       .number()
       .int()
+      .min(MIN_GROUP_SIZE, { abort: true })
+      .max(MAX_GROUP_SIZE, { abort: true })
+      .refine(isPowerOfTwo, { error: (issue) => `must be a power of two from ${MIN_GROUP_SIZE} to ${MAX_GROUP_SIZE} (e.g. ${DEFAULT_GROUP_SIZE}), got ${String(issue.input)}` })
       .optional()
       .describe(
         "Weights per float32 scale along d_in with load_in_8bit or load_in_4bit (bitsandbytes' blocksize, GPTQ's group_size): a power of two from 16 to 1024, default 64 as bitsandbytes' 4-bit. Smaller groups are more exact and take more memory (4 bytes per group).",
@@ -227,14 +234,10 @@ export const configSchema = z
     if (config.bnb_4bit_quant_type !== undefined && !config.load_in_4bit) {
       context.addIssue({ code: 'custom', path: ['bnb_4bit_quant_type'], message: 'bnb_4bit_quant_type applies with load_in_4bit: true only; set it, or remove this key' });
     }
-    if (config.quant_group_size !== undefined) {
-      if (!config.load_in_8bit && !config.load_in_4bit) {
-        context.addIssue({ code: 'custom', path: ['quant_group_size'], message: 'quant_group_size applies with load_in_8bit or load_in_4bit only; set one, or remove this key' });
-      }
-      const g = config.quant_group_size;
-      if (!(g >= MIN_GROUP_SIZE && g <= MAX_GROUP_SIZE && (g & (g - 1)) === 0)) {
-        context.addIssue({ code: 'custom', path: ['quant_group_size'], message: `quant_group_size must be a power of two from ${MIN_GROUP_SIZE} to ${MAX_GROUP_SIZE} (e.g. ${DEFAULT_GROUP_SIZE}), got ${g}` });
-      }
+    // a value out of bounds has its own issue, one per key
+    const g = config.quant_group_size;
+    if (g !== undefined && g >= MIN_GROUP_SIZE && g <= MAX_GROUP_SIZE && isPowerOfTwo(g) && !config.load_in_8bit && !config.load_in_4bit) {
+      context.addIssue({ code: 'custom', path: ['quant_group_size'], message: 'quant_group_size applies with load_in_8bit or load_in_4bit only; set one, or remove this key' });
     }
   });
 

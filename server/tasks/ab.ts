@@ -2,13 +2,14 @@
 // child of the server, its progress lines forwarded as they come. Cancelling sends SIGINT, as
 // Ctrl-C in a terminal: every run saves a checkpoint and the same request again continues them.
 // The run listing also looks inside the A/B folders (ab-<name>/ab.json) of each runs folder.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CancellationToken } from 'vscode-languageserver';
 import type { AbProgress, AbTestParams, AbTestResult, RunFolder } from '../../protocol/editor';
 import { abFolderName, MANIFEST_FILE, parseManifest } from '../ab/layout';
 import { parseProgressLine } from '../ab/progress';
 import { listRuns } from '../engine/runs';
+import { FileReadError, readTextFile } from '../formats/files';
 import { runCliJson } from './cli-task';
 
 /** Runs still training get this long after SIGINT to save their checkpoints before the CLI is killed. */
@@ -43,6 +44,9 @@ export async function runAbTask(configPath: string, params: AbTestParams, option
   return { abDir, reportFile, figures, trained, unfinished, cancelled, sentences };
 }
 
+/** An A/B's ab.json lists a few hundred runs at the most. */
+const MAX_MANIFEST_BYTES = 4 * 1024 ** 2;
+
 /**
  * The runs under `runsDir` (listRuns), and those of each A/B folder in it, each tagged with its
  * A/B's name, method and seed from the manifest. An A/B whose ab.json does not parse still lists
@@ -53,7 +57,12 @@ export async function listRunsWithAb(runsDir: string, onWarning: (message: strin
   const names = await readdir(runsDir).catch(() => [] as string[]);
   for (const name of names.filter((n) => n.startsWith(abFolderName('')))) {
     const abDir = join(runsDir, name);
-    const text = await readFile(join(abDir, MANIFEST_FILE), 'utf8').catch(() => null);
+    const manifestFile = join(abDir, MANIFEST_FILE);
+    const text = await readTextFile(manifestFile, 'an A/B manifest', MAX_MANIFEST_BYTES).catch((error: unknown) => {
+      // an ab-* folder without ab.json is not an A/B; any other failure is said
+      if (!(error instanceof FileReadError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')) onWarning(`${(error as Error).message}: its runs are not listed`);
+      return null;
+    });
     if (text === null) continue;
     const abRuns = await listRuns(abDir);
     try {

@@ -1,6 +1,7 @@
 // The editor's A/B task (server/tasks/ab.ts): the CLI arguments it builds, the progress lines it
 // reads back (server/ab/progress.ts), and the run listing that tags an A/B's runs.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,5 +89,16 @@ describe('listRunsWithAb', () => {
     assert.deepEqual(listed.map((r) => [r.name, r.ab ?? null]), [['lora-seed0', null]]);
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /ab-broken\/ab\.json: not JSON.*listed without their A\/B/);
+  });
+
+  it('says so and goes on when ab.json is not a regular file (a FIFO would stall every read of the server)', async () => {
+    const runs = join(dir, 'fifo');
+    const abDir = join(runs, 'ab-fifo');
+    await plantRun(abDir, { method: 'lora', seed: 0, trainLoss: 1, evalLoss: 1, accuracy: 0.5, trainable: 10, stepSeconds: 1 });
+    execFileSync('mkfifo', [join(abDir, 'ab.json')]);
+    const warnings: string[] = [];
+    assert.deepEqual(await listRunsWithAb(runs, (w) => warnings.push(w)), []);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /ab-fifo\/ab\.json: is a FIFO \(named pipe\), not a regular file.*its runs are not listed/);
   });
 });
