@@ -428,10 +428,11 @@ function withConfigPath<T>(config: ResolvedConfig, make: () => T): T {
 
 /**
  * The name of the first trainable weight holding a NaN or an infinity, or null when all are
- * finite. x·0 is 0 for every finite x and NaN otherwise, so one sum checks them all.
+ * finite. x·0 is 0 for every finite x and NaN otherwise, so one sum checks them all. The sums are
+ * added two at a time: webgpu's AddN binds every input at once, past a device's storage-buffer limit.
  */
 async function nonFiniteWeight(params: ReadonlyMap<string, tf.Variable>): Promise<string | null> {
-  const poisoned = (tensors: tf.Tensor[]) => tf.tidy(() => tf.addN(tensors.map((x) => tf.sum(tf.mul(x, 0)))));
+  const poisoned = (tensors: tf.Tensor[]) => tf.tidy(() => tensors.map((x) => tf.sum(tf.mul(x, 0))).reduce((a, b) => tf.add(a, b)));
   if (Number.isFinite(await takeNumber(poisoned([...params.values()])))) return null;
   for (const [name, weight] of params) {
     if (!Number.isFinite(await takeNumber(poisoned([weight])))) return name;
