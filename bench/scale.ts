@@ -120,7 +120,7 @@ export interface ScaleBenchResult {
   load_average: [number, number];
   machine_shared: true;
   cases: ScaleCase[];
-  loss_gap: { config: string; steps: number; cases: LossGapCase[] } | null;
+  loss_gap: LossGap | null;
 }
 
 export interface ScaleOptions {
@@ -273,21 +273,32 @@ async function lossGapConfig(configPath: string, precision: BasePrecision, steps
   return file;
 }
 
-/** The tiny model trained `steps` steps at each precision through runTrainingJob, one after another on wasm, same seed. */
-async function lossGap(configPath: string, steps: number, precisions: BasePrecision[]): Promise<LossGapCase[]> {
+/** The tiny model's loss gap: each precision at the config's seed, and float32 at the next seed (how far a run moves without any quantisation). */
+export interface LossGap {
+  config: string;
+  steps: number;
+  cases: LossGapCase[];
+  float32_next_seed: LossGapCase & { seed: number };
+}
+
+/** The tiny model trained `steps` steps at each precision through runTrainingJob, one after another on wasm, same seed; and float32 at the next seed. */
+async function lossGap(configPath: string, steps: number, precisions: BasePrecision[]): Promise<LossGap> {
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-scale-loss-'));
   try {
-    const out: LossGapCase[] = [];
-    for (const precision of precisions) {
+    const train = async (precision: BasePrecision, seed?: number): Promise<LossGapCase> => {
       const file = await lossGapConfig(configPath, precision, steps, scratch);
-      const summary = await runTrainingJob(file, { backend: 'wasm', runDir: join(scratch, `run-${precision}`) });
+      const summary = await runTrainingJob(file, { backend: 'wasm', runDir: join(scratch, `run-${precision}-${seed ?? 'config'}`), ...(seed === undefined ? {} : { overrides: { seed } }) });
       if (summary.state !== 'done' || summary.finalLoss === null) throw new Error(`the tiny model at ${precision} did not complete ${steps} steps: ${summary.state}${summary.reason ? ` (${summary.reason})` : ''}`);
-      out.push({ precision, formats: describeBaseFormats(formatsOf(precision)), final_loss: round(summary.finalLoss, 5), eval_loss: summary.evalLoss === null ? null : round(summary.evalLoss, 5), relative_difference: null, wall_s: round(summary.wallSeconds, 1) });
-      console.error(`tiny model, ${precision}: final train loss ${summary.finalLoss.toFixed(5)} after ${steps} steps (${summary.wallSeconds.toFixed(0)} s)`);
-    }
-    const reference = out.find((c) => c.precision === 'float32');
-    for (const c of out) if (reference) c.relative_difference = round((c.final_loss - reference.final_loss) / reference.final_loss, 5);
-    return out;
+      console.error(`tiny model, ${precision}${seed === undefined ? '' : `, seed ${seed}`}: final train loss ${summary.finalLoss.toFixed(5)} after ${steps} steps (${summary.wallSeconds.toFixed(0)} s)`);
+      return { precision, formats: describeBaseFormats(formatsOf(precision)), final_loss: round(summary.finalLoss, 5), eval_loss: summary.evalLoss === null ? null : round(summary.evalLoss, 5), relative_difference: null, wall_s: round(summary.wallSeconds, 1) };
+    };
+    const cases: LossGapCase[] = [];
+    for (const precision of precisions) cases.push(await train(precision));
+    const seed = (parse(await readFile(configPath, 'utf8')) as { training: { seed: number } }).training.seed + 1;
+    const nextSeed = { ...(await train('float32', seed)), seed };
+    const reference = cases.find((c) => c.precision === 'float32')!;
+    for (const c of [...cases, nextSeed]) c.relative_difference = round((c.final_loss - reference.final_loss) / reference.final_loss, 5);
+    return { config: configPath, steps, cases, float32_next_seed: nextSeed };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -300,7 +311,7 @@ export async function benchScale(options: ScaleOptions, childArgs: (one: string)
   const freeBefore = freemem();
   const cases: ScaleCase[] = [];
   for (const name of options.shapes) cases.push(...(await measureShape(name, options, childArgs)));
-  const gap = options.lossSteps > 0 ? { config: LOSS_GAP_CONFIG, steps: options.lossSteps, cases: await lossGap(LOSS_GAP_CONFIG, options.lossSteps, options.lossPrecisions) } : null;
+  const gap = options.lossSteps > 0 ? await lossGap(LOSS_GAP_CONFIG, options.lossSteps, options.lossPrecisions) : null;
   return {
     bench: 'scale', backend: 'wasm', batch: BATCH, tokens: TOKENS, rank: RANK, targets: TARGETS, checkpointing: true, checkpoint_dtype: 'BF16',
     machine_gib: round(totalmem() / GiB, 1), free_gib_before: round(freeBefore / GiB, 1), load_average: [round(loadBefore, 2), round(loadavg()[0]!, 2)], machine_shared: true,
@@ -319,7 +330,9 @@ export function scaleSummary(r: ScaleBenchResult): string {
   });
   if (r.loss_gap) {
     lines.push(`loss gap, tiny model, ${r.loss_gap.steps} steps (${r.loss_gap.config}):`);
+    const n = r.loss_gap.float32_next_seed;
     for (const c of r.loss_gap.cases) lines.push(`  ${c.precision.padEnd(8)} final train loss ${c.final_loss}${c.relative_difference === null ? '' : ` · ${(100 * c.relative_difference).toFixed(2)}% from float32`}${c.eval_loss === null ? '' : ` · eval loss ${c.eval_loss}`}`);
+    lines.push(`  float32 at seed ${n.seed} (no quantisation, another seed): final train loss ${n.final_loss} · ${(100 * n.relative_difference!).toFixed(2)}% from float32${n.eval_loss === null ? '' : ` · eval loss ${n.eval_loss}`}`);
   }
   lines.push(`(${r.machine_gib} GiB machine, ${r.free_gib_before} GiB free at the start; load average ${r.load_average[0]} → ${r.load_average[1]}: the machine was shared)`);
   return lines.join('\n');
