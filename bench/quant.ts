@@ -10,8 +10,7 @@
 // - the quantisation error: deq(W) against the checkpoint's values, and the forward product's
 //   output against today's float32 one, relative (root mean square).
 // Each precision runs in a process of its own, so that one's memory does not count in another's.
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +22,7 @@ import { BASE_PRECISIONS, type BasePrecision, type PackedMatrix } from '../kerne
 import { heapOf } from '../kernels/backends/wasm-kernels';
 import { Checkpoint } from '../server/formats/checkpoint';
 import { median } from '../server/engine/median';
-import { inTurn } from './measure';
+import { childOutput, inTurn, residentPeak } from './measure';
 import { LLAMA_100M, llamaLinearModules, QWEN2_5_SHAPES, writeRandomLlamaShards, type LlamaShape } from './random-llama';
 
 export interface QuantOptions {
@@ -97,12 +96,6 @@ function shapeOf(name: string): LlamaShape {
 /** The tensors the store holds: every linear weight, and the embedding (lm_head's weight, tied). */
 function requestsOf(shape: LlamaShape) {
   return [{ tensor: 'model.embed_tokens.weight', layout: 'out_in' as const }, ...llamaLinearModules(shape).map((m) => ({ tensor: `${m.name}.weight`, layout: 'out_in' as const }))];
-}
-
-/** Resident peak of this process (Linux), bytes. */
-function residentPeak(): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  return match ? Number(match[1]) * 1024 : Number.NaN;
 }
 
 function relativeRms(values: Float32Array, reference: Float32Array): number {
@@ -212,17 +205,6 @@ export function parsePrecisions(list: string): BasePrecision[] {
     const p = item.trim();
     if (!(BASE_PRECISIONS as readonly string[]).includes(p)) throw new Error(`--precisions: "${p}" is not one of ${BASE_PRECISIONS.join(', ')}`);
     return p as BasePrecision;
-  });
-}
-
-/** The last line a child node process prints, its progress (stderr) shown as it comes. */
-function childOutput(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out.trim().split('\n').at(-1)!) : reject(new Error(`node ${args.join(' ')} exited with ${code}`))));
   });
 }
 

@@ -13,6 +13,8 @@ export interface LlamaShape {
   kvHeads: number;
   intermediate: number;
   vocab: number;
+  /** lm_head has a weight of its own (tie_word_embeddings: false); absent: tied to the embedding. */
+  untied?: boolean;
 }
 
 export const LLAMA_100M: LlamaShape = { hidden: 768, layers: 12, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000 };
@@ -37,7 +39,7 @@ export function llamaLinearModules(shape: LlamaShape): LinearModule[] {
 }
 
 export function llamaParameterCount(shape: LlamaShape): number {
-  return llamaLinearModules(shape).reduce((n, m) => n + m.dIn * m.dOut, 0) + shape.vocab * shape.hidden + (2 * shape.layers + 1) * shape.hidden;
+  return llamaLinearModules(shape).reduce((n, m) => n + m.dIn * m.dOut, 0) + (shape.untied ? 2 : 1) * shape.vocab * shape.hidden + (2 * shape.layers + 1) * shape.hidden;
 }
 
 /** Draws N(0, 0.02) values, n at a time, from a generator seeded `seed` (Box–Muller). */
@@ -55,11 +57,17 @@ export function randomNormals(seed: number): (n: number) => Float32Array {
   };
 }
 
-/** Writes config.json and one model.safetensors (tied embeddings) with N(0, 0.02) weights. */
+/** The embedding, and lm_head's weight when the shape has its own, with N(0, 0.02) values. */
+function embeddings(shape: LlamaShape, dtype: WritableDtype, normal: (n: number) => Float32Array): TensorToWrite[] {
+  const names = shape.untied ? ['model.embed_tokens.weight', 'lm_head.weight'] : ['model.embed_tokens.weight'];
+  return names.map((name) => ({ name, dtype, shape: [shape.vocab, shape.hidden], data: normal(shape.vocab * shape.hidden) }));
+}
+
+/** Writes config.json and one model.safetensors with N(0, 0.02) weights. */
 export async function writeRandomLlama(dir: string, shape: LlamaShape, dtype: WritableDtype, seed = 1): Promise<void> {
   await mkdir(dir, { recursive: true });
   const normal = randomNormals(seed);
-  const tensors: TensorToWrite[] = [{ name: 'model.embed_tokens.weight', dtype, shape: [shape.vocab, shape.hidden], data: normal(shape.vocab * shape.hidden) }];
+  const tensors: TensorToWrite[] = embeddings(shape, dtype, normal);
   for (const m of llamaLinearModules(shape)) tensors.push({ name: `${m.name}.weight`, dtype, shape: [m.dOut, m.dIn], data: normal(m.dIn * m.dOut) });
   const ones = (n: number) => new Float32Array(n).fill(1);
   for (let i = 0; i < shape.layers; i++) {
@@ -78,6 +86,9 @@ export const QWEN2_5_SHAPES: Record<string, LlamaShape> = {
   'qwen2.5-3b': { hidden: 2048, layers: 36, heads: 16, kvHeads: 2, intermediate: 11008, vocab: 151936 },
 };
 
+/** Llama-3.1-8B's shape (lm_head untied). */
+export const LLAMA_3_1_8B: LlamaShape = { hidden: 4096, layers: 32, heads: 32, kvHeads: 8, intermediate: 14336, vocab: 128256, untied: true };
+
 /**
  * writeRandomLlama's model as shards, one per decoder layer and one for the embedding and the
  * final norm, with model.safetensors.index.json: billions of parameters written with one
@@ -94,10 +105,7 @@ export async function writeRandomLlamaShards(dir: string, shape: LlamaShape, dty
     for (const t of tensors) weightMap[t.name] = shardName(i);
     await writeSafetensors(join(dir, shardName(i)), tensors, { format: 'pt' });
   };
-  await write(0, [
-    { name: 'model.embed_tokens.weight', dtype, shape: [shape.vocab, shape.hidden], data: normal(shape.vocab * shape.hidden) },
-    { name: 'model.norm.weight', dtype, shape: [shape.hidden], data: ones(shape.hidden) },
-  ]);
+  await write(0, [...embeddings(shape, dtype, normal), { name: 'model.norm.weight', dtype, shape: [shape.hidden], data: ones(shape.hidden) }]);
   const modules = llamaLinearModules(shape);
   for (let layer = 0; layer < shape.layers; layer++) {
     const p = `model.layers.${layer}`;
@@ -114,7 +122,7 @@ async function writeLlamaConfig(dir: string, shape: LlamaShape, dtype: WritableD
   const config = {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: shape.hidden, intermediate_size: shape.intermediate,
     num_hidden_layers: shape.layers, num_attention_heads: shape.heads, num_key_value_heads: shape.kvHeads, vocab_size: shape.vocab,
-    max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: true, hidden_act: 'silu',
+    max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: !shape.untied, hidden_act: 'silu',
     bos_token_id: 1, eos_token_id: 2, torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'BF16' ? 'bfloat16' : 'float16',
   };
   await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);

@@ -22,7 +22,7 @@ import type { TrainSummary } from '../../protocol/records';
 /** The backends whose memory is the machine's. */
 const CPU_BACKENDS: readonly BackendName[] = ['wasm', 'cpu'];
 /** Stored precisions of the base a refusal may suggest, the least change first. */
-const LOWER_PRECISIONS: { setting: string; config: Pick<ResolvedConfig, 'torch_dtype' | 'load_in_8bit' | 'load_in_4bit'> & Partial<Pick<ResolvedConfig, 'bnb_4bit_quant_type'>> }[] = [
+export const LOWER_PRECISIONS: { setting: string; config: Pick<ResolvedConfig, 'torch_dtype' | 'load_in_8bit' | 'load_in_4bit'> & Partial<Pick<ResolvedConfig, 'bnb_4bit_quant_type'>> }[] = [
   { setting: 'torch_dtype: bfloat16', config: { torch_dtype: 'bfloat16', load_in_8bit: false, load_in_4bit: false } },
   { setting: 'load_in_8bit: true', config: { torch_dtype: 'bfloat16', load_in_8bit: true, load_in_4bit: false } },
   { setting: 'load_in_4bit: true', config: { torch_dtype: 'bfloat16', load_in_8bit: false, load_in_4bit: true, bnb_4bit_quant_type: 'nf4' } },
