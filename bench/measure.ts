@@ -3,6 +3,7 @@
 // its resident peak).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { LoadProgress } from '../kernels/base/native-load';
 
 /** The sides in this round's order: each round starts one further on, so that none always runs first (on a colder or warmer cache). */
 export function inTurn<T>(sides: readonly T[], round: number): T[] {
@@ -31,4 +32,15 @@ export function childOutput(args: string[]): Promise<string> {
       code === 0 ? resolve(out.trim().split('\n').at(-1)!) : reject(new Error(`node ${args.join(' ')} ${signal ? `was killed by ${signal}` : `exited with ${code}`}`)),
     );
   });
+}
+
+/** Prints a checkpoint's loading progress to stderr every tenth of its bytes and at the end, under `label`. */
+export function loadProgressPrinter(label: string): (progress: LoadProgress) => void {
+  let reported = 0;
+  return (p) => {
+    if (p.bytesRead >= reported + p.bytesTotal / 10 || p.done === p.tensors) {
+      reported = p.bytesRead;
+      console.error(`  ${label}: ${p.done}/${p.tensors} tensors, ${(p.bytesRead / 1024 ** 3).toFixed(2)}/${(p.bytesTotal / 1024 ** 3).toFixed(2)} GiB read`);
+    }
+  };
 }

@@ -16,13 +16,13 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { loadPackedMatrices, type LoadProgress } from '../kernels/base/native-load';
+import { loadPackedMatrices } from '../kernels/base/native-load';
 import { nativeInputGradient, nativeLinear, nativeScratchBytes } from '../kernels/base/native-weights';
 import { BASE_PRECISIONS, type BasePrecision, type PackedMatrix } from '../kernels/base/quant';
 import { heapOf } from '../kernels/backends/wasm-kernels';
 import { Checkpoint } from '../server/formats/checkpoint';
 import { median } from '../server/engine/median';
-import { childOutput, inTurn, residentPeak } from './measure';
+import { childOutput, inTurn, loadProgressPrinter, residentPeak } from './measure';
 import { LLAMA_100M, llamaLinearModules, QWEN2_5_SHAPES, writeRandomLlamaShards, type LlamaShape } from './random-llama';
 
 export interface QuantOptions {
@@ -117,13 +117,7 @@ export async function measurePrecision(dir: string, shapeName: string, precision
   try {
     const rssBefore = process.memoryUsage().rss;
     const start = performance.now();
-    let reported = 0;
-    const onProgress = (p: LoadProgress) => {
-      if (p.bytesRead >= reported + p.bytesTotal / 10 || p.done === p.tensors) {
-        reported = p.bytesRead;
-        console.error(`  ${precision}: ${p.done}/${p.tensors} tensors, ${(p.bytesRead / GiB).toFixed(2)}/${(p.bytesTotal / GiB).toFixed(2)} GiB read`);
-      }
-    };
+    const onProgress = loadProgressPrinter(precision);
     const store = await loadPackedMatrices(checkpoint, requestsOf(shape), format, { onProgress });
     const loadSeconds = (performance.now() - start) / 1000;
     const rssAfter = process.memoryUsage().rss;

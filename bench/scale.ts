@@ -21,7 +21,6 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { parse, stringify } from 'yaml';
 import { productEngine } from '../kernels/backends/mlas-matmul';
 import { heapOf } from '../kernels/backends/wasm-kernels';
-import type { LoadProgress } from '../kernels/base/native-load';
 import { describeBaseFormats, type BasePrecision, type BaseFormats } from '../kernels/base/quant';
 import { baseFormats, type AdapterConfig } from '../server/config/schema';
 import { estimateMemory, machineRefusal } from '../server/engine/memory';
@@ -29,7 +28,7 @@ import { median } from '../server/engine/median';
 import { LOWER_PRECISIONS, runTrainingJob } from '../server/engine/session';
 import { CausalLM, defaultStore } from '../server/models/model';
 import { baseStoreBytes, readModelLayout } from '../server/models/modules';
-import { childOutput, residentPeak } from './measure';
+import { childOutput, loadProgressPrinter, residentPeak } from './measure';
 import { LLAMA_3_1_8B, llamaLinearModules, QWEN2_5_SHAPES, writeRandomLlamaShards, type LlamaShape } from './random-llama';
 import { TARGETS, TrainingWorkload } from './workload';
 
@@ -155,13 +154,7 @@ export async function measureScaleStep(dir: string, precision: BasePrecision, st
   if (defaultStore() !== 'native') throw new Error(`the base is not in the native store on ${tf.getBackend()} (onnxruntime's MLAS not loaded): nothing here measures what the benchmark is for`);
   const formats = formatsOf(precision);
   const start = performance.now();
-  let reported = 0;
-  const onProgress = (p: LoadProgress) => {
-    if (p.bytesRead >= reported + p.bytesTotal / 10 || p.done === p.tensors) {
-      reported = p.bytesRead;
-      console.error(`  ${precision}: ${p.done}/${p.tensors} tensors, ${(p.bytesRead / GiB).toFixed(2)}/${(p.bytesTotal / GiB).toFixed(2)} GiB read`);
-    }
-  };
+  const onProgress = loadProgressPrinter(precision);
   const model = await CausalLM.load(dir, { formats, onProgress });
   const loadSeconds = (performance.now() - start) / 1000;
   const rssAfterLoad = process.memoryUsage().rss;
