@@ -4,11 +4,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { BackendPreference } from '../../protocol/backends';
 import { loadConfigFile } from '../config/load';
 import { MANIFEST_FILE } from '../ab/layout';
 import { methodName, type AbReport } from '../ab/report';
-import { abDirFor, runAb, type AbEvent, type AbOutcome, type PlannedRun } from '../ab/run';
+import { abDirFor, runAb, type AbEvent, type AbOutcome, type AbRequest, type PlannedRun } from '../ab/run';
 import { writeReport, type WrittenReport } from '../ab/write';
 import { abProgressTracker, PROGRESS_PREFIX } from '../ab/progress';
 import { describeChoice, startBackend } from '../runtime';
@@ -104,17 +103,12 @@ function printResult(written: WrittenReport, options: { json?: boolean }, extra:
   console.log(`report: ${written.reportFile}`);
 }
 
-interface AbOptions {
-  methods: AbMethod[];
-  seeds: number;
-  name?: string;
-  runsDir?: string;
-  backend?: BackendPreference;
-  parallel: number | 'auto';
+/** What the command line sets of an A/B request, and how the command reports. */
+type AbOptions = Pick<AbRequest, 'methods' | 'seeds' | 'name' | 'runsDir' | 'backend' | 'parallel'> & {
   reportOnly?: boolean;
   json?: boolean;
   progressJson?: boolean;
-}
+};
 
 /** The A/B's folder a --report-only names: the folder itself, or the config and --name / --runs-dir. */
 async function abDirOf(target: string, options: AbOptions): Promise<string> {
