@@ -2,24 +2,17 @@
 // min–max band per method, a plain run beside them as itself; "Show A/B runs as single runs"
 // goes back to a line per run, and "Open A/B Report" asks the extension for the report.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { parseWebviewMessage, type ExtensionMessage, type RunListing } from '../../protocol/webview';
 import type { MetricRecord } from '../../protocol/records';
-import { startHarness, type Harness } from './harness';
+import { browserSkip, launchChromium, startHarness, type Harness } from './harness';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = join(import.meta.dirname, '..', '..');
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'browser');
 
-const missing = existsSync(CHROMIUM)
-  ? existsSync(join(ROOT, 'dist', 'webview', 'panel.js'))
-    ? null
-    : 'dist/webview/panel.js is missing: run `npm run build` first (npm run test:browser does)'
-  : `no Chromium at ${CHROMIUM}: install it with \`apt-get install chromium\` to run the browser tests`;
-const skip = missing !== null && !process.env.CI ? missing : false;
 
 interface ChartElement extends HTMLElement {
   uplot: { data: ArrayLike<number | null | undefined>[]; series: { label: string }[]; bands?: { series: [number, number] }[] };
@@ -36,15 +29,14 @@ const RUNS: RunListing[] = [
   { runId: 'r-plain', name: 'plain', method: 'lora', metrics: losses([9, 8, 7]) },
 ];
 
-describe('Compare groups an A/B in Chromium', { skip }, () => {
+describe('Compare groups an A/B in Chromium', { skip: browserSkip }, () => {
   let browser: Browser;
   let harness: Harness;
 
   before(async () => {
-    if (missing) throw new Error(missing);
     mkdirSync(ARTIFACTS, { recursive: true });
     harness = await startHarness();
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    browser = await launchChromium();
   });
 
   after(async () => {

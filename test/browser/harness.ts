@@ -2,14 +2,36 @@
 // with its strict CSP and a nonce, plus a stub of what VS Code injects (acquireVsCodeApi, which
 // here records every posted message and keeps setState in sessionStorage so a reload restores;
 // the theme's CSS variables and body class). Listens on 127.0.0.1 only, on a random port.
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
 import { PANEL_ASSETS, webviewHtml } from '../../protocol/webview-page';
 import { THEME_NAMES, THEMES, type ThemeName } from './themes';
 
 const DIST = join(import.meta.dirname, '..', '..', 'dist', 'webview');
+const CHROMIUM = '/usr/bin/chromium';
+
+/** Why the browser tier cannot run here (no Chromium, no built panel), or null. */
+export const browserMissing = existsSync(CHROMIUM)
+  ? existsSync(join(DIST, 'panel.js'))
+    ? null
+    : 'dist/webview/panel.js is missing: run `npm run build` first (npm run test:browser does)'
+  : `no Chromium at ${CHROMIUM}: install it with \`apt-get install chromium\` to run the browser tests`;
+// Locally a missing browser skips this tier with the reason; in CI it must run, so it fails.
+export const browserSkip = browserMissing !== null && !process.env.CI ? browserMissing : false;
+
+/** Debian's headless Chromium, with nothing of its own going to the network. */
+export function launchChromium(): Promise<Browser> {
+  if (browserMissing) throw new Error(browserMissing);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
 
 /** Runs in the page before the panel: what VS Code's webview host provides. */

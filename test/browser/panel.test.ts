@@ -3,19 +3,18 @@
 // test-artifacts/browser/ (look at them).
 //   npm run test:browser       (builds first; needs /usr/bin/chromium: apt-get install chromium)
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { diverging } from '../../webview/heatmap/colormap';
 import { paletteTitles } from '../../protocol/commands';
 import { PROTOCOL_VERSION, parseWebviewMessage, type ExtensionMessage, type RunListing, type RunState, type WebviewMessage } from '../../protocol/webview';
 import { decodePng, inkBox } from '../helpers/png';
-import { startHarness, type Harness } from './harness';
+import { browserSkip, launchChromium, startHarness, type Harness } from './harness';
 import { hexToRgb, THEMES, type ThemeName } from './themes';
 import type { MetricRecord, MixerSnapshot } from '../../protocol/records';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = join(import.meta.dirname, '..', '..');
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'browser');
 const fixture = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'webview', 'run.json'), 'utf8')) as {
@@ -24,13 +23,6 @@ const fixture = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'webview'
   messages: ExtensionMessage[];
 };
 
-const missing = existsSync(CHROMIUM)
-  ? existsSync(join(ROOT, 'dist', 'webview', 'panel.js'))
-    ? null
-    : 'dist/webview/panel.js is missing: run `npm run build` first (npm run test:browser does)'
-  : `no Chromium at ${CHROMIUM}: install it with \`apt-get install chromium\` to run the browser tests`;
-// Locally a missing browser skips this tier with the reason; in CI it must run, so it fails.
-const skip = missing !== null && !process.env.CI ? missing : false;
 
 /** The panel's width beside an editor in a 1600 px window of VS Code 1.100 (measured by the editor tests). */
 const SIDE_BY_SIDE = { width: 626, height: 900 };
@@ -60,19 +52,14 @@ function referenceEma(values: number[], w: number): number[] {
   });
 }
 
-describe('training panel in Chromium', { skip }, () => {
+describe('training panel in Chromium', { skip: browserSkip }, () => {
   let browser: Browser;
   let harness: Harness;
 
   before(async () => {
-    if (missing) throw new Error(missing);
     mkdirSync(ARTIFACTS, { recursive: true });
     harness = await startHarness();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
