@@ -477,7 +477,8 @@ describe('training panel in Chromium', { skip: browserSkip }, () => {
     await listBoth(page);
     const lastLoss = (records: readonly MetricRecord[]) => records.filter((r) => r.kind === 'train').at(-1)!.loss as number;
     const format = (v: number) => String(Number(v.toPrecision(4)));
-    await page.waitForFunction(() => document.querySelectorAll('.tab-training vscode-single-select.run-select vscode-option').length === 2);
+    // the fixture's own listing has the same two runs oldest first: wait for the newer listing to be drawn
+    await page.waitForFunction((first) => document.querySelector('.tab-training vscode-single-select.run-select vscode-option')?.getAttribute('value') === first, fixture.runId);
     const options = await page.locator('.tab-training vscode-single-select.run-select vscode-option').allInnerTexts();
     assert.deepEqual(options, [
       `${fixture.runId} · moslora · done · loss ${format(lastLoss(trainRecords))}`,
@@ -490,6 +491,12 @@ describe('training panel in Chromium', { skip: browserSkip }, () => {
     await pick(page, 'training', baselineRun!.runId);
     await page.waitForFunction((name) => document.querySelector('.run-header .run-name')?.textContent === name, baselineRun!.name);
     const baselineTrain = baselineRun!.metrics!.filter((r) => r.kind === 'train');
+    // both runs log as many steps, the first ones alike (B starts at zero): the chart is the
+    // baseline's once its last loss is drawn
+    await page.waitForFunction(
+      ([i, loss]) => (document.querySelector('[data-chart="train/loss"]') as ChartElement | null)?.uplot?.data[1]?.[i!] === loss,
+      [baselineTrain.length - 1, baselineTrain.at(-1)!.loss as number],
+    );
     await page.waitForFunction((n) => document.querySelector('[data-chart="train/loss"]')?.getAttribute('data-points-drawn') === String(n), baselineTrain.length);
     assert.deepEqual((await chart(page, 'train/loss')).data[1], baselineTrain.map((r) => r.loss));
     assert.match(await page.locator('.run-header').innerText(), new RegExp(`loss ${format(lastLoss(baselineRun!.metrics!)).replace('.', '\\.')}`), 'the header gives the last logged loss, raw');
