@@ -78,9 +78,16 @@ export class ConfigSource {
    * cannot.
    */
   accepted(path: readonly string[], fallback: number): number {
-    const value = this.scalar(path)?.value;
+    const value = this.acceptedValue<unknown>(path, fallback);
+    return typeof value === 'number' ? value : fallback;
+  }
+
+  /** The value written at `path` as the schema reads it (defaults filled) if it accepts it there, else `fallback`. */
+  acceptedValue<T>(path: readonly string[], fallback: T): T {
+    const node = this.scalar(path);
     const field = objectShapeAt(path.slice(0, -1))?.[path[path.length - 1]!];
-    return typeof value === 'number' && field?.safeParse(value).success ? value : fallback;
+    const parsed = node && field?.safeParse(node.value);
+    return parsed?.success ? (parsed.data as T) : fallback;
   }
 
   /** Whether `path` is written at all. */

@@ -1,15 +1,20 @@
 // Hover in a config: each key's documentation and default; on `r` and `target_modules`, what the
 // adapter trains, LoRA against MoSLoRA (with DoRA's magnitudes where use_dora is on), counted from
-// the checkpoint's headers; on a target entry, the modules it matches.
+// the checkpoint's headers; on a target entry, the modules it matches; on the precision keys, the
+// frozen base's memory at this config's precision and at each one a config can ask for.
 import { basename } from 'node:path';
 import { MarkupKind, type Hover } from 'vscode-languageserver';
-import { configSchema, DEFAULT_TARGET_MODULES } from '../config/schema';
+import { baseFormats, configSchema, DEFAULT_TARGET_MODULES } from '../config/schema';
 import { ConfigSource, filePathOf, resolveFrom } from './document';
-import { describeTargets, targetedModules, writtenTargets, type FactCache, type ModelFacts } from './facts';
-import { matchesTarget, type ModuleSize } from '../models/modules';
+import { baseMemory, describeTargets, targetedModules, writtenTargets, type FactCache, type ModelFacts } from './facts';
+import { matchesTarget, type ModelLayout, type ModuleSize } from '../models/modules';
+import { formatGiB, PRECISION_SETTINGS } from '../models/inspect';
 import { fieldAt, fieldMarkdown } from './schema-info';
 
 const DEFAULTS = configSchema.parse({ model: '.', data: { train: '.' } });
+
+/** The keys that choose the frozen base's stored precision (schema.ts baseFormats). */
+const PRECISION_KEYS = ['torch_dtype', 'load_in_8bit', 'load_in_4bit', 'bnb_4bit_quant_type', 'quant_group_size'] as const;
 
 export interface ParameterCounts {
   modules: number;
@@ -44,9 +49,12 @@ export async function hoverConfig(uri: string, text: string, position: { line: n
   const key = at.path.join('.');
   const configPath = filePathOf(uri);
   const model = source.scalar(['model']);
-  if ((key === 'r' || key === 'target_modules') && configPath && typeof model?.value === 'string') {
+  const precisionKey = (PRECISION_KEYS as readonly string[]).includes(key);
+  if ((key === 'r' || key === 'target_modules' || precisionKey) && configPath && typeof model?.value === 'string') {
     const modelFacts = await facts.model(resolveFrom(configPath, model.value));
-    sections.push(modelFacts.ok ? parameterTable(source, modelFacts) : `The model folder cannot be read: ${modelFacts.problem}`);
+    if (!modelFacts.ok) sections.push(`The model folder cannot be read: ${modelFacts.problem}`);
+    else if (!precisionKey) sections.push(parameterTable(source, modelFacts));
+    else if (modelFacts.layout) sections.push(memoryTable(source, modelFacts.dir, modelFacts.layout));
     if (modelFacts.ok && key === 'target_modules' && !at.onKey) {
       const entry = source.list(['target_modules'])?.find((item) => item.range.start.line === at.range.start.line && item.range.start.character === at.range.start.character);
       if (typeof entry?.value === 'string') sections.push(matches(entry.value, modelFacts.modules));
@@ -82,6 +90,26 @@ function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: t
     '',
     `MoSLoRA adds r² = ${format(r * r)} per module for its mixer.${method === 'moslora-fixed' ? ' moslora-fixed keeps the mixer frozen: it trains what LoRA trains.' : ''}` +
       (dora ? ` DoRA (use_dora) adds d_out per module for its magnitude: ${format(counts.magnitudes)}.` : ''),
+  ].join('\n');
+}
+
+/** The frozen base's memory at the precision the config's keys choose (each as the schema accepts it), and at each setting inspect prices. */
+function memoryTable(source: ConfigSource, dir: string, layout: ModelLayout): string {
+  const written = Object.fromEntries(PRECISION_KEYS.map((k) => [k, source.acceptedValue([k], DEFAULTS[k])])) as Pick<typeof DEFAULTS, (typeof PRECISION_KEYS)[number]>;
+  const formats = baseFormats(written);
+  const { base, baseAtPrecisions } = baseMemory(layout, formats);
+  const same = (setting: string) => {
+    const at = PRECISION_SETTINGS.find((s) => s.setting === setting)!.formats;
+    return at.linear.precision === formats.linear.precision && at.embedding.precision === formats.embedding.precision && base.bytes === baseAtPrecisions.find((b) => b.setting === setting)!.bytes;
+  };
+  return [
+    `The frozen base of ${basename(dir)} takes **${formatGiB(base.bytes)}** at this config's precision: ${base.precision}.`,
+    '',
+    '| setting | frozen base |',
+    '| --- | ---: |',
+    ...baseAtPrecisions.map(({ setting, bytes }) => `| ${setting}${same(setting) ? ' (this config)' : ''} | ${formatGiB(bytes)} |`),
+    '',
+    `8- and 4-bit store the linear layers with a float32 scale per group of ${formats.linear.groupSize} weights and leave the embedding and lm_head at torch_dtype. The adapter, its optimizer and the activations come on top: Estimate gives the whole run.`,
   ].join('\n');
 }
 

@@ -5,7 +5,8 @@ import type { Architecture, ModelConfig } from './config';
 import { DEFAULT_GROUP_SIZE, type BaseFormat, type BaseFormats, type BasePrecision } from '../../kernels/base/quant';
 import { baseStoreBytes, readModelLayout, type LinearModule } from './modules';
 
-function formatGiB(bytes: number): string {
+/** 1.5 GiB, or 420.0 MiB under one GiB. */
+export function formatGiB(bytes: number): string {
   return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(2)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 }
 
