@@ -17,26 +17,23 @@ import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type FrameLocator, type Page } from 'playwright-core';
+import type { Browser, FrameLocator, Page } from 'playwright-core';
 import { stringify, parse } from 'yaml';
 import { configTemplate, examplePaths } from '../../extension/template';
 import { parseConfigText } from '../../server/config/load';
 import { decodePng, inkBox } from '../helpers/png';
+import { browserMissing, launchChromium } from '../browser/harness';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CODE_SERVER = join(ROOT, '.cache', 'code-server', 'node_modules', '.bin', 'code-server');
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'editor');
 /** The template's run: 60 steps of the tiny model, about 12 s on 2 cores. */
 const TOTAL_STEPS = 60;
 
 const missing = !existsSync(CODE_SERVER)
   ? `code-server is not set up: run \`bash test/editor/setup.sh\` (installs it into .cache/code-server, about a minute)`
-  : !existsSync(CHROMIUM)
-    ? `no Chromium at ${CHROMIUM}: apt-get install chromium`
-    : !existsSync(join(ROOT, 'dist', 'trainer.js'))
-      ? 'dist/ is not built: run `npm run build` first (npm run test:editor does)'
-      : null;
+  : (browserMissing ??
+    (!existsSync(join(ROOT, 'dist', 'trainer.js')) ? 'dist/ is not built: run `npm run build` first (npm run test:editor does)' : null));
 if (missing && !process.env.CI) console.log(`# editor tests skipped: ${missing}`);
 const skip = missing !== null && !process.env.CI ? missing : false;
 
@@ -116,10 +113,7 @@ describe('the packaged extension in VS Code (code-server)', { skip }, () => {
     });
     await listening;
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
     page.on('pageerror', (error) => pageErrors.push(error.message));
     await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
