@@ -672,11 +672,27 @@ describe('training panel in Chromium', { skip: browserSkip }, () => {
     await page.close();
   });
 
+  test('a learning-rate axis across 1e-3 reads in one form: every tick in exponent form, or 0', async () => {
+    const { page, errors } = await open('dark', SIDE_BY_SIDE);
+    await feed(page);
+    const rising: RunState = { runId: 'rising-lr', name: 'rising-lr', phase: 'done', step: 60, total: 60, backend: 'wasm', device: 'CPU', startedAt: null };
+    const records: MetricRecord[] = Array.from({ length: 60 }, (_, i) => ({ step: i + 1, kind: 'train', loss: 3 - i / 40, lr: (2e-3 * (i + 1)) / 60, wall_s: i / 5 }));
+    await send(page, [{ type: 'runState', state: rising }, { type: 'metrics', runId: 'rising-lr', records, replace: true }, { type: 'focus', runId: 'rising-lr' }]);
+    await page.waitForFunction(() => document.querySelector('[data-chart="train/lr"]')?.getAttribute('data-points-drawn') === '60');
+    await page.waitForTimeout(100);
+    const ticks = await page.evaluate(() => (document.querySelector('[data-chart="train/lr"]') as unknown as { uplot: { axes: { _values: string[] }[] } }).uplot.axes[1]!._values);
+    const values = ticks.map(Number);
+    assert.ok(values.some((v) => v > 0 && v < 1e-3) && values.some((v) => v >= 1e-3), `ticks on both sides of 1e-3: ${ticks.join(', ')}`);
+    assert.ok(ticks.every((v) => v === '0' || /^\d\.\d+e-\d+$/.test(v)), `the learning-rate axis in one form: ${ticks.join(', ')}`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
   test('PNG exports are as wide as their legend and keep every axis label whole', async () => {
     const { page, errors } = await open('dark', SIDE_BY_SIDE);
     await feed(page);
     await listBoth(page);
-    // a run at a small learning rate: its axis reads 3.00e-4 … 0, the labels that lost their first digit
+    // a run at a small learning rate: its axis reads 3.0e-4 … 0, the labels that lost their first digit
     const small: RunState = { runId: 'small-lr', name: 'small-lr', phase: 'done', step: 60, total: 60, backend: 'wasm', device: 'CPU', startedAt: null };
     const records: MetricRecord[] = Array.from({ length: 60 }, (_, i) => ({ step: i + 1, kind: 'train', loss: 3 - i / 40, lr: 3e-4 * Math.min(1, (i + 1) / 6) * (1 - i / 60), wall_s: i / 5 }));
     await send(page, [{ type: 'runState', state: small }, { type: 'metrics', runId: 'small-lr', records, replace: true }, { type: 'focus', runId: 'small-lr' }]);

@@ -3,7 +3,7 @@
 // few points per pixel column (lib/decimate.ts) and aligns the groups on one x for uPlot.
 import uPlot from 'uplot';
 import { lowerBound, m4 } from '../lib/decimate';
-import { formatDuration, formatNumber } from '../../protocol/format';
+import { formatDuration, formatNumber, formatTicks } from '../../protocol/format';
 import { css, currentPalette, type Rgb } from '../lib/theme';
 
 export type XMode = 'step' | 'wall';
@@ -228,7 +228,7 @@ export class Chart {
           // tick, gap and one line of values: the axis title sits right under them
           size: 32,
         },
-        { ...axis(this.yLabel, (_u, splits) => splits.map((v) => (v == null ? '' : formatNumber(v)))), size: fitLabels },
+        { ...axis(this.yLabel, (_u, splits) => formatTicks(splits)), size: fitLabels },
       ],
       // series 0 is x: spec i is series i + 1
       bands: specs.flatMap((s, i): uPlot.Band[] => (s.bandUpper ? [{ series: [i + 1, i + 2], fill: () => css(s.colour(), 0.18) }] : [])),
