@@ -18,6 +18,8 @@ export interface CliTaskOptions {
 }
 
 const KEPT_STDERR_LINES = 20;
+/** The line a failing CLI says why on (main.ts's `moslora: …`, commander's `error: …`). */
+const ERROR_LINE = /^(moslora|error): /;
 
 /** Runs the CLI with `args` and resolves with its last stdout line parsed as JSON. */
 export function runCliJson<T>(args: readonly string[], options: CliTaskOptions): Promise<T> {
@@ -30,6 +32,8 @@ export function runCliJson<T>(args: readonly string[], options: CliTaskOptions):
     const child = spawn(process.execPath, [options.cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     const stderr: string[] = [];
+    /** The first error line, kept when later lines (commander's help, say) push it out of the tail. */
+    let said: string | undefined;
     let partial = '';
     let cancelled = false;
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -42,6 +46,7 @@ export function runCliJson<T>(args: readonly string[], options: CliTaskOptions):
       if (!line.trim()) return;
       options.onStderr?.(line);
       stderr.push(line);
+      if (said === undefined && ERROR_LINE.test(line)) said = line;
       if (stderr.length > KEPT_STDERR_LINES) stderr.shift();
     };
     let killTimer: NodeJS.Timeout | undefined;
@@ -64,7 +69,8 @@ export function runCliJson<T>(args: readonly string[], options: CliTaskOptions):
       }
       if (code !== 0) {
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        reject(new Error(stderr.length ? stderr.join('\n') : `${what} ${how} and printed no error`));
+        const shown = said !== undefined && !stderr.includes(said) ? [said, '…', ...stderr] : stderr;
+        reject(new Error(shown.length ? shown.join('\n') : `${what} ${how} and printed no error`));
         return;
       }
       const last = stdout.trimEnd().split('\n').at(-1) ?? '';

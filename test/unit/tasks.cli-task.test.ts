@@ -30,6 +30,17 @@ describe('runCliJson', () => {
     await assert.rejects(runCliJson(['garbage'], options), /expected one JSON object as the last line.*not as JSON/);
   });
 
+  it('keeps the error line when more lines follow it than the tail it passes on', async () => {
+    const error = await runCliJson(['usage'], options).then(
+      () => assert.fail('resolved'),
+      (e: unknown) => e as Error,
+    );
+    const lines = error.message.split('\n');
+    assert.equal(lines[0], "error: unknown option '--bogus'");
+    assert.equal(lines.at(-1), '  help line 30');
+    assert.ok(lines.length <= 22, `${lines.length} lines`);
+  });
+
   it('kills the child when the request is cancelled, and says the request was cancelled', async () => {
     const pidFile = join(temp, 'pid');
     const source = new CancellationTokenSource();
