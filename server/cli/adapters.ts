@@ -89,10 +89,13 @@ export function registerAdapterCommands(program: Command): void {
         options.method,
         options.rank === undefined ? {} : { rank: options.rank },
       );
-      const first = loaded[0]!.settings;
+      const { basePrecision, ...first } = loaded[0]!.settings;
+      const precisions = new Set(loaded.map((l) => JSON.stringify(l.settings.basePrecision ?? null)));
+      if (precisions.size > 1) console.warn(`warning: the adapters trained on bases of different stored precisions (${[...precisions].join(', ')}); the combined adapter records none`);
       const r = Math.max(...reports.map((report) => report.rank));
       const settings: AdapterSettings = {
         ...first,
+        ...(basePrecision && precisions.size === 1 ? { basePrecision } : {}),
         method: [...adapters.values()].some((a) => a.spec.method !== 'lora') ? 'moslora' : 'lora',
         r,
         alpha: r,
