@@ -1,6 +1,7 @@
 // Merge and export after a quantised base, through the built CLI on the shipped tiny Llama: runs
 // trained with load_in_4bit (nf4), load_in_8bit and at float32 record their precision, and
-// `moslora merge|export --json` report what it cost, equal to the two forwards run here.
+// `moslora merge|export --json` and the language server's merge and export requests report what
+// it cost, equal to the two forwards run here.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,7 +16,9 @@ import { baseFormats } from '../../server/config/schema';
 import { loadAdapter } from '../../server/engine/adapter-files';
 import { checkTokenIds, UNRECORDED_PRECISION } from '../../server/engine/merge';
 import { CausalLM } from '../../server/models/model';
-import type { ExportResult, MergeResult } from '../../protocol/cli';
+import { exportAdapterRequest, mergeAdapterRequest } from '../../protocol/editor';
+import type { ExportResult, MergeResult, QuantisationCost } from '../../protocol/cli';
+import { LspClient, SERVER } from '../helpers/lsp-client';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -62,7 +65,17 @@ async function costHere(adapterDir: string): Promise<number> {
   return diff;
 }
 
-describe('merge and export after a quantised base, through the CLI', { skip: existsSync(CLI) ? false : 'dist/cli.js is missing: run `npm run build` first' }, () => {
+/** The same figures, to the rounding of two backends (export runs on cpu, merge on wasm). */
+function assertSameCost(actual: QuantisationCost, expected: QuantisationCost, what: string): void {
+  assert.equal(actual.status, 'measured', `${what}: ${JSON.stringify(actual)}`);
+  if (actual.status !== 'measured' || expected.status !== 'measured') return;
+  assert.equal(actual.basePrecision, expected.basePrecision);
+  for (const key of ['maxAbsLogitDiff', 'meanAbsLogitDiff', 'relativeLogitDiff'] as const) {
+    assert.ok(Math.abs(actual[key] - expected[key]) <= 1e-4 * expected[key], `${what} ${key}: ${actual[key]}, expected ${expected[key]}`);
+  }
+}
+
+describe('merge and export after a quantised base, through the CLI', { skip: existsSync(CLI) && existsSync(SERVER) ? false : 'run `npm run build` first' }, () => {
   before(async () => {
     await selectBackend('wasm');
     dir = await mkdtemp(join(tmpdir(), 'moslora-merge-quant-'));
@@ -95,13 +108,7 @@ describe('merge and export after a quantised base, through the CLI', { skip: exi
       assert.ok(cost.relativeLogitDiff > 0 && cost.relativeLogitDiff < 1, JSON.stringify(cost));
       const exported = lastJson<ExportResult>(await cli(['export', join(run, 'adapter'), '--out', join(dir, `${name}-peft`), '--json']));
       assert.equal(exported.modules, 28);
-      // export runs on the cpu backend, merge on wasm: the same figures, to their rounding
-      assert.equal(exported.quantisation.status, 'measured');
-      if (exported.quantisation.status !== 'measured') return;
-      assert.equal(exported.quantisation.basePrecision, words);
-      for (const key of ['maxAbsLogitDiff', 'meanAbsLogitDiff', 'relativeLogitDiff'] as const) {
-        assert.ok(Math.abs(exported.quantisation[key] - cost[key]) <= 1e-4 * cost[key], `${key}: export ${exported.quantisation[key]}, merge ${cost[key]}`);
-      }
+      assertSameCost(exported.quantisation, cost, 'moslora export');
       const text = await cli(['export', join(run, 'adapter'), '--out', join(dir, `${name}-peft`), '--force']);
       const line = text.split('\n').find((l) => l.startsWith('quantisation cost')) ?? text;
       assert.ok(line.startsWith(`quantisation cost, base + adapter at ${words} vs at float32: `), line);
@@ -109,6 +116,16 @@ describe('merge and export after a quantised base, through the CLI', { skip: exi
       // the run's PEFT export leaves the record out (stock PEFT reads no more), and says so
       const peft = lastJson<ExportResult>(await cli(['export', join(run, 'peft'), '--out', join(dir, `${name}-peft-again`), '--json']));
       assert.deepEqual(peft.quantisation, { status: 'not-quantised', basePrecision: 'float32', reason: UNRECORDED_PRECISION });
+      // the language server's requests, as the extension sends them, carry the same report
+      const client = await LspClient.start(dir);
+      try {
+        const viaServer = await client.connection.sendRequest(mergeAdapterRequest, { adapterDir: join(run, 'adapter'), outDir: join(dir, `${name}-merged`), force: true });
+        assertSameCost(viaServer.quantisation, cost, 'mergeAdapter');
+        const exportedViaServer = await client.connection.sendRequest(exportAdapterRequest, { adapterDir: join(run, 'adapter'), outDir: join(dir, `${name}-peft`), force: true });
+        assertSameCost(exportedViaServer.quantisation, cost, 'exportAdapter');
+      } finally {
+        await client.stop();
+      }
     });
   }
 
