@@ -7,6 +7,7 @@ import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { cancelTrainingRequest, environmentRequest, estimateRequest, exportAdapterRequest, generateRequest, mergeAdapterRequest, startTrainingRequest, type RunFolder } from '../protocol/editor';
+import { describeQuantisationCost, type QuantisationCost } from '../protocol/cli';
 import { formatCount, formatNumber } from '../protocol/format';
 import { SECTION, SETTINGS } from './config';
 import type { Ctx } from './ctx';
@@ -435,9 +436,9 @@ function mergeAdapter(ctx: Ctx): Cmd {
       client.sendRequest(mergeAdapterRequest, { adapterDir: adapter.adapterDir, outDir, force }, token),
     );
     if (!result) return;
-    ctx.log.info(`merged ${adapter.adapterDir} → ${result.outDir}: ${result.mergedModules} modules, max |Δlogit| ${result.maxAbsLogitDiff}`);
+    ctx.log.info(`merged ${adapter.adapterDir} → ${result.outDir}: ${result.mergedModules} modules, max |Δlogit| ${result.maxAbsLogitDiff}; ${describeQuantisationCost(result.quantisation)}`);
     await offerFolder(
-      `MoSLoRA: merged ${result.mergedModules} modules into ${result.outDir}. Largest logit difference against base + adapter: ${result.maxAbsLogitDiff.toExponential(1)}.`,
+      `MoSLoRA: merged ${result.mergedModules} modules into ${result.outDir}. Largest logit difference against base + adapter: ${result.maxAbsLogitDiff.toExponential(1)}.${quantisationNote(result.quantisation)}`,
       result.outDir,
     );
   };
@@ -461,8 +462,16 @@ function exportAdapter(ctx: Ctx): Cmd {
       client.sendRequest(exportAdapterRequest, { adapterDir: adapter.adapterDir, outDir, force }, token),
     );
     if (!result) return;
-    await offerFolder(`MoSLoRA: exported ${result.modules} modules to ${result.outDir}; PEFT loads it as an ordinary LoRA adapter.`, result.outDir);
+    ctx.log.info(`exported ${adapter.adapterDir} → ${result.outDir}: ${result.modules} modules; ${describeQuantisationCost(result.quantisation)}`);
+    await offerFolder(`MoSLoRA: exported ${result.modules} modules to ${result.outDir}; PEFT loads it as an ordinary LoRA adapter.${quantisationNote(result.quantisation)}`, result.outDir);
   };
+}
+
+/** What a quantised base cost, for a merge's or an export's message: nothing where the base was not quantised (the log says why). */
+function quantisationNote(cost: QuantisationCost): string {
+  if (cost.status === 'not-quantised') return '';
+  const text = describeQuantisationCost(cost);
+  return ` ${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
 }
 
 const PROMPT_KEY = 'moslora.try.prompt';

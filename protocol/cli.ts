@@ -12,16 +12,45 @@ export interface EnvironmentReport {
   platform: string;
 }
 
+/**
+ * What the frozen base's stored precision while the adapter trained (torch_dtype, load_in_8bit,
+ * load_in_4bit) cost, measured on the merge check's fixed batch: the logits of the base at that
+ * precision + the adapter against those of the base at float32 + the adapter. A merge writes the
+ * adapter into the base as stored, so this is what the merged model differs by from the model the
+ * adapter was trained with.
+ */
+export type QuantisationCost =
+  | {
+      status: 'measured';
+      /** The base's stored formats while the adapter trained, in words: 'nf4 (groups of 64), embedding and lm_head float32'. */
+      basePrecision: string;
+      /** Largest |logit difference|. */
+      maxAbsLogitDiff: number;
+      /** Mean |logit difference| over the batch's positions and the vocabulary. */
+      meanAbsLogitDiff: number;
+      /** maxAbsLogitDiff over the largest |logit| of the float32 base + adapter. */
+      relativeLogitDiff: number;
+    }
+  | {
+      /** not-quantised: the run held every weight the model reads as stored, or the adapter records no precision (read as float32); not-measured: the base model cannot be read. */
+      status: 'not-quantised' | 'not-measured';
+      basePrecision: string;
+      /** Why, in words. */
+      reason: string;
+    };
+
 export interface MergeResult {
   outDir: string;
   mergedModules: number;
   /** Largest |logit difference| between base+adapter and the merged model on a probe input. */
   maxAbsLogitDiff: number;
+  quantisation: QuantisationCost;
 }
 
 export interface ExportResult {
   outDir: string;
   modules: number;
+  quantisation: QuantisationCost;
 }
 
 export interface CombineResult {
@@ -39,6 +68,16 @@ export interface GenerateResult {
   /** The generated token ids, in order. */
   tokenIds: number[];
   stoppedBy: 'eos' | 'max_new_tokens';
+}
+
+/** A QuantisationCost in one line, for the CLI, the demo and the editor's messages. */
+export function describeQuantisationCost(cost: QuantisationCost): string {
+  if (cost.status !== 'measured') return `quantisation cost: ${cost.status === 'not-quantised' ? 'none' : 'not measured'} (${cost.reason})`;
+  const percent = cost.relativeLogitDiff * 100;
+  return (
+    `quantisation cost, base + adapter at ${cost.basePrecision} vs at float32: max |Δlogit| ${cost.maxAbsLogitDiff.toExponential(2)} ` +
+    `(${percent < 0.01 ? percent.toExponential(1) : percent.toFixed(2)}% of the largest logit), mean |Δlogit| ${cost.meanAbsLogitDiff.toExponential(2)}`
+  );
 }
 
 /** The `--json` result of each CLI command the server runs. */

@@ -1,5 +1,5 @@
 // `moslora export`, `moslora combine` and `moslora convert`: adapter folders in, adapter folders
-// out; no model needed.
+// out; no model needed (export reads the base model only to measure what a quantised base cost).
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { startBackend } from '../runtime';
@@ -13,11 +13,13 @@ import {
   type AdapterSettings,
 } from '../engine/adapter-files';
 import { checkFiniteAdapter } from '../engine/adapter-checks';
+import { quantisationCost } from '../engine/merge';
 import { COMBINE_METHODS, combineAdapters, type CombineMethod } from '../engine/combine';
 import { checkOutputFolder, writeOutputFolder } from '../engine/outputs';
 import { loadAdapterWithNotes } from './load-adapter';
 import { integer, numberList } from './options';
 import { printJson, printResult } from './result';
+import { describeQuantisationCost } from '../../protocol/cli';
 
 export function registerAdapterCommands(program: Command): void {
   program
@@ -26,22 +28,26 @@ export function registerAdapterCommands(program: Command): void {
     .argument('<adapter>', `adapter folder (adapter_config.json + ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_TORCH_FILE}), e.g. runs/NAME/adapter`)
     .requiredOption('--out <dir>', 'output folder')
     .option('--peft', 'the PEFT LoRA layout (the only export format, on by default)')
+    .option('--model <dir>', 'base model folder, to name it for PEFT and to measure what a quantised base cost (default: the one the adapter records)')
     .option('--force', 'replace --out if it is a folder moslora wrote (an earlier export)')
-    .option('--json', 'print JSON {outDir, modules}')
-    .action(async (adapterDir: string, options: { out: string; force?: boolean; json?: boolean }) => {
+    .option('--json', 'print JSON {outDir, modules, quantisation}')
+    .action(async (adapterDir: string, options: { out: string; model?: string; force?: boolean; json?: boolean }) => {
       const out = resolve(options.out);
       await checkOutputFolder('export', out, [{ what: 'adapter', path: resolve(adapterDir) }], options.force === true);
       await startBackend('cpu');
       const { settings, adapters } = await loadAdapterWithNotes(adapterDir);
       await checkFiniteAdapter(resolve(adapterDir), adapters);
-      const base = await writeOutputFolder('export', out, (dir) => exportPeft(dir, adapters, settings, settings.baseModel ? recordedBaseModelDir(adapterDir, settings.baseModel) : undefined));
+      const baseDir = options.model ? resolve(options.model) : settings.baseModel ? recordedBaseModelDir(adapterDir, settings.baseModel) : undefined;
+      const base = await writeOutputFolder('export', out, (dir) => exportPeft(dir, adapters, settings, baseDir));
       const naming = `base_model_name_or_path: ${JSON.stringify(base.name)}, ${base.source}`;
+      const quantisation = await quantisationCost(baseDir, adapters, settings.basePrecision);
       if (options.json) {
         console.error(`note: ${naming}`);
-        printResult('export', { outDir: out, modules: adapters.size });
+        printResult('export', { outDir: out, modules: adapters.size, quantisation });
       } else {
         console.log(`exported ${adapters.size} modules of a ${settings.method} adapter as plain LoRA to ${options.out}`);
         console.log(naming);
+        console.log(describeQuantisationCost(quantisation));
       }
     });
 
@@ -89,10 +95,13 @@ export function registerAdapterCommands(program: Command): void {
         options.method,
         options.rank === undefined ? {} : { rank: options.rank },
       );
-      const first = loaded[0]!.settings;
+      const { basePrecision, ...first } = loaded[0]!.settings;
+      const precisions = new Set(loaded.map((l) => JSON.stringify(l.settings.basePrecision ?? null)));
+      if (precisions.size > 1) console.warn(`warning: the adapters trained on bases of different stored precisions (${[...precisions].join(', ')}); the combined adapter records none`);
       const r = Math.max(...reports.map((report) => report.rank));
       const settings: AdapterSettings = {
         ...first,
+        ...(basePrecision && precisions.size === 1 ? { basePrecision } : {}),
         method: [...adapters.values()].some((a) => a.spec.method !== 'lora') ? 'moslora' : 'lora',
         r,
         alpha: r,

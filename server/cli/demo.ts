@@ -8,11 +8,12 @@ import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Adapter } from '../../kernels/adapter/linear';
 import type { BackendPreference } from '../../protocol/backends';
+import { describeQuantisationCost } from '../../protocol/cli';
 import type { ResolvedConfig } from '../config/load';
 import { loadConfigFile } from '../config/load';
 import { loadAdapter } from '../engine/adapter-files';
 import { choiceExamples, readRecords, type ChoiceExample } from '../engine/data';
-import { mergedLogitDifference, mergeIntoModel } from '../engine/merge';
+import { checkMerge, mergeIntoModel } from '../engine/merge';
 import { runTrainingJob } from '../engine/session';
 import { localScorer } from '../engine/parallel';
 import { choiceAccuracy } from '../engine/train';
@@ -137,11 +138,13 @@ export function registerDemo(program: Command): void {
       console.log('');
 
       const adapterDir = join(moslora.runDir, 'adapter');
-      const { adapters } = await loadAdapter(adapterDir);
+      const { adapters, settings } = await loadAdapter(adapterDir);
       const { layout } = await readModelLayout(config.model);
       const merged = await mergeIntoModel(config.model, join(moslora.runDir, 'merged'), adapters, layout.linears);
-      const diff = await mergedLogitDifference(config.model, merged.outDir, adapters);
-      console.log(`merged the MoSLoRA adapter into ${merged.outDir} (${merged.mergedModules.length} modules): max |logit difference| vs base + adapter ${diff.toExponential(2)}`);
+      const { maxAbsLogitDiff, quantisation } = await checkMerge(config.model, merged.outDir, adapters, settings.basePrecision);
+      console.log(`merged the MoSLoRA adapter into ${merged.outDir} (${merged.mergedModules.length} modules): max |logit difference| vs base + adapter ${maxAbsLogitDiff.toExponential(2)}`);
+      // the shipped configs train on a float32 base; one edited to load_in_4bit says what that cost
+      if (quantisation.status === 'measured') console.log(describeQuantisationCost(quantisation));
       console.log(`everything is under ${root} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
       console.log(`LoRA vs MoSLoRA from one seed each is an anecdote; for a comparison with intervals: moslora ab ${relative(process.cwd(), configPath) || configPath} --methods lora,moslora --seeds 5`);
     });

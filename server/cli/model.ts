@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import type { Adapter } from '../../kernels/adapter/linear';
 import { checkFiniteAdapter } from '../engine/adapter-checks';
 import { recordedBaseModelDir } from '../engine/adapter-files';
-import { mergedLogitDifference, mergeIntoModel } from '../engine/merge';
+import { checkMerge, mergeIntoModel } from '../engine/merge';
 import { runTrainingJob } from '../engine/session';
 import { generateText } from '../models/generate';
 import { formatInspection, inspectModel } from '../models/inspect';
@@ -17,6 +17,7 @@ import { backendOption, integer } from './options';
 import { progressReporter } from './progress';
 import { printJson, printResult } from './result';
 import type { BackendPreference } from '../../protocol/backends';
+import { describeQuantisationCost } from '../../protocol/cli';
 
 function number(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -100,13 +101,13 @@ export function registerModelCommands(program: Command): void {
 
   program
     .command('merge')
-    .description('merge an adapter into its base model: a full model folder in the base\'s layout and dtype, then check it')
+    .description('merge an adapter into its base model: a full model folder in the base\'s layout and dtype, then check it, and measure what a quantised base (load_in_4bit, …) cost')
     .argument('<adapter>', 'adapter folder, e.g. runs/NAME/adapter')
     .requiredOption('--out <dir>', 'output folder for the merged model')
     .option('--model <dir>', 'base model folder (default: the one the adapter records)')
     .option('--force', 'replace --out if it is a folder moslora wrote (an earlier merge)')
     .option('--backend <name>', 'compute backend', backendOption, 'auto')
-    .option('--json', 'print JSON {outDir, mergedModules, maxAbsLogitDiff}')
+    .option('--json', 'print JSON {outDir, mergedModules, maxAbsLogitDiff, quantisation}')
     .action(async (adapterDir: string, options: { out: string; model?: string; force?: boolean; backend: BackendPreference; json?: boolean }) => {
       await startBackend(options.backend);
       const { settings, adapters } = await loadAdapterWithNotes(adapterDir);
@@ -118,9 +119,12 @@ export function registerModelCommands(program: Command): void {
         inputs: [{ what: 'adapter', path: resolve(adapterDir) }],
         onProgress: (p) => console.error(`merge: shard ${p.shardIndex}/${p.shards} (${p.shard}), ${p.mergedModules} modules merged`),
       });
-      const diff = await mergedLogitDifference(base, result.outDir, adapters);
-      const report = { outDir: result.outDir, mergedModules: result.mergedModules.length, maxAbsLogitDiff: diff };
+      const { maxAbsLogitDiff, quantisation } = await checkMerge(base, result.outDir, adapters, settings.basePrecision);
+      const report = { outDir: result.outDir, mergedModules: result.mergedModules.length, maxAbsLogitDiff, quantisation };
       if (options.json) printResult('merge', report);
-      else console.log(`merged ${report.mergedModules} modules into ${report.outDir}; max |logit difference| vs base + adapter on a fixed batch: ${diff.toExponential(2)}`);
+      else {
+        console.log(`merged ${report.mergedModules} modules into ${report.outDir}; max |logit difference| vs base + adapter on a fixed batch: ${maxAbsLogitDiff.toExponential(2)}`);
+        console.log(describeQuantisationCost(quantisation));
+      }
     });
 }

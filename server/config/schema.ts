@@ -148,43 +148,72 @@ export const outputSchema = z
   })
   .strict();
 
+/**
+ * The keys that choose the stored precision of the frozen base, as transformers and bitsandbytes
+ * name them: in a config, and in the adapter_config.json of an adapter trained with them
+ * (server/engine/adapter-files.ts), which merge and export read to measure what they cost.
+ */
+const basePrecisionFields = {
+  torch_dtype: z
+    .enum(BASE_DTYPES)
+    .default('float32')
+    .describe(
+      "Stored precision of the frozen base, as transformers' torch_dtype: float32, or bfloat16 / float16 (half the memory, rounded to nearest even). With load_in_8bit or load_in_4bit it is the precision of what they leave unquantised: the embedding and lm_head, as bitsandbytes leaves them. Products and the adapter stay float32. On wasm and cpu the base lives outside the wasm heap; on webgpu it is held as float32 tensors of these values.",
+    ),
+  load_in_8bit: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Store the frozen base's linear layers (not the embedding and lm_head) in 8 bits, as bitsandbytes' load_in_8bit: symmetric int8 with a float32 scale per group of quant_group_size weights along d_in (scale = max|w| / 127), a quarter of float32's memory; each product dequantises blocks of the weight to float32. The adapter trains in float32 (QLoRA's design).",
+    ),
+  load_in_4bit: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Store the frozen base's linear layers (not the embedding and lm_head) in 4 bits, as bitsandbytes' load_in_4bit (QLoRA): bnb_4bit_quant_type nf4 or int4, a float32 scale per group of quant_group_size weights along d_in, about an eighth of float32's memory. The adapter trains in float32.",
+    ),
+  bnb_4bit_quant_type: z
+    .enum(QUANT_TYPES_4BIT)
+    .optional()
+    .describe(
+      "The 4-bit format with load_in_4bit (default nf4): nf4 is QLoRA's NormalFloat4, bitsandbytes' quant_type 'nf4' (16 levels at the quantiles of a normal distribution, times the group's absmax); int4 is symmetric integers −8…7 times a scale (onnxruntime's MatMulNBits layout).",
+    ),
+  quant_group_size: z
+    .number()
+    .int()
+    .min(MIN_GROUP_SIZE, { abort: true })
+    .max(MAX_GROUP_SIZE, { abort: true })
+    .refine(isPowerOfTwo, { error: (issue) => `must be a power of two from ${MIN_GROUP_SIZE} to ${MAX_GROUP_SIZE} (e.g. ${DEFAULT_GROUP_SIZE}), got ${String(issue.input)}` })
+    .optional()
+    .describe(
+      "Weights per float32 scale along d_in with load_in_8bit or load_in_4bit (bitsandbytes' blocksize, GPTQ's group_size): a power of two from 16 to 1024, default 64 as bitsandbytes' 4-bit. Smaller groups are more exact and take more memory (4 bytes per group).",
+    ),
+};
+
+/** The rules between the precision keys: one issue per wrong key. */
+function checkBasePrecision(config: z.output<z.ZodObject<typeof basePrecisionFields>>, context: z.RefinementCtx): void {
+  if (config.load_in_8bit && config.load_in_4bit) {
+    context.addIssue({ code: 'custom', path: ['load_in_4bit'], message: 'load_in_8bit and load_in_4bit are both true; choose one' });
+  }
+  if (config.bnb_4bit_quant_type !== undefined && !config.load_in_4bit) {
+    context.addIssue({ code: 'custom', path: ['bnb_4bit_quant_type'], message: 'bnb_4bit_quant_type applies with load_in_4bit: true only; set it, or remove this key' });
+  }
+  // a value out of bounds has its own issue, one per key
+  const g = config.quant_group_size;
+  if (g !== undefined && g >= MIN_GROUP_SIZE && g <= MAX_GROUP_SIZE && isPowerOfTwo(g) && !config.load_in_8bit && !config.load_in_4bit) {
+    context.addIssue({ code: 'custom', path: ['quant_group_size'], message: 'quant_group_size applies with load_in_8bit or load_in_4bit only; set one, or remove this key' });
+  }
+}
+
+/** The precision keys alone, with the config's defaults and rules. */
+export const basePrecisionSchema = z.object(basePrecisionFields).strict().superRefine(checkBasePrecision);
+/** What torch_dtype, load_in_8bit, load_in_4bit, bnb_4bit_quant_type and quant_group_size say, defaults filled. */
+export type BasePrecisionKeys = z.output<typeof basePrecisionSchema>;
+
 export const configSchema = z
   .object({
     model: path().describe(pathDoc('A Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to this config.')),
-    torch_dtype: z
-      .enum(BASE_DTYPES)
-      .default('float32')
-      .describe(
-        "Stored precision of the frozen base, as transformers' torch_dtype: float32, or bfloat16 / float16 (half the memory, rounded to nearest even). With load_in_8bit or load_in_4bit it is the precision of what they leave unquantised: the embedding and lm_head, as bitsandbytes leaves them. Products and the adapter stay float32. On wasm and cpu the base lives outside the wasm heap; on webgpu it is held as float32 tensors of these values.",
-      ),
-    load_in_8bit: z
-      .boolean()
-      .default(false)
-      .describe(
-        "Store the frozen base's linear layers (not the embedding and lm_head) in 8 bits, as bitsandbytes' load_in_8bit: symmetric int8 with a float32 scale per group of quant_group_size weights along d_in (scale = max|w| / 127), a quarter of float32's memory; each product dequantises blocks of the weight to float32. The adapter trains in float32 (QLoRA's design).",
-      ),
-    load_in_4bit: z
-      .boolean()
-      .default(false)
-      .describe(
-        "Store the frozen base's linear layers (not the embedding and lm_head) in 4 bits, as bitsandbytes' load_in_4bit (QLoRA): bnb_4bit_quant_type nf4 or int4, a float32 scale per group of quant_group_size weights along d_in, about an eighth of float32's memory. The adapter trains in float32.",
-      ),
-    bnb_4bit_quant_type: z
-      .enum(QUANT_TYPES_4BIT)
-      .optional()
-      .describe(
-        "The 4-bit format with load_in_4bit (default nf4): nf4 is QLoRA's NormalFloat4, bitsandbytes' quant_type 'nf4' (16 levels at the quantiles of a normal distribution, times the group's absmax); int4 is symmetric integers −8…7 times a scale (onnxruntime's MatMulNBits layout).",
-      ),
-    quant_group_size: z
-      .number()
-      .int()
-      .min(MIN_GROUP_SIZE, { abort: true })
-      .max(MAX_GROUP_SIZE, { abort: true })
-      .refine(isPowerOfTwo, { error: (issue) => `must be a power of two from ${MIN_GROUP_SIZE} to ${MAX_GROUP_SIZE} (e.g. ${DEFAULT_GROUP_SIZE}), got ${String(issue.input)}` })
-      .optional()
-      .describe(
-        "Weights per float32 scale along d_in with load_in_8bit or load_in_4bit (bitsandbytes' blocksize, GPTQ's group_size): a power of two from 16 to 1024, default 64 as bitsandbytes' 4-bit. Smaller groups are more exact and take more memory (4 bytes per group).",
-      ),
+    ...basePrecisionFields,
     method: z
       .enum(ADAPTER_METHODS)
       .default('moslora')
@@ -227,22 +256,10 @@ export const configSchema = z
     backend: z.enum(BACKEND_PREFERENCES).default('auto').describe('Compute backend; auto takes the first that starts of tensorflow, webgpu, wasm, cpu.'),
   })
   .strict()
-  .superRefine((config, context) => {
-    if (config.load_in_8bit && config.load_in_4bit) {
-      context.addIssue({ code: 'custom', path: ['load_in_4bit'], message: 'load_in_8bit and load_in_4bit are both true; choose one' });
-    }
-    if (config.bnb_4bit_quant_type !== undefined && !config.load_in_4bit) {
-      context.addIssue({ code: 'custom', path: ['bnb_4bit_quant_type'], message: 'bnb_4bit_quant_type applies with load_in_4bit: true only; set it, or remove this key' });
-    }
-    // a value out of bounds has its own issue, one per key
-    const g = config.quant_group_size;
-    if (g !== undefined && g >= MIN_GROUP_SIZE && g <= MAX_GROUP_SIZE && isPowerOfTwo(g) && !config.load_in_8bit && !config.load_in_4bit) {
-      context.addIssue({ code: 'custom', path: ['quant_group_size'], message: 'quant_group_size applies with load_in_8bit or load_in_4bit only; set one, or remove this key' });
-    }
-  });
+  .superRefine(checkBasePrecision);
 
 /** What torch_dtype, load_in_8bit / load_in_4bit, bnb_4bit_quant_type and quant_group_size choose. */
-export function baseFormats(config: Pick<AdapterConfig, 'torch_dtype' | 'load_in_8bit' | 'load_in_4bit' | 'bnb_4bit_quant_type' | 'quant_group_size'>): BaseFormats {
+export function baseFormats(config: BasePrecisionKeys): BaseFormats {
   const groupSize = config.quant_group_size ?? DEFAULT_GROUP_SIZE;
   const embedding: BaseFormat = { precision: config.torch_dtype, groupSize };
   const linear: BaseFormat = config.load_in_4bit ? { precision: config.bnb_4bit_quant_type ?? 'nf4', groupSize } : config.load_in_8bit ? { precision: 'int8', groupSize } : embedding;

@@ -7,7 +7,9 @@
 //                               base_model.model.<module>.lora_magnitude_vector [d_out]  (DoRA's
 //                               magnitude, PEFT's key: no ".weight"; "use_dora": true in the config)
 //   adapter_config.json         PEFT's LoraConfig fields; the native adapter adds "lora_use_mixer"
-//                               (as the reference code) and a "moslora" block with the method.
+//                               (as the reference code) and a "moslora" block with the method and
+//                               "base_precision": the config keys (torch_dtype, load_in_8bit, …)
+//                               the frozen base was stored at while the adapter trained.
 //   adapter_model.bin           read where there is no .safetensors: the same tensors as torch.save
 //                               writes them (the reference code saves this), read without pickle's code.
 // Every tensor of the file is used, or loading fails naming the rest: an adapter never loads with
@@ -26,6 +28,8 @@ import { readValues } from '../../kernels/backends/read';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors';
 import { TorchCheckpoint } from '../formats/torch-checkpoint';
 import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
+import { basePrecisionSchema, type BasePrecisionKeys } from '../config/schema';
+import { DEFAULT_GROUP_SIZE } from '../../kernels/base/quant';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 /** PyTorch's format: what the reference MoSLoRA code (a PEFT fork) writes with torch.save. */
@@ -51,6 +55,23 @@ export interface AdapterSettings {
   /** Read from PEFT's rank_pattern / alpha_pattern; written from the modules' own specs. */
   rankPattern?: Record<string, number>;
   alphaPattern?: Record<string, number>;
+  /**
+   * The stored precision of the frozen base while the adapter trained (the config's torch_dtype,
+   * load_in_8bit, …), which merge and export measure the cost of. Absent: not recorded (an
+   * adapter from elsewhere, or saved before adapters recorded it), read as float32.
+   */
+  basePrecision?: BasePrecisionKeys;
+}
+
+/** The precision keys as adapter_config.json records them: each key that applies, its default written out. */
+function precisionRecord(keys: BasePrecisionKeys): Record<string, unknown> {
+  const quantised = keys.load_in_8bit || keys.load_in_4bit;
+  return {
+    torch_dtype: keys.torch_dtype,
+    ...(keys.load_in_8bit ? { load_in_8bit: true } : {}),
+    ...(keys.load_in_4bit ? { load_in_4bit: true, bnb_4bit_quant_type: keys.bnb_4bit_quant_type ?? 'nf4' } : {}),
+    ...(quantised ? { quant_group_size: keys.quant_group_size ?? DEFAULT_GROUP_SIZE } : {}),
+  };
 }
 
 /** PEFT's lookup: an exact module name, else the longest key the module name ends with. */
@@ -130,7 +151,12 @@ export async function saveAdapter(dir: string, adapters: ReadonlyMap<string, Ada
   const config = {
     ...peftConfig(settings, adapters),
     lora_use_mixer: settings.method !== 'lora',
-    moslora: { method: settings.method, mixer_init: settings.mixerInit, chain_length: settings.chainLength },
+    moslora: {
+      method: settings.method,
+      mixer_init: settings.mixerInit,
+      chain_length: settings.chainLength,
+      ...(settings.basePrecision ? { base_precision: precisionRecord(settings.basePrecision) } : {}),
+    },
   };
   await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 }
@@ -249,6 +275,7 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
     if (typeof value !== 'object' || Object.values(value).some((v) => typeof v !== 'number')) fail(file, `"${key}" must map module names to numbers`);
     return value as Record<string, number>;
   };
+  const basePrecision = readBasePrecision(file, moslora.base_precision);
   return {
     baseModel: String(config.base_model_name_or_path ?? ''),
     method,
@@ -263,7 +290,18 @@ function readSettings(file: string, raw: unknown): AdapterSettings {
     fanInFanOut: config.fan_in_fan_out === true,
     rankPattern: numbers('rank_pattern'),
     alphaPattern: numbers('alpha_pattern'),
+    ...(basePrecision ? { basePrecision } : {}),
   };
+}
+
+/** moslora.base_precision, checked as a config's keys are; undefined where absent. */
+function readBasePrecision(file: string, raw: unknown): BasePrecisionKeys | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const parsed = basePrecisionSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const where = ['moslora', 'base_precision', ...issue.path.map(String)].join('.');
+  return fail(file, `${where}: ${issue.message} (the stored precision of the frozen base the adapter trained on: torch_dtype, load_in_8bit, load_in_4bit, bnb_4bit_quant_type, quant_group_size)`);
 }
 
 /** An adapter's tensor file, whichever format it is in. */

@@ -1,18 +1,24 @@
 // Merging an adapter into its base model: a new model folder in the base's own layout (same
 // shards, tensor names and dtypes), with W′ = W + s·B·M·A computed in float32 for each adapted
-// module. Shard by shard, so peak memory is about one shard, not the whole model.
+// module. Shard by shard, so peak memory is about one shard, not the whole model. Then the
+// checks, on one fixed batch: the merged model against base + adapter, and what the base's
+// stored precision while the adapter trained (load_in_4bit, …) cost against a float32 base.
 import { copyFile, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeWeight } from '../../kernels/adapter/merge';
-import { maxAbsDifference, takeValues } from '../../kernels/backends/read';
+import { takeValues } from '../../kernels/backends/read';
+import { describeBaseFormats, FLOAT32_BASE } from '../../kernels/base/quant';
+import { baseFormats, type BasePrecisionKeys } from '../config/schema';
 import { Checkpoint } from '../formats/checkpoint';
-import { CausalLM } from '../models/model';
+import { CausalLM, type LoadModelOptions } from '../models/model';
+import { readModelLayout, storedFormats } from '../models/modules';
 import { makeFolders } from '../formats/files';
 import { checkOutputFolder, replaceOutput, temporaryOutput, type OutputInput } from './outputs';
 import { WRITABLE_DTYPES, writeSafetensors, type TensorToWrite, type WritableDtype } from '../formats/safetensors';
 import type { LinearModule } from '../models/modules';
 import type { Adapter } from '../../kernels/adapter/linear';
+import type { QuantisationCost } from '../../protocol/cli';
 
 export interface MergeProgress {
   shard: string;
@@ -106,8 +112,45 @@ const CHECK_TOKENS = 32;
 const CHECK_STRIDE = 7919;
 
 /** The merge check's token ids for a vocabulary of `vocab` and at most `positions` positions. */
-function checkTokenIds(vocab: number, positions: number): number[] {
+export function checkTokenIds(vocab: number, positions: number): number[] {
   return Array.from({ length: Math.min(CHECK_TOKENS, positions) }, (_, i) => (1 + i * CHECK_STRIDE) % vocab);
+}
+
+/**
+ * The check batch's logits through the model in `modelDir`, loaded as `options` say, with
+ * `adapters`, read back. One model at a time: the model is disposed before this returns.
+ */
+async function checkLogits(modelDir: string, adapters: ReadonlyMap<string, Adapter>, options: LoadModelOptions = {}): Promise<Float32Array> {
+  const model = await CausalLM.load(modelDir, options);
+  try {
+    const ids = [checkTokenIds(model.config.vocabSize, model.config.maxPositions)];
+    return (await takeValues(model.forward(ids, { adapters }))) as Float32Array;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** How far the check batch's logits `other` are from `reference`. */
+export interface LogitDifference {
+  maxAbs: number;
+  meanAbs: number;
+  /** maxAbs over the largest |logit| of `reference`. */
+  relative: number;
+}
+
+/** Over every position and token; a non-finite logit on either side makes each figure NaN (or Infinity), not a smaller number. */
+export function logitDifference(reference: Float32Array, other: Float32Array): LogitDifference {
+  if (reference.length !== other.length) throw new Error(`merge check: ${reference.length} logits against ${other.length}; the two models' vocabularies differ`);
+  let maxAbs = 0;
+  let sum = 0;
+  let largest = 0;
+  for (let i = 0; i < reference.length; i++) {
+    const d = Math.abs(reference[i]! - other[i]!);
+    maxAbs = Math.max(maxAbs, d);
+    sum += d;
+    largest = Math.max(largest, Math.abs(reference[i]!));
+  }
+  return { maxAbs, meanAbs: sum / reference.length, relative: maxAbs / largest };
 }
 
 /**
@@ -116,12 +159,68 @@ function checkTokenIds(vocab: number, positions: number): number[] {
  * model stored in BF16 or F16 adds that format's rounding.
  */
 export async function mergedLogitDifference(baseDir: string, mergedDir: string, adapters: ReadonlyMap<string, Adapter>): Promise<number> {
-  const [base, merged] = await Promise.all([CausalLM.load(baseDir), CausalLM.load(mergedDir)]);
-  try {
-    const ids = [checkTokenIds(base.config.vocabSize, base.config.maxPositions)];
-    return await maxAbsDifference(() => [base.forward(ids, { adapters }), merged.forward(ids)]);
-  } finally {
-    base.dispose();
-    merged.dispose();
+  const reference = await checkLogits(baseDir, adapters);
+  return logitDifference(reference, await checkLogits(mergedDir, new Map())).maxAbs;
+}
+
+/** Both checks of a merge. */
+export interface MergeCheck {
+  /** Largest |logit difference| between base + adapter and the merged model. */
+  maxAbsLogitDiff: number;
+  quantisation: QuantisationCost;
+}
+
+/** mergedLogitDifference and quantisationCost, the float32 base + adapter computed once for both. */
+export async function checkMerge(baseDir: string, mergedDir: string, adapters: ReadonlyMap<string, Adapter>, basePrecision: BasePrecisionKeys | undefined): Promise<MergeCheck> {
+  const reference = await checkLogits(baseDir, adapters);
+  const maxAbsLogitDiff = logitDifference(reference, await checkLogits(mergedDir, new Map())).maxAbs;
+  return { maxAbsLogitDiff, quantisation: await quantisationCost(baseDir, adapters, basePrecision, reference) };
+}
+
+/** Why an adapter without a recorded precision counts as trained on a float32 base. */
+export const UNRECORDED_PRECISION =
+  'its adapter_config.json records no base precision (moslora.base_precision, which native adapters record and PEFT exports leave out; an adapter from elsewhere, or saved before adapters recorded it), ' +
+  'so it is read as trained on a float32 base; merge or export the run\'s native adapter (runs/NAME/adapter) to measure what a quantised base cost';
+
+/**
+ * What the base's stored precision while the adapter trained (`basePrecision`, from the adapter's
+ * config) cost: the check batch through the base at that precision + the adapter against the base
+ * at float32 (its stored values, exactly) + the adapter. Not measured where the precision keeps
+ * every weight the model reads as stored (float32; bfloat16 on a BF16 checkpoint), where the
+ * adapter records no precision, or where the base model folder cannot be read (`baseDir`
+ * undefined: no base model known). `reference`: the float32 base + adapter's logits, if computed already.
+ */
+export async function quantisationCost(
+  baseDir: string | undefined,
+  adapters: ReadonlyMap<string, Adapter>,
+  basePrecision: BasePrecisionKeys | undefined,
+  reference?: Float32Array,
+): Promise<QuantisationCost> {
+  if (!basePrecision) return { status: 'not-quantised', basePrecision: 'float32', reason: UNRECORDED_PRECISION };
+  const formats = baseFormats(basePrecision);
+  const described = describeBaseFormats(formats);
+  if (formats.linear.precision === 'float32' && formats.embedding.precision === 'float32') {
+    return { status: 'not-quantised', basePrecision: described, reason: 'the base was held at float32' };
   }
+  const notMeasured = (why: string): QuantisationCost => ({ status: 'not-measured', basePrecision: described, reason: `${why}; name the base model folder (moslora export --model DIR) to measure it` });
+  if (baseDir === undefined) return notMeasured('the adapter records no base model');
+  let read: Awaited<ReturnType<typeof readModelLayout>>;
+  try {
+    read = await readModelLayout(baseDir);
+  } catch (error) {
+    return notMeasured(`the base model cannot be read (${(error as Error).message})`);
+  }
+  const stored = storedFormats(read.layout, formats);
+  if ([...stored].every(([tensor, format]) => keepsStored(format.precision, read.tensors.get(tensor)!.dtype))) {
+    const dtypes = [...new Set([...stored.keys()].map((tensor) => read.tensors.get(tensor)!.dtype))].join(', ');
+    return { status: 'not-quantised', basePrecision: described, reason: `${described} holds every weight of ${baseDir} as stored (${dtypes})` };
+  }
+  const full = reference ?? (await checkLogits(baseDir, adapters, { formats: FLOAT32_BASE }));
+  const { maxAbs, meanAbs, relative } = logitDifference(full, await checkLogits(baseDir, adapters, { formats }));
+  return { status: 'measured', basePrecision: described, maxAbsLogitDiff: maxAbs, meanAbsLogitDiff: meanAbs, relativeLogitDiff: relative };
+}
+
+/** Whether a tensor stored as `dtype` (a safetensors dtype) keeps its values at `precision`. */
+function keepsStored(precision: string, dtype: string): boolean {
+  return precision === 'float32' || (precision === 'bfloat16' && dtype === 'BF16') || (precision === 'float16' && dtype === 'F16');
 }

@@ -138,6 +138,13 @@ function settingsOf(config: ResolvedConfig, layouts: LinearModule[]): AdapterSet
     // a pattern ('all-linear', a regular expression) is saved as the modules it selected
     targetModules: Array.isArray(config.target_modules) ? config.target_modules : layouts.map((m) => m.name),
     fanInFanOut: layouts.some((m) => m.layout === 'in_out'),
+    basePrecision: {
+      torch_dtype: config.torch_dtype,
+      load_in_8bit: config.load_in_8bit,
+      load_in_4bit: config.load_in_4bit,
+      ...(config.bnb_4bit_quant_type ? { bnb_4bit_quant_type: config.bnb_4bit_quant_type } : {}),
+      ...(config.quant_group_size ? { quant_group_size: config.quant_group_size } : {}),
+    },
   };
 }
 

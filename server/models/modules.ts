@@ -2,7 +2,7 @@
 // their shapes checked against config.json from the safetensors headers alone (no weights read).
 // Linear modules carry the names that target_modules, completion, heatmaps and exports use.
 
-import { packedBytes, type BaseFormats } from '../../kernels/base/quant';
+import { packedBytes, type BaseFormat, type BaseFormats } from '../../kernels/base/quant';
 import { Checkpoint } from '../formats/checkpoint';
 import { unknownTensorProblem } from '../formats/names';
 import { FLOAT32_READABLE_DTYPES } from '../formats/safetensors';
@@ -278,6 +278,21 @@ export async function readModelLayout(modelDir: string): Promise<{ config: Model
 
 /** The token embedding's name in each architecture. */
 export const EMBEDDING_NAMES = ['model.embed_tokens.weight', 'transformer.wte.weight'] as const;
+
+/**
+ * The stored format of each tensor `formats` applies to, as CausalLM.load applies it: the
+ * embedding and lm_head at the embedding's format, every other linear weight at the linear one.
+ * The model's other tensors (norms, biases, position embeddings) stay float32.
+ */
+export function storedFormats(layout: ModelLayout, formats: BaseFormats): Map<string, BaseFormat> {
+  const byTensor = new Map<string, BaseFormat>();
+  const embedding = layout.parameters.find((p) => (EMBEDDING_NAMES as readonly string[]).includes(p.name));
+  if (embedding) byTensor.set(embedding.tensor, formats.embedding);
+  for (const m of layout.linears) {
+    if (!byTensor.has(m.weight)) byTensor.set(m.weight, m.name === 'lm_head' ? formats.embedding : formats.linear);
+  }
+  return byTensor;
+}
 
 /**
  * Bytes the native weight store holds for a model at these formats (CausalLM.load): every linear

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
 import { deltaWeight } from '../../kernels/adapter/merge';
 import { loadAdapter, saveAdapter } from '../../server/engine/adapter-files';
+import type { BasePrecisionKeys } from '../../server/config/schema';
 import { trainedAdapters } from '../helpers/adapters';
 import { maxAbsDiff } from '../helpers/tensors';
 import type { Adapter } from '../../kernels/adapter/linear';
@@ -22,10 +23,11 @@ const Q = 'model.layers.0.self_attn.q_proj';
 const V = 'model.layers.0.self_attn.v_proj';
 let dir: string;
 
-async function writeAdapter(name: string, method: AdapterMethod, r: number, modules: string[], seed: number): Promise<Map<string, Adapter>> {
+async function writeAdapter(name: string, method: AdapterMethod, r: number, modules: string[], seed: number, basePrecision?: BasePrecisionKeys): Promise<Map<string, Adapter>> {
   const adapters = trainedAdapters(modules.map((module) => ({ name: module, dIn: 16, dOut: 12 })), { method, r, alpha: 2 * r }, seed);
   await saveAdapter(join(dir, name), adapters, {
     baseModel: 'base', method, r, alpha: 2 * r, dropout: 0, useRslora: false, mixerInit: 'kaiming', chainLength: 2, targetModules: ['q_proj', 'v_proj'], fanInFanOut: false,
+    ...(basePrecision ? { basePrecision } : {}),
   });
   return adapters;
 }
@@ -63,6 +65,18 @@ describe('moslora export and combine (the built CLI)', () => {
     const expected = tf.add(tf.mul(deltaWeight(a.get(Q)!.spec, a.get(Q)!.weights), 0.5), tf.mul(deltaWeight(b.get(Q)!.spec, b.get(Q)!.weights), 2));
     assert.ok(maxAbsDiff(deltaWeight(q.spec, q.weights), expected) < 1e-5);
     assert.equal(combined.adapters.get(V)!.spec.r, 4);
+  });
+
+  it('combine keeps the stored precision the adapters trained at where they agree, and warns where not', async () => {
+    const nf4: BasePrecisionKeys = { torch_dtype: 'float32', load_in_8bit: false, load_in_4bit: true, bnb_4bit_quant_type: 'nf4', quant_group_size: 64 };
+    await writeAdapter('nf4-a', 'lora', 2, [Q], 30, nf4);
+    await writeAdapter('nf4-b', 'lora', 2, [Q], 31, nf4);
+    await writeAdapter('int8', 'lora', 2, [Q], 32, { torch_dtype: 'float32', load_in_8bit: true, load_in_4bit: false });
+    await cli('combine', join(dir, 'nf4-a'), join(dir, 'nf4-b'), '--out', join(dir, 'nf4-cat'));
+    assert.deepEqual((await loadAdapter(join(dir, 'nf4-cat'))).settings.basePrecision, nf4);
+    const { stderr } = await cli('combine', join(dir, 'nf4-a'), join(dir, 'int8'), '--out', join(dir, 'mixed-cat'));
+    assert.match(stderr, /warning: the adapters trained on bases of different stored precisions \(.*"load_in_4bit":true.*, .*"load_in_8bit":true.*\); the combined adapter records none/);
+    assert.equal((await loadAdapter(join(dir, 'mixed-cat'))).settings.basePrecision, undefined);
   });
 
   it('says what is wrong with the arguments', async () => {

@@ -17,6 +17,7 @@ import { initAdapterWeights } from '../../kernels/adapter/init';
 import { deltaWeight } from '../../kernels/adapter/merge';
 import type { Adapter } from '../../kernels/adapter/linear';
 import { exportPeft, loadAdapter, peftBaseModel, saveAdapter, type AdapterSettings } from '../../server/engine/adapter-files';
+import { UNRECORDED_PRECISION } from '../../server/engine/merge';
 import { SafetensorsFile, writeSafetensors } from '../../server/formats/safetensors';
 import { readModelLayout } from '../../server/models/modules';
 import { maxAbsDiff } from '../helpers/tensors';
@@ -149,7 +150,11 @@ describe('adapters from elsewhere', () => {
       }
       const { stdout, stderr } = await cli('export', path, '--out', join(dir, 'unsaid-peft'), '--json');
       assert.match(stderr, /note: .*applied as MoSLoRA/);
-      assert.deepEqual(JSON.parse(stdout), { outDir: join(dir, 'unsaid-peft'), modules: 2 });
+      assert.deepEqual(JSON.parse(stdout), {
+        outDir: join(dir, 'unsaid-peft'),
+        modules: 2,
+        quantisation: { status: 'not-quantised', basePrecision: 'float32', reason: UNRECORDED_PRECISION },
+      });
       const exported = await loadAdapter(join(dir, 'unsaid-peft'));
       const q = exported.adapters.get(Q)!;
       assert.ok(maxAbsDiff(deltaWeight(q.spec, q.weights), deltaWeight(adapters.get(Q)!.spec, adapters.get(Q)!.weights)) < 1e-6, 'the export folds the mixer in');

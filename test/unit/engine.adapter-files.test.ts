@@ -107,6 +107,31 @@ describe('adapter folders', () => {
     await assert.rejects(loadAdapter(join(dir, 'nowhere')), /nowhere\/adapter_config\.json: cannot read the adapter config \(ENOENT\)/);
   });
 
+  it('records the stored precision of the base it trained on as the config keys, reads it back, and refuses a wrong one', async () => {
+    const { adapters, settings } = trained('moslora');
+    const out = join(dir, 'nf4');
+    const nf4 = { torch_dtype: 'bfloat16', load_in_8bit: false, load_in_4bit: true } as const;
+    await saveAdapter(out, adapters, { ...settings, basePrecision: nf4 });
+    const config = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8'));
+    // each key that applies, its default written out
+    assert.deepEqual(config.moslora.base_precision, { torch_dtype: 'bfloat16', load_in_4bit: true, bnb_4bit_quant_type: 'nf4', quant_group_size: 64 });
+    assert.deepEqual((await loadAdapter(out)).settings.basePrecision, { ...nf4, bnb_4bit_quant_type: 'nf4', quant_group_size: 64 });
+    await saveAdapter(out, adapters, { ...settings, basePrecision: { torch_dtype: 'float32', load_in_8bit: true, load_in_4bit: false, quant_group_size: 128 } });
+    assert.deepEqual(JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8')).moslora.base_precision, { torch_dtype: 'float32', load_in_8bit: true, quant_group_size: 128 });
+    // the PEFT export writes only what stock PEFT reads; an adapter without the record reads as not recorded
+    await exportPeft(join(dir, 'nf4-peft'), adapters, { ...settings, basePrecision: nf4 });
+    assert.equal((await loadAdapter(join(dir, 'nf4-peft'))).settings.basePrecision, undefined);
+    const wrong = async (record: unknown, problem: RegExp) => {
+      await writeFile(join(out, 'adapter_config.json'), JSON.stringify({ ...config, moslora: { ...config.moslora, base_precision: record } }));
+      await assert.rejects(loadAdapter(out), problem);
+    };
+    await wrong({ torch_dtype: 'float8' }, /nf4\/adapter_config\.json: moslora\.base_precision\.torch_dtype: .*"float32"\|"bfloat16"\|"float16".*\(the stored precision of the frozen base the adapter trained on/);
+    await wrong({ load_in_8bit: true, load_in_4bit: true }, /moslora\.base_precision\.load_in_4bit: load_in_8bit and load_in_4bit are both true; choose one/);
+    await wrong({ load_in_4bit: true, quant_group_size: 48 }, /moslora\.base_precision\.quant_group_size: must be a power of two from 16 to 1024/);
+    await wrong({ load_in_4bit: true, blocksize: 64 }, /moslora\.base_precision: Unrecognized key: "blocksize"/);
+    await wrong('nf4', /moslora\.base_precision: .*expected object/);
+  });
+
   describe('DoRA (use_dora)', () => {
     /** The trained adapters with magnitudes away from any norm, as after training. */
     function dora(method: AdapterMethod) {
