@@ -218,9 +218,9 @@ async function measureShape(name: string, options: ScaleOptions, childArgs: (one
         hidden: config.hiddenSize, layers: config.numLayers, heads: config.numHeads, vocab: config.vocabSize,
         baseParameters, nativeBytes, products: 'mlas' as const, maxLength: TOKENS,
       };
-      // as runTrainingJob asks: the adapter's few MiB aside, one thread (batch 1 is not split)
+      // as runTrainingJob asks: one thread (batch 1 is not split)
       const lower = LOWER_PRECISIONS.map(({ setting, config: keys }) => ({ setting, nativeBytes: baseStoreBytes(layout, baseFormats(keys)) }));
-      const refusal = machineRefusal({ ...run, trainable: 0, batch: BATCH, checkpointing: true, threads: 1 }, undefined, lower);
+      const refusal = machineRefusal({ ...run, trainable: trainableOf(shape), batch: BATCH, checkpointing: true, threads: 1 }, undefined, lower);
       const estimate = estimateMemory({ ...run, trainable: trainableOf(shape), batch: BATCH, checkpointing: true });
       const entry: ScaleCase = {
         shape: name, precision, formats: describeBaseFormats(formats), estimate_gib: round(estimate.process / GiB), store_estimate_gib: round(nativeBytes / GiB),
