@@ -17,7 +17,7 @@ import { benchProducts, type ProductsOptions } from './products';
 import { benchProfile } from './profile';
 import { benchQuant, measurePrecision, parsePrecisions, QUANT_SHAPES } from './quant';
 import { parseRecords, renderBenchReadme } from './readme';
-import { benchScale, measureScaleStep, parseShapes, SCALE_SHAPES, scaleSummary } from './scale';
+import { benchScale, LOSS_MODELS, measureScaleStep, parseShapes, SCALE_SHAPES, scaleSummary } from './scale';
 import { benchServer } from './server';
 import { benchTrain } from './train';
 import { benchWebgpuHost, DAWN_NULL_DEVICE } from './webgpu-host';
@@ -297,16 +297,18 @@ program
 program
   .command('scale')
   .description(
-    "real model sizes: random BF16 checkpoints in the shapes of Qwen2.5-0.5B, 1.5B, 3B and Llama-3.1-8B at each stored precision of the base on wasm: whether the engine lets the run start (its refusal and estimate), load time, peak RSS and a MoSLoRA step's time at 1 × 256 tokens with checkpointing; and the loss gap of 8- and 4-bit against float32 on the tiny model",
+    "real model sizes: random BF16 checkpoints in the shapes of Qwen2.5-0.5B, 1.5B, 3B and Llama-3.1-8B at each stored precision of the base on wasm: whether the engine lets the run start (its refusal and estimate), load time, peak RSS and a MoSLoRA step's time at 1 × 256 tokens with checkpointing; and the loss gap of 8- and 4-bit against float32 on the tiny task, with the tiny model or a ~100M one",
   )
   .option('--shapes <list>', `comma-separated: ${Object.keys(SCALE_SHAPES).join(', ')}, or none`, Object.keys(SCALE_SHAPES).join(','))
   .option('--precisions <list>', 'comma-separated', 'float32,bfloat16,int8,nf4')
   .option('--model-dir <folder>', 'a folder of checkpoints, one per shape: reused if written there earlier, else written there and kept (default: scratch folders, removed)')
   .option('--steps <n>', 'timed training steps of each run', integer('--steps', 1), 1)
-  .option('--loss-steps <n>', "steps of the tiny model's loss gap (0: none)", integer('--loss-steps', 0), 60)
+  .option('--loss-steps <n>', 'steps of the loss gap (0: none)', integer('--loss-steps', 0), 60)
   .option('--loss-precisions <list>', 'comma-separated, float32 among them', 'float32,bfloat16,int8,int4,nf4')
+  .option('--loss-model <name>', `the loss gap's model: ${LOSS_MODELS.join(' (examples/tiny-model) or ')} (random weights, the tiny model's tokenizer)`, 'tiny')
+  .option('--loss-batch <n>', "the loss gap's sequences a step (default: the config's training.batch_size)", integer('--loss-batch', 1))
   .option('--one <json>', '(internal) measure one precision of one checkpoint in this process')
-  .action(async (options: { shapes: string; precisions: string; modelDir?: string; steps: number; lossSteps: number; lossPrecisions: string; one?: string }) => {
+  .action(async (options: { shapes: string; precisions: string; modelDir?: string; steps: number; lossSteps: number; lossPrecisions: string; lossModel: string; lossBatch?: number; one?: string }) => {
     if (options.one) {
       const { dir, precision, steps } = JSON.parse(options.one) as { dir: string; precision: BasePrecision; steps: number };
       await startBackend(backendOption('wasm'));
@@ -315,8 +317,10 @@ program
     }
     const lossPrecisions = parsePrecisions(options.lossPrecisions);
     if (options.lossSteps > 0 && !lossPrecisions.includes('float32')) throw new Error('--loss-precisions: the loss gap is against float32; list float32 among them');
+    const lossModel = LOSS_MODELS.find((name) => name === options.lossModel);
+    if (!lossModel) throw new Error(`--loss-model: "${options.lossModel}" is not one of ${LOSS_MODELS.join(', ')}`);
     const result = await benchScale(
-      { shapes: parseShapes(options.shapes), precisions: parsePrecisions(options.precisions), ...(options.modelDir ? { modelDir: options.modelDir } : {}), steps: options.steps, lossSteps: options.lossSteps, lossPrecisions },
+      { shapes: parseShapes(options.shapes), precisions: parsePrecisions(options.precisions), ...(options.modelDir ? { modelDir: options.modelDir } : {}), steps: options.steps, lossSteps: options.lossSteps, lossPrecisions, lossModel, ...(options.lossBatch === undefined ? {} : { lossBatch: options.lossBatch }) },
       (one) => [...process.execArgv, process.argv[1]!, 'scale', '--one', one],
     );
     console.log(JSON.stringify(result));

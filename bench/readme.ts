@@ -13,8 +13,10 @@ export interface BenchRecord {
 
 // What a run measured on: shown as its setup, not as a figure.
 const SETUP = ['backend', 'device', 'model', 'products', 'dtype'];
-// Figures: durations, rates, sizes and the ratios and differences between two sides.
-const FIGURE = /(_ms|_s|_per_s|_gib|_mib|gflops?|_over_|^speedup|difference|diff$|_share$|tokens_per_s|per_step|per_dispatch)/;
+// Figures: durations, rates, sizes, losses and the ratios and differences between two sides. A
+// key that matches counts with all it holds, so a unit is matched at the key's end (`_s`, not
+// `_seed`).
+const FIGURE = /(_ms|_s$|_per_s|_gib|_mib|gflops?|_over_|^speedup|difference|diff$|_share$|tokens_per_s|per_step|per_dispatch|(^|_)loss$)/;
 
 function formatValue(value: unknown): string {
   if (typeof value === 'number') return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));

@@ -9,13 +9,15 @@
 //   another's): the load time, the resident peak, and the time of MoSLoRA r 16 training steps on
 //   q, k, v, up, down at batch 1 × 256 tokens with gradient checkpointing (bench/workload.ts: the
 //   engine's gradient path and AdamW).
-// And the loss gap: the shipped tiny model trained through runTrainingJob (examples/
+// And the loss gap: a model trained through runTrainingJob on the tiny task (examples/
 // tiny-moslora.moslora.yaml, a fixed number of steps) at each precision, the final train loss
-// against float32's.
+// against float32's; the model is the shipped tiny one, or a ~100M Llama-shaped one with random
+// weights and the tiny model's tokenizer (LOSS_MODELS): no ~100M checkpoint ships or downloads
+// here, and on the tiny task's labels an adapter's loss falls from any base.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { freemem, loadavg, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { parse, stringify } from 'yaml';
@@ -29,7 +31,7 @@ import { LOWER_PRECISIONS, runTrainingJob } from '../server/engine/session';
 import { CausalLM, defaultStore } from '../server/models/model';
 import { baseStoreBytes, readModelLayout } from '../server/models/modules';
 import { childOutput, loadProgressPrinter, residentPeak } from './measure';
-import { LLAMA_3_1_8B, llamaLinearModules, QWEN2_5_SHAPES, writeRandomLlamaShards, type LlamaShape } from './random-llama';
+import { LLAMA_100M, LLAMA_3_1_8B, llamaLinearModules, llamaParameterCount, QWEN2_5_SHAPES, writeRandomLlama, writeRandomLlamaShards, type LlamaShape } from './random-llama';
 import { TARGETS, TrainingWorkload } from './workload';
 
 const RANK = 16;
@@ -128,9 +130,12 @@ export interface ScaleOptions {
   /** A folder with one checkpoint folder per shape: reused when written there earlier, else written and kept. Without it, scratch folders, each removed after its shape. */
   modelDir?: string;
   steps: number;
-  /** Steps of the tiny model's loss gap; 0: no loss gap. */
+  /** Steps of the loss gap; 0: no loss gap. */
   lossSteps: number;
   lossPrecisions: BasePrecision[];
+  /** The loss gap's model (LOSS_MODELS) and its training.batch_size (absent: the config's). */
+  lossModel: LossModel;
+  lossBatch?: number;
 }
 
 export function parseShapes(list: string): string[] {
@@ -218,9 +223,9 @@ async function measureShape(name: string, options: ScaleOptions, childArgs: (one
         hidden: config.hiddenSize, layers: config.numLayers, heads: config.numHeads, vocab: config.vocabSize,
         baseParameters, nativeBytes, products: 'mlas' as const, maxLength: TOKENS,
       };
-      // as runTrainingJob asks: the adapter's few MiB aside, one thread (batch 1 is not split)
+      // as runTrainingJob asks: one thread (batch 1 is not split)
       const lower = LOWER_PRECISIONS.map(({ setting, config: keys }) => ({ setting, nativeBytes: baseStoreBytes(layout, baseFormats(keys)) }));
-      const refusal = machineRefusal({ ...run, trainable: 0, batch: BATCH, checkpointing: true, threads: 1 }, undefined, lower);
+      const refusal = machineRefusal({ ...run, trainable: trainableOf(shape), batch: BATCH, checkpointing: true, threads: 1 }, undefined, lower);
       const estimate = estimateMemory({ ...run, trainable: trainableOf(shape), batch: BATCH, checkpointing: true });
       const entry: ScaleCase = {
         shape: name, precision, formats: describeBaseFormats(formats), estimate_gib: round(estimate.process / GiB), store_estimate_gib: round(nativeBytes / GiB),
@@ -245,53 +250,83 @@ async function measureShape(name: string, options: ScaleOptions, childArgs: (one
   }
 }
 
-/** The tiny model's config with a fixed number of steps and the base at `precision`, written to `dir`. */
-async function lossGapConfig(configPath: string, precision: BasePrecision, steps: number, dir: string): Promise<string> {
+/** The tiny task's config with a fixed number of steps, the model in `model` (absent: the config's), `batch` sequences a step (absent: the config's) and the base at `precision`, written to `dir`. */
+async function lossGapConfig(configPath: string, precision: BasePrecision, steps: number, dir: string, model?: string, batch?: number): Promise<string> {
   const base = resolve(configPath, '..');
   const config = parse(await readFile(configPath, 'utf8')) as Record<string, unknown> & { data: Record<string, unknown>; training: Record<string, unknown>; output: Record<string, unknown> };
   const keys = precisionKeys(precision);
   const written = {
     ...config,
-    model: resolve(base, String(config.model)),
+    model: model ?? resolve(base, String(config.model)),
     data: { ...config.data, ...Object.fromEntries(['train', 'eval'].filter((k) => typeof config.data[k] === 'string').map((k) => [k, resolve(base, String(config.data[k]))])) },
-    training: { ...config.training, max_steps: steps, eval_interval: steps, checkpoint_interval: steps, workers: 1 },
+    training: { ...config.training, ...(batch === undefined ? {} : { batch_size: batch }), max_steps: steps, eval_interval: steps, checkpoint_interval: steps, workers: 1 },
     output: { ...config.output, runs_dir: join(dir, 'runs') },
     torch_dtype: keys.torch_dtype,
     load_in_8bit: keys.load_in_8bit,
     load_in_4bit: keys.load_in_4bit,
     ...(keys.bnb_4bit_quant_type ? { bnb_4bit_quant_type: keys.bnb_4bit_quant_type } : {}),
   };
-  const file = join(dir, `tiny-${precision}.moslora.yaml`);
+  const file = join(dir, `loss-gap-${precision}.moslora.yaml`);
   await writeFile(file, stringify(written));
   return file;
 }
 
-/** The tiny model's loss gap: each precision at the config's seed, and float32 at the next seed (how far a run moves without any quantisation). */
+/** The models the loss gap trains. */
+export const LOSS_MODELS = ['tiny', 'llama-100m'] as const;
+export type LossModel = (typeof LOSS_MODELS)[number];
+
+/** LLAMA_100M's width with the tiny model's vocabulary (its tokenizer's 1024 entries) and 16 layers: ~100M parameters, most of them in the linear layers a precision stores. */
+export const LOSS_LLAMA_100M: LlamaShape = { ...LLAMA_100M, layers: 16, vocab: 1024 };
+
+/**
+ * A random LOSS_LLAMA_100M checkpoint (F32) in `dir` with the tiny model's tokenizer and its
+ * special tokens' ids; what the loss gap's record says of it.
+ */
+async function writeLossModel(dir: string, tinyModel: string): Promise<string> {
+  await writeRandomLlama(dir, LOSS_LLAMA_100M, 'F32');
+  for (const file of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) await copyFile(join(tinyModel, file), join(dir, file));
+  const tiny = JSON.parse(await readFile(join(tinyModel, 'config.json'), 'utf8')) as Record<string, unknown>;
+  if (tiny.vocab_size !== LOSS_LLAMA_100M.vocab) throw new Error(`${join(tinyModel, 'config.json')}: vocab_size ${String(tiny.vocab_size)}, where the ~100M model is shaped for ${LOSS_LLAMA_100M.vocab}`);
+  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const ids = Object.fromEntries(['bos_token_id', 'eos_token_id', 'pad_token_id'].map((key) => [key, tiny[key]]));
+  await writeFile(join(dir, 'config.json'), `${JSON.stringify({ ...config, ...ids }, null, 2)}\n`);
+  const s = LOSS_LLAMA_100M;
+  return `random Llama, ${(llamaParameterCount(s) / 1e6).toFixed(1)}M parameters (hidden ${s.hidden}, ${s.layers} layers, ${s.heads} heads / ${s.kvHeads} kv, intermediate ${s.intermediate}, vocab ${s.vocab}: the tiny model's tokenizer), F32, N(0, 0.02) weights`;
+}
+
+/** The loss gap: each precision at the config's seed, and float32 at the next seed (how far a run moves without any quantisation). */
 export interface LossGap {
   config: string;
+  /** The model trained: the config's, or what writeLossModel wrote. */
+  model: string;
   steps: number;
+  batch: number;
   cases: LossGapCase[];
   float32_next_seed: LossGapCase & { seed: number };
 }
 
-/** The tiny model trained `steps` steps at each precision through runTrainingJob, one after another on wasm, same seed; and float32 at the next seed. */
-async function lossGap(configPath: string, steps: number, precisions: BasePrecision[]): Promise<LossGap> {
+/** `which` model trained `steps` steps on the tiny task at each precision through runTrainingJob, one after another on wasm, same seed; and float32 at the next seed. */
+async function lossGap(configPath: string, steps: number, precisions: BasePrecision[], which: LossModel, batchSize?: number): Promise<LossGap> {
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-scale-loss-'));
   try {
+    const config = parse(await readFile(configPath, 'utf8')) as { model: string; training: { seed: number; batch_size: number } };
+    const tinyModel = join(dirname(configPath), config.model);
+    const modelDir = which === 'tiny' ? undefined : join(scratch, 'llama-100m');
+    const model = modelDir ? await writeLossModel(modelDir, tinyModel) : tinyModel;
     const train = async (precision: BasePrecision, seed?: number): Promise<LossGapCase> => {
-      const file = await lossGapConfig(configPath, precision, steps, scratch);
+      const file = await lossGapConfig(configPath, precision, steps, scratch, modelDir, batchSize);
       const summary = await runTrainingJob(file, { backend: 'wasm', runDir: join(scratch, `run-${precision}-${seed ?? 'config'}`), ...(seed === undefined ? {} : { overrides: { seed } }) });
-      if (summary.state !== 'done' || summary.finalLoss === null) throw new Error(`the tiny model at ${precision} did not complete ${steps} steps: ${summary.state}${summary.reason ? ` (${summary.reason})` : ''}`);
-      console.error(`tiny model, ${precision}${seed === undefined ? '' : `, seed ${seed}`}: final train loss ${summary.finalLoss.toFixed(5)} after ${steps} steps (${summary.wallSeconds.toFixed(0)} s)`);
+      if (summary.state !== 'done' || summary.finalLoss === null) throw new Error(`the ${which} model at ${precision} did not complete ${steps} steps: ${summary.state}${summary.reason ? ` (${summary.reason})` : ''}`);
+      console.error(`${which} model, ${precision}${seed === undefined ? '' : `, seed ${seed}`}: final train loss ${summary.finalLoss.toFixed(5)} after ${steps} steps (${summary.wallSeconds.toFixed(0)} s)`);
       return { precision, formats: describeBaseFormats(formatsOf(precision)), final_loss: round(summary.finalLoss, 5), eval_loss: summary.evalLoss === null ? null : round(summary.evalLoss, 5), relative_difference: null, wall_s: round(summary.wallSeconds, 1) };
     };
     const cases: LossGapCase[] = [];
     for (const precision of precisions) cases.push(await train(precision));
-    const seed = (parse(await readFile(configPath, 'utf8')) as { training: { seed: number } }).training.seed + 1;
+    const seed = config.training.seed + 1;
     const nextSeed = { ...(await train('float32', seed)), seed };
     const reference = cases.find((c) => c.precision === 'float32')!;
     for (const c of [...cases, nextSeed]) c.relative_difference = round((c.final_loss - reference.final_loss) / reference.final_loss, 5);
-    return { config: configPath, steps, cases, float32_next_seed: nextSeed };
+    return { config: configPath, model, steps, batch: batchSize ?? config.training.batch_size, cases, float32_next_seed: nextSeed };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -304,7 +339,7 @@ export async function benchScale(options: ScaleOptions, childArgs: (one: string)
   const freeBefore = freemem();
   const cases: ScaleCase[] = [];
   for (const name of options.shapes) cases.push(...(await measureShape(name, options, childArgs)));
-  const gap = options.lossSteps > 0 ? await lossGap(LOSS_GAP_CONFIG, options.lossSteps, options.lossPrecisions) : null;
+  const gap = options.lossSteps > 0 ? await lossGap(LOSS_GAP_CONFIG, options.lossSteps, options.lossPrecisions, options.lossModel, options.lossBatch) : null;
   return {
     bench: 'scale', backend: 'wasm', batch: BATCH, tokens: TOKENS, rank: RANK, targets: TARGETS, checkpointing: true, checkpoint_dtype: 'BF16',
     machine_gib: round(totalmem() / GiB, 1), free_gib_before: round(freeBefore / GiB, 1), load_average: [round(loadBefore, 2), round(loadavg()[0]!, 2)], machine_shared: true,
@@ -322,7 +357,7 @@ export function scaleSummary(r: ScaleBenchResult): string {
     return `${head}load ${m.load_s} s · peak RSS ${m.rss_peak_gib} GiB · step ${m.each_step_s.join(', ')} s (loss ${m.losses.join(', ')}) · heap ${m.heap_gib} GiB`;
   });
   if (r.loss_gap) {
-    lines.push(`loss gap, tiny model, ${r.loss_gap.steps} steps (${r.loss_gap.config}):`);
+    lines.push(`loss gap, ${r.loss_gap.model}, ${r.loss_gap.steps} steps of ${r.loss_gap.batch} sequences (${r.loss_gap.config}):`);
     const n = r.loss_gap.float32_next_seed;
     for (const c of r.loss_gap.cases) lines.push(`  ${c.precision.padEnd(8)} final train loss ${c.final_loss}${c.relative_difference === null ? '' : ` · ${(100 * c.relative_difference).toFixed(2)}% from float32`}${c.eval_loss === null ? '' : ` · eval loss ${c.eval_loss}`}`);
     lines.push(`  float32 at seed ${n.seed} (no quantisation, another seed): final train loss ${n.final_loss} · ${(100 * n.relative_difference!).toFixed(2)}% from float32${n.eval_loss === null ? '' : ` · eval loss ${n.eval_loss}`}`);

@@ -9,13 +9,15 @@ import { availableParallelism, freemem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { BackendName, BackendPreference } from '../../protocol/backends';
 import { loadConfigFile, type ResolvedConfig } from '../config/load';
-import { estimateMemory, resolveCheckpointing, memoryLimit } from '../engine/memory';
+import { estimateMemory, resolveCheckpointing, memoryLimit, PROCESS_BYTES } from '../engine/memory';
 import { RunDirectory } from '../engine/runs';
+import { adapterTemplate, withConfigPath } from '../engine/train';
+import { selectModules, trainableValues } from '../models/adapters';
 import { JobManager } from '../jobs/manager';
 import { readModelLayout } from '../models/modules';
 import { expectedWasmProducts } from '../runtime';
 import { abFolderName, AB_NAME, MANIFEST_FILE, MANIFEST_VERSION, parseManifest, runFolderName } from './layout';
-import { planSchedule, PROCESS_BYTES, type Schedule } from './schedule';
+import { planSchedule, type Schedule } from './schedule';
 import { writeReport, type WrittenReport } from './write';
 import { abMethodConfig, type AbMethod } from '../../protocol/methods';
 import type { JobInfo, JobUpdate } from '../../protocol/editor';
@@ -157,7 +159,8 @@ async function runBytes(config: ResolvedConfig, backend: BackendName): Promise<n
   const run = {
     hidden: model.hiddenSize, layers: model.numLayers, heads: model.numHeads, vocab: model.vocabSize,
     baseParameters: layout.parameters.reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0),
-    products: expectedWasmProducts(), trainable: 0, batch: config.training.batch_size, maxLength: config.data.max_length,
+    products: expectedWasmProducts(), trainable: withConfigPath(config, () => trainableValues(selectModules(layout.linears, config.target_modules).selected, adapterTemplate(config))),
+    batch: config.training.batch_size, maxLength: config.data.max_length,
   };
   const checkpointing = resolveCheckpointing(config.training.gradient_checkpointing, run, memoryLimit(backend)).on;
   return estimateMemory({ ...run, checkpointing }).total + PROCESS_BYTES;

@@ -13,12 +13,6 @@ import { formatBytes } from '../engine/memory';
 
 /** Share of the free memory the runs at once may take, as planWorkers allows its threads. */
 const FREE_MEMORY_SHARE = 0.75;
-/**
- * A trainer process's memory beyond the run's estimate (engine/memory.ts): Node, V8's heap,
- * tfjs's JavaScript, onnxruntime. Measured: 337 MiB peak RSS for the tiny example model, whose
- * estimate is 217 MiB.
- */
-export const PROCESS_BYTES = 128 * 1024 ** 2;
 
 export interface Schedule {
   atOnce: number;

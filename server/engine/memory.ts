@@ -1,7 +1,8 @@
 // A peak-memory estimate of a training run: the language server's diagnostic warns with it
-// before a run outgrows a backend with a fixed heap, and the engine turns gradient checkpointing
-// on with it (training.gradient_checkpointing: auto). Every constant is named here and fitted
-// to measurements.
+// before a run outgrows a backend with a fixed heap, the engine turns gradient checkpointing on
+// with it (training.gradient_checkpointing: auto) and refuses a run that cannot fit the machine.
+// Every constant is named here and fitted to measurements; the rule is that the estimate errs on
+// the safe side (at or above the measured peak).
 //
 //   weights      = copies × 4 B × base parameters  float32 (tfjs has no fp16); 2 copies where the
 //                                                 products run on XNNPACK, which keeps a packed copy
@@ -16,6 +17,9 @@
 //                  + (checkpointing ? layers × hidden : 0)          each layer's kept input
 //                  + vocab × PER_VOCAB)
 //   kept         = layers, or 1 with gradient checkpointing (one layer is recomputed at a time)
+//   update       = OPTIMIZER_COPIES × 4 B × trainable                 AdamW's step
+//   heap         = weights + runtime + max(adapter + activations, update)
+//   process      = heap + native + PROCESS_BYTES
 //
 // Per token and layer, tfjs keeps the forward pass's tensors until the whole backward pass is
 // done, next to the gradients it makes: PER_HIDDEN hidden-wide floats (norms, q/k/v/o, the MLP's
@@ -24,16 +28,26 @@
 // temporaries: PER_VOCAB floats per token. The constants are fitted to the wasm heap's high-water
 // mark of a ~100M Llama (hidden 768, 12 layers, 12 heads, vocab 32000, 256 tokens, MoSLoRA r 16 on
 // q,k,v,up,down; `npm run bench -- memory`, records in bench/results/memory.jsonl), with and
-// without checkpointing and at several batch sizes; the rule is that the estimate errs on the safe
-// side (above the measured peak) wherever a run is near the heap's 4 GiB. PER_SCORE is assumed
-// (six [T × S] tensors per head), not separated by those measurements, which all use 256 tokens.
+// without checkpointing and at several batch sizes. PER_SCORE is assumed (six [T × S] tensors per
+// head), not separated by those measurements, which all use 256 tokens.
+//
+// The activations are freed before the optimizer runs, so its step is a second peak, not added to
+// the first: AdamW (server/engine/optim.ts) updates all trainable values as one flat vector inside
+// one tf.tidy, which keeps every intermediate until the update ends. OPTIMIZER_COPIES counts the
+// trainable-sized float32 vectors alive at its peak: the parameters, the two moments, the flat
+// gradient and its clipped copy, the concatenated parameters, their weight-decayed copy and the
+// update's temporaries (tfjs's own profile of AdamW.applyClipped, engine.memory.test.ts). It is the larger peak
+// from a few billion base parameters up, where the adapter has tens of millions of values (an
+// 8B Llama's MoSLoRA r 16 on q,k,v,up,down: 28M, 2.3 GiB at the update).
 //
 // A base in the native weight store (kernels/base/: wasm and cpu with MLAS) takes no heap: its
 // linear weights, embedding and lm_head are packed matrices outside it at their stored precision
 // (nativeBytes, from baseStoreBytes), and their products dequantise into a few scratch blocks
 // (NATIVE_SCRATCH_BYTES); what stays in the heap (norms, biases) is left out as negligible. The
 // heap's 4 GiB then bounds activations and the adapter only; the machine's memory bounds the
-// process: the heap and the store.
+// process: the heap, the store and what the process holds outside both (PROCESS_BYTES). The
+// process's estimate is checked against the resident peaks `npm run bench -- scale` measured for
+// Qwen2.5-0.5B/1.5B/3B and Llama-3.1-8B shapes at each stored precision (bench/results/scale.jsonl).
 import { totalmem } from 'node:os';
 import type { BackendPreference } from '../../protocol/backends';
 import type { ProductEngine } from '../../kernels/backends/mlas-matmul';
@@ -45,6 +59,15 @@ const PER_HIDDEN = 120;
 const PER_SCORE = 6;
 const PER_VOCAB = 4;
 const RUNTIME_BYTES = 80 * 1024 ** 2;
+/** Trainable-sized float32 vectors alive at AdamW's peak (server/engine/optim.ts AdamW.applyClipped, its tf.tidy). */
+export const OPTIMIZER_COPIES = 23;
+/**
+ * A trainer process's memory outside the wasm heap and the native store: Node, V8's heap, tfjs's
+ * JavaScript, onnxruntime's library, the tokenizer. Measured: 337 MiB peak RSS for the tiny
+ * example model, whose heap estimate is 217 MiB; 100–170 MiB beside the heap and the store in
+ * bench/results/scale.jsonl's peaks.
+ */
+export const PROCESS_BYTES = 128 * 1024 ** 2;
 /** The native products' scratch: a dequantised block of W (16 MiB), its output and a share of dx. */
 export const NATIVE_SCRATCH_BYTES = 48 * 1024 ** 2;
 /** wasm32: the heap addresses 4 GiB at most. */
@@ -69,9 +92,11 @@ export interface MemoryEstimate {
   native: number;
   adapter: number;
   activations: number;
+  /** AdamW's step: its peak of trainable-sized vectors, after the activations are freed. */
+  update: number;
   /** The heap's peak. */
   total: number;
-  /** The process's: the heap and the native store. */
+  /** The process's: the heap, the native store and PROCESS_BYTES. */
   process: number;
 }
 
@@ -82,8 +107,9 @@ export function estimateMemory(i: MemoryInputs): MemoryEstimate {
   const perLayer = i.hidden * PER_HIDDEN + i.heads * i.maxLength * PER_SCORE;
   const perToken = (i.checkpointing ? perLayer + i.layers * i.hidden : i.layers * perLayer) + i.vocab * PER_VOCAB;
   const activations = BYTES * i.batch * i.maxLength * perToken;
-  const total = weights + adapter + RUNTIME_BYTES + activations;
-  return { weights, native, adapter, activations, total, process: total + native };
+  const update = OPTIMIZER_COPIES * BYTES * i.trainable;
+  const total = weights + RUNTIME_BYTES + Math.max(adapter + activations, update);
+  return { weights, native, adapter, activations, update, total, process: total + native + PROCESS_BYTES };
 }
 
 /** What of an estimate a limit bounds: the heap's peak for the wasm heap, the process's for the machine's memory. */
@@ -154,7 +180,7 @@ export function machineRefusal(
   // each thread's heap holds its share of the batch; the native store is shared by all
   const need = (nativeBytes: number | undefined) => {
     const perThread = estimateMemory({ ...run, ...(nativeBytes === undefined ? {} : { nativeBytes }), batch: Math.ceil(run.batch / run.threads), checkpointing });
-    return perThread.total * run.threads + perThread.native;
+    return perThread.total * run.threads + perThread.native + PROCESS_BYTES;
   };
   const needed = need(run.nativeBytes);
   if (needed <= machineMemory) return null;

@@ -40,7 +40,7 @@ import { AdamW, scheduleFactor } from './optim';
 import { isFileError, RunDirectory, type LoadedCheckpoint, type TrainerState } from './runs';
 import { median } from './median';
 import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer, type ShardWorkerInit } from './parallel';
-import { createAdapters, disposeAdapters, makeTrainable, selectModules } from '../models/adapters';
+import { createAdapters, disposeAdapters, makeTrainable, selectModules, type AdapterTemplate } from '../models/adapters';
 import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
 
@@ -191,10 +191,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
   if (unmatched.length) {
     throw new Error(`${config.configPath}: target_modules ${unmatched.map((u) => `"${u}"`).join(', ')} match no linear module of ${config.model}`);
   }
-  const template = {
-    method: config.method, r: config.r, alpha: config.alpha, useRslora: config.use_rslora,
-    chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout, useDora: config.use_dora,
-  };
+  const template = adapterTemplate(config);
 
   // The run folder, locked while this trainer writes it. A fresh run's folder is made only once
   // the config has passed every check: a refusal leaves nothing behind that would block it.
@@ -423,8 +420,16 @@ async function checkpointToResume(run: RunDirectory, totalSteps: number, config:
   return checkpoint;
 }
 
+/** The adapter every targeted module gets, as the config says. */
+export function adapterTemplate(config: ResolvedConfig): AdapterTemplate {
+  return {
+    method: config.method, r: config.r, alpha: config.alpha, useRslora: config.use_rslora,
+    chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout, useDora: config.use_dora,
+  };
+}
+
 /** Runs `make`, naming the config in an adapter spec's refusal (r too large for a module, …). */
-function withConfigPath<T>(config: ResolvedConfig, make: () => T): T {
+export function withConfigPath<T>(config: ResolvedConfig, make: () => T): T {
   try {
     return make();
   } catch (error) {

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveAdapterSpec, type AdapterSpec } from '../../kernels/adapter/spec';
+import { resolveAdapterSpec, trainableParameterCount, type AdapterSpec } from '../../kernels/adapter/spec';
 import { disposeAdapterWeights, initAdapterWeights } from '../../kernels/adapter/init';
 import { doraWeightNorms, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
 import { matchTargetModules, type ModuleSize } from './modules';
@@ -35,6 +35,11 @@ export function tensorSeed(seed: number, module: string, tensor: string): number
 
 /** A module's frozen weight, which DoRA adapters start from (EngineModel.base). */
 export type BaseOf = (module: string) => BaseLinear;
+
+/** The values createAdapters would train for `modules`: known from the modules' shapes, before any weight loads. */
+export function trainableValues(modules: readonly ModuleSize[], template: AdapterTemplate): number {
+  return modules.reduce((n, module) => n + trainableParameterCount(resolveAdapterSpec({ ...template, dIn: module.dIn, dOut: module.dOut })), 0);
+}
 
 /**
  * Adapters for `modules`, keyed by module name: the weights `saved` holds for a module (a

@@ -28,6 +28,15 @@ describe('bench/README.md', () => {
     assert.doesNotMatch(page, /1\.2 /, 'an earlier run of a command is not shown');
   });
 
+  it("shows losses and a nested object's figures, and takes a key holding `_s` inside it (`_seed`) for no unit", () => {
+    const record = run('npm run bench -- scale', '2026-12-03T10:00:00.000Z', {
+      loss_gap: { steps: 20, cases: [{ precision: 'int8', final_loss: 2.5, wall_s: 10 }], float32_next_seed: { final_loss: 2.6, seed: 43 } },
+    });
+    const page = renderBenchReadme(new Map([['scale', [record]]]), new Map());
+    const row = page.split('\n').find((line) => line.startsWith('| `npm'))!;
+    assert.match(row, /\| loss_gap\.cases\[0\]\.final_loss 2\.5 · loss_gap\.cases\[0\]\.wall_s 10 · loss_gap\.float32_next_seed\.final_loss 2\.6 \|/);
+  });
+
   it('names the file and line of a record it cannot read', () => {
     assert.throws(() => parseRecords('bench/results/x.jsonl', '{"date":"d","host":"h","command":"c"}\n{oops\n'), /bench\/results\/x\.jsonl:2: not JSON/);
     assert.throws(() => parseRecords('bench/results/x.jsonl', '{"date":"d","host":"h"}\n'), /x\.jsonl:1: a record needs date, host and command/);

@@ -1,11 +1,17 @@
 // The training memory estimate (server/engine/memory.ts) against the wasm heap measured for a
-// ~100M Llama, and the automatic gradient checkpointing it decides; the editor's warning built on
-// it is in lsp.diagnostics.test.ts.
+// ~100M Llama, the resident peaks measured for 0.5B–8B shapes (bench/results/scale.jsonl) and
+// AdamW's own peak, and the automatic gradient checkpointing it decides; the editor's warning
+// built on it is in lsp.diagnostics.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ProductEngine } from '../../kernels/backends/mlas-matmul';
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../kernels/backends/backend';
+import { AdamW } from '../../server/engine/optim';
 import { join } from 'node:path';
-import { boundedBytes, estimateMemory, machineRefusal, memoryLimit, resolveCheckpointing, WASM_HEAP_BYTES } from '../../server/engine/memory';
+import { boundedBytes, estimateMemory, machineRefusal, memoryLimit, OPTIMIZER_COPIES, PROCESS_BYTES, resolveCheckpointing, WASM_HEAP_BYTES } from '../../server/engine/memory';
+import { LLAMA_3_1_8B, llamaLinearModules, llamaParameterCount, QWEN2_5_SHAPES, type LlamaShape } from '../../bench/random-llama';
 
 // The measured case (server/engine/memory.ts): a ~100M Llama trained with MoSLoRA r 16 on q,k,v,up,down.
 const LLAMA_100M = { baseParameters: 100_092_672, products: 'xnnpack' as const, layers: 12, hidden: 768, heads: 12, vocab: 32_000, maxLength: 256 };
@@ -38,6 +44,40 @@ describe('memory estimate', () => {
     assert.ok(estimateMemory({ ...LLAMA_100M, trainable: TRAINABLE, batch: 8, checkpointing: true }).total < wasm.bytes);
   });
 
+  // `npm run bench -- scale`: each shape and precision's resident peak, MoSLoRA r 16 on q,k,v,up,down, 1 × 256 tokens, checkpointing, base in the native store
+  const SCALE_RECORDS = join(import.meta.dirname, '..', '..', 'bench', 'results', 'scale.jsonl');
+  const SCALE_SHAPES: Record<string, LlamaShape> = { ...QWEN2_5_SHAPES, 'llama-3.1-8b': LLAMA_3_1_8B };
+  interface ScaleRecord {
+    batch: number;
+    tokens: number;
+    rank: number;
+    targets: string[];
+    cases: { shape: string; precision: string; store_estimate_gib: number; measured: { rss_peak_gib: number } | null }[];
+  }
+  const scaleCases = readFileSync(SCALE_RECORDS, 'utf8').split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line) as ScaleRecord)
+    .flatMap((r) => r.cases.filter((c) => c.measured).map((c) => ({ ...c, record: r, measured: c.measured! })));
+
+  it("estimates each process's resident peak recorded by the scale benchmark at or above it, and not far above (bench/results/scale.jsonl)", (t) => {
+    assert.ok(scaleCases.length >= 11, `${SCALE_RECORDS}: ${scaleCases.length} measured cases, expected the 0.5B–8B shapes' 11 or more`);
+    const lines: string[] = [];
+    for (const { shape: name, precision, store_estimate_gib, measured, record } of scaleCases) {
+      const shape = SCALE_SHAPES[name];
+      assert.ok(shape, `${SCALE_RECORDS}: unknown shape ${name}`);
+      const trainable = llamaLinearModules(shape)
+        .filter((m) => record.targets.some((t) => m.name.endsWith(`.${t}`)))
+        .reduce((n, m) => n + record.rank * (m.dIn + m.dOut) + record.rank ** 2, 0);
+      const e = estimateMemory({
+        hidden: shape.hidden, layers: shape.layers, heads: shape.heads, vocab: shape.vocab, baseParameters: llamaParameterCount(shape),
+        nativeBytes: store_estimate_gib * GiB, products: 'mlas', trainable, batch: record.batch, maxLength: record.tokens, checkpointing: true,
+      });
+      const ratio = e.process / GiB / measured.rss_peak_gib;
+      lines.push(`${name} ${precision}: estimated ${(e.process / GiB).toFixed(3)} GiB, measured ${measured.rss_peak_gib} GiB (× ${ratio.toFixed(3)})`);
+      assert.ok(ratio >= 1, `${name} at ${precision}: the estimate is below the measured peak, a run could be let start that does not fit\n${lines.at(-1)}`);
+      assert.ok(ratio <= 1.15, `${name} at ${precision}: the estimate is more than 15% above the measured peak, a run that fits could be refused\n${lines.at(-1)}`);
+    }
+    t.diagnostic(lines.join('\n'));
+  });
+
   it('adds two float32 copies of the base (XNNPACK packs its own; one with MLAS), three copies of the trainable parameters, the runtime and activations', () => {
     assert.equal(estimateMemory({ baseParameters: 1000, products: 'mlas', trainable: 10, batch: 2, maxLength: 3, layers: 2, hidden: 1, heads: 1, vocab: 1, checkpointing: false }).weights, 4000);
     const e = estimateMemory({ baseParameters: 1000, products: 'xnnpack', trainable: 10, batch: 2, maxLength: 3, layers: 2, hidden: 1, heads: 1, vocab: 1, checkpointing: false });
@@ -45,8 +85,33 @@ describe('memory estimate', () => {
     assert.equal(e.adapter, 120);
     assert.equal(e.activations, 4 * 2 * 3 * (2 * (120 + 3 * 6) + 4));
     assert.equal(e.total, e.weights + e.adapter + 80 * 1024 ** 2 + e.activations);
+    assert.equal(e.process, e.total + PROCESS_BYTES, 'no native store: the heap and the process outside it');
     const checkpointed = estimateMemory({ baseParameters: 1000, products: 'xnnpack', trainable: 10, batch: 2, maxLength: 3, layers: 2, hidden: 1, heads: 1, vocab: 1, checkpointing: true });
     assert.equal(checkpointed.activations, 4 * 2 * 3 * (120 + 3 * 6 + 2 + 4));
+  });
+
+  it("counts at OPTIMIZER_COPIES the trainable-sized vectors alive at AdamW's peak, the gradient clipped (tfjs's own profile)", async () => {
+    await selectBackend('cpu');
+    const n = 3000;
+    const params = new Map([0, 1, 2].map((i) => [`p${i}`, tf.variable(tf.fill([n / 3], 0.5), true, `optimizer-peak-${i}`)] as const));
+    const optimizer = new AdamW({ weightDecay: 0.01 });
+    const grad = tf.fill([n], 2) as tf.Tensor1D;
+    await optimizer.applyClipped(params, grad, 1e-3, 1); // lays the moments out
+    const before = tf.memory().numBytes; // the parameters, the moments, the gradient
+    const { peakBytes } = await tf.profile(() => optimizer.applyClipped(params, grad, 1e-3, 1));
+    const copies = (peakBytes - before) / (4 * n) + 4;
+    tf.dispose([grad, ...params.values()]);
+    optimizer.dispose();
+    assert.ok(copies <= OPTIMIZER_COPIES && copies >= OPTIMIZER_COPIES - 2, `AdamW's step peaked at ${copies} trainable-sized vectors, OPTIMIZER_COPIES is ${OPTIMIZER_COPIES}`);
+  });
+
+  it("takes AdamW's step as the heap's peak where it outgrows the activations: a few billion base parameters' adapters", () => {
+    const run = { baseParameters: 0, products: 'mlas' as const, batch: 1, maxLength: 256, layers: 2, hidden: 64, heads: 1, vocab: 100, checkpointing: true };
+    const small = estimateMemory({ ...run, trainable: 1000 });
+    assert.equal(small.total, 80 * 1024 ** 2 + small.adapter + small.activations, "the activations' peak");
+    const large = estimateMemory({ ...run, trainable: 28_000_000 });
+    assert.equal(large.update, OPTIMIZER_COPIES * 4 * 28_000_000);
+    assert.equal(large.total, 80 * 1024 ** 2 + large.update, "AdamW's peak, the activations freed");
   });
 
   it('auto turns checkpointing on exactly when the run does not fit without it, and says why', () => {
