@@ -157,7 +157,7 @@ export class CausalLM implements EngineModel {
       const requests = [...layout.linears.map((m): WeightRequest => ({ tensor: m.weight, layout: m.layout })), { tensor: embeddingTensor, layout: 'out_in' as const }]
         .filter((r, i, all) => all.findIndex((o) => o.tensor === r.tensor) === i);
       if (store === 'gpu') {
-        if (options.shared) throw new Error(`${modelDir}: another thread's matrices map into the native weight store, not onto the GPU; load with store 'native'`);
+        if (options.shared?.size) throw new Error(`${modelDir}: another thread's matrices map into the native weight store, not onto the GPU; load with store 'native'`);
         // a tensor at a time, each matrix uploaded and let go before the next is read
         const total = requests.reduce((sum, r) => sum + checkpoint.info(r.tensor).byteLength, 0);
         let before = 0;
