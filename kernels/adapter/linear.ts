@@ -17,6 +17,7 @@ import { expand, fusedAdapterAvailable, outer, project } from './fused-adapter';
 import { matMul, matMulByConstant } from '../ops/matmul';
 import { nativeInputGradient, nativeLinear } from '../base/native-weights';
 import type { PackedMatrix } from '../base/quant';
+import { quantInputGradient, quantLinear, quantRowNormsSquared, type GpuPackedMatrix } from '../base/webgpu-quant';
 
 /**
  * A frozen linear layer held as a tensor. `layout` says how the checkpoint stores W: 'out_in' is
@@ -45,10 +46,24 @@ export interface PackedBaseLinear {
   weightNormsSquared?: tf.Tensor1D;
 }
 
-export type BaseLinear = TensorBaseLinear | PackedBaseLinear;
+/**
+ * A frozen linear layer whose W [d_out, d_in] lives on the GPU at its stored precision
+ * (kernels/base/webgpu-quant.ts), its products dequantising inside the kernels, on webgpu.
+ */
+export interface GpuBaseLinear {
+  gpu: GpuPackedMatrix;
+  bias?: tf.Tensor1D;
+  weightNormsSquared?: tf.Tensor1D;
+}
+
+export type BaseLinear = TensorBaseLinear | PackedBaseLinear | GpuBaseLinear;
 
 export function isPackedBase(base: BaseLinear): base is PackedBaseLinear {
   return 'packed' in base;
+}
+
+export function isGpuBase(base: BaseLinear): base is GpuBaseLinear {
+  return 'gpu' in base;
 }
 
 export interface Adapter {
@@ -81,6 +96,7 @@ export interface AdaptedLinearOptions {
 
 export function baseDims(base: BaseLinear): { dIn: number; dOut: number } {
   if (isPackedBase(base)) return { dIn: base.packed.cols, dOut: base.packed.rows };
+  if (isGpuBase(base)) return { dIn: base.gpu.cols, dOut: base.gpu.rows };
   const [rows, cols] = base.weight.shape;
   return base.layout === 'out_in' ? { dIn: cols, dOut: rows } : { dIn: rows, dOut: cols };
 }
@@ -118,7 +134,7 @@ function checkBase(base: BaseLinear, adapter: Adapter | null): void {
   if (adapter.spec.dIn !== dIn || adapter.spec.dOut !== dOut) {
     throw new AdapterConfigError(
       'base',
-      `weight${isPackedBase(base) ? '' : ` (layout ${base.layout})`} is ${dOut}×${dIn} (d_out×d_in) but the adapter was made for ${adapter.spec.dOut}×${adapter.spec.dIn}`,
+      `weight${'layout' in base ? ` (layout ${base.layout})` : ''} is ${dOut}×${dIn} (d_out×d_in) but the adapter was made for ${adapter.spec.dOut}×${adapter.spec.dIn}`,
     );
   }
   checkAdapterShapes(adapter.spec, adapter.weights);
@@ -127,6 +143,7 @@ function checkBase(base: BaseLinear, adapter: Adapter | null): void {
 /** x·Wᵀ, without the bias. */
 function baseProduct(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
   if (isPackedBase(base)) return nativeLinear(x, base.packed);
+  if (isGpuBase(base)) return quantLinear(x, base.gpu);
   return matMulByConstant<tf.Tensor2D>(x, base.weight, false, base.layout === 'out_in');
 }
 
@@ -138,6 +155,7 @@ function baseForward(x: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
 /** The base layer's share of the input's gradient, g·W. */
 function baseInputGradient(g: tf.Tensor2D, base: BaseLinear): tf.Tensor2D {
   if (isPackedBase(base)) return nativeInputGradient(g, base.packed);
+  if (isGpuBase(base)) return quantInputGradient(g, base.gpu);
   return matMul(g, base.weight, false, base.layout === 'in_out');
 }
 
@@ -296,6 +314,7 @@ function fusedAdapterForward(x: tf.Tensor2D, base: BaseLinear, adapter: Adapter,
 export function weightNormsSquared(base: BaseLinear): tf.Tensor1D {
   if (base.weightNormsSquared) return base.weightNormsSquared;
   if (isPackedBase(base)) return tf.tensor1d(base.packed.rowNormsSquared());
+  if (isGpuBase(base)) return quantRowNormsSquared(base.gpu);
   return tf.sum(tf.square(base.weight), base.layout === 'out_in' ? 1 : 0);
 }
 

@@ -323,9 +323,20 @@ export function quantLinear<R extends tf.Rank>(x: tf.Tensor<R>, packed: GpuPacke
  */
 export async function quantGather(packed: GpuPackedMatrix, ids: tf.Tensor): Promise<tf.Tensor> {
   if (ids.dtype !== 'int32') throw new Error(`${QUANT_GATHER}: ids must be int32, got ${ids.dtype}`);
-  const values = await ids.data();
-  const bad = values.findIndex((id) => !(id >= 0 && id < packed.rows));
-  if (bad >= 0) throw new RangeError(`token id ${values[bad]} (position ${bad}) is outside the embedding table's ${packed.rows} rows`);
+  return quantGatherRows(packed, ids, await ids.data());
+}
+
+/**
+ * quantGather where the caller has ids' values on the host (token ids come from there): `values`
+ * are checked instead of read back, so the gather runs at once. An id outside [0, rows) throws.
+ */
+export function quantGatherRows(packed: GpuPackedMatrix, ids: tf.Tensor, values: ArrayLike<number>): tf.Tensor {
+  if (ids.dtype !== 'int32') throw new Error(`${QUANT_GATHER}: ids must be int32, got ${ids.dtype}`);
+  if (values.length !== ids.size) throw new Error(`${QUANT_GATHER}: ${values.length} host values for ${ids.size} ids`);
+  for (let i = 0; i < values.length; i++) {
+    const id = values[i]!;
+    if (!(Number.isInteger(id) && id >= 0 && id < packed.rows)) throw new RangeError(`token id ${id} (position ${i}) is outside the embedding table's ${packed.rows} rows`);
+  }
   return tf.tidy(() => {
     const flat = tf.reshape(ids, [-1]);
     let out: tf.Tensor2D | null = null;
@@ -337,5 +348,21 @@ export async function quantGather(packed: GpuPackedMatrix, ids: tf.Tensor): Prom
       out = runOwnKernel<tf.Tensor2D>(QUANT_GATHER, inputs, attrs);
     }
     return tf.reshape(out!, [...ids.shape, packed.cols]);
+  });
+}
+
+/** Float32 values of deq(W) gathered at once by quantRowNormsSquared (whole rows, at least one). */
+const NORM_BLOCK_BYTES = 16 * 1024 ** 2;
+
+/** ‖deq(W)_i‖² of each row i, [rows] (DoRA reads them): rows gathered a block at a time, never all of W as float32. */
+export function quantRowNormsSquared(packed: GpuPackedMatrix): tf.Tensor1D {
+  const per = Math.max(1, Math.floor(NORM_BLOCK_BYTES / (4 * packed.cols)));
+  return tf.tidy(() => {
+    const parts: tf.Tensor1D[] = [];
+    for (let r0 = 0; r0 < packed.rows; r0 += per) {
+      const ids = Int32Array.from({ length: Math.min(per, packed.rows - r0) }, (_, i) => r0 + i);
+      parts.push(tf.tidy(() => tf.sum(tf.square(quantGatherRows(packed, tf.tensor1d(ids, 'int32'), ids)), 1) as tf.Tensor1D));
+    }
+    return parts.length === 1 ? parts[0]! : tf.concat(parts);
   });
 }

@@ -51,10 +51,9 @@ export function shardGradients(
   step: ShardStep,
 ): { lossSum: tf.Scalar; grads: tf.Tensor1D } {
   const { value, grads } = tf.variableGrads(() => {
-    const ids = tf.tensor2d(shard.inputIds, undefined, 'int32');
     const labels = tf.tensor2d(shard.labels, undefined, 'int32');
     const options = { training: true, dropoutSeed: step.dropoutSeed, firstSequence: shard.firstSequence, checkpoint: step.checkpoint };
-    return tf.neg(tf.sum(labelLogProbs(model.logits(ids, adapters, options), labels).logProbs)) as tf.Scalar;
+    return tf.neg(tf.sum(labelLogProbs(model.logits(shard.inputIds, adapters, options), labels).logProbs)) as tf.Scalar;
   }, [...params]);
   const flat = flatConcat(params.map((v) => grads[v.name]!));
   tf.dispose(grads);
@@ -67,9 +66,8 @@ export type Scorer = (rows: Pick<Batch, 'inputIds' | 'labels'>) => Promise<numbe
 /** Summed log-likelihood of each row's labelled tokens, as a [rows] tensor. */
 export function shardScores(model: EngineModel, adapters: ReadonlyMap<string, Adapter>, rows: Pick<Batch, 'inputIds' | 'labels'>): tf.Tensor1D {
   return tf.tidy(() => {
-    const ids = tf.tensor2d(rows.inputIds, undefined, 'int32');
     const labels = tf.tensor2d(rows.labels, undefined, 'int32');
-    return tf.sum(labelLogProbs(model.logits(ids, adapters, { training: false }), labels).logProbs, 1) as tf.Tensor1D;
+    return tf.sum(labelLogProbs(model.logits(rows.inputIds, adapters, { training: false }), labels).logProbs, 1) as tf.Tensor1D;
   });
 }
 

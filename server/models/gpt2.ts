@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { geluNew } from '../../kernels/ops/gelu';
 import { layerNorm } from '../../kernels/ops/layer-norm';
 import type { Gpt2Config } from './config';
-import { attention, causalMask, decoderBlock, embed, linear, splitHeads, type Embedding, type ForwardOptions, type LoadedLinear, type LoadedTensors } from './layers';
+import { attention, causalMask, decoderBlock, embed, linear, splitHeads, type Embedding, type ForwardOptions, type LoadedLinear, type LoadedTensors, type TokenIds } from './layers';
 
 interface Norm {
   weight: tf.Tensor1D;
@@ -56,8 +56,8 @@ export function gpt2Weights(config: Gpt2Config, { tensor, module, embedding }: L
 }
 
 /** inputIds [B, T] (int32) → logits [B, T, vocab]. */
-export function gpt2Forward(c: Gpt2Config, w: Gpt2Weights, inputIds: tf.Tensor2D, options: ForwardOptions): tf.Tensor3D {
-  const [, T] = inputIds.shape;
+export function gpt2Forward(c: Gpt2Config, w: Gpt2Weights, inputIds: TokenIds, options: ForwardOptions): tf.Tensor3D {
+  const [, T] = inputIds.tensor.shape;
   const past = options.cache?.length ?? 0;
   const mask = causalMask(T, past, null); // (T, past + T)
   const positions = tf.range(past, past + T, 1, 'int32');

@@ -8,6 +8,7 @@ import { matMul } from '../../kernels/ops/matmul';
 import { adaptedLinear, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
 import { nativeGather } from '../../kernels/base/native-weights';
 import type { PackedMatrix } from '../../kernels/base/quant';
+import { quantGatherRows, type GpuPackedMatrix } from '../../kernels/base/webgpu-quant';
 import type { LlamaConfig } from './config';
 
 /** Adapters by module name ('model.layers.3.self_attn.q_proj'); modules not in it run frozen. */
@@ -61,15 +62,29 @@ export interface LoadedTensors {
 
 /**
  * A token embedding table: a tensor [vocab, C], or [C, vocab] when it is also a tied lm_head held
- * in_out; or a matrix [vocab, C] in the native weight store.
+ * in_out; or a matrix [vocab, C] in the native weight store, or on the GPU.
  */
-export type Embedding = { table: tf.Tensor2D; byColumns: boolean } | { packed: PackedMatrix };
+export type Embedding = { table: tf.Tensor2D; byColumns: boolean } | { packed: PackedMatrix } | { gpu: GpuPackedMatrix };
+
+/**
+ * Token ids [B, T]: the int32 tensor, and the same ids on the host where the caller gave them as
+ * numbers (null where it gave only the tensor). A table on the GPU checks them there before its
+ * gather, which reads them nowhere else.
+ */
+export interface TokenIds {
+  tensor: tf.Tensor2D;
+  values: Int32Array | null;
+}
 
 /** The embeddings of ids [B, T] → [B, T, C]. */
-export function embed(embedding: Embedding, ids: tf.Tensor2D): tf.Tensor3D {
-  if ('packed' in embedding) return nativeGather(embedding.packed, ids) as tf.Tensor3D;
-  if (!embedding.byColumns) return tf.gather(embedding.table, ids) as tf.Tensor as tf.Tensor3D; // (B, T, C)
-  return tf.transpose(tf.gather(embedding.table, ids, 1) as tf.Tensor as tf.Tensor3D, [1, 2, 0]); // (C, B, T) → (B, T, C)
+export function embed(embedding: Embedding, ids: TokenIds): tf.Tensor3D {
+  if ('packed' in embedding) return nativeGather(embedding.packed, ids.tensor) as tf.Tensor3D;
+  if ('gpu' in embedding) {
+    if (!ids.values) throw new Error('input_ids: the embedding table is on the GPU, whose gather checks the ids on the host: give them as rows of numbers, not as a tensor');
+    return quantGatherRows(embedding.gpu, ids.tensor, ids.values) as tf.Tensor3D;
+  }
+  if (!embedding.byColumns) return tf.gather(embedding.table, ids.tensor) as tf.Tensor as tf.Tensor3D; // (B, T, C)
+  return tf.transpose(tf.gather(embedding.table, ids.tensor, 1) as tf.Tensor as tf.Tensor3D, [1, 2, 0]); // (C, B, T) → (B, T, C)
 }
 
 /** x → x·Wᵀ + b (+ the module's adapter, if the set has one), for x of shape [..., d_in]. */

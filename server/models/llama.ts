@@ -19,6 +19,7 @@ import {
   type ForwardOptions,
   type LoadedLinear,
   type LoadedTensors,
+  type TokenIds,
 } from './layers';
 
 interface LlamaBlock {
@@ -68,8 +69,8 @@ export function llamaWeights(config: LlamaConfig, { tensor, module, embedding }:
 }
 
 /** inputIds [B, T] (int32) → logits [B, T, vocab]. */
-export function llamaForward(c: LlamaConfig, w: LlamaWeights, inputIds: tf.Tensor2D, options: ForwardOptions): tf.Tensor3D {
-  const [, T] = inputIds.shape;
+export function llamaForward(c: LlamaConfig, w: LlamaWeights, inputIds: TokenIds, options: ForwardOptions): tf.Tensor3D {
+  const [, T] = inputIds.tensor.shape;
   const past = options.cache?.length ?? 0;
   const { cos, sin } = ropeTables(w.inverseFrequencies, past, T); // (T, hd) each
   const mask = causalMask(T, past, c.slidingWindow); // (T, past + T)

@@ -1,5 +1,6 @@
-// A causal language model loaded from a Hugging Face folder: frozen weights held once as plain
-// tensors, a forward pass to logits, the training loss, and adapters attached per call.
+// A causal language model loaded from a Hugging Face folder: frozen weights held once (in the
+// native weight store on wasm and cpu, on the GPU at their stored precision on webgpu, else as
+// plain tensors), a forward pass to logits, the training loss, and adapters attached per call.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { targetLogProbs } from '../../kernels/ops/log-probs';
@@ -12,27 +13,32 @@ import { loadPackedMatrices, type LoadProgress, type WeightRequest } from '../..
 import { NATIVE_BACKENDS } from '../../kernels/base/native-weights';
 import { mlasAvailable } from '../../kernels/backends/mlas-matmul';
 import { FLOAT32_BASE, PackedMatrix, type BaseFormat, type BaseFormats, type PackedMatrixParts } from '../../kernels/base/quant';
-import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear } from './layers';
+import { QUANT_PRODUCT, uploadPacked, type GpuPackedMatrix } from '../../kernels/base/webgpu-quant';
+import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear, TokenIds } from './layers';
 import { llamaForward, llamaWeights } from './llama';
 import { EMBEDDING_NAMES, modelLayout, type LinearModule } from './modules';
 
-/** Where the frozen weights live: the native weight store (wasm, cpu), or float32 tensors. */
-export type WeightStore = 'native' | 'tensors';
+/** Where the frozen weights live: the native weight store (wasm, cpu), packed on the GPU (webgpu), or float32 tensors. */
+export type WeightStore = 'native' | 'gpu' | 'tensors';
 
 export interface LoadModelOptions {
   /** The stored formats of the frozen base; float32 unless given. */
   formats?: BaseFormats;
-  /** Where the frozen weights live; the native store on wasm and cpu, tensors on other backends, unless given. */
+  /** Where the frozen weights live; the native store on wasm and cpu, the GPU on webgpu, tensors on other backends, unless given. */
   store?: WeightStore;
   /** Matrices another thread's model loaded (CausalLM.sharedWeights), mapped instead of read again. */
   shared?: ReadonlyMap<string, PackedMatrixParts>;
-  /** Called after every block of rows read into the native store. */
+  /** Called after every block of rows read into the native store or for the GPU. */
   onProgress?: (progress: LoadProgress) => void;
 }
 
-/** The native store where its products run (wasm, cpu, with onnxruntime's MLAS loaded), tensors elsewhere. */
+/**
+ * The native store where its products run (wasm, cpu, with onnxruntime's MLAS loaded), the GPU
+ * where the quantised products are registered (webgpu), tensors elsewhere.
+ */
 export function defaultStore(backend = tf.getBackend()): WeightStore {
-  return (NATIVE_BACKENDS as readonly string[]).includes(backend) && mlasAvailable() ? 'native' : 'tensors';
+  if ((NATIVE_BACKENDS as readonly string[]).includes(backend) && mlasAvailable()) return 'native';
+  return backend === 'webgpu' && tf.getKernel(QUANT_PRODUCT, backend) !== undefined ? 'gpu' : 'tensors';
 }
 
 /** Token ids, one row per sequence, all rows the same length. */
@@ -92,10 +98,10 @@ export interface EngineModel {
   readonly parameterCount: number;
   /** Width, depth, heads and vocabulary, for the memory estimate; absent: unknown. */
   readonly shape?: ModelShape;
-  /** Bytes of its base in the native weight store, outside the heap; absent: none, the base is tensors. */
+  /** Bytes of its base in the native weight store, outside the heap; absent: none, the base is tensors or on the GPU. */
   readonly nativeBytes?: number;
-  /** Logits [B, T, V] for token ids [B, T]; adapters by module name; dropout only while training. */
-  logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D;
+  /** Logits [B, T, V] for token ids [B, T] (rows of numbers: a table on the GPU checks them on the host); adapters by module name; dropout only while training. */
+  logits(inputIds: TokenBatch, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D;
   /** A linear module's frozen weight as the forward pass uses it (a DoRA adapter's magnitude starts from its norms). */
   base(module: string): BaseLinear;
 }
@@ -113,9 +119,11 @@ export class CausalLM implements EngineModel {
     /** The frozen weights by stored tensor name, each loaded once (linear weights held [d_in, d_out]). */
     private readonly tensors: ReadonlyMap<string, tf.Tensor>,
     private readonly linears: ReadonlyMap<string, LoadedLinear>,
-    private readonly run: (inputIds: tf.Tensor2D, options: ForwardOptions) => tf.Tensor3D,
-    /** The native weight store's matrices by tensor name (empty where the weights are tensors). */
+    private readonly run: (inputIds: TokenIds, options: ForwardOptions) => tf.Tensor3D,
+    /** The native weight store's matrices by tensor name (empty where the weights are elsewhere). */
     private readonly packed: ReadonlyMap<string, PackedMatrix>,
+    /** The matrices on the GPU by tensor name (empty where the weights are elsewhere). */
+    private readonly gpu: ReadonlyMap<string, GpuPackedMatrix>,
     /** The stored formats of the frozen base. */
     readonly formats: BaseFormats,
   ) {
@@ -126,7 +134,9 @@ export class CausalLM implements EngineModel {
    * Reads config.json and every weight the architecture needs, frozen. Where the weights live
    * (LoadModelOptions.store): on wasm and cpu the linear weights, the embedding and lm_head go
    * to the native weight store at the formats asked for (float32 unless given), read a block of
-   * rows at a time; elsewhere every weight is a float32 tensor (of the stored precision's values).
+   * rows at a time; on webgpu they go to the GPU at those formats, read the same way a tensor at
+   * a time, each uploaded as soon as it is read; elsewhere every weight is a float32 tensor (of
+   * the stored precision's values). Norms, biases and position tables are float32 tensors always.
    */
   static async load(modelDir: string, options: LoadModelOptions = {}): Promise<CausalLM> {
     const config = await loadModelConfig(modelDir);
@@ -134,6 +144,7 @@ export class CausalLM implements EngineModel {
     const formats = options.formats ?? FLOAT32_BASE;
     const store = options.store ?? defaultStore();
     const tensors = new Map<string, tf.Tensor>();
+    const gpu = new Map<string, GpuPackedMatrix>();
     try {
       const layout = modelLayout(config, checkpoint.tensors, modelDir);
       const embeddingTensor = layout.parameters.find((p) => (EMBEDDING_NAMES as readonly string[]).includes(p.name))!.tensor;
@@ -143,10 +154,22 @@ export class CausalLM implements EngineModel {
       const quantised = formats.linear.precision !== 'float32' || formats.embedding.precision !== 'float32';
       // Packed matrices, [d_out, d_in] (an embedding [vocab, C]): shared by the caller, or read.
       const packed = new Map<string, PackedMatrix>();
-      if (store === 'native' || quantised) {
+      const requests = [...layout.linears.map((m): WeightRequest => ({ tensor: m.weight, layout: m.layout })), { tensor: embeddingTensor, layout: 'out_in' as const }]
+        .filter((r, i, all) => all.findIndex((o) => o.tensor === r.tensor) === i);
+      if (store === 'gpu') {
+        if (options.shared?.size) throw new Error(`${modelDir}: another thread's matrices map into the native weight store, not onto the GPU; load with store 'native'`);
+        // a tensor at a time, each matrix uploaded and let go before the next is read
+        const total = requests.reduce((sum, r) => sum + checkpoint.info(r.tensor).byteLength, 0);
+        let before = 0;
+        for (const [index, request] of requests.entries()) {
+          const onProgress = options.onProgress && ((p: LoadProgress) => options.onProgress!({ ...p, done: index + p.done, tensors: requests.length, bytesRead: before + p.bytesRead, bytesTotal: total }));
+          const matrix = (await loadPackedMatrices(checkpoint, [request], formatOf(request.tensor), onProgress ? { onProgress } : {})).get(request.tensor)!;
+          gpu.set(request.tensor, uploadPacked(matrix));
+          before += checkpoint.info(request.tensor).byteLength;
+        }
+      } else if (store === 'native' || quantised) {
         for (const [tensor, parts] of options.shared ?? []) packed.set(tensor, PackedMatrix.fromParts(parts));
-        const requests = layout.linears.map((m) => ({ tensor: m.weight, layout: m.layout }));
-        const missing = [...requests, { tensor: embeddingTensor, layout: 'out_in' as const }].filter((r, i, all) => all.findIndex((o) => o.tensor === r.tensor) === i).filter((r) => !packed.has(r.tensor) && (store === 'native' || formatOf(r.tensor).precision !== 'float32'));
+        const missing = requests.filter((r) => !packed.has(r.tensor) && (store === 'native' || formatOf(r.tensor).precision !== 'float32'));
         const byFormat = new Map<BaseFormat, WeightRequest[]>();
         for (const r of missing) byFormat.set(formatOf(r.tensor), [...(byFormat.get(formatOf(r.tensor)) ?? []), r]);
         const total = missing.reduce((sum, r) => sum + checkpoint.info(r.tensor).byteLength, 0);
@@ -159,13 +182,14 @@ export class CausalLM implements EngineModel {
         }
       }
       const native = store === 'native';
+      const onGpu = store === 'gpu';
       // tfjs-wasm multiplies fast (XNNPACK) only without transpose flags: x·W with W held
       // [d_in, d_out] runs about 10× faster than x·Wᵀ with W held [d_out, d_in]. So every linear
       // weight held as a tensor is held 'in_out': nn.Linear weights are transposed once here.
       const transposed = new Set(layout.linears.filter((m) => m.layout === 'out_in').map((m) => m.weight));
       const byName = new Map<string, tf.Tensor>();
       for (const { name, tensor, shape } of layout.parameters) {
-        if (native && packedTensors.has(tensor)) continue;
+        if ((native || onGpu) && packedTensors.has(tensor)) continue;
         const matrix = packed.get(tensor);
         // a dequantised matrix is [d_out, d_in] whatever the checkpoint's layout
         const value = matrix ? tf.tidy(() => {
@@ -185,7 +209,7 @@ export class CausalLM implements EngineModel {
       const linears = new Map(
         layout.linears.map((m, index): [string, LoadedLinear] => {
           const bias = m.bias !== null ? { bias: tensors.get(m.bias) as tf.Tensor1D } : {};
-          const base: BaseLinear = native ? { packed: packed.get(m.weight)!, ...bias } : { weight: tensors.get(m.weight) as tf.Tensor2D, ...bias, layout: 'in_out' };
+          const base: BaseLinear = native ? { packed: packed.get(m.weight)!, ...bias } : onGpu ? { gpu: gpu.get(m.weight)!, ...bias } : { weight: tensors.get(m.weight) as tf.Tensor2D, ...bias, layout: 'in_out' };
           return [m.name, { name: m.name, index, base }];
         }),
       );
@@ -194,8 +218,8 @@ export class CausalLM implements EngineModel {
       const module = (name: string) => linears.get(name)!;
       // A tied embedding is lm_head's weight, so as a tensor it is held [C, vocab] too.
       const embedding = (name: string): Embedding =>
-        native ? { packed: packed.get(storedName.get(name)!)! } : { table: tensor(name) as tf.Tensor2D, byColumns: transposed.has(storedName.get(name)!) };
-      let run: (inputIds: tf.Tensor2D, options: ForwardOptions) => tf.Tensor3D;
+        native ? { packed: packed.get(storedName.get(name)!)! } : onGpu ? { gpu: gpu.get(storedName.get(name)!)! } : { table: tensor(name) as tf.Tensor2D, byColumns: transposed.has(storedName.get(name)!) };
+      let run: (inputIds: TokenIds, options: ForwardOptions) => tf.Tensor3D;
       if (config.family === 'llama') {
         const weights = llamaWeights(config, { tensor, module, embedding });
         run = (ids, options) => llamaForward(config, weights, ids, options);
@@ -204,9 +228,10 @@ export class CausalLM implements EngineModel {
         run = (ids, options) => gpt2Forward(config, weights, ids, options);
       }
       const parameterCount = layout.parameters.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
-      return new CausalLM(modelDir, config, layout.linears, parameterCount, tensors, linears, run, native ? packed : new Map(), formats);
+      return new CausalLM(modelDir, config, layout.linears, parameterCount, tensors, linears, run, native ? packed : new Map(), gpu, formats);
     } catch (error) {
       tf.dispose([...tensors.values()]);
+      for (const matrix of gpu.values()) matrix.dispose();
       throw error;
     } finally {
       await checkpoint.close();
@@ -218,9 +243,14 @@ export class CausalLM implements EngineModel {
     return new Map([...this.packed].map(([tensor, matrix]) => [tensor, matrix.parts]));
   }
 
-  /** Bytes of the native weight store (outside the wasm heap and V8's); undefined where the weights are tensors. */
+  /** Bytes of the native weight store (outside the wasm heap and V8's); undefined where the weights are elsewhere. */
   get nativeBytes(): number | undefined {
     return this.packed.size === 0 ? undefined : [...this.packed.values()].reduce((sum, m) => sum + m.byteLength, 0);
+  }
+
+  /** Bytes of the base's matrices on the GPU (codes and scales); undefined where the weights are elsewhere. */
+  get gpuBytes(): number | undefined {
+    return this.gpu.size === 0 ? undefined : [...this.gpu.values()].reduce((sum, m) => sum + m.byteLength, 0);
   }
 
   /** The module's [d_out, d_in] and layout; throws, naming the nearest modules, for an unknown name. */
@@ -247,8 +277,8 @@ export class CausalLM implements EngineModel {
 
   /**
    * inputIds [B, T] → logits [B, T, vocab]. Ids given as arrays are checked against the
-   * vocabulary; an int32 tensor is used as it is. With a cache, positions continue after the
-   * cached tokens.
+   * vocabulary; an int32 tensor is used as it is, except where the embedding table is on the GPU,
+   * which takes the ids as arrays only. With a cache, positions continue after the cached tokens.
    */
   forward(inputIds: TokenBatch | tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
     for (const [name, adapter] of options.adapters ?? []) {
@@ -260,11 +290,12 @@ export class CausalLM implements EngineModel {
       if (ids.rank !== 2 || ids.dtype !== 'int32') {
         throw new Error(`input_ids: expected an int32 tensor [B, T], got ${ids.dtype} [${ids.shape.join(', ')}]`);
       }
+      const values = inputIds instanceof tf.Tensor ? null : Int32Array.from(inputIds.flat());
       const positions = (options.cache?.length ?? 0) + ids.shape[1];
       if (this.config.family === 'gpt2' && positions > this.config.maxPositions) {
         throw new Error(`input_ids: ${positions} positions exceed n_positions = ${this.config.maxPositions} of ${this.dir}; shorten the sequence`);
       }
-      return this.run(ids, options);
+      return this.run({ tensor: ids, values }, options);
     });
   }
 
@@ -275,7 +306,7 @@ export class CausalLM implements EngineModel {
   }
 
   /** The training engine's entry point (EngineModel): forward with an adapter set. */
-  logits(inputIds: tf.Tensor2D, adapters: AdapterSet, options: LogitsOptions): tf.Tensor3D {
+  logits(inputIds: TokenBatch, adapters: AdapterSet, options: LogitsOptions): tf.Tensor3D {
     return this.forward(inputIds, { adapters, ...options });
   }
 
@@ -296,9 +327,10 @@ export class CausalLM implements EngineModel {
     });
   }
 
-  /** Frees the weights; the model cannot run afterwards. */
+  /** Frees the weights (on the GPU too); the model cannot run afterwards. */
   dispose(): void {
     tf.dispose([...this.tensors.values()]);
+    for (const matrix of this.gpu.values()) matrix.dispose();
     for (const { base } of this.linears.values()) base.weightNormsSquared?.dispose();
   }
 

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { adaptedLinear, type Adapter, type TensorBaseLinear } from '../../kernels/adapter/linear';
 import { tfSeed } from '../../kernels/adapter/seed';
 import type { DataTokenizer } from '../../server/engine/data';
-import type { EngineModel } from '../../server/models/model';
+import type { EngineModel, TokenBatch } from '../../server/models/model';
 import type { LinearModule } from '../../server/models/modules';
 import { linearModule } from './modules';
 
@@ -38,10 +38,10 @@ export class ToyModel implements EngineModel {
     throw new Error(`the toy model has no linear module ${module}`);
   }
 
-  logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
+  logits(inputIds: TokenBatch, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
     this.calls++;
     return tf.tidy(() => {
-      const h = tf.gather(this.embed, inputIds) as tf.Tensor as tf.Tensor3D; // [B, T, d]
+      const h = tf.gather(this.embed, tf.tensor2d(inputIds as number[][], undefined, 'int32')) as tf.Tensor as tf.Tensor3D; // [B, T, d]
       const forward = { training: options.training, ...(options.dropoutSeed === undefined ? {} : { dropoutSeed: options.dropoutSeed }) };
       const x = tf.tanh(adaptedLinear(h, this.proj, adapters.get('model.layers.0.proj') ?? null, forward));
       const logits = adaptedLinear(x, this.head, adapters.get('model.head') ?? null, forward) as tf.Tensor3D;

@@ -16,6 +16,7 @@ import { resolveConfigPaths } from '../../server/config/load';
 import { configSchema } from '../../server/config/schema';
 import { RunDirectory } from '../../server/engine/runs';
 import { train } from '../../server/engine/train';
+import type { TokenBatch } from '../../server/models/model';
 import { TOY_VOCAB, ToyModel, toyTokenizer } from '../helpers/toy-model';
 
 /** A model on whose `from`-th training forward pass the GPU reports `message`. */
@@ -27,7 +28,7 @@ class FailingModel extends ToyModel {
   ) {
     super(TOY_VOCAB, 16);
   }
-  override logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
+  override logits(inputIds: TokenBatch, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
     if (options.training && ++this.count === this.from) reportGpuError(this.message);
     return super.logits(inputIds, adapters, options);
   }

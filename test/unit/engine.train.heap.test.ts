@@ -15,6 +15,7 @@ import { resolveConfigPaths } from '../../server/config/load';
 import { configSchema } from '../../server/config/schema';
 import { RunDirectory } from '../../server/engine/runs';
 import { train } from '../../server/engine/train';
+import type { TokenBatch } from '../../server/models/model';
 import { TOY_VOCAB, ToyModel, toyTokenizer } from '../helpers/toy-model';
 
 const HALF_HEAP = 600_000_000; // float32 elements: 2.3 GiB; two of them do not fit in 4 GiB
@@ -25,7 +26,7 @@ class GreedyModel extends ToyModel {
   constructor(private readonly from: number) {
     super(TOY_VOCAB, 16);
   }
-  override logits(inputIds: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
+  override logits(inputIds: TokenBatch, adapters: ReadonlyMap<string, Adapter>, options: { training: boolean; dropoutSeed?: number }): tf.Tensor3D {
     if (options.training && ++this.count >= this.from) tf.tidy(() => tf.fill([HALF_HEAP], 1));
     return super.logits(inputIds, adapters, options);
   }

@@ -17,7 +17,7 @@ import { RunDirectory } from '../../server/engine/runs';
 import type { DataTokenizer } from '../../server/engine/data';
 import type { Scorer } from '../../server/engine/parallel';
 import { choiceAccuracy, train } from '../../server/engine/train';
-import { IGNORE_INDEX, type LogitsOptions } from '../../server/models/model';
+import { IGNORE_INDEX, type LogitsOptions, type TokenBatch } from '../../server/models/model';
 import type { Adapter } from '../../kernels/adapter/linear';
 import { TOY_VOCAB, ToyModel, toyTokenizer } from '../helpers/toy-model';
 import { maxAbsDiff } from '../helpers/tensors';
@@ -183,7 +183,7 @@ describe('training engine', () => {
       get shape() {
         return { hidden: 768, layers: 12, heads: 12, vocab: 32_000 };
       }
-      override logits(ids: tf.Tensor2D, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D {
+      override logits(ids: TokenBatch, adapters: ReadonlyMap<string, Adapter>, options: LogitsOptions): tf.Tensor3D {
         if (options.training) this.checkpointFlags.push(options.checkpoint);
         return super.logits(ids, adapters, options);
       }
