@@ -158,7 +158,7 @@ const basePrecisionFields = {
     .enum(BASE_DTYPES)
     .default('float32')
     .describe(
-      "Stored precision of the frozen base, as transformers' torch_dtype: float32, or bfloat16 / float16 (half the memory, rounded to nearest even). With load_in_8bit or load_in_4bit it is the precision of what they leave unquantised: the embedding and lm_head, as bitsandbytes leaves them. Products and the adapter stay float32. On wasm and cpu the base lives outside the wasm heap; on webgpu it is held as float32 tensors of these values.",
+      "Stored precision of the frozen base, as transformers' torch_dtype: float32, or bfloat16 / float16 (half the memory, rounded to nearest even). With load_in_8bit or load_in_4bit it is the precision of what they leave unquantised: the embedding and lm_head, as bitsandbytes leaves them. Products and the adapter stay float32. On wasm and cpu the base lives outside the wasm heap; on webgpu, below float32, it stays packed on the GPU.",
     ),
   load_in_8bit: z
     .boolean()

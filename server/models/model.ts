@@ -33,12 +33,15 @@ export interface LoadModelOptions {
 }
 
 /**
- * The native store where its products run (wasm, cpu, with onnxruntime's MLAS loaded), the GPU
- * where the quantised products are registered (webgpu), tensors elsewhere.
+ * The native store where its products run (wasm, cpu, with onnxruntime's MLAS loaded); on webgpu
+ * the GPU store where the quantised products are registered, except for an all-float32 base
+ * (`formats`), which packing would not shrink and which tfjs's own matrix product multiplies;
+ * tensors elsewhere.
  */
-export function defaultStore(backend = tf.getBackend()): WeightStore {
+export function defaultStore(backend = tf.getBackend(), formats?: BaseFormats): WeightStore {
   if ((NATIVE_BACKENDS as readonly string[]).includes(backend) && mlasAvailable()) return 'native';
-  return backend === 'webgpu' && tf.getKernel(QUANT_PRODUCT, backend) !== undefined ? 'gpu' : 'tensors';
+  if (backend !== 'webgpu' || tf.getKernel(QUANT_PRODUCT, backend) === undefined) return 'tensors';
+  return formats && formats.linear.precision === 'float32' && formats.embedding.precision === 'float32' ? 'tensors' : 'gpu';
 }
 
 /** Token ids, one row per sequence, all rows the same length. */
@@ -132,17 +135,18 @@ export class CausalLM implements EngineModel {
 
   /**
    * Reads config.json and every weight the architecture needs, frozen. Where the weights live
-   * (LoadModelOptions.store): on wasm and cpu the linear weights, the embedding and lm_head go
-   * to the native weight store at the formats asked for (float32 unless given), read a block of
-   * rows at a time; on webgpu they go to the GPU at those formats, read the same way a tensor at
-   * a time, each uploaded as soon as it is read; elsewhere every weight is a float32 tensor (of
-   * the stored precision's values). Norms, biases and position tables are float32 tensors always.
+   * (LoadModelOptions.store, defaultStore): on wasm and cpu the linear weights, the embedding and
+   * lm_head go to the native weight store at the formats asked for (float32 unless given), read a
+   * block of rows at a time; on webgpu a base below float32 goes to the GPU at those formats,
+   * read the same way a tensor at a time, each uploaded as soon as it is read; elsewhere every
+   * weight is a float32 tensor (of the stored precision's values). Norms, biases and position
+   * tables are float32 tensors always.
    */
   static async load(modelDir: string, options: LoadModelOptions = {}): Promise<CausalLM> {
     const config = await loadModelConfig(modelDir);
     const checkpoint = await Checkpoint.open(modelDir);
     const formats = options.formats ?? FLOAT32_BASE;
-    const store = options.store ?? defaultStore();
+    const store = options.store ?? defaultStore(undefined, formats);
     const tensors = new Map<string, tf.Tensor>();
     const gpu = new Map<string, GpuPackedMatrix>();
     try {

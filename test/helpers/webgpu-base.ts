@@ -36,8 +36,8 @@ export interface Args {
 }
 
 export interface Result {
-  /** defaultStore() on webgpu. */
-  store: string;
+  /** defaultStore on webgpu for a quantised base, and for an all-float32 one. */
+  store: { quantised: string; float32: string };
   /** Train losses by run: 'tensors' (float32 tensors), or a precision with the base on the GPU. */
   losses: Record<string, number[]>;
   /** The model folder, and the batch whose logits come back. */
@@ -127,7 +127,7 @@ runHelper(async () => {
     const gpuBytes = model.gpuBytes;
     model.dispose();
     const result: Result = {
-      store: defaultStore(),
+      store: { quantised: defaultStore(undefined, formatsAt('nf4')), float32: defaultStore(undefined, FLOAT32_BASE) },
       losses,
       model: TINY_MODEL,
       ids: LOGIT_IDS,

@@ -27,8 +27,8 @@ describe('the frozen base on the GPU (webgpu on a software Vulkan driver)', { sk
     result = await runOnSwiftshader<WebgpuBase.Result>(HELPER, [JSON.stringify(args)]);
   });
 
-  it('is where webgpu keeps the base, and a forward runs its products and gather there', () => {
-    assert.equal(result.store, 'gpu');
+  it('is where webgpu keeps a base below float32, and a forward runs its products and gather there', () => {
+    assert.deepEqual(result.store, { quantised: 'gpu', float32: 'tensors' }, "an all-float32 base stays tensors, for tfjs's own product");
     // 4 layers × 7 projections and the tied lm_head, once each; the embedding's gather once
     assert.equal(result.kernels.products, 4 * 7 + 1);
     assert.equal(result.kernels.gathers, 1);
