@@ -32,7 +32,7 @@ export type QuantisationCost =
       relativeLogitDiff: number;
     }
   | {
-      /** not-quantised: the run held every weight the model reads as stored, or the adapter records no precision (read as float32); not-measured: the base model cannot be read. */
+      /** not-quantised: the run held every weight the model reads as stored, or the adapter records no precision (read as float32); not-measured: the base model cannot be read, or the adapter cannot run on it. */
       status: 'not-quantised' | 'not-measured';
       basePrecision: string;
       /** Why, in words. */

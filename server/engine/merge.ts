@@ -188,7 +188,7 @@ export const UNRECORDED_PRECISION =
  * at float32 (its stored values, exactly) + the adapter. Not measured where the precision keeps
  * every weight the model reads as stored (float32; bfloat16 on a BF16 checkpoint), where the
  * adapter records no precision, or where the base model folder cannot be read (`baseDir`
- * undefined: no base model known). `reference`: the float32 base + adapter's logits, if computed already.
+ * undefined: no base model known) or the adapter cannot run on it. `reference`: the float32 base + adapter's logits, if computed already.
  */
 export async function quantisationCost(
   baseDir: string | undefined,
@@ -215,9 +215,15 @@ export async function quantisationCost(
     const dtypes = [...new Set([...stored.keys()].map((tensor) => read.tensors.get(tensor)!.dtype))].join(', ');
     return { status: 'not-quantised', basePrecision: described, reason: `${described} holds every weight of ${baseDir} as stored (${dtypes})` };
   }
-  const full = reference ?? (await checkLogits(baseDir, adapters, { formats: FLOAT32_BASE }));
-  const { maxAbs, meanAbs, relative } = logitDifference(full, await checkLogits(baseDir, adapters, { formats }));
-  return { status: 'measured', basePrecision: described, maxAbsLogitDiff: maxAbs, meanAbsLogitDiff: meanAbs, relativeLogitDiff: relative };
+  // what was written (an export) stands whatever the measurement meets: a failed one is a reason, not an error
+  let difference: ReturnType<typeof logitDifference>;
+  try {
+    const full = reference ?? (await checkLogits(baseDir, adapters, { formats: FLOAT32_BASE }));
+    difference = logitDifference(full, await checkLogits(baseDir, adapters, { formats }));
+  } catch (error) {
+    return { status: 'not-measured', basePrecision: described, reason: `the adapter could not run on ${baseDir} (${error instanceof Error ? error.message : String(error)})` };
+  }
+  return { status: 'measured', basePrecision: described, maxAbsLogitDiff: difference.maxAbs, meanAbsLogitDiff: difference.meanAbs, relativeLogitDiff: difference.relative };
 }
 
 /** Whether a tensor stored as `dtype` (a safetensors dtype) keeps its values at `precision`. */

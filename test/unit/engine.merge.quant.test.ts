@@ -131,4 +131,11 @@ describe('the cost of a quantised base, measured', () => {
     assert.equal(missing.status, 'not-measured');
     assert.match((missing as { reason: string }).reason, /^the base model cannot be read \(.*nowhere/);
   });
+
+  it("an adapter that cannot run on the base named (another model's) is not measured, with the reason, rather than an error", async () => {
+    const qwen = join(FIXTURES, 'tiny-qwen2');
+    const cost = await quantisationCost(qwen, adapters, keys({ load_in_4bit: true }));
+    assert.equal(cost.status, 'not-measured');
+    assert.match((cost as { reason: string }).reason, new RegExp(`^the adapter could not run on ${qwen.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(.+\\)$`));
+  });
 });
