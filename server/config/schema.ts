@@ -266,6 +266,9 @@ export function baseFormats(config: BasePrecisionKeys): BaseFormats {
   return { linear, embedding };
 }
 
+/** Every key's default: the schema applied to the smallest valid config. */
+export const CONFIG_DEFAULTS: AdapterConfig = configSchema.parse({ model: '.', data: { train: '.' } });
+
 /** A config as written (defaults not yet filled). */
 export type ConfigInput = z.input<typeof configSchema>;
 /** A validated config with every default filled; paths still as written. */

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { closest, distance } from 'fastest-levenshtein';
 import { DiagnosticSeverity, type Diagnostic, type Range } from 'vscode-languageserver';
 import { MAX_ISSUES, parseConfigText } from '../config/load';
-import { baseFormats, BASE_DTYPES, configSchema, DATA_FORMATS, DATASET_FIELDS, DEFAULT_TARGET_MODULES, QUANT_TYPES_4BIT } from '../config/schema';
+import { CONFIG_DEFAULTS, DATA_FORMATS, DATASET_FIELDS, DEFAULT_TARGET_MODULES } from '../config/schema';
 import { checkRecords, DatasetError, type DataFormat, type FieldNames } from '../engine/data';
 import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from './document';
 import { BACKEND_PREFERENCES } from '../../protocol/backends';
@@ -14,9 +14,9 @@ import { expectedWasmProducts } from '../runtime';
 import { parameterCounts, trainableCount } from './hover';
 import { boundedBytes, formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
 import { baseStoreBytes } from '../models/modules';
-import { describeBaseFormats, MAX_GROUP_SIZE, MIN_GROUP_SIZE } from '../../kernels/base/quant';
+import { describeBaseFormats } from '../../kernels/base/quant';
 import { planWorkers } from '../engine/plan-workers';
-import { DATASET_HEAD_LINES, targetedModules, targetNames, writtenTargets, type FactCache, type ModelFacts } from './facts';
+import { DATASET_HEAD_LINES, targetedModules, targetNames, writtenBaseFormats, writtenTargets, type FactCache, type ModelFacts } from './facts';
 import { matchesTarget } from '../models/modules';
 import { MAX_PATTERN_LENGTH } from '../models/target-pattern';
 
@@ -35,8 +35,7 @@ export interface Validation {
   paths: Set<string>;
 }
 
-const DEFAULT_R = configSchema.shape.r.parse(undefined);
-const DEFAULTS = configSchema.parse({ model: '.', data: { train: '.' } });
+const DEFAULTS = CONFIG_DEFAULTS;
 
 function diagnostic(range: Range, message: string, severity: 'error' | 'warning', fix?: FixData): Diagnostic {
   return {
@@ -179,7 +178,7 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
 
   const targeted = targetedModules(model.modules, targets);
   const r = source.scalar(['r']);
-  const rank = r ? r.value : DEFAULT_R;
+  const rank = r ? r.value : DEFAULTS.r;
   if (targeted.length === 0 || typeof rank !== 'number' || !Number.isInteger(rank) || rank <= 0) return out;
   const smallest = targeted.reduce((a, b) => (Math.min(b.dIn, b.dOut) < Math.min(a.dIn, a.dOut) ? b : a));
   const largest = Math.min(smallest.dIn, smallest.dOut);
@@ -213,17 +212,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;
   const checkpointingSetting = typeof setting === 'boolean' ? setting : 'auto';
   // On wasm and cpu with MLAS the base is in the native store, at the precision the config asks for.
-  const scalar = (key: string) => source.scalar([key])?.value;
-  const dtype = scalar('torch_dtype');
-  const quantType = scalar('bnb_4bit_quant_type');
-  const group = scalar('quant_group_size');
-  const formats = baseFormats({
-    torch_dtype: (BASE_DTYPES as readonly unknown[]).includes(dtype) ? (dtype as (typeof BASE_DTYPES)[number]) : 'float32',
-    load_in_8bit: scalar('load_in_8bit') === true && scalar('load_in_4bit') !== true,
-    load_in_4bit: scalar('load_in_4bit') === true,
-    bnb_4bit_quant_type: (QUANT_TYPES_4BIT as readonly unknown[]).includes(quantType) ? (quantType as (typeof QUANT_TYPES_4BIT)[number]) : undefined,
-    quant_group_size: typeof group === 'number' && Number.isInteger(group) && group >= MIN_GROUP_SIZE && group <= MAX_GROUP_SIZE && (group & (group - 1)) === 0 ? group : undefined,
-  });
+  const formats = writtenBaseFormats(source);
   const native = model.layout && expectedWasmProducts() === 'mlas' ? { nativeBytes: baseStoreBytes(model.layout, formats) } : {};
   const shape = { baseParameters: model.totalParameters, products: expectedWasmProducts(), trainable, maxLength, ...native, ...model.shape };
   // As the engine plans it: each of the threads that share a batch (training.workers) holds its share.

@@ -16,6 +16,7 @@ import { describeBaseFormats, type BaseFormats } from '../../kernels/base/quant'
 import { checkTokenizerFiles } from '../models/tokenizer';
 import { targetPatternProblem } from '../models/target-pattern';
 import type { ConfigSource } from './document';
+import { baseFormats, CONFIG_DEFAULTS, type AdapterConfig } from '../config/schema';
 
 /** The modules target_modules selects: PEFT's rules, as training applies them (matchTargetModules). */
 export function targetedModules(modules: readonly ModuleSize[], targets: string | readonly string[]): ModuleSize[] {
@@ -38,6 +39,15 @@ export function writtenTargets(source: ConfigSource, fallback: string | readonly
   const scalar = source.scalar(['target_modules']);
   if (!scalar) return source.has(['target_modules']) ? [] : fallback;
   return typeof scalar.value === 'string' && targetPatternProblem(scalar.value) === null ? scalar.value : [];
+}
+
+/** The keys that choose the frozen base's stored precision (schema.ts baseFormats). */
+export const PRECISION_KEYS = ['torch_dtype', 'load_in_8bit', 'load_in_4bit', 'bnb_4bit_quant_type', 'quant_group_size'] as const;
+
+/** The base's stored formats as a config writes them, each key as the schema accepts it, else its default. */
+export function writtenBaseFormats(source: ConfigSource): BaseFormats {
+  const written = Object.fromEntries(PRECISION_KEYS.map((key) => [key, source.acceptedValue([key], CONFIG_DEFAULTS[key])]));
+  return baseFormats(written as Pick<AdapterConfig, (typeof PRECISION_KEYS)[number]>);
 }
 
 /** What a target can be written as: the distinct last names (`q_proj`) first, then the full names. */

@@ -4,17 +4,14 @@
 // frozen base's memory at this config's precision and at each one a config can ask for.
 import { basename } from 'node:path';
 import { MarkupKind, type Hover } from 'vscode-languageserver';
-import { baseFormats, configSchema, DEFAULT_TARGET_MODULES } from '../config/schema';
+import { CONFIG_DEFAULTS, DEFAULT_TARGET_MODULES } from '../config/schema';
 import { ConfigSource, filePathOf, resolveFrom } from './document';
-import { baseMemory, describeTargets, targetedModules, writtenTargets, type FactCache, type ModelFacts } from './facts';
+import { baseMemory, describeTargets, PRECISION_KEYS, targetedModules, writtenBaseFormats, writtenTargets, type FactCache, type ModelFacts } from './facts';
 import { matchesTarget, type ModelLayout, type ModuleSize } from '../models/modules';
 import { formatGiB, PRECISION_SETTINGS } from '../models/inspect';
 import { fieldAt, fieldMarkdown } from './schema-info';
 
-const DEFAULTS = configSchema.parse({ model: '.', data: { train: '.' } });
-
-/** The keys that choose the frozen base's stored precision (schema.ts baseFormats). */
-const PRECISION_KEYS = ['torch_dtype', 'load_in_8bit', 'load_in_4bit', 'bnb_4bit_quant_type', 'quant_group_size'] as const;
+const DEFAULTS = CONFIG_DEFAULTS;
 
 export interface ParameterCounts {
   modules: number;
@@ -95,8 +92,7 @@ function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: t
 
 /** The frozen base's memory at the precision the config's keys choose (each as the schema accepts it), and at each setting inspect prices. */
 function memoryTable(source: ConfigSource, dir: string, layout: ModelLayout): string {
-  const written = Object.fromEntries(PRECISION_KEYS.map((k) => [k, source.acceptedValue([k], DEFAULTS[k])])) as Pick<typeof DEFAULTS, (typeof PRECISION_KEYS)[number]>;
-  const formats = baseFormats(written);
+  const formats = writtenBaseFormats(source);
   const { base, baseAtPrecisions } = baseMemory(layout, formats);
   const same = (setting: string) => {
     const at = PRECISION_SETTINGS.find((s) => s.setting === setting)!.formats;

@@ -3,7 +3,7 @@
 // document a key the loader does not accept.
 import { z } from 'zod';
 import { objectShapeAt } from '../config/load';
-import { configSchema } from '../config/schema';
+import { CONFIG_DEFAULTS } from '../config/schema';
 
 export type FieldKind = 'object' | 'list' | 'boolean' | 'enum' | 'number' | 'string';
 
@@ -19,8 +19,7 @@ export interface FieldInfo {
   values: string[];
 }
 
-// The defaults of every key: the schema applied to the smallest valid config.
-const DEFAULTS = configSchema.parse({ model: '.', data: { train: '.' } }) as Record<string, unknown>;
+const DEFAULTS = CONFIG_DEFAULTS as Record<string, unknown>;
 const REQUIRED = new Set(['model', 'data', 'data.train']);
 
 function unwrap(schema: z.ZodType): z.ZodType {
