@@ -12,7 +12,7 @@ import { ConfigSource, filePathOf, quotedLike, resolveFrom, type Located } from 
 import { BACKEND_PREFERENCES } from '../../protocol/backends';
 import { expectedWasmProducts } from '../runtime';
 import { parameterCounts, trainableCount } from './hover';
-import { boundedBytes, formatBytes, estimateMemory, memoryLimit, resolveCheckpointing } from '../engine/memory';
+import { boundedBytes, formatBytes, estimateMemory, memoryLimit, OPTIMIZER_COPIES, resolveCheckpointing } from '../engine/memory';
 import { baseStoreBytes } from '../models/modules';
 import { describeBaseFormats } from '../../kernels/base/quant';
 import { planWorkers } from '../engine/plan-workers';
@@ -252,13 +252,20 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
     ...(smaller >= 1 ? [lowerBatch(smaller)] : []),
     ...(!checkpointing && boundedBytes(checkpointed, limit) > limit.bytes && smallerCheckpointed > smaller ? [`set training.gradient_checkpointing: true and ${lowerBatch(smallerCheckpointed)}`] : []),
   ];
-  const fix = fixes.length
-    ? fixes.join('; or ')
-    : `lower data.max_length${batch > 1 ? ' and training.batch_size (raising training.gradient_accumulation to keep the effective batch)' : ''}${checkpointing ? '' : ', and set training.gradient_checkpointing: true'}`;
+  // AdamW's update is a peak of its own, after the activations are freed: no batch or
+  // checkpointing lowers it, only fewer trainable values do
+  const updateBound = estimate.update > estimate.adapter + estimate.activations;
+  const smallest = estimateAt(1, true);
+  const fix =
+    smallest.update > smallest.adapter + smallest.activations && boundedBytes(smallest, limit) > limit.bytes
+      ? `lower r or target fewer modules: AdamW's update holds ${OPTIMIZER_COPIES} float32 copies of the ${trainable.toLocaleString('en-US')} trainable values, whatever the batch`
+      : fixes.length
+        ? fixes.join('; or ')
+        : `lower data.max_length${batch > 1 ? ' and training.batch_size (raising training.gradient_accumulation to keep the effective batch)' : ''}${checkpointing ? '' : ', and set training.gradient_checkpointing: true'}`;
   return [
     diagnostic(
       at.range,
-      `memory: this run needs an estimated ${formatBytes(boundedBytes(estimate, limit))} at its peak (${'nativeBytes' in native ? `base weights at ${describeBaseFormats(formats)} outside the heap ${formatBytes(estimate.native)}${limit.scope === 'heap' ? ', not counted here' : ''}` : `base weights as float32${run.products === 'xnnpack' ? " with XNNPACK's packed copy" : ''} ${formatBytes(estimate.weights)}`}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${share} × ${maxLength} tokens${threads > 1 ? `, each of the ${threads} threads' share of the batch (training.workers)` : ''}${checkpointing ? ` with gradient checkpointing${typeof setting === 'boolean' ? '' : ' (auto)'}` : ''} ${formatBytes(estimate.activations)}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
+      `memory: this run needs an estimated ${formatBytes(boundedBytes(estimate, limit))} at its peak (${'nativeBytes' in native ? `base weights at ${describeBaseFormats(formats)} outside the heap ${formatBytes(estimate.native)}${limit.scope === 'heap' ? ', not counted here' : ''}` : `base weights as float32${run.products === 'xnnpack' ? " with XNNPACK's packed copy" : ''} ${formatBytes(estimate.weights)}`}, adapter and AdamW state ${formatBytes(estimate.adapter)}, activations for ${share} × ${maxLength} tokens${threads > 1 ? `, each of the ${threads} threads' share of the batch (training.workers)` : ''}${checkpointing ? ` with gradient checkpointing${typeof setting === 'boolean' ? '' : ' (auto)'}` : ''} ${formatBytes(estimate.activations)}${updateBound ? `; AdamW's update after them ${formatBytes(estimate.update)}, the larger` : ''}), more than ${limit.what}; it would likely abort. To fit: ${fix}.`,
       'warning',
     ),
   ];

@@ -126,6 +126,15 @@ describe('memory diagnostic', () => {
     assert.match(warning?.message ?? '', /or lower training\.batch_size to 4 \(2 for each of the 2 threads\) and raise training\.gradient_accumulation to 6 to keep the effective batch \(24\)/);
   });
 
+  it("names AdamW's update where it is the larger peak, and fewer trainable values as the fix, not the batch", async () => {
+    // MoSLoRA r 512 on all 84 modules: 512 × 175,104 + 84 × 512² = 111.7M trainable values, 23 copies at the update (9.6 GiB)
+    const text = config(1, 'wasm', true).replace('model: ./m', 'model: ./m\nr: 512\ntarget_modules: all-linear');
+    const [warning] = await memory(text);
+    assert.match(warning?.message ?? '', /; AdamW's update after them 9\.6 GiB, the larger\)/);
+    assert.match(warning?.message ?? '', /To fit: lower r or target fewer modules: AdamW's update holds 23 float32 copies of the 111,673,344 trainable values, whatever the batch\.$/);
+    assert.doesNotMatch((await memory(config(3, 'wasm', false)))[0]?.message ?? '', /AdamW's update/);
+  });
+
   it('says so when auto is what lands on wasm; nothing at batch 1, nor on a GPU backend', async () => {
     assert.match((await memory(config(4, 'auto', false)))[0]?.message ?? '', /auto lands on wasm/);
     assert.deepEqual(await memory(config(1, 'wasm')), []);
