@@ -10,18 +10,13 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
 import { QUANT_GATHER, QUANT_PRODUCT } from '../../kernels/base/webgpu-quant';
-import { DEFAULT_GROUP_SIZE, FLOAT32_BASE, type BaseFormats, type BasePrecision } from '../../kernels/base/quant';
-import type { BackendChoice } from '../../protocol/backends';
-import { resolveConfigPaths } from '../../server/config/load';
-import { configSchema } from '../../server/config/schema';
-import { RunDirectory } from '../../server/engine/runs';
-import { train } from '../../server/engine/train';
+import { FLOAT32_BASE, type BasePrecision } from '../../kernels/base/quant';
 import { CausalLM, defaultStore, type LoadModelOptions, type TokenBatch } from '../../server/models/model';
 import { ModelTokenizer } from '../../server/models/tokenizer';
+import { baseStoreTrainLosses, formatsAt, TINY_MODEL } from './base-store-runs';
 import { runHelper } from './webgpu-start';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
-const TINY_MODEL = join(EXAMPLES, 'tiny-model');
 /** The batch whose logits the test compares with the wasm native store's. */
 const LOGIT_IDS: TokenBatch = [[5, 17, 300, 2, 900, 41, 7, 1000]];
 const NORMS_MODULE = 'model.layers.1.mlp.down_proj';
@@ -55,32 +50,6 @@ export interface Result {
   refusals: { tensor: string; outOfRange: string };
 }
 
-function formatsAt(precision: BasePrecision): BaseFormats {
-  const format = { precision, groupSize: DEFAULT_GROUP_SIZE };
-  return { linear: format, embedding: format };
-}
-
-/** Train losses of a short MoSLoRA run of the tiny model loaded with `load`. */
-async function trainLosses(dir: string, backend: BackendChoice, tokenizer: ModelTokenizer, name: string, steps: number, load: LoadModelOptions): Promise<number[]> {
-  const config = resolveConfigPaths(
-    configSchema.parse({
-      model: TINY_MODEL, method: 'moslora', r: 8, alpha: 16, dropout: 0, target_modules: ['q_proj', 'v_proj', 'up_proj', 'down_proj'],
-      data: { train: join(dir, 'train.jsonl'), max_length: 32 },
-      training: { max_steps: steps, batch_size: BATCH, gradient_accumulation: 1, learning_rate: 1e-2, warmup_steps: 0, log_interval: 1, eval_interval: 100, checkpoint_interval: 100, seed: 5 },
-      output: { runs_dir: join(dir, 'runs'), run_name: name },
-    }),
-    join(dir, `${name}.moslora.yaml`),
-  );
-  const model = await CausalLM.load(TINY_MODEL, load);
-  try {
-    const runDir = join(dir, 'runs', name);
-    await train({ config, model, tokenizer, backend, runDir, resume: false });
-    return (await new RunDirectory(runDir).readMetrics()).filter((m) => m.kind === 'train').map((m) => Number(m.loss));
-  } finally {
-    model.dispose();
-  }
-}
-
 /** The message f throws, or '' (its tensor disposed). */
 function refusal(f: () => tf.Tensor): string {
   try {
@@ -99,9 +68,12 @@ runHelper(async () => {
     const tokenizer = await ModelTokenizer.load(TINY_MODEL);
     const examples = (await readFile(join(EXAMPLES, 'tiny-task', 'train.jsonl'), 'utf8')).split('\n').slice(0, BATCH);
     await writeFile(join(dir, 'train.jsonl'), `${examples.join('\n')}\n`);
-    const losses: Result['losses'] = { tensors: await trainLosses(dir, backend, tokenizer, 'tensors', args.steps, { store: 'tensors' }) };
+    // the same 4 examples every step, at a rate that makes each step's loss fall
+    const trainLosses = (name: string, load: LoadModelOptions) =>
+      baseStoreTrainLosses({ dir, backend, tokenizer, name, load, train: join(dir, 'train.jsonl'), steps: args.steps, batch: BATCH, learningRate: 1e-2, warmup: 0 });
+    const losses: Result['losses'] = { tensors: await trainLosses('tensors', { store: 'tensors' }) };
     for (const precision of args.precisions) {
-      losses[precision] = await trainLosses(dir, backend, tokenizer, precision, args.steps, { store: 'gpu', formats: precision === 'float32' ? FLOAT32_BASE : formatsAt(precision) });
+      losses[precision] = await trainLosses(precision, { store: 'gpu', formats: precision === 'float32' ? FLOAT32_BASE : formatsAt(precision) });
     }
     const logits: Result['logits'] = {};
     for (const precision of args.logits) {

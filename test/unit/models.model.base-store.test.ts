@@ -9,14 +9,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
-import { BASE_PRECISIONS, DEFAULT_GROUP_SIZE, FLOAT32_BASE, type BaseFormats, type BasePrecision } from '../../kernels/base/quant';
+import { BASE_PRECISIONS, DEFAULT_GROUP_SIZE, FLOAT32_BASE } from '../../kernels/base/quant';
 import type { BackendChoice } from '../../protocol/backends';
-import { resolveConfigPaths } from '../../server/config/load';
 import { baseFormats, configSchema } from '../../server/config/schema';
-import { RunDirectory } from '../../server/engine/runs';
-import { train } from '../../server/engine/train';
 import { CausalLM, type LoadModelOptions } from '../../server/models/model';
 import { ModelTokenizer } from '../../server/models/tokenizer';
+import { baseStoreTrainLosses, formatsAt } from '../helpers/base-store-runs';
 import { maxAbsDiff } from '../helpers/tensors';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
@@ -27,30 +25,9 @@ let dir: string;
 let backend: BackendChoice;
 let tokenizer: ModelTokenizer;
 
-function formatsAt(precision: BasePrecision): BaseFormats {
-  const format = { precision, groupSize: DEFAULT_GROUP_SIZE };
-  return { linear: format, embedding: format };
-}
-
 /** Train losses of a short MoSLoRA run of the tiny model loaded with `load`. */
-async function trainLosses(name: string, load: LoadModelOptions): Promise<number[]> {
-  const config = resolveConfigPaths(
-    configSchema.parse({
-      model: MODEL, method: 'moslora', r: 8, alpha: 16, dropout: 0, target_modules: ['q_proj', 'v_proj', 'up_proj', 'down_proj'],
-      data: { train: join(EXAMPLES, 'tiny-task', 'train.jsonl'), max_length: 32 },
-      training: { max_steps: STEPS, batch_size: 8, gradient_accumulation: 1, learning_rate: 3e-3, warmup_steps: 1, log_interval: 1, eval_interval: 100, checkpoint_interval: 100, seed: 5 },
-      output: { runs_dir: join(dir, 'runs'), run_name: name },
-    }),
-    join(dir, `${name}.moslora.yaml`),
-  );
-  const model = await CausalLM.load(MODEL, load);
-  try {
-    const runDir = join(dir, 'runs', name);
-    await train({ config, model, tokenizer, backend, runDir, resume: false });
-    return (await new RunDirectory(runDir).readMetrics()).filter((m) => m.kind === 'train').map((m) => Number(m.loss));
-  } finally {
-    model.dispose();
-  }
+function trainLosses(name: string, load: LoadModelOptions): Promise<number[]> {
+  return baseStoreTrainLosses({ dir, backend, tokenizer, name, load, train: join(EXAMPLES, 'tiny-task', 'train.jsonl'), steps: STEPS, batch: 8, learningRate: 3e-3, warmup: 1 });
 }
 
 describe('the frozen base in the native weight store', () => {
