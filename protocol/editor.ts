@@ -314,26 +314,24 @@ export function parseEstimateParams(value: unknown): Parsed<{ configUri: string 
   return parsed((v) => ({ configUri: uri(params(v, 'estimate', ['configUri']).configUri, 'estimate.configUri') }), value);
 }
 
-export function parseMergeParams(value: unknown): Parsed<MergeParams> {
+/** An adapter folder, an output folder and `force`: what merge and export take, named by `method` in errors. */
+function adapterToFolderParams(method: 'mergeAdapter' | 'exportAdapter', value: unknown): Parsed<MergeParams & ExportParams> {
   return parsed((v) => {
-    const o = params(v, 'mergeAdapter', ['adapterDir', 'outDir'], ['force']);
+    const o = params(v, method, ['adapterDir', 'outDir'], ['force']);
     return {
-      adapterDir: path(o.adapterDir, 'mergeAdapter.adapterDir'),
-      outDir: path(o.outDir, 'mergeAdapter.outDir'),
-      ...(o.force !== undefined ? { force: boolean(o.force, 'mergeAdapter.force') } : {}),
+      adapterDir: path(o.adapterDir, `${method}.adapterDir`),
+      outDir: path(o.outDir, `${method}.outDir`),
+      ...(o.force !== undefined ? { force: boolean(o.force, `${method}.force`) } : {}),
     };
   }, value);
 }
 
+export function parseMergeParams(value: unknown): Parsed<MergeParams> {
+  return adapterToFolderParams('mergeAdapter', value);
+}
+
 export function parseExportParams(value: unknown): Parsed<ExportParams> {
-  return parsed((v) => {
-    const o = params(v, 'exportAdapter', ['adapterDir', 'outDir'], ['force']);
-    return {
-      adapterDir: path(o.adapterDir, 'exportAdapter.adapterDir'),
-      outDir: path(o.outDir, 'exportAdapter.outDir'),
-      ...(o.force !== undefined ? { force: boolean(o.force, 'exportAdapter.force') } : {}),
-    };
-  }, value);
+  return adapterToFolderParams('exportAdapter', value);
 }
 
 export function parseCombineParams(value: unknown): Parsed<CombineParams> {
