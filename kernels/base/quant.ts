@@ -52,6 +52,11 @@ export interface BaseFormats {
 /** A float32 base, as checkpoints load without a precision asked for. */
 export const FLOAT32_BASE: BaseFormats = { linear: { precision: 'float32', groupSize: DEFAULT_GROUP_SIZE }, embedding: { precision: 'float32', groupSize: DEFAULT_GROUP_SIZE } };
 
+/** Whether every stored matrix is float32 (nothing rounded or quantised). */
+export function isFloat32Base(formats: BaseFormats): boolean {
+  return formats.linear.precision === 'float32' && formats.embedding.precision === 'float32';
+}
+
 /** The format in words: 'nf4 (groups of 64)', 'bfloat16'. */
 export function describeFormat(format: BaseFormat): string {
   return isGrouped(format.precision) ? `${format.precision} (groups of ${format.groupSize})` : format.precision;

@@ -8,11 +8,11 @@ import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { mergeWeight } from '../../kernels/adapter/merge';
 import { takeValues } from '../../kernels/backends/read';
-import { describeBaseFormats, FLOAT32_BASE } from '../../kernels/base/quant';
+import { describeBaseFormats, FLOAT32_BASE, isFloat32Base } from '../../kernels/base/quant';
 import { baseFormats, type BasePrecisionKeys } from '../config/schema';
 import { Checkpoint } from '../formats/checkpoint';
 import { CausalLM, type LoadModelOptions } from '../models/model';
-import { readModelLayout, storedFormats } from '../models/modules';
+import { readModelLayout, storedMatrices } from '../models/modules';
 import { makeFolders } from '../formats/files';
 import { checkOutputFolder, replaceOutput, temporaryOutput, type OutputInput } from './outputs';
 import { WRITABLE_DTYPES, writeSafetensors, type TensorToWrite, type WritableDtype } from '../formats/safetensors';
@@ -156,11 +156,15 @@ export function logitDifference(reference: Float32Array, other: Float32Array): L
 /**
  * The merge check: one fixed batch through the base model with the adapter and through the
  * merged model; the largest absolute logit difference. Float32 merges land near 1e-6; a merged
- * model stored in BF16 or F16 adds that format's rounding.
+ * model stored in BF16 or F16 adds that format's rounding. `reference`: base + adapter's logits, if computed already.
  */
-export async function mergedLogitDifference(baseDir: string, mergedDir: string, adapters: ReadonlyMap<string, Adapter>): Promise<number> {
-  const reference = await checkLogits(baseDir, adapters);
-  return logitDifference(reference, await checkLogits(mergedDir, new Map())).maxAbs;
+export async function mergedLogitDifference(
+  baseDir: string,
+  mergedDir: string,
+  adapters: ReadonlyMap<string, Adapter>,
+  reference?: Float32Array,
+): Promise<number> {
+  return logitDifference(reference ?? (await checkLogits(baseDir, adapters)), await checkLogits(mergedDir, new Map())).maxAbs;
 }
 
 /** Both checks of a merge. */
@@ -173,7 +177,7 @@ export interface MergeCheck {
 /** mergedLogitDifference and quantisationCost, the float32 base + adapter computed once for both. */
 export async function checkMerge(baseDir: string, mergedDir: string, adapters: ReadonlyMap<string, Adapter>, basePrecision: BasePrecisionKeys | undefined): Promise<MergeCheck> {
   const reference = await checkLogits(baseDir, adapters);
-  const maxAbsLogitDiff = logitDifference(reference, await checkLogits(mergedDir, new Map())).maxAbs;
+  const maxAbsLogitDiff = await mergedLogitDifference(baseDir, mergedDir, adapters, reference);
   return { maxAbsLogitDiff, quantisation: await quantisationCost(baseDir, adapters, basePrecision, reference) };
 }
 
@@ -199,7 +203,7 @@ export async function quantisationCost(
   if (!basePrecision) return { status: 'not-quantised', basePrecision: 'float32', reason: UNRECORDED_PRECISION };
   const formats = baseFormats(basePrecision);
   const described = describeBaseFormats(formats);
-  if (formats.linear.precision === 'float32' && formats.embedding.precision === 'float32') {
+  if (isFloat32Base(formats)) {
     return { status: 'not-quantised', basePrecision: described, reason: 'the base was held at float32' };
   }
   const notMeasured = (why: string): QuantisationCost => ({ status: 'not-measured', basePrecision: described, reason: `${why}; name the base model folder (moslora export --model DIR) to measure it` });
@@ -210,8 +214,8 @@ export async function quantisationCost(
   } catch (error) {
     return notMeasured(`the base model cannot be read (${(error as Error).message})`);
   }
-  const stored = storedFormats(read.layout, formats);
-  if ([...stored].every(([tensor, format]) => keepsStored(format.precision, read.tensors.get(tensor)!.dtype))) {
+  const stored = storedMatrices(read.layout, formats);
+  if ([...stored].every(([tensor, { format }]) => keepsStored(format.precision, read.tensors.get(tensor)!.dtype))) {
     const dtypes = [...new Set([...stored.keys()].map((tensor) => read.tensors.get(tensor)!.dtype))].join(', ');
     return { status: 'not-quantised', basePrecision: described, reason: `${described} holds every weight of ${baseDir} as stored (${dtypes})` };
   }

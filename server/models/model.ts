@@ -12,11 +12,11 @@ import { weightNormsSquared, type Adapter, type BaseLinear } from '../../kernels
 import { loadPackedMatrices, type LoadProgress, type WeightRequest } from '../../kernels/base/native-load';
 import { NATIVE_BACKENDS } from '../../kernels/base/native-weights';
 import { mlasAvailable } from '../../kernels/backends/mlas-matmul';
-import { FLOAT32_BASE, PackedMatrix, type BaseFormat, type BaseFormats, type PackedMatrixParts } from '../../kernels/base/quant';
+import { FLOAT32_BASE, isFloat32Base, PackedMatrix, type BaseFormat, type BaseFormats, type PackedMatrixParts } from '../../kernels/base/quant';
 import { QUANT_PRODUCT, uploadPacked, type GpuPackedMatrix } from '../../kernels/base/webgpu-quant';
 import type { AdapterSet, Embedding, ForwardOptions, LoadedLinear, TokenIds } from './layers';
 import { llamaForward, llamaWeights } from './llama';
-import { EMBEDDING_NAMES, modelLayout, type LinearModule } from './modules';
+import { EMBEDDING_NAMES, modelLayout, storedMatrices, type LinearModule } from './modules';
 
 /** Where the frozen weights live: the native weight store (wasm, cpu), packed on the GPU (webgpu), or float32 tensors. */
 export type WeightStore = 'native' | 'gpu' | 'tensors';
@@ -41,7 +41,7 @@ export interface LoadModelOptions {
 export function defaultStore(backend = tf.getBackend(), formats?: BaseFormats): WeightStore {
   if ((NATIVE_BACKENDS as readonly string[]).includes(backend) && mlasAvailable()) return 'native';
   if (backend !== 'webgpu' || tf.getKernel(QUANT_PRODUCT, backend) === undefined) return 'tensors';
-  return formats && formats.linear.precision === 'float32' && formats.embedding.precision === 'float32' ? 'tensors' : 'gpu';
+  return formats && isFloat32Base(formats) ? 'tensors' : 'gpu';
 }
 
 /** Token ids, one row per sequence, all rows the same length. */
@@ -152,10 +152,10 @@ export class CausalLM implements EngineModel {
     try {
       const layout = modelLayout(config, checkpoint.tensors, modelDir);
       const embeddingTensor = layout.parameters.find((p) => (EMBEDDING_NAMES as readonly string[]).includes(p.name))!.tensor;
-      const lmHead = layout.linears.find((m) => m.name === 'lm_head')!;
-      const formatOf = (tensor: string) => (tensor === embeddingTensor || tensor === lmHead.weight ? formats.embedding : formats.linear);
-      const packedTensors = new Set([...layout.linears.map((m) => m.weight), embeddingTensor]);
-      const quantised = formats.linear.precision !== 'float32' || formats.embedding.precision !== 'float32';
+      const stored = storedMatrices(layout, formats);
+      const formatOf = (tensor: string) => stored.get(tensor)!.format;
+      const packedTensors = new Set(stored.keys());
+      const quantised = !isFloat32Base(formats);
       // Packed matrices, [d_out, d_in] (an embedding [vocab, C]): shared by the caller, or read.
       const packed = new Map<string, PackedMatrix>();
       const requests = [...layout.linears.map((m): WeightRequest => ({ tensor: m.weight, layout: m.layout })), { tensor: embeddingTensor, layout: 'out_in' as const }]

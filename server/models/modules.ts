@@ -279,32 +279,30 @@ export async function readModelLayout(modelDir: string): Promise<{ config: Model
 /** The token embedding's name in each architecture. */
 export const EMBEDDING_NAMES = ['model.embed_tokens.weight', 'transformer.wte.weight'] as const;
 
+/** A frozen matrix of the base as the weight stores hold it: [rows, cols] = [d_out, d_in] (an embedding [vocab, C]), at its format. */
+export interface StoredMatrix {
+  format: BaseFormat;
+  rows: number;
+  cols: number;
+}
+
 /**
- * The stored format of each tensor `formats` applies to, as CausalLM.load applies it: the
- * embedding and lm_head at the embedding's format, every other linear weight at the linear one.
- * The model's other tensors (norms, biases, position embeddings) stay float32.
+ * The matrices `formats` applies to, by tensor, as CausalLM.load stores them: the embedding and
+ * lm_head at the embedding's format (a tied lm_head is the embedding, once), every other linear
+ * weight at the linear one. The model's other tensors (norms, biases, position embeddings) stay
+ * float32.
  */
-export function storedFormats(layout: ModelLayout, formats: BaseFormats): Map<string, BaseFormat> {
-  const byTensor = new Map<string, BaseFormat>();
+export function storedMatrices(layout: ModelLayout, formats: BaseFormats): Map<string, StoredMatrix> {
+  const byTensor = new Map<string, StoredMatrix>();
   const embedding = layout.parameters.find((p) => (EMBEDDING_NAMES as readonly string[]).includes(p.name));
-  if (embedding) byTensor.set(embedding.tensor, formats.embedding);
+  if (embedding) byTensor.set(embedding.tensor, { format: formats.embedding, rows: embedding.shape[0]!, cols: embedding.shape[1]! });
   for (const m of layout.linears) {
-    if (!byTensor.has(m.weight)) byTensor.set(m.weight, m.name === 'lm_head' ? formats.embedding : formats.linear);
+    if (!byTensor.has(m.weight)) byTensor.set(m.weight, { format: m.name === 'lm_head' ? formats.embedding : formats.linear, rows: m.dOut, cols: m.dIn });
   }
   return byTensor;
 }
 
-/**
- * Bytes the native weight store holds for a model at these formats (CausalLM.load): every linear
- * weight once (lm_head and the embedding at the embedding's format; a tied lm_head is the
- * embedding).
- */
+/** Bytes the native weight store holds for a model at these formats (CausalLM.load): each stored matrix once. */
 export function baseStoreBytes(layout: ModelLayout, formats: BaseFormats): number {
-  const matrices = new Map<string, number>();
-  const embedding = layout.parameters.find((p) => (EMBEDDING_NAMES as readonly string[]).includes(p.name));
-  if (embedding) matrices.set(embedding.tensor, packedBytes(embedding.shape[0]!, embedding.shape[1]!, formats.embedding));
-  for (const m of layout.linears) {
-    if (!matrices.has(m.weight)) matrices.set(m.weight, packedBytes(m.dOut, m.dIn, m.name === 'lm_head' ? formats.embedding : formats.linear));
-  }
-  return [...matrices.values()].reduce((a, b) => a + b, 0);
+  return [...storedMatrices(layout, formats).values()].reduce((sum, m) => sum + packedBytes(m.rows, m.cols, m.format), 0);
 }
