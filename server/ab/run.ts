@@ -11,8 +11,7 @@ import type { BackendName, BackendPreference } from '../../protocol/backends';
 import { loadConfigFile, type ResolvedConfig } from '../config/load';
 import { estimateMemory, resolveCheckpointing, memoryLimit, PROCESS_BYTES } from '../engine/memory';
 import { RunDirectory } from '../engine/runs';
-import { adapterTemplate, withConfigPath } from '../engine/train';
-import { selectModules, trainableValues } from '../models/adapters';
+import { configTrainableValues } from '../engine/train';
 import { JobManager } from '../jobs/manager';
 import { readModelLayout } from '../models/modules';
 import { expectedWasmProducts } from '../runtime';
@@ -159,7 +158,7 @@ async function runBytes(config: ResolvedConfig, backend: BackendName): Promise<n
   const run = {
     hidden: model.hiddenSize, layers: model.numLayers, heads: model.numHeads, vocab: model.vocabSize,
     baseParameters: layout.parameters.reduce((n, { shape }) => n + shape.reduce((a, b) => a * b, 1), 0),
-    products: expectedWasmProducts(), trainable: withConfigPath(config, () => trainableValues(selectModules(layout.linears, config.target_modules).selected, adapterTemplate(config))),
+    products: expectedWasmProducts(), trainable: configTrainableValues(config, layout.linears),
     batch: config.training.batch_size, maxLength: config.data.max_length,
   };
   const checkpointing = resolveCheckpointing(config.training.gradient_checkpointing, run, memoryLimit(backend)).on;

@@ -13,10 +13,9 @@ import { describeBaseFormats, type BaseFormats } from '../../kernels/base/quant'
 import type { LoadProgress } from '../../kernels/base/native-load';
 import { baseFormats } from '../config/schema';
 import { defaultStore } from '../models/model';
-import { selectModules, trainableValues } from '../models/adapters';
 import { formatBytes, machineRefusal } from './memory';
 import { planWorkers, SHARD_WORKER_FILE } from './plan-workers';
-import { adapterTemplate, defaultRunName, readDatasets, train, withConfigPath } from './train';
+import { configTrainableValues, defaultRunName, readDatasets, train } from './train';
 import type { ConfigOverrides, TrainEvent } from '../../protocol/trainer';
 import type { TrainSummary } from '../../protocol/records';
 
@@ -79,8 +78,7 @@ export async function runTrainingJob(configPath: string, options: SessionOptions
   const t = config.training;
   const native = defaultStore(backend.backend) === 'native';
   const storeBytes = (f: BaseFormats) => (native ? { nativeBytes: baseStoreBytes(layout, f) } : {});
-  // the targeted modules' adapters, from their shapes (a target matching nothing is refused when the model has loaded)
-  const trainable = withConfigPath(config, () => trainableValues(selectModules(layout.linears, config.target_modules).selected, adapterTemplate(config)));
+  const trainable = configTrainableValues(config, layout.linears);
   const memory = {
     hidden: shape.hiddenSize, layers: shape.numLayers, heads: shape.numHeads, vocab: shape.vocabSize,
     baseParameters: layout.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0), ...storeBytes(formats), products: productEngine(), trainable, maxLength: config.data.max_length,

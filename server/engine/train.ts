@@ -40,7 +40,7 @@ import { AdamW, scheduleFactor } from './optim';
 import { isFileError, RunDirectory, type LoadedCheckpoint, type TrainerState } from './runs';
 import { median } from './median';
 import { DataParallel, isShardWorkerError, shardWorkerInit, ShardWorkers, type Scorer, type ShardWorkerInit } from './parallel';
-import { createAdapters, disposeAdapters, makeTrainable, selectModules, type AdapterTemplate } from '../models/adapters';
+import { createAdapters, disposeAdapters, makeTrainable, selectModules, trainableValues, type AdapterTemplate } from '../models/adapters';
 import type { WorkerPlan } from './plan-workers';
 import { memoryLimit, resolveCheckpointing } from './memory';
 
@@ -420,8 +420,17 @@ async function checkpointToResume(run: RunDirectory, totalSteps: number, config:
   return checkpoint;
 }
 
+/**
+ * The values a run of `config` trains on a model with these linear modules, from their shapes
+ * alone (before any weight loads): what its memory estimate counts. A target matching nothing adds
+ * none here; the trainer refuses it once the model has loaded.
+ */
+export function configTrainableValues(config: ResolvedConfig, linears: readonly LinearModule[]): number {
+  return withConfigPath(config, () => trainableValues(selectModules(linears, config.target_modules).selected, adapterTemplate(config)));
+}
+
 /** The adapter every targeted module gets, as the config says. */
-export function adapterTemplate(config: ResolvedConfig): AdapterTemplate {
+function adapterTemplate(config: ResolvedConfig): AdapterTemplate {
   return {
     method: config.method, r: config.r, alpha: config.alpha, useRslora: config.use_rslora,
     chainLength: config.chain_length, mixerInit: config.mixer_init, dropout: config.dropout, useDora: config.use_dora,
@@ -429,7 +438,7 @@ export function adapterTemplate(config: ResolvedConfig): AdapterTemplate {
 }
 
 /** Runs `make`, naming the config in an adapter spec's refusal (r too large for a module, …). */
-export function withConfigPath<T>(config: ResolvedConfig, make: () => T): T {
+function withConfigPath<T>(config: ResolvedConfig, make: () => T): T {
   try {
     return make();
   } catch (error) {
