@@ -94,7 +94,7 @@ export class TrainingWorkload {
   }
 
   async dispose(): Promise<void> {
-    await this.workers?.terminate();
+    await this.workers?.close();
     this.optimizer.dispose();
     tf.dispose([...this.params.values()]);
   }

@@ -100,8 +100,9 @@ export async function shardWorkerInit(backend: BackendName, modelDir: string, ad
   return { backend, modelDir, productThreads, adapters: list, load };
 }
 
-/** Messages to a worker: new parameter values (for the requests after it), or a shard to compute. */
+/** Messages to a worker: new parameter values (for the requests after it), a shard to compute, or to end. */
 export type ShardRequest =
+  | { kind: 'close' }
   | { kind: 'params'; params: Float32Array }
   | { kind: 'gradients'; id: number; shard: Shard; step: ShardStep }
   | { kind: 'scores'; id: number; shard: Shard };
@@ -137,6 +138,7 @@ interface Pending {
 /** Worker threads that compute shards, one request at a time each. */
 export class ShardWorkers {
   private readonly pending = new Map<number, Pending>();
+  private readonly exited: Promise<void>[] = [];
   private failure: Error | null = null;
   private nextId = 0;
   private closing = false;
@@ -152,7 +154,7 @@ export class ShardWorkers {
     try {
       await Promise.all(ready);
     } catch (error) {
-      await pool.terminate();
+      await pool.close();
       throw error;
     }
     return pool;
@@ -164,6 +166,7 @@ export class ShardWorkers {
 
   private watch(worker: Worker, index: number): Promise<void> {
     const name = `data-parallel worker ${index + 1} of ${this.workers.length}`;
+    this.exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));
     return new Promise((resolveReady, rejectReady) => {
       const fail = (error: Error) => {
         this.failure ??= error;
@@ -216,9 +219,16 @@ export class ShardWorkers {
     );
   }
 
-  async terminate(): Promise<void> {
+  /**
+   * Ends every worker once it is between two tasks (shard-worker.ts), and waits until each has:
+   * a request in flight is finished first, as Worker.terminate in a native product aborts the
+   * process.
+   */
+  async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    const close: ShardRequest = { kind: 'close' };
+    for (const worker of this.workers) worker.postMessage(close);
+    await Promise.all(this.exited);
   }
 }
 

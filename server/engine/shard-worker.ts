@@ -34,35 +34,36 @@ async function load() {
       },
     ]),
   );
-  return { model, adapters, params: [...makeTrainable(adapters).values()] };
+  const params = [...makeTrainable(adapters).values()];
+  const compute = async (request: Exclude<ShardRequest, { kind: 'params' | 'close' }>): Promise<ShardReply> => {
+    if (request.kind === 'scores') return { type: 'scores', id: request.id, result: Array.from(await takeValues(shardScores(model, adapters, request.shard))) };
+    const { lossSum, grads } = shardGradients(model, adapters, params, request.shard, request.step);
+    return { type: 'gradients', id: request.id, result: { lossSum: await takeNumber(lossSum), grads: (await takeValues(grads)) as Float32Array } };
+  };
+  return { params, compute };
 }
 
-load().then(
-  ({ model, adapters, params }) => {
-    const assign = (values: Float32Array) => {
+// The listener is there from the start, so that a close asked for while the model loads is seen:
+// the worker ends itself between two of its tasks. Stopped from outside (Worker.terminate) while
+// one of onnxruntime's native calls runs, the whole process aborts (a Napi::Error thrown at
+// teardown), so the pool asks instead of terminating.
+const loaded = load();
+port.on('message', (request: ShardRequest) => {
+  if (request.kind === 'close') process.exit(0);
+  loaded.then(({ params, compute }) => {
+    if (request.kind !== 'params') {
+      compute(request).then(reply, fail);
+      return;
+    }
+    try {
       let offset = 0;
       for (const v of params) {
-        tf.tidy(() => v.assign(tf.tensor(values.subarray(offset, offset + v.size), v.shape)));
+        tf.tidy(() => v.assign(tf.tensor(request.params.subarray(offset, offset + v.size), v.shape)));
         offset += v.size;
       }
-    };
-    const compute = async (request: Exclude<ShardRequest, { kind: 'params' }>): Promise<ShardReply> => {
-      if (request.kind === 'scores') return { type: 'scores', id: request.id, result: Array.from(await takeValues(shardScores(model, adapters, request.shard))) };
-      const { lossSum, grads } = shardGradients(model, adapters, params, request.shard, request.step);
-      return { type: 'gradients', id: request.id, result: { lossSum: await takeNumber(lossSum), grads: (await takeValues(grads)) as Float32Array } };
-    };
-    port.on('message', (request: ShardRequest) => {
-      if (request.kind === 'params') {
-        try {
-          assign(request.params);
-        } catch (error) {
-          fail(error);
-        }
-        return;
-      }
-      compute(request).then(reply, fail);
-    });
-    reply({ type: 'ready' });
-  },
-  fail,
-);
+    } catch (error) {
+      fail(error);
+    }
+  }, () => undefined); // a load that failed was reported once, below
+});
+loaded.then(() => reply({ type: 'ready' }), fail);

@@ -389,7 +389,7 @@ export async function train(inputs: TrainInputs): Promise<TrainSummary> {
         { cause: error },
       );
     } finally {
-      await workers?.terminate();
+      await workers?.close();
     }
   } catch (error) {
     // a fresh run that ends before its first step holds nothing but what this trainer wrote at its start

@@ -134,7 +134,14 @@ describe('data-parallel workers that fail', { skip: existsSync(WORKER) ? false :
       await assert.rejects(workers.gradients([shard], step), /^ShardWorkerError: data-parallel worker 1 of 1: /);
       await assert.rejects(workers.scores([shard]), /data-parallel worker 1 of 1/);
     } finally {
-      await workers.terminate();
+      await workers.close();
     }
+  });
+
+  it('closing the workers while they load or compute ends them, and not the process', async () => {
+    // Worker.terminate in one of onnxruntime's native calls aborts the process (a Napi::Error at
+    // teardown); a process that survives six rounds of it ends with the rounds it did.
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'close-shard-workers.ts'), '6'], { cwd: ROOT });
+    assert.deepEqual(JSON.parse(stdout), { rounds: 6 });
   });
 });
