@@ -176,13 +176,15 @@ export class CausalLM implements EngineModel {
         const missing = requests.filter((r) => !packed.has(r.tensor) && (store === 'native' || formatOf(r.tensor).precision !== 'float32'));
         const byFormat = new Map<BaseFormat, WeightRequest[]>();
         for (const r of missing) byFormat.set(formatOf(r.tensor), [...(byFormat.get(formatOf(r.tensor)) ?? []), r]);
+        // progress over the whole load, not per format group
         const total = missing.reduce((sum, r) => sum + checkpoint.info(r.tensor).byteLength, 0);
-        let before = 0;
+        let [before, doneBefore] = [0, 0];
         for (const [format, group] of byFormat) {
-          const onProgress = options.onProgress && ((p: LoadProgress) => options.onProgress!({ ...p, bytesRead: before + p.bytesRead, bytesTotal: total }));
+          const onProgress = options.onProgress && ((p: LoadProgress) => options.onProgress!({ ...p, done: doneBefore + p.done, tensors: missing.length, bytesRead: before + p.bytesRead, bytesTotal: total }));
           const loaded = await loadPackedMatrices(checkpoint, group, format, onProgress ? { onProgress } : {});
           for (const [tensor, matrix] of loaded) packed.set(tensor, matrix);
           before += [...loaded.keys()].reduce((sum, tensor) => sum + checkpoint.info(tensor).byteLength, 0);
+          doneBefore += loaded.size;
         }
       }
       const native = store === 'native';

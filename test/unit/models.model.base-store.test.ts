@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../kernels/backends/backend';
+import type { LoadProgress } from '../../kernels/base/native-load';
 import { BASE_PRECISIONS, DEFAULT_GROUP_SIZE, FLOAT32_BASE } from '../../kernels/base/quant';
 import type { BackendChoice } from '../../protocol/backends';
 import { baseFormats, configSchema } from '../../server/config/schema';
@@ -55,6 +56,18 @@ describe('the frozen base in the native weight store', () => {
       native.dispose();
       tensors.dispose();
     }
+  });
+
+  it('reports one progress over the whole load when the linears and the embedding are stored at different precisions', async () => {
+    const seen: LoadProgress[] = [];
+    const formats = { linear: { precision: 'int4' as const, groupSize: DEFAULT_GROUP_SIZE }, embedding: { precision: 'bfloat16' as const, groupSize: DEFAULT_GROUP_SIZE } };
+    const model = await CausalLM.load(MODEL, { formats, onProgress: (p) => seen.push(p) });
+    model.dispose();
+    // 4 layers × 7 linears and the tied embedding: 29 matrices, 4 bytes a float32 weight in the checkpoint
+    const bytes = 4 * (4 * (2 * 128 * 128 + 2 * 64 * 128 + 3 * 256 * 128) + 1024 * 128);
+    assert.deepEqual(new Set(seen.map((p) => `${p.tensors} ${p.bytesTotal}`)), new Set([`29 ${bytes}`]), 'one total across both groups');
+    seen.slice(1).forEach((p, i) => assert.ok(p.done >= seen[i]!.done && p.bytesRead > seen[i]!.bytesRead, `progress ${i + 1} goes back: ${JSON.stringify(p)}`));
+    assert.deepEqual([seen.at(-1)!.done, seen.at(-1)!.bytesRead], [29, bytes]);
   });
 
   it('float32 out of the heap trains along the curve of float32 tensors, to rounding', async () => {
