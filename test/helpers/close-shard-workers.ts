@@ -5,31 +5,21 @@
 // they compute; then starts workers on a missing model, whose start fails and closes the pool
 // while the other workers still load. Prints the rounds done.
 import { join } from 'node:path';
-import { resolveAdapterSpec } from '../../kernels/adapter/spec';
-import { ShardWorkers, type ShardWorkerInit } from '../../server/engine/parallel';
+import { ShardWorkers } from '../../server/engine/parallel';
+import { SHARD_PARAMS, SHARD_WORKER, shardInit, TINY_MODEL } from './shard-workers';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const WORKER = join(ROOT, 'dist', 'shard-worker.js');
-const spec = resolveAdapterSpec({ method: 'moslora', dIn: 128, dOut: 128, r: 2, alpha: 4 });
-const init = (modelDir: string): ShardWorkerInit => ({
-  backend: 'wasm',
-  modelDir,
-  productThreads: 1,
-  adapters: [{ module: 'model.layers.0.self_attn.q_proj', spec, A: new Float32Array(2 * 128), B: new Float32Array(128 * 2), mixers: [new Float32Array(4)] }],
-  load: {},
-});
 const rows = Array.from({ length: 8 }, () => Array.from({ length: 128 }, (_, i) => (i % 100) + 1));
 const shard = { inputIds: rows, labels: rows, firstSequence: 0 };
 
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2]);
   for (let round = 0; round < rounds; round++) {
-    const workers = await ShardWorkers.start(2, init(join(ROOT, 'examples', 'tiny-model')), WORKER);
-    workers.setParams(new Float32Array(516));
+    const workers = await ShardWorkers.start(2, shardInit(TINY_MODEL, 'wasm'), SHARD_WORKER);
+    workers.setParams(new Float32Array(SHARD_PARAMS));
     void workers.gradients([shard, shard], { dropoutSeed: 1, checkpoint: false }).catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, 300));
     await workers.close();
-    await ShardWorkers.start(3, init(join(ROOT, 'no-such-model')), WORKER).then(
+    await ShardWorkers.start(3, shardInit(join(TINY_MODEL, 'no-such-model'), 'wasm'), SHARD_WORKER).then(
       () => Promise.reject(new Error('workers started on a missing model')),
       () => undefined,
     );

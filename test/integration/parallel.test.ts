@@ -9,16 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
 import { SafetensorsFile } from '../../server/formats/safetensors';
-import { ShardWorkers, type ShardWorkerInit } from '../../server/engine/parallel';
+import { ShardWorkers } from '../../server/engine/parallel';
 import { trainRecords } from '../helpers/run-records';
+import { SHARD_PARAMS, SHARD_WORKER, shardInit, TINY_MODEL } from '../helpers/shard-workers';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
 const EXAMPLES = join(ROOT, 'examples');
-const WORKER = join(ROOT, 'dist', 'shard-worker.js');
 
 let dir: string;
 
@@ -101,22 +100,15 @@ describe('data-parallel training across worker threads', { skip: existsSync(CLI)
   });
 });
 
-describe('data-parallel workers that fail', { skip: existsSync(WORKER) ? false : 'dist/shard-worker.js is missing: run `npm run build` first' }, () => {
-  const spec = resolveAdapterSpec({ method: 'moslora', dIn: 128, dOut: 128, r: 2, alpha: 4 });
-  const init = (modelDir: string): ShardWorkerInit => ({
-    backend: 'cpu',
-    modelDir,
-    productThreads: 1,
-    adapters: [{ module: 'model.layers.0.self_attn.q_proj', spec, A: new Float32Array(2 * 128), B: new Float32Array(128 * 2), mixers: [new Float32Array(4)] }],
-    load: {},
-  });
+describe('data-parallel workers that fail, and closing them', { skip: existsSync(SHARD_WORKER) ? false : 'dist/shard-worker.js is missing: run `npm run build` first' }, () => {
+  const init = (modelDir: string) => shardInit(modelDir, 'cpu');
   before(async () => {
     await selectBackend('cpu');
   });
 
   it('a worker that cannot load the model says which worker and why', async () => {
     const missing = join(tmpdir(), 'moslora-no-such-model');
-    await assert.rejects(ShardWorkers.start(2, init(missing), WORKER), (error: Error) => {
+    await assert.rejects(ShardWorkers.start(2, init(missing), SHARD_WORKER), (error: Error) => {
       assert.equal(error.name, 'ShardWorkerError');
       assert.match(error.message, /^data-parallel worker [12] of 2: .*moslora-no-such-model/);
       return true;
@@ -124,12 +116,12 @@ describe('data-parallel workers that fail', { skip: existsSync(WORKER) ? false :
   });
 
   it('a worker that fails fails the step it was asked for and every later one', async () => {
-    const workers = await ShardWorkers.start(1, init(join(EXAMPLES, 'tiny-model')), WORKER);
+    const workers = await ShardWorkers.start(1, init(TINY_MODEL), SHARD_WORKER);
     try {
       const shard = { inputIds: [[1, 2, 3]], labels: [[1, 2, 3]], firstSequence: 1 };
       const step = { dropoutSeed: 1, checkpoint: false };
-      workers.setParams(new Float32Array(516));
-      assert.equal((await workers.scores([shard]))[0]!.length, 1, 'it works with the 516 values of A, B and the mixer');
+      workers.setParams(new Float32Array(SHARD_PARAMS));
+      assert.equal((await workers.scores([shard]))[0]!.length, 1, 'it works with the values of A, B and the mixer');
       workers.setParams(new Float32Array(3));
       await assert.rejects(workers.gradients([shard], step), /^ShardWorkerError: data-parallel worker 1 of 1: /);
       await assert.rejects(workers.scores([shard]), /data-parallel worker 1 of 1/);
