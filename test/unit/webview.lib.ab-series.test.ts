@@ -2,7 +2,7 @@
 // the band from the lowest to the highest, from planted runs; plain runs and other A/Bs apart.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { abNames, abSeries } from '../../webview/lib/ab-series';
+import { abGroups, abNames, abSeries, spread } from '../../webview/lib/ab-series';
 import { Ema } from '../../webview/lib/ema';
 import { RunData, type Column } from '../../webview/lib/store';
 
@@ -73,5 +73,33 @@ describe('abNames', () => {
   it('lists each A/B once with its first run, in the order of the runs', () => {
     const runs = [planted('p', undefined, []), planted('a', ab('lora', 0, 'x'), []), planted('b', ab('moslora', 0, 'x'), []), planted('c', ab('lora', 0, 'y'), [])];
     assert.deepEqual(abNames(runs), [{ name: 'x', runId: 'a' }, { name: 'y', runId: 'c' }]);
+  });
+});
+
+describe('abGroups', () => {
+  it("gathers each A/B and method's runs wherever they sit in the list, in the order of each group's first run", () => {
+    const runs = [
+      planted('m0', ab('moslora', 0), []),
+      planted('p', undefined, []),
+      planted('l0', ab('lora', 0), []),
+      planted('m1', ab('moslora', 1), []),
+      planted('x0', ab('moslora', 0, 'second'), []),
+    ];
+    assert.deepEqual(abGroups(runs).map((g) => [g.ab, g.method, g.runs.map((r) => r.runId)]), [
+      ['tiny', 'moslora', ['m0', 'm1']],
+      ['tiny', 'lora', ['l0']],
+      ['second', 'moslora', ['x0']],
+    ]);
+  });
+});
+
+describe('spread', () => {
+  it('gives the mean, lowest and highest of the finite numbers, and how many', () => {
+    assert.deepEqual(spread([0.5, undefined, 0.7, null, Number.NaN, 0.6]), { mean: (0.5 + 0.7 + 0.6) / 3, min: 0.5, max: 0.7, n: 3 });
+  });
+
+  it('is undefined with no number to summarise', () => {
+    assert.equal(spread([undefined, null, Number.POSITIVE_INFINITY]), undefined);
+    assert.equal(spread([]), undefined);
   });
 });
