@@ -1,13 +1,18 @@
 // Compare's A/B view: the runs of one A/B drawn per method as the mean over its seeds with a band
 // from the lowest to the highest seed (lib/ab-series.ts); a control to draw them one by one, and
 // "Open A/B Report".
-import { abNames, type AbMethodSeries } from '../lib/ab-series';
+import { abNames, type AbGroup, type AbMethodSeries } from '../lib/ab-series';
 import type { RunData } from '../lib/store';
 import type { LineGroup, LineSpec, XMode } from './chart';
 
+/** What names one method of an A/B in Compare's chart and table: "moslora (tiny, mean of 3 seeds)". */
+export function abLabel(group: Pick<AbGroup, 'ab' | 'method' | 'runs'>): string {
+  return `${group.method} (${group.ab}, mean of ${group.runs.length} seed${group.runs.length === 1 ? '' : 's'})`;
+}
+
 /** The chart's lines for one method: the band's upper and lower edges (faint, filled between) and the mean. */
 export function abLineGroup(series: AbMethodSeries, xMode: XMode, spec: Pick<LineSpec, 'colour' | 'dash'>): LineGroup {
-  const label = `${series.method} (${series.ab}, mean of ${series.runs.length} seed${series.runs.length === 1 ? '' : 's'})`;
+  const label = abLabel(series);
   const keep = xMode === 'step' ? series.steps.map((_, i) => i) : series.walls.flatMap((w, i) => (Number.isFinite(w) ? [i] : []));
   const pick = (ys: number[]) => keep.map((i) => ys[i]!);
   return {

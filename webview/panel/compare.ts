@@ -1,6 +1,7 @@
 // The Compare tab: any runs overlaid on one metric, one colour per run (the theme's chart
 // colours, then dashed), smoothed like the Training tab; a legend table with each run's final
-// and best figures (and Rename, Delete), and the hyperparameters that differ between the runs
+// and best figures (and Rename, Delete), an A/B's methods each with a row of their seeds' mean
+// (lowest–highest) above their runs, and the hyperparameters that differ between the runs
 // shown. Everything shown is built from `selected()`, the runs ticked, in the list's order.
 import { paletteTitles } from '../../protocol/commands';
 import { metricsCsv } from '../lib/csv';
@@ -8,8 +9,8 @@ import { formatCount, formatDuration, formatNumber } from '../../protocol/format
 import { differingKeys, valueText } from '../lib/hyperparameters';
 import { currentPalette, SERIES_COLOURS, type Rgb } from '../lib/theme';
 import type { Column, RunData } from '../lib/store';
-import { abKey, abSeries } from '../lib/ab-series';
-import { abLineGroup, renderAbControls } from './ab-groups';
+import { abGroups, abKey, abSeries, spread, type AbGroup } from '../lib/ab-series';
+import { abLabel, abLineGroup, renderAbControls } from './ab-groups';
 import { Chart, type LineGroup } from './chart';
 import { $, html, type Context } from './context';
 import { chartsPng, type LegendLine } from './png';
@@ -31,6 +32,16 @@ const ACTIVE = new Set(['queued', 'loading', 'training', 'saving']);
 
 /** The legend table's columns after the swatch: what each run's row says (see summary). */
 const COLUMNS = ['run', 'method', 'steps', 'final loss', 'best eval loss', 'final eval loss', 'accuracy', 'time'] as const;
+
+/** What a run's row of the legend table says, as numbers. */
+interface RunFigures {
+  steps: number;
+  finalLoss: number | undefined;
+  bestEval: number | undefined;
+  finalEval: number | undefined;
+  accuracy: number | undefined;
+  time: number | undefined;
+}
 
 export class CompareView {
   readonly element: HTMLElement;
@@ -205,18 +216,42 @@ export class CompareView {
 
   /** A run's row of the legend table, one text per COLUMNS entry. The loss is the last logged one (raw). */
   private summary(run: RunData): string[] {
+    const figures = this.figures(run);
+    return [run.name, run.method ?? '', formatCount(figures.steps), ...[figures.finalLoss, figures.bestEval, figures.finalEval, figures.accuracy].map(formatNumber), figures.time !== undefined ? formatDuration(figures.time) : '–'];
+  }
+
+  private figures(run: RunData): RunFigures {
     const loss = run.column('train', 'loss');
-    const steps = run.state?.step ?? Math.max(loss?.steps.at(-1) ?? 0, run.column('eval', 'eval_loss')?.steps.at(-1) ?? 0);
-    const time = run.elapsedSeconds(Date.now());
+    return {
+      steps: run.state?.step ?? Math.max(loss?.steps.at(-1) ?? 0, run.column('eval', 'eval_loss')?.steps.at(-1) ?? 0),
+      finalLoss: run.lastLoss(),
+      bestEval: run.best('eval', 'eval_loss', true),
+      finalEval: run.last('eval', 'eval_loss'),
+      accuracy: run.last('eval', 'accuracy'),
+      time: run.elapsedSeconds(Date.now()),
+    };
+  }
+
+  /**
+   * An A/B method's row, one text per COLUMNS entry: each figure as the mean over its runs, with
+   * the lowest and highest where they differ ("0.4123 (0.4101–0.4150)").
+   */
+  private groupSummary(group: AbGroup): string[] {
+    const all = group.runs.map((run) => this.figures(run));
+    const text = (pick: (f: RunFigures) => number | undefined, format: (value: number) => string) => {
+      const s = spread(all.map(pick));
+      if (!s) return '–';
+      return s.min === s.max ? format(s.mean) : `${format(s.mean)} (${format(s.min)}–${format(s.max)})`;
+    };
     return [
-      run.name,
-      run.method ?? '',
-      formatCount(steps),
-      formatNumber(run.lastLoss()),
-      formatNumber(run.best('eval', 'eval_loss', true)),
-      formatNumber(run.last('eval', 'eval_loss')),
-      formatNumber(run.last('eval', 'accuracy')),
-      time !== undefined ? formatDuration(time) : '–',
+      abLabel(group),
+      group.method,
+      text((f) => f.steps, formatCount),
+      text((f) => f.finalLoss, formatNumber),
+      text((f) => f.bestEval, formatNumber),
+      text((f) => f.finalEval, formatNumber),
+      text((f) => f.accuracy, formatNumber),
+      text((f) => f.time, formatDuration),
     ];
   }
 
@@ -228,30 +263,58 @@ export class CompareView {
     return swatch;
   }
 
+  /** The runs' rows in the list's order; drawn grouped, an A/B's method has its row, its runs right below it. */
   private updateTable(): void {
+    const runs = this.selected();
+    const groups = this.ctx.ui.compareAbSingle ? [] : abGroups(runs);
+    const groupOf = new Map(groups.flatMap((g) => g.runs.map((run) => [run.runId, g] as const)));
+    const shown = new Set<AbGroup>();
     this.table.replaceChildren(
-      ...this.selected().map((run) => {
-        const row = document.createElement('tr');
-        const swatchCell = document.createElement('td');
-        swatchCell.append(this.swatch(run));
-        row.append(swatchCell);
-        for (const text of this.summary(run)) {
-          const cell = document.createElement('td');
-          cell.textContent = text;
-          row.append(cell);
-        }
-        // rename and delete: never a run that trains or waits to (the extension checks again)
-        const actions = html(`<td class="row-actions"><button type="button" class="link rename">Rename…</button> <button type="button" class="link delete">Delete…</button></td>`);
-        const busy = run.state !== undefined && ACTIVE.has(run.state.phase);
-        for (const button of actions.querySelectorAll('button')) {
-          button.disabled = busy;
-          button.addEventListener('click', () => this.ctx.post({ type: button.classList.contains('rename') ? 'renameRun' : 'deleteRun', runId: run.runId }));
-        }
-        row.append(actions);
-        row.dataset.runId = run.runId;
-        return row;
+      ...runs.flatMap((run) => {
+        const group = groupOf.get(run.runId);
+        if (!group) return [this.runRow(run)];
+        if (shown.has(group)) return [];
+        shown.add(group);
+        return [this.groupRow(group), ...group.runs.map((r) => this.runRow(r))];
       }),
     );
+  }
+
+  private row(swatchOf: RunData, texts: string[]): HTMLTableRowElement {
+    const row = document.createElement('tr');
+    const swatchCell = document.createElement('td');
+    swatchCell.append(this.swatch(swatchOf));
+    row.append(swatchCell);
+    for (const text of texts) {
+      const cell = document.createElement('td');
+      cell.textContent = text;
+      row.append(cell);
+    }
+    return row;
+  }
+
+  private groupRow(group: AbGroup): HTMLTableRowElement {
+    const row = this.row(group.runs[0]!, this.groupSummary(group));
+    row.className = 'ab-summary';
+    row.title = `${group.method} in the A/B ${group.ab}: the mean over its ${group.runs.length} runs shown, and their lowest–highest`;
+    row.dataset.ab = group.ab;
+    row.dataset.method = group.method;
+    row.append(document.createElement('td'));
+    return row;
+  }
+
+  private runRow(run: RunData): HTMLTableRowElement {
+    const row = this.row(run, this.summary(run));
+    // rename and delete: never a run that trains or waits to (the extension checks again)
+    const actions = html(`<td class="row-actions"><button type="button" class="link rename">Rename…</button> <button type="button" class="link delete">Delete…</button></td>`);
+    const busy = run.state !== undefined && ACTIVE.has(run.state.phase);
+    for (const button of actions.querySelectorAll('button')) {
+      button.disabled = busy;
+      button.addEventListener('click', () => this.ctx.post({ type: button.classList.contains('rename') ? 'renameRun' : 'deleteRun', runId: run.runId }));
+    }
+    row.append(actions);
+    row.dataset.runId = run.runId;
+    return row;
   }
 
   /** One row per hyperparameter whose value differs between the runs shown, one column per run. */
@@ -308,13 +371,20 @@ export class CompareView {
     const runs = this.selected();
     if (!runs.length) return undefined;
     const metric = this.metricLabel();
-    const legend: LegendLine[] = runs.map((run) => {
-      const [name, method, steps, finalLoss, bestEval, , accuracy, time] = this.summary(run);
-      return {
-        colour: this.colourOf(run).colour(),
-        text: `${name}${method ? ` (${method})` : ''} · ${steps} steps · final loss ${finalLoss} · best eval loss ${bestEval} · accuracy ${accuracy} · ${time}`,
-      };
+    // drawn grouped, an A/B's method is one line of the legend, as it is one line of the chart
+    const groups = this.ctx.ui.compareAbSingle ? [] : abGroups(runs);
+    const grouped = new Set(groups.flatMap((g) => g.runs.map((run) => run.runId)));
+    const line = (of: RunData, [, , steps, finalLoss, bestEval, , accuracy, time]: string[], named: string): LegendLine => ({
+      colour: this.colourOf(of).colour(),
+      text: `${named} · ${steps} steps · final loss ${finalLoss} · best eval loss ${bestEval} · accuracy ${accuracy} · ${time}`,
     });
+    const legend: LegendLine[] = [
+      ...groups.map((g) => line(g.runs[0]!, this.groupSummary(g), abLabel(g))),
+      ...runs.filter((run) => !grouped.has(run.runId)).map((run) => {
+        const texts = this.summary(run);
+        return line(run, texts, `${texts[0]}${texts[1] ? ` (${texts[1]})` : ''}`);
+      }),
+    ];
     legend.push({ text: `smoothing ${this.ctx.ui.smoothing} · x: ${this.ctx.ui.xMode === 'wall' ? 'wall time' : 'step'}${this.ctx.ui.logY ? ' · log y' : ''}` });
     return { fileName: `moslora-compare-${safeName(metric)}.png`, dataUrl: chartsPng(`Compare: ${metric}`, [this.chart], legend, 1) };
   }
