@@ -9,7 +9,7 @@ import { nearestNames } from '../formats/names';
 import { loadModelConfig, type ModelConfig, type ModelShape } from './config';
 import { gpt2Forward, gpt2Weights } from './gpt2';
 import { weightNormsSquared, type Adapter, type BaseLinear } from '../../kernels/adapter/linear';
-import { loadPackedMatrices, type LoadProgress, type WeightRequest } from '../../kernels/base/native-load';
+import { loadPackedMatrices, type LoadProgress, type RowReader, type WeightRequest } from '../../kernels/base/native-load';
 import { NATIVE_BACKENDS } from '../../kernels/base/native-weights';
 import { mlasAvailable } from '../../kernels/backends/mlas-matmul';
 import { FLOAT32_BASE, isFloat32Base, PackedMatrix, type BaseFormat, type BaseFormats, type PackedMatrixParts } from '../../kernels/base/quant';
@@ -42,6 +42,28 @@ export function defaultStore(backend = tf.getBackend(), formats?: BaseFormats): 
   if ((NATIVE_BACKENDS as readonly string[]).includes(backend) && mlasAvailable()) return 'native';
   if (backend !== 'webgpu' || tf.getKernel(QUANT_PRODUCT, backend) === undefined) return 'tensors';
   return formats && isFloat32Base(formats) ? 'tensors' : 'gpu';
+}
+
+/**
+ * Reads groups of weights in order, each group at its format, and hands each group's matrices to
+ * `take` as soon as they are read; `onProgress` sees one progress over all the groups.
+ */
+async function loadGroups(
+  reader: RowReader,
+  groups: readonly { format: BaseFormat; requests: readonly WeightRequest[] }[],
+  onProgress: ((progress: LoadProgress) => void) | undefined,
+  take: (matrices: Map<string, PackedMatrix>) => void,
+): Promise<void> {
+  const tensors = groups.reduce((n, g) => n + g.requests.length, 0);
+  const bytesTotal = groups.reduce((sum, g) => sum + g.requests.reduce((n, r) => n + reader.info(r.tensor).byteLength, 0), 0);
+  let [done, bytesRead] = [0, 0];
+  for (const { format, requests } of groups) {
+    const progress = onProgress && ((p: LoadProgress) => onProgress({ ...p, done: done + p.done, tensors, bytesRead: bytesRead + p.bytesRead, bytesTotal }));
+    const loaded = await loadPackedMatrices(reader, requests, format, progress ? { onProgress: progress } : {});
+    take(loaded);
+    done += loaded.size;
+    bytesRead += [...loaded.keys()].reduce((sum, tensor) => sum + reader.info(tensor).byteLength, 0);
+  }
 }
 
 /** Token ids, one row per sequence, all rows the same length. */
@@ -154,7 +176,6 @@ export class CausalLM implements EngineModel {
       const embeddingTensor = layout.parameters.find((p) => (EMBEDDING_NAMES as readonly string[]).includes(p.name))!.tensor;
       const stored = storedMatrices(layout, formats);
       const formatOf = (tensor: string) => stored.get(tensor)!.format;
-      const packedTensors = new Set(stored.keys());
       const quantised = !isFloat32Base(formats);
       // Packed matrices, [d_out, d_in] (an embedding [vocab, C]): shared by the caller, or read.
       const packed = new Map<string, PackedMatrix>();
@@ -163,29 +184,18 @@ export class CausalLM implements EngineModel {
       if (store === 'gpu') {
         if (options.shared?.size) throw new Error(`${modelDir}: another thread's matrices map into the native weight store, not onto the GPU; load with store 'native'`);
         // a tensor at a time, each matrix uploaded and let go before the next is read
-        const total = requests.reduce((sum, r) => sum + checkpoint.info(r.tensor).byteLength, 0);
-        let before = 0;
-        for (const [index, request] of requests.entries()) {
-          const onProgress = options.onProgress && ((p: LoadProgress) => options.onProgress!({ ...p, done: index + p.done, tensors: requests.length, bytesRead: before + p.bytesRead, bytesTotal: total }));
-          const matrix = (await loadPackedMatrices(checkpoint, [request], formatOf(request.tensor), onProgress ? { onProgress } : {})).get(request.tensor)!;
-          gpu.set(request.tensor, uploadPacked(matrix));
-          before += checkpoint.info(request.tensor).byteLength;
-        }
+        const each = requests.map((r) => ({ format: formatOf(r.tensor), requests: [r] }));
+        await loadGroups(checkpoint, each, options.onProgress, (loaded) => {
+          for (const [tensor, matrix] of loaded) gpu.set(tensor, uploadPacked(matrix));
+        });
       } else if (store === 'native' || quantised) {
         for (const [tensor, parts] of options.shared ?? []) packed.set(tensor, PackedMatrix.fromParts(parts));
         const missing = requests.filter((r) => !packed.has(r.tensor) && (store === 'native' || formatOf(r.tensor).precision !== 'float32'));
         const byFormat = new Map<BaseFormat, WeightRequest[]>();
         for (const r of missing) byFormat.set(formatOf(r.tensor), [...(byFormat.get(formatOf(r.tensor)) ?? []), r]);
-        // progress over the whole load, not per format group
-        const total = missing.reduce((sum, r) => sum + checkpoint.info(r.tensor).byteLength, 0);
-        let [before, doneBefore] = [0, 0];
-        for (const [format, group] of byFormat) {
-          const onProgress = options.onProgress && ((p: LoadProgress) => options.onProgress!({ ...p, done: doneBefore + p.done, tensors: missing.length, bytesRead: before + p.bytesRead, bytesTotal: total }));
-          const loaded = await loadPackedMatrices(checkpoint, group, format, onProgress ? { onProgress } : {});
+        await loadGroups(checkpoint, [...byFormat].map(([format, group]) => ({ format, requests: group })), options.onProgress, (loaded) => {
           for (const [tensor, matrix] of loaded) packed.set(tensor, matrix);
-          before += [...loaded.keys()].reduce((sum, tensor) => sum + checkpoint.info(tensor).byteLength, 0);
-          doneBefore += loaded.size;
-        }
+        });
       }
       const native = store === 'native';
       const onGpu = store === 'gpu';
@@ -195,7 +205,7 @@ export class CausalLM implements EngineModel {
       const transposed = new Set(layout.linears.filter((m) => m.layout === 'out_in').map((m) => m.weight));
       const byName = new Map<string, tf.Tensor>();
       for (const { name, tensor, shape } of layout.parameters) {
-        if ((native || onGpu) && packedTensors.has(tensor)) continue;
+        if ((native || onGpu) && stored.has(tensor)) continue;
         const matrix = packed.get(tensor);
         // a dequantised matrix is [d_out, d_in] whatever the checkpoint's layout
         const value = matrix ? tf.tidy(() => {
