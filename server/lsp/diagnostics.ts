@@ -35,8 +35,6 @@ export interface Validation {
   paths: Set<string>;
 }
 
-const DEFAULTS = CONFIG_DEFAULTS;
-
 function diagnostic(range: Range, message: string, severity: 'error' | 'warning', fix?: FixData): Diagnostic {
   return {
     range,
@@ -178,7 +176,7 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
 
   const targeted = targetedModules(model.modules, targets);
   const r = source.scalar(['r']);
-  const rank = r ? r.value : DEFAULTS.r;
+  const rank = r ? r.value : CONFIG_DEFAULTS.r;
   if (targeted.length === 0 || typeof rank !== 'number' || !Number.isInteger(rank) || rank <= 0) return out;
   const smallest = targeted.reduce((a, b) => (Math.min(b.dIn, b.dOut) < Math.min(a.dIn, a.dOut) ? b : a));
   const largest = Math.min(smallest.dIn, smallest.dOut);
@@ -195,19 +193,19 @@ function moduleDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
 
 /** The run's estimated peak memory against what its backend can use (see memory.ts for the formula). */
 function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok: true }>, modelValue: Located<unknown>): Diagnostic[] {
-  const backendValue = source.scalar(['backend'])?.value ?? DEFAULTS.backend;
+  const backendValue = source.scalar(['backend'])?.value ?? CONFIG_DEFAULTS.backend;
   const backend = BACKEND_PREFERENCES.find((b) => b === backendValue);
   const limit = backend ? memoryLimit(backend) : null;
   if (!limit) return [];
-  const batch = source.accepted(['training', 'batch_size'], DEFAULTS.training.batch_size);
-  const maxLength = source.accepted(['data', 'max_length'], DEFAULTS.data.max_length);
-  const accumulation = source.accepted(['training', 'gradient_accumulation'], DEFAULTS.training.gradient_accumulation);
+  const batch = source.accepted(['training', 'batch_size'], CONFIG_DEFAULTS.training.batch_size);
+  const maxLength = source.accepted(['data', 'max_length'], CONFIG_DEFAULTS.data.max_length);
+  const accumulation = source.accepted(['training', 'gradient_accumulation'], CONFIG_DEFAULTS.training.gradient_accumulation);
   const counts = parameterCounts(
     targetedModules(model.modules, writtenTargets(source, DEFAULT_TARGET_MODULES)),
-    source.accepted(['r'], DEFAULTS.r),
-    source.accepted(['chain_length'], DEFAULTS.chain_length),
+    source.accepted(['r'], CONFIG_DEFAULTS.r),
+    source.accepted(['chain_length'], CONFIG_DEFAULTS.chain_length),
   );
-  const method = source.scalar(['method'])?.value ?? DEFAULTS.method;
+  const method = source.scalar(['method'])?.value ?? CONFIG_DEFAULTS.method;
   const trainable = trainableCount(counts, method, source.scalar(['use_dora'])?.value === true);
   const setting = source.scalar(['training', 'gradient_checkpointing'])?.value;
   const checkpointingSetting = typeof setting === 'boolean' ? setting : 'auto';
@@ -225,7 +223,7 @@ function memoryDiagnostics(source: ConfigSource, model: Extract<ModelFacts, { ok
   const estimate = estimateAt(share, checkpointing);
   if (boundedBytes(estimate, limit) <= limit.bytes) return [];
   // On the value that weighs most against its default (4 × 256); where neither is written, on the model.
-  const lengthDominates = maxLength / DEFAULTS.data.max_length > batch / DEFAULTS.training.batch_size;
+  const lengthDominates = maxLength / CONFIG_DEFAULTS.data.max_length > batch / CONFIG_DEFAULTS.training.batch_size;
   const at = (lengthDominates ? source.scalar(['data', 'max_length']) : source.scalar(['training', 'batch_size'])) ?? source.scalar(['training', 'batch_size']) ?? source.scalar(['data', 'max_length']) ?? modelValue;
   // The largest share of a batch that fits at this max_length (0 if none does), as a batch_size
   // with the accumulation that keeps the effective batch. The estimate grows with the batch:

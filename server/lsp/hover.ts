@@ -11,8 +11,6 @@ import { matchesTarget, type ModelLayout, type ModuleSize } from '../models/modu
 import { formatGiB, PRECISION_SETTINGS } from '../models/inspect';
 import { fieldAt, fieldMarkdown } from './schema-info';
 
-const DEFAULTS = CONFIG_DEFAULTS;
-
 export interface ParameterCounts {
   modules: number;
   lora: number;
@@ -61,9 +59,9 @@ export async function hoverConfig(uri: string, text: string, position: { line: n
 }
 
 function parameterTable(source: ConfigSource, model: Extract<ModelFacts, { ok: true }>): string {
-  const r = source.accepted(['r'], DEFAULTS.r);
-  const chain = source.accepted(['chain_length'], DEFAULTS.chain_length);
-  const method = String(source.scalar(['method'])?.value ?? DEFAULTS.method);
+  const r = source.accepted(['r'], CONFIG_DEFAULTS.r);
+  const chain = source.accepted(['chain_length'], CONFIG_DEFAULTS.chain_length);
+  const method = String(source.scalar(['method'])?.value ?? CONFIG_DEFAULTS.method);
   const dora = source.scalar(['use_dora'])?.value === true;
   const targets = writtenTargets(source, DEFAULT_TARGET_MODULES);
   const modules = targetedModules(model.modules, targets);
