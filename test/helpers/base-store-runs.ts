@@ -9,8 +9,7 @@ import { RunDirectory } from '../../server/engine/runs';
 import { train } from '../../server/engine/train';
 import { CausalLM, type LoadModelOptions } from '../../server/models/model';
 import type { ModelTokenizer } from '../../server/models/tokenizer';
-
-export const TINY_MODEL = join(import.meta.dirname, '..', '..', 'examples', 'tiny-model');
+import { TINY_MODEL } from './tiny-models';
 
 /** One precision for the linear layers and the embedding, in groups of the default size. */
 export function formatsAt(precision: BasePrecision): BaseFormats {

@@ -6,7 +6,8 @@
 // while the other workers still load. Prints the rounds done.
 import { join } from 'node:path';
 import { ShardWorkers } from '../../server/engine/parallel';
-import { SHARD_PARAMS, SHARD_WORKER, shardInit, TINY_MODEL } from './shard-workers';
+import { SHARD_PARAMS, SHARD_WORKER, shardInit } from './shard-workers';
+import { TINY_MODEL } from './tiny-models';
 
 const rows = Array.from({ length: 8 }, () => Array.from({ length: 128 }, (_, i) => (i % 100) + 1));
 const shard = { inputIds: rows, labels: rows, firstSequence: 0 };

@@ -5,9 +5,7 @@ import { resolveAdapterSpec } from '../../kernels/adapter/spec';
 import type { BackendName } from '../../protocol/backends';
 import type { ShardWorkerInit } from '../../server/engine/parallel';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-export const SHARD_WORKER = join(ROOT, 'dist', 'shard-worker.js');
-export const TINY_MODEL = join(ROOT, 'examples', 'tiny-model');
+export const SHARD_WORKER = join(import.meta.dirname, '..', '..', 'dist', 'shard-worker.js');
 /** The adapter's values, flattened: A, B and the mixer. */
 export const SHARD_PARAMS = 516;
 

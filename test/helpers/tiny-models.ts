@@ -7,6 +7,9 @@ import { writeSafetensors, type TensorToWrite } from '../../server/formats/safet
 import { parseModelConfig } from '../../server/models/config';
 import { expectedTensors } from '../../server/models/modules';
 
+/** The tiny model the project ships (examples/tiny-model). */
+export const TINY_MODEL = join(import.meta.dirname, '..', '..', 'examples', 'tiny-model');
+
 export const TINY_LLAMA_CONFIG = {
   architectures: ['LlamaForCausalLM'],
   vocab_size: 48,

@@ -13,7 +13,8 @@ import { QUANT_GATHER, QUANT_PRODUCT } from '../../kernels/base/webgpu-quant';
 import { FLOAT32_BASE, type BasePrecision } from '../../kernels/base/quant';
 import { CausalLM, defaultStore, type LoadModelOptions, type TokenBatch } from '../../server/models/model';
 import { ModelTokenizer } from '../../server/models/tokenizer';
-import { baseStoreTrainLosses, formatsAt, TINY_MODEL } from './base-store-runs';
+import { baseStoreTrainLosses, formatsAt } from './base-store-runs';
+import { TINY_MODEL } from './tiny-models';
 import { runHelper } from './webgpu-start';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');

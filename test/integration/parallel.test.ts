@@ -13,7 +13,8 @@ import { selectBackend } from '../../kernels/backends/backend';
 import { SafetensorsFile } from '../../server/formats/safetensors';
 import { ShardWorkers } from '../../server/engine/parallel';
 import { trainRecords } from '../helpers/run-records';
-import { SHARD_PARAMS, SHARD_WORKER, shardInit, TINY_MODEL } from '../helpers/shard-workers';
+import { SHARD_PARAMS, SHARD_WORKER, shardInit } from '../helpers/shard-workers';
+import { TINY_MODEL } from '../helpers/tiny-models';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
