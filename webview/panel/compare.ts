@@ -263,10 +263,15 @@ export class CompareView {
     return swatch;
   }
 
+  /** The A/B methods among `runs` as they are drawn: none unless grouped ("Show A/B runs as single runs" off). */
+  private abGroupsDrawn(runs: readonly RunData[]): AbGroup[] {
+    return this.ctx.ui.compareAbSingle ? [] : abGroups(runs);
+  }
+
   /** The runs' rows in the list's order; drawn grouped, an A/B's method has its row, its runs right below it. */
   private updateTable(): void {
     const runs = this.selected();
-    const groups = this.ctx.ui.compareAbSingle ? [] : abGroups(runs);
+    const groups = this.abGroupsDrawn(runs);
     const groupOf = new Map(groups.flatMap((g) => g.runs.map((run) => [run.runId, g] as const)));
     const shown = new Set<AbGroup>();
     this.table.replaceChildren(
@@ -372,7 +377,7 @@ export class CompareView {
     if (!runs.length) return undefined;
     const metric = this.metricLabel();
     // drawn grouped, an A/B's method is one line of the legend, as it is one line of the chart
-    const groups = this.ctx.ui.compareAbSingle ? [] : abGroups(runs);
+    const groups = this.abGroupsDrawn(runs);
     const grouped = new Set(groups.flatMap((g) => g.runs.map((run) => run.runId)));
     const line = (of: RunData, [, , steps, finalLoss, bestEval, , accuracy, time]: string[], named: string): LegendLine => ({
       colour: this.colourOf(of).colour(),
