@@ -1,3 +1,6 @@
+// Loading a checkpoint's weights into the native weight store (kernels/base/native-load.ts): a
+// block of rows at a time at each precision, the matrices packed as a whole read would pack them,
+// progress to the totals, and what it refuses, named.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

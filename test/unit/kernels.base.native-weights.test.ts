@@ -1,3 +1,6 @@
+// The native weight store's products and gather (kernels/base/native-weights.ts), on MLAS: value
+// and input gradient at each precision against float64 on the dequantised W, float32 as the heap's
+// product gives it, the output written where tfjs allocated it, on the wasm and cpu backends.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
