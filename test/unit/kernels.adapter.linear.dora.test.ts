@@ -15,6 +15,7 @@ import type { AdapterWeights } from '../../kernels/adapter/init';
 import { dropoutMaskAttrs, dropoutMaskValues } from '../../kernels/adapter/dropout';
 import { adaptedLinear, doraWeightNorms, weightNormsSquared, type Adapter, type TensorBaseLinear } from '../../kernels/adapter/linear';
 import { mergeWeight, unmergeWeight } from '../../kernels/adapter/merge';
+import { seededAdapter } from '../helpers/adapters';
 import { maxAbsDiff, seeded } from '../helpers/tensors';
 
 const N = 3;
@@ -24,16 +25,7 @@ const R = 2;
 const DROPOUT_SEED = 42;
 
 function makeAdapter(method: AdapterMethod, seed: number, dropout = 0): Adapter {
-  const spec = resolveAdapterSpec({ method, dIn: D_IN, dOut: D_OUT, r: R, alpha: 3, chainLength: 3, dropout, useDora: true });
-  const mixers = method === 'lora' ? 0 : spec.chainLength;
-  const weights: AdapterWeights = {
-    A: seeded([R, D_IN], seed) as tf.Tensor2D,
-    B: seeded([D_OUT, R], seed + 1) as tf.Tensor2D,
-    mixers: Array.from({ length: mixers }, (_, i) => seeded([R, R], seed + 2 + i) as tf.Tensor2D),
-    // away from the norms, so that f ≠ 1 and every term counts
-    magnitude: tf.add(seeded([D_OUT], seed + 7, 0.5), 1.5) as tf.Tensor1D,
-  };
-  return { spec, weights };
+  return seededAdapter(resolveAdapterSpec({ method, dIn: D_IN, dOut: D_OUT, r: R, alpha: 3, chainLength: 3, dropout, useDora: true }), seed);
 }
 
 function makeBase(layout: TensorBaseLinear['layout'], seed: number, bias = true): TensorBaseLinear {
@@ -249,17 +241,7 @@ describe('DoRA merge and unmerge', () => {
   });
 
   function trained(method: AdapterMethod, seed: number): Adapter {
-    const spec = resolveAdapterSpec({ method, dIn: D, dOut: D + 8, r: RANK, alpha: 12, chainLength: 3, useDora: true });
-    const mixers = method === 'lora' ? 0 : spec.chainLength;
-    return {
-      spec,
-      weights: {
-        A: seeded([RANK, D], seed, 0.3) as tf.Tensor2D,
-        B: seeded([D + 8, RANK], seed + 1, 0.3) as tf.Tensor2D,
-        mixers: Array.from({ length: mixers }, (_, i) => seeded([RANK, RANK], seed + 2 + i) as tf.Tensor2D),
-        magnitude: tf.add(seeded([D + 8], seed + 7, 0.5), 1.5) as tf.Tensor1D,
-      },
-    };
+    return seededAdapter(resolveAdapterSpec({ method, dIn: D, dOut: D + 8, r: RANK, alpha: 12, chainLength: 3, useDora: true }), seed, 0.3);
   }
 
   for (const method of ADAPTER_METHODS) {

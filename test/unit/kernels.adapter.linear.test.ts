@@ -8,6 +8,7 @@ import { adapterScaling, resolveAdapterSpec } from '../../kernels/adapter/spec';
 import { selectBackend } from '../../kernels/backends/backend';
 import { initAdapterWeights, type AdapterWeights } from '../../kernels/adapter/init';
 import { adaptedLinear, type Adapter, type TensorBaseLinear } from '../../kernels/adapter/linear';
+import { seededAdapter } from '../helpers/adapters';
 import { finiteDifferences, maxAbsDiff, seeded } from '../helpers/tensors';
 import { ADAPTER_METHODS, type AdapterMethod } from '../../protocol/methods';
 
@@ -17,14 +18,7 @@ const D_OUT = 4;
 const R = 2;
 
 function makeAdapter(method: AdapterMethod, seed: number, dropout = 0): Adapter {
-  const spec = resolveAdapterSpec({ method, dIn: D_IN, dOut: D_OUT, r: R, alpha: 3, chainLength: 3, dropout });
-  const mixers = method === 'lora' ? 0 : spec.chainLength;
-  const weights: AdapterWeights = {
-    A: seeded([R, D_IN], seed) as tf.Tensor2D,
-    B: seeded([D_OUT, R], seed + 1) as tf.Tensor2D, // non-zero, so every factor gets a gradient
-    mixers: Array.from({ length: mixers }, (_, i) => seeded([R, R], seed + 2 + i) as tf.Tensor2D),
-  };
-  return { spec, weights };
+  return seededAdapter(resolveAdapterSpec({ method, dIn: D_IN, dOut: D_OUT, r: R, alpha: 3, chainLength: 3, dropout }), seed);
 }
 
 function makeBase(layout: TensorBaseLinear['layout'], seed: number): TensorBaseLinear {
