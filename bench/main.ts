@@ -308,8 +308,9 @@ program
   .option('--loss-precisions <list>', 'comma-separated, float32 among them', 'float32,bfloat16,int8,int4,nf4')
   .option('--loss-model <name>', `the loss gap's model: ${LOSS_MODELS.join(' (examples/tiny-model) or ')} (random weights, the tiny model's tokenizer)`, 'tiny')
   .option('--loss-batch <n>', "the loss gap's sequences a step (default: the config's training.batch_size)", integer('--loss-batch', 1))
+  .option('--loss-seeds <n>', "seeds of the loss gap, from the config's on: each precision's difference from float32 is paired by seed, with its 95% interval", integer('--loss-seeds', 1), 1)
   .option('--one <json>', '(internal) measure one precision of one checkpoint in this process')
-  .action(async (options: { shapes: string; precisions: string; modelDir?: string; steps: number; lossSteps: number; lossPrecisions: string; lossModel: string; lossBatch?: number; one?: string }) => {
+  .action(async (options: { shapes: string; precisions: string; modelDir?: string; steps: number; lossSteps: number; lossPrecisions: string; lossModel: string; lossBatch?: number; lossSeeds: number; one?: string }) => {
     if (options.one) {
       const { dir, precision, steps } = JSON.parse(options.one) as { dir: string; precision: BasePrecision; steps: number };
       await startBackend(backendOption('wasm'));
@@ -321,7 +322,7 @@ program
     const lossModel = LOSS_MODELS.find((name) => name === options.lossModel);
     if (!lossModel) throw new Error(`--loss-model: "${options.lossModel}" is not one of ${LOSS_MODELS.join(', ')}`);
     const result = await benchScale(
-      { shapes: parseShapes(options.shapes), precisions: parsePrecisions(options.precisions), ...(options.modelDir ? { modelDir: options.modelDir } : {}), steps: options.steps, lossSteps: options.lossSteps, lossPrecisions, lossModel, ...(options.lossBatch === undefined ? {} : { lossBatch: options.lossBatch }) },
+      { shapes: parseShapes(options.shapes), precisions: parsePrecisions(options.precisions), ...(options.modelDir ? { modelDir: options.modelDir } : {}), steps: options.steps, lossSteps: options.lossSteps, lossPrecisions, lossModel, lossSeeds: options.lossSeeds, ...(options.lossBatch === undefined ? {} : { lossBatch: options.lossBatch }) },
       (one) => [...process.execArgv, process.argv[1]!, 'scale', '--one', one],
     );
     console.log(JSON.stringify(result));

@@ -10,8 +10,9 @@
 //   q, k, v, up, down at batch 1 × 256 tokens with gradient checkpointing (bench/workload.ts: the
 //   engine's gradient path and AdamW).
 // And the loss gap: a model trained through runTrainingJob on the tiny task (examples/
-// tiny-moslora.moslora.yaml, a fixed number of steps) at each precision, the final train loss
-// against float32's; the model is the shipped tiny one, or a ~100M Llama-shaped one with random
+// tiny-moslora.moslora.yaml, a fixed number of steps) at each precision and seed, the final train
+// loss against float32's at the same seed, and over the seeds the mean of those paired differences
+// with its 95% t-interval (server/ab/stats.ts, as the A/B report's); the model is the shipped tiny one, or a ~100M Llama-shaped one with random
 // weights and the tiny model's tokenizer (LOSS_MODELS): no ~100M checkpoint ships or downloads
 // here, and on the tiny task's labels an adapter's loss falls from any base.
 import { existsSync, readFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ import { describeBaseFormats, type BasePrecision, type BaseFormats } from '../ke
 import { baseFormats, type AdapterConfig } from '../server/config/schema';
 import { estimateMemory, machineRefusal } from '../server/engine/memory';
 import { median } from '../server/engine/median';
+import { tInterval } from '../server/ab/stats';
 import { LOWER_PRECISIONS, runTrainingJob } from '../server/engine/session';
 import { CausalLM, defaultStore } from '../server/models/model';
 import { baseStoreBytes, readModelLayout } from '../server/models/modules';
@@ -96,13 +98,28 @@ export interface ScaleCase {
 
 export interface LossGapCase {
   precision: BasePrecision;
+  seed: number;
   formats: string;
   /** The train loss averaged over the last log window (training.log_interval steps), as the run's summary gives it. */
   final_loss: number;
   eval_loss: number | null;
-  /** (final_loss − float32's) / float32's. */
+  /** (final_loss − float32's at the same seed) / float32's. */
   relative_difference: number | null;
   wall_s: number;
+}
+
+/** One precision over the seeds: its paired relative differences from float32. */
+export interface LossGapPaired {
+  precision: BasePrecision;
+  seeds: number;
+  /** Mean of the seeds' relative differences of the final train loss, and the half width of its 95% t-interval (null for one seed). */
+  mean_relative_difference: number;
+  half_width_95: number | null;
+  lowest: number;
+  highest: number;
+  /** The same for the eval loss; null without eval losses. */
+  eval_mean_relative_difference: number | null;
+  eval_half_width_95: number | null;
 }
 
 export interface ScaleBenchResult {
@@ -136,6 +153,8 @@ export interface ScaleOptions {
   /** The loss gap's model (LOSS_MODELS) and its training.batch_size (absent: the config's). */
   lossModel: LossModel;
   lossBatch?: number;
+  /** Seeds of the loss gap, from the config's on. */
+  lossSeeds: number;
 }
 
 export function parseShapes(list: string): string[] {
@@ -294,7 +313,11 @@ async function writeLossModel(dir: string, tinyModel: string): Promise<string> {
   return `random Llama, ${(llamaParameterCount(s) / 1e6).toFixed(1)}M parameters (hidden ${s.hidden}, ${s.layers} layers, ${s.heads} heads / ${s.kvHeads} kv, intermediate ${s.intermediate}, vocab ${s.vocab}: the tiny model's tokenizer), F32, N(0, 0.02) weights`;
 }
 
-/** The loss gap: each precision at the config's seed, and float32 at the next seed (how far a run moves without any quantisation). */
+/**
+ * The loss gap: each precision at each seed; per precision the paired differences from float32
+ * over the seeds; and how far float32 itself moves from the first seed to the others, without any
+ * quantisation (with one seed: float32 at the next seed, trained for that alone).
+ */
 export interface LossGap {
   config: string;
   /** The model trained: the config's, or what writeLossModel wrote. */
@@ -302,31 +325,62 @@ export interface LossGap {
   steps: number;
   batch: number;
   cases: LossGapCase[];
-  float32_next_seed: LossGapCase & { seed: number };
+  paired: LossGapPaired[];
+  /** float32 at each other seed against float32 at the first: relative difference of the final train loss. */
+  float32_seed_spread: LossGapCase[];
 }
 
-/** `which` model trained `steps` steps on the tiny task at each precision through runTrainingJob, one after another on wasm, same seed; and float32 at the next seed. */
-async function lossGap(configPath: string, steps: number, precisions: BasePrecision[], which: LossModel, batchSize?: number): Promise<LossGap> {
+/** Per precision, the mean paired relative difference from float32 over the seeds, and its interval. */
+export function pairLossGap(cases: readonly LossGapCase[]): LossGapPaired[] {
+  const float32 = new Map(cases.filter((c) => c.precision === 'float32').map((c) => [c.seed, c]));
+  const precisions = [...new Set(cases.map((c) => c.precision))].filter((p) => p !== 'float32');
+  return precisions.map((precision) => {
+    const mine = cases.filter((c) => c.precision === precision && float32.has(c.seed));
+    const relative = (c: LossGapCase, key: 'final_loss' | 'eval_loss'): number | null => {
+      const reference = float32.get(c.seed)![key];
+      const value = c[key];
+      return value === null || reference === null ? null : (value - reference) / reference;
+    };
+    const d = mine.map((c) => relative(c, 'final_loss')!);
+    const train = tInterval(d);
+    const evalDifferences = mine.map((c) => relative(c, 'eval_loss'));
+    const evaluation = evalDifferences.every((e): e is number => e !== null) ? tInterval(evalDifferences) : null;
+    return {
+      precision,
+      seeds: mine.length,
+      mean_relative_difference: round(train.mean, 5),
+      half_width_95: train.halfWidth === null ? null : round(train.halfWidth, 5),
+      lowest: round(Math.min(...d), 5),
+      highest: round(Math.max(...d), 5),
+      eval_mean_relative_difference: evaluation === null ? null : round(evaluation.mean, 5),
+      eval_half_width_95: evaluation?.halfWidth == null ? null : round(evaluation.halfWidth, 5),
+    };
+  });
+}
+
+/** `which` model trained `steps` steps on the tiny task at each precision and each of `seeds` seeds from the config's, through runTrainingJob, one after another on wasm (with one seed, float32 at the next seed too). */
+async function lossGap(configPath: string, steps: number, precisions: BasePrecision[], which: LossModel, seeds: number, batchSize?: number): Promise<LossGap> {
   const scratch = await mkdtemp(join(tmpdir(), 'moslora-bench-scale-loss-'));
   try {
     const config = parse(await readFile(configPath, 'utf8')) as { model: string; training: { seed: number; batch_size: number } };
     const tinyModel = join(dirname(configPath), config.model);
     const modelDir = which === 'tiny' ? undefined : join(scratch, 'llama-100m');
     const model = modelDir ? await writeLossModel(modelDir, tinyModel) : tinyModel;
-    const train = async (precision: BasePrecision, seed?: number): Promise<LossGapCase> => {
+    const train = async (precision: BasePrecision, seed: number): Promise<LossGapCase> => {
       const file = await lossGapConfig(configPath, precision, steps, scratch, modelDir, batchSize);
-      const summary = await runTrainingJob(file, { backend: 'wasm', runDir: join(scratch, `run-${precision}-${seed ?? 'config'}`), ...(seed === undefined ? {} : { overrides: { seed } }) });
-      if (summary.state !== 'done' || summary.finalLoss === null) throw new Error(`the ${which} model at ${precision} did not complete ${steps} steps: ${summary.state}${summary.reason ? ` (${summary.reason})` : ''}`);
-      console.error(`${which} model, ${precision}${seed === undefined ? '' : `, seed ${seed}`}: final train loss ${summary.finalLoss.toFixed(5)} after ${steps} steps (${summary.wallSeconds.toFixed(0)} s)`);
-      return { precision, formats: describeBaseFormats(formatsOf(precision)), final_loss: round(summary.finalLoss, 5), eval_loss: summary.evalLoss === null ? null : round(summary.evalLoss, 5), relative_difference: null, wall_s: round(summary.wallSeconds, 1) };
+      const summary = await runTrainingJob(file, { backend: 'wasm', runDir: join(scratch, `run-${precision}-${seed}`), overrides: { seed } });
+      if (summary.state !== 'done' || summary.finalLoss === null) throw new Error(`the ${which} model at ${precision}, seed ${seed}, did not complete ${steps} steps: ${summary.state}${summary.reason ? ` (${summary.reason})` : ''}`);
+      console.error(`${which} model, ${precision}, seed ${seed}: final train loss ${summary.finalLoss.toFixed(5)} after ${steps} steps (${summary.wallSeconds.toFixed(0)} s)`);
+      return { precision, seed, formats: describeBaseFormats(formatsOf(precision)), final_loss: round(summary.finalLoss, 5), eval_loss: summary.evalLoss === null ? null : round(summary.evalLoss, 5), relative_difference: null, wall_s: round(summary.wallSeconds, 1) };
     };
+    const first = config.training.seed;
     const cases: LossGapCase[] = [];
-    for (const precision of precisions) cases.push(await train(precision));
-    const seed = config.training.seed + 1;
-    const nextSeed = { ...(await train('float32', seed)), seed };
-    const reference = cases.find((c) => c.precision === 'float32')!;
-    for (const c of [...cases, nextSeed]) c.relative_difference = round((c.final_loss - reference.final_loss) / reference.final_loss, 5);
-    return { config: configPath, model, steps, batch: batchSize ?? config.training.batch_size, cases, float32_next_seed: nextSeed };
+    for (let seed = first; seed < first + seeds; seed++) for (const precision of precisions) cases.push(await train(precision, seed));
+    const float32 = new Map(cases.filter((c) => c.precision === 'float32').map((c) => [c.seed, c]));
+    for (const c of cases) c.relative_difference = round((c.final_loss - float32.get(c.seed)!.final_loss) / float32.get(c.seed)!.final_loss, 5);
+    const others = seeds > 1 ? cases.filter((c) => c.precision === 'float32' && c.seed !== first) : [await train('float32', first + 1)];
+    const spread = others.map((c) => ({ ...c, relative_difference: round((c.final_loss - float32.get(first)!.final_loss) / float32.get(first)!.final_loss, 5) }));
+    return { config: configPath, model, steps, batch: batchSize ?? config.training.batch_size, cases, paired: pairLossGap(cases), float32_seed_spread: spread };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -339,7 +393,7 @@ export async function benchScale(options: ScaleOptions, childArgs: (one: string)
   const freeBefore = freemem();
   const cases: ScaleCase[] = [];
   for (const name of options.shapes) cases.push(...(await measureShape(name, options, childArgs)));
-  const gap = options.lossSteps > 0 ? await lossGap(LOSS_GAP_CONFIG, options.lossSteps, options.lossPrecisions, options.lossModel, options.lossBatch) : null;
+  const gap = options.lossSteps > 0 ? await lossGap(LOSS_GAP_CONFIG, options.lossSteps, options.lossPrecisions, options.lossModel, options.lossSeeds, options.lossBatch) : null;
   return {
     bench: 'scale', backend: 'wasm', batch: BATCH, tokens: TOKENS, rank: RANK, targets: TARGETS, checkpointing: true, checkpoint_dtype: 'BF16',
     machine_gib: round(totalmem() / GiB, 1), free_gib_before: round(freeBefore / GiB, 1), load_average: [round(loadBefore, 2), round(loadavg()[0]!, 2)], machine_shared: true,
@@ -358,9 +412,14 @@ export function scaleSummary(r: ScaleBenchResult): string {
   });
   if (r.loss_gap) {
     lines.push(`loss gap, ${r.loss_gap.model}, ${r.loss_gap.steps} steps of ${r.loss_gap.batch} sequences (${r.loss_gap.config}):`);
-    const n = r.loss_gap.float32_next_seed;
-    for (const c of r.loss_gap.cases) lines.push(`  ${c.precision.padEnd(8)} final train loss ${c.final_loss}${c.relative_difference === null ? '' : ` · ${(100 * c.relative_difference).toFixed(2)}% from float32`}${c.eval_loss === null ? '' : ` · eval loss ${c.eval_loss}`}`);
-    lines.push(`  float32 at seed ${n.seed} (no quantisation, another seed): final train loss ${n.final_loss} · ${(100 * n.relative_difference!).toFixed(2)}% from float32${n.eval_loss === null ? '' : ` · eval loss ${n.eval_loss}`}`);
+    const percent = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(2)}%`;
+    for (const c of r.loss_gap.cases) lines.push(`  ${c.precision.padEnd(8)} seed ${c.seed}: final train loss ${c.final_loss}${c.relative_difference === null ? '' : ` · ${percent(c.relative_difference)} from float32`}${c.eval_loss === null ? '' : ` · eval loss ${c.eval_loss}`}`);
+    for (const p of r.loss_gap.paired) {
+      const interval = p.half_width_95 === null ? '' : ` ± ${(100 * p.half_width_95).toFixed(2)}% (95%)`;
+      const evaluation = p.eval_mean_relative_difference === null ? '' : ` · eval loss ${percent(p.eval_mean_relative_difference)}${p.eval_half_width_95 === null ? '' : ` ± ${(100 * p.eval_half_width_95).toFixed(2)}%`}`;
+      lines.push(`  ${p.precision.padEnd(8)} over ${p.seeds} seed(s), paired: final train loss ${percent(p.mean_relative_difference)}${interval} from float32 (${percent(p.lowest)} to ${percent(p.highest)})${evaluation}`);
+    }
+    for (const n of r.loss_gap.float32_seed_spread) lines.push(`  float32 at seed ${n.seed} (no quantisation, another seed): final train loss ${n.final_loss} · ${percent(n.relative_difference!)} from float32 at seed ${r.loss_gap.cases[0]!.seed}`);
   }
   lines.push(`(${r.machine_gib} GiB machine, ${r.free_gib_before} GiB free at the start; load average ${r.load_average[0]} → ${r.load_average[1]}: the machine was shared)`);
   return lines.join('\n');
