@@ -114,12 +114,12 @@ export interface LossGapPaired {
   seeds: number;
   /** Mean of the seeds' relative differences of the final train loss, and the half width of its 95% t-interval (null for one seed). */
   mean_relative_difference: number;
-  half_width_95: number | null;
-  lowest: number;
-  highest: number;
+  difference_half_width_95: number | null;
+  lowest_difference: number;
+  highest_difference: number;
   /** The same for the eval loss; null without eval losses. */
   eval_mean_relative_difference: number | null;
-  eval_half_width_95: number | null;
+  eval_difference_half_width_95: number | null;
 }
 
 export interface ScaleBenchResult {
@@ -349,11 +349,11 @@ export function pairLossGap(cases: readonly LossGapCase[]): LossGapPaired[] {
       precision,
       seeds: mine.length,
       mean_relative_difference: round(train.mean, 5),
-      half_width_95: train.halfWidth === null ? null : round(train.halfWidth, 5),
-      lowest: round(Math.min(...d), 5),
-      highest: round(Math.max(...d), 5),
+      difference_half_width_95: train.halfWidth === null ? null : round(train.halfWidth, 5),
+      lowest_difference: round(Math.min(...d), 5),
+      highest_difference: round(Math.max(...d), 5),
       eval_mean_relative_difference: evaluation === null ? null : round(evaluation.mean, 5),
-      eval_half_width_95: evaluation?.halfWidth == null ? null : round(evaluation.halfWidth, 5),
+      eval_difference_half_width_95: evaluation?.halfWidth == null ? null : round(evaluation.halfWidth, 5),
     };
   });
 }
@@ -415,9 +415,9 @@ export function scaleSummary(r: ScaleBenchResult): string {
     const percent = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(2)}%`;
     for (const c of r.loss_gap.cases) lines.push(`  ${c.precision.padEnd(8)} seed ${c.seed}: final train loss ${c.final_loss}${c.relative_difference === null ? '' : ` · ${percent(c.relative_difference)} from float32`}${c.eval_loss === null ? '' : ` · eval loss ${c.eval_loss}`}`);
     for (const p of r.loss_gap.paired) {
-      const interval = p.half_width_95 === null ? '' : ` ± ${(100 * p.half_width_95).toFixed(2)}% (95%)`;
-      const evaluation = p.eval_mean_relative_difference === null ? '' : ` · eval loss ${percent(p.eval_mean_relative_difference)}${p.eval_half_width_95 === null ? '' : ` ± ${(100 * p.eval_half_width_95).toFixed(2)}%`}`;
-      lines.push(`  ${p.precision.padEnd(8)} over ${p.seeds} seed(s), paired: final train loss ${percent(p.mean_relative_difference)}${interval} from float32 (${percent(p.lowest)} to ${percent(p.highest)})${evaluation}`);
+      const interval = p.difference_half_width_95 === null ? '' : ` ± ${(100 * p.difference_half_width_95).toFixed(2)}% (95%)`;
+      const evaluation = p.eval_mean_relative_difference === null ? '' : ` · eval loss ${percent(p.eval_mean_relative_difference)}${p.eval_difference_half_width_95 === null ? '' : ` ± ${(100 * p.eval_difference_half_width_95).toFixed(2)}%`}`;
+      lines.push(`  ${p.precision.padEnd(8)} over ${p.seeds} seed(s), paired: final train loss ${percent(p.mean_relative_difference)}${interval} from float32 (${percent(p.lowest_difference)} to ${percent(p.highest_difference)})${evaluation}`);
     }
     for (const n of r.loss_gap.float32_seed_spread) lines.push(`  float32 at seed ${n.seed} (no quantisation, another seed): final train loss ${n.final_loss} · ${percent(n.relative_difference!)} from float32 at seed ${r.loss_gap.cases[0]!.seed}`);
   }

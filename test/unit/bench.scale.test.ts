@@ -22,16 +22,16 @@ test('pairLossGap pairs each seed with float32 at that seed, and gives the mean 
   assert.equal(nf4!.precision, 'nf4');
   assert.equal(nf4!.seeds, 3);
   assert.equal(nf4!.mean_relative_difference, Number(m.toFixed(5)));
-  assert.equal(nf4!.half_width_95, Number(((4.302653 * sd) / Math.sqrt(3)).toFixed(5)));
-  assert.equal(nf4!.lowest, 0);
-  assert.equal(nf4!.highest, 0.05);
+  assert.equal(nf4!.difference_half_width_95, Number(((4.302653 * sd) / Math.sqrt(3)).toFixed(5)));
+  assert.equal(nf4!.lowest_difference, 0);
+  assert.equal(nf4!.highest_difference, 0.05);
   assert.equal(nf4!.eval_mean_relative_difference, Number((0.1 / 3).toFixed(5)));
 });
 
 test('pairLossGap with one seed has no interval, and no eval difference where a run has no eval loss', () => {
   const [int8] = pairLossGap([run('float32', 42, 2.0), run('int8', 42, 1.9)]);
   assert.equal(int8!.mean_relative_difference, -0.05);
-  assert.equal(int8!.half_width_95, null);
+  assert.equal(int8!.difference_half_width_95, null);
   assert.equal(int8!.eval_mean_relative_difference, null);
-  assert.equal(int8!.eval_half_width_95, null);
+  assert.equal(int8!.eval_difference_half_width_95, null);
 });
