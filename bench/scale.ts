@@ -12,9 +12,10 @@
 // And the loss gap: a model trained through runTrainingJob on the tiny task (examples/
 // tiny-moslora.moslora.yaml, a fixed number of steps) at each precision and seed, the final train
 // loss against float32's at the same seed, and over the seeds the mean of those paired differences
-// with its 95% t-interval (server/ab/stats.ts, as the A/B report's); the model is the shipped tiny one, or a ~100M Llama-shaped one with random
-// weights and the tiny model's tokenizer (LOSS_MODELS): no ~100M checkpoint ships or downloads
-// here, and on the tiny task's labels an adapter's loss falls from any base.
+// with its 95% t-interval (server/ab/stats.ts, as the A/B report's). The model is the shipped
+// tiny one, or a ~100M Llama-shaped one with random weights and the tiny model's tokenizer
+// (LOSS_MODELS): no ~100M checkpoint ships or downloads here, and on the tiny task's labels an
+// adapter's loss falls from any base.
 import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { freemem, loadavg, tmpdir, totalmem } from 'node:os';
@@ -353,7 +354,7 @@ export function pairLossGap(cases: readonly LossGapCase[]): LossGapPaired[] {
       lowest_difference: round(Math.min(...d), 5),
       highest_difference: round(Math.max(...d), 5),
       eval_mean_relative_difference: evaluation === null ? null : round(evaluation.mean, 5),
-      eval_difference_half_width_95: evaluation?.halfWidth == null ? null : round(evaluation.halfWidth, 5),
+      eval_difference_half_width_95: evaluation === null || evaluation.halfWidth === null ? null : round(evaluation.halfWidth, 5),
     };
   });
 }
