@@ -11,7 +11,6 @@
 // MOSLORA_FUZZ_SEED picks another seed; a failure names its case, the mutation and the seed.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
 import { cp, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +18,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { selectBackend } from '../../kernels/backends/backend';
 import { saveAdapter } from '../../server/engine/adapter-files';
 import { trainedAdapters } from '../helpers/adapters';
-import { CLI_MISSING, envWithout, runCli, type CliRun } from '../helpers/cli';
+import { CLI_MISSING, envWithout, runCli, wroteTelemetryLog, type CliRun } from '../helpers/cli';
 import { damageBytes, deepJson, HOSTILE_VALUES, int, mutateJson, mutateSafetensors, pick, seeded, type Random } from './mutate';
 import { mutateConfig } from './mutate-config';
 
@@ -103,9 +102,7 @@ async function runCase(c: Case, tally: Tally): Promise<string | null> {
   tally.codes.set(ending, (tally.codes.get(ending) ?? 0) + 1);
   const problem = judge(run);
   const changed = (await listing(c.dir, c.output)).join('\n') !== before.join('\n');
-  // made during the case: another process of the same pid (before it) may have left one
-  const telemetryLog = `/tmp/mat-debug-${run.pid}.log`;
-  const telemetry = existsSync(telemetryLog) && statSync(telemetryLog).mtimeMs >= started;
+  const telemetry = wroteTelemetryLog(run);
   const reasons = [problem, changed ? 'files outside its output changed' : null, telemetry ? `left /tmp/mat-debug-${run.pid}.log` : null].filter(Boolean);
   if (reasons.length === 0) return null;
   const stderr = run.stderr.split('\n').slice(0, 6).join('\n  ');

@@ -1,7 +1,7 @@
 // Runs the built CLI (dist/cli.js) as a user does, and says how it ended: exit code or signal,
 // stdout, stderr, and its pid (to look for files named after it).
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const CLI = join(__dirname, '..', '..', 'dist', 'cli.js');
@@ -13,6 +13,8 @@ export interface CliRun {
   stdout: string;
   stderr: string;
   pid: number;
+  /** When it was started (Date.now()). */
+  startedAt: number;
   /** True when the run outlived `timeoutMs` and was killed. */
   timedOut: boolean;
 }
@@ -26,6 +28,7 @@ export interface CliOptions {
 /** `node dist/cli.js ...args`; never rejects for a failed command, only for a CLI that cannot start. */
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
+    const startedAt = Date.now();
     const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -42,7 +45,7 @@ export function runCli(args: readonly string[], options: CliOptions = {}): Promi
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, pid: child.pid!, timedOut });
+      resolve({ code, signal, stdout, stderr, pid: child.pid!, startedAt, timedOut });
     });
   });
 }
@@ -52,4 +55,14 @@ export function envWithout(name: string, extra: NodeJS.ProcessEnv = {}): NodeJS.
   const env = { ...process.env, ...extra };
   delete env[name];
   return env;
+}
+
+/**
+ * Whether the run wrote onnxruntime's telemetry log, /tmp/mat-debug-<pid>.log (the CLI turns the
+ * telemetry off): an earlier process with the same pid may have left one, so only a file written
+ * since the run started counts.
+ */
+export function wroteTelemetryLog(run: CliRun): boolean {
+  const log = `/tmp/mat-debug-${run.pid}.log`;
+  return existsSync(log) && statSync(log).mtimeMs >= run.startedAt;
 }
