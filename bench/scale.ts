@@ -331,16 +331,23 @@ export interface LossGap {
   float32_seed_spread: LossGapCase[];
 }
 
+/** float32's run at each seed: what every precision at that seed is measured against. */
+function float32BySeed(cases: readonly LossGapCase[]): Map<number, LossGapCase> {
+  return new Map(cases.filter((c) => c.precision === 'float32').map((c) => [c.seed, c]));
+}
+
+const relativeTo = (value: number, reference: number) => (value - reference) / reference;
+
 /** Per precision, the mean paired relative difference from float32 over the seeds, and its interval. */
 export function pairLossGap(cases: readonly LossGapCase[]): LossGapPaired[] {
-  const float32 = new Map(cases.filter((c) => c.precision === 'float32').map((c) => [c.seed, c]));
+  const float32 = float32BySeed(cases);
   const precisions = [...new Set(cases.map((c) => c.precision))].filter((p) => p !== 'float32');
   return precisions.map((precision) => {
     const mine = cases.filter((c) => c.precision === precision && float32.has(c.seed));
     const relative = (c: LossGapCase, key: 'final_loss' | 'eval_loss'): number | null => {
       const reference = float32.get(c.seed)![key];
       const value = c[key];
-      return value === null || reference === null ? null : (value - reference) / reference;
+      return value === null || reference === null ? null : relativeTo(value, reference);
     };
     const d = mine.map((c) => relative(c, 'final_loss')!);
     const train = tInterval(d);
@@ -375,12 +382,12 @@ async function lossGap(configPath: string, steps: number, precisions: BasePrecis
       return { precision, seed, formats: describeBaseFormats(formatsOf(precision)), final_loss: round(summary.finalLoss, 5), eval_loss: summary.evalLoss === null ? null : round(summary.evalLoss, 5), relative_difference: null, wall_s: round(summary.wallSeconds, 1) };
     };
     const first = config.training.seed;
-    const cases: LossGapCase[] = [];
-    for (let seed = first; seed < first + seeds; seed++) for (const precision of precisions) cases.push(await train(precision, seed));
-    const float32 = new Map(cases.filter((c) => c.precision === 'float32').map((c) => [c.seed, c]));
-    for (const c of cases) c.relative_difference = round((c.final_loss - float32.get(c.seed)!.final_loss) / float32.get(c.seed)!.final_loss, 5);
+    const trained: LossGapCase[] = [];
+    for (let seed = first; seed < first + seeds; seed++) for (const precision of precisions) trained.push(await train(precision, seed));
+    const float32 = float32BySeed(trained);
+    const cases = trained.map((c) => ({ ...c, relative_difference: round(relativeTo(c.final_loss, float32.get(c.seed)!.final_loss), 5) }));
     const others = seeds > 1 ? cases.filter((c) => c.precision === 'float32' && c.seed !== first) : [await train('float32', first + 1)];
-    const spread = others.map((c) => ({ ...c, relative_difference: round((c.final_loss - float32.get(first)!.final_loss) / float32.get(first)!.final_loss, 5) }));
+    const spread = others.map((c) => ({ ...c, relative_difference: round(relativeTo(c.final_loss, float32.get(first)!.final_loss), 5) }));
     return { config: configPath, model, steps, batch: batchSize ?? config.training.batch_size, cases, paired: pairLossGap(cases), float32_seed_spread: spread };
   } finally {
     await rm(scratch, { recursive: true, force: true });
